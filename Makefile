@@ -1,0 +1,64 @@
+# Edo — the two commands a newcomer needs are `make run` and `make test`.
+# Everything builds with CMake under build/ (examples in build/examples/).
+
+BUILD        ?= build
+BUILD_TYPE   ?= RelWithDebInfo
+PREFIX       ?= /usr/local
+JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE        ?= cmake
+CTEST        ?= ctest
+CMAKE_FLAGS  ?=
+# Stress loops run at full size in the plain build and scaled under sanitizers.
+ASAN_SCALE   ?= 0.25
+TSAN_SCALE   ?= 0.1
+
+.PHONY: all build run test test-asan test-tsan bench bench-quick install format lint clean
+
+all: build
+
+$(BUILD)/CMakeCache.txt:
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
+
+build: $(BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(BUILD) -j $(JOBS)
+
+# The main example: for now a demo that spawns tasks and prints what they did.
+run: build
+	./$(BUILD)/examples/demo
+
+test: build
+	$(CTEST) --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# ASan + UBSan, and TSan: separate build trees so each keeps its objects.
+test-asan:
+	$(MAKE) test BUILD=build-asan BUILD_TYPE=Debug CMAKE_FLAGS="-DEDO_SANITIZE=address -DEDO_BUILD_BENCH=OFF $(CMAKE_FLAGS)" \
+		EDO_STRESS_SCALE=$(ASAN_SCALE)
+
+test-tsan:
+	$(MAKE) test BUILD=build-tsan BUILD_TYPE=RelWithDebInfo CMAKE_FLAGS="-DEDO_SANITIZE=thread -DEDO_BUILD_BENCH=OFF $(CMAKE_FLAGS)" \
+		EDO_STRESS_SCALE=$(TSAN_SCALE)
+
+export EDO_STRESS_SCALE
+
+# Benchmarks: Release build, then the side-by-side runner (bench/run.sh).
+# `make bench BENCH=name` runs one workload; `make bench-quick` a reduced set.
+bench:
+	$(MAKE) build BUILD=build-release BUILD_TYPE=Release CMAKE_FLAGS="-DEDO_BUILD_TESTS=OFF $(CMAKE_FLAGS)"
+	EDO_BUILD=build-release BENCH=$(BENCH) bash bench/run.sh
+
+bench-quick:
+	$(MAKE) bench QUICK=1
+
+export QUICK
+
+install: build
+	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+lint:
+	bash tools/lint.sh
+
+clean:
+	rm -rf build build-asan build-tsan build-release build-clang

@@ -1,0 +1,26 @@
+/* Edo — an asynchronous runtime for C with the architecture of Rust's Tokio.
+ *
+ * The umbrella header: include this one.  Each area has its own header under
+ * edo/, documented there:
+ *
+ *   edo/error.h    error codes and edo_strerror()
+ *   edo/future.h   futures, wakers, the poll context
+ *   edo/runtime.h  building a runtime, edo_block_on(), handles
+ *   edo/task.h     spawning, join and abort handles, yielding, the budget,
+ *                  task-local storage
+ *   edo/async.h    stackless coroutines (EDO_ASYNC, EDO_AWAIT, ...)
+ */
+#ifndef EDO_H
+#define EDO_H
+
+#define EDO_VERSION_MAJOR 0
+#define EDO_VERSION_MINOR 1
+#define EDO_VERSION_PATCH 0
+
+#include "edo/error.h"
+#include "edo/future.h"
+#include "edo/runtime.h"
+#include "edo/task.h"
+#include "edo/async.h"
+
+#endif /* EDO_H */

@@ -1,0 +1,165 @@
+/* Edo — runtimes: building one, entering it with edo_block_on, handles.
+ *
+ * A runtime owns a scheduler (which runs tasks) and its drivers (which wake
+ * tasks when I/O, timers or signals are ready).  Two flavours:
+ *
+ *   EDO_RT_CURRENT_THREAD  every task runs on the thread that calls
+ *                          edo_block_on(); wakes from other threads go through
+ *                          a remote (inject) queue and unpark that thread.
+ *   EDO_RT_MULTI_THREAD    a pool of worker threads with work stealing.
+ *
+ * Build one with a builder:
+ *
+ *     edo_runtime_builder b;
+ *     edo_runtime_builder_init(&b, EDO_RT_CURRENT_THREAD);
+ *     b.thread_name = "my-worker";
+ *     edo_runtime *rt;
+ *     int rc = edo_runtime_build(&b, &rt);      // 0 or -errno
+ *     ...
+ *     rc = edo_block_on(rt, &main_frame.edo_base);
+ *     edo_runtime_free(rt);                    // cancels every task, frees all
+ *
+ * An `edo_handle` is a reference-counted way to reach a runtime from anywhere
+ * (another thread, a library that was handed one): spawn through it.  A handle
+ * stays valid after its runtime is freed; spawning through it then fails with
+ * EDO_ESHUTDOWN.
+ */
+#ifndef EDO_RUNTIME_H
+#define EDO_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edo/future.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct edo_runtime edo_runtime;
+typedef struct edo_handle edo_handle;
+
+/** Which scheduler a runtime uses. */
+typedef enum edo_rt_flavor {
+	EDO_RT_CURRENT_THREAD = 1,
+	EDO_RT_MULTI_THREAD = 2,
+} edo_rt_flavor;
+
+/**
+ * Callbacks a runtime makes at points of its life.  Every member may be NULL.
+ * They run on the thread concerned, must not block, and must not call back
+ * into the runtime except to read metrics.  @ud is the builder's hooks_ud.
+ */
+typedef struct edo_runtime_hooks {
+	void (*on_thread_start)(void *ud);  /**< a runtime thread starts */
+	void (*on_thread_stop)(void *ud);   /**< a runtime thread is about to exit */
+	void (*on_thread_park)(void *ud);   /**< a runtime thread is about to sleep */
+	void (*on_thread_unpark)(void *ud); /**< a runtime thread woke up */
+	void (*on_task_spawn)(void *ud, uint64_t task_id);     /**< a task was spawned */
+	void (*on_task_terminate)(void *ud, uint64_t task_id); /**< a task completed or was cancelled */
+	void (*before_task_poll)(void *ud, uint64_t task_id);
+	void (*after_task_poll)(void *ud, uint64_t task_id);
+} edo_runtime_hooks;
+
+/**
+ * How to build a runtime.  Initialise with edo_runtime_builder_init(), then
+ * set fields; a zero field means "the default".
+ */
+typedef struct edo_runtime_builder {
+	edo_rt_flavor flavor;
+	/** Worker threads (multi-thread flavour): 0 = $EDO_WORKER_THREADS or the
+	 *  number of CPUs. */
+	unsigned worker_threads;
+	/** Name given to the runtime's threads (truncated to 15 bytes); default "edo-worker". */
+	const char *thread_name;
+	/** Stack size of the runtime's threads in bytes; 0 = 2 MiB. */
+	size_t thread_stack_size;
+	/** Scheduler ticks between non-blocking driver polls; 0 = 61. */
+	unsigned event_interval;
+	/** Scheduler ticks between checks of the remote queue first; 0 = 31 on the
+	 *  current-thread runtime, adaptive on the multi-thread one. */
+	unsigned global_queue_interval;
+	/** Maximum threads in the blocking pool; 0 = 512. */
+	unsigned max_blocking_threads;
+	/** Idle blocking threads exit after this many milliseconds; 0 = 10000. */
+	unsigned blocking_keep_alive_ms;
+	edo_runtime_hooks hooks;
+	void *hooks_ud;
+} edo_runtime_builder;
+
+/**
+ * edo_runtime_builder_init() - fill @b with the defaults for @flavor.
+ * Always succeeds; an invalid flavour is reported by edo_runtime_build().
+ */
+void edo_runtime_builder_init(edo_runtime_builder *b, edo_rt_flavor flavor);
+
+/**
+ * edo_runtime_build() - create a runtime as @b describes.
+ * @b:   the configuration (not kept; strings are copied).
+ * @out: receives the runtime on success; untouched on failure.
+ *
+ * Returns 0, -EINVAL for an invalid configuration (unknown flavour, absurd
+ * sizes), -ENOTSUP for a flavour this build does not provide, -ENOMEM, or the
+ * -errno of a failed system call.  Thread-safe.
+ */
+int edo_runtime_build(const edo_runtime_builder *b, edo_runtime **out);
+
+/** edo_runtime_new_current_thread() - a current-thread runtime with defaults. */
+int edo_runtime_new_current_thread(edo_runtime **out);
+
+/**
+ * edo_block_on() - run @fut to completion on the calling thread, driving the
+ * runtime meanwhile.
+ *
+ * On the current-thread runtime the calling thread runs every task while it
+ * waits.  @fut is polled in place (it is not moved) and is not dropped: when
+ * this returns 0 it has completed and its outputs are valid.
+ *
+ * Returns 0, -EINVAL if @fut is NULL or empty, -EBUSY if the calling thread is
+ * already inside a runtime (no nesting), or EDO_ESHUTDOWN if @rt was shut
+ * down.  Only one thread may block on a current-thread runtime at a time;
+ * a second gets -EBUSY.
+ */
+int edo_block_on(edo_runtime *rt, edo_future *fut);
+
+/**
+ * edo_runtime_free() - shut down and free @rt.
+ *
+ * Every task still alive is cancelled: its future is dropped (coroutine
+ * cleanups run) on this thread, join handles report -ECANCELED.  Spawns and
+ * wakes that race with shutdown from other threads are safe: late spawns are
+ * cancelled, never leaked.  Handles stay valid (spawning through them fails).
+ * Returns 0, or -EBUSY (and changes nothing) when called from inside a
+ * runtime or while another thread is in edo_block_on() on @rt.  NULL is a
+ * no-op returning 0.
+ */
+int edo_runtime_free(edo_runtime *rt);
+
+/**
+ * edo_runtime_handle() - a new reference to a handle for @rt.  Release with
+ * edo_handle_drop().  Thread-safe.
+ */
+edo_handle *edo_runtime_handle(edo_runtime *rt);
+
+/**
+ * edo_handle_current() - a new reference to the handle of the runtime the
+ * calling thread is inside (a task, or edo_block_on), or NULL when outside.
+ */
+edo_handle *edo_handle_current(void);
+
+/** edo_handle_clone() - another reference to @h.  Thread-safe. */
+edo_handle *edo_handle_clone(edo_handle *h);
+
+/** edo_handle_drop() - release a reference.  NULL is a no-op.  Thread-safe. */
+void edo_handle_drop(edo_handle *h);
+
+/** edo_handle_flavor() - the flavour of the runtime behind @h. */
+edo_rt_flavor edo_handle_flavor(const edo_handle *h);
+
+/** edo_handle_alive_tasks() - how many tasks of @h's runtime are alive now. */
+size_t edo_handle_alive_tasks(edo_handle *h);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EDO_RUNTIME_H */

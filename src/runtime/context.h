@@ -1,0 +1,43 @@
+/* The per-thread runtime context.
+ *
+ * What a poll needs besides its waker lives here rather than in every call
+ * signature: the scheduler this thread is running, the scheduler's per-thread
+ * state (the current-thread core or a multi-thread worker), the task being
+ * polled, its cooperative budget, and the list of deferred wakes.
+ */
+#ifndef EDO_CONTEXT_H
+#define EDO_CONTEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edo/future.h"
+#include "runtime/task/task.h"
+
+/* Wakes deferred until after the next driver turn (yield_now, spent budget). */
+typedef struct edo__defer {
+	edo_waker *wakers;
+	size_t len, cap;
+} edo__defer;
+
+typedef struct edo__context {
+	edo__sched *sched; /* the runtime this thread is inside, or NULL */
+	void *core;        /* the flavour's per-thread state */
+	edo__task *task;   /* the task being polled, or NULL */
+	edo__defer *defer; /* where deferred wakes go, or NULL */
+	bool constrained;  /* a budget applies (false outside tasks: zeroed TLS) */
+	bool took_unit;    /* the last poll_proceed took a unit (for refund) */
+	uint16_t budget;   /* units left when constrained */
+	uint64_t forced_yields; /* polls that found the budget spent */
+} edo__context;
+
+extern __thread edo__context edo__ctx __attribute__((tls_model("initial-exec")));
+
+void edo__defer_push(edo__defer *d, const edo_waker *w);
+/* Wake everything deferred; returns how many. */
+size_t edo__defer_wake_all(edo__defer *d);
+bool edo__defer_is_empty(const edo__defer *d);
+void edo__defer_free(edo__defer *d);
+
+#endif /* EDO_CONTEXT_H */

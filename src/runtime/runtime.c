@@ -1,0 +1,124 @@
+/* Runtimes: the builder, edo_block_on, handles.  Flavour-specific work is
+ * dispatched to the schedulers. */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edo/error.h"
+#include "edo/runtime.h"
+#include "runtime/context.h"
+#include "runtime/sched.h"
+#include "runtime/scheduler/current_thread.h"
+
+struct edo_runtime {
+	edo__sched *sched;
+};
+
+void edo_runtime_builder_init(edo_runtime_builder *b, edo_rt_flavor flavor)
+{
+	memset(b, 0, sizeof *b);
+	b->flavor = flavor;
+}
+
+static int validate(const edo_runtime_builder *b)
+{
+	if (b->flavor != EDO_RT_CURRENT_THREAD && b->flavor != EDO_RT_MULTI_THREAD)
+		return -EINVAL;
+	if (b->worker_threads > 4096)
+		return -EINVAL;
+	if (b->thread_stack_size &&
+	    (b->thread_stack_size < PTHREAD_STACK_MIN || b->thread_stack_size > ((size_t)1 << 32)))
+		return -EINVAL;
+	if (b->event_interval > (1u << 20) || b->global_queue_interval > (1u << 20))
+		return -EINVAL;
+	if (b->max_blocking_threads > 1000000)
+		return -EINVAL;
+	return 0;
+}
+
+int edo_runtime_build(const edo_runtime_builder *b, edo_runtime **out)
+{
+	if (!b || !out)
+		return -EINVAL;
+	int rc = validate(b);
+	if (rc < 0)
+		return rc;
+	if (b->flavor == EDO_RT_MULTI_THREAD)
+		return -ENOTSUP; /* lands with the multi-thread scheduler */
+	edo_runtime *rt = calloc(1, sizeof *rt);
+	if (!rt)
+		return -ENOMEM;
+	rc = edo__ct_new(b, &rt->sched);
+	if (rc < 0) {
+		free(rt);
+		return rc;
+	}
+	*out = rt;
+	return 0;
+}
+
+int edo_runtime_new_current_thread(edo_runtime **out)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_CURRENT_THREAD);
+	return edo_runtime_build(&b, out);
+}
+
+int edo_block_on(edo_runtime *rt, edo_future *fut)
+{
+	if (!rt || !fut || !fut->vt || !fut->vt->poll)
+		return -EINVAL;
+	return edo__ct_block_on(rt->sched, fut);
+}
+
+int edo_runtime_free(edo_runtime *rt)
+{
+	if (!rt)
+		return 0;
+	int rc = edo__ct_shutdown(rt->sched);
+	if (rc < 0)
+		return rc;
+	free(rt);
+	return 0;
+}
+
+edo_handle *edo_runtime_handle(edo_runtime *rt)
+{
+	if (!rt)
+		return NULL;
+	edo__sched_ref(rt->sched);
+	return rt->sched;
+}
+
+edo_handle *edo_handle_current(void)
+{
+	edo__sched *s = edo__ctx.sched;
+	if (s)
+		edo__sched_ref(s);
+	return s;
+}
+
+edo_handle *edo_handle_clone(edo_handle *h)
+{
+	if (h)
+		edo__sched_ref(h);
+	return h;
+}
+
+void edo_handle_drop(edo_handle *h)
+{
+	if (h)
+		edo__sched_unref(h);
+}
+
+edo_rt_flavor edo_handle_flavor(const edo_handle *h)
+{
+	return h ? h->flavor : 0;
+}
+
+size_t edo_handle_alive_tasks(edo_handle *h)
+{
+	return h ? edo__owned_count(&h->owned) : 0;
+}

@@ -1,0 +1,54 @@
+/* What every scheduler flavour shares: the handle.
+ *
+ * `struct edo_handle` is the part of a scheduler that tasks, wakers and user
+ * handles point at.  It is reference-counted: the runtime holds one
+ * reference, every task one (released when the task's memory is freed), and
+ * every user handle one.  So a waker that fires while its runtime shuts down
+ * never touches freed memory, and a handle outlives its runtime safely.
+ * Each flavour embeds this struct first in its own scheduler struct.
+ */
+#ifndef EDO_SCHED_H
+#define EDO_SCHED_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "edo/runtime.h"
+#include "runtime/task/owned.h"
+#include "runtime/task/task.h"
+
+struct edo_handle {
+	atomic_size_t refs;
+	const edo__sched_vt *vt;
+	edo_rt_flavor flavor;
+	/* Set once shutdown begins: spawns fail with EDO_ESHUTDOWN. */
+	atomic_bool shutdown;
+	edo__owned owned;
+	edo_runtime_hooks hooks;
+	void *hooks_ud;
+	bool task_hooks; /* any of the per-task hooks is set */
+};
+
+static inline void edo__sched_ref(edo__sched *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+static inline void edo__sched_unref(edo__sched *s)
+{
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+		s->vt->destroy(s);
+}
+
+/* Initialise the shared part; @nshards for the owned-tasks list. */
+int edo__sched_init(edo__sched *s, const edo__sched_vt *vt, const edo_runtime_builder *b,
+		    unsigned nshards);
+
+/* Close the owned-tasks list and cancel every task in it (on this thread). */
+void edo__sched_cancel_all(edo__sched *s);
+
+/* Bind and queue a freshly created task; the spawn path of every flavour. */
+int edo__sched_spawn(edo__sched *s, const edo_future *init, size_t size,
+		     const edo_spawn_opts *opts, edo_join **out);
+
+#endif /* EDO_SCHED_H */

@@ -1,0 +1,47 @@
+/* The inject queue: tasks scheduled from outside a scheduler's own threads.
+ *
+ * An intrusive FIFO through edo__task.next under a mutex, with an atomic
+ * length so that the hot path (is there remote work?) is one relaxed load
+ * and no lock.  Closing it at shutdown refuses later pushes, which the
+ * pusher then drops, so no notification is ever stranded in a dead queue.
+ */
+#ifndef EDO_INJECT_H
+#define EDO_INJECT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "runtime/task/task.h"
+
+typedef struct edo__inject {
+	pthread_mutex_t lock;
+	edo__task *head, *tail;
+	atomic_size_t len;
+	bool closed;
+} edo__inject;
+
+void edo__inject_init(edo__inject *q);
+void edo__inject_destroy(edo__inject *q);
+
+/* Append @t; false (nothing queued) if the queue is closed. */
+bool edo__inject_push(edo__inject *q, edo__task *t);
+
+/* Pop the oldest task, or NULL. */
+edo__task *edo__inject_pop(edo__inject *q);
+
+/* Close; later pushes fail.  Tasks already queued stay for draining. */
+void edo__inject_close(edo__inject *q);
+
+static inline bool edo__inject_is_empty(edo__inject *q)
+{
+	return atomic_load_explicit(&q->len, memory_order_relaxed) == 0;
+}
+
+static inline size_t edo__inject_len(edo__inject *q)
+{
+	return atomic_load_explicit(&q->len, memory_order_relaxed);
+}
+
+#endif /* EDO_INJECT_H */

@@ -1,0 +1,132 @@
+/* The task cell: one allocation per spawn.
+ *
+ *   +------------------------------+  offset 0
+ *   | edo__task  (hot header, 64B) |  state word, queue link, scheduler,
+ *   |                              |  id, owned-list links, size class, stage
+ *   +------------------------------+  offset 64
+ *   | edo__task_cold               |  join waker, task-locals, name, spawn site
+ *   +------------------------------+  offset EDO__TASK_FUT_OFFSET (16-aligned)
+ *   | the future, inline           |  copied from the spawner's initial frame;
+ *   |   ...                        |  completes in place, so its output fields
+ *   +------------------------------+  stay readable through the join handle
+ *
+ * The scheduler only touches the hot header; the cold part is read on
+ * completion, by join handles and by task dumps.
+ */
+#ifndef EDO_TASK_INTERNAL_H
+#define EDO_TASK_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edo/future.h"
+#include "edo/runtime.h"
+#include "edo/task.h"
+#include "runtime/task/state.h"
+
+typedef struct edo__task edo__task;
+typedef struct edo_handle edo__sched; /* a handle is its scheduler */
+
+/* Where the future is in its life, as the join handle sees it. */
+enum edo__stage {
+	EDO__STAGE_RUNNING = 0,   /* not finished (maybe never polled) */
+	EDO__STAGE_FINISHED = 1,  /* the future returned READY */
+	EDO__STAGE_CANCELLED = 2, /* the future was dropped before finishing */
+};
+
+struct edo__task {
+	edo__state state;
+	edo__task *next;        /* intrusive link: run queues, inject queue */
+	edo__sched *sched;      /* the scheduler the task belongs to (a ref) */
+	uint64_t id;
+	edo__task *owned_prev;  /* owned-tasks list, guarded by its shard lock */
+	edo__task *owned_next;
+	uint32_t alloc_size;    /* bytes of the whole cell, for the allocator */
+	uint8_t stage;          /* enum edo__stage; written by the RUNNING owner */
+	uint8_t owned;          /* 1 while linked in the owned-tasks list */
+	uint16_t shard;         /* owned-tasks shard */
+	uint64_t polls;         /* times polled; written only by the RUNNING owner */
+};
+
+typedef struct edo__task_local {
+	struct edo__task_local *next;
+	const edo_task_local_key *key;
+	void *value;
+} edo__task_local;
+
+typedef struct edo__task_cold {
+	edo_waker join_waker; /* owned as JOIN_WAKER says; see task.c */
+	edo__task_local *locals;
+	const char *name;
+	const char *file;
+	int line;
+} edo__task_cold;
+
+#define EDO__TASK_COLD_OFFSET sizeof(edo__task)
+#define EDO__TASK_FUT_OFFSET                                                       \
+	((sizeof(edo__task) + sizeof(edo__task_cold) + 15) & ~(size_t)15)
+
+static inline edo__task_cold *edo__task_cold_of(edo__task *t)
+{
+	return (edo__task_cold *)((char *)t + EDO__TASK_COLD_OFFSET);
+}
+
+static inline edo_future *edo__task_future(edo__task *t)
+{
+	return (edo_future *)((char *)t + EDO__TASK_FUT_OFFSET);
+}
+
+/* A join handle and an abort handle are the task pointer itself. */
+static inline edo__task *edo__task_of_join(const edo_join *h)
+{
+	return (edo__task *)(uintptr_t)h;
+}
+
+/* ---- operations the schedulers provide --------------------------------------- */
+
+typedef struct edo__sched_vt {
+	/* Queue a task whose notification reference the caller hands over.
+	 * @yield: re-queue after a poll that was woken during itself (goes to the
+	 * back of the queue, never a LIFO slot). */
+	void (*schedule)(edo__sched *s, edo__task *t, bool yield);
+	/* Free the scheduler memory (called when the last reference goes). */
+	void (*destroy)(edo__sched *s);
+} edo__sched_vt;
+
+/* ---- tasks (task.c) ---------------------------------------------------------- */
+
+/* Allocate and initialise a task holding a copy of @init; not yet bound or
+ * queued.  Returns NULL on ENOMEM. */
+edo__task *edo__task_new(edo__sched *s, const edo_future *init, size_t size,
+			 const edo_spawn_opts *opts);
+
+/* Run one notification of @t: poll it, or cancel it, and settle its state.
+ * Consumes the notification reference. */
+void edo__task_run(edo__task *t);
+
+/* Cancel @t for runtime shutdown; consumes the owned-list reference that the
+ * caller popped it with. */
+void edo__task_shutdown(edo__task *t);
+
+/* Drop a notification reference without running the task (queue drains). */
+void edo__task_drop_notified(edo__task *t);
+
+/* Free a task cell whose last reference is gone. */
+void edo__task_dealloc(edo__task *t);
+
+/* ---- the task allocator (alloc.c) ------------------------------------------ */
+
+/* Memory for a cell of @size bytes from this thread's size-class freelists. */
+void *edo__task_alloc(size_t size, uint32_t *alloc_size);
+void edo__task_free(void *p, uint32_t alloc_size);
+
+/* ---- task ids ---------------------------------------------------------------- */
+
+uint64_t edo__task_next_id(void);
+
+/* ---- task-locals (local.c) ---------------------------------------------------- */
+
+/* Run the destructors of every task-local of @t and free them. */
+void edo__task_locals_drop(edo__task *t);
+
+#endif /* EDO_TASK_INTERNAL_H */
