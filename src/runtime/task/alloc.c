@@ -7,7 +7,9 @@
  * freed on another thread simply joins that thread's lists.  Lists are
  * bounded, so a burst of a million tasks gives its memory back to malloc.
  *
- * Classes: 64-byte steps up to 1 KiB, then powers of two up to 16 KiB;
+ * Classes: 16-byte steps up to 512 bytes (a trivial task is 144 bytes and
+ * a million of them are a lot of pages), 64-byte steps up to 1 KiB, then
+ * powers of two up to 16 KiB;
  * larger cells go straight to malloc.  Under AddressSanitizer the cache is
  * off so that a use after free is still caught.
  */
@@ -28,9 +30,12 @@
 #define EDO__TASK_CACHE 1
 #endif
 
+#define TINY_STEP 16u
+#define TINY_MAX 512u
+#define NTINY (TINY_MAX / TINY_STEP)          /* classes 0..31 */
 #define SMALL_STEP 64u
 #define SMALL_MAX 1024u
-#define NSMALL (SMALL_MAX / SMALL_STEP)       /* classes 0..15 */
+#define NSMALL (NTINY + (SMALL_MAX - TINY_MAX) / SMALL_STEP) /* 32..39 */
 #define NCLASSES (NSMALL + 4)                 /* + 2K, 4K, 8K, 16K */
 #define LARGE_MAX 16384u
 #define SMALL_KEEP 4096u /* cells kept per small class */
@@ -70,11 +75,16 @@ static void cache_key_init(void)
 
 static unsigned class_of(size_t size, uint32_t *rounded)
 {
-	if (size <= SMALL_MAX) {
-		unsigned c = (unsigned)((size + SMALL_STEP - 1) / SMALL_STEP);
+	if (size <= TINY_MAX) {
+		unsigned c = (unsigned)((size + TINY_STEP - 1) / TINY_STEP);
 		c = c ? c - 1 : 0;
-		*rounded = (c + 1) * SMALL_STEP;
+		*rounded = (c + 1) * TINY_STEP;
 		return c;
+	}
+	if (size <= SMALL_MAX) {
+		unsigned k = (unsigned)((size - TINY_MAX + SMALL_STEP - 1) / SMALL_STEP); /* 1..8 */
+		*rounded = TINY_MAX + k * SMALL_STEP;
+		return NTINY + k - 1;
 	}
 	uint32_t r = 2048;
 	unsigned c = NSMALL;

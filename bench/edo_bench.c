@@ -1,0 +1,351 @@
+/* Edo's side of the benchmark suite (see ../shared/BENCHMARKS.md and
+ * bench/README.md for the exact workloads; the peers in bench/peers/ do the
+ * same work).
+ *
+ * usage: edo_bench <workload> <threads>
+ *   threads 0 = the current-thread runtime, N = multi-thread with N workers.
+ *
+ * Prints `bench=<name> impl=edo threads=<n> value=<v> unit=<u>`; exits 77
+ * for a workload (or flavour) that Edo does not provide yet, so the runner
+ * lists it as missing.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "edo.h"
+
+#define SPAWN_MANY 1000000
+#define REMOTE_ROUNDS 20
+#define REMOTE_PER_THREAD 12800
+#define YIELD_TASKS 1000
+#define YIELDS 1000
+#define CHAIN_DEPTH 1000
+#define CHAIN_ITERS 100
+
+#define EXIT_MISSING 77
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static void die(const char *what, int rc)
+{
+	fprintf(stderr, "edo_bench: %s: %s\n", what, edo_strerror(rc));
+	exit(1);
+}
+
+static edo_runtime *make_runtime(unsigned threads)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, threads == 0 ? EDO_RT_CURRENT_THREAD : EDO_RT_MULTI_THREAD);
+	b.worker_threads = threads;
+	edo_runtime *rt;
+	int rc = edo_runtime_build(&b, &rt);
+	if (rc == -ENOTSUP) {
+		fprintf(stderr, "edo_bench: this runtime flavour is not available yet\n");
+		exit(EXIT_MISSING);
+	}
+	if (rc < 0)
+		die("runtime", rc);
+	return rt;
+}
+
+static void run(edo_runtime *rt, edo_future *f)
+{
+	int rc = edo_block_on(rt, f);
+	if (rc < 0)
+		die("block_on", rc);
+}
+
+/* A one-shot "done" signal a task can await and another thread can fire. */
+typedef struct done_signal {
+	pthread_mutex_t lock;
+	bool done;
+	edo_waker waker;
+} done_signal;
+
+static void done_init(done_signal *d)
+{
+	pthread_mutex_init(&d->lock, NULL);
+	d->done = false;
+	d->waker = (edo_waker){0};
+}
+
+static edo_poll done_poll(done_signal *d, edo_cx *cx)
+{
+	pthread_mutex_lock(&d->lock);
+	bool done = d->done;
+	if (!done)
+		edo_waker_set(&d->waker, cx->waker);
+	pthread_mutex_unlock(&d->lock);
+	return done ? EDO_READY : EDO_PENDING;
+}
+
+static void done_fire(done_signal *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->done = true;
+	edo_waker w = edo_waker_take(&d->waker);
+	pthread_mutex_unlock(&d->lock);
+	edo_waker_wake(w);
+}
+
+/* ---- spawn_many: spawn 1,000,000 empty tasks from a task, join them all ---- */
+
+typedef struct empty_frame {
+	EDO_FRAME;
+} empty_frame;
+
+EDO_ASYNC(empty_task, empty_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_END();
+}
+
+typedef struct spawn_many_frame {
+	EDO_FRAME;
+	edo_join **handles;
+	long i;
+	int rc;
+	double t0, ns;
+} spawn_many_frame;
+
+EDO_ASYNC(spawn_many_task, spawn_many_frame, NULL)
+{
+	EDO_BEGIN();
+	self->handles = malloc(sizeof(edo_join *) * SPAWN_MANY);
+	if (!self->handles)
+		die("malloc", -ENOMEM);
+	self->t0 = now_ns();
+	for (self->i = 0; self->i < SPAWN_MANY; self->i++) {
+		int rc = edo_spawn(&(empty_frame){EDO_FRAME_INIT(empty_task)}.edo_base,
+				   sizeof(empty_frame), &self->handles[self->i]);
+		if (rc < 0)
+			die("spawn", rc);
+	}
+	for (self->i = 0; self->i < SPAWN_MANY; self->i++) {
+		EDO_AWAIT_JOIN(self->handles[self->i], &self->rc);
+		edo_join_detach(self->handles[self->i]);
+	}
+	self->ns = (now_ns() - self->t0) / SPAWN_MANY;
+	free(self->handles);
+	EDO_END();
+}
+
+static double bench_spawn_many(edo_runtime *rt)
+{
+	spawn_many_frame f = {EDO_FRAME_INIT(spawn_many_task)};
+	run(rt, &f.edo_base);
+	return f.ns;
+}
+
+/* ---- spawn_remote: 2 outside threads spawn 12,800 tasks each (20 rounds) ---- */
+
+typedef struct remote_arg {
+	edo_handle *h;
+	pthread_barrier_t *start;
+	double ns;
+} remote_arg;
+
+static void *remote_spawner(void *p)
+{
+	remote_arg *a = p;
+	pthread_barrier_wait(a->start);
+	double t0 = now_ns();
+	for (int i = 0; i < REMOTE_PER_THREAD; i++) {
+		int rc = edo_spawn_on(a->h, &(empty_frame){EDO_FRAME_INIT(empty_task)}.edo_base,
+				      sizeof(empty_frame), NULL, NULL);
+		if (rc < 0)
+			die("spawn_on", rc);
+	}
+	a->ns = now_ns() - t0;
+	return NULL;
+}
+
+/* Waits (in the runtime) until the remote spawns of a round have all run. */
+typedef struct drain_frame {
+	EDO_FRAME;
+	edo_handle *h;
+} drain_frame;
+
+EDO_ASYNC(drain_task, drain_frame, NULL)
+{
+	EDO_BEGIN();
+	/* block_on's future is not a task: wait until every spawned task is gone. */
+	while (edo_handle_alive_tasks(self->h) > 0)
+		EDO_YIELD();
+	EDO_END();
+}
+
+static double bench_spawn_remote(edo_runtime *rt)
+{
+	edo_handle *h = edo_runtime_handle(rt);
+	double total = 0;
+	for (int r = 0; r < REMOTE_ROUNDS; r++) {
+		pthread_barrier_t start;
+		pthread_barrier_init(&start, NULL, 3);
+		remote_arg a[2] = {{h, &start, 0}, {h, &start, 0}};
+		pthread_t th[2];
+		for (int i = 0; i < 2; i++)
+			pthread_create(&th[i], NULL, remote_spawner, &a[i]);
+		pthread_barrier_wait(&start);
+		double t0 = now_ns();
+		for (int i = 0; i < 2; i++)
+			pthread_join(th[i], NULL);
+		total += now_ns() - t0;
+		pthread_barrier_destroy(&start);
+		/* Run the spawned tasks before the next round. */
+		drain_frame d = {EDO_FRAME_INIT(drain_task), .h = h};
+		run(rt, &d.edo_base);
+	}
+	edo_handle_drop(h);
+	return total / (REMOTE_ROUNDS * 2.0 * REMOTE_PER_THREAD);
+}
+
+/* ---- yield_many: 1,000 tasks each yield 1,000 times --------------------------- */
+
+typedef struct yielder_frame {
+	EDO_FRAME;
+	int i;
+} yielder_frame;
+
+EDO_ASYNC(yielder_task, yielder_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < YIELDS; self->i++)
+		EDO_YIELD();
+	EDO_END();
+}
+
+typedef struct yield_many_frame {
+	EDO_FRAME;
+	edo_join *handles[YIELD_TASKS];
+	int i, rc;
+	double t0, ns;
+} yield_many_frame;
+
+EDO_ASYNC(yield_many_task, yield_many_frame, NULL)
+{
+	EDO_BEGIN();
+	self->t0 = now_ns();
+	for (self->i = 0; self->i < YIELD_TASKS; self->i++) {
+		int rc = EDO_SPAWN(&self->handles[self->i], yielder_task);
+		if (rc < 0)
+			die("spawn", rc);
+	}
+	for (self->i = 0; self->i < YIELD_TASKS; self->i++) {
+		EDO_AWAIT_JOIN(self->handles[self->i], &self->rc);
+		edo_join_detach(self->handles[self->i]);
+	}
+	self->ns = (now_ns() - self->t0) / ((double)YIELD_TASKS * YIELDS);
+	EDO_END();
+}
+
+static double bench_yield_many(edo_runtime *rt)
+{
+	yield_many_frame *f = calloc(1, sizeof *f);
+	f->edo_base.vt = &yield_many_task_vt;
+	run(rt, &f->edo_base);
+	double ns = f->ns;
+	free(f);
+	return ns;
+}
+
+/* ---- chained_spawn: each task spawns the next, depth 1,000, 100 times -------- */
+
+typedef struct chain_frame {
+	EDO_FRAME;
+	int n;
+	done_signal *done;
+} chain_frame;
+
+EDO_ASYNC(chain_task, chain_frame, NULL)
+{
+	EDO_BEGIN();
+	if (self->n == 0) {
+		done_fire(self->done);
+	} else {
+		int rc = EDO_SPAWN(NULL, chain_task, .n = self->n - 1, .done = self->done);
+		if (rc < 0)
+			die("spawn", rc);
+	}
+	EDO_END();
+}
+
+typedef struct chained_frame {
+	EDO_FRAME;
+	int it;
+	done_signal done;
+	double t0, ns;
+} chained_frame;
+
+EDO_ASYNC(chained_spawn_task, chained_frame, NULL)
+{
+	EDO_BEGIN();
+	self->t0 = now_ns();
+	for (self->it = 0; self->it < CHAIN_ITERS; self->it++) {
+		done_init(&self->done);
+		int rc = EDO_SPAWN(NULL, chain_task, .n = CHAIN_DEPTH, .done = &self->done);
+		if (rc < 0)
+			die("spawn", rc);
+		EDO_AWAIT_POLL(done_poll(&self->done, cx));
+	}
+	self->ns = (now_ns() - self->t0) / ((double)CHAIN_ITERS * CHAIN_DEPTH);
+	EDO_END();
+}
+
+static double bench_chained_spawn(edo_runtime *rt)
+{
+	chained_frame f = {EDO_FRAME_INIT(chained_spawn_task)};
+	run(rt, &f.edo_base);
+	return f.ns;
+}
+
+/* ---- the table ----------------------------------------------------------------- */
+
+typedef struct workload {
+	const char *name;
+	double (*fn)(edo_runtime *rt);
+	const char *unit;
+} workload;
+
+static const workload workloads[] = {
+	{"spawn_many", bench_spawn_many, "ns/op"},
+	{"spawn_remote", bench_spawn_remote, "ns/op"},
+	{"yield_many", bench_yield_many, "ns/op"},
+	{"chained_spawn", bench_chained_spawn, "ns/op"},
+};
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s <workload> <threads>\n", argv[0]);
+		return 2;
+	}
+	char *end;
+	long threads = strtol(argv[2], &end, 10);
+	if (*end || threads < 0 || threads > 1024) {
+		fprintf(stderr, "threads: a number >= 0\n");
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {
+		if (strcmp(workloads[i].name, argv[1]) != 0)
+			continue;
+		edo_runtime *rt = make_runtime((unsigned)threads);
+		double v = workloads[i].fn(rt);
+		edo_runtime_free(rt);
+		printf("bench=%s impl=edo threads=%ld value=%.2f unit=%s\n", argv[1], threads, v,
+		       workloads[i].unit);
+		return 0;
+	}
+	fprintf(stderr, "edo_bench: workload %s not implemented\n", argv[1]);
+	return EXIT_MISSING;
+}
