@@ -40,51 +40,53 @@ typedef struct test_case {
 extern test_case test_cases[TEST_MAX];
 extern int test_count;
 
-#define TEST(name)                                                                 \
-	static void test_##name(void);                                             \
-	__attribute__((constructor)) static void test_register_##name(void)        \
-	{                                                                          \
-		if (test_count < TEST_MAX)                                         \
-			test_cases[test_count++] = (test_case){#name, test_##name}; \
-	}                                                                          \
+#define TEST(name)                                                                                 \
+	static void test_##name(void);                                                             \
+	__attribute__((constructor)) static void test_register_##name(void)                        \
+	{                                                                                          \
+		if (test_count < TEST_MAX)                                                         \
+			test_cases[test_count++] = (test_case){#name, test_##name};                \
+	}                                                                                          \
 	static void test_##name(void)
 
 #define TEST_EXIT_SKIP 77
 
-#define SKIP(why)                                                                  \
-	do {                                                                       \
-		fprintf(stderr, "  skip: %s\n", (why));                            \
-		fflush(NULL);                                                      \
-		_exit(TEST_EXIT_SKIP);                                             \
+#define SKIP(why)                                                                                  \
+	do {                                                                                       \
+		fprintf(stderr, "  skip: %s\n", (why));                                            \
+		fflush(NULL);                                                                      \
+		_exit(TEST_EXIT_SKIP);                                                             \
 	} while (0)
 
-#define TEST_FAIL_AT(...)                                                          \
-	do {                                                                       \
-		fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__);                  \
-		fprintf(stderr, __VA_ARGS__);                                      \
-		fprintf(stderr, "\n");                                             \
-		fflush(NULL);                                                      \
-		abort();                                                           \
+#define TEST_FAIL_AT(...)                                                                          \
+	do {                                                                                       \
+		fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__);                                  \
+		fprintf(stderr, __VA_ARGS__);                                                      \
+		fprintf(stderr, "\n");                                                             \
+		fflush(NULL);                                                                      \
+		abort();                                                                           \
 	} while (0)
 
 /* Typed comparisons: integers print as integers, pointers as pointers. */
+/* clang-format 14 breaks _Generic associations apart. */
+/* clang-format off */
 #define TEST__FMT(x)                                                               \
 	_Generic((x), _Bool: "%d", char: "%d", signed char: "%d", unsigned char: "%u", \
 		short: "%d", unsigned short: "%u", int: "%d", unsigned: "%u",      \
 		long: "%ld", unsigned long: "%lu", long long: "%lld",              \
 		unsigned long long: "%llu", default: "%p")
+/* clang-format on */
 
-#define TEST__CMP(a, op, b)                                                        \
-	do {                                                                       \
-		__typeof__(a) a_ = (a);                                            \
-		__typeof__(b) b_ = (b);                                            \
-		if (!(a_ op b_)) {                                                 \
-			char fa_[64], fb_[64];                                     \
-			snprintf(fa_, sizeof fa_, TEST__FMT(a_), a_);              \
-			snprintf(fb_, sizeof fb_, TEST__FMT(b_), b_);              \
-			TEST_FAIL_AT("CHECK(%s %s %s) failed: %s vs %s", #a, #op, #b, \
-				     fa_, fb_);                                    \
-		}                                                                  \
+#define TEST__CMP(a, op, b)                                                                        \
+	do {                                                                                       \
+		__typeof__(a) a_ = (a);                                                            \
+		__typeof__(b) b_ = (b);                                                            \
+		if (!(a_ op b_)) {                                                                 \
+			char fa_[64], fb_[64];                                                     \
+			snprintf(fa_, sizeof fa_, TEST__FMT(a_), a_);                              \
+			snprintf(fb_, sizeof fb_, TEST__FMT(b_), b_);                              \
+			TEST_FAIL_AT("CHECK(%s %s %s) failed: %s vs %s", #a, #op, #b, fa_, fb_);   \
+		}                                                                                  \
 	} while (0)
 
 #define CHECK_EQ(a, b) TEST__CMP(a, ==, b)
@@ -93,17 +95,17 @@ extern int test_count;
 #define CHECK_LE(a, b) TEST__CMP(a, <=, b)
 #define CHECK_GT(a, b) TEST__CMP(a, >, b)
 #define CHECK_GE(a, b) TEST__CMP(a, >=, b)
-#define CHECK(cond)                                                                \
-	do {                                                                       \
-		if (!(cond))                                                       \
-			TEST_FAIL_AT("CHECK(%s) failed", #cond);                   \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			TEST_FAIL_AT("CHECK(%s) failed", #cond);                                   \
 	} while (0)
-#define CHECK_STREQ(a, b)                                                          \
-	do {                                                                       \
-		const char *a_ = (a), *b_ = (b);                                   \
-		if (!a_ || !b_ || strcmp(a_, b_) != 0)                             \
-			TEST_FAIL_AT("CHECK_STREQ(%s, %s) failed: \"%s\" vs \"%s\"", #a, \
-				     #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)");  \
+#define CHECK_STREQ(a, b)                                                                          \
+	do {                                                                                       \
+		const char *a_ = (a), *b_ = (b);                                                   \
+		if (!a_ || !b_ || strcmp(a_, b_) != 0)                                             \
+			TEST_FAIL_AT("CHECK_STREQ(%s, %s) failed: \"%s\" vs \"%s\"", #a, #b,       \
+				     a_ ? a_ : "(null)", b_ ? b_ : "(null)");                      \
 	} while (0)
 
 /* A scale factor for stress loops: sanitizer builds set EDO_STRESS_SCALE to
@@ -118,12 +120,12 @@ static inline long test_scale(long n)
 
 int test_main(int argc, char **argv);
 
-#define TEST_MAIN()                                                                \
-	test_case test_cases[TEST_MAX];                                            \
-	int test_count;                                                            \
-	int main(int argc, char **argv)                                            \
-	{                                                                          \
-		return test_main(argc, argv);                                      \
+#define TEST_MAIN()                                                                                \
+	test_case test_cases[TEST_MAX];                                                            \
+	int test_count;                                                                            \
+	int main(int argc, char **argv)                                                            \
+	{                                                                                          \
+		return test_main(argc, argv);                                                      \
 	}
 
 static inline int test_run_one(const test_case *tc, bool fork_it, unsigned timeout)

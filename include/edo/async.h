@@ -68,15 +68,15 @@ extern "C" {
 
 /** The coroutine bookkeeping inside every frame.  Private: use the macros. */
 typedef struct edo_async_state {
-	void *resume;       /* label to resume at; NULL = not started */
-	edo_future *child;  /* the child being awaited, or NULL */
-	int line;           /* source line of the current suspension point */
+	void *resume;           /* label to resume at; NULL = not started */
+	edo_future *child;      /* the child being awaited, or NULL */
+	int line;               /* source line of the current suspension point */
 	unsigned char finished; /* completed or dropped; cleanup has run */
 } edo_async_state;
 
 /** First member of every coroutine frame: the frame is a future. */
-#define EDO_FRAME                                                                  \
-	edo_future edo_base;                                                       \
+#define EDO_FRAME                                                                                  \
+	edo_future edo_base;                                                                       \
 	edo_async_state edo_as
 
 /** Designated initialiser of a frame for the coroutine @fn. */
@@ -112,25 +112,25 @@ static inline void edo__async_finish(edo_async_state *as, void (*cleanup)(void *
  * EDO_ASYNC_DECL(fn, frame_t) - declare a coroutine defined with
  * EDO_ASYNC_PUBLIC in another file (put it in a header).
  */
-#define EDO_ASYNC_DECL(fn, frame_t)                                                \
-	typedef frame_t fn##_frame;                                                \
-	extern const edo_future_vtable fn##_vt;                                    \
+#define EDO_ASYNC_DECL(fn, frame_t)                                                                \
+	typedef frame_t fn##_frame;                                                                \
+	extern const edo_future_vtable fn##_vt;                                                    \
 	edo_poll fn(frame_t *self, edo_cx *cx)
 
-#define EDO__ASYNC_DEFINE(linkage, fn, frame_t, cleanup)                           \
-	typedef frame_t fn##_frame;                                                \
-	linkage edo_poll fn(frame_t *self, edo_cx *cx);                            \
-	static edo_poll fn##__poll(edo_future *f, edo_cx *cx)                      \
-	{                                                                          \
-		return fn((frame_t *)f, cx);                                       \
-	}                                                                          \
-	static void fn##__drop(edo_future *f)                                      \
-	{                                                                          \
-		frame_t *s_ = (frame_t *)f;                                        \
-		void (*c_)(frame_t *) = cleanup;                                   \
-		edo__async_finish(&s_->edo_as, (void (*)(void *))c_, s_);          \
-	}                                                                          \
-	linkage const edo_future_vtable fn##_vt = {fn##__poll, fn##__drop};        \
+#define EDO__ASYNC_DEFINE(linkage, fn, frame_t, cleanup)                                           \
+	typedef frame_t fn##_frame;                                                                \
+	linkage edo_poll fn(frame_t *self, edo_cx *cx);                                            \
+	static edo_poll fn##__poll(edo_future *f, edo_cx *cx)                                      \
+	{                                                                                          \
+		return fn((frame_t *)f, cx);                                                       \
+	}                                                                                          \
+	static void fn##__drop(edo_future *f)                                                      \
+	{                                                                                          \
+		frame_t *s_ = (frame_t *)f;                                                        \
+		void (*c_)(frame_t *) = cleanup;                                                   \
+		edo__async_finish(&s_->edo_as, (void (*)(void *))c_, s_);                          \
+	}                                                                                          \
+	linkage const edo_future_vtable fn##_vt = {fn##__poll, fn##__drop};                        \
 	EDO__ASYNC_ATTR linkage edo_poll fn(frame_t *self, edo_cx *cx)
 
 /**
@@ -147,6 +147,8 @@ static inline void edo__async_finish(edo_async_state *as, void (*cleanup)(void *
 #define EDO_ASYNC_PUBLIC(fn, frame_t, cleanup) EDO__ASYNC_DEFINE(, fn, frame_t, cleanup)
 
 /** EDO_BEGIN() - the first statement of every coroutine body. */
+/* clang-format 14 spaces out the computed `goto *`. */
+/* clang-format off */
 #define EDO_BEGIN()                                                                \
 	do {                                                                       \
 		if (self->edo_as.finished)                                         \
@@ -155,6 +157,7 @@ static inline void edo__async_finish(edo_async_state *as, void (*cleanup)(void *
 			goto *self->edo_as.resume;                                 \
 	} while (0);                                                               \
 	edo__begin:
+/* clang-format on */
 
 /**
  * EDO_AWAIT_POLL(expr) - suspend until the poll expression @expr returns
@@ -163,13 +166,13 @@ static inline void edo__async_finish(edo_async_state *as, void (*cleanup)(void *
  * its out-parameters must point into `self`.
  */
 #define EDO_AWAIT_POLL(expr) EDO__AWAIT_POLL(expr, EDO__LABEL)
-#define EDO__AWAIT_POLL(expr, L)                                                   \
-	do {                                                                       \
-		self->edo_as.resume = &&L;                                         \
-		self->edo_as.line = __LINE__;                                      \
-	L:                                                                         \
-		if ((expr) == EDO_PENDING)                                         \
-			return EDO_PENDING;                                        \
+#define EDO__AWAIT_POLL(expr, L)                                                                   \
+	do {                                                                                       \
+		self->edo_as.resume = &&L;                                                         \
+		self->edo_as.line = __LINE__;                                                      \
+	L:                                                                                         \
+		if ((expr) == EDO_PENDING)                                                         \
+			return EDO_PENDING;                                                        \
 	} while (0)
 
 /**
@@ -179,16 +182,16 @@ static inline void edo__async_finish(edo_async_state *as, void (*cleanup)(void *
  * Awaiting an empty slot completes at once.
  */
 #define EDO_AWAIT(fut) EDO__AWAIT(fut, EDO__LABEL)
-#define EDO__AWAIT(fut, L)                                                         \
-	do {                                                                       \
-		self->edo_as.child = (edo_future *)(fut);                          \
-		self->edo_as.resume = &&L;                                         \
-		self->edo_as.line = __LINE__;                                      \
-	L:                                                                         \
-		if (self->edo_as.child->vt &&                                      \
-		    edo_future_poll(self->edo_as.child, cx) == EDO_PENDING)        \
-			return EDO_PENDING;                                        \
-		self->edo_as.child = NULL;                                         \
+#define EDO__AWAIT(fut, L)                                                                         \
+	do {                                                                                       \
+		self->edo_as.child = (edo_future *)(fut);                                          \
+		self->edo_as.resume = &&L;                                                         \
+		self->edo_as.line = __LINE__;                                                      \
+	L:                                                                                         \
+		if (self->edo_as.child->vt &&                                                      \
+		    edo_future_poll(self->edo_as.child, cx) == EDO_PENDING)                        \
+			return EDO_PENDING;                                                        \
+		self->edo_as.child = NULL;                                                         \
 	} while (0)
 
 /**
@@ -196,25 +199,25 @@ static inline void edo__async_finish(edo_async_state *as, void (*cleanup)(void *
  * continue.  The wake is deferred until after the next driver turn.
  */
 #define EDO_YIELD() EDO__YIELD(EDO__LABEL)
-#define EDO__YIELD(L)                                                              \
-	do {                                                                       \
-		self->edo_as.resume = &&L;                                         \
-		self->edo_as.line = __LINE__;                                      \
-		edo_defer_wake(cx);                                                \
-		return EDO_PENDING;                                                \
-	L:;                                                                        \
+#define EDO__YIELD(L)                                                                              \
+	do {                                                                                       \
+		self->edo_as.resume = &&L;                                                         \
+		self->edo_as.line = __LINE__;                                                      \
+		edo_defer_wake(cx);                                                                \
+		return EDO_PENDING;                                                                \
+	L:;                                                                                        \
 	} while (0)
 
 /** EDO_RETURN() - finish now: run the cleanup and return EDO_READY. */
 #define EDO_RETURN() goto edo__done
 
 /** EDO_END() - the last statement of every coroutine body. */
-#define EDO_END()                                                                  \
-	goto edo__done;                                                            \
-	goto edo__begin; /* compile error here: EDO_BEGIN() is missing */          \
-	edo__done:                                                                 \
-	self->edo_as.line = __LINE__;                                              \
-	edo__async_finish_frame(&self->edo_base);                                  \
+#define EDO_END()                                                                                  \
+	goto edo__done;                                                                            \
+	goto edo__begin; /* compile error here: EDO_BEGIN() is missing */                          \
+	edo__done:                                                                                 \
+	self->edo_as.line = __LINE__;                                                              \
+	edo__async_finish_frame(&self->edo_base);                                                  \
 	return EDO_READY
 
 /* EDO_END's completion step: the generated drop runs the cleanup once. */
@@ -235,10 +238,10 @@ static inline void edo__async_finish_frame(edo_future *base)
 #define EDO_SPAWN(out, fn, ...) EDO_SPAWN_ON(NULL, out, fn, __VA_ARGS__)
 
 /** EDO_SPAWN_ON(handle, out, fn, ...) - EDO_SPAWN onto the runtime of @handle. */
-#define EDO_SPAWN_ON(handle, out, fn, ...)                                         \
-	edo_spawn_on((handle), &((fn##_frame){EDO_FRAME_INIT(fn), __VA_ARGS__}).edo_base, \
-		     sizeof(fn##_frame),                                           \
-		     &(const edo_spawn_opts){.name = #fn, .file = __FILE__, .line = __LINE__}, \
+#define EDO_SPAWN_ON(handle, out, fn, ...)                                                         \
+	edo_spawn_on((handle), &((fn##_frame){EDO_FRAME_INIT(fn), __VA_ARGS__}).edo_base,          \
+		     sizeof(fn##_frame),                                                           \
+		     &(const edo_spawn_opts){.name = #fn, .file = __FILE__, .line = __LINE__},     \
 		     (out))
 
 /**

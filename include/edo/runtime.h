@@ -56,7 +56,7 @@ typedef struct edo_runtime_hooks {
 	void (*on_thread_park)(void *ud);   /**< a runtime thread is about to sleep */
 	void (*on_thread_unpark)(void *ud); /**< a runtime thread woke up */
 	void (*on_task_spawn)(void *ud, uint64_t task_id);     /**< a task was spawned */
-	void (*on_task_terminate)(void *ud, uint64_t task_id); /**< a task completed or was cancelled */
+	void (*on_task_terminate)(void *ud, uint64_t task_id); /**< a task completed or cancelled */
 	void (*before_task_poll)(void *ud, uint64_t task_id);
 	void (*after_task_poll)(void *ud, uint64_t task_id);
 } edo_runtime_hooks;

@@ -67,8 +67,8 @@ int edo_spawn(const edo_future *init, size_t size, edo_join **out);
  * @opts may be NULL).  Spawning through the handle of a runtime that was
  * freed returns EDO_ESHUTDOWN.
  */
-int edo_spawn_on(edo_handle *h, const edo_future *init, size_t size,
-		 const edo_spawn_opts *opts, edo_join **out);
+int edo_spawn_on(edo_handle *h, const edo_future *init, size_t size, const edo_spawn_opts *opts,
+		 edo_join **out);
 
 /* ---- join handles ------------------------------------------------------- */
 
@@ -153,7 +153,10 @@ typedef struct edo_yield_now {
 } edo_yield_now;
 
 extern const edo_future_vtable edo_yield_now_vt;
+/* clang-format 14 lays a braced macro body out as a block. */
+/* clang-format off */
 #define EDO_YIELD_NOW_INIT {.base = {&edo_yield_now_vt}, .yielded = false}
+/* clang-format on */
 
 /** Units of budget a task gets per poll. */
 #define EDO_COOP_BUDGET 128

@@ -22,13 +22,13 @@ typedef struct edo__defer {
 } edo__defer;
 
 typedef struct edo__context {
-	edo__sched *sched; /* the runtime this thread is inside, or NULL */
-	void *core;        /* the flavour's per-thread state */
-	edo__task *task;   /* the task being polled, or NULL */
-	edo__defer *defer; /* where deferred wakes go, or NULL */
-	bool constrained;  /* a budget applies (false outside tasks: zeroed TLS) */
-	bool took_unit;    /* the last poll_proceed took a unit (for refund) */
-	uint16_t budget;   /* units left when constrained */
+	edo__sched *sched;      /* the runtime this thread is inside, or NULL */
+	void *core;             /* the flavour's per-thread state */
+	edo__task *task;        /* the task being polled, or NULL */
+	edo__defer *defer;      /* where deferred wakes go, or NULL */
+	bool constrained;       /* a budget applies (false outside tasks: zeroed TLS) */
+	bool took_unit;         /* the last poll_proceed took a unit (for refund) */
+	uint16_t budget;        /* units left when constrained */
 	uint64_t forced_yields; /* polls that found the budget spent */
 } edo__context;
 

@@ -37,8 +37,8 @@ void edo__sched_cancel_all(edo__sched *s)
 	}
 }
 
-int edo__sched_spawn(edo__sched *s, const edo_future *init, size_t size,
-		     const edo_spawn_opts *opts, edo_join **out)
+int edo__sched_spawn(edo__sched *s, const edo_future *init, size_t size, const edo_spawn_opts *opts,
+		     edo_join **out)
 {
 	if (!init || !init->vt || !init->vt->poll || size < sizeof(edo_future) ||
 	    size > EDO__MAX_FUTURE_SIZE)
@@ -71,8 +71,8 @@ int edo_spawn(const edo_future *init, size_t size, edo_join **out)
 	return edo__sched_spawn(s, init, size, NULL, out);
 }
 
-int edo_spawn_on(edo_handle *h, const edo_future *init, size_t size,
-		 const edo_spawn_opts *opts, edo_join **out)
+int edo_spawn_on(edo_handle *h, const edo_future *init, size_t size, const edo_spawn_opts *opts,
+		 edo_join **out)
 {
 	edo__sched *s = h ? h : edo__ctx.sched;
 	if (!s)

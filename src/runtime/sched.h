@@ -48,7 +48,7 @@ int edo__sched_init(edo__sched *s, const edo__sched_vt *vt, const edo_runtime_bu
 void edo__sched_cancel_all(edo__sched *s);
 
 /* Bind and queue a freshly created task; the spawn path of every flavour. */
-int edo__sched_spawn(edo__sched *s, const edo_future *init, size_t size,
-		     const edo_spawn_opts *opts, edo_join **out);
+int edo__sched_spawn(edo__sched *s, const edo_future *init, size_t size, const edo_spawn_opts *opts,
+		     edo_join **out);
 
 #endif /* EDO_SCHED_H */

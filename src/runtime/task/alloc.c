@@ -32,11 +32,11 @@
 
 #define TINY_STEP 16u
 #define TINY_MAX 512u
-#define NTINY (TINY_MAX / TINY_STEP)          /* classes 0..31 */
+#define NTINY (TINY_MAX / TINY_STEP) /* classes 0..31 */
 #define SMALL_STEP 64u
 #define SMALL_MAX 1024u
 #define NSMALL (NTINY + (SMALL_MAX - TINY_MAX) / SMALL_STEP) /* 32..39 */
-#define NCLASSES (NSMALL + 4)                 /* + 2K, 4K, 8K, 16K */
+#define NCLASSES (NSMALL + 4)                                /* + 2K, 4K, 8K, 16K */
 #define LARGE_MAX 16384u
 #define SMALL_KEEP 4096u /* cells kept per small class */
 #define LARGE_KEEP 64u

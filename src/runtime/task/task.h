@@ -36,16 +36,16 @@ enum edo__stage {
 
 struct edo__task {
 	edo__state state;
-	edo__task *next;        /* intrusive link: run queues, inject queue */
-	edo__sched *sched;      /* the scheduler the task belongs to (a ref) */
+	edo__task *next;   /* intrusive link: run queues, inject queue */
+	edo__sched *sched; /* the scheduler the task belongs to (a ref) */
 	uint64_t id;
-	edo__task *owned_prev;  /* owned-tasks list, guarded by its shard lock */
+	edo__task *owned_prev; /* owned-tasks list, guarded by its shard lock */
 	edo__task *owned_next;
-	uint32_t alloc_size;    /* bytes of the whole cell, for the allocator */
-	uint8_t stage;          /* enum edo__stage; written by the RUNNING owner */
-	uint8_t owned;          /* 1 while linked in the owned-tasks list */
-	uint16_t shard;         /* owned-tasks shard */
-	uint64_t polls;         /* times polled; written only by the RUNNING owner */
+	uint32_t alloc_size; /* bytes of the whole cell, for the allocator */
+	uint8_t stage;       /* enum edo__stage; written by the RUNNING owner */
+	uint8_t owned;       /* 1 while linked in the owned-tasks list */
+	uint16_t shard;      /* owned-tasks shard */
+	uint64_t polls;      /* times polled; written only by the RUNNING owner */
 };
 
 typedef struct edo__task_local {
@@ -63,8 +63,7 @@ typedef struct edo__task_cold {
 } edo__task_cold;
 
 #define EDO__TASK_COLD_OFFSET sizeof(edo__task)
-#define EDO__TASK_FUT_OFFSET                                                       \
-	((sizeof(edo__task) + sizeof(edo__task_cold) + 15) & ~(size_t)15)
+#define EDO__TASK_FUT_OFFSET ((sizeof(edo__task) + sizeof(edo__task_cold) + 15) & ~(size_t)15)
 
 static inline edo__task_cold *edo__task_cold_of(edo__task *t)
 {
