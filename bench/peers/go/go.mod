@@ -1,0 +1,3 @@
+module edo.bench/peers
+
+go 1.19
