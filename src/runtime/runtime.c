@@ -11,6 +11,7 @@
 #include "runtime/context.h"
 #include "runtime/sched.h"
 #include "runtime/scheduler/current_thread.h"
+#include "runtime/scheduler/multi_thread/multi_thread.h"
 
 struct edo_runtime {
 	edo__sched *sched;
@@ -45,12 +46,13 @@ int edo_runtime_build(const edo_runtime_builder *b, edo_runtime **out)
 	int rc = validate(b);
 	if (rc < 0)
 		return rc;
-	if (b->flavor == EDO_RT_MULTI_THREAD)
-		return -ENOTSUP; /* lands with the multi-thread scheduler */
 	edo_runtime *rt = calloc(1, sizeof *rt);
 	if (!rt)
 		return -ENOMEM;
-	rc = edo__ct_new(b, &rt->sched);
+	if (b->flavor == EDO_RT_MULTI_THREAD)
+		rc = edo__mt_new(b, &rt->sched);
+	else
+		rc = edo__ct_new(b, &rt->sched);
 	if (rc < 0) {
 		free(rt);
 		return rc;
@@ -70,6 +72,8 @@ int edo_block_on(edo_runtime *rt, edo_future *fut)
 {
 	if (!rt || !fut || !fut->vt || !fut->vt->poll)
 		return -EINVAL;
+	if (rt->sched->flavor == EDO_RT_MULTI_THREAD)
+		return edo__mt_block_on(rt->sched, fut);
 	return edo__ct_block_on(rt->sched, fut);
 }
 
@@ -77,7 +81,8 @@ int edo_runtime_free(edo_runtime *rt)
 {
 	if (!rt)
 		return 0;
-	int rc = edo__ct_shutdown(rt->sched);
+	int rc = rt->sched->flavor == EDO_RT_MULTI_THREAD ? edo__mt_shutdown(rt->sched)
+							   : edo__ct_shutdown(rt->sched);
 	if (rc < 0)
 		return rc;
 	free(rt);
@@ -121,4 +126,29 @@ edo_rt_flavor edo_handle_flavor(const edo_handle *h)
 size_t edo_handle_alive_tasks(edo_handle *h)
 {
 	return h ? edo__owned_count(&h->owned) : 0;
+}
+
+int edo_runtime_metrics_get(edo_runtime *rt, edo_runtime_metrics *out)
+{
+	if (!rt || !out)
+		return -EINVAL;
+	edo__sched *s = rt->sched;
+	out->alive_tasks = edo__owned_count(&s->owned);
+	if (s->flavor == EDO_RT_MULTI_THREAD) {
+		out->workers = edo__mt_num_workers(s);
+		out->inject_queue_depth = edo__mt_inject_depth(s);
+	} else {
+		out->workers = 1;
+		out->inject_queue_depth = edo__ct_inject_depth(s);
+	}
+	return 0;
+}
+
+int edo_worker_metrics_get(edo_runtime *rt, uint32_t worker, edo_worker_metrics *out)
+{
+	if (!rt || !out)
+		return -EINVAL;
+	if (rt->sched->flavor == EDO_RT_MULTI_THREAD)
+		return edo__mt_worker_metrics(rt->sched, worker, out);
+	return edo__ct_worker_metrics(rt->sched, worker, out);
 }

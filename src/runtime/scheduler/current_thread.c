@@ -33,6 +33,7 @@
 #include "runtime/driver.h"
 #include "runtime/scheduler/inject.h"
 #include "runtime/sched.h"
+#include "runtime/stats.h"
 
 typedef struct edo__ct {
 	edo__sched base;
@@ -48,6 +49,8 @@ typedef struct edo__ct {
 	atomic_bool entered; /* a thread is inside block_on */
 	unsigned event_interval;
 	unsigned global_queue_interval;
+	uint64_t polls;
+	edo__worker_stats stats;
 } edo__ct;
 
 static edo__ct *ct_of(edo__sched *s)
@@ -90,6 +93,7 @@ static void ct_schedule(edo__sched *s, edo__task *t, bool yield)
 	edo__ct *ct = ct_of(s);
 	if (on_runtime_thread(ct)) {
 		run_push(ct, t);
+		EDO__STAT_ADD(&ct->stats, local_schedules, 1);
 		return;
 	}
 	if (edo__inject_push(&ct->inject, t))
@@ -145,14 +149,24 @@ static edo__task *next_task(edo__ct *ct)
 	edo__task *t;
 	if (++ct->tick % ct->global_queue_interval == 0) {
 		t = edo__inject_pop(&ct->inject);
-		return t ? t : run_pop(ct);
+		if (t) {
+			EDO__STAT_ADD(&ct->stats, remote_schedules, 1);
+			return t;
+		}
+		return run_pop(ct);
 	}
 	t = run_pop(ct);
-	return t ? t : edo__inject_pop(&ct->inject);
+	if (t)
+		return t;
+	t = edo__inject_pop(&ct->inject);
+	if (t)
+		EDO__STAT_ADD(&ct->stats, remote_schedules, 1);
+	return t;
 }
 
-static void run_task(edo__task *t)
+static void run_task(edo__ct *ct, edo__task *t)
 {
+	ct->polls++;
 	edo__ctx.constrained = true;
 	edo__ctx.budget = EDO_COOP_BUDGET;
 	edo__task_run(t);
@@ -166,11 +180,20 @@ static void park(edo__ct *ct, bool may_block)
 	bool block = may_block && ct->run_len == 0 && edo__defer_is_empty(&ct->defer) &&
 		     edo__inject_is_empty(&ct->inject) &&
 		     !atomic_load_explicit(&ct->woken, memory_order_acquire);
-	if (block && s->hooks.on_thread_park)
-		s->hooks.on_thread_park(s->hooks_ud);
+	EDO__STAT_SET(&ct->stats, polls, ct->polls);
+	EDO__STAT_SET(&ct->stats, local_queue_depth, ct->run_len);
+	EDO__STAT_SET(&ct->stats, budget_forced_yields, edo__ctx.forced_yields);
+	if (block) {
+		EDO__STAT_ADD(&ct->stats, parks, 1);
+		if (s->hooks.on_thread_park)
+			s->hooks.on_thread_park(s->hooks_ud);
+	}
 	edo__driver_park(&ct->driver, block ? -1 : 0);
-	if (block && s->hooks.on_thread_unpark)
-		s->hooks.on_thread_unpark(s->hooks_ud);
+	if (block) {
+		EDO__STAT_ADD(&ct->stats, unparks, 1);
+		if (s->hooks.on_thread_unpark)
+			s->hooks.on_thread_unpark(s->hooks_ud);
+	}
 	edo__defer_wake_all(&ct->defer);
 }
 
@@ -209,7 +232,7 @@ int edo__ct_block_on(edo__sched *s, edo_future *fut)
 				idle = true;
 				break;
 			}
-			run_task(t);
+			run_task(ct, t);
 		}
 		park(ct, idle);
 	}
@@ -275,5 +298,18 @@ int edo__ct_shutdown(edo__sched *s)
 	edo__driver_shutdown(&ct->driver);
 	edo__ctx = saved;
 	edo__sched_unref(s);
+	return 0;
+}
+
+size_t edo__ct_inject_depth(edo__sched *s)
+{
+	return edo__inject_len(&ct_of(s)->inject);
+}
+
+int edo__ct_worker_metrics(edo__sched *s, uint32_t i, edo_worker_metrics *out)
+{
+	if (i != 0)
+		return -EINVAL;
+	edo__stats_read(&ct_of(s)->stats, out);
 	return 0;
 }

@@ -57,3 +57,48 @@ void edo__inject_close(edo__inject *q)
 	q->closed = true;
 	pthread_mutex_unlock(&q->lock);
 }
+
+uint32_t edo__inject_pop_n(edo__inject *q, uint32_t max, edo__task **first)
+{
+	*first = NULL;
+	if (max == 0 || edo__inject_is_empty(q))
+		return 0;
+	pthread_mutex_lock(&q->lock);
+	uint32_t n = 0;
+	edo__task *head = q->head, *last = NULL;
+	for (edo__task *t = head; t && n < max; t = t->next) {
+		last = t;
+		n++;
+	}
+	if (n) {
+		q->head = last->next;
+		if (!q->head)
+			q->tail = NULL;
+		last->next = NULL;
+		atomic_store_explicit(&q->len,
+				      atomic_load_explicit(&q->len, memory_order_relaxed) - n,
+				      memory_order_relaxed);
+		*first = head;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+bool edo__inject_push_batch(edo__inject *q, edo__task *first, edo__task *last, uint32_t n)
+{
+	last->next = NULL;
+	pthread_mutex_lock(&q->lock);
+	if (q->closed) {
+		pthread_mutex_unlock(&q->lock);
+		return false;
+	}
+	if (q->tail)
+		q->tail->next = first;
+	else
+		q->head = first;
+	q->tail = last;
+	atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) + n,
+			      memory_order_release);
+	pthread_mutex_unlock(&q->lock);
+	return true;
+}

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "runtime/task/task.h"
 
@@ -44,4 +45,13 @@ static inline size_t edo__inject_len(edo__inject *q)
 	return atomic_load_explicit(&q->len, memory_order_relaxed);
 }
 
+
+
+/* Pop up to @max tasks as a list linked through ->next (NULL-terminated);
+ * returns how many, and the first in *@first (NULL if none). */
+uint32_t edo__inject_pop_n(edo__inject *q, uint32_t max, edo__task **first);
+
+/* Append a list of @n tasks (@first..@last linked through ->next) at once;
+ * false (nothing queued) if closed. */
+bool edo__inject_push_batch(edo__inject *q, edo__task *first, edo__task *last, uint32_t n);
 #endif /* EDO_INJECT_H */

@@ -1,0 +1,780 @@
+/* The multi-thread, work-stealing scheduler.
+ *
+ * N workers, each an OS thread with:
+ *   - a local run queue (queue.c: 256 slots, the owner pushes and pops,
+ *     thieves steal half);
+ *   - a LIFO slot holding the task most recently woken or spawned by the
+ *     task it is running, so a message ping-pong stays on one core, hot in
+ *     cache;
+ *   - a parker it sleeps on, and a list of deferred wakes.
+ * Shared: the inject queue (sharded: spawns and wakes from outside the
+ * workers, and local-queue overflow), the idle state (idle.c), the
+ * owned-tasks list, and the closing flag.
+ *
+ * The worker loop:
+ *
+ *   loop:
+ *     tick++; every event_interval (61) ticks: maintenance (a non-blocking
+ *       driver turn, deferred wakes, publish metrics, check closing)
+ *     task = every global_queue_interval ticks the inject queue first, else
+ *            LIFO slot, local queue, then a batch from the inject queue
+ *     none → steal: become a searcher (at most half the workers search),
+ *            steal half of a random victim's queue; on the last pass take a
+ *            victim's LIFO task if it has sat there through a whole poll;
+ *            then the inject queue
+ *     none → park (the last searcher to park re-checks every queue first)
+ *     run the task with a budget of 128, then up to 3 LIFO tasks on the same
+ *     budget; a task that leaves the searching state while it was the last
+ *     searcher wakes another worker to keep searching
+ *
+ * Differences from Tokio, on purpose:
+ *   - The LIFO slot can be stolen (Tokio's open issue #4941: a task woken
+ *     into the slot waits behind however long the current poll takes).  As
+ *     Go does with runnext, a thief takes it only on its last pass and only
+ *     if the victim is still inside the same poll after a short pause, so
+ *     ping-pong pairs are not split across cores.
+ *   - The inject queue is sharded by thread, so remote spawners on several
+ *     threads do not serialise on one lock; emptiness is a relaxed load per
+ *     shard.  Idle bookkeeping has its own lock, not the inject queue's.
+ *
+ * Shutdown: the freeing thread closes the owned-tasks list (new spawns are
+ * refused), sets `closing` and unparks everyone.  Each worker leaves its loop,
+ * cancels owned tasks (all workers in parallel, each shard under its lock),
+ * waits at a barrier until every worker is done cancelling, then drops its
+ * queued notifications.  The freeing thread joins the workers and drains the
+ * inject queue.  Every future is dropped on a worker thread.
+ */
+#define _GNU_SOURCE
+#include "runtime/scheduler/multi_thread/multi_thread.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "edo/error.h"
+#include "runtime/context.h"
+#include "runtime/driver.h"
+#include "runtime/sched.h"
+#include "runtime/scheduler/inject.h"
+#include "runtime/scheduler/multi_thread/idle.h"
+#include "runtime/scheduler/multi_thread/queue.h"
+
+#define MAX_LIFO_POLLS 3
+#define DEFAULT_EVENT_INTERVAL 61
+#define MAX_INJECT_BATCH 128
+
+typedef struct edo__worker edo__worker;
+typedef struct edo__mt edo__mt;
+
+struct edo__worker {
+	edo__local_queue queue;
+	_Atomic(edo__task *) lifo;
+	/* Bumped (plain store) at every poll; thieves read it to see whether
+	 * the worker is stuck in one long poll. */
+	_Atomic(uint32_t) poll_seq;
+	edo__mt *mt;
+	uint32_t index;
+	uint32_t tick;
+	uint32_t rand;
+	uint32_t gqi; /* current global queue interval */
+	bool is_searching;
+	bool lifo_enabled;
+	bool is_shutdown;
+	edo__defer defer;
+	edo__driver parker;
+	pthread_t thread;
+	/* Adaptive global queue interval: EWMA of the mean poll time. */
+	double ewma_poll_ns;
+	uint64_t batch_start_ns;
+	uint64_t batch_polls;
+	uint64_t polls; /* published by publish_stats() */
+	edo__worker_stats stats;
+} __attribute__((aligned(64)));
+
+struct edo__mt {
+	edo__sched base;
+	uint32_t num_workers;
+	edo__worker *workers;
+	edo__inject *inject;
+	uint32_t inject_mask;
+	edo__idle idle;
+	atomic_bool closing;
+	atomic_uint block_on_count;
+	pthread_barrier_t shutdown_barrier;
+	unsigned event_interval;
+	unsigned fixed_gqi; /* 0 = adaptive */
+	char thread_name[16];
+	size_t stack_size;
+	atomic_uint threads_started;
+};
+
+static edo__mt *mt_of(edo__sched *s)
+{
+	return (edo__mt *)s;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint32_t fast_rand(edo__worker *w)
+{
+	/* xorshift32 */
+	uint32_t x = w->rand;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	w->rand = x;
+	return x;
+}
+
+#define STAT_ADD(w, field, n) EDO__STAT_ADD(&(w)->stats, field, n)
+
+/* ---- inject shards ----------------------------------------------------------------- */
+
+static __thread uint32_t inject_shard_hint;
+static atomic_uint inject_shard_next;
+
+static edo__inject *remote_shard(edo__mt *mt)
+{
+	if (!inject_shard_hint)
+		inject_shard_hint = atomic_fetch_add(&inject_shard_next, 1) + 1;
+	return &mt->inject[inject_shard_hint & mt->inject_mask];
+}
+
+static bool inject_is_empty(edo__mt *mt)
+{
+	for (uint32_t i = 0; i <= mt->inject_mask; i++)
+		if (!edo__inject_is_empty(&mt->inject[i]))
+			return false;
+	return true;
+}
+
+static size_t inject_len(edo__mt *mt)
+{
+	size_t n = 0;
+	for (uint32_t i = 0; i <= mt->inject_mask; i++)
+		n += edo__inject_len(&mt->inject[i]);
+	return n;
+}
+
+static void overflow_to_inject(void *ctx, edo__task *first, edo__task *last, uint32_t n)
+{
+	edo__worker *w = ctx;
+	edo__mt *mt = w->mt;
+	if (!edo__inject_push_batch(&mt->inject[w->index & mt->inject_mask], first, last, n)) {
+		/* Closed (shutdown): the tasks were cancelled; drop the refs. */
+		for (edo__task *t = first, *next; t; t = next) {
+			next = t->next;
+			edo__task_drop_notified(t);
+		}
+	}
+	STAT_ADD(w, overflows, 1);
+}
+
+/* ---- notifying parked workers -------------------------------------------------------- */
+
+static void notify_parked(edo__mt *mt)
+{
+	int32_t i = edo__idle_worker_to_notify(&mt->idle);
+	if (i >= 0)
+		edo__driver_unpark(&mt->workers[i].parker);
+}
+
+static bool worker_has_tasks(edo__worker *w)
+{
+	return !edo__local_queue_is_empty(&w->queue) ||
+	       atomic_load_explicit(&w->lifo, memory_order_acquire) != NULL;
+}
+
+static void notify_if_work_pending(edo__mt *mt)
+{
+	for (uint32_t i = 0; i < mt->num_workers; i++) {
+		if (worker_has_tasks(&mt->workers[i])) {
+			notify_parked(mt);
+			return;
+		}
+	}
+	if (!inject_is_empty(mt))
+		notify_parked(mt);
+}
+
+/* ---- scheduling ------------------------------------------------------------------------ */
+
+static void push_local(edo__worker *w, edo__task *t)
+{
+	edo__local_queue_push(&w->queue, t, overflow_to_inject, w);
+}
+
+static void push_remote(edo__mt *mt, edo__task *t)
+{
+	if (!edo__inject_push(remote_shard(mt), t)) {
+		edo__task_drop_notified(t);
+		return;
+	}
+	notify_parked(mt);
+}
+
+static void mt_schedule(edo__sched *s, edo__task *t, bool yield)
+{
+	edo__mt *mt = mt_of(s);
+	edo__worker *w = edo__ctx.sched == s ? edo__ctx.core : NULL;
+	if (!w) {
+		push_remote(mt, t);
+		return;
+	}
+	STAT_ADD(w, local_schedules, 1);
+	if (yield || !w->lifo_enabled) {
+		push_local(w, t);
+		notify_parked(mt);
+		return;
+	}
+	edo__task *prev = atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
+	if (prev) {
+		push_local(w, prev);
+		notify_parked(mt);
+	}
+}
+
+/* ---- finding work ------------------------------------------------------------------------ */
+
+/* Take a batch from the inject queue: return one, queue the rest locally. */
+static edo__task *pop_inject_batch(edo__worker *w)
+{
+	edo__mt *mt = w->mt;
+	if (inject_is_empty(mt))
+		return NULL;
+	uint32_t room = edo__local_queue_remaining(&w->queue);
+	size_t want = inject_len(mt) / mt->num_workers + 1;
+	if (want > room)
+		want = room;
+	if (want > MAX_INJECT_BATCH)
+		want = MAX_INJECT_BATCH;
+	if (want == 0)
+		want = 1;
+	for (uint32_t k = 0; k <= mt->inject_mask; k++) {
+		edo__inject *q = &mt->inject[(w->index + k) & mt->inject_mask];
+		edo__task *first;
+		uint32_t n = edo__inject_pop_n(q, (uint32_t)want, &first);
+		if (!n)
+			continue;
+		STAT_ADD(w, remote_schedules, n);
+		edo__task *rest = first->next;
+		first->next = NULL;
+		while (rest) {
+			edo__task *next = rest->next;
+			push_local(w, rest);
+			rest = next;
+		}
+		return first;
+	}
+	return NULL;
+}
+
+static edo__task *take_lifo(edo__worker *w)
+{
+	if (!atomic_load_explicit(&w->lifo, memory_order_relaxed))
+		return NULL;
+	return atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel);
+}
+
+static edo__task *next_task(edo__worker *w)
+{
+	edo__task *t;
+	if (w->tick % w->gqi == 0) {
+		t = pop_inject_batch(w);
+		if (t)
+			return t;
+	}
+	t = take_lifo(w);
+	if (t)
+		return t;
+	t = edo__local_queue_pop(&w->queue);
+	if (t)
+		return t;
+	return pop_inject_batch(w);
+}
+
+/* Steal a LIFO task only from a worker stuck in one poll: look, pause
+ * briefly (the owner normally runs its LIFO task within a microsecond), and
+ * take it only if the worker is still in the same poll. */
+static edo__task *steal_lifo(edo__worker *victim)
+{
+	if (!atomic_load_explicit(&victim->lifo, memory_order_relaxed))
+		return NULL;
+	uint32_t seq = atomic_load_explicit(&victim->poll_seq, memory_order_acquire);
+	for (int i = 0; i < 64; i++)
+		sched_yield();
+	if (atomic_load_explicit(&victim->poll_seq, memory_order_acquire) != seq)
+		return NULL;
+	edo__task *t = atomic_load_explicit(&victim->lifo, memory_order_acquire);
+	if (t && atomic_compare_exchange_strong_explicit(&victim->lifo, &t, NULL,
+							 memory_order_acq_rel,
+							 memory_order_relaxed))
+		return t;
+	return NULL;
+}
+
+static edo__task *steal_work(edo__worker *w)
+{
+	edo__mt *mt = w->mt;
+	if (!w->is_searching) {
+		if (!edo__idle_transition_to_searching(&mt->idle))
+			return NULL;
+		w->is_searching = true;
+	}
+	uint32_t n = mt->num_workers;
+	uint32_t start = fast_rand(w) % n;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t v = (start + i) % n;
+		if (v == w->index)
+			continue;
+		STAT_ADD(w, steal_operations, 1);
+		edo__task *t = edo__local_queue_steal_into(&mt->workers[v].queue, &w->queue);
+		if (t) {
+			STAT_ADD(w, steals, 1 + edo__local_queue_len(&w->queue));
+			return t;
+		}
+	}
+	edo__task *t = pop_inject_batch(w);
+	if (t)
+		return t;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t v = (start + i) % n;
+		if (v == w->index)
+			continue;
+		t = steal_lifo(&mt->workers[v]);
+		if (t) {
+			STAT_ADD(w, steals, 1);
+			return t;
+		}
+	}
+	return NULL;
+}
+
+/* ---- running ----------------------------------------------------------------------------- */
+
+static void run_one(edo__worker *w, edo__task *t)
+{
+	atomic_store_explicit(&w->poll_seq,
+			      atomic_load_explicit(&w->poll_seq, memory_order_relaxed) + 1,
+			      memory_order_release);
+	edo__task_run(t);
+	w->batch_polls++;
+	w->polls++;
+}
+
+static void run_task(edo__worker *w, edo__task *t)
+{
+	edo__mt *mt = w->mt;
+	if (w->is_searching) {
+		w->is_searching = false;
+		if (edo__idle_transition_from_searching(&mt->idle))
+			notify_parked(mt);
+	}
+	w->lifo_enabled = true;
+	edo__ctx.constrained = true;
+	edo__ctx.budget = EDO_COOP_BUDGET;
+	run_one(w, t);
+	for (int lifo_polls = 0;;) {
+		t = take_lifo(w);
+		if (!t)
+			break;
+		if (!edo_coop_has_budget_remaining() || ++lifo_polls > MAX_LIFO_POLLS) {
+			/* Fairness: the chain goes to the back of the queue. */
+			w->lifo_enabled = false;
+			push_local(w, t);
+			notify_parked(mt);
+			break;
+		}
+		run_one(w, t);
+	}
+	edo__ctx.constrained = false;
+}
+
+/* ---- parking --------------------------------------------------------------------------------- */
+
+static void publish_stats(edo__worker *w)
+{
+	atomic_store_explicit(&w->stats.local_queue_depth, edo__local_queue_len(&w->queue),
+			      memory_order_relaxed);
+	atomic_store_explicit(&w->stats.budget_forced_yields, edo__ctx.forced_yields,
+			      memory_order_relaxed);
+	EDO__STAT_SET(&w->stats, polls, w->polls);
+}
+
+/* End of a busy period: account busy time, retune the global queue interval. */
+static void end_batch(edo__worker *w)
+{
+	uint64_t now = mono_ns();
+	uint64_t busy = now - w->batch_start_ns;
+	STAT_ADD(w, busy_ns, busy);
+	if (w->batch_polls && !w->mt->fixed_gqi) {
+		/* Tokio's tuning: target 200 µs between inject checks. */
+		double mean = (double)busy / (double)w->batch_polls;
+		double alpha = 0.1;
+		w->ewma_poll_ns = (1 - alpha) * w->ewma_poll_ns + alpha * mean;
+		double gqi = 200000.0 / (w->ewma_poll_ns > 1 ? w->ewma_poll_ns : 1);
+		uint32_t g = gqi < 2 ? 2 : gqi > 127 ? 127 : (uint32_t)gqi;
+		if (g > w->gqi + 2 || g + 2 < w->gqi)
+			w->gqi = g;
+	}
+	publish_stats(w);
+	w->batch_polls = 0;
+}
+
+static void begin_batch(edo__worker *w)
+{
+	w->batch_start_ns = mono_ns();
+}
+
+static bool closing(edo__mt *mt)
+{
+	return atomic_load_explicit(&mt->closing, memory_order_acquire);
+}
+
+static void park(edo__worker *w)
+{
+	edo__mt *mt = w->mt;
+	edo__sched *s = &mt->base;
+	if (worker_has_tasks(w))
+		return;
+	end_batch(w);
+	if (edo__idle_transition_to_parked(&mt->idle, w->index, w->is_searching))
+		notify_if_work_pending(mt);
+	w->is_searching = false;
+	for (;;) {
+		if (closing(mt))
+			break;
+		if (s->hooks.on_thread_park)
+			s->hooks.on_thread_park(s->hooks_ud);
+		STAT_ADD(w, parks, 1);
+		edo__driver_park(&w->parker, -1);
+		STAT_ADD(w, unparks, 1);
+		if (s->hooks.on_thread_unpark)
+			s->hooks.on_thread_unpark(s->hooks_ud);
+		edo__defer_wake_all(&w->defer);
+		if (worker_has_tasks(w)) {
+			/* Woken with work of our own (a driver wake). */
+			edo__idle_unpark_worker_by_id(&mt->idle, w->index);
+			break;
+		}
+		if (edo__idle_is_parked(&mt->idle, w->index))
+			continue; /* spurious */
+		w->is_searching = true; /* notified: go find the work */
+		break;
+	}
+	begin_batch(w);
+}
+
+static void maintenance(edo__worker *w)
+{
+	/* The non-blocking driver turn (I/O and timers plug in here). */
+	edo__driver_park(&w->parker, 0);
+	edo__defer_wake_all(&w->defer);
+	publish_stats(w);
+	if (closing(w->mt))
+		w->is_shutdown = true;
+}
+
+/* ---- the worker thread ---------------------------------------------------------------------- */
+
+static void worker_shutdown(edo__worker *w)
+{
+	edo__mt *mt = w->mt;
+	/* Cancel every owned task; all workers sweep in parallel. */
+	for (uint32_t k = 0; k <= mt->base.owned.mask; k++) {
+		edo__task *t;
+		while ((t = edo__owned_pop(&mt->base.owned, w->index + k)))
+			edo__task_shutdown(t);
+	}
+	pthread_barrier_wait(&mt->shutdown_barrier);
+	/* Every task is complete now; what is queued are stale notifications. */
+	edo__task *t;
+	while ((t = take_lifo(w)) || (t = edo__local_queue_pop(&w->queue)))
+		edo__task_drop_notified(t);
+	edo__defer_wake_all(&w->defer);
+}
+
+static void *worker_main(void *arg)
+{
+	edo__worker *w = arg;
+	edo__mt *mt = w->mt;
+	edo__sched *s = &mt->base;
+	char name[16];
+	snprintf(name, sizeof name, "%s", mt->thread_name);
+	pthread_setname_np(pthread_self(), name);
+	edo__ctx = (edo__context){.sched = s, .core = w, .defer = &w->defer};
+	if (s->hooks.on_thread_start)
+		s->hooks.on_thread_start(s->hooks_ud);
+	begin_batch(w);
+	while (!w->is_shutdown) {
+		w->tick++;
+		if (w->tick % mt->event_interval == 0 || closing(mt))
+			maintenance(w);
+		if (w->is_shutdown)
+			break;
+		edo__task *t = next_task(w);
+		if (!t)
+			t = steal_work(w);
+		if (t) {
+			run_task(w, t);
+			continue;
+		}
+		if (!edo__defer_is_empty(&w->defer)) {
+			/* Deferred wakes are pending: a driver turn, then run them. */
+			maintenance(w);
+			continue;
+		}
+		park(w);
+	}
+	worker_shutdown(w);
+	end_batch(w);
+	if (s->hooks.on_thread_stop)
+		s->hooks.on_thread_stop(s->hooks_ud);
+	edo__ctx = (edo__context){0};
+	return NULL;
+}
+
+/* ---- block_on from a thread that is not a worker ---------------------------------------------- */
+
+typedef struct bo_parker {
+	atomic_size_t refs;
+	atomic_bool woken;
+	edo__driver parker;
+} bo_parker;
+
+static edo_waker bo_clone(const void *data);
+static void bo_wake_by_ref(const void *data)
+{
+	bo_parker *p = (bo_parker *)(uintptr_t)data;
+	atomic_store_explicit(&p->woken, true, memory_order_release);
+	edo__driver_unpark(&p->parker);
+}
+static void bo_drop(const void *data)
+{
+	bo_parker *p = (bo_parker *)(uintptr_t)data;
+	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+		free(p);
+}
+static void bo_wake(const void *data)
+{
+	bo_wake_by_ref(data);
+	bo_drop(data);
+}
+static const edo_waker_vtable bo_waker_vt = {bo_clone, bo_wake, bo_wake_by_ref, bo_drop};
+static edo_waker bo_clone(const void *data)
+{
+	bo_parker *p = (bo_parker *)(uintptr_t)data;
+	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+	return (edo_waker){&bo_waker_vt, data};
+}
+
+int edo__mt_block_on(edo__sched *s, edo_future *fut)
+{
+	edo__mt *mt = mt_of(s);
+	if (edo__ctx.sched)
+		return -EBUSY;
+	atomic_fetch_add(&mt->block_on_count, 1);
+	if (atomic_load(&s->shutdown)) {
+		atomic_fetch_sub(&mt->block_on_count, 1);
+		return EDO_ESHUTDOWN;
+	}
+	bo_parker *p = malloc(sizeof *p);
+	if (!p) {
+		atomic_fetch_sub(&mt->block_on_count, 1);
+		return -ENOMEM;
+	}
+	atomic_init(&p->refs, 1);
+	atomic_init(&p->woken, true);
+	edo__driver_init(&p->parker);
+	edo__defer defer = {0};
+	edo__context saved = edo__ctx;
+	edo__ctx = (edo__context){.sched = s, .core = NULL, .defer = &defer};
+	edo_waker w = {&bo_waker_vt, p};
+	edo_cx cx = {&w};
+	for (;;) {
+		if (atomic_exchange_explicit(&p->woken, false, memory_order_acq_rel)) {
+			edo__ctx.constrained = true;
+			edo__ctx.budget = EDO_COOP_BUDGET;
+			edo_poll r = fut->vt->poll(fut, &cx);
+			edo__ctx.constrained = false;
+			if (r == EDO_READY)
+				break;
+		}
+		edo__driver_park(&p->parker, edo__defer_is_empty(&defer) ? -1 : 0);
+		edo__defer_wake_all(&defer);
+	}
+	edo__ctx = saved;
+	edo__defer_free(&defer);
+	bo_drop(p);
+	atomic_fetch_sub(&mt->block_on_count, 1);
+	return 0;
+}
+
+/* ---- build and shut down ---------------------------------------------------------------------- */
+
+static void mt_destroy(edo__sched *s)
+{
+	edo__mt *mt = mt_of(s);
+	for (uint32_t i = 0; i <= mt->inject_mask; i++)
+		edo__inject_destroy(&mt->inject[i]);
+	for (uint32_t i = 0; i < mt->num_workers; i++)
+		edo__defer_free(&mt->workers[i].defer);
+	edo__idle_destroy(&mt->idle);
+	edo__owned_destroy(&s->owned);
+	pthread_barrier_destroy(&mt->shutdown_barrier);
+	free(mt->inject);
+	free(mt->workers);
+	free(mt);
+}
+
+static const edo__sched_vt mt_vt = {
+	.schedule = mt_schedule,
+	.destroy = mt_destroy,
+};
+
+static uint32_t default_workers(const edo_runtime_builder *b)
+{
+	if (b->worker_threads)
+		return b->worker_threads;
+	const char *env = getenv("EDO_WORKER_THREADS");
+	if (env) {
+		char *end;
+		long n = strtol(env, &end, 10);
+		if (!*end && n > 0 && n <= 4096)
+			return (uint32_t)n;
+	}
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (uint32_t)n : 1;
+}
+
+static void mt_stop_threads(edo__mt *mt, uint32_t started);
+
+int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
+{
+	uint32_t n = default_workers(b);
+	edo__mt *mt = calloc(1, sizeof *mt);
+	if (!mt)
+		return -ENOMEM;
+	int rc = edo__sched_init(&mt->base, &mt_vt, b, 4 * n);
+	if (rc < 0) {
+		free(mt);
+		return rc;
+	}
+	uint32_t shards = 1;
+	while (shards < n)
+		shards <<= 1;
+	mt->num_workers = n;
+	mt->inject_mask = shards - 1;
+	mt->workers = aligned_alloc(64, sizeof(edo__worker) * n);
+	mt->inject = calloc(shards, sizeof(edo__inject));
+	if (!mt->workers || !mt->inject || edo__idle_init(&mt->idle, n) < 0) {
+		free(mt->workers);
+		free(mt->inject);
+		edo__owned_destroy(&mt->base.owned);
+		free(mt);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < shards; i++)
+		edo__inject_init(&mt->inject[i]);
+	atomic_init(&mt->closing, false);
+	atomic_init(&mt->block_on_count, 0);
+	atomic_init(&mt->threads_started, 0);
+	pthread_barrier_init(&mt->shutdown_barrier, NULL, n);
+	mt->event_interval = b->event_interval ? b->event_interval : DEFAULT_EVENT_INTERVAL;
+	mt->fixed_gqi = b->global_queue_interval;
+	snprintf(mt->thread_name, sizeof mt->thread_name, "%s",
+		 b->thread_name ? b->thread_name : "edo-worker");
+	mt->stack_size = b->thread_stack_size;
+	for (uint32_t i = 0; i < n; i++) {
+		edo__worker *w = &mt->workers[i];
+		memset(w, 0, sizeof *w);
+		edo__local_queue_init(&w->queue);
+		atomic_init(&w->lifo, NULL);
+		atomic_init(&w->poll_seq, 0);
+		w->mt = mt;
+		w->index = i;
+		w->rand = 0x9e3779b9u * (i + 1);
+		w->gqi = mt->fixed_gqi ? mt->fixed_gqi : DEFAULT_EVENT_INTERVAL;
+		w->ewma_poll_ns = 200000.0 / DEFAULT_EVENT_INTERVAL;
+		w->lifo_enabled = true;
+		edo__driver_init(&w->parker);
+	}
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	if (mt->stack_size)
+		pthread_attr_setstacksize(&attr, mt->stack_size);
+	for (uint32_t i = 0; i < n; i++) {
+		rc = -pthread_create(&mt->workers[i].thread, &attr, worker_main, &mt->workers[i]);
+		if (rc < 0) {
+			pthread_attr_destroy(&attr);
+			/* The barrier expects n workers: rebuild it for those started. */
+			pthread_barrier_destroy(&mt->shutdown_barrier);
+			pthread_barrier_init(&mt->shutdown_barrier, NULL, i ? i : 1);
+			mt_stop_threads(mt, i);
+			edo__sched_unref(&mt->base);
+			return rc;
+		}
+	}
+	pthread_attr_destroy(&attr);
+	*out = &mt->base;
+	return 0;
+}
+
+static void mt_stop_threads(edo__mt *mt, uint32_t started)
+{
+	atomic_store(&mt->base.shutdown, true);
+	edo__owned_close(&mt->base.owned);
+	atomic_store(&mt->closing, true);
+	for (uint32_t i = 0; i < started; i++)
+		edo__driver_unpark(&mt->workers[i].parker);
+	for (uint32_t i = 0; i < started; i++)
+		pthread_join(mt->workers[i].thread, NULL);
+	/* Wakes from outside the workers may have queued notifications. */
+	for (uint32_t i = 0; i <= mt->inject_mask; i++) {
+		edo__inject_close(&mt->inject[i]);
+		edo__task *t;
+		while ((t = edo__inject_pop(&mt->inject[i])))
+			edo__task_drop_notified(t);
+	}
+}
+
+int edo__mt_shutdown(edo__sched *s)
+{
+	edo__mt *mt = mt_of(s);
+	if (edo__ctx.sched)
+		return -EBUSY;
+	if (atomic_load(&mt->block_on_count))
+		return -EBUSY;
+	mt_stop_threads(mt, mt->num_workers);
+	edo__sched_unref(s);
+	return 0;
+}
+
+int edo__mt_worker_metrics(edo__sched *s, uint32_t i, edo_worker_metrics *out)
+{
+	edo__mt *mt = mt_of(s);
+	if (i >= mt->num_workers)
+		return -EINVAL;
+	edo__stats_read(&mt->workers[i].stats, out);
+	return 0;
+}
+
+uint32_t edo__mt_num_workers(edo__sched *s)
+{
+	return mt_of(s)->num_workers;
+}
+
+size_t edo__mt_inject_depth(edo__sched *s)
+{
+	return inject_len(mt_of(s));
+}
