@@ -1,0 +1,393 @@
+#!/usr/bin/env bash
+# Edo's side-by-side benchmark runner (bench/README.md). Runs every workload
+# of bench/workloads.txt for every implementation, each at least 3 times in
+# fresh processes (interleaved), and reports the medians with Edo's ratio to
+# each peer: a table on stdout, docs/benchmarks.md and docs/benchmarks.png.
+#
+# Environment:
+#   EDO_BUILD=build      where Edo's binaries are (bench/edo_bench, examples/*_server)
+#   BENCH=name           run only this workload (of workloads.txt)
+#   QUICK=1              1 run each, 2 s load runs (reduced; says so in the report)
+#   BENCH_REPS=n         runs per cell (default 3; QUICK: 1)
+#   BENCH_SECONDS=s      duration of each server load run (default 10; QUICK: 2)
+#   BENCH_WRITE_DOCS=0|1 write docs/ (default: 1 for a full run, 0 for QUICK or BENCH)
+#   BENCH_SKIP_SETUP=1   do not call setup-peers.sh (use the peers already built)
+#   BENCH_TIMEOUT=s      limit for one non-server process (default 300)
+# Only 127.0.0.1 is ever used; every load run is bounded in time; servers are
+# started here and stopped by their process id.
+set -u
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 1
+EDO_BUILD=${EDO_BUILD:-build}
+case $EDO_BUILD in /*) EDO=$EDO_BUILD ;; *) EDO=$ROOT/$EDO_BUILD ;; esac
+QUICK=${QUICK:-0}
+[ "$QUICK" = 0 ] && QUICK=
+BENCH=${BENCH:-}
+if [ -n "$QUICK" ]; then
+	REPS=${BENCH_REPS:-1}
+	SECONDS_LOAD=${BENCH_SECONDS:-2}
+else
+	REPS=${BENCH_REPS:-3}
+	SECONDS_LOAD=${BENCH_SECONDS:-10}
+fi
+if [ -n "$QUICK" ] || [ -n "$BENCH" ]; then
+	WRITE_DOCS=${BENCH_WRITE_DOCS:-0}
+else
+	WRITE_DOCS=${BENCH_WRITE_DOCS:-1}
+fi
+TASK_TIMEOUT=${BENCH_TIMEOUT:-300}
+ECHO_CONNS="100 1000"
+HTTP_CONNS="256 1000"
+PEERS=$ROOT/build/bench-peers
+PBIN=$PEERS/bin
+RES=$ROOT/build/bench-results
+RAW=$RES/raw.txt
+LOGS=$RES/logs
+MANIFEST=$ROOT/bench/workloads.txt
+COMMAND="EDO_BUILD=$EDO_BUILD${BENCH:+ BENCH=$BENCH}${QUICK:+ QUICK=1}${BENCH_REPS:+ BENCH_REPS=$BENCH_REPS}${BENCH_SECONDS:+ BENCH_SECONDS=$BENCH_SECONDS} bash bench/run.sh"
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+
+SERVER_PID=
+cleanup() {
+	if [ -n "$SERVER_PID" ]; then
+		kill -KILL "$SERVER_PID" 2>/dev/null
+		wait "$SERVER_PID" 2>/dev/null
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- the manifest ------------------------------------------------------------
+
+WORKLOADS=()
+declare -A KIND THREADS IMPLS
+while read -r name kind threads impls rest; do
+	case $name in '' | '#'*) continue ;; esac
+	WORKLOADS+=("$name")
+	KIND[$name]=$kind
+	THREADS[$name]=${threads//,/ }
+	IMPLS[$name]=${impls//,/ }
+done <"$MANIFEST"
+if [ -n "$BENCH" ] && [ -z "${KIND[$BENCH]:-}" ]; then
+	say "unknown workload '$BENCH'; known: ${WORKLOADS[*]}"
+	exit 2
+fi
+
+# Implementation columns, in this order when present in the manifest.
+IMPL_ORDER="edo tokio hyper go libuv epoll"
+
+prog_for() { # kind impl -> path of the program
+	case $1:$2 in
+	task:edo) echo "$EDO/bench/edo_bench" ;;
+	echo:edo) echo "$EDO/examples/echo_server" ;;
+	http:edo) echo "$EDO/examples/hello_server" ;;
+	task:tokio | task:go | task:libuv) echo "$PBIN/${2}_bench" ;;
+	echo:hyper) echo "" ;;
+	echo:*) echo "$PBIN/${2}_echo" ;;
+	http:*) echo "$PBIN/${2}_http" ;;
+	*) echo "" ;;
+	esac
+}
+
+# ---- running one cell ----------------------------------------------------------
+
+record_run() { # wl impl threads rep status [note]
+	echo "run wl=$1 impl=$2 threads=$3 rep=$4 status=$5${6:+ note=$6}" >>"$RAW"
+}
+
+run_task() { # wl impl threads rep
+	local wl=$1 impl=$2 t=$3 rep=$4 prog out rc log
+	prog=$(prog_for task "$impl")
+	if [ ! -x "$prog" ]; then
+		record_run "$wl" "$impl" "$t" "$rep" missing not-built
+		return
+	fi
+	log=$LOGS/$impl-$wl-t$t.log
+	echo "== run $rep: $prog $wl $t" >>"$log"
+	out=$(timeout -k 5 "$TASK_TIMEOUT" "$prog" "$wl" "$t" 2>>"$log")
+	rc=$?
+	echo "$out" >>"$log"
+	if [ $rc -eq 77 ]; then
+		record_run "$wl" "$impl" "$t" "$rep" missing exit-77
+		return
+	fi
+	out=$(printf '%s\n' "$out" | grep "^bench=.* impl=$impl threads=$t value=[0-9.e+-]* unit=")
+	if [ $rc -ne 0 ] || [ -z "$out" ]; then
+		record_run "$wl" "$impl" "$t" "$rep" failed "exit-$rc"
+		say "  $impl $wl threads=$t: FAILED (exit $rc, see $log)"
+		return
+	fi
+	record_run "$wl" "$impl" "$t" "$rep" ok
+	printf '%s\n' "$out" | sed "s/\$/ wl=$wl rep=$rep/" >>"$RAW"
+	printf '%s\n' "$out" | sed 's/^/  /' >&2
+}
+
+cpu_ticks() { # pid -> utime+stime in clock ticks, all threads
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+	s=${s##*) }
+	echo "$s" | awk '{print $12 + $13}'
+}
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Starts a server on a free port of 127.0.0.1: sets SERVER_PID and PORT, or
+# returns 77 (the server says it lacks this configuration) or 1.
+start_server() { # prog threads log
+	local try i rc
+	for try in 1 2 3 4 5; do
+		PORT=$((20000 + RANDOM % 30000))
+		listening "$PORT" && continue
+		"$1" --port "$PORT" --threads "$2" >>"$3" 2>&1 &
+		SERVER_PID=$!
+		for i in $(seq 100); do
+			if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+				wait "$SERVER_PID"
+				rc=$?
+				SERVER_PID=
+				[ $rc -eq 77 ] && return 77
+				continue 2 # maybe the port was taken: try another
+			fi
+			listening "$PORT" && return 0
+			sleep 0.1
+		done
+		stop_server
+		return 1
+	done
+	return 1
+}
+
+stop_server() {
+	local i
+	[ -z "$SERVER_PID" ] && return
+	kill -TERM "$SERVER_PID" 2>/dev/null
+	for i in $(seq 30); do
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$SERVER_PID" 2>/dev/null
+	wait "$SERVER_PID" 2>/dev/null
+	SERVER_PID=
+}
+
+to_ms() { # wrk latency like 812.00us, 4.51ms, 1.02s -> ms
+	awk -v x="$1" 'BEGIN {
+		if (x ~ /us$/) printf "%.4f", x / 1000; else if (x ~ /ms$/) printf "%.4f", x + 0;
+		else if (x ~ /m$/) printf "%.4f", x * 60000; else if (x ~ /s$/) printf "%.4f", x * 1000; }'
+}
+
+emit() { # bench impl threads value unit wl rep
+	local line="bench=$1 impl=$2 threads=$3 value=$4 unit=$5"
+	echo "$line wl=$6 rep=$7" >>"$RAW"
+	echo "  $line" >&2
+}
+
+run_server() { # kind wl impl threads rep
+	local kind=$1 wl=$2 impl=$3 t=$4 rep=$5 prog log conns c0 c1 out rate total p99 cpu rc hz
+	prog=$(prog_for "$kind" "$impl")
+	if [ -z "$prog" ] || [ ! -x "$prog" ]; then
+		record_run "$wl" "$impl" "$t" "$rep" missing not-built
+		return
+	fi
+	log=$LOGS/$impl-$wl-t$t.log
+	echo "== run $rep: $prog --threads $t" >>"$log"
+	start_server "$prog" "$t" "$log"
+	rc=$?
+	if [ $rc -eq 77 ]; then
+		record_run "$wl" "$impl" "$t" "$rep" missing exit-77
+		return
+	elif [ $rc -ne 0 ]; then
+		record_run "$wl" "$impl" "$t" "$rep" failed no-listen
+		say "  $impl $wl threads=$t: FAILED to start/listen (see $log)"
+		return
+	fi
+	hz=$(getconf CLK_TCK)
+	if [ "$kind" = http ]; then conns=$HTTP_CONNS; else conns=$ECHO_CONNS; fi
+	local ok=1
+	for c in $conns; do
+		c0=$(cpu_ticks "$SERVER_PID")
+		if [ "$kind" = http ]; then
+			out=$(timeout -k 5 $((SECONDS_LOAD + 30)) wrk -t1 -c"$c" -d"${SECONDS_LOAD}s" --timeout 5s \
+				--latency "http://127.0.0.1:$PORT/" 2>&1)
+		else
+			out=$(timeout -k 5 $((SECONDS_LOAD + 60)) "$PBIN/echo_client" --port "$PORT" --conns "$c" \
+				--seconds "$SECONDS_LOAD" --size 64 2>&1)
+		fi
+		rc=$?
+		c1=$(cpu_ticks "$SERVER_PID")
+		printf '%s\n' "-- c=$c rc=$rc" "$out" >>"$log"
+		if [ "$kind" = http ]; then
+			rate=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/ {print $2}')
+			total=$(printf '%s\n' "$out" | awk '/ requests in / {print $1}')
+			p99=$(printf '%s\n' "$out" | awk '$1 == "99%" {print $2}')
+			if printf '%s\n' "$out" | grep -q "Non-2xx"; then rate=; fi
+		else
+			rate=$(printf '%s\n' "$out" | sed -n 's/.*rate=\([0-9.]*\).*/\1/p')
+			total=$(printf '%s\n' "$out" | sed -n 's/^msgs=\([0-9]*\) .*/\1/p')
+		fi
+		if [ $rc -ne 0 ] || [ -z "$rate" ] || ! kill -0 "$SERVER_PID" 2>/dev/null; then
+			ok=0
+			say "  $impl $wl c=$c threads=$t: FAILED (see $log)"
+			continue
+		fi
+		cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$hz" 'BEGIN {printf "%.2f", (b - a) / hz}')
+		emit "${wl}_c$c" "$impl" "$t" "$rate" ops/s "$wl" "$rep"
+		[ -n "${p99:-}" ] && emit "${wl}_c${c}_p99" "$impl" "$t" "$(to_ms "$p99")" ms "$wl" "$rep"
+		emit "${wl}_c${c}_cpu" "$impl" "$t" "$cpu" s "$wl" "$rep"
+		awk -v n="$total" -v cpu="$cpu" 'BEGIN { if (cpu > 0 && n > 0) printf "%.1f\n", n / cpu }' |
+			while read -r per; do emit "${wl}_c${c}_per_cpu" "$impl" "$t" "$per" ops/cpu-s "$wl" "$rep"; done
+	done
+	stop_server
+	if [ $ok = 1 ]; then
+		record_run "$wl" "$impl" "$t" "$rep" ok
+	else
+		record_run "$wl" "$impl" "$t" "$rep" failed load
+	fi
+}
+
+# ---- the suite -------------------------------------------------------------------
+
+START=$(date +%s)
+if [ "${BENCH_SKIP_SETUP:-0}" != 1 ]; then
+	say "building the peers (bench/setup-peers.sh)"
+	bash "$ROOT/bench/setup-peers.sh"
+fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null
+say "open files limit: $(ulimit -n)"
+[ -x "$EDO/bench/edo_bench" ] || say "no $EDO/bench/edo_bench: every Edo task cell is missing"
+mkdir -p "$LOGS"
+rm -f "$RAW" "$LOGS"/*.log
+say "mode: ${QUICK:+QUICK, }$REPS run(s) per cell, ${SECONDS_LOAD} s load runs${BENCH:+, only $BENCH}"
+
+for wl in "${WORKLOADS[@]}"; do
+	[ -n "$BENCH" ] && [ "$wl" != "$BENCH" ] && continue
+	kind=${KIND[$wl]}
+	for t in ${THREADS[$wl]}; do
+		for rep in $(seq "$REPS"); do
+			say "$wl threads=$t run $rep/$REPS"
+			for spec in ${IMPLS[$wl]}; do
+				impl=${spec%@*}
+				if [ "$spec" != "$impl" ] && [ "${spec#*@}" != "$t" ]; then continue; fi
+				if [ "$kind" = task ]; then
+					run_task "$wl" "$impl" "$t" "$rep"
+				else
+					run_server "$kind" "$wl" "$impl" "$t" "$rep"
+				fi
+			done
+		done
+	done
+done
+ELAPSED=$(($(date +%s) - START))
+
+# ---- the report --------------------------------------------------------------------
+
+impls=""
+for i in $IMPL_ORDER; do grep -qE "(^|[ ,])$i(@|,|$)" <(awk '!/^#/ && NF >= 4 {print $4}' "$MANIFEST") && impls="$impls $i"; done
+CHART_DATA=$RES/chart.dat
+TABLE=$(awk -v order="${WORKLOADS[*]}" -v impls="${impls# }" -v reps="$REPS" -v chart="$CHART_DATA" \
+	-f "$ROOT/bench/report.awk" "$RAW")
+echo
+echo "$TABLE"
+echo
+echo "edo/peer = Edo's median / the peer's median. For ns/op, ms, s and bytes lower is better"
+echo "(under 1: Edo better); for ops/s and ops/cpu-s higher is better (over 1: Edo better)."
+echo "Suite time: ${ELAPSED} s."
+
+if [ "$WRITE_DOCS" = 1 ]; then
+	DOC=$ROOT/docs/benchmarks.md
+	PNG=$ROOT/docs/benchmarks.png
+	mkdir -p "$ROOT/docs"
+else
+	DOC=$RES/benchmarks.md
+	PNG=$RES/benchmarks.png
+fi
+
+# The chart: Edo's advantage over each peer, one group of bars per row.
+plot_chart() {
+	command -v gnuplot >/dev/null || { say "no gnuplot: no chart"; return; }
+	local rows
+	rows=$(($(wc -l <"$CHART_DATA") - 1))
+	if [ "$rows" -le 0 ]; then
+		gnuplot <<-EOF 2>>"$LOGS/gnuplot.log"
+			set terminal pngcairo size 1000,300 font "sans,11"
+			set output "$PNG"
+			unset border; unset tics; unset key
+			set label 1 "Edo vs peers: no Edo result yet (every Edo cell is missing)" at screen 0.5,0.5 center
+			plot [0:1][0:1] NaN
+		EOF
+		return
+	fi
+	local cols width lo hi ytics k
+	cols=$(head -1 "$CHART_DATA" | awk '{print NF}')
+	width=$((700 + rows * (cols - 1) * 22))
+	[ $width -gt 4000 ] && width=4000
+	# Bars are log2(advantage): up = Edo better, down = Edo worse; ticks as ratios.
+	read -r lo hi < <(awk 'NR > 1 { for (i = 2; i <= NF; i++) if ($i != "-") {
+			if (!n++ || $i < lo) lo = $i; if (n == 1 || $i > hi) hi = $i } }
+		END { lo = lo < -1 ? lo : -1; hi = hi > 1 ? hi : 1
+			l = int(lo); if (l > lo) l--; h = int(hi); if (h < hi) h++; print l, h }' "$CHART_DATA")
+	ytics=""
+	for k in $(seq "$lo" "$hi"); do
+		ytics="$ytics${ytics:+, }\"$(awk -v k="$k" 'BEGIN { v = 2 ^ k; printf (v >= 1 ? "%g" : "1/%g"), (v >= 1 ? v : 1 / v) }')x\" $k"
+	done
+	gnuplot <<-EOF 2>>"$LOGS/gnuplot.log"
+		set terminal pngcairo size $width,600 font "sans,10"
+		set output "$PNG"
+		set title "Edo vs each peer: bars up = Edo better, down = Edo worse ($(date -u +%F), $(nproc) cores)" noenhanced
+		set style data histograms
+		set style histogram clustered gap 1
+		set style fill solid 0.8 border -1
+		set yrange [$lo:$hi]
+		set ytics ($ytics)
+		set grid ytics
+		set ylabel "Edo's advantage (peer time / Edo time; Edo / peer for ops/s)"
+		set xtics rotate by -35 left noenhanced
+		set key top left noenhanced
+		set datafile missing "-"
+		set xzeroaxis lt -1 lw 2
+		set bmargin 9
+		plot for [i=2:$cols] "$CHART_DATA" using i:xtic(1) title columnheader(i)
+	EOF
+}
+plot_chart
+
+cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+{
+	echo "# Edo benchmarks: side by side"
+	echo
+	echo "Generated by \`bench/run.sh\` — do not edit by hand. Workload definitions: [bench/README.md](../bench/README.md)."
+	echo
+	echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "- machine: ${cpu_model:-unknown CPU}, $(nproc) cores, $(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, Linux $(uname -r), shared with other work (numbers are noisy; read the ratios)"
+	echo "- command: \`$COMMAND\`"
+	echo "- Edo: commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- include src bench/edo_bench.c 2>/dev/null || echo ' (with uncommitted changes)'), binaries from \`$EDO_BUILD/\`"
+	echo "- peers (Debian 12 packages):"
+	sed 's/^/  - /' "$PEERS/versions.txt" 2>/dev/null
+	[ -n "$(cat "$PEERS/failed.txt" 2>/dev/null)" ] && echo "  - peers that failed to build: $(cat "$PEERS/failed.txt")"
+	echo "- runs: ${REPS} per cell, fresh process each, interleaved; the median is shown${QUICK:+ (QUICK mode: reduced, not for publication)}; a \`*\` marks a median of fewer runs than planned (some failed)"
+	echo "- servers: loads of ${SECONDS_LOAD} s on 127.0.0.1: \`wrk -t1 -c256\` and \`-c1000\` (http_hello), \`echo_client\` with 100 and 1,000 connections, 64-byte messages (tcp_echo); the load generator shares the cores with the server"
+	echo "- suite time: ${ELAPSED} s"
+	echo
+	echo "## How to read it"
+	echo
+	echo "- **edo/X = Edo's median ÷ X's median**, for every unit. For \`ns/op\`, \`ms\`, \`s\` and \`bytes\` (better = lower) a ratio **under 1** means Edo is better; for \`ops/s\` and \`ops/cpu-s\` (better = higher) a ratio **over 1** means Edo is better."
+	echo "- threads: 0 = current-thread runtime (Go: GOMAXPROCS 1), N = multi-thread runtime with N workers (Go: GOMAXPROCS N); libuv and epoll are one event loop (listed under 0 or 1)."
+	echo "- **missing**: the implementation does not provide that workload yet (program absent, or it exited 77); **failed**: it ran and gave no valid result (see \`build/bench-results/logs/\`); empty: not applicable."
+	echo "- Server rows: \`<workload>_cN\` = requests (round trips) per second with N connections, \`_p99\` = wrk's p99 latency, \`_cpu\` = server CPU seconds during the load, \`_per_cpu\` = requests per server CPU second. In http_hello, tokio is a raw server on Tokio, hyper is hyper 0.14 on Tokio, go is net/http."
+	echo
+	echo "## Results"
+	echo
+	echo "$TABLE"
+	echo
+	echo "![Edo's advantage over each peer]($(basename "$PNG"))"
+	echo
+	echo "The chart plots, for each row where Edo has a result, Edo's advantage over each peer: the ratio above turned so that over 1 always means Edo is better (log scale; \`_cpu\` rows left out, \`_per_cpu\` shown)."
+	missing=$(awk '$1 == "run" && / impl=edo / && / status=missing/ {sub(/^wl=/, "", $2); sub(/^threads=/, "", $4); print $2 " (threads " $4 ")"}' "$RAW" | sort -u | paste -sd, - | sed 's/,/, /g')
+	if [ -n "$missing" ]; then
+		echo
+		echo "Edo missing: $missing."
+	fi
+} >"$DOC"
+say "report: $DOC, chart: $PNG, raw: $RAW"
