@@ -81,7 +81,11 @@ extern int test_count;
 	do {                                                                                       \
 		__typeof__(a) a_ = (a);                                                            \
 		__typeof__(b) b_ = (b);                                                            \
-		if (!(a_ op b_)) {                                                                 \
+		_Pragma("GCC diagnostic push");                                                    \
+		_Pragma("GCC diagnostic ignored \"-Wsign-compare\"");                              \
+		bool ok_ = a_ op b_;                                                               \
+		_Pragma("GCC diagnostic pop");                                                     \
+		if (!ok_) {                                                                        \
 			char fa_[64], fb_[64];                                                     \
 			snprintf(fa_, sizeof fa_, TEST__FMT(a_), a_);                              \
 			snprintf(fb_, sizeof fb_, TEST__FMT(b_), b_);                              \

@@ -136,6 +136,20 @@ int edo_block_on(edo_runtime *rt, edo_future *fut);
 int edo_runtime_free(edo_runtime *rt);
 
 /**
+ * edo_runtime_shutdown_timeout() - edo_runtime_free(), but wait at most
+ * @timeout_ms for blocking-pool threads that are still running user code
+ * (edo_runtime_free() waits for them without limit).  Tasks are cancelled
+ * as in edo_runtime_free().  Returns 0, -ETIMEDOUT if blocking threads were
+ * still running at the deadline (they finish in the background; the runtime
+ * is freed all the same, its memory released by the last of them), or
+ * -EBUSY (nothing done) as edo_runtime_free().
+ */
+int edo_runtime_shutdown_timeout(edo_runtime *rt, int64_t timeout_ms);
+
+/** edo_runtime_shutdown_background() - shutdown without waiting for blocking threads. */
+int edo_runtime_shutdown_background(edo_runtime *rt);
+
+/**
  * edo_runtime_handle() - a new reference to a handle for @rt.  Release with
  * edo_handle_drop().  Thread-safe.
  */

@@ -125,6 +125,39 @@ uint64_t edo_abort_handle_id(const edo_abort_handle *a);
 /** edo_abort_handle_drop() - release an abort handle.  NULL is a no-op. */
 void edo_abort_handle_drop(edo_abort_handle *a);
 
+/* ---- blocking work ---------------------------------------------------------- */
+
+/** Flag for edo_spawn_blocking_on(): run even if the runtime shuts down first. */
+#define EDO_BLOCKING_MANDATORY 1u
+
+/**
+ * edo_spawn_blocking() - run @fn(@arg) on the runtime's blocking pool, a set
+ * of threads for work that blocks (synchronous syscalls, heavy computation),
+ * so that it never stalls a worker.  Returns a normal join handle: await it
+ * with edo_join_poll(), then read @fn's return value with
+ * edo_join_blocking_result().  Threads are started on demand up to the
+ * builder's max_blocking_threads (512) and exit after keep-alive (10 s) idle.
+ *
+ * A blocking task cannot be interrupted once it runs: abort only cancels it
+ * while queued.  At shutdown, queued tasks are cancelled unless mandatory,
+ * and running ones finish.  Returns like edo_spawn(), and -EINVAL for a NULL
+ * @fn.  Thread-safe.
+ */
+int edo_spawn_blocking(void *(*fn)(void *), void *arg, edo_join **out);
+
+/**
+ * edo_spawn_blocking_on() - edo_spawn_blocking() on the runtime of @h (NULL:
+ * the current one), from any thread.  @flags: 0 or EDO_BLOCKING_MANDATORY.
+ */
+int edo_spawn_blocking_on(edo_handle *h, void *(*fn)(void *), void *arg, unsigned flags,
+			  edo_join **out);
+
+/**
+ * edo_join_blocking_result() - the value returned by a blocking task's
+ * function, once edo_join_poll() reported 0; NULL for other tasks.
+ */
+void *edo_join_blocking_result(edo_join *h);
+
 /* ---- the current task ------------------------------------------------------ */
 
 /** edo_task_id() - the id of the task being polled on this thread, 0 if none. */

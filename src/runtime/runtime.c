@@ -8,6 +8,7 @@
 
 #include "edo/error.h"
 #include "edo/runtime.h"
+#include "runtime/blocking/pool.h"
 #include "runtime/context.h"
 #include "runtime/sched.h"
 #include "runtime/scheduler/current_thread.h"
@@ -57,6 +58,11 @@ int edo_runtime_build(const edo_runtime_builder *b, edo_runtime **out)
 		free(rt);
 		return rc;
 	}
+	rc = edo__pool_new(b, rt->sched, &rt->sched->blocking);
+	if (rc < 0) {
+		edo_runtime_free(rt);
+		return rc;
+	}
 	*out = rt;
 	return 0;
 }
@@ -77,16 +83,34 @@ int edo_block_on(edo_runtime *rt, edo_future *fut)
 	return edo__ct_block_on(rt->sched, fut);
 }
 
-int edo_runtime_free(edo_runtime *rt)
+int edo_runtime_shutdown_timeout(edo_runtime *rt, int64_t timeout_ms)
 {
 	if (!rt)
 		return 0;
-	int rc = rt->sched->flavor == EDO_RT_MULTI_THREAD ? edo__mt_shutdown(rt->sched)
-							   : edo__ct_shutdown(rt->sched);
-	if (rc < 0)
+	edo__sched *s = rt->sched;
+	/* Keep the scheduler (and through it the pool) alive until we are done. */
+	edo__sched_ref(s);
+	int rc = s->flavor == EDO_RT_MULTI_THREAD ? edo__mt_shutdown(s) : edo__ct_shutdown(s);
+	if (rc < 0) {
+		edo__sched_unref(s);
 		return rc;
+	}
+	if (s->blocking)
+		rc = edo__pool_shutdown(s->blocking, timeout_ms);
+	edo__sched_unref(s);
 	free(rt);
-	return 0;
+	return rc;
+}
+
+int edo_runtime_free(edo_runtime *rt)
+{
+	return edo_runtime_shutdown_timeout(rt, -1);
+}
+
+int edo_runtime_shutdown_background(edo_runtime *rt)
+{
+	int rc = edo_runtime_shutdown_timeout(rt, 0);
+	return rc == -ETIMEDOUT ? 0 : rc;
 }
 
 edo_handle *edo_runtime_handle(edo_runtime *rt)
@@ -134,6 +158,8 @@ int edo_runtime_metrics_get(edo_runtime *rt, edo_runtime_metrics *out)
 		return -EINVAL;
 	edo__sched *s = rt->sched;
 	out->alive_tasks = edo__owned_count(&s->owned);
+	out->blocking_threads = s->blocking ? edo__pool_threads(s->blocking) : 0;
+	out->blocking_queue_depth = s->blocking ? edo__pool_queue_depth(s->blocking) : 0;
 	if (s->flavor == EDO_RT_MULTI_THREAD) {
 		out->workers = edo__mt_num_workers(s);
 		out->inject_queue_depth = edo__mt_inject_depth(s);

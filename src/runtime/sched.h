@@ -27,6 +27,9 @@ struct edo_handle {
 	edo_runtime_hooks hooks;
 	void *hooks_ud;
 	bool task_hooks; /* any of the per-task hooks is set */
+	/* The blocking pool (its own scheduler); this handle owns one reference
+	 * to it, released when this scheduler is destroyed. */
+	struct edo_handle *blocking;
 };
 
 static inline void edo__sched_ref(edo__sched *s)
@@ -36,8 +39,12 @@ static inline void edo__sched_ref(edo__sched *s)
 
 static inline void edo__sched_unref(edo__sched *s)
 {
-	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+		edo__sched *pool = s->blocking;
 		s->vt->destroy(s);
+		if (pool)
+			edo__sched_unref(pool);
+	}
 }
 
 /* Initialise the shared part; @nshards for the owned-tasks list. */

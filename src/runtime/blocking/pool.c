@@ -1,0 +1,319 @@
+/* The blocking pool: threads for work that blocks (a synchronous syscall, a
+ * CPU-heavy computation, a library without an async API), so that it never
+ * stalls a worker.
+ *
+ * A blocking task is an ordinary task (same cell, state word, join handle)
+ * whose future calls the user's function once.  The pool is a scheduler of
+ * its own: scheduling a blocking task appends it to the pool's queue under
+ * one mutex, wakes an idle thread, or starts a new thread if none is idle
+ * and fewer than max_blocking_threads (512) exist.  Idle threads exit after
+ * blocking_keep_alive_ms (10 s).
+ *
+ * Shutdown: queued tasks are cancelled (their join handles report
+ * -ECANCELED) except mandatory ones, which still run; tasks already running
+ * finish.  The runtime then waits for the pool's threads (forever, or up to
+ * the shutdown timeout).  Each thread holds a reference on the pool, so a
+ * thread still running when a timed shutdown gives up is never left with
+ * freed memory.
+ */
+#define _GNU_SOURCE
+#include "runtime/blocking/pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "edo/error.h"
+#include "runtime/context.h"
+#include "runtime/sched.h"
+
+typedef struct edo__pool {
+	edo__sched base;
+	edo__sched *runtime; /* the scheduler blocking code may spawn onto */
+	pthread_mutex_t lock;
+	pthread_cond_t work;   /* idle threads wait here */
+	pthread_cond_t exited; /* shutdown waits here */
+	edo__task *head, *tail;
+	size_t queued;
+	unsigned threads, idle, max_threads;
+	unsigned keep_alive_ms;
+	unsigned wakeups_pending; /* signals sent and not yet consumed */
+	size_t stack_size;
+	bool closed;
+	char thread_name[16];
+} edo__pool;
+
+/* The future inside a blocking task. */
+typedef struct blocking_fut {
+	edo_future base;
+	void *(*fn)(void *);
+	void *arg;
+	void *result;
+	bool mandatory;
+} blocking_fut;
+
+static edo_poll blocking_poll(edo_future *f, edo_cx *cx)
+{
+	(void)cx;
+	blocking_fut *b = (blocking_fut *)f;
+	b->result = b->fn(b->arg);
+	return EDO_READY;
+}
+
+static const edo_future_vtable blocking_vt = {.poll = blocking_poll, .drop = NULL};
+
+static edo__pool *pool_of(edo__sched *s)
+{
+	return (edo__pool *)s;
+}
+
+static void *pool_thread(void *arg);
+
+static void timespec_after_ms(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Called with the lock held: start one more thread. */
+static void spawn_thread_locked(edo__pool *p)
+{
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (p->stack_size)
+		pthread_attr_setstacksize(&attr, p->stack_size);
+	/* A thread keeps the pool and the runtime alive while it runs. */
+	edo__sched_ref(&p->base);
+	edo__sched_ref(p->runtime);
+	pthread_t th;
+	if (pthread_create(&th, &attr, pool_thread, p) == 0) {
+		p->threads++;
+	} else {
+		/* Out of threads: the queued task waits for a busy thread. */
+		atomic_fetch_sub_explicit(&p->base.refs, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&p->runtime->refs, 1, memory_order_relaxed);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+static void pool_schedule(edo__sched *s, edo__task *t, bool yield)
+{
+	(void)yield;
+	edo__pool *p = pool_of(s);
+	t->next = NULL;
+	pthread_mutex_lock(&p->lock);
+	if (p->tail)
+		p->tail->next = t;
+	else
+		p->head = t;
+	p->tail = t;
+	p->queued++;
+	if (p->idle > p->wakeups_pending) {
+		p->wakeups_pending++;
+		pthread_cond_signal(&p->work);
+	} else if (p->threads < p->max_threads) {
+		spawn_thread_locked(p);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+static edo__task *pop_locked(edo__pool *p)
+{
+	edo__task *t = p->head;
+	if (t) {
+		p->head = t->next;
+		if (!p->head)
+			p->tail = NULL;
+		t->next = NULL;
+		p->queued--;
+	}
+	return t;
+}
+
+static void *pool_thread(void *arg)
+{
+	edo__pool *p = arg;
+	char name[16];
+	snprintf(name, sizeof name, "%s", p->thread_name);
+	pthread_setname_np(pthread_self(), name);
+	/* Blocking code may spawn onto the runtime (remotely) and has no budget. */
+	edo__ctx = (edo__context){.sched = p->runtime};
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		edo__task *t = pop_locked(p);
+		if (t) {
+			pthread_mutex_unlock(&p->lock);
+			edo__task_run(t);
+			pthread_mutex_lock(&p->lock);
+			continue;
+		}
+		if (p->closed)
+			break;
+		struct timespec deadline;
+		timespec_after_ms(&deadline, p->keep_alive_ms);
+		p->idle++;
+		int rc = 0;
+		while (!p->head && !p->closed && rc != ETIMEDOUT)
+			rc = pthread_cond_timedwait(&p->work, &p->lock, &deadline);
+		p->idle--;
+		if (p->wakeups_pending)
+			p->wakeups_pending--;
+		if (rc == ETIMEDOUT && !p->head)
+			break; /* idle for keep_alive: exit */
+	}
+	p->threads--;
+	pthread_cond_broadcast(&p->exited);
+	pthread_mutex_unlock(&p->lock);
+	edo__ctx = (edo__context){0};
+	edo__sched *rt = p->runtime;
+	edo__sched_unref(&p->base);
+	edo__sched_unref(rt);
+	return NULL;
+}
+
+static void pool_destroy(edo__sched *s)
+{
+	edo__pool *p = pool_of(s);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->work);
+	pthread_cond_destroy(&p->exited);
+	edo__owned_destroy(&s->owned);
+	free(p);
+}
+
+static const edo__sched_vt pool_vt = {
+	.schedule = pool_schedule,
+	.destroy = pool_destroy,
+};
+
+int edo__pool_new(const edo_runtime_builder *b, edo__sched *runtime, edo__sched **out)
+{
+	edo__pool *p = calloc(1, sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	int rc = edo__sched_init(&p->base, &pool_vt, b, 8);
+	if (rc < 0) {
+		free(p);
+		return rc;
+	}
+	p->runtime = runtime;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->work, &ca);
+	pthread_cond_init(&p->exited, &ca);
+	pthread_condattr_destroy(&ca);
+	p->max_threads = b->max_blocking_threads ? b->max_blocking_threads : 512;
+	p->keep_alive_ms = b->blocking_keep_alive_ms ? b->blocking_keep_alive_ms : 10000;
+	p->stack_size = b->thread_stack_size;
+	snprintf(p->thread_name, sizeof p->thread_name, "%s", "edo-blocking");
+	*out = &p->base;
+	return 0;
+}
+
+static bool is_mandatory(edo__task *t)
+{
+	blocking_fut *b = (blocking_fut *)edo__task_future(t);
+	return b->base.vt == &blocking_vt && b->mandatory;
+}
+
+int edo__pool_shutdown(edo__sched *s, int64_t timeout_ms)
+{
+	edo__pool *p = pool_of(s);
+	atomic_store(&s->shutdown, true);
+	edo__owned_close(&s->owned);
+	/* Cancel queued tasks except mandatory ones; running ones finish. */
+	for (uint32_t i = 0; i <= s->owned.mask; i++) {
+		edo__task *t;
+		while ((t = edo__owned_pop(&s->owned, i))) {
+			if (is_mandatory(t))
+				edo__task_drop_notified(t); /* the list's ref; it still runs */
+			else
+				edo__task_shutdown(t);
+		}
+	}
+	pthread_mutex_lock(&p->lock);
+	p->closed = true;
+	pthread_cond_broadcast(&p->work);
+	int rc = 0;
+	if (timeout_ms < 0) {
+		while (p->threads)
+			pthread_cond_wait(&p->exited, &p->lock);
+	} else {
+		struct timespec deadline;
+		timespec_after_ms(&deadline, (unsigned)timeout_ms);
+		while (p->threads && rc != ETIMEDOUT)
+			rc = pthread_cond_timedwait(&p->exited, &p->lock, &deadline);
+	}
+	bool done = p->threads == 0;
+	/* No thread left to run what is still queued: drop it. */
+	edo__task *t;
+	while (done && (t = pop_locked(p))) {
+		pthread_mutex_unlock(&p->lock);
+		edo__task_drop_notified(t);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	/* The runtime's scheduler keeps its reference until it is destroyed. */
+	return done ? 0 : -ETIMEDOUT;
+}
+
+size_t edo__pool_threads(edo__sched *s)
+{
+	edo__pool *p = pool_of(s);
+	pthread_mutex_lock(&p->lock);
+	size_t n = p->threads;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+size_t edo__pool_queue_depth(edo__sched *s)
+{
+	edo__pool *p = pool_of(s);
+	pthread_mutex_lock(&p->lock);
+	size_t n = p->queued;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+/* ---- the public API -------------------------------------------------------------- */
+
+int edo_spawn_blocking_on(edo_handle *h, void *(*fn)(void *), void *arg, unsigned flags,
+			  edo_join **out)
+{
+	edo__sched *s = h ? h : edo__ctx.sched;
+	if (!s)
+		return EDO_ENORUNTIME;
+	if (!fn || (flags & ~(unsigned)EDO_BLOCKING_MANDATORY))
+		return -EINVAL;
+	if (!s->blocking)
+		return -ENOTSUP;
+	if (atomic_load_explicit(&s->shutdown, memory_order_relaxed))
+		return EDO_ESHUTDOWN;
+	blocking_fut f = {.base = {&blocking_vt},
+			  .fn = fn,
+			  .arg = arg,
+			  .mandatory = (flags & EDO_BLOCKING_MANDATORY) != 0};
+	return edo__sched_spawn(s->blocking, &f.base, sizeof f, NULL, out);
+}
+
+int edo_spawn_blocking(void *(*fn)(void *), void *arg, edo_join **out)
+{
+	return edo_spawn_blocking_on(NULL, fn, arg, 0, out);
+}
+
+void *edo_join_blocking_result(edo_join *h)
+{
+	blocking_fut *b = edo_join_output(h);
+	return b && b->base.vt == &blocking_vt ? b->result : NULL;
+}

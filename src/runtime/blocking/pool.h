@@ -1,0 +1,22 @@
+/* The blocking pool (see pool.c). */
+#ifndef EDO_BLOCKING_POOL_H
+#define EDO_BLOCKING_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edo/runtime.h"
+#include "edo/task.h"
+#include "runtime/task/task.h"
+
+/* A pool whose threads run in the context of @runtime (spawns go there). */
+int edo__pool_new(const edo_runtime_builder *b, edo__sched *runtime, edo__sched **out);
+
+/* Cancel queued non-mandatory tasks, let the rest finish, wait for the
+ * threads (@timeout_ms < 0: forever).  0, or -ETIMEDOUT if threads remain. */
+int edo__pool_shutdown(edo__sched *pool, int64_t timeout_ms);
+
+size_t edo__pool_threads(edo__sched *pool);
+size_t edo__pool_queue_depth(edo__sched *pool);
+
+#endif /* EDO_BLOCKING_POOL_H */
