@@ -149,13 +149,15 @@ static inline void edo__async_finish(edo_async_state *as, void (*cleanup)(void *
 /** EDO_BEGIN() - the first statement of every coroutine body. */
 /* clang-format 14 spaces out the computed `goto *`. */
 /* clang-format off */
-#define EDO_BEGIN()                                                                \
-	do {                                                                       \
-		if (self->edo_as.finished)                                         \
-			return EDO_READY;                                          \
-		if (self->edo_as.resume)                                           \
-			goto *self->edo_as.resume;                                 \
-	} while (0);                                                               \
+#define EDO_BEGIN()                                                                                \
+	do {                                                                                       \
+		(void)cx; /* a body with no await may not use cx */                                \
+		(void)&&edo__begin; /* clang: an indirect goto needs a label address */            \
+		if (self->edo_as.finished)                                                         \
+			return EDO_READY;                                                          \
+		if (self->edo_as.resume)                                                           \
+			goto *self->edo_as.resume;                                                 \
+	} while (0);                                                                               \
 	edo__begin:
 /* clang-format on */
 
