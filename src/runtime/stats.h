@@ -23,8 +23,7 @@ typedef struct edo__worker_stats {
 	_Atomic(uint64_t) budget_forced_yields;
 } edo__worker_stats;
 
-#define EDO__STAT_SET(st, field, v)                                                \
-	atomic_store_explicit(&(st)->field, (v), memory_order_relaxed)
+#define EDO__STAT_SET(st, field, v) atomic_store_explicit(&(st)->field, (v), memory_order_relaxed)
 #define EDO__STAT_GET(st, field) atomic_load_explicit(&(st)->field, memory_order_relaxed)
 #define EDO__STAT_ADD(st, field, n) EDO__STAT_SET(st, field, EDO__STAT_GET(st, field) + (n))
 

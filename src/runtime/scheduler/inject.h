@@ -45,8 +45,6 @@ static inline size_t edo__inject_len(edo__inject *q)
 	return atomic_load_explicit(&q->len, memory_order_relaxed);
 }
 
-
-
 /* Pop up to @max tasks as a list linked through ->next (NULL-terminated);
  * returns how many, and the first in *@first (NULL if none). */
 uint32_t edo__inject_pop_n(edo__inject *q, uint32_t max, edo__task **first);

@@ -61,8 +61,7 @@ static bool push_overflow(edo__local_queue *q, edo__task *t, uint32_t head, uint
 	return true;
 }
 
-bool edo__local_queue_push(edo__local_queue *q, edo__task *t, edo__overflow_fn overflow,
-			   void *ctx)
+bool edo__local_queue_push(edo__local_queue *q, edo__task *t, edo__overflow_fn overflow, void *ctx)
 {
 	for (;;) {
 		uint64_t head = atomic_load_explicit(&q->head, memory_order_acquire);

@@ -45,8 +45,7 @@ void edo__local_queue_init(edo__local_queue *q);
 
 /* Owner only.  Push @t at the tail; when full, move half the queue and @t to
  * the overflow sink. Returns true if it overflowed. */
-bool edo__local_queue_push(edo__local_queue *q, edo__task *t, edo__overflow_fn overflow,
-			   void *ctx);
+bool edo__local_queue_push(edo__local_queue *q, edo__task *t, edo__overflow_fn overflow, void *ctx);
 
 /* Owner only.  Pop the oldest task, or NULL. */
 edo__task *edo__local_queue_pop(edo__local_queue *q);

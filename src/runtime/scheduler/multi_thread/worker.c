@@ -316,9 +316,9 @@ static edo__task *steal_lifo(edo__worker *victim)
 	if (atomic_load_explicit(&victim->poll_seq, memory_order_acquire) != seq)
 		return NULL;
 	edo__task *t = atomic_load_explicit(&victim->lifo, memory_order_acquire);
-	if (t && atomic_compare_exchange_strong_explicit(&victim->lifo, &t, NULL,
-							 memory_order_acq_rel,
-							 memory_order_relaxed))
+	if (t &&
+	    atomic_compare_exchange_strong_explicit(&victim->lifo, &t, NULL, memory_order_acq_rel,
+						    memory_order_relaxed))
 		return t;
 	return NULL;
 }
@@ -467,8 +467,9 @@ static void park(edo__worker *w)
 			edo__idle_unpark_worker_by_id(&mt->idle, w->index);
 			break;
 		}
+		/* Still parked: a spurious wake-up. */
 		if (edo__idle_is_parked(&mt->idle, w->index))
-			continue; /* spurious */
+			continue;
 		w->is_searching = true; /* notified: go find the work */
 		break;
 	}
@@ -510,7 +511,7 @@ static void *worker_main(void *arg)
 	edo__mt *mt = w->mt;
 	edo__sched *s = &mt->base;
 	char name[16];
-	snprintf(name, sizeof name, "%s", mt->thread_name);
+	(void)snprintf(name, sizeof name, "%s", mt->thread_name); /* truncated to 15 on purpose */
 	pthread_setname_np(pthread_self(), name);
 	edo__ctx = (edo__context){.sched = s, .core = w, .defer = &w->defer};
 	if (s->hooks.on_thread_start)
@@ -646,7 +647,8 @@ static uint32_t default_workers(const edo_runtime_builder *b)
 {
 	if (b->worker_threads)
 		return b->worker_threads;
-	const char *env = getenv("EDO_WORKER_THREADS");
+	/* getenv races only with setenv, which nobody calls while building a runtime. */
+	const char *env = getenv("EDO_WORKER_THREADS"); /* NOLINT(concurrency-mt-unsafe) */
 	if (env) {
 		char *end;
 		long n = strtol(env, &end, 10);
@@ -692,8 +694,8 @@ int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
 	pthread_barrier_init(&mt->shutdown_barrier, NULL, n);
 	mt->event_interval = b->event_interval ? b->event_interval : DEFAULT_EVENT_INTERVAL;
 	mt->fixed_gqi = b->global_queue_interval;
-	snprintf(mt->thread_name, sizeof mt->thread_name, "%s",
-		 b->thread_name ? b->thread_name : "edo-worker");
+	(void)snprintf(mt->thread_name, sizeof mt->thread_name, "%s",
+		       b->thread_name ? b->thread_name : "edo-worker");
 	mt->stack_size = b->thread_stack_size;
 	for (uint32_t i = 0; i < n; i++) {
 		edo__worker *w = &mt->workers[i];
