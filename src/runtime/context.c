@@ -133,10 +133,10 @@ const edo_future_vtable edo_yield_now_vt = {.poll = yield_now_poll, .drop = NULL
 static edo_poll unconstrained_poll(edo_future *f, edo_cx *cx)
 {
 	edo_unconstrained *u = (edo_unconstrained *)f;
-	bool was = edo__ctx.constrained;
-	edo__ctx.constrained = false;
 	if (!u->inner || !u->inner->vt)
 		return EDO_READY;
+	bool was = edo__ctx.constrained;
+	edo__ctx.constrained = false;
 	edo_poll r = edo_future_poll(u->inner, cx);
 	edo__ctx.constrained = was;
 	return r;
