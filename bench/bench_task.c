@@ -1,23 +1,5 @@
-/* Edo's side of the benchmark suite (see ../shared/BENCHMARKS.md and
- * bench/README.md for the exact workloads; the peers in bench/peers/ do the
- * same work).
- *
- * usage: edo_bench <workload> <threads>
- *   threads 0 = the current-thread runtime, N = multi-thread with N workers.
- *
- * Prints `bench=<name> impl=edo threads=<n> value=<v> unit=<u>`; exits 77
- * for a workload (or flavour) that Edo does not provide yet, so the runner
- * lists it as missing.
- */
-#include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-#include "edo.h"
+/* Task workloads: spawn_many, spawn_remote, yield_many, chained_spawn. */
+#include "bench.h"
 
 #define SPAWN_MANY 1000000
 #define REMOTE_ROUNDS 20
@@ -26,108 +8,6 @@
 #define YIELDS 1000
 #define CHAIN_DEPTH 1000
 #define CHAIN_ITERS 100
-
-#define EXIT_MISSING 77
-
-static double now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static void die(const char *what, int rc)
-{
-	fprintf(stderr, "edo_bench: %s: %s\n", what, edo_strerror(rc));
-	exit(1);
-}
-
-static edo_runtime *make_runtime(unsigned threads)
-{
-	edo_runtime_builder b;
-	edo_runtime_builder_init(&b, threads == 0 ? EDO_RT_CURRENT_THREAD : EDO_RT_MULTI_THREAD);
-	b.worker_threads = threads;
-	edo_runtime *rt;
-	int rc = edo_runtime_build(&b, &rt);
-	if (rc == -ENOTSUP) {
-		fprintf(stderr, "edo_bench: this runtime flavour is not available yet\n");
-		exit(EXIT_MISSING);
-	}
-	if (rc < 0)
-		die("runtime", rc);
-	return rt;
-}
-
-static void run(edo_runtime *rt, edo_future *f)
-{
-	int rc = edo_block_on(rt, f);
-	if (rc < 0)
-		die("block_on", rc);
-}
-
-/* Runs a workload "from inside a task", as every peer does (Tokio:
- * block_on(spawn(work))): spawns a copy of @frame, awaits it, and copies the
- * finished frame back so the caller can read its outputs. */
-typedef struct in_task_frame {
-	EDO_FRAME;
-	edo_future *work;
-	size_t size;
-	edo_join *h;
-	int rc;
-} in_task_frame;
-
-EDO_ASYNC(in_task, in_task_frame, NULL)
-{
-	EDO_BEGIN();
-	int rc = edo_spawn(self->work, self->size, &self->h);
-	if (rc < 0)
-		die("spawn", rc);
-	EDO_AWAIT_JOIN(self->h, &self->rc);
-	if (self->rc < 0)
-		die("join", self->rc);
-	memcpy(self->work, edo_join_output(self->h), self->size);
-	edo_join_detach(self->h);
-	EDO_END();
-}
-
-static void run_in_task(edo_runtime *rt, edo_future *work, size_t size)
-{
-	in_task_frame f = {EDO_FRAME_INIT(in_task), .work = work, .size = size};
-	run(rt, &f.edo_base);
-}
-
-/* A one-shot "done" signal a task can await and another thread can fire. */
-typedef struct done_signal {
-	pthread_mutex_t lock;
-	bool done;
-	edo_waker waker;
-} done_signal;
-
-static void done_init(done_signal *d)
-{
-	pthread_mutex_init(&d->lock, NULL);
-	d->done = false;
-	d->waker = (edo_waker){0};
-}
-
-static edo_poll done_poll(done_signal *d, edo_cx *cx)
-{
-	pthread_mutex_lock(&d->lock);
-	bool done = d->done;
-	if (!done)
-		edo_waker_set(&d->waker, cx->waker);
-	pthread_mutex_unlock(&d->lock);
-	return done ? EDO_READY : EDO_PENDING;
-}
-
-static void done_fire(done_signal *d)
-{
-	pthread_mutex_lock(&d->lock);
-	d->done = true;
-	edo_waker w = edo_waker_take(&d->waker);
-	pthread_mutex_unlock(&d->lock);
-	edo_waker_wake(w);
-}
 
 /* ---- spawn_many: spawn 1,000,000 empty tasks from a task, join them all ---- */
 
@@ -340,43 +220,7 @@ static double bench_chained_spawn(edo_runtime *rt)
 	return f.ns;
 }
 
-/* ---- the table ----------------------------------------------------------------- */
-
-typedef struct workload {
-	const char *name;
-	double (*fn)(edo_runtime *rt);
-	const char *unit;
-} workload;
-
-static const workload workloads[] = {
-	{"spawn_many", bench_spawn_many, "ns/op"},
-	{"spawn_remote", bench_spawn_remote, "ns/op"},
-	{"yield_many", bench_yield_many, "ns/op"},
-	{"chained_spawn", bench_chained_spawn, "ns/op"},
-};
-
-int main(int argc, char **argv)
-{
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s <workload> <threads>\n", argv[0]);
-		return 2;
-	}
-	char *end;
-	long threads = strtol(argv[2], &end, 10);
-	if (*end || threads < 0 || threads > 1024) {
-		fprintf(stderr, "threads: a number >= 0\n");
-		return 2;
-	}
-	for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {
-		if (strcmp(workloads[i].name, argv[1]) != 0)
-			continue;
-		edo_runtime *rt = make_runtime((unsigned)threads);
-		double v = workloads[i].fn(rt);
-		edo_runtime_free(rt);
-		printf("bench=%s impl=edo threads=%ld value=%.2f unit=%s\n", argv[1], threads, v,
-		       workloads[i].unit);
-		return 0;
-	}
-	fprintf(stderr, "edo_bench: workload %s not implemented\n", argv[1]);
-	return EXIT_MISSING;
-}
+BENCH_WORKLOAD(spawn_many, bench_spawn_many, "ns/op")
+BENCH_WORKLOAD(spawn_remote, bench_spawn_remote, "ns/op")
+BENCH_WORKLOAD(yield_many, bench_yield_many, "ns/op")
+BENCH_WORKLOAD(chained_spawn, bench_chained_spawn, "ns/op")
