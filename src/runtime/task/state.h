@@ -147,7 +147,8 @@ static inline edo__to_idle edo__st_transition_to_idle(edo__state *st)
 
 typedef enum edo__to_notified {
 	EDO__NOTIFY_DO_NOTHING, /* running, complete or already notified */
-	EDO__NOTIFY_SUBMIT,     /* the caller holds a notification ref: enqueue it */
+	EDO__NOTIFY_SUBMIT,     /* a notification ref was made: enqueue it (by value:
+				   then drop the waker's ref) */
 	EDO__NOTIFY_DEALLOC,    /* (by value only) the waker's ref was the last */
 } edo__to_notified;
 
@@ -167,8 +168,12 @@ static inline edo__to_notified edo__st_transition_to_notified_by_val(edo__state 
 			next = cur - EDO__ST_REF_ONE;
 			r = edo__st_refs(next) == 0 ? EDO__NOTIFY_DEALLOC : EDO__NOTIFY_DO_NOTHING;
 		} else {
-			/* Idle: the waker's ref becomes the notification ref. */
-			next = cur | EDO__ST_NOTIFIED;
+			/* Idle: add a ref for the notification.  The caller keeps
+			 * the waker's ref until schedule() has returned and drops
+			 * it then (as Tokio does): the notification may be run,
+			 * and the task freed, before schedule() is done with the
+			 * scheduler, and the task's ref is what keeps that alive. */
+			next = (cur | EDO__ST_NOTIFIED) + EDO__ST_REF_ONE;
 			r = EDO__NOTIFY_SUBMIT;
 		}
 		if (atomic_compare_exchange_weak_explicit(st, &cur, next, memory_order_acq_rel,

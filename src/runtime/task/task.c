@@ -62,6 +62,9 @@ static void task_waker_wake(const void *data)
 	switch (edo__st_transition_to_notified_by_val(&t->state)) {
 	case EDO__NOTIFY_SUBMIT:
 		t->sched->vt->schedule(t->sched, t, false);
+		/* Only now: our ref kept the task, and so its scheduler, alive
+		 * through schedule(). */
+		task_drop_ref(t);
 		break;
 	case EDO__NOTIFY_DEALLOC:
 		edo__task_dealloc(t);
