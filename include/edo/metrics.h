@@ -20,10 +20,10 @@ extern "C" {
 
 /** Runtime-wide figures. */
 typedef struct edo_runtime_metrics {
-	uint32_t workers;          /**< worker threads (1 on the current-thread runtime) */
-	size_t alive_tasks;        /**< tasks spawned and not yet completed */
-	size_t inject_queue_depth; /**< tasks waiting in the remote (inject) queue */
-	size_t blocking_threads;   /**< threads in the blocking pool */
+	uint32_t workers;            /**< worker threads (1 on the current-thread runtime) */
+	size_t alive_tasks;          /**< tasks spawned and not yet completed */
+	size_t inject_queue_depth;   /**< tasks waiting in the remote (inject) queue */
+	size_t blocking_threads;     /**< threads in the blocking pool */
 	size_t blocking_queue_depth; /**< blocking tasks waiting for a thread */
 } edo_runtime_metrics;
 

@@ -143,7 +143,7 @@ static void *pool_thread(void *arg)
 {
 	edo__pool *p = arg;
 	char name[16];
-	snprintf(name, sizeof name, "%s", p->thread_name);
+	(void)snprintf(name, sizeof name, "%s", p->thread_name); /* truncated to 15 on purpose */
 	pthread_setname_np(pthread_self(), name);
 	/* Blocking code may spawn onto the runtime (remotely) and has no budget. */
 	edo__ctx = (edo__context){.sched = p->runtime};
@@ -216,7 +216,7 @@ int edo__pool_new(const edo_runtime_builder *b, edo__sched *runtime, edo__sched 
 	p->max_threads = b->max_blocking_threads ? b->max_blocking_threads : 512;
 	p->keep_alive_ms = b->blocking_keep_alive_ms ? b->blocking_keep_alive_ms : 10000;
 	p->stack_size = b->thread_stack_size;
-	snprintf(p->thread_name, sizeof p->thread_name, "%s", "edo-blocking");
+	(void)snprintf(p->thread_name, sizeof p->thread_name, "%s", "edo-blocking");
 	*out = &p->base;
 	return 0;
 }
