@@ -17,7 +17,8 @@ TSAN_SCALE   ?= 0.1
 all: build
 
 $(BUILD)/CMakeCache.txt:
-	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
+		-DCMAKE_EXPORT_COMPILE_COMMANDS=ON $(CMAKE_FLAGS)
 
 build: $(BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
@@ -54,8 +55,9 @@ export QUICK
 install: build
 	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
 
+# clang-format -i over the tracked C files (those tools/lint.sh checks).
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	bash tools/lint.sh --fix
 
 lint:
 	bash tools/lint.sh
