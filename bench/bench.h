@@ -25,11 +25,11 @@ void bench_register(const bench_workload *w);
 
 /* BENCH_WORKLOAD(name, fn, unit): fn(rt) runs the workload once on @rt and
  * returns the value reported in @unit. */
-#define BENCH_WORKLOAD(name, fn, unit)                                             \
-	__attribute__((constructor)) static void bench_register_##name(void)      \
-	{                                                                          \
-		static const bench_workload w_ = {#name, fn, unit};                \
-		bench_register(&w_);                                               \
+#define BENCH_WORKLOAD(name, fn, unit)                                                             \
+	__attribute__((constructor)) static void bench_register_##name(void)                       \
+	{                                                                                          \
+		static const bench_workload w_ = {#name, fn, unit};                                \
+		bench_register(&w_);                                                               \
 	}
 
 #define EXIT_MISSING 77
@@ -94,6 +94,5 @@ static inline void done_fire(done_signal *d)
 	pthread_mutex_unlock(&d->lock);
 	edo_waker_wake(w);
 }
-
 
 #endif /* EDO_BENCH_H */

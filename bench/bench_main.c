@@ -69,7 +69,6 @@ void run_in_task(edo_runtime *rt, edo_future *work, size_t size)
 	run(rt, &f.edo_base);
 }
 
-
 int main(int argc, char **argv)
 {
 	if (argc != 3) {

@@ -2,11 +2,14 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-enum { EMPTY = 0, PARKED = 1, NOTIFIED = 2 };
+#include "runtime/io/reactor.h"
+
+enum { EMPTY = 0, PARKED_FUTEX = 1, PARKED_DRIVER = 2, NOTIFIED = 3 };
 
 static void futex_wait(atomic_uint *addr, unsigned val, int64_t timeout_ns)
 {
@@ -24,44 +27,129 @@ static void futex_wake(atomic_uint *addr)
 	(void)syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-void edo__driver_init(edo__driver *d)
+/* ---- the driver ------------------------------------------------------------------- */
+
+int edo__driver_init(edo__driver *d, bool start_paused)
 {
-	atomic_init(&d->state, EMPTY);
+	(void)start_paused; /* the clock lands with the time driver */
+	d->clock = NULL;
+	atomic_init(&d->io_locked, false);
+	atomic_init(&d->shut_down, false);
+	return edo__reactor_new(&d->io);
 }
 
-void edo__driver_park(edo__driver *d, int64_t timeout_ns)
+void edo__driver_shutdown(edo__driver *d)
 {
-	unsigned expect = NOTIFIED;
-	if (atomic_compare_exchange_strong(&d->state, &expect, EMPTY) || timeout_ns == 0)
+	if (atomic_exchange(&d->shut_down, true))
 		return;
-	expect = EMPTY;
-	if (!atomic_compare_exchange_strong(&d->state, &expect, PARKED)) {
-		/* An unpark landed in between. */
-		atomic_store(&d->state, EMPTY);
+	if (d->io)
+		edo__reactor_shutdown(d->io);
+}
+
+void edo__driver_destroy(edo__driver *d)
+{
+	edo__reactor_free(d->io);
+	d->io = NULL;
+}
+
+void edo__driver_wake(edo__driver *d)
+{
+	if (d->io)
+		edo__reactor_wake(d->io);
+}
+
+static bool driver_try_lock(edo__driver *d)
+{
+	return d->io && !atomic_load_explicit(&d->io_locked, memory_order_relaxed) &&
+	       !atomic_exchange_explicit(&d->io_locked, true, memory_order_acquire);
+}
+
+static void driver_unlock(edo__driver *d)
+{
+	atomic_store_explicit(&d->io_locked, false, memory_order_release);
+}
+
+/* ---- parkers ------------------------------------------------------------------------ */
+
+int edo__parker_init(edo__parker *p, edo__driver *d)
+{
+	atomic_init(&p->state, EMPTY);
+	p->driver = d;
+	p->time = NULL;
+	return 0;
+}
+
+void edo__parker_destroy(edo__parker *p)
+{
+	p->time = NULL;
+}
+
+/* Block in the reactor.  The driver lock is held. */
+static void park_driver(edo__parker *p, int64_t timeout_ns)
+{
+	unsigned expect = EMPTY;
+	if (timeout_ns != 0 && !atomic_compare_exchange_strong(&p->state, &expect, PARKED_DRIVER)) {
+		/* Notified meanwhile: still do a non-blocking turn. */
+		timeout_ns = 0;
+	}
+	edo__reactor_turn(p->driver->io, timeout_ns);
+	/* Consume a notification, or leave PARKED_DRIVER. */
+	expect = PARKED_DRIVER;
+	if (!atomic_compare_exchange_strong(&p->state, &expect, EMPTY)) {
+		expect = NOTIFIED;
+		atomic_compare_exchange_strong(&p->state, &expect, EMPTY);
+	}
+}
+
+static void park_futex(edo__parker *p, int64_t timeout_ns)
+{
+	unsigned expect = EMPTY;
+	if (!atomic_compare_exchange_strong(&p->state, &expect, PARKED_FUTEX)) {
+		atomic_store(&p->state, EMPTY); /* notified in between */
 		return;
 	}
 	for (;;) {
-		futex_wait(&d->state, PARKED, timeout_ns);
+		futex_wait(&p->state, PARKED_FUTEX, timeout_ns);
 		expect = NOTIFIED;
-		if (atomic_compare_exchange_strong(&d->state, &expect, EMPTY))
+		if (atomic_compare_exchange_strong(&p->state, &expect, EMPTY))
 			return;
 		if (timeout_ns >= 0) {
-			/* Timed out (or spurious): leave; an unpark racing with us
-			 * is kept for the next park. */
-			expect = PARKED;
-			atomic_compare_exchange_strong(&d->state, &expect, EMPTY);
+			/* Timed out (or spurious): leave; an unpark racing with
+			 * us is kept for the next park. */
+			expect = PARKED_FUTEX;
+			atomic_compare_exchange_strong(&p->state, &expect, EMPTY);
 			return;
 		}
 	}
 }
 
-void edo__driver_unpark(edo__driver *d)
+void edo__parker_park(edo__parker *p, int64_t timeout_ns)
 {
-	if (atomic_exchange(&d->state, NOTIFIED) == PARKED)
-		futex_wake(&d->state);
+	/* time: bound @timeout_ns by this thread's next timer here. */
+	unsigned expect = NOTIFIED;
+	bool notified = atomic_compare_exchange_strong(&p->state, &expect, EMPTY);
+	if (notified)
+		timeout_ns = 0;
+	edo__driver *d = p->driver;
+	if (d && !atomic_load_explicit(&d->shut_down, memory_order_relaxed) && driver_try_lock(d)) {
+		park_driver(p, timeout_ns);
+		driver_unlock(d);
+	} else if (timeout_ns != 0) {
+		park_futex(p, timeout_ns);
+	}
+	/* time: fire this thread's expired timers here. */
 }
 
-void edo__driver_shutdown(edo__driver *d)
+void edo__parker_unpark(edo__parker *p)
 {
-	atomic_store(&d->state, EMPTY);
+	switch (atomic_exchange(&p->state, NOTIFIED)) {
+	case PARKED_FUTEX:
+		futex_wake(&p->state);
+		break;
+	case PARKED_DRIVER:
+		edo__driver_wake(p->driver);
+		break;
+	default:
+		break;
+	}
 }

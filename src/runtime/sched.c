@@ -13,7 +13,7 @@
 #define EDO__MAX_FUTURE_SIZE ((size_t)1 << 30)
 
 int edo__sched_init(edo__sched *s, const edo__sched_vt *vt, const edo_runtime_builder *b,
-		    unsigned nshards)
+		    unsigned nshards, bool with_driver)
 {
 	atomic_init(&s->refs, 1);
 	s->vt = vt;
@@ -23,7 +23,18 @@ int edo__sched_init(edo__sched *s, const edo__sched_vt *vt, const edo_runtime_bu
 	s->hooks_ud = b->hooks_ud;
 	s->task_hooks = b->hooks.on_task_spawn || b->hooks.on_task_terminate ||
 			b->hooks.before_task_poll || b->hooks.after_task_poll;
-	return edo__owned_init(&s->owned, nshards);
+	s->blocking = NULL;
+	s->has_driver = false;
+	int rc = edo__owned_init(&s->owned, nshards);
+	if (rc < 0 || !with_driver)
+		return rc;
+	rc = edo__driver_init(&s->driver, false);
+	if (rc < 0) {
+		edo__owned_destroy(&s->owned);
+		return rc;
+	}
+	s->has_driver = true;
+	return 0;
 }
 
 void edo__sched_cancel_all(edo__sched *s)

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "edo/runtime.h"
+#include "runtime/driver.h"
 #include "runtime/task/owned.h"
 #include "runtime/task/task.h"
 
@@ -30,6 +31,9 @@ struct edo_handle {
 	/* The blocking pool (its own scheduler); this handle owns one reference
 	 * to it, released when this scheduler is destroyed. */
 	struct edo_handle *blocking;
+	/* The I/O reactor and clock (not set up for the blocking pool). */
+	edo__driver driver;
+	bool has_driver;
 };
 
 static inline void edo__sched_ref(edo__sched *s)
@@ -41,6 +45,8 @@ static inline void edo__sched_unref(edo__sched *s)
 {
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
 		edo__sched *pool = s->blocking;
+		if (s->has_driver)
+			edo__driver_destroy(&s->driver);
 		s->vt->destroy(s);
 		if (pool)
 			edo__sched_unref(pool);
@@ -49,7 +55,7 @@ static inline void edo__sched_unref(edo__sched *s)
 
 /* Initialise the shared part; @nshards for the owned-tasks list. */
 int edo__sched_init(edo__sched *s, const edo__sched_vt *vt, const edo_runtime_builder *b,
-		    unsigned nshards);
+		    unsigned nshards, bool with_driver);
 
 /* Close the owned-tasks list and cancel every task in it (on this thread). */
 void edo__sched_cancel_all(edo__sched *s);

@@ -200,7 +200,7 @@ int edo__pool_new(const edo_runtime_builder *b, edo__sched *runtime, edo__sched 
 	edo__pool *p = calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
-	int rc = edo__sched_init(&p->base, &pool_vt, b, 8);
+	int rc = edo__sched_init(&p->base, &pool_vt, b, 8, false);
 	if (rc < 0) {
 		free(p);
 		return rc;

@@ -44,7 +44,7 @@ typedef struct edo__ct {
 	edo__defer defer;
 	/* Shared with other threads. */
 	edo__inject inject;
-	edo__driver driver;
+	edo__parker parker;
 	atomic_bool woken;   /* the block_on future was woken */
 	atomic_bool entered; /* a thread is inside block_on */
 	unsigned event_interval;
@@ -97,7 +97,7 @@ static void ct_schedule(edo__sched *s, edo__task *t, bool yield)
 		return;
 	}
 	if (edo__inject_push(&ct->inject, t))
-		edo__driver_unpark(&ct->driver);
+		edo__parker_unpark(&ct->parker);
 	else
 		edo__task_drop_notified(t); /* shut down: the task was cancelled */
 }
@@ -124,7 +124,7 @@ static void bo_wake_by_ref(const void *data)
 	edo__ct *ct = (edo__ct *)(uintptr_t)data;
 	atomic_store_explicit(&ct->woken, true, memory_order_release);
 	if (!on_runtime_thread(ct))
-		edo__driver_unpark(&ct->driver);
+		edo__parker_unpark(&ct->parker);
 }
 static void bo_drop(const void *data)
 {
@@ -188,7 +188,7 @@ static void park(edo__ct *ct, bool may_block)
 		if (s->hooks.on_thread_park)
 			s->hooks.on_thread_park(s->hooks_ud);
 	}
-	edo__driver_park(&ct->driver, block ? -1 : 0);
+	edo__parker_park(&ct->parker, block ? -1 : 0);
 	if (block) {
 		EDO__STAT_ADD(&ct->stats, unparks, 1);
 		if (s->hooks.on_thread_unpark)
@@ -249,13 +249,13 @@ int edo__ct_new(const edo_runtime_builder *b, edo__sched **out)
 	edo__ct *ct = calloc(1, sizeof *ct);
 	if (!ct)
 		return -ENOMEM;
-	int rc = edo__sched_init(&ct->base, &ct_vt, b, 4);
+	int rc = edo__sched_init(&ct->base, &ct_vt, b, 4, true);
 	if (rc < 0) {
 		free(ct);
 		return rc;
 	}
 	edo__inject_init(&ct->inject);
-	edo__driver_init(&ct->driver);
+	edo__parker_init(&ct->parker, &ct->base.driver);
 	atomic_init(&ct->woken, false);
 	atomic_init(&ct->entered, false);
 	ct->event_interval = b->event_interval ? b->event_interval : 61;
@@ -295,7 +295,8 @@ int edo__ct_shutdown(edo__sched *s)
 	edo__inject_close(&ct->inject);
 	while (drain_queues(ct))
 		;
-	edo__driver_shutdown(&ct->driver);
+	edo__driver_shutdown(&s->driver);
+	edo__parker_destroy(&ct->parker);
 	edo__ctx = saved;
 	edo__sched_unref(s);
 	return 0;

@@ -86,7 +86,7 @@ struct edo__worker {
 	bool lifo_enabled;
 	bool is_shutdown;
 	edo__defer defer;
-	edo__driver parker;
+	edo__parker parker;
 	pthread_t thread;
 	/* Adaptive global queue interval: EWMA of the mean poll time. */
 	double ewma_poll_ns;
@@ -186,7 +186,7 @@ static void notify_parked(edo__mt *mt)
 {
 	int32_t i = edo__idle_worker_to_notify(&mt->idle);
 	if (i >= 0)
-		edo__driver_unpark(&mt->workers[i].parker);
+		edo__parker_unpark(&mt->workers[i].parker);
 }
 
 static bool worker_has_tasks(edo__worker *w)
@@ -457,7 +457,7 @@ static void park(edo__worker *w)
 		if (s->hooks.on_thread_park)
 			s->hooks.on_thread_park(s->hooks_ud);
 		STAT_ADD(w, parks, 1);
-		edo__driver_park(&w->parker, -1);
+		edo__parker_park(&w->parker, -1);
 		STAT_ADD(w, unparks, 1);
 		if (s->hooks.on_thread_unpark)
 			s->hooks.on_thread_unpark(s->hooks_ud);
@@ -479,7 +479,7 @@ static void park(edo__worker *w)
 static void maintenance(edo__worker *w)
 {
 	/* The non-blocking driver turn (I/O and timers plug in here). */
-	edo__driver_park(&w->parker, 0);
+	edo__parker_park(&w->parker, 0);
 	edo__defer_wake_all(&w->defer);
 	publish_stats(w);
 	if (closing(w->mt))
@@ -550,7 +550,7 @@ static void *worker_main(void *arg)
 typedef struct bo_parker {
 	atomic_size_t refs;
 	atomic_bool woken;
-	edo__driver parker;
+	edo__parker parker;
 } bo_parker;
 
 static edo_waker bo_clone(const void *data);
@@ -558,7 +558,7 @@ static void bo_wake_by_ref(const void *data)
 {
 	bo_parker *p = (bo_parker *)(uintptr_t)data;
 	atomic_store_explicit(&p->woken, true, memory_order_release);
-	edo__driver_unpark(&p->parker);
+	edo__parker_unpark(&p->parker);
 }
 static void bo_drop(const void *data)
 {
@@ -596,7 +596,7 @@ int edo__mt_block_on(edo__sched *s, edo_future *fut)
 	}
 	atomic_init(&p->refs, 1);
 	atomic_init(&p->woken, true);
-	edo__driver_init(&p->parker);
+	edo__parker_init(&p->parker, NULL);
 	edo__defer defer = {0};
 	edo__context saved = edo__ctx;
 	edo__ctx = (edo__context){.sched = s, .core = NULL, .defer = &defer};
@@ -611,7 +611,7 @@ int edo__mt_block_on(edo__sched *s, edo_future *fut)
 			if (r == EDO_READY)
 				break;
 		}
-		edo__driver_park(&p->parker, edo__defer_is_empty(&defer) ? -1 : 0);
+		edo__parker_park(&p->parker, edo__defer_is_empty(&defer) ? -1 : 0);
 		edo__defer_wake_all(&defer);
 	}
 	edo__ctx = saved;
@@ -667,7 +667,7 @@ int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
 	edo__mt *mt = calloc(1, sizeof *mt);
 	if (!mt)
 		return -ENOMEM;
-	int rc = edo__sched_init(&mt->base, &mt_vt, b, 4 * n);
+	int rc = edo__sched_init(&mt->base, &mt_vt, b, 4 * n, true);
 	if (rc < 0) {
 		free(mt);
 		return rc;
@@ -709,7 +709,7 @@ int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
 		w->gqi = mt->fixed_gqi ? mt->fixed_gqi : DEFAULT_EVENT_INTERVAL;
 		w->ewma_poll_ns = 200000.0 / DEFAULT_EVENT_INTERVAL;
 		w->lifo_enabled = true;
-		edo__driver_init(&w->parker);
+		edo__parker_init(&w->parker, &mt->base.driver);
 	}
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
@@ -738,7 +738,7 @@ static void mt_stop_threads(edo__mt *mt, uint32_t started)
 	edo__owned_close(&mt->base.owned);
 	atomic_store(&mt->closing, true);
 	for (uint32_t i = 0; i < started; i++)
-		edo__driver_unpark(&mt->workers[i].parker);
+		edo__parker_unpark(&mt->workers[i].parker);
 	for (uint32_t i = 0; i < started; i++)
 		pthread_join(mt->workers[i].thread, NULL);
 	/* Wakes from outside the workers may have queued notifications. */
@@ -748,6 +748,8 @@ static void mt_stop_threads(edo__mt *mt, uint32_t started)
 		while ((t = edo__inject_pop(&mt->inject[i])))
 			edo__task_drop_notified(t);
 	}
+	/* I/O still registered (outside tasks) fails from now on. */
+	edo__driver_shutdown(&mt->base.driver);
 }
 
 int edo__mt_shutdown(edo__sched *s)

@@ -1,0 +1,145 @@
+/* Edo — driving file descriptors through the runtime's I/O reactor.
+ *
+ * `edo_async_fd` registers any non-blocking file descriptor (a pipe, an
+ * eventfd, a socket, a third-party library's fd) with the runtime's epoll
+ * reactor, edge-triggered, and lets tasks wait for it to become readable or
+ * writable.  The pattern of every I/O leaf future:
+ *
+ *     edo_ready_guard g;
+ *     for (;;) {
+ *         if (edo_async_fd_poll_read_ready(afd, cx, &g) == EDO_PENDING)
+ *             return EDO_PENDING;                 // woken when readable
+ *         ssize_t n = read(edo_async_fd_fd(afd), buf, len);
+ *         if (n >= 0) { ...; return EDO_READY; }
+ *         if (errno != EAGAIN) { ...error...; return EDO_READY; }
+ *         edo_async_fd_clear_ready(afd, &g);      // only if no new edge came
+ *     }
+ *
+ * edo_async_fd_poll_read() / _poll_write() do exactly this for read(2) and
+ * write(2).  One task may wait to read and one to write at a time through the
+ * poll_*_ready functions; any number may wait through edo_readiness futures.
+ *
+ * When the runtime shuts down, pending and later polls complete with
+ * EDO_ESHUTDOWN.
+ */
+#ifndef EDO_IO_H
+#define EDO_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "edo/future.h"
+#include "edo/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Interest: what to register for (combine with |). */
+#define EDO_INTEREST_READABLE 0x01u
+#define EDO_INTEREST_WRITABLE 0x02u
+#define EDO_INTEREST_PRIORITY 0x10u
+
+/* Readiness bits reported by the reactor. */
+#define EDO_READY_READABLE 0x01u
+#define EDO_READY_WRITABLE 0x02u
+#define EDO_READY_READ_CLOSED 0x04u  /**< the peer will send no more (EPOLLRDHUP/HUP) */
+#define EDO_READY_WRITE_CLOSED 0x08u /**< writing is no longer possible (HUP) */
+#define EDO_READY_PRIORITY 0x10u
+#define EDO_READY_ERROR 0x20u
+
+typedef struct edo_async_fd edo_async_fd;
+
+/** Readiness observed by a poll, to clear after EAGAIN.  Treat as opaque
+ *  except `ready`. */
+typedef struct edo_ready_guard {
+	uint32_t ready; /**< EDO_READY_* bits that were set */
+	uint32_t tick_; /* private */
+} edo_ready_guard;
+
+/**
+ * edo_async_fd_new() - register @fd with the current runtime's reactor.
+ * @fd:       an open descriptor; it is switched to non-blocking mode.  It
+ *            stays owned by the caller (edo_async_fd_free() does not close it).
+ * @interest: EDO_INTEREST_* bits (at least one).
+ * Returns 0, -EINVAL (bad fd or interest), EDO_ENORUNTIME, EDO_ESHUTDOWN,
+ * -ENOMEM, or the -errno of epoll_ctl (-EPERM for a regular file).
+ */
+int edo_async_fd_new(int fd, uint32_t interest, edo_async_fd **out);
+
+/** edo_async_fd_new_on() - edo_async_fd_new() on the runtime of @h, from any thread. */
+int edo_async_fd_new_on(edo_handle *h, int fd, uint32_t interest, edo_async_fd **out);
+
+/** edo_async_fd_fd() - the registered descriptor. */
+int edo_async_fd_fd(const edo_async_fd *a);
+
+/**
+ * edo_async_fd_free() - deregister and free; returns the descriptor, which
+ * is not closed.  Tasks waiting on it are woken (their polls then fail with
+ * -EBADF).  NULL returns -EINVAL.  Thread-safe against pollers on other
+ * threads only in that they are woken; do not poll after freeing.
+ */
+int edo_async_fd_free(edo_async_fd *a);
+
+/**
+ * edo_async_fd_poll_read_ready() - READY when the fd is readable (or read-
+ * closed, or in error): *g tells which.  PENDING: the task is woken when
+ * that changes.  On runtime shutdown, READY with g->ready == 0 and the
+ * function returns READY; check edo_async_fd_is_shutdown().  Consumes one
+ * unit of coop budget when ready.
+ */
+edo_poll edo_async_fd_poll_read_ready(edo_async_fd *a, edo_cx *cx, edo_ready_guard *g);
+
+/** edo_async_fd_poll_write_ready() - as above, for writability. */
+edo_poll edo_async_fd_poll_write_ready(edo_async_fd *a, edo_cx *cx, edo_ready_guard *g);
+
+/** edo_async_fd_clear_ready() - forget the readiness in @g (after EAGAIN), unless a
+ *  new event arrived since @g was taken. */
+void edo_async_fd_clear_ready(edo_async_fd *a, const edo_ready_guard *g);
+
+/** edo_async_fd_is_shutdown() - whether the runtime behind @a has shut down. */
+bool edo_async_fd_is_shutdown(const edo_async_fd *a);
+
+/**
+ * edo_async_fd_poll_read() - read(2) up to @len bytes once the fd is
+ * readable.  *@n: bytes read (0 at end of file), or a negative errno
+ * (EDO_ESHUTDOWN if the runtime shut down).
+ */
+edo_poll edo_async_fd_poll_read(edo_async_fd *a, edo_cx *cx, void *buf, size_t len, ssize_t *n);
+
+/** edo_async_fd_poll_write() - write(2) up to @len bytes once writable; *@n as above. */
+edo_poll edo_async_fd_poll_write(edo_async_fd *a, edo_cx *cx, const void *buf, size_t len,
+				 ssize_t *n);
+
+/* Private: the waiter node a readiness future embeds. */
+typedef struct edo_io_waiter_ {
+	struct edo_io_waiter_ *prev_, *next_;
+	edo_waker waker_;
+	uint32_t interest_;
+	bool linked_, ready_;
+} edo_io_waiter_;
+
+/**
+ * edo_readiness - a future that completes when @fd has any of @interest's
+ * readiness; any number of them may wait on one fd.  Its output `ready` holds
+ * the EDO_READY_* bits (0 if the runtime shut down or the fd was freed).
+ * Initialise with edo_readiness_init(); dropping it while pending removes it
+ * from the fd's waiter list (cancel-safe).
+ */
+typedef struct edo_readiness {
+	edo_future base;
+	uint32_t ready; /**< output */
+	edo_async_fd *fd_;
+	uint32_t interest_;
+	edo_io_waiter_ waiter_;
+} edo_readiness;
+
+/** edo_readiness_init() - prepare a readiness future for @a and @interest. */
+void edo_readiness_init(edo_readiness *r, edo_async_fd *a, uint32_t interest);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EDO_IO_H */

@@ -1,0 +1,410 @@
+#include "runtime/io/reactor.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "edo/error.h"
+
+#define MAX_EVENTS 1024
+#define WAKE_BATCH 32
+
+struct edo__reactor {
+	int epfd;
+	int evfd;
+	pthread_mutex_t lock; /* guards the registration set and release list */
+	edo__scheduled_io *all;
+	edo__scheduled_io *release;
+	bool shutdown;
+	struct epoll_event events[MAX_EVENTS]; /* used by the turning thread only */
+};
+
+/* ---- readiness word ----------------------------------------------------------------- */
+
+static uint32_t to_ready(uint32_t epev)
+{
+	uint32_t r = 0;
+	if (epev & (EPOLLIN | EPOLLPRI))
+		r |= EDO_READY_READABLE;
+	if (epev & EPOLLOUT)
+		r |= EDO_READY_WRITABLE;
+	if (epev & EPOLLRDHUP)
+		r |= EDO_READY_READ_CLOSED;
+	if (epev & EPOLLHUP)
+		r |= EDO_READY_READ_CLOSED | EDO_READY_WRITE_CLOSED;
+	if (epev & EPOLLERR)
+		r |= EDO_READY_ERROR;
+	if (epev & EPOLLPRI)
+		r |= EDO_READY_PRIORITY;
+	return r;
+}
+
+/* The bits that satisfy an interest: closed and error states count as ready,
+ * so the operation runs and reports them. */
+static uint32_t mask_for(uint32_t interest)
+{
+	uint32_t m = EDO_READY_ERROR;
+	if (interest & EDO_INTEREST_READABLE)
+		m |= EDO_READY_READABLE | EDO_READY_READ_CLOSED;
+	if (interest & EDO_INTEREST_WRITABLE)
+		m |= EDO_READY_WRITABLE | EDO_READY_WRITE_CLOSED;
+	if (interest & EDO_INTEREST_PRIORITY)
+		m |= EDO_READY_PRIORITY | EDO_READY_READ_CLOSED;
+	return m;
+}
+
+static edo__ready_event event_of(uint64_t word, uint32_t interest)
+{
+	return (edo__ready_event){
+		.ready = (uint32_t)(word & EDO__IO_READY_MASK) & mask_for(interest),
+		.tick = (uint32_t)((word & EDO__IO_TICK_MASK) >> EDO__IO_TICK_SHIFT),
+		.shutdown = (word & EDO__IO_SHUTDOWN) != 0,
+	};
+}
+
+edo__ready_event edo__sio_readiness(edo__scheduled_io *io, uint32_t interest)
+{
+	return event_of(atomic_load_explicit(&io->readiness, memory_order_acquire), interest);
+}
+
+/* Add @ready and bump the tick (an event delivery). */
+static void set_readiness(edo__scheduled_io *io, uint32_t ready)
+{
+	uint64_t cur = atomic_load_explicit(&io->readiness, memory_order_acquire);
+	for (;;) {
+		uint64_t tick = ((cur & EDO__IO_TICK_MASK) >> EDO__IO_TICK_SHIFT) + 1;
+		uint64_t next = (cur & ~(EDO__IO_TICK_MASK)) | ready |
+				((tick << EDO__IO_TICK_SHIFT) & EDO__IO_TICK_MASK);
+		if (atomic_compare_exchange_weak_explicit(&io->readiness, &cur, next,
+							  memory_order_acq_rel,
+							  memory_order_acquire))
+			return;
+	}
+}
+
+void edo__sio_clear_readiness(edo__scheduled_io *io, edo__ready_event ev)
+{
+	/* Closed states stay: a closed peer stays closed. */
+	uint64_t clear = ev.ready & ~(EDO_READY_READ_CLOSED | EDO_READY_WRITE_CLOSED);
+	uint64_t cur = atomic_load_explicit(&io->readiness, memory_order_acquire);
+	for (;;) {
+		uint32_t tick = (uint32_t)((cur & EDO__IO_TICK_MASK) >> EDO__IO_TICK_SHIFT);
+		if (tick != ev.tick)
+			return; /* a new edge arrived: keep it */
+		uint64_t next = cur & ~clear;
+		if (atomic_compare_exchange_weak_explicit(&io->readiness, &cur, next,
+							  memory_order_acq_rel,
+							  memory_order_acquire))
+			return;
+	}
+}
+
+/* ---- waking ------------------------------------------------------------------------ */
+
+/* Wake everyone interested in @ready (all of them if @all), calling the wakers
+ * outside the lock, WAKE_BATCH at a time. */
+static void wake(edo__scheduled_io *io, uint32_t ready, bool all)
+{
+	edo_waker batch[WAKE_BATCH];
+	for (;;) {
+		size_t n = 0;
+		bool more = false;
+		pthread_mutex_lock(&io->lock);
+		if ((all || (ready & mask_for(EDO_INTEREST_READABLE))) && io->reader.vt)
+			batch[n++] = edo_waker_take(&io->reader);
+		if ((all || (ready & mask_for(EDO_INTEREST_WRITABLE))) && io->writer.vt)
+			batch[n++] = edo_waker_take(&io->writer);
+		edo__io_waiter *w = io->waiters;
+		while (w) {
+			edo__io_waiter *next = w->next_;
+			if (all || (ready & mask_for(w->interest_))) {
+				if (n == WAKE_BATCH) {
+					more = true;
+					break;
+				}
+				/* Unlink: the waiter is done. */
+				if (w->prev_)
+					w->prev_->next_ = w->next_;
+				else
+					io->waiters = w->next_;
+				if (w->next_)
+					w->next_->prev_ = w->prev_;
+				w->prev_ = w->next_ = NULL;
+				w->linked_ = false;
+				w->ready_ = true;
+				batch[n++] = edo_waker_take(&w->waker_);
+			}
+			w = next;
+		}
+		pthread_mutex_unlock(&io->lock);
+		for (size_t i = 0; i < n; i++)
+			edo_waker_wake(batch[i]);
+		if (!more)
+			return;
+	}
+}
+
+/* ---- polling -------------------------------------------------------------------------- */
+
+edo_poll edo__sio_poll_ready(edo__scheduled_io *io, edo_cx *cx, uint32_t direction,
+			     edo__ready_event *ev)
+{
+	*ev = edo__sio_readiness(io, direction);
+	if (ev->ready || ev->shutdown)
+		return EDO_READY;
+	pthread_mutex_lock(&io->lock);
+	/* Re-check under the lock: the turn sets readiness before taking it. */
+	*ev = edo__sio_readiness(io, direction);
+	if (ev->ready || ev->shutdown) {
+		pthread_mutex_unlock(&io->lock);
+		return EDO_READY;
+	}
+	edo_waker_set(direction & EDO_INTEREST_WRITABLE ? &io->writer : &io->reader, cx->waker);
+	pthread_mutex_unlock(&io->lock);
+	return EDO_PENDING;
+}
+
+edo_poll edo__sio_poll_waiter(edo__scheduled_io *io, edo__io_waiter *w, edo_cx *cx,
+			      edo__ready_event *ev)
+{
+	pthread_mutex_lock(&io->lock);
+	*ev = edo__sio_readiness(io, w->interest_);
+	if (ev->ready || ev->shutdown || w->ready_) {
+		if (w->linked_) {
+			if (w->prev_)
+				w->prev_->next_ = w->next_;
+			else
+				io->waiters = w->next_;
+			if (w->next_)
+				w->next_->prev_ = w->prev_;
+			w->prev_ = w->next_ = NULL;
+			w->linked_ = false;
+		}
+		edo_waker old = edo_waker_take(&w->waker_);
+		pthread_mutex_unlock(&io->lock);
+		edo_waker_drop(old);
+		if (!ev->ready && !ev->shutdown) {
+			/* Woken for readiness that someone else consumed: wait again. */
+			w->ready_ = false;
+			return edo__sio_poll_waiter(io, w, cx, ev);
+		}
+		return EDO_READY;
+	}
+	edo_waker_set(&w->waker_, cx->waker);
+	if (!w->linked_) {
+		w->prev_ = NULL;
+		w->next_ = io->waiters;
+		if (io->waiters)
+			io->waiters->prev_ = w;
+		io->waiters = w;
+		w->linked_ = true;
+	}
+	pthread_mutex_unlock(&io->lock);
+	return EDO_PENDING;
+}
+
+void edo__sio_remove_waiter(edo__scheduled_io *io, edo__io_waiter *w)
+{
+	pthread_mutex_lock(&io->lock);
+	if (w->linked_) {
+		if (w->prev_)
+			w->prev_->next_ = w->next_;
+		else
+			io->waiters = w->next_;
+		if (w->next_)
+			w->next_->prev_ = w->prev_;
+		w->prev_ = w->next_ = NULL;
+		w->linked_ = false;
+	}
+	edo_waker old = edo_waker_take(&w->waker_);
+	pthread_mutex_unlock(&io->lock);
+	edo_waker_drop(old);
+}
+
+/* ---- the reactor ------------------------------------------------------------------------ */
+
+int edo__reactor_new(edo__reactor **out)
+{
+	edo__reactor *r = calloc(1, sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	r->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (r->epfd < 0) {
+		int e = -errno;
+		free(r);
+		return e;
+	}
+	r->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (r->evfd < 0) {
+		int e = -errno;
+		close(r->epfd);
+		free(r);
+		return e;
+	}
+	/* The eventfd's token is NULL: registrations are never NULL. */
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = NULL};
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->evfd, &ev) < 0) {
+		int e = -errno;
+		close(r->evfd);
+		close(r->epfd);
+		free(r);
+		return e;
+	}
+	pthread_mutex_init(&r->lock, NULL);
+	*out = r;
+	return 0;
+}
+
+static void free_sio(edo__scheduled_io *io)
+{
+	pthread_mutex_destroy(&io->lock);
+	free(io);
+}
+
+static void release_pending(edo__reactor *r)
+{
+	pthread_mutex_lock(&r->lock);
+	edo__scheduled_io *list = r->release;
+	r->release = NULL;
+	pthread_mutex_unlock(&r->lock);
+	while (list) {
+		edo__scheduled_io *next = list->release_next;
+		free_sio(list);
+		list = next;
+	}
+}
+
+void edo__reactor_free(edo__reactor *r)
+{
+	if (!r)
+		return;
+	release_pending(r);
+	/* Registrations still alive belong to edo_async_fds not yet freed;
+	 * they were marked shut down, and edo_async_fd_free() releases them. */
+	close(r->evfd);
+	close(r->epfd);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+void edo__reactor_wake(edo__reactor *r)
+{
+	uint64_t one = 1;
+	ssize_t n = write(r->evfd, &one, sizeof one);
+	(void)n; /* EAGAIN: the counter is saturated, a wake is pending anyway */
+}
+
+void edo__reactor_turn(edo__reactor *r, int64_t timeout_ns)
+{
+	release_pending(r);
+	int timeout_ms;
+	if (timeout_ns < 0)
+		timeout_ms = -1;
+	else if (timeout_ns == 0)
+		timeout_ms = 0;
+	else
+		timeout_ms = (int)((timeout_ns + 999999) / 1000000 > 0x7fffffff ?
+					   0x7fffffff :
+					   (timeout_ns + 999999) / 1000000);
+	int n = epoll_wait(r->epfd, r->events, MAX_EVENTS, timeout_ms);
+	for (int i = 0; i < n; i++) {
+		edo__scheduled_io *io = r->events[i].data.ptr;
+		if (!io) {
+			uint64_t v;
+			while (read(r->evfd, &v, sizeof v) > 0)
+				;
+			continue;
+		}
+		uint32_t ready = to_ready(r->events[i].events);
+		set_readiness(io, ready);
+		wake(io, ready, false);
+	}
+}
+
+void edo__reactor_shutdown(edo__reactor *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->shutdown = true;
+	pthread_mutex_unlock(&r->lock);
+	/* Mark one registration at a time under the lock, wake it outside.  A
+	 * registration deregistered meanwhile stays allocated until the next
+	 * reactor turn, and no turn runs once the runtime is shutting down. */
+	for (;;) {
+		pthread_mutex_lock(&r->lock);
+		edo__scheduled_io *io = r->all;
+		bool found = false;
+		for (; io; io = io->all_next) {
+			uint64_t w = atomic_load(&io->readiness);
+			if (!(w & EDO__IO_SHUTDOWN)) {
+				atomic_fetch_or(&io->readiness, EDO__IO_SHUTDOWN);
+				found = true;
+				break;
+			}
+		}
+		if (!found) {
+			pthread_mutex_unlock(&r->lock);
+			return;
+		}
+		pthread_mutex_unlock(&r->lock);
+		wake(io, 0, true);
+	}
+}
+
+int edo__reactor_register(edo__reactor *r, int fd, uint32_t interest, edo__scheduled_io **out)
+{
+	edo__scheduled_io *io = calloc(1, sizeof *io);
+	if (!io)
+		return -ENOMEM;
+	atomic_init(&io->readiness, 0);
+	io->fd = fd;
+	io->interest = interest;
+	io->reactor = r;
+	pthread_mutex_init(&io->lock, NULL);
+	uint32_t ev = EPOLLET;
+	if (interest & EDO_INTEREST_READABLE)
+		ev |= EPOLLIN | EPOLLRDHUP;
+	if (interest & EDO_INTEREST_WRITABLE)
+		ev |= EPOLLOUT;
+	if (interest & EDO_INTEREST_PRIORITY)
+		ev |= EPOLLPRI;
+	pthread_mutex_lock(&r->lock);
+	if (r->shutdown) {
+		pthread_mutex_unlock(&r->lock);
+		free_sio(io);
+		return EDO_ESHUTDOWN;
+	}
+	struct epoll_event e = {.events = ev, .data.ptr = io};
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
+		int err = -errno;
+		pthread_mutex_unlock(&r->lock);
+		free_sio(io);
+		return err;
+	}
+	io->all_next = r->all;
+	if (r->all)
+		r->all->all_prev = io;
+	r->all = io;
+	pthread_mutex_unlock(&r->lock);
+	*out = io;
+	return 0;
+}
+
+void edo__reactor_deregister(edo__reactor *r, edo__scheduled_io *io)
+{
+	pthread_mutex_lock(&r->lock);
+	(void)epoll_ctl(r->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+	if (io->all_prev)
+		io->all_prev->all_next = io->all_next;
+	else
+		r->all = io->all_next;
+	if (io->all_next)
+		io->all_next->all_prev = io->all_prev;
+	io->release_next = r->release;
+	r->release = io;
+	pthread_mutex_unlock(&r->lock);
+	atomic_fetch_or(&io->readiness, EDO__IO_SHUTDOWN);
+	wake(io, 0, true);
+}

@@ -1,0 +1,105 @@
+/* The I/O reactor: one epoll instance per runtime, edge-triggered, one
+ * registration (edo__scheduled_io) per file descriptor.
+ *
+ * Readiness word of a registration (Tokio's ScheduledIo):
+ *
+ *   bit 63     SHUTDOWN   the runtime shut down: every poll fails
+ *   bits 16-47 tick       bumped by every event delivery
+ *   bits 0-15  readiness  READABLE, WRITABLE, READ_CLOSED, WRITE_CLOSED,
+ *                         PRIORITY, ERROR
+ *
+ * An operation reads the readiness (with its tick), tries the syscall, and on
+ * EAGAIN clears the bits it used -- but only if the tick has not changed, so
+ * an edge that arrived between the syscall and the clear is never lost.
+ * READ_CLOSED and WRITE_CLOSED are never cleared.
+ *
+ * Waiters: one waker slot per direction for stream reads and writes (at most
+ * one task reads and one writes a stream at a time), plus an intrusive list
+ * of readiness waiters with their own interest.  Wakers are collected under
+ * the registration's lock and called after it is released.
+ *
+ * Lifetime: epoll's event data points at the registration, so a
+ * deregistered one is not freed at once but put on a release list that the
+ * next reactor turn frees, after which no stale event can name it.
+ */
+#ifndef EDO_REACTOR_H
+#define EDO_REACTOR_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "edo/future.h"
+#include "edo/io.h"
+
+typedef struct edo__scheduled_io edo__scheduled_io;
+
+/* A task waiting for some readiness: the node embedded in edo_readiness. */
+typedef edo_io_waiter_ edo__io_waiter;
+
+struct edo__scheduled_io {
+	_Atomic(uint64_t) readiness;
+	int fd;
+	uint32_t interest;
+	pthread_mutex_t lock; /* guards the wakers and the waiter list */
+	edo_waker reader, writer;
+	edo__io_waiter *waiters;
+	edo__scheduled_io *all_prev, *all_next; /* the reactor's registration set */
+	edo__scheduled_io *release_next;
+	struct edo__reactor *reactor;
+};
+
+#define EDO__IO_SHUTDOWN ((uint64_t)1 << 63)
+#define EDO__IO_READY_MASK ((uint64_t)0xffff)
+#define EDO__IO_TICK_SHIFT 16
+#define EDO__IO_TICK_MASK ((uint64_t)0xffffffff << EDO__IO_TICK_SHIFT)
+
+/* A readiness snapshot: the bits and the tick they were read at. */
+typedef struct edo__ready_event {
+	uint32_t ready;
+	uint32_t tick;
+	bool shutdown;
+} edo__ready_event;
+
+typedef struct edo__reactor edo__reactor;
+
+int edo__reactor_new(edo__reactor **out);
+void edo__reactor_free(edo__reactor *r);
+
+/* One turn: free released registrations, wait up to @timeout_ns for events
+ * (-1: no limit), dispatch readiness to wakers.  One thread at a time. */
+void edo__reactor_turn(edo__reactor *r, int64_t timeout_ns);
+
+/* Interrupt a turn in progress (eventfd write).  Thread-safe. */
+void edo__reactor_wake(edo__reactor *r);
+
+/* Mark every registration shut down and wake all its waiters. */
+void edo__reactor_shutdown(edo__reactor *r);
+
+/* Register @fd (non-blocking, owned by the caller) for @interest
+ * (EDO_INTEREST_*).  Thread-safe.  -errno on failure. */
+int edo__reactor_register(edo__reactor *r, int fd, uint32_t interest, edo__scheduled_io **out);
+
+/* Remove from epoll; the memory is freed after the next turn.  Wakes
+ * waiters (they see the registration gone).  Thread-safe. */
+void edo__reactor_deregister(edo__reactor *r, edo__scheduled_io *io);
+
+/* Current readiness for a direction (EDO_INTEREST_READABLE or _WRITABLE);
+ * stores cx's waker in the direction's slot when not ready.  PENDING or
+ * READY with *ev filled (ev->shutdown means the runtime is gone). */
+edo_poll edo__sio_poll_ready(edo__scheduled_io *io, edo_cx *cx, uint32_t direction,
+			     edo__ready_event *ev);
+
+/* Clear @ev's bits if the tick is unchanged (after an EAGAIN). */
+void edo__sio_clear_readiness(edo__scheduled_io *io, edo__ready_event ev);
+
+/* Readiness futures' waiter list. */
+edo_poll edo__sio_poll_waiter(edo__scheduled_io *io, edo__io_waiter *w, edo_cx *cx,
+			      edo__ready_event *ev);
+void edo__sio_remove_waiter(edo__scheduled_io *io, edo__io_waiter *w);
+
+/* Snapshot without registering anything. */
+edo__ready_event edo__sio_readiness(edo__scheduled_io *io, uint32_t interest);
+
+#endif /* EDO_REACTOR_H */
