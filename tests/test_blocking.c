@@ -137,4 +137,121 @@ TEST(shutdown_timeout)
 	usleep(400000); /* the thread finishes and frees the pool */
 }
 
+/* edo_block_in_place on a one-worker runtime: while the blocking function
+ * waits for a flag, another task must still run (on the new worker thread)
+ * and set it. */
+typedef struct bip_ctx {
+	atomic_int flag;
+	atomic_int seen;
+} bip_ctx;
+
+static void wait_for_flag(void *arg)
+{
+	bip_ctx *c = arg;
+	for (int i = 0; i < 5000 && !atomic_load(&c->flag); i++)
+		usleep(1000);
+	atomic_store(&c->seen, atomic_load(&c->flag));
+}
+
+typedef struct setter_frame {
+	EDO_FRAME;
+	bip_ctx *c;
+} setter_frame;
+
+EDO_ASYNC(setter, setter_frame, NULL)
+{
+	EDO_BEGIN();
+	atomic_store(&self->c->flag, 1);
+	EDO_END();
+}
+
+typedef struct bip_frame {
+	EDO_FRAME;
+	bip_ctx *c;
+	edo_join *h;
+	int rc;
+} bip_frame;
+
+EDO_ASYNC(bip_task, bip_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(EDO_SPAWN(&self->h, setter, .c = self->c), 0);
+	CHECK_EQ(edo_block_in_place(wait_for_flag, self->c), 0);
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->h);
+	EDO_END();
+}
+
+typedef struct bip_main_frame {
+	EDO_FRAME;
+	bip_ctx *c;
+	edo_join *h;
+	int rc, i;
+} bip_main_frame;
+
+EDO_ASYNC(bip_main, bip_main_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < 20; self->i++) {
+		atomic_store(&self->c->flag, 0);
+		atomic_store(&self->c->seen, 0);
+		CHECK_EQ(EDO_SPAWN(&self->h, bip_task, .c = self->c), 0);
+		EDO_AWAIT_JOIN(self->h, &self->rc);
+		CHECK_EQ(self->rc, 0);
+		CHECK_EQ(atomic_load(&self->c->seen), 1);
+		edo_join_detach(self->h);
+	}
+	EDO_END();
+}
+
+TEST(block_in_place_hands_off_the_worker)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
+	b.worker_threads = 1;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	bip_ctx c = {0};
+	bip_main_frame m = {EDO_FRAME_INIT(bip_main), .c = &c};
+	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+static void set_int(void *arg)
+{
+	*(int *)arg = 7;
+}
+
+TEST(block_in_place_elsewhere)
+{
+	int v = 0;
+	CHECK_EQ(edo_block_in_place(set_int, &v), 0); /* outside a runtime: just runs */
+	CHECK_EQ(v, 7);
+	CHECK_EQ(edo_block_in_place(NULL, NULL), -EINVAL);
+}
+
+typedef struct bip_ct_frame {
+	EDO_FRAME;
+	int v, rc;
+} bip_ct_frame;
+
+EDO_ASYNC(bip_ct, bip_ct_frame, NULL)
+{
+	EDO_BEGIN();
+	self->rc = edo_block_in_place(set_int, &self->v);
+	EDO_END();
+}
+
+TEST(block_in_place_current_thread_refused)
+{
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_new_current_thread(&rt), 0);
+	bip_ct_frame f = {EDO_FRAME_INIT(bip_ct)};
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	CHECK_EQ(f.rc, -ENOTSUP);
+	CHECK_EQ(f.v, 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
 TEST_MAIN()

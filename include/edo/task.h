@@ -158,6 +158,22 @@ int edo_spawn_blocking_on(edo_handle *h, void *(*fn)(void *), void *arg, unsigne
  */
 void *edo_join_blocking_result(edo_join *h);
 
+/**
+ * edo_block_in_place() - run the blocking @fn(@arg) on the calling worker
+ * thread without stalling the runtime: the worker (its run queue, LIFO task,
+ * I/O duties) is first handed to a new thread, which carries on running
+ * tasks, and this thread runs @fn and then finishes the current poll and
+ * exits.  Unlike edo_spawn_blocking() the call is synchronous: the task's
+ * poll waits for @fn, with no budget limit.
+ *
+ * On a multi-thread runtime's worker: as above.  On the thread of a
+ * multi-thread runtime's edo_block_on(), or outside any runtime: @fn just
+ * runs.  On a current-thread runtime it returns -ENOTSUP without calling
+ * @fn (there is no other worker to hand the runtime to).  -EINVAL for a
+ * NULL @fn.  Returns 0 once @fn has returned.
+ */
+int edo_block_in_place(void (*fn)(void *), void *arg);
+
 /* ---- the current task ------------------------------------------------------ */
 
 /** edo_task_id() - the id of the task being polled on this thread, 0 if none. */

@@ -178,3 +178,17 @@ int edo_worker_metrics_get(edo_runtime *rt, uint32_t worker, edo_worker_metrics 
 		return edo__mt_worker_metrics(rt->sched, worker, out);
 	return edo__ct_worker_metrics(rt->sched, worker, out);
 }
+
+int edo_block_in_place(void (*fn)(void *), void *arg)
+{
+	if (!fn)
+		return -EINVAL;
+	edo__sched *s = edo__ctx.sched;
+	if (!s) {
+		fn(arg);
+		return 0;
+	}
+	if (s->flavor != EDO_RT_MULTI_THREAD)
+		return -ENOTSUP;
+	return edo__mt_block_in_place(s, fn, arg);
+}

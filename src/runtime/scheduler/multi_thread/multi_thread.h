@@ -14,6 +14,7 @@
 int edo__mt_new(const edo_runtime_builder *b, edo__sched **out);
 int edo__mt_block_on(edo__sched *s, edo_future *fut);
 int edo__mt_shutdown(edo__sched *s);
+int edo__mt_block_in_place(edo__sched *s, void (*fn)(void *), void *arg);
 int edo__mt_worker_metrics(edo__sched *s, uint32_t i, edo_worker_metrics *out);
 uint32_t edo__mt_num_workers(edo__sched *s);
 size_t edo__mt_inject_depth(edo__sched *s);

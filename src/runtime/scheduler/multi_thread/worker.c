@@ -87,7 +87,6 @@ struct edo__worker {
 	bool is_shutdown;
 	edo__defer defer;
 	edo__parker parker;
-	pthread_t thread;
 	/* Adaptive global queue interval: EWMA of the mean poll time. */
 	double ewma_poll_ns;
 	uint64_t batch_start_ns;
@@ -110,6 +109,11 @@ struct edo__mt {
 	unsigned fixed_gqi; /* 0 = adaptive */
 	char thread_name[16];
 	size_t stack_size;
+	/* Worker threads are detached (edo_block_in_place hands a worker to a
+	 * new thread); shutdown waits for `exited` to reach the worker count. */
+	pthread_mutex_t exit_lock;
+	pthread_cond_t exit_cond;
+	unsigned exited;
 	atomic_uint threads_started;
 };
 
@@ -362,17 +366,24 @@ static edo__task *steal_work(edo__worker *w)
 
 /* ---- running ----------------------------------------------------------------------------- */
 
-static void run_one(edo__worker *w, edo__task *t)
+/* Poll @t; false if this thread gave the worker away during the poll
+ * (edo_block_in_place): then it must not touch @w again. */
+static bool run_one(edo__worker *w, edo__task *t)
 {
 	atomic_store_explicit(&w->poll_seq,
 			      atomic_load_explicit(&w->poll_seq, memory_order_relaxed) + 1,
 			      memory_order_release);
 	edo__task_run(t);
+	if (edo__ctx.core != w)
+		return false;
 	w->batch_polls++;
 	w->polls++;
+	return true;
 }
 
-static void run_task(edo__worker *w, edo__task *t)
+/* Run @t and its LIFO successors; false if the worker was handed to another
+ * thread meanwhile (edo_block_in_place). */
+static bool run_task(edo__worker *w, edo__task *t)
 {
 	edo__mt *mt = w->mt;
 	if (w->is_searching) {
@@ -383,7 +394,8 @@ static void run_task(edo__worker *w, edo__task *t)
 	w->lifo_enabled = true;
 	edo__ctx.constrained = true;
 	edo__ctx.budget = EDO_COOP_BUDGET;
-	run_one(w, t);
+	if (!run_one(w, t))
+		return false;
 	for (int lifo_polls = 0;;) {
 		t = take_lifo(w);
 		if (!t)
@@ -395,9 +407,11 @@ static void run_task(edo__worker *w, edo__task *t)
 			notify_parked(mt);
 			break;
 		}
-		run_one(w, t);
+		if (!run_one(w, t))
+			return false;
 	}
 	edo__ctx.constrained = false;
+	return true;
 }
 
 /* ---- parking --------------------------------------------------------------------------------- */
@@ -527,7 +541,8 @@ static void *worker_main(void *arg)
 		if (!t)
 			t = steal_work(w);
 		if (t) {
-			run_task(w, t);
+			if (!run_task(w, t))
+				goto handed_off;
 			continue;
 		}
 		if (!edo__defer_is_empty(&w->defer)) {
@@ -542,7 +557,71 @@ static void *worker_main(void *arg)
 	if (s->hooks.on_thread_stop)
 		s->hooks.on_thread_stop(s->hooks_ud);
 	edo__ctx = (edo__context){0};
+	/* The last touch of the runtime by this thread. */
+	pthread_mutex_lock(&mt->exit_lock);
+	mt->exited++;
+	pthread_cond_broadcast(&mt->exit_cond);
+	pthread_mutex_unlock(&mt->exit_lock);
 	return NULL;
+
+handed_off:
+	/* This thread called edo_block_in_place(): another thread runs the
+	 * worker now.  Leave, dropping the reference that kept the runtime
+	 * alive while this thread finished its poll. */
+	if (s->hooks.on_thread_stop)
+		s->hooks.on_thread_stop(s->hooks_ud);
+	edo__ctx = (edo__context){0};
+	edo__sched_unref(s);
+	return NULL;
+}
+
+/* ---- block_in_place ------------------------------------------------------------------------- */
+
+static int start_worker_thread(edo__mt *mt, edo__worker *w)
+{
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (mt->stack_size)
+		pthread_attr_setstacksize(&attr, mt->stack_size);
+	pthread_t th;
+	int rc = -pthread_create(&th, &attr, worker_main, w);
+	pthread_attr_destroy(&attr);
+	return rc;
+}
+
+int edo__mt_block_in_place(edo__sched *s, void (*fn)(void *), void *arg)
+{
+	edo__mt *mt = mt_of(s);
+	edo__worker *w = edo__ctx.sched == s ? edo__ctx.core : NULL;
+	if (!w) {
+		/* block_on's thread: nothing to hand over. */
+		fn(arg);
+		return 0;
+	}
+	/* The LIFO task must not wait behind the blocking call. */
+	edo__task *t = take_lifo(w);
+	if (t)
+		push_local(w, t);
+	publish_stats(w);
+	/* Hand the worker (queue, LIFO slot, parker, deferred wakes) to a new
+	 * thread; this one keeps only a reference to the runtime. */
+	edo__sched_ref(s);
+	edo__ctx.core = NULL;
+	edo__ctx.defer = NULL;
+	if (start_worker_thread(mt, w) < 0) {
+		/* No thread to hand over to: block this worker instead. */
+		edo__ctx.core = w;
+		edo__ctx.defer = &w->defer;
+		edo__sched_unref(s);
+		fn(arg);
+		return 0;
+	}
+	bool constrained = edo__ctx.constrained;
+	edo__ctx.constrained = false;
+	fn(arg);
+	edo__ctx.constrained = constrained;
+	return 0;
 }
 
 /* ---- block_on from a thread that is not a worker ---------------------------------------------- */
@@ -633,6 +712,8 @@ static void mt_destroy(edo__sched *s)
 	edo__idle_destroy(&mt->idle);
 	edo__owned_destroy(&s->owned);
 	pthread_barrier_destroy(&mt->shutdown_barrier);
+	pthread_mutex_destroy(&mt->exit_lock);
+	pthread_cond_destroy(&mt->exit_cond);
 	free(mt->inject);
 	free(mt->workers);
 	free(mt);
@@ -692,6 +773,9 @@ int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
 	atomic_init(&mt->block_on_count, 0);
 	atomic_init(&mt->threads_started, 0);
 	pthread_barrier_init(&mt->shutdown_barrier, NULL, n);
+	pthread_mutex_init(&mt->exit_lock, NULL);
+	pthread_cond_init(&mt->exit_cond, NULL);
+	mt->exited = 0;
 	mt->event_interval = b->event_interval ? b->event_interval : DEFAULT_EVENT_INTERVAL;
 	mt->fixed_gqi = b->global_queue_interval;
 	(void)snprintf(mt->thread_name, sizeof mt->thread_name, "%s",
@@ -711,14 +795,9 @@ int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
 		w->lifo_enabled = true;
 		edo__parker_init(&w->parker, &mt->base.driver);
 	}
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	if (mt->stack_size)
-		pthread_attr_setstacksize(&attr, mt->stack_size);
 	for (uint32_t i = 0; i < n; i++) {
-		rc = -pthread_create(&mt->workers[i].thread, &attr, worker_main, &mt->workers[i]);
+		rc = start_worker_thread(mt, &mt->workers[i]);
 		if (rc < 0) {
-			pthread_attr_destroy(&attr);
 			/* The barrier expects n workers: rebuild it for those started. */
 			pthread_barrier_destroy(&mt->shutdown_barrier);
 			pthread_barrier_init(&mt->shutdown_barrier, NULL, i ? i : 1);
@@ -727,7 +806,6 @@ int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
 			return rc;
 		}
 	}
-	pthread_attr_destroy(&attr);
 	*out = &mt->base;
 	return 0;
 }
@@ -739,8 +817,10 @@ static void mt_stop_threads(edo__mt *mt, uint32_t started)
 	atomic_store(&mt->closing, true);
 	for (uint32_t i = 0; i < started; i++)
 		edo__parker_unpark(&mt->workers[i].parker);
-	for (uint32_t i = 0; i < started; i++)
-		pthread_join(mt->workers[i].thread, NULL);
+	pthread_mutex_lock(&mt->exit_lock);
+	while (mt->exited < started)
+		pthread_cond_wait(&mt->exit_cond, &mt->exit_lock);
+	pthread_mutex_unlock(&mt->exit_lock);
 	/* Wakes from outside the workers may have queued notifications. */
 	for (uint32_t i = 0; i <= mt->inject_mask; i++) {
 		edo__inject_close(&mt->inject[i]);
