@@ -27,6 +27,9 @@ edo_runtime *make_runtime(unsigned threads)
 	edo_runtime_builder b;
 	edo_runtime_builder_init(&b, threads == 0 ? EDO_RT_CURRENT_THREAD : EDO_RT_MULTI_THREAD);
 	b.worker_threads = threads;
+	/* For the LIFO-stealing comparison (issue #4941 in Tokio's tracker). */
+	const char *nosteal = getenv("EDO_BENCH_DISABLE_LIFO_STEAL");
+	b.disable_lifo_stealing = nosteal && *nosteal == '1';
 	edo_runtime *rt;
 	int rc = edo_runtime_build(&b, &rt);
 	if (rc == -ENOTSUP) {

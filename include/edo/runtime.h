@@ -83,6 +83,10 @@ typedef struct edo_runtime_builder {
 	unsigned max_blocking_threads;
 	/** Idle blocking threads exit after this many milliseconds; 0 = 10000. */
 	unsigned blocking_keep_alive_ms;
+	/** Multi-thread: never let idle workers take a busy worker's LIFO task
+	 *  (Tokio's behaviour; for comparison).  Default: they may, on their
+	 *  last pass, when the owner is stuck in one poll. */
+	bool disable_lifo_stealing;
 	edo_runtime_hooks hooks;
 	void *hooks_ud;
 } edo_runtime_builder;

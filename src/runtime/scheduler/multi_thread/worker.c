@@ -107,6 +107,7 @@ struct edo__mt {
 	pthread_barrier_t shutdown_barrier;
 	unsigned event_interval;
 	unsigned fixed_gqi; /* 0 = adaptive */
+	bool lifo_stealing;
 	char thread_name[16];
 	size_t stack_size;
 	/* Worker threads are detached (edo_block_in_place hands a worker to a
@@ -351,7 +352,7 @@ static edo__task *steal_work(edo__worker *w)
 	edo__task *t = pop_inject_batch(w);
 	if (t)
 		return t;
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; i < n && mt->lifo_stealing; i++) {
 		uint32_t v = (start + i) % n;
 		if (v == w->index)
 			continue;
@@ -778,6 +779,7 @@ int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
 	mt->exited = 0;
 	mt->event_interval = b->event_interval ? b->event_interval : DEFAULT_EVENT_INTERVAL;
 	mt->fixed_gqi = b->global_queue_interval;
+	mt->lifo_stealing = !b->disable_lifo_stealing;
 	(void)snprintf(mt->thread_name, sizeof mt->thread_name, "%s",
 		       b->thread_name ? b->thread_name : "edo-worker");
 	mt->stack_size = b->thread_stack_size;
