@@ -16,6 +16,8 @@ const char *edo_strerror(int err)
 		return "no runtime: must be called from a task or edo_block_on";
 	case EDO_ESHUTDOWN:
 		return "the runtime is shut down";
+	case EDO_EEOF:
+		return "unexpected end of stream";
 	default:
 		break;
 	}

@@ -24,8 +24,10 @@ extern "C" {
 #define EDO_ENORUNTIME (EDO_ERR_BASE - 3)
 /** The runtime has shut down (or is shutting down) and accepts no new work. */
 #define EDO_ESHUTDOWN (EDO_ERR_BASE - 4)
+/** A stream ended before the operation could complete (edo_read_exact). */
+#define EDO_EEOF (EDO_ERR_BASE - 5)
 /** Smallest (most negative) Edo error code; for range checks. */
-#define EDO_ERR_LAST (EDO_ERR_BASE - 4)
+#define EDO_ERR_LAST (EDO_ERR_BASE - 5)
 
 /**
  * edo_strerror() - a human-readable description of an error code.
