@@ -21,7 +21,8 @@ const char *edo_strerror(int err)
 	default:
 		break;
 	}
-	if (err < 0)
+	/* Range-check before negating: -INT_MIN overflows. */
+	if (err > -4096 && err < 0)
 		err = -err;
 	if (err > 0 && err < 4096) {
 		/* strerrordesc_np: thread-safe and static, unlike strerror. */
