@@ -478,8 +478,10 @@ static void park(edo__worker *w)
 			s->hooks.on_thread_unpark(s->hooks_ud);
 		edo__defer_wake_all(&w->defer);
 		if (worker_has_tasks(w)) {
-			/* Woken with work of our own (a driver wake). */
-			edo__idle_unpark_worker_by_id(&mt->idle, w->index);
+			/* Woken with work of our own (a driver wake).  If a
+			 * notifier took us off the sleepers meanwhile, it counted
+			 * us as searching: we are, or that count never drops. */
+			w->is_searching = !edo__idle_unpark_worker_by_id(&mt->idle, w->index);
 			break;
 		}
 		/* Still parked: a spurious wake-up. */
