@@ -1,0 +1,354 @@
+/* Edo — async synchronisation primitives, channels, JoinSet, select and join.
+ *
+ * Everything here is Tokio's `tokio::sync` (and `JoinSet`, `select!`,
+ * `join!`) in C:
+ *
+ *   oneshot      one value from one sender to one receiver
+ *   semaphore    a FIFO batch semaphore (the base of mutex, rwlock, mpsc)
+ *   mutex        an async mutex (a semaphore of one permit)
+ *   rwlock       a writer-fair readers-writer lock
+ *   mpsc         bounded and unbounded multi-producer, single-consumer channels
+ *   notify       wake one waiter (storing one permit) or all current waiters
+ *   barrier      n tasks wait until all have arrived
+ *   once_cell    a value initialised once, asynchronously, under races
+ *   broadcast    every receiver sees every value; slow ones lag
+ *   watch        receivers see the latest value and wait for changes
+ *   joinset      a set of tasks joined in completion order
+ *   select/join  await the first of N futures / all of N futures
+ *
+ * Two ways to wait, as everywhere in Edo:
+ *
+ *  - Operations that keep no state of their own between polls are poll
+ *    functions, called again until READY:
+ *        EDO_AWAIT_POLL(edo_mpsc_poll_recv(self->rx, cx, &self->v, &self->rc));
+ *  - Operations that need state (a place in a wait queue, a permit) are
+ *    small futures the caller stores (in a coroutine frame, or in its own
+ *    future).  The function named after the operation initialises the future
+ *    in place and returns it, so a coroutine awaits it in one line:
+ *        EDO_AWAIT(edo_mutex_lock(&self->lk, self->m));
+ *    Outputs are the future's public fields (`rc`, ...), valid once it is
+ *    READY.  Dropping a pending one (edo_future_drop(), or dropping the frame
+ *    awaiting it) cancels it cleanly.  A future of this header must not move
+ *    in memory once polled (a waiter node inside it may be linked into a
+ *    queue); it may be re-initialised after it completed or was dropped.
+ *
+ * Values.  Channels carry values of a fixed size in bytes given when the
+ * channel is made (`elem_size`); sending copies the value in, receiving
+ * copies it out.  Values still in a channel when it is freed are discarded
+ * without any call: drain a channel whose values own resources.
+ *
+ * Budget.  Like Tokio's, these operations take a unit of the task's
+ * cooperative budget when they complete: oneshot receive and closed, every
+ * semaphore-based acquire (mutex, rwlock, semaphore, bounded mpsc send and
+ * reserve), mpsc receive, broadcast receive, watch changed, barrier wait,
+ * JoinSet join_next.  Notify and unbounded sends take none; select checks
+ * for budget without taking it.  try_* functions never wait and take none.
+ *
+ * Thread-safety.  Unless a function says otherwise, every function may be
+ * called from any thread, inside or outside a runtime, on both runtime
+ * flavours; a future is polled and dropped by one thread at a time (its
+ * owner).  Errors are negative: -EINVAL for bad input (nothing is changed),
+ * EDO_ECLOSED for a closed primitive, EDO_ELAGGED for a lagging broadcast
+ * receiver, -EAGAIN / -EBUSY where a try_* would have to wait.
+ */
+#ifndef EDO_SYNC_H
+#define EDO_SYNC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edo/future.h"
+#include "edo/task.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- private building blocks (fields of the structs below; never touch) --------------- */
+
+typedef struct edo__lock {
+	_Atomic(int) v;
+} edo__lock;
+
+typedef struct edo__slink {
+	struct edo__slink *prev, *next;
+} edo__slink;
+
+/* The batch semaphore: (permits << 2) | WAITERS | CLOSED, a lock, and a FIFO
+ * of waiters (oldest first).  See src/sync/semaphore.c. */
+typedef struct edo__bsem {
+	_Atomic(size_t) permits;
+	edo__lock lock;
+	edo__slink waiters;
+} edo__bsem;
+
+/* A waiter of the batch semaphore, embedded in the acquire future. */
+typedef struct edo__bsem_waiter {
+	edo__slink link;
+	edo_waker waker;
+	_Atomic(size_t) remaining; /* permits still needed; 0 = served */
+} edo__bsem_waiter;
+
+/* ==== oneshot =========================================================================== */
+
+/*
+ * A oneshot channel carries one value of elem_size bytes from one sender to
+ * one receiver.  The two ends are independent handles; each is released by
+ * exactly one call (the sender by edo_oneshot_send() or
+ * edo_oneshot_tx_drop(), the receiver by edo_oneshot_rx_drop()).  Each end
+ * is owned by one holder at a time (its functions are not thread-safe on
+ * the same handle), but the two ends may be used from different threads.
+ *
+ *     edo_oneshot_tx *tx; edo_oneshot_rx *rx;
+ *     edo_oneshot_new(sizeof(int), &tx, &rx);
+ *     ... in the sending task:    int v = 42; edo_oneshot_send(tx, &v);
+ *     ... in the receiving task:  EDO_AWAIT_POLL(edo_oneshot_poll_recv(self->rx, cx,
+ *                                                                 &self->v, &self->rc));
+ */
+typedef struct edo_oneshot_tx edo_oneshot_tx;
+typedef struct edo_oneshot_rx edo_oneshot_rx;
+
+/**
+ * edo_oneshot_new() - make a oneshot channel for values of @elem_size bytes
+ * (0 is allowed: a pure signal).  Returns 0, -EINVAL (NULL outputs, absurd
+ * size) or -ENOMEM; on failure *@tx and *@rx are untouched.
+ */
+int edo_oneshot_new(size_t elem_size, edo_oneshot_tx **tx, edo_oneshot_rx **rx);
+
+/**
+ * edo_oneshot_send() - send the value at @value (elem_size bytes; may be
+ * NULL if elem_size is 0) and release the sender.  Returns 0 if the value
+ * was stored for the receiver, EDO_ECLOSED if the receiver had already
+ * closed or been dropped (the value was not taken), -EINVAL for a NULL @tx,
+ * or a NULL @value with a non-zero elem_size (nothing happens, @tx is still
+ * yours).  In every other case @tx is consumed.  Never waits.
+ */
+int edo_oneshot_send(edo_oneshot_tx *tx, const void *value);
+
+/** edo_oneshot_tx_drop() - release the sender without sending: the receiver
+ * gets EDO_ECLOSED.  NULL is a no-op. */
+void edo_oneshot_tx_drop(edo_oneshot_tx *tx);
+
+/** edo_oneshot_tx_is_closed() - whether the receiver closed or went away (a
+ * send would fail). */
+bool edo_oneshot_tx_is_closed(const edo_oneshot_tx *tx);
+
+/**
+ * edo_oneshot_poll_closed() - READY once the receiver has closed or been
+ * dropped ("the receiver went away"): a sender computing an expensive reply
+ * can give up.  Takes a unit of budget when READY.  Cancel-safe (it keeps no
+ * state).  Not thread-safe with other calls on @tx.
+ */
+edo_poll edo_oneshot_poll_closed(edo_oneshot_tx *tx, edo_cx *cx);
+
+/**
+ * edo_oneshot_poll_recv() - wait for the value.  When READY, *@rc is 0 and
+ * the value was copied to @out (elem_size bytes; may be NULL to discard it),
+ * or *@rc is EDO_ECLOSED: the sender was dropped without sending, the
+ * receiver closed before a value arrived, or the value was already received.
+ * Takes a unit of budget when READY.  Cancel-safe: a value is only taken by
+ * the poll that returns it.  Not thread-safe with other calls on @rx.
+ */
+edo_poll edo_oneshot_poll_recv(edo_oneshot_rx *rx, edo_cx *cx, void *out, int *rc);
+
+/**
+ * edo_oneshot_try_recv() - take the value if it is there.  Returns 0 (the
+ * value was copied to @out), -EAGAIN (not sent yet), EDO_ECLOSED (the sender
+ * is gone without sending, the receiver closed before a value arrived, or
+ * the value was already received), -EINVAL (NULL @rx).
+ */
+int edo_oneshot_try_recv(edo_oneshot_rx *rx, void *out);
+
+/**
+ * edo_oneshot_rx_close() - refuse the value: a later send fails.  A value
+ * sent before the close can still be received.  The handle stays valid.
+ */
+void edo_oneshot_rx_close(edo_oneshot_rx *rx);
+
+/** edo_oneshot_rx_drop() - close and release the receiver.  NULL is a no-op. */
+void edo_oneshot_rx_drop(edo_oneshot_rx *rx);
+
+/* ==== semaphore, mutex, rwlock ============================================================= */
+
+/*
+ * All three are a FIFO batch semaphore.  Waiters are served strictly in the
+ * order they first waited: a released permit goes to the oldest waiter,
+ * never to a newcomer (no barging), and a large request at the head of the
+ * queue collects permits as they come and holds back later small ones
+ * (that is what makes the rwlock writer-fair).  Waiter nodes live inside the
+ * acquire futures, so waiting allocates nothing.
+ *
+ * Cancel-safety: dropping a pending acquire gives up its place in the queue
+ * and gives back the permits it had collected, to the next waiters.  A
+ * completed acquire holds its permits until they are released by hand
+ * (dropping a completed acquire future does not release them).
+ *
+ * The structs are embedded by the user; initialise them before use and do
+ * not copy them afterwards.  They own no memory: nothing to destroy, but
+ * no future may still be waiting when their memory is reused.
+ */
+
+/** The most permits a semaphore can hold. */
+#define EDO_SEMAPHORE_MAX_PERMITS (SIZE_MAX >> 3)
+
+/** The future that acquires permits (semaphore acquire, mutex lock, rwlock
+ * read and write).  Fields ending in _ are private. */
+typedef struct edo_acquire_fut {
+	edo_future base;
+	edo__bsem *sem_;
+	size_t n_;
+	uint8_t state_;
+	edo__bsem_waiter node_;
+	/** Output: 0 once the permits are held, EDO_ECLOSED if the semaphore
+	 * was closed (nothing is held then). */
+	int rc;
+} edo_acquire_fut;
+
+typedef struct edo_semaphore {
+	edo__bsem s_;
+} edo_semaphore;
+
+/**
+ * edo_semaphore_init() - a semaphore with @permits permits.  Returns 0, or
+ * -EINVAL (NULL, or more than EDO_SEMAPHORE_MAX_PERMITS).  Not thread-safe
+ * (nobody else may use @s yet).
+ */
+int edo_semaphore_init(edo_semaphore *s, size_t permits);
+
+/**
+ * edo_semaphore_acquire() - initialise @f to acquire one permit of @s and
+ * return it as a future.  Output f->rc.  Takes a unit of budget when READY.
+ */
+edo_future *edo_semaphore_acquire(edo_acquire_fut *f, edo_semaphore *s);
+
+/**
+ * edo_semaphore_acquire_many() - like edo_semaphore_acquire() for @n
+ * permits, acquired all at once (in FIFO order with the other waiters).
+ * An @n above EDO_SEMAPHORE_MAX_PERMITS completes at once with f->rc =
+ * -EINVAL; @n = 0 completes at once with 0.
+ */
+edo_future *edo_semaphore_acquire_many(edo_acquire_fut *f, edo_semaphore *s, size_t n);
+
+/**
+ * edo_semaphore_try_acquire_many() - take @n permits without waiting.
+ * Returns 0, -EAGAIN (not enough permits, or others are waiting: a try
+ * never barges past a waiter), EDO_ECLOSED, or -EINVAL.
+ */
+int edo_semaphore_try_acquire_many(edo_semaphore *s, size_t n);
+
+/** edo_semaphore_try_acquire() - edo_semaphore_try_acquire_many(@s, 1). */
+int edo_semaphore_try_acquire(edo_semaphore *s);
+
+/**
+ * edo_semaphore_release() - give back @n permits acquired earlier (or add
+ * @n new ones: it is the same operation).  They go to the oldest waiters
+ * first; what is left becomes available.  Returns 0, -EINVAL (NULL, or @n
+ * above the maximum) or -EOVERFLOW (the total would exceed
+ * EDO_SEMAPHORE_MAX_PERMITS); on error nothing changes.
+ */
+int edo_semaphore_release(edo_semaphore *s, size_t n);
+
+/** edo_semaphore_add_permits() - the same as edo_semaphore_release(). */
+int edo_semaphore_add_permits(edo_semaphore *s, size_t n);
+
+/**
+ * edo_semaphore_forget_permits() - remove up to @n of the available permits
+ * for good.  Returns how many were removed (permits held by waiters are
+ * not touched).  To "forget" permits you acquired, simply never release
+ * them.
+ */
+size_t edo_semaphore_forget_permits(edo_semaphore *s, size_t n);
+
+/**
+ * edo_semaphore_close() - close @s: every pending acquire completes with
+ * EDO_ECLOSED (in FIFO order), later acquires and try_acquires fail.
+ * Permits held stay held; releasing them is still allowed.
+ */
+void edo_semaphore_close(edo_semaphore *s);
+
+/** edo_semaphore_is_closed() - whether edo_semaphore_close() was called. */
+bool edo_semaphore_is_closed(const edo_semaphore *s);
+
+/** edo_semaphore_available_permits() - permits available now (0 while anyone waits). */
+size_t edo_semaphore_available_permits(const edo_semaphore *s);
+
+/*
+ * Mutex: unlike pthread's, waiting for it suspends the task, not the
+ * thread, so it may be held across an await.  It guards no data of its own
+ * (C has no generics): the caller keeps the data beside it.  It is not
+ * recursive and has no owner: any thread may unlock it.
+ */
+typedef struct edo_mutex {
+	edo__bsem s_;
+} edo_mutex;
+
+/** edo_mutex_init() - an unlocked mutex.  Not thread-safe (first use). */
+void edo_mutex_init(edo_mutex *m);
+
+/**
+ * edo_mutex_lock() - initialise @f to lock @m and return it as a future;
+ * READY with f->rc = 0 once the caller holds the lock.  Waiters get the
+ * lock in FIFO order.  Takes a unit of budget when READY.  Dropping it while
+ * pending gives up the place in the queue.
+ */
+edo_future *edo_mutex_lock(edo_acquire_fut *f, edo_mutex *m);
+
+/** edo_mutex_try_lock() - lock if free and nobody waits: 0, or -EBUSY. */
+int edo_mutex_try_lock(edo_mutex *m);
+
+/** edo_mutex_unlock() - release the lock (to the oldest waiter, if any).
+ * Unlocking a mutex that is not locked is an error the library does not
+ * detect (as with a semaphore, it adds a permit). */
+void edo_mutex_unlock(edo_mutex *m);
+
+/** edo_mutex_is_locked() - whether the mutex is held (a snapshot). */
+bool edo_mutex_is_locked(const edo_mutex *m);
+
+/*
+ * RwLock: many readers or one writer, served in FIFO order, so a waiting
+ * writer holds back later readers (writer-fair; no starvation).  A read
+ * lock is one permit, the write lock all max_readers permits.
+ */
+typedef struct edo_rwlock {
+	edo__bsem s_;
+	uint32_t max_readers_;
+} edo_rwlock;
+
+/** Default and largest number of concurrent readers. */
+#define EDO_RWLOCK_MAX_READERS (UINT32_MAX >> 3)
+
+/**
+ * edo_rwlock_init() - an unlocked rwlock admitting at most @max_readers
+ * readers at once (0: EDO_RWLOCK_MAX_READERS).  Returns 0, or -EINVAL
+ * (NULL, or more than EDO_RWLOCK_MAX_READERS).  Not thread-safe (first use).
+ */
+int edo_rwlock_init(edo_rwlock *rw, uint32_t max_readers);
+
+/** edo_rwlock_read() - a future taking a read lock (FIFO); output f->rc = 0. */
+edo_future *edo_rwlock_read(edo_acquire_fut *f, edo_rwlock *rw);
+
+/** edo_rwlock_write() - a future taking the write lock (FIFO); output f->rc = 0. */
+edo_future *edo_rwlock_write(edo_acquire_fut *f, edo_rwlock *rw);
+
+/** edo_rwlock_try_read() - a read lock without waiting: 0 or -EBUSY. */
+int edo_rwlock_try_read(edo_rwlock *rw);
+
+/** edo_rwlock_try_write() - the write lock without waiting: 0 or -EBUSY. */
+int edo_rwlock_try_write(edo_rwlock *rw);
+
+/** edo_rwlock_read_unlock() - release one read lock. */
+void edo_rwlock_read_unlock(edo_rwlock *rw);
+
+/** edo_rwlock_write_unlock() - release the write lock. */
+void edo_rwlock_write_unlock(edo_rwlock *rw);
+
+/** edo_rwlock_downgrade() - turn the held write lock into one read lock,
+ * letting waiting readers in, atomically (no writer can get in between). */
+void edo_rwlock_downgrade(edo_rwlock *rw);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EDO_SYNC_H */
