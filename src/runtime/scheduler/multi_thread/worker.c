@@ -243,10 +243,13 @@ static void mt_schedule(edo__sched *s, edo__task *t, bool yield)
 		return;
 	}
 	edo__task *prev = atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
-	if (prev) {
+	if (prev)
 		push_local(w, prev);
-		notify_parked(mt);
-	}
+	/* Wake a sleeper even when nothing was displaced (Go's wakep() after
+	 * runqput to runnext): if this poll goes on for long, the LIFO task
+	 * needs an awake thief to take it (Tokio #4941).  While a worker is
+	 * searching already, this is one load. */
+	notify_parked(mt);
 }
 
 /* ---- finding work ------------------------------------------------------------------------ */
