@@ -404,42 +404,96 @@ static edo_poll xw_poll(edo_future *f, edo_cx *cx)
 
 static const edo_future_vtable xw_vt = {xw_poll, NULL};
 
+/* Serves the mailboxes of several tasks round-robin, so that the runtime
+ * thread usually has another task to run while one waits for its wake. */
+typedef struct xw_helper_arg {
+	xw_shared *sh;
+	int n;
+} xw_helper_arg;
+
 static void *xw_helper(void *arg)
 {
-	xw_shared *sh = arg;
-	for (long i = 0; i < sh->n; i++) {
-		unsigned spins = 0;
-		while (!atomic_load_explicit(&sh->have, memory_order_acquire))
-			backoff(&spins);
-		edo_waker w = sh->box;
-		atomic_store_explicit(&sh->have, 0, memory_order_relaxed);
-		atomic_store_explicit(&sh->signals, i + 1, memory_order_release);
-		if (i & 1) {
-			edo_waker_wake(w);
-		} else {
-			edo_waker_wake_by_ref(&w);
-			edo_waker_drop(w);
+	xw_helper_arg *a = arg;
+	long left = 0;
+	for (int t = 0; t < a->n; t++)
+		left += a->sh[t].n;
+	unsigned spins = 0;
+	while (left > 0) {
+		bool any = false;
+		for (int t = 0; t < a->n; t++) {
+			xw_shared *sh = &a->sh[t];
+			if (!atomic_load_explicit(&sh->have, memory_order_acquire))
+				continue;
+			any = true;
+			edo_waker w = sh->box;
+			atomic_store_explicit(&sh->have, 0, memory_order_relaxed);
+			long i = atomic_load_explicit(&sh->signals, memory_order_relaxed);
+			atomic_store_explicit(&sh->signals, i + 1, memory_order_release);
+			if (i & 1) {
+				edo_waker_wake(w);
+			} else {
+				edo_waker_wake_by_ref(&w);
+				edo_waker_drop(w);
+			}
+			atomic_store_explicit(&sh->woke, i + 1, memory_order_release);
+			left--;
 		}
-		atomic_store_explicit(&sh->woke, i + 1, memory_order_release);
+		if (any)
+			spins = 0;
+		else
+			backoff(&spins);
 	}
 	return NULL;
 }
 
+typedef struct xw_main_frame {
+	EDO_FRAME;
+	xw_shared *sh;
+	int n, i;
+	edo_join *h[8];
+	int rc;
+} xw_main_frame;
+
+EDO_ASYNC(xw_main, xw_main_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < self->n; self->i++) {
+		xw_fut f = {{&xw_vt}, &self->sh[self->i]};
+		CHECK_EQ(edo_spawn(&f.base, sizeof f, &self->h[self->i]), 0);
+	}
+	for (self->i = 0; self->i < self->n; self->i++) {
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		CHECK_EQ(self->rc, 0);
+		edo_join_detach(self->h[self->i]);
+	}
+	EDO_END();
+}
+
 TEST(wake_from_other_thread_during_poll_stress)
 {
-	xw_shared sh = {.n = test_scale(1000000)};
+	enum { NT = 4 };
+	long total = test_scale(1000000);
+	xw_shared sh[NT];
+	memset(sh, 0, sizeof sh);
+	for (int t = 0; t < NT; t++)
+		sh[t].n = total / NT + (t < total % NT);
 	edo_runtime *rt = rt_new();
 	pthread_t th;
-	CHECK_EQ(pthread_create(&th, NULL, xw_helper, &sh), 0);
-	xw_fut f = {{&xw_vt}, &sh};
-	run1_frame m = {EDO_FRAME_INIT(run1), .init = &f.base, .size = sizeof f};
+	xw_helper_arg ha = {sh, NT};
+	CHECK_EQ(pthread_create(&th, NULL, xw_helper, &ha), 0);
+	xw_main_frame m = {EDO_FRAME_INIT(xw_main), .sh = sh, .n = NT};
 	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
-	CHECK_EQ(m.rc, 0);
 	CHECK_EQ(pthread_join(th, NULL), 0);
-	CHECK_EQ(sh.polls, sh.n + 1);
-	CHECK_EQ(atomic_load(&sh.signals), sh.n);
-	CHECK_EQ(atomic_load(&sh.woke), sh.n);
-	CHECK_EQ(sh.inside, (sh.n + 2) / 3);
+	long wakes = 0;
+	for (int t = 0; t < NT; t++) {
+		/* Exactly one poll per wake, plus the first. */
+		CHECK_EQ(sh[t].polls, sh[t].n + 1);
+		CHECK_EQ(atomic_load(&sh[t].signals), sh[t].n);
+		CHECK_EQ(atomic_load(&sh[t].woke), sh[t].n);
+		CHECK_EQ(sh[t].inside, (sh[t].n + 2) / 3);
+		wakes += sh[t].n;
+	}
+	CHECK_EQ(wakes, total);
 	CHECK_EQ(edo_runtime_free(rt), 0);
 }
 
