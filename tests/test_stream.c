@@ -1,0 +1,529 @@
+#define _GNU_SOURCE
+/* The stream utilities of edo/stream.h over the in-memory duplex pipe:
+ * read_exact, write_all (vectored too), read_to_end, the buffered reader
+ * and writer, read_until / read_line, copy and copy_bidirectional, on both
+ * runtime flavours. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edo.h"
+#include "harness.h"
+
+static edo_runtime *make_rt(edo_rt_flavor flavor)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, flavor);
+	b.worker_threads = 2;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	return rt;
+}
+
+static void run(edo_rt_flavor flavor, edo_future *main_fut)
+{
+	edo_runtime *rt = make_rt(flavor);
+	CHECK_EQ(edo_block_on(rt, main_fut), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+#define BOTH(name, fn)                                                                             \
+	TEST(name##_current_thread)                                                                \
+	{                                                                                          \
+		fn(EDO_RT_CURRENT_THREAD);                                                         \
+	}                                                                                          \
+	TEST(name##_multi_thread)                                                                  \
+	{                                                                                          \
+		fn(EDO_RT_MULTI_THREAD);                                                           \
+	}
+
+static unsigned char pattern(size_t i)
+{
+	return (unsigned char)((i * 7 + i / 251) & 0xff);
+}
+
+/* ---- a writer task sends a pattern with write_all; the reader checks it ------------------ */
+
+#define BIG (1u << 20)
+
+typedef struct send_frame {
+	EDO_FRAME;
+	edo_stream *s;
+	size_t total, chunk;
+	unsigned char *buf;
+	edo_write_all_fut wa;
+	int rc;
+	bool shut;
+} send_frame;
+
+static void send_cleanup(send_frame *self)
+{
+	free(self->buf);
+}
+
+EDO_ASYNC(sender, send_frame, send_cleanup)
+{
+	EDO_BEGIN();
+	self->buf = malloc(self->total);
+	for (size_t i = 0; i < self->total; i++)
+		self->buf[i] = pattern(i);
+	for (self->chunk = 0; self->chunk < self->total; self->chunk += 100000) {
+		EDO_AWAIT(edo_write_all(&self->wa, self->s, self->buf + self->chunk,
+					self->total - self->chunk < 100000 ?
+						self->total - self->chunk :
+						100000));
+		CHECK_EQ(self->wa.rc, 0);
+	}
+	if (self->shut) {
+		EDO_AWAIT_POLL(edo_stream_poll_shutdown(self->s, cx, &self->rc));
+		CHECK_EQ(self->rc, 0);
+	}
+	EDO_END();
+}
+
+typedef struct exact_frame {
+	EDO_FRAME;
+	edo_stream *a, *b;
+	edo_join *h;
+	unsigned char *got;
+	edo_read_exact_fut rx;
+	char extra;
+	int rc;
+} exact_frame;
+
+static void exact_cleanup(exact_frame *self)
+{
+	free(self->got);
+	edo_stream_drop(self->a);
+	edo_stream_drop(self->b);
+}
+
+EDO_ASYNC(exact_main, exact_frame, exact_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_duplex(4096, &self->a, &self->b), 0);
+	CHECK_EQ(EDO_SPAWN(&self->h, sender, .s = self->a, .total = BIG, .shut = true), 0);
+	self->got = malloc(BIG);
+	EDO_AWAIT(edo_read_exact(&self->rx, self->b, self->got, BIG));
+	CHECK_EQ(self->rx.rc, 0);
+	CHECK_EQ(self->rx.n, (size_t)BIG);
+	for (size_t i = 0; i < BIG; i++)
+		if (self->got[i] != pattern(i))
+			CHECK_EQ(self->got[i], pattern(i));
+	/* The writer shut down: one more byte is an unexpected end. */
+	EDO_AWAIT(edo_read_exact(&self->rx, self->b, &self->extra, 1));
+	CHECK_EQ(self->rx.rc, EDO_EEOF);
+	CHECK_EQ(self->rx.n, (size_t)0);
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->h);
+	EDO_END();
+}
+
+static void read_exact_case(edo_rt_flavor fl)
+{
+	exact_frame m = {EDO_FRAME_INIT(exact_main)};
+	run(fl, &m.edo_base);
+}
+BOTH(read_exact_write_all, read_exact_case)
+
+/* ---- read_to_end, and a dropped end --------------------------------------------------------- */
+
+typedef struct rte2_frame {
+	EDO_FRAME;
+	edo_stream *a, *b;
+	edo_join *h;
+	edo_buf out;
+	edo_read_to_end_fut rte;
+	int rc;
+} rte2_frame;
+
+typedef struct drop_after_frame {
+	EDO_FRAME;
+	edo_stream *s;
+	size_t total;
+	edo_join *h;
+	int rc;
+} drop_after_frame;
+
+/* Sends, then drops its end: the reader sees the end of the stream. */
+EDO_ASYNC(send_then_drop, drop_after_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(EDO_SPAWN(&self->h, sender, .s = self->s, .total = self->total), 0);
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->h);
+	edo_stream_drop(self->s);
+	EDO_END();
+}
+
+static void rte2_cleanup(rte2_frame *self)
+{
+	edo_buf_free(&self->out);
+	edo_stream_drop(self->b);
+}
+
+EDO_ASYNC(rte2_main, rte2_frame, rte2_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_duplex(1000, &self->a, &self->b), 0);
+	CHECK_EQ(EDO_SPAWN(&self->h, send_then_drop, .s = self->a, .total = 300000), 0);
+	EDO_AWAIT(edo_read_to_end(&self->rte, self->b, &self->out));
+	CHECK_EQ(self->rte.rc, 0);
+	CHECK_EQ(self->rte.n, (size_t)300000);
+	CHECK_EQ(self->out.len, (size_t)300000);
+	for (size_t i = 0; i < self->out.len; i++)
+		if ((unsigned char)self->out.data[i] != pattern(i))
+			CHECK_EQ((unsigned char)self->out.data[i], pattern(i));
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	edo_join_detach(self->h);
+	EDO_END();
+}
+
+static void read_to_end_case(edo_rt_flavor fl)
+{
+	rte2_frame m = {EDO_FRAME_INIT(rte2_main)};
+	run(fl, &m.edo_base);
+}
+BOTH(read_to_end, read_to_end_case)
+
+/* Writing to an end whose peer was dropped fails with -EPIPE. */
+typedef struct epipe_frame {
+	EDO_FRAME;
+	edo_stream *a, *b;
+	ssize_t n;
+	char c;
+} epipe_frame;
+
+EDO_ASYNC(epipe_main, epipe_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_duplex(16, &self->a, &self->b), 0);
+	edo_stream_drop(self->b);
+	EDO_AWAIT_POLL(edo_stream_poll_write(self->a, cx, "x", 1, &self->n));
+	CHECK_EQ(self->n, (ssize_t)-EPIPE);
+	EDO_AWAIT_POLL(edo_stream_poll_read(self->a, cx, &self->c, 1, &self->n));
+	CHECK_EQ(self->n, (ssize_t)0);
+	edo_stream_drop(self->a);
+	EDO_END();
+}
+
+TEST(duplex_dropped_peer)
+{
+	epipe_frame m = {EDO_FRAME_INIT(epipe_main)};
+	run(EDO_RT_CURRENT_THREAD, &m.edo_base);
+	CHECK_EQ(edo_duplex(16, NULL, NULL), -EINVAL);
+}
+
+/* ---- buffered reader: lines ------------------------------------------------------------------ */
+
+typedef struct lines_writer_frame {
+	EDO_FRAME;
+	edo_stream *s;
+	int i, nlines;
+	char line[64];
+	size_t len;
+	edo_write_all_fut wa;
+} lines_writer_frame;
+
+static size_t make_line(char *buf, size_t cap, int i)
+{
+	/* Lines of varying length, some longer than the reader's buffer. */
+	int reps = i % 13;
+	size_t n = (size_t)snprintf(buf, cap, "line %d:", i);
+	for (int r = 0; r < reps && n + 4 < cap; r++)
+		buf[n++] = (char)('a' + r);
+	buf[n++] = '\n';
+	return n;
+}
+
+EDO_ASYNC(lines_writer, lines_writer_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < self->nlines; self->i++) {
+		self->len = make_line(self->line, sizeof self->line, self->i);
+		EDO_AWAIT(edo_write_all(&self->wa, self->s, self->line, self->len));
+		CHECK_EQ(self->wa.rc, 0);
+	}
+	/* A last line without a newline. */
+	EDO_AWAIT(edo_write_all(&self->wa, self->s, "tail", 4));
+	edo_stream_drop(self->s);
+	EDO_END();
+}
+
+typedef struct lines_frame {
+	EDO_FRAME;
+	edo_stream *a, *b;
+	edo_buf_reader br;
+	edo_read_until_fut ru;
+	edo_buf line;
+	edo_join *h;
+	int i, rc;
+	char want[64];
+} lines_frame;
+
+static void lines_cleanup(lines_frame *self)
+{
+	edo_buf_free(&self->line);
+	edo_buf_reader_deinit(&self->br);
+	edo_stream_drop(self->b);
+}
+
+#define NLINES 5000
+
+EDO_ASYNC(lines_main, lines_frame, lines_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_duplex(100, &self->a, &self->b), 0);
+	CHECK_EQ(edo_buf_reader_init(&self->br, self->b, 16), 0);
+	CHECK_EQ(EDO_SPAWN(&self->h, lines_writer, .s = self->a, .nlines = NLINES), 0);
+	for (self->i = 0; self->i < NLINES; self->i++) {
+		self->line.len = 0;
+		EDO_AWAIT(edo_read_line(&self->ru, &self->br, &self->line));
+		CHECK_EQ(self->ru.rc, 0);
+		size_t n = make_line(self->want, sizeof self->want, self->i);
+		CHECK_EQ(self->line.len, n);
+		CHECK(memcmp(self->line.data, self->want, n) == 0);
+	}
+	self->line.len = 0;
+	EDO_AWAIT(edo_read_line(&self->ru, &self->br, &self->line));
+	CHECK_EQ(self->ru.n, (size_t)4);
+	CHECK(memcmp(self->line.data, "tail", 4) == 0);
+	self->line.len = 0;
+	EDO_AWAIT(edo_read_until(&self->ru, &self->br, ';', &self->line));
+	CHECK_EQ(self->ru.rc, 0);
+	CHECK_EQ(self->ru.n, (size_t)0); /* end of stream */
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	edo_join_detach(self->h);
+	EDO_END();
+}
+
+static void lines_case(edo_rt_flavor fl)
+{
+	lines_frame m = {EDO_FRAME_INIT(lines_main)};
+	run(fl, &m.edo_base);
+}
+BOTH(buf_reader_lines, lines_case)
+
+/* ---- buffered writer and vectored writes ------------------------------------------------------ */
+
+typedef struct bw_frame {
+	EDO_FRAME;
+	edo_stream *a, *b;
+	edo_buf_writer bw;
+	edo_write_all_fut wa;
+	edo_write_all_vectored_fut wv;
+	edo_read_to_end_fut rte;
+	edo_buf out;
+	edo_join *h;
+	int i, rc;
+	struct iovec iov[3];
+	char small[16];
+} bw_frame;
+
+typedef struct collect_frame {
+	EDO_FRAME;
+	edo_stream *s;
+	edo_buf out;
+	edo_read_to_end_fut rte;
+} collect_frame;
+
+EDO_ASYNC(collect, collect_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_AWAIT(edo_read_to_end(&self->rte, self->s, &self->out));
+	CHECK_EQ(self->rte.rc, 0);
+	edo_stream_drop(self->s);
+	EDO_END();
+}
+
+static void bw_cleanup(bw_frame *self)
+{
+	edo_buf_writer_deinit(&self->bw);
+}
+
+EDO_ASYNC(bw_main, bw_frame, bw_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_duplex(64, &self->a, &self->b), 0);
+	CHECK_EQ(EDO_SPAWN(&self->h, collect, .s = self->b), 0);
+	CHECK_EQ(edo_buf_writer_init(&self->bw, self->a, 32), 0);
+	for (self->i = 0; self->i < 1000; self->i++) {
+		snprintf(self->small, sizeof self->small, "%04d", self->i);
+		EDO_AWAIT(edo_write_all(&self->wa, &self->bw.base, self->small, 4));
+		CHECK_EQ(self->wa.rc, 0);
+		CHECK_LE(edo_buf_writer_buffered(&self->bw), (size_t)32);
+	}
+	/* Vectored: three buffers, through the buffer and around it. */
+	self->iov[0] = (struct iovec){"<", 1};
+	self->iov[1] = (struct iovec){"0123456789012345678901234567890123456789", 40};
+	self->iov[2] = (struct iovec){">", 1};
+	EDO_AWAIT(edo_write_all_vectored(&self->wv, &self->bw.base, self->iov, 3));
+	CHECK_EQ(self->wv.rc, 0);
+	CHECK_EQ(self->wv.n, (size_t)42);
+	EDO_AWAIT_POLL(edo_stream_poll_shutdown(&self->bw.base, cx, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	CHECK_EQ(edo_buf_writer_buffered(&self->bw), (size_t)0);
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	{
+		collect_frame *c = EDO_JOIN_OUTPUT(self->h, collect);
+		CHECK_EQ(c->out.len, (size_t)(4000 + 42));
+		for (int i = 0; i < 1000; i++) {
+			char want[16];
+			snprintf(want, sizeof want, "%04d", i);
+			CHECK(memcmp(c->out.data + 4 * i, want, 4) == 0);
+		}
+		CHECK(c->out.data[4000] == '<' && c->out.data[4041] == '>');
+		edo_buf_free(&c->out);
+	}
+	edo_join_detach(self->h);
+	edo_stream_drop(self->a);
+	EDO_END();
+}
+
+static void bw_case(edo_rt_flavor fl)
+{
+	bw_frame m = {EDO_FRAME_INIT(bw_main)};
+	run(fl, &m.edo_base);
+}
+BOTH(buf_writer, bw_case)
+
+/* ---- copy and copy_bidirectional ----------------------------------------------------------------- */
+
+/* An echo service on a duplex end: copy its reads back to its writes. */
+typedef struct echo_frame {
+	EDO_FRAME;
+	edo_stream *s;
+	edo_copy_fut cp;
+} echo_frame;
+
+EDO_ASYNC(echo_svc, echo_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_AWAIT(edo_copy(&self->cp, self->s, self->s));
+	CHECK_EQ(self->cp.rc, 0);
+	EDO_AWAIT_POLL(edo_stream_poll_shutdown(self->s, cx, &self->cp.rc));
+	edo_stream_drop(self->s);
+	EDO_END();
+}
+
+/*
+ *  client ──duplex1── proxy(copy_bidirectional) ──duplex2── echo
+ */
+typedef struct bidi_frame {
+	EDO_FRAME;
+	edo_stream *c, *p1, *p2, *e;
+	edo_copy_bidi_fut bidi;
+	edo_join *echo, *client;
+	int rc;
+} bidi_frame;
+
+typedef struct client_frame {
+	EDO_FRAME;
+	edo_stream *s;
+	edo_join *snd;
+	edo_buf out;
+	edo_read_to_end_fut rte;
+	int rc;
+} client_frame;
+
+EDO_ASYNC(bidi_client, client_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(EDO_SPAWN(&self->snd, sender, .s = self->s, .total = 200000, .shut = true), 0);
+	EDO_AWAIT(edo_read_to_end(&self->rte, self->s, &self->out));
+	CHECK_EQ(self->rte.rc, 0);
+	CHECK_EQ(self->out.len, (size_t)200000);
+	for (size_t i = 0; i < self->out.len; i++)
+		if ((unsigned char)self->out.data[i] != pattern(i))
+			CHECK_EQ((unsigned char)self->out.data[i], pattern(i));
+	edo_buf_free(&self->out);
+	EDO_AWAIT_JOIN(self->snd, &self->rc);
+	edo_join_detach(self->snd);
+	edo_stream_drop(self->s);
+	EDO_END();
+}
+
+EDO_ASYNC(bidi_main, bidi_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_duplex(333, &self->c, &self->p1), 0);
+	CHECK_EQ(edo_duplex(777, &self->p2, &self->e), 0);
+	CHECK_EQ(EDO_SPAWN(&self->echo, echo_svc, .s = self->e), 0);
+	CHECK_EQ(EDO_SPAWN(&self->client, bidi_client, .s = self->c), 0);
+	EDO_AWAIT(edo_copy_bidirectional(&self->bidi, self->p1, self->p2));
+	CHECK_EQ(self->bidi.rc, 0);
+	CHECK_EQ(self->bidi.a_to_b, (uint64_t)200000);
+	CHECK_EQ(self->bidi.b_to_a, (uint64_t)200000);
+	EDO_AWAIT_JOIN(self->echo, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	EDO_AWAIT_JOIN(self->client, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->echo);
+	edo_join_detach(self->client);
+	edo_stream_drop(self->p1);
+	edo_stream_drop(self->p2);
+	EDO_END();
+}
+
+static void bidi_case(edo_rt_flavor fl)
+{
+	bidi_frame m = {EDO_FRAME_INIT(bidi_main)};
+	run(fl, &m.edo_base);
+}
+BOTH(copy_bidirectional, bidi_case)
+
+/* A copy dropped while pending frees its buffer (ASan checks) and leaves
+ * the streams usable. */
+typedef struct cancel_copy_frame {
+	EDO_FRAME;
+	edo_stream *a, *b, *c, *d;
+	edo_copy_fut cp;
+	edo_yield_now y;
+	ssize_t n;
+	char buf[4];
+} cancel_copy_frame;
+
+EDO_ASYNC(cancel_copy_main, cancel_copy_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_duplex(64, &self->a, &self->b), 0);
+	CHECK_EQ(edo_duplex(64, &self->c, &self->d), 0);
+	edo_copy(&self->cp, self->b, self->c);
+	CHECK_EQ(edo_future_poll(&self->cp.base, cx), EDO_PENDING);
+	edo_future_drop(&self->cp.base);
+	EDO_AWAIT_POLL(edo_stream_poll_write(self->a, cx, "abc", 3, &self->n));
+	CHECK_EQ(self->n, (ssize_t)3);
+	EDO_AWAIT_POLL(edo_stream_poll_read(self->b, cx, self->buf, sizeof self->buf, &self->n));
+	CHECK_EQ(self->n, (ssize_t)3);
+	edo_stream_drop(self->a);
+	edo_stream_drop(self->b);
+	edo_stream_drop(self->c);
+	edo_stream_drop(self->d);
+	EDO_END();
+}
+
+TEST(copy_cancelled)
+{
+	cancel_copy_frame m = {EDO_FRAME_INIT(cancel_copy_main)};
+	run(EDO_RT_CURRENT_THREAD, &m.edo_base);
+}
+
+TEST(buf_helpers)
+{
+	edo_buf b = {0};
+	CHECK_EQ(edo_buf_reserve(&b, 10), 0);
+	CHECK_GE(b.cap, (size_t)10);
+	CHECK_EQ(edo_buf_reserve(&b, SIZE_MAX), -ENOMEM);
+	edo_buf_free(&b);
+	CHECK(b.data == NULL);
+	edo_buf_reader r;
+	CHECK_EQ(edo_buf_reader_init(&r, NULL, 0), -EINVAL);
+	edo_buf_writer w;
+	CHECK_EQ(edo_buf_writer_init(&w, NULL, 0), -EINVAL);
+	CHECK_STREQ(edo_strerror(EDO_EEOF), "unexpected end of stream");
+}
+
+TEST_MAIN()
