@@ -47,6 +47,12 @@ LOGS=$RES/logs
 MANIFEST=$ROOT/bench/workloads.txt
 COMMAND="EDO_BUILD=$EDO_BUILD${BENCH:+ BENCH=$BENCH}${QUICK:+ QUICK=1}${BENCH_REPS:+ BENCH_REPS=$BENCH_REPS}${BENCH_SECONDS:+ BENCH_SECONDS=$BENCH_SECONDS} bash bench/run.sh"
 
+# Invoked by the top-level Makefile (`make bench`), say so.
+if [ -n "${MAKELEVEL:-}" ]; then
+	COMMAND="make bench${BENCH:+ BENCH=$BENCH}${QUICK:+ QUICK=1} (which runs: $COMMAND)"
+fi
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
 say() { printf 'bench: %s\n' "$*" >&2; }
 
 SERVER_PID=
@@ -368,7 +374,7 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	[ -n "$(cat "$PEERS/failed.txt" 2>/dev/null)" ] && echo "  - peers that failed to build: $(cat "$PEERS/failed.txt")"
 	echo "- runs: ${REPS} per cell, fresh process each, interleaved; the median is shown${QUICK:+ (QUICK mode: reduced, not for publication)}; a \`*\` marks a median of fewer runs than planned (some failed)"
 	echo "- servers: loads of ${SECONDS_LOAD} s on 127.0.0.1: \`wrk -t1 -c256\` and \`-c1000\` (http_hello), \`echo_client\` with 100 and 1,000 connections, 64-byte messages (tcp_echo); the load generator shares the cores with the server"
-	echo "- suite time: ${ELAPSED} s"
+	echo "- suite time: ${ELAPSED} s; load average at start $LOAD_AT_START, at end $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo
 	echo "## How to read it"
 	echo
