@@ -9,6 +9,7 @@
  *   edo/task.h     spawning, join and abort handles, yielding, the budget,
  *                  task-local storage
  *   edo/async.h    stackless coroutines (EDO_ASYNC, EDO_AWAIT, ...)
+ *   edo/fiber.h    stackful fibers (edo_fiber_spawn, edo_fiber_await, ...)
  *   edo/io.h       driving file descriptors through the I/O reactor
  *   edo/metrics.h  runtime and per-worker metrics
  */
@@ -24,6 +25,7 @@
 #include "edo/runtime.h"
 #include "edo/task.h"
 #include "edo/async.h"
+#include "edo/fiber.h"
 #include "edo/io.h"
 #include "edo/metrics.h"
 #include "edo/sync.h"

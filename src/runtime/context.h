@@ -29,6 +29,10 @@ typedef struct edo__context {
 	bool constrained;       /* a budget applies (false outside tasks: zeroed TLS) */
 	bool took_unit;         /* the last poll_proceed took a unit (for refund) */
 	uint16_t budget;        /* units left when constrained */
+	uint16_t worker;        /* 1 + index of the multi-thread worker this
+				   thread runs (pinning, edo_worker_id); 0 elsewhere */
+	uint32_t fibers_pinned; /* started fibers pinned to this thread (src/fiber/):
+				   while non-zero its worker stays on this thread */
 	uint64_t forced_yields; /* polls that found the budget spent */
 } edo__context;
 

@@ -122,13 +122,16 @@ typedef enum edo__to_idle {
 	EDO__IDLE_CANCELLED,   /* aborted during the poll: still RUNNING; cancel */
 } edo__to_idle;
 
-/* After a poll returned PENDING; the caller holds the notification ref. */
-static inline edo__to_idle edo__st_transition_to_idle(edo__state *st)
+/* After a poll returned PENDING; the caller holds the notification ref.
+ * @stop_if_cancelled is false for a task whose poll handles cancellation
+ * itself (EDO__TASK_POLL_CANCELLED): it goes idle as usual, and is polled
+ * again when woken. */
+static inline edo__to_idle edo__st_transition_to_idle(edo__state *st, bool stop_if_cancelled)
 {
 	uint64_t cur = atomic_load_explicit(st, memory_order_acquire);
 	for (;;) {
 		assert(cur & EDO__ST_RUNNING);
-		if (cur & EDO__ST_CANCELLED)
+		if ((cur & EDO__ST_CANCELLED) && stop_if_cancelled)
 			return EDO__IDLE_CANCELLED;
 		uint64_t next = cur & ~EDO__ST_RUNNING;
 		edo__to_idle r;

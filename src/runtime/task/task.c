@@ -106,6 +106,9 @@ edo__task *edo__task_new(edo__sched *s, const edo_future *init, size_t size,
 	t->owned = 0;
 	t->shard = 0;
 	t->polls = 0;
+	t->pin = 0;
+	t->flags = 0;
+	t->spare = 0;
 	edo__task_cold *c = edo__task_cold_of(t);
 	c->join_waker = (edo_waker){0};
 	c->locals = NULL;
@@ -169,6 +172,8 @@ void edo__task_run(edo__task *t)
 	case EDO__RUN_SUCCESS:
 		break;
 	case EDO__RUN_CANCELLED:
+		if (t->flags & EDO__TASK_POLL_CANCELLED)
+			break; /* the poll sees CANCELLED and winds down */
 		task_cancel(t, 1);
 		return;
 	case EDO__RUN_FAILED:
@@ -194,11 +199,14 @@ void edo__task_run(edo__task *t)
 	edo__ctx.task = outer;
 
 	if (r == EDO_READY) {
-		t->stage = EDO__STAGE_FINISHED;
+		/* A future that handles its own cancellation may have said
+		 * it ended cancelled. */
+		if (t->stage == EDO__STAGE_RUNNING)
+			t->stage = EDO__STAGE_FINISHED;
 		task_complete(t, 1);
 		return;
 	}
-	switch (edo__st_transition_to_idle(&t->state)) {
+	switch (edo__st_transition_to_idle(&t->state, !(t->flags & EDO__TASK_POLL_CANCELLED))) {
 	case EDO__IDLE_OK:
 		break;
 	case EDO__IDLE_OK_NOTIFIED:

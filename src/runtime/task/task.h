@@ -45,8 +45,20 @@ struct edo__task {
 	uint8_t stage;       /* enum edo__stage; written by the RUNNING owner */
 	uint8_t owned;       /* 1 while linked in the owned-tasks list */
 	uint16_t shard;      /* owned-tasks shard */
-	uint64_t polls;      /* times polled; written only by the RUNNING owner */
+	uint32_t polls;      /* times polled (wraps); written only by the RUNNING owner */
+	/* 0: any worker may run the task.  Else 1 + the index of the only
+	 * worker that may: a started fiber is pinned to the worker that first
+	 * resumed it (src/fiber/).  Written once, by the RUNNING owner. */
+	uint16_t pin;
+	uint8_t flags; /* EDO__TASK_*; written by the RUNNING owner */
+	uint8_t spare;
 };
+
+/* Cancellation is delivered by polling the future (which sees CANCELLED in
+ * the state word and finishes by itself) instead of dropping it; runtime
+ * shutdown still drops.  Set by a fiber at its first poll, so that an
+ * aborted fiber runs its own cleanup, which may await. */
+#define EDO__TASK_POLL_CANCELLED 0x01u
 
 typedef struct edo__task_local {
 	struct edo__task_local *next;

@@ -37,12 +37,29 @@
  *     threads do not serialise on one lock; emptiness is a relaxed load per
  *     shard.  Idle bookkeeping has its own lock, not the inject queue's.
  *
+ * Pinned tasks.  A started fiber runs only on the worker that first resumed
+ * it (src/fiber/fiber.h says why); its task's `pin` is 1 + that worker's
+ * index.  The cost for every other task is one predictable branch in
+ * mt_schedule() and one in run_one():
+ *   - a wake on the owner takes the usual path (LIFO slot, local queue);
+ *   - a wake anywhere else goes to the owner's `pinned` queue (a locked
+ *     list, like an inject shard) and unparks the owner, which takes from
+ *     it every global-queue tick and whenever its own queue is empty;
+ *   - a thief or an inject batch can still pick a pinned task up (steals
+ *     copy half a queue blindly); run_one() hands it to the owner's
+ *     `pinned` queue instead of polling it.
+ * A worker hosting started fibers is never handed to another thread by
+ * edo_block_in_place (edo__ctx.fibers_pinned).
+ *
  * Shutdown: the freeing thread closes the owned-tasks list (new spawns are
  * refused), sets `closing` and unparks everyone.  Each worker leaves its loop,
- * cancels owned tasks (all workers in parallel, each shard under its lock),
- * waits at a barrier until every worker is done cancelling, then drops its
- * queued notifications.  The freeing thread joins the workers and drains the
- * inject queue.  Every future is dropped on a worker thread.
+ * cancels owned tasks (all workers in parallel, each shard under its lock)
+ * except tasks pinned to another worker, which it forwards to that worker,
+ * waits at a barrier, cancels what was forwarded to it (a suspended fiber is
+ * resumed to wind down, on its own worker), waits at a barrier again until
+ * every worker is done cancelling, then drops its queued notifications.  The
+ * freeing thread joins the workers and drains the inject queue.  Every future
+ * is dropped on a worker thread.
  */
 #define _GNU_SOURCE
 #include "runtime/scheduler/multi_thread/multi_thread.h"
@@ -87,6 +104,11 @@ struct edo__worker {
 	bool is_shutdown;
 	edo__defer defer;
 	edo__parker parker;
+	/* Wakes, from elsewhere, of tasks pinned to this worker. */
+	edo__inject pinned;
+	/* Shutdown: tasks pinned here that other workers popped from the
+	 * owned-tasks list (linked through owned_next). */
+	_Atomic(edo__task *) forwarded;
 	/* Adaptive global queue interval: EWMA of the mean poll time. */
 	double ewma_poll_ns;
 	uint64_t batch_start_ns;
@@ -197,7 +219,8 @@ static void notify_parked(edo__mt *mt)
 static bool worker_has_tasks(edo__worker *w)
 {
 	return !edo__local_queue_is_empty(&w->queue) ||
-	       atomic_load_explicit(&w->lifo, memory_order_acquire) != NULL;
+	       atomic_load_explicit(&w->lifo, memory_order_acquire) != NULL ||
+	       !edo__inject_is_empty(&w->pinned);
 }
 
 static void notify_if_work_pending(edo__mt *mt)
@@ -228,10 +251,26 @@ static void push_remote(edo__mt *mt, edo__task *t)
 	notify_parked(mt);
 }
 
+/* Queue a task pinned to another worker (or woken outside the workers) on
+ * its owner, and wake the owner: no other worker may run it. */
+static void push_pinned(edo__mt *mt, edo__task *t)
+{
+	edo__worker *owner = &mt->workers[t->pin - 1];
+	if (!edo__inject_push(&owner->pinned, t)) {
+		edo__task_drop_notified(t); /* shut down */
+		return;
+	}
+	edo__parker_unpark(&owner->parker);
+}
+
 static void mt_schedule(edo__sched *s, edo__task *t, bool yield)
 {
 	edo__mt *mt = mt_of(s);
 	edo__worker *w = edo__ctx.sched == s ? edo__ctx.core : NULL;
+	if (__builtin_expect(t->pin != 0, 0) && (!w || t->pin != w->index + 1)) {
+		push_pinned(mt, t);
+		return;
+	}
 	if (!w) {
 		push_remote(mt, t);
 		return;
@@ -298,6 +337,9 @@ static edo__task *next_task(edo__worker *w)
 {
 	edo__task *t;
 	if (w->tick % w->gqi == 0) {
+		t = edo__inject_pop(&w->pinned);
+		if (t)
+			return t;
 		t = pop_inject_batch(w);
 		if (t)
 			return t;
@@ -306,6 +348,9 @@ static edo__task *next_task(edo__worker *w)
 	if (t)
 		return t;
 	t = edo__local_queue_pop(&w->queue);
+	if (t)
+		return t;
+	t = edo__inject_pop(&w->pinned);
 	if (t)
 		return t;
 	return pop_inject_batch(w);
@@ -374,6 +419,11 @@ static edo__task *steal_work(edo__worker *w)
  * (edo_block_in_place): then it must not touch @w again. */
 static bool run_one(edo__worker *w, edo__task *t)
 {
+	if (__builtin_expect(t->pin != 0, 0) && t->pin != w->index + 1) {
+		/* Stolen or injected, but pinned elsewhere: send it home. */
+		push_pinned(w->mt, t);
+		return true;
+	}
 	atomic_store_explicit(&w->poll_seq,
 			      atomic_load_explicit(&w->poll_seq, memory_order_relaxed) + 1,
 			      memory_order_release);
@@ -508,19 +558,47 @@ static void maintenance(edo__worker *w)
 
 /* ---- the worker thread ---------------------------------------------------------------------- */
 
+/* Shutdown: hand a task pinned to another worker to that worker to cancel.
+ * Off the owned list, owned_next is free to link it. */
+static void forward_for_shutdown(edo__mt *mt, edo__task *t)
+{
+	edo__worker *owner = &mt->workers[t->pin - 1];
+	edo__task *head = atomic_load_explicit(&owner->forwarded, memory_order_relaxed);
+	do
+		t->owned_next = head;
+	while (!atomic_compare_exchange_weak_explicit(&owner->forwarded, &head, t,
+						      memory_order_release, memory_order_relaxed));
+}
+
 static void worker_shutdown(edo__worker *w)
 {
 	edo__mt *mt = w->mt;
 	/* Cancel every owned task; all workers sweep in parallel. */
 	for (uint32_t k = 0; k <= mt->base.owned.mask; k++) {
 		edo__task *t;
-		while ((t = edo__owned_pop(&mt->base.owned, w->index + k)))
-			edo__task_shutdown(t);
+		while ((t = edo__owned_pop(&mt->base.owned, w->index + k))) {
+			if (t->pin && t->pin != w->index + 1)
+				forward_for_shutdown(mt, t);
+			else
+				edo__task_shutdown(t);
+		}
 	}
 	pthread_barrier_wait(&mt->shutdown_barrier);
-	/* Every task is complete now; what is queued are stale notifications. */
-	edo__task *t;
-	while ((t = take_lifo(w)) || (t = edo__local_queue_pop(&w->queue)))
+	/* Pinned tasks the others found: cancelling a suspended fiber resumes
+	 * it, so it must happen here. */
+	edo__task *t = atomic_exchange_explicit(&w->forwarded, NULL, memory_order_acquire);
+	while (t) {
+		edo__task *next = t->owned_next;
+		t->owned_next = NULL;
+		edo__task_shutdown(t);
+		t = next;
+	}
+	pthread_barrier_wait(&mt->shutdown_barrier);
+	/* Every task is complete now; what is queued are stale notifications.
+	 * A wake from outside that comes later finds `pinned` closed. */
+	edo__inject_close(&w->pinned);
+	while ((t = take_lifo(w)) || (t = edo__local_queue_pop(&w->queue)) ||
+	       (t = edo__inject_pop(&w->pinned)))
 		edo__task_drop_notified(t);
 	edo__defer_wake_all(&w->defer);
 }
@@ -533,7 +611,10 @@ static void *worker_main(void *arg)
 	char name[16];
 	(void)snprintf(name, sizeof name, "%s", mt->thread_name); /* truncated to 15 on purpose */
 	pthread_setname_np(pthread_self(), name);
-	edo__ctx = (edo__context){.sched = s, .core = w, .defer = &w->defer};
+	edo__ctx = (edo__context){.sched = s,
+				  .core = w,
+				  .defer = &w->defer,
+				  .worker = (uint16_t)(w->index + 1)};
 	if (s->hooks.on_thread_start)
 		s->hooks.on_thread_start(s->hooks_ud);
 	begin_batch(w);
@@ -605,6 +686,12 @@ int edo__mt_block_in_place(edo__sched *s, void (*fn)(void *), void *arg)
 		fn(arg);
 		return 0;
 	}
+	if (edo__ctx.fibers_pinned) {
+		/* Fibers pinned to this thread would resume on the new one
+		 * (src/fiber/fiber.h): block this worker instead. */
+		fn(arg);
+		return 0;
+	}
 	/* The LIFO task must not wait behind the blocking call. */
 	edo__task *t = take_lifo(w);
 	if (t)
@@ -615,10 +702,12 @@ int edo__mt_block_in_place(edo__sched *s, void (*fn)(void *), void *arg)
 	edo__sched_ref(s);
 	edo__ctx.core = NULL;
 	edo__ctx.defer = NULL;
+	edo__ctx.worker = 0;
 	if (start_worker_thread(mt, w) < 0) {
 		/* No thread to hand over to: block this worker instead. */
 		edo__ctx.core = w;
 		edo__ctx.defer = &w->defer;
+		edo__ctx.worker = (uint16_t)(w->index + 1);
 		edo__sched_unref(s);
 		fn(arg);
 		return 0;
@@ -713,8 +802,10 @@ static void mt_destroy(edo__sched *s)
 	edo__mt *mt = mt_of(s);
 	for (uint32_t i = 0; i <= mt->inject_mask; i++)
 		edo__inject_destroy(&mt->inject[i]);
-	for (uint32_t i = 0; i < mt->num_workers; i++)
+	for (uint32_t i = 0; i < mt->num_workers; i++) {
 		edo__defer_free(&mt->workers[i].defer);
+		edo__inject_destroy(&mt->workers[i].pinned);
+	}
 	edo__idle_destroy(&mt->idle);
 	edo__owned_destroy(&s->owned);
 	pthread_barrier_destroy(&mt->shutdown_barrier);
@@ -794,6 +885,8 @@ int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
 		edo__local_queue_init(&w->queue);
 		atomic_init(&w->lifo, NULL);
 		atomic_init(&w->poll_seq, 0);
+		edo__inject_init(&w->pinned);
+		atomic_init(&w->forwarded, NULL);
 		w->mt = mt;
 		w->index = i;
 		w->rand = 0x9e3779b9u * (i + 1);

@@ -1,0 +1,262 @@
+/* Edo — stackful fibers: tasks that run on a stack of their own and await
+ * any future from any call depth, in blocking style.
+ *
+ *     static void *serve(void *arg)
+ *     {
+ *         edo_async_fd *conn = arg;
+ *         char buf[512];
+ *         for (;;) {
+ *             ssize_t n = edo_fiber_read(conn, buf, sizeof buf);   // suspends
+ *             if (n <= 0)
+ *                 break;                  // 0: EOF; -errno; -ECANCELED if aborted
+ *             if (edo_fiber_write(conn, buf, (size_t)n) < 0)
+ *                 break;
+ *         }
+ *         return NULL;
+ *     }
+ *
+ *     edo_join *h;
+ *     int rc = edo_fiber_spawn(serve, conn, NULL, &h);   // a normal join handle
+ *
+ * A fiber task is an ordinary task whose future switches into the fiber's
+ * stack when polled.  When an awaited future returns PENDING the fiber
+ * switches back and the poll returns PENDING; the future's wake queues the
+ * task and the next poll switches in again.  So a fiber can await a
+ * stackless coroutine (edo_fiber_await(&frame.edo_base)), a coroutine can
+ * await a fiber's join handle (EDO_AWAIT_JOIN), and both mix freely with
+ * hand-written futures.  The awaited future may live on the fiber's stack:
+ * that stack never moves while the fiber is suspended.
+ *
+ * Costs.  A fiber await round trip through the scheduler costs two context
+ * switches more than a stackless await (about 10-20 ns), flat in the call
+ * depth; an idle fiber costs one page of stack (plus its task cell).  Prefer
+ * stackless coroutines (edo/async.h) for library code and hot paths, fibers
+ * for porting blocking-style code and deep call stacks.
+ *
+ * Pinning.  A fiber that has started runs only on the worker thread that
+ * first resumed it: compilers keep `&errno`, `pthread_self()` and the
+ * addresses of `__thread` variables in registers across the opaque switch
+ * call, so a fiber resumed on another thread would read the first thread's
+ * errno.  Fibers that have not started yet may be stolen by any worker.
+ * A worker hosting started fibers is never handed to another thread by
+ * edo_block_in_place() (the call then blocks the worker instead).  On the
+ * current-thread runtime every fiber runs on the thread inside
+ * edo_block_on(); if several threads take turns there, a suspended fiber
+ * resumes on whichever thread is inside.
+ *
+ * Migration (opt-in, edo_fiber_opts.migrate).  A migrating fiber may be
+ * resumed by any worker after every await, for better load balance.  Its
+ * code must then follow these rules across every await:
+ *   - read and write errno only through EDO_ERRNO (never `errno` itself:
+ *     the compiler may reuse the previous thread's address);
+ *   - keep no address of a `__thread` variable and no value of
+ *     pthread_self()/gettid(); use edo_worker_id() instead;
+ *   - hold no thread-affine lock (a pthread mutex locked on one thread must
+ *     not be unlocked on another) and no per-thread state (signal masks,
+ *     pthread_getspecific values, per-thread error queues);
+ *   - do not build the fiber's code with link-time optimisation together
+ *     with code that touches errno (LTO inlines errno accesses into the
+ *     suspended function, where the rules above cannot reach).
+ * Edo's own code follows these rules; third-party libraries called from a
+ * migrating fiber must not span an await with thread-affine state.
+ *
+ * Cancellation (libdill's rules).  Aborting a fiber task (edo_join_abort)
+ * resumes the fiber: the await it is suspended in drops its future and
+ * returns -ECANCELED, and every later await fails at once with -ECANCELED,
+ * so the fiber's code returns through its normal error paths and its
+ * cleanup runs.  Cleanup that must itself wait (a graceful close) raises a
+ * shield with edo_fiber_shield(true): while it is up, awaits wait normally.
+ * The join handle of a fiber that was cancelled (resumed cancelled, or
+ * aborted before it started, which never runs it) reports -ECANCELED.
+ * A suspended fiber's stack is never freed without resuming it: when the
+ * runtime shuts down, each suspended fiber is resumed cancelled on its
+ * worker, and then even a shielded await only polls its future once (the
+ * runtime cannot wait any longer) and fails with -ECANCELED if that poll
+ * is not ready.
+ *
+ * errno.  Every suspension saves the fiber's errno and restores it when
+ * the fiber resumes, so errno after an await is what it was before (other
+ * tasks run on the same thread meanwhile).
+ *
+ * Stack overflow.  Stacks have guard pages (MADV_GUARD_INSTALL where the
+ * kernel has it, else PROT_NONE pages while vm.max_map_count allows, else
+ * a canary checked on every switch).  Running into a guard prints
+ * "edo: fiber stack overflow in task <id> (<name>) ..." and kills the
+ * process with SIGSEGV; a broken canary prints the same and aborts.  Edo
+ * installs a SIGSEGV handler (on an alternate signal stack per worker
+ * thread) for this, chaining to the previous handler for every other fault.
+ *
+ * Thread-safety: edo_fiber_spawn*() and edo_join_fiber_result() may be
+ * called from any thread; every other function here acts on the calling
+ * fiber and returns -EPERM (or false/NULL) outside a fiber.
+ */
+#ifndef EDO_FIBER_H
+#define EDO_FIBER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "edo/future.h"
+#include "edo/io.h"
+#include "edo/runtime.h"
+#include "edo/task.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The body of a fiber; its return value is read with edo_join_fiber_result(). */
+typedef void *(*edo_fiber_fn)(void *arg);
+
+/** Optional settings of one fiber; zero fields are defaults. */
+typedef struct edo_fiber_opts {
+	/** Usable stack bytes: 0 = EDO_FIBER_STACK_DEFAULT; rounded up to a
+	 *  power of two, at least 16 KiB, at most 256 MiB.  Reserved address
+	 *  space: only the pages the fiber touches use memory. */
+	size_t stack_size;
+	/** Task name for dumps, hooks and overflow reports (a string literal). */
+	const char *name;
+	/** Opt in to migration between workers after start (see the rules in
+	 *  the comment at the top of this header).  Default: pinned. */
+	bool migrate;
+} edo_fiber_opts;
+
+/** The default stack size (sanitizer builds of Edo use 4x). */
+#define EDO_FIBER_STACK_DEFAULT ((size_t)64 << 10)
+
+/**
+ * edo_fiber_spawn() - spawn @fn(@arg) as a fiber task on the current runtime.
+ * @opts: NULL for the defaults.
+ * @out:  receives a normal join handle (await it with edo_join_poll(),
+ *        EDO_AWAIT_JOIN or edo_fiber_join()); NULL detaches the fiber.
+ *
+ * The stack is taken now; the fiber starts when the task is first polled.
+ * Returns 0, -EINVAL (NULL @fn, stack size above 256 MiB), -ENOMEM (no stack
+ * or task memory), EDO_ENORUNTIME outside a runtime, or EDO_ESHUTDOWN.
+ * Thread-safe.
+ */
+int edo_fiber_spawn(edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts, edo_join **out);
+
+/** edo_fiber_spawn_on() - edo_fiber_spawn() onto the runtime of @h (NULL:
+ *  the current one), from any thread. */
+int edo_fiber_spawn_on(edo_handle *h, edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts,
+		       edo_join **out);
+
+/**
+ * edo_join_fiber_result() - the value @fn returned, once the join handle
+ * reported 0; NULL for a task that is not a fiber or did not finish.
+ */
+void *edo_join_fiber_result(edo_join *h);
+
+/* ---- awaiting, from inside a fiber ----------------------------------------- */
+
+/**
+ * edo_fiber_await() - suspend the calling fiber until @fut is READY.
+ * @fut: any future (a coroutine frame, an edo_readiness, a hand-written
+ *       future); it may live on the fiber's stack.  It is polled in place,
+ *       and not dropped when it completes (its outputs are then valid).
+ *       An empty slot (vt == NULL) completes at once.
+ *
+ * Works at any call depth.  Returns 0; -ECANCELED if the fiber's task was
+ * aborted (then @fut has been dropped, and every later await fails too
+ * unless a shield is up); -EPERM outside a fiber; -EINVAL for NULL.
+ */
+int edo_fiber_await(edo_future *fut);
+
+/**
+ * EDO_FIBER_AWAIT_POLL(expr) - suspend until the poll expression @expr
+ * returns EDO_READY; evaluates to 0, -ECANCELED or -EPERM as
+ * edo_fiber_await().  @expr is evaluated again on every resume and may use
+ * `cx`, the poll context of the current resume, which the macro declares:
+ *
+ *     ssize_t n;
+ *     int rc = EDO_FIBER_AWAIT_POLL(edo_async_fd_poll_read(afd, cx, buf, len, &n));
+ *
+ * On cancellation a leaf that registered a waker keeps it until it is
+ * replaced or the leaf's object is freed, as with EDO_AWAIT_POLL.
+ */
+#define EDO_FIBER_AWAIT_POLL(expr)                                                                 \
+	__extension__({                                                                            \
+		int edo__frc_;                                                                     \
+		edo_cx *cx;                                                                        \
+		while ((cx = edo__fiber_poll_begin(&edo__frc_)) != NULL && (expr) == EDO_PENDING)  \
+			edo__fiber_poll_suspend();                                                 \
+		edo__frc_;                                                                         \
+	})
+
+/** edo_fiber_yield() - let other tasks and the drivers run, then continue
+ *  (as EDO_YIELD()).  Returns 0, -ECANCELED or -EPERM. */
+int edo_fiber_yield(void);
+
+/**
+ * edo_fiber_join() - wait for the task of @h (any task: a fiber, a
+ * coroutine, a blocking task) to finish.  Returns 0 if it completed,
+ * -ECANCELED if it was cancelled or if this fiber was cancelled while
+ * waiting (edo_fiber_is_cancelled() tells which), -EPERM outside a fiber.
+ * The handle stays the caller's (edo_join_detach() it).
+ */
+int edo_fiber_join(edo_join *h);
+
+/**
+ * edo_fiber_read() - read(2) from @a once it is readable.  Returns the
+ * bytes read (0 at end of file), a negative errno, EDO_ESHUTDOWN, or
+ * -ECANCELED.
+ */
+ssize_t edo_fiber_read(edo_async_fd *a, void *buf, size_t len);
+
+/** edo_fiber_write() - write(2) to @a once it is writable; returns as
+ *  edo_fiber_read() (a short write is possible, as with write(2)). */
+ssize_t edo_fiber_write(edo_async_fd *a, const void *buf, size_t len);
+
+/**
+ * edo_fiber_wait_ready() - wait until @a has any of @interest's readiness
+ * (an edo_readiness future).  Returns the EDO_READY_* bits (0 if the
+ * runtime shut down or @a was freed), or -ECANCELED.
+ */
+int edo_fiber_wait_ready(edo_async_fd *a, uint32_t interest);
+
+/* ---- cancellation ------------------------------------------------------------ */
+
+/**
+ * edo_fiber_shield() - raise (@on true) or lower the calling fiber's shield
+ * against cancellation; returns the previous setting (false outside a
+ * fiber).  While raised, awaits wait normally even after an abort, for
+ * cleanup that must itself await; the cancellation is still pending and
+ * shows again once the shield is lowered.
+ */
+bool edo_fiber_shield(bool on);
+
+/** edo_fiber_is_cancelled() - whether the calling fiber's task was aborted. */
+bool edo_fiber_is_cancelled(void);
+
+/** edo_in_fiber() - whether the caller runs on a fiber's stack. */
+bool edo_in_fiber(void);
+
+/* ---- thread identity that survives an await ------------------------------------ */
+
+/**
+ * edo_errno_location() - the address of the calling thread's errno,
+ * computed afresh on every call (never cached by the compiler, unlike
+ * `errno`).  Use EDO_ERRNO in fibers that opted in to migration.
+ */
+int *edo_errno_location(void);
+#define EDO_ERRNO (*edo_errno_location())
+
+/**
+ * edo_worker_id() - the index of the runtime worker the caller runs on:
+ * 0..N-1 on a multi-thread runtime's workers, 0 on the thread inside a
+ * current-thread runtime's edo_block_on(), -1 anywhere else.  Read afresh
+ * on every call; use it instead of pthread_self() in migrating fibers.
+ */
+int edo_worker_id(void);
+
+/* Private: the steps of EDO_FIBER_AWAIT_POLL. */
+edo_cx *edo__fiber_poll_begin(int *rc);
+void edo__fiber_poll_suspend(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EDO_FIBER_H */

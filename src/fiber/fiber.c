@@ -1,0 +1,353 @@
+/* Fiber tasks: spawning, the poll that switches into a fiber, awaiting,
+ * cancellation, and the blocking-style wrappers.  The picture and the
+ * life cycle are in fiber.h; the public contract in include/edo/fiber.h.
+ *
+ * Rules this file keeps so that a migrating fiber stays correct (see the
+ * migration rules in include/edo/fiber.h):
+ *   - code on the fiber stack reads edo__fiber_cur once, before it
+ *     switches, and afterwards uses only its local copy;
+ *   - errno is restored after a switch through edo_errno_location(), never
+ *     through an address the compiler may have computed before the switch.
+ */
+#include "fiber/fiber.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+
+#include "edo/error.h"
+#include "fiber/switch.h"
+#include "runtime/context.h"
+#include "runtime/sched.h"
+
+__thread edo__fiber *edo__fiber_cur __attribute__((tls_model("initial-exec")));
+
+/* ---- thread identity ------------------------------------------------------------- */
+
+/* noinline plus the empty asm that "may change" the pointer: no caller can
+ * treat the result as a constant and reuse it across a switch. */
+__attribute__((noinline)) int *edo_errno_location(void)
+{
+	int *p = &errno;
+	__asm__ volatile("" : "+r"(p));
+	return p;
+}
+
+__attribute__((noinline)) int edo_worker_id(void)
+{
+	edo__context *c = &edo__ctx;
+	__asm__ volatile("" : "+r"(c));
+	if (c->worker)
+		return (int)c->worker - 1;
+	if (c->sched && c->sched->flavor == EDO_RT_CURRENT_THREAD)
+		return 0;
+	return -1;
+}
+
+/* ---- switching ---------------------------------------------------------------------- */
+
+/* Poller side: run @f until it suspends or finishes. */
+static void fiber_resume(edo__fiber *f)
+{
+	edo__fiber *outer = edo__fiber_cur;
+	edo__fiber_cur = f;
+#ifdef EDO__ASAN
+	__sanitizer_start_switch_fiber(&f->asan_fake_sched, f->stack->lo, f->stack->size);
+#endif
+#ifdef EDO__TSAN
+	f->tsan_sched = __tsan_get_current_fiber();
+	__tsan_switch_to_fiber(f->tsan_fiber, 0);
+#endif
+	edo__fiber_switch(&f->sched_sp, f->sp, f);
+#ifdef EDO__ASAN
+	__sanitizer_finish_switch_fiber(f->asan_fake_sched, NULL, NULL);
+#endif
+	edo__fiber_cur = outer;
+}
+
+/* Fiber side: go back to the poller (which returns PENDING) until the next
+ * poll resumes us.  The fiber's errno survives the other tasks that run on
+ * this thread meanwhile. */
+static void fiber_suspend(edo__fiber *f)
+{
+	int saved_errno = errno;
+	if (!edo__stack_canary_ok(f->stack))
+		edo__guard_canary_broken(f);
+#ifdef EDO__ASAN
+	__sanitizer_start_switch_fiber(&f->asan_fake_self, f->sched_bottom, f->sched_size);
+#endif
+#ifdef EDO__TSAN
+	__tsan_switch_to_fiber(f->tsan_sched, 0);
+#endif
+	edo__fiber_switch(&f->sp, f->sched_sp, NULL);
+#ifdef EDO__ASAN
+	/* A migrating fiber may be on another thread now: learn its stack. */
+	__sanitizer_finish_switch_fiber(f->asan_fake_self, &f->sched_bottom, &f->sched_size);
+#endif
+	*edo_errno_location() = saved_errno;
+}
+
+static void fiber_entry(void *unused, void *data)
+{
+	(void)unused;
+	edo__fiber *f = data;
+#ifdef EDO__ASAN
+	__sanitizer_finish_switch_fiber(NULL, &f->sched_bottom, &f->sched_size);
+#endif
+	f->result = f->fn(f->arg);
+	f->status = EDO__FIBER_DONE;
+	if (!edo__stack_canary_ok(f->stack))
+		edo__guard_canary_broken(f);
+#ifdef EDO__ASAN
+	/* Leaving for good: NULL lets ASan free this fiber's fake stack. */
+	__sanitizer_start_switch_fiber(NULL, f->sched_bottom, f->sched_size);
+#endif
+#ifdef EDO__TSAN
+	__tsan_switch_to_fiber(f->tsan_sched, 0);
+#endif
+	edo__fiber_switch(&f->sp, f->sched_sp, NULL);
+	__builtin_unreachable();
+}
+
+/* ---- the task's future ---------------------------------------------------------------- */
+
+static void fiber_start(edo__fiber *f, edo__task *t)
+{
+	f->task = t;
+	/* From now on an abort is delivered by a poll, so that the fiber runs
+	 * its own cleanup (task.c). */
+	t->flags |= EDO__TASK_POLL_CANCELLED;
+	if (!f->migrate && edo__ctx.worker) {
+		t->pin = edo__ctx.worker;
+		f->pinned = true;
+		edo__ctx.fibers_pinned++;
+	}
+	edo__guard_thread_init();
+	f->sp = edo__fiber_make(f->stack->lo + f->stack->size, fiber_entry, f);
+#ifdef EDO__TSAN
+	f->tsan_fiber = __tsan_create_fiber(0);
+#endif
+	f->status = EDO__FIBER_RUNNING;
+}
+
+/* The fiber returned: release what it held, on the thread it ran on. */
+static void fiber_finish(edo__fiber *f)
+{
+#ifdef EDO__TSAN
+	__tsan_destroy_fiber(f->tsan_fiber);
+	f->tsan_fiber = NULL;
+#endif
+	if (f->pinned) {
+		f->pinned = false;
+		edo__ctx.fibers_pinned--;
+	}
+	edo__stack_put(f->stack);
+	f->stack = NULL;
+}
+
+static edo_poll fiber_poll(edo_future *base, edo_cx *cx)
+{
+	edo__fiber *f = (edo__fiber *)base;
+	edo__task *t = edo__ctx.task;
+	if (atomic_load_explicit(&t->state, memory_order_acquire) & EDO__ST_CANCELLED)
+		f->cancelled = true;
+	if (f->status == EDO__FIBER_NEW) {
+		if (f->cancelled) {
+			/* Aborted before it ever ran: it never will. */
+			edo__stack_put(f->stack);
+			f->stack = NULL;
+			f->status = EDO__FIBER_DONE;
+			t->stage = EDO__STAGE_CANCELLED;
+			return EDO_READY;
+		}
+		fiber_start(f, t);
+	}
+	f->cx = cx;
+	fiber_resume(f);
+	if (f->status != EDO__FIBER_DONE)
+		return EDO_PENDING;
+	fiber_finish(f);
+	if (f->cancelled)
+		t->stage = EDO__STAGE_CANCELLED;
+	return EDO_READY;
+}
+
+/* Drop: runtime shutdown (or an abort that came before the first poll).
+ * A suspended fiber is resumed, cancelled, until it returns: futures on its
+ * stack may be linked into timer and reactor lists, and its code may hold
+ * locks and descriptors, so its stack is never just freed. */
+static void fiber_drop(edo_future *base)
+{
+	edo__fiber *f = (edo__fiber *)base;
+	if (f->status == EDO__FIBER_NEW) {
+		edo__stack_put(f->stack);
+		f->stack = NULL;
+		f->status = EDO__FIBER_DONE;
+		return;
+	}
+	if (f->status == EDO__FIBER_DONE)
+		return;
+	edo__guard_thread_init();
+	f->cancelled = true;
+	f->hard = true;
+	edo_cx cx = {edo_noop_waker()};
+	while (f->status != EDO__FIBER_DONE) {
+		f->cx = &cx;
+		fiber_resume(f);
+	}
+	fiber_finish(f);
+}
+
+static const edo_future_vtable fiber_vt = {.poll = fiber_poll, .drop = fiber_drop};
+
+/* ---- spawning ------------------------------------------------------------------------------ */
+
+int edo_fiber_spawn_on(edo_handle *h, edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts,
+		       edo_join **out)
+{
+	if (!fn)
+		return -EINVAL;
+	size_t size = edo__stack_round(opts ? opts->stack_size : 0);
+	if (!size)
+		return -EINVAL;
+	if (!h && !edo__ctx.sched)
+		return EDO_ENORUNTIME;
+	edo__stack *st = edo__stack_get(size);
+	if (!st)
+		return -ENOMEM;
+	edo__fiber init = {
+		.base = {&fiber_vt},
+		.stack = st,
+		.fn = fn,
+		.arg = arg,
+		.migrate = opts && opts->migrate,
+	};
+	edo_spawn_opts so = {.name = opts && opts->name ? opts->name : "fiber"};
+	int rc = edo_spawn_on(h, &init.base, sizeof init, &so, out);
+	if (rc < 0)
+		edo__stack_put(st);
+	return rc;
+}
+
+int edo_fiber_spawn(edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts, edo_join **out)
+{
+	return edo_fiber_spawn_on(NULL, fn, arg, opts, out);
+}
+
+void *edo_join_fiber_result(edo_join *h)
+{
+	edo__fiber *f = edo_join_output(h);
+	if (!f || f->base.vt != &fiber_vt)
+		return NULL;
+	return f->result;
+}
+
+/* ---- awaiting --------------------------------------------------------------------------------- */
+
+int edo_fiber_await(edo_future *fut)
+{
+	edo__fiber *f = edo__fiber_cur;
+	if (!f)
+		return -EPERM;
+	if (!fut)
+		return -EINVAL;
+	for (;;) {
+		if (f->cancelled && !f->shielded) {
+			edo_future_drop(fut);
+			return -ECANCELED;
+		}
+		if (!fut->vt || edo_future_poll(fut, f->cx) == EDO_READY)
+			return 0;
+		if (f->hard) {
+			/* Shutting down: nothing will wake us again. */
+			edo_future_drop(fut);
+			return -ECANCELED;
+		}
+		fiber_suspend(f);
+	}
+}
+
+edo_cx *edo__fiber_poll_begin(int *rc)
+{
+	edo__fiber *f = edo__fiber_cur;
+	if (!f) {
+		*rc = -EPERM;
+		return NULL;
+	}
+	if (f->hard_fail || (f->cancelled && !f->shielded)) {
+		f->hard_fail = false;
+		*rc = -ECANCELED;
+		return NULL;
+	}
+	*rc = 0;
+	return f->cx;
+}
+
+void edo__fiber_poll_suspend(void)
+{
+	edo__fiber *f = edo__fiber_cur;
+	if (f->hard)
+		f->hard_fail = true;
+	else
+		fiber_suspend(f);
+}
+
+int edo_fiber_yield(void)
+{
+	edo_yield_now y = EDO_YIELD_NOW_INIT;
+	return edo_fiber_await(&y.base);
+}
+
+int edo_fiber_join(edo_join *h)
+{
+	int result = 0;
+	int rc = EDO_FIBER_AWAIT_POLL(edo_join_poll(h, cx, &result));
+	return rc < 0 ? rc : result;
+}
+
+ssize_t edo_fiber_read(edo_async_fd *a, void *buf, size_t len)
+{
+	ssize_t n = 0;
+	int rc = EDO_FIBER_AWAIT_POLL(edo_async_fd_poll_read(a, cx, buf, len, &n));
+	return rc < 0 ? rc : n;
+}
+
+ssize_t edo_fiber_write(edo_async_fd *a, const void *buf, size_t len)
+{
+	ssize_t n = 0;
+	int rc = EDO_FIBER_AWAIT_POLL(edo_async_fd_poll_write(a, cx, buf, len, &n));
+	return rc < 0 ? rc : n;
+}
+
+int edo_fiber_wait_ready(edo_async_fd *a, uint32_t interest)
+{
+	edo_readiness r;
+	edo_readiness_init(&r, a, interest);
+	int rc = edo_fiber_await(&r.base);
+	return rc < 0 ? rc : (int)r.ready;
+}
+
+/* ---- cancellation --------------------------------------------------------------------------- */
+
+bool edo_fiber_shield(bool on)
+{
+	edo__fiber *f = edo__fiber_cur;
+	if (!f)
+		return false;
+	bool was = f->shielded;
+	f->shielded = on;
+	return was;
+}
+
+bool edo_fiber_is_cancelled(void)
+{
+	edo__fiber *f = edo__fiber_cur;
+	if (!f)
+		return false;
+	return f->cancelled ||
+	       (atomic_load_explicit(&f->task->state, memory_order_acquire) & EDO__ST_CANCELLED);
+}
+
+bool edo_in_fiber(void)
+{
+	return edo__fiber_cur != NULL;
+}

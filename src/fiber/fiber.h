@@ -1,0 +1,85 @@
+/* The fiber task: a future whose poll switches into a stack of its own.
+ *
+ *   worker stack                              fiber stack
+ *   ────────────                              ───────────
+ *   edo__task_run
+ *     fiber_poll(f, cx) ── switch ──▶        fiber_entry → fn(arg) → ...
+ *       (f->cx = cx)                               edo_fiber_await(fut)
+ *                                                    poll fut with f->cx
+ *                        ◀── switch ──               PENDING: suspend
+ *     return PENDING
+ *   ... fut's wake queues the task; the next poll switches in again ...
+ *
+ * Life of a fiber (status):
+ *
+ *   NEW ──first poll──▶ RUNNING ──fn returns──▶ DONE
+ *    │                    │  (suspended between polls)
+ *    │ abort/drop         │ abort: polled with `cancelled` set: awaits fail
+ *    ▼                    │ shutdown (drop): resumed with `hard` set until DONE
+ *   stack released        ▼
+ *                       stack released at DONE, on the same thread
+ *
+ * The first poll pins the task to the worker it runs on (edo__task.pin)
+ * unless it opted in to migration, and asks the task harness to deliver
+ * cancellation by polling (EDO__TASK_POLL_CANCELLED) rather than by
+ * dropping, so that a shielded cleanup can await.
+ */
+#ifndef EDO_FIBER_INTERNAL_H
+#define EDO_FIBER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "edo/fiber.h"
+#include "fiber/san.h"
+#include "fiber/stack.h"
+#include "runtime/task/task.h"
+
+enum edo__fiber_status {
+	EDO__FIBER_NEW = 0,
+	EDO__FIBER_RUNNING = 1,
+	EDO__FIBER_DONE = 2,
+};
+
+typedef struct edo__fiber {
+	edo_future base;
+	void *sp;       /* the fiber's context while it is suspended */
+	void *sched_sp; /* the poller's context while the fiber runs */
+	edo_cx *cx;     /* the poll context of the current resume */
+	edo__stack *stack;
+	edo__task *task; /* set at the first poll */
+	edo_fiber_fn fn;
+	void *arg;
+	void *result;
+	uint8_t status; /* enum edo__fiber_status */
+	bool cancelled; /* the task was aborted (seen at a resume) */
+	bool hard;      /* runtime shutdown: no await may suspend */
+	bool hard_fail; /* a leaf poll was PENDING under `hard` */
+	bool shielded;  /* edo_fiber_shield(true) */
+	bool migrate;   /* opted in to migration */
+	bool pinned;    /* counted in edo__ctx.fibers_pinned of its thread */
+#ifdef EDO__ASAN
+	void *asan_fake_sched; /* the poller's fake stack while the fiber runs */
+	void *asan_fake_self;  /* the fiber's fake stack while it is suspended */
+	const void *sched_bottom;
+	size_t sched_size;
+#endif
+#ifdef EDO__TSAN
+	void *tsan_fiber;
+	void *tsan_sched;
+#endif
+} edo__fiber;
+
+/* The fiber running on this thread, or NULL. */
+extern __thread edo__fiber *edo__fiber_cur __attribute__((tls_model("initial-exec")));
+
+/* guard.c: overflow reports. */
+
+/* Set up what overflow reports need on this thread (an alternate signal
+ * stack; the process-wide SIGSEGV handler once).  Cheap after the first call. */
+void edo__guard_thread_init(void);
+
+/* The canary of @f's unguarded stack is broken: report and abort. */
+_Noreturn void edo__guard_canary_broken(const edo__fiber *f);
+
+#endif /* EDO_FIBER_INTERNAL_H */

@@ -1,0 +1,615 @@
+/* Fibers: awaiting every kind of future from a fiber (hand-written, yield,
+ * coroutine, join handles of coroutines, fibers and blocking tasks, I/O
+ * leaves and readiness futures), coroutines awaiting fibers, deep call
+ * stacks, errno and pinning on the multi-thread runtime, migration,
+ * cancellation at each kind of await, shields, runtime shutdown with
+ * suspended fibers, 100,000 concurrent fibers, floating-point state, and
+ * stack overflow detection (guard page, mprotect guard, canary). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "edo.h"
+#include "fiber/san.h"
+#include "fiber/stack.h"
+#include "harness.h"
+
+/* ---- running fibers under a runtime ----------------------------------------------- */
+
+static edo_runtime *rt_build(unsigned workers)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, workers ? EDO_RT_MULTI_THREAD : EDO_RT_CURRENT_THREAD);
+	b.worker_threads = workers;
+	edo_runtime *rt = NULL;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	return rt;
+}
+
+/* Spawn n fibers fn(args[i]) and join them all; results in rcs/results. */
+typedef struct many_frame {
+	EDO_FRAME;
+	edo_fiber_fn fn;
+	void **args;
+	int n, i, rc;
+	edo_fiber_opts opts;
+	edo_join **h;
+	int *rcs;
+	void **results;
+} many_frame;
+
+EDO_ASYNC(spawn_many_fibers, many_frame, NULL)
+{
+	EDO_BEGIN();
+	self->h = calloc((size_t)self->n, sizeof *self->h);
+	for (self->i = 0; self->i < self->n; self->i++)
+		CHECK_EQ(edo_fiber_spawn(self->fn, self->args ? self->args[self->i] : NULL,
+					 &self->opts, &self->h[self->i]),
+			 0);
+	for (self->i = 0; self->i < self->n; self->i++) {
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		if (self->rcs)
+			self->rcs[self->i] = self->rc;
+		else
+			CHECK_EQ(self->rc, 0);
+		if (self->results)
+			self->results[self->i] = edo_join_fiber_result(self->h[self->i]);
+		edo_join_detach(self->h[self->i]);
+	}
+	free(self->h);
+	EDO_END();
+}
+
+static void run_many(unsigned workers, edo_fiber_fn fn, void **args, int n,
+		     const edo_fiber_opts *opts, void **results)
+{
+	edo_runtime *rt = rt_build(workers);
+	many_frame f = {EDO_FRAME_INIT(spawn_many_fibers), .fn = fn, .args = args, .n = n,
+			.results = results};
+	if (opts)
+		f.opts = *opts;
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+static void *run_fiber(unsigned workers, edo_fiber_fn fn, void *arg)
+{
+	void *result = NULL;
+	run_many(workers, fn, &arg, 1, NULL, &result);
+	return result;
+}
+
+/* ---- a gate: a hand-written future, PENDING until opened ---------------------------- */
+
+typedef struct gate {
+	pthread_mutex_t lock;
+	bool open;
+	int waiting;
+	edo_waker *slots; /* one per waiter */
+	int nslots;
+	atomic_int next_slot;
+	atomic_int drops;
+} gate;
+
+typedef struct gate_fut {
+	edo_future base;
+	gate *g;
+	int slot;
+	bool registered;
+} gate_fut;
+
+static edo_poll gate_poll(edo_future *f, edo_cx *cx)
+{
+	gate_fut *gf = (gate_fut *)f;
+	gate *g = gf->g;
+	pthread_mutex_lock(&g->lock);
+	bool open = g->open;
+	if (!open) {
+		if (!gf->registered)
+			g->waiting++;
+		gf->registered = true;
+		edo_waker_set(&g->slots[gf->slot], cx->waker);
+	} else if (gf->registered) {
+		gf->registered = false;
+		g->waiting--;
+	}
+	pthread_mutex_unlock(&g->lock);
+	return open ? EDO_READY : EDO_PENDING;
+}
+
+static void gate_drop(edo_future *f)
+{
+	gate_fut *gf = (gate_fut *)f;
+	gate *g = gf->g;
+	atomic_fetch_add(&g->drops, 1);
+	pthread_mutex_lock(&g->lock);
+	edo_waker w = edo_waker_take(&g->slots[gf->slot]);
+	if (gf->registered)
+		g->waiting--;
+	gf->registered = false;
+	pthread_mutex_unlock(&g->lock);
+	edo_waker_drop(w);
+}
+
+static const edo_future_vtable gate_vt = {gate_poll, gate_drop};
+
+static void gate_init(gate *g, int nslots)
+{
+	pthread_mutex_init(&g->lock, NULL);
+	g->open = false;
+	g->waiting = 0;
+	g->slots = calloc((size_t)nslots, sizeof(edo_waker));
+	g->nslots = nslots;
+	atomic_init(&g->next_slot, 0);
+	atomic_init(&g->drops, 0);
+}
+
+static void gate_destroy(gate *g)
+{
+	for (int i = 0; i < g->nslots; i++)
+		edo_waker_drop(edo_waker_take(&g->slots[i]));
+	free(g->slots);
+	pthread_mutex_destroy(&g->lock);
+}
+
+static int gate_waiting(gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	int n = g->waiting;
+	pthread_mutex_unlock(&g->lock);
+	return n;
+}
+
+static void gate_open(gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->open = true;
+	pthread_mutex_unlock(&g->lock);
+	for (int i = 0; i < g->nslots; i++) {
+		pthread_mutex_lock(&g->lock);
+		edo_waker w = edo_waker_take(&g->slots[i]);
+		pthread_mutex_unlock(&g->lock);
+		edo_waker_wake(w);
+	}
+}
+
+/* Await the gate from a fiber, in a fresh slot. */
+static int gate_await(gate *g)
+{
+	gate_fut gf = {.base = {&gate_vt},
+		       .g = g,
+		       .slot = atomic_fetch_add(&g->next_slot, 1) % g->nslots};
+	return edo_fiber_await(&gf.base);
+}
+
+/* Opens @g from another thread once @n awaits are pending. */
+typedef struct opener_arg {
+	gate *g;
+	int n;
+} opener_arg;
+
+static void *opener_main(void *arg)
+{
+	opener_arg *o = arg;
+	while (gate_waiting(o->g) < o->n)
+		usleep(200);
+	gate_open(o->g);
+	return NULL;
+}
+
+/* ---- basics ------------------------------------------------------------------------ */
+
+static void *yield_three(void *arg)
+{
+	CHECK(edo_in_fiber());
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(edo_fiber_yield(), 0);
+	return (char *)arg + 1;
+}
+
+TEST(spawn_join_current_thread)
+{
+	char x[2];
+	CHECK(!edo_in_fiber());
+	CHECK_EQ(run_fiber(0, yield_three, x), (void *)(x + 1));
+}
+
+TEST(spawn_join_multi_thread)
+{
+	char x[2];
+	CHECK_EQ(run_fiber(2, yield_three, x), (void *)(x + 1));
+}
+
+TEST(outside_a_fiber)
+{
+	edo_yield_now y = EDO_YIELD_NOW_INIT;
+	CHECK_EQ(edo_fiber_await(&y.base), -EPERM);
+	CHECK_EQ(edo_fiber_yield(), -EPERM);
+	int rc = EDO_FIBER_AWAIT_POLL(EDO_READY);
+	CHECK_EQ(rc, -EPERM);
+	CHECK(!edo_fiber_shield(true));
+	CHECK(!edo_fiber_is_cancelled());
+	CHECK_EQ(edo_worker_id(), -1);
+	CHECK_EQ(edo_fiber_spawn(yield_three, NULL, NULL, NULL), EDO_ENORUNTIME);
+	CHECK_EQ(edo_fiber_spawn(NULL, NULL, NULL, NULL), -EINVAL);
+	edo_fiber_opts big = {.stack_size = (size_t)1 << 30};
+	CHECK_EQ(edo_fiber_spawn(yield_three, NULL, &big, NULL), -EINVAL);
+	CHECK(edo_join_fiber_result(NULL) == NULL);
+}
+
+/* ---- awaiting every kind of future -------------------------------------------------- */
+
+typedef struct empty_frame {
+	EDO_FRAME;
+	int out;
+} empty_frame;
+
+EDO_ASYNC(empty_co, empty_frame, NULL)
+{
+	EDO_BEGIN();
+	self->out = 7;
+	EDO_END();
+}
+
+typedef struct count_frame {
+	EDO_FRAME;
+	int i, n, sum;
+	edo_yield_now y;
+} count_frame;
+
+EDO_ASYNC(count_co, count_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < self->n; self->i++) {
+		self->y = (edo_yield_now)EDO_YIELD_NOW_INIT;
+		EDO_AWAIT(&self->y);
+		self->sum += self->i;
+	}
+	EDO_END();
+}
+
+static void *blocking_job(void *arg)
+{
+	usleep(1000);
+	return arg;
+}
+
+static void *child_fiber(void *arg)
+{
+	CHECK_EQ(edo_fiber_yield(), 0);
+	return arg;
+}
+
+static void *gate_opener_fiber(void *arg)
+{
+	CHECK_EQ(edo_fiber_yield(), 0);
+	gate_open(arg);
+	return NULL;
+}
+
+static void *await_everything(void *arg)
+{
+	(void)arg;
+	/* A coroutine frame on the fiber's stack. */
+	count_frame c = {EDO_FRAME_INIT(count_co), .n = 5};
+	CHECK_EQ(edo_fiber_await(&c.edo_base), 0);
+	CHECK_EQ(c.sum, 0 + 1 + 2 + 3 + 4);
+	/* An empty slot completes at once; NULL is refused. */
+	edo_future empty = {0};
+	CHECK_EQ(edo_fiber_await(&empty), 0);
+	CHECK_EQ(edo_fiber_await(NULL), -EINVAL);
+	/* The join handle of a coroutine task. */
+	edo_join *h;
+	CHECK_EQ(EDO_SPAWN(&h, empty_co), 0);
+	CHECK_EQ(edo_fiber_join(h), 0);
+	CHECK_EQ(EDO_JOIN_OUTPUT(h, empty_co)->out, 7);
+	CHECK(edo_join_fiber_result(h) == NULL);
+	edo_join_detach(h);
+	/* ... of a fiber. */
+	int token;
+	CHECK_EQ(edo_fiber_spawn(child_fiber, &token, NULL, &h), 0);
+	CHECK_EQ(edo_fiber_join(h), 0);
+	CHECK_EQ(edo_join_fiber_result(h), (void *)&token);
+	edo_join_detach(h);
+	/* ... of a blocking task. */
+	CHECK_EQ(edo_spawn_blocking(blocking_job, &token, &h), 0);
+	CHECK_EQ(edo_fiber_join(h), 0);
+	CHECK_EQ(edo_join_blocking_result(h), (void *)&token);
+	edo_join_detach(h);
+	/* A leaf poll expression. */
+	CHECK_EQ(edo_spawn_blocking(blocking_job, NULL, &h), 0);
+	int result = -1;
+	int rc = EDO_FIBER_AWAIT_POLL(edo_join_poll(h, cx, &result));
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(result, 0);
+	edo_join_detach(h);
+	/* edo_unconstrained around a coroutine. */
+	count_frame c2 = {EDO_FRAME_INIT(count_co), .n = 3};
+	edo_unconstrained u;
+	edo_unconstrained_init(&u, &c2.edo_base);
+	CHECK_EQ(edo_fiber_await(&u.base), 0);
+	CHECK_EQ(c2.sum, 3);
+	/* A hand-written future, opened by another fiber. */
+	gate g;
+	gate_init(&g, 1);
+	CHECK_EQ(edo_fiber_spawn(gate_opener_fiber, &g, NULL, &h), 0);
+	CHECK_EQ(gate_await(&g), 0);
+	CHECK_EQ(edo_fiber_join(h), 0);
+	edo_join_detach(h);
+	gate_destroy(&g);
+	return (void *)1;
+}
+
+TEST(await_every_kind_current_thread)
+{
+	CHECK_EQ(run_fiber(0, await_everything, NULL), (void *)1);
+}
+
+TEST(await_every_kind_multi_thread)
+{
+	CHECK_EQ(run_fiber(3, await_everything, NULL), (void *)1);
+}
+
+/* I/O: two fibers talk over a pipe through edo_async_fd. */
+typedef struct pipe_pair {
+	edo_async_fd *r, *w;
+	int n;
+} pipe_pair;
+
+static void *pipe_writer(void *arg)
+{
+	pipe_pair *p = arg;
+	for (int i = 0; i < p->n; i++) {
+		char b[64];
+		memset(b, (char)i, sizeof b);
+		CHECK_EQ(edo_fiber_write(p->w, b, sizeof b), (ssize_t)sizeof b);
+		if (i % 7 == 0)
+			CHECK_EQ(edo_fiber_yield(), 0);
+	}
+	return NULL;
+}
+
+static void *pipe_io(void *arg)
+{
+	(void)arg;
+	int fds[2];
+	CHECK_EQ(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+	pipe_pair p = {.n = 200};
+	CHECK_EQ(edo_async_fd_new(fds[0], EDO_INTEREST_READABLE, &p.r), 0);
+	CHECK_EQ(edo_async_fd_new(fds[1], EDO_INTEREST_WRITABLE, &p.w), 0);
+	/* Nothing to read yet: the readiness future suspends until the
+	 * writer's first bytes. */
+	edo_join *h;
+	CHECK_EQ(edo_fiber_spawn(pipe_writer, &p, NULL, &h), 0);
+	int ready = edo_fiber_wait_ready(p.r, EDO_INTEREST_READABLE);
+	CHECK(ready > 0 && (ready & (int)EDO_READY_READABLE));
+	size_t total = 0;
+	char buf[100];
+	while (total < (size_t)p.n * 64) {
+		ssize_t n = edo_fiber_read(p.r, buf, sizeof buf);
+		CHECK_GT(n, 0);
+		for (ssize_t k = 0; k < n; k++)
+			CHECK_EQ(buf[k], (char)((total + (size_t)k) / 64));
+		total += (size_t)n;
+	}
+	CHECK_EQ(edo_fiber_join(h), 0);
+	edo_join_detach(h);
+	edo_async_fd_free(p.w);
+	close(fds[1]);
+	CHECK_EQ(edo_fiber_read(p.r, buf, sizeof buf), 0); /* EOF */
+	edo_async_fd_free(p.r);
+	close(fds[0]);
+	return (void *)2;
+}
+
+TEST(await_io_current_thread)
+{
+	CHECK_EQ(run_fiber(0, pipe_io, NULL), (void *)2);
+}
+
+TEST(await_io_multi_thread)
+{
+	CHECK_EQ(run_fiber(2, pipe_io, NULL), (void *)2);
+}
+
+/* Awaiting deep down a call stack. */
+static __attribute__((noinline)) int deep(int depth)
+{
+	volatile char pad[64];
+	pad[0] = (char)depth;
+	if (depth == 0)
+		return edo_fiber_yield() + pad[0];
+	int r = deep(depth - 1);
+	return r + (pad[0] == (char)depth ? 0 : 1000);
+}
+
+static void *deep_fiber(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 10; i++)
+		CHECK_EQ(deep(100), 0);
+	return (void *)3;
+}
+
+TEST(await_at_depth)
+{
+	CHECK_EQ(run_fiber(0, deep_fiber, NULL), (void *)3);
+	CHECK_EQ(run_fiber(2, deep_fiber, NULL), (void *)3);
+}
+
+/* ---- a coroutine awaits fibers --------------------------------------------------------- */
+
+static void *square(void *arg)
+{
+	intptr_t v = (intptr_t)arg;
+	CHECK_EQ(edo_fiber_yield(), 0);
+	return (void *)(v * v);
+}
+
+typedef struct co_frame {
+	EDO_FRAME;
+	edo_join *h[8];
+	int i, rc;
+	intptr_t sum;
+} co_frame;
+
+EDO_ASYNC(co_awaits_fibers, co_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < 8; self->i++)
+		CHECK_EQ(edo_fiber_spawn(square, (void *)(intptr_t)self->i, NULL,
+					 &self->h[self->i]),
+			 0);
+	for (self->i = 0; self->i < 8; self->i++) {
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		CHECK_EQ(self->rc, 0);
+		self->sum += (intptr_t)edo_join_fiber_result(self->h[self->i]);
+		edo_join_detach(self->h[self->i]);
+	}
+	EDO_END();
+}
+
+TEST(coroutine_awaits_fibers)
+{
+	for (unsigned w = 0; w <= 2; w += 2) {
+		edo_runtime *rt = rt_build(w);
+		co_frame f = {EDO_FRAME_INIT(co_awaits_fibers)};
+		CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+		CHECK_EQ(f.sum, (intptr_t)(0 + 1 + 4 + 9 + 16 + 25 + 36 + 49));
+		CHECK_EQ(edo_runtime_free(rt), 0);
+	}
+}
+
+/* ---- errno, pinning, migration ------------------------------------------------------------ */
+
+static atomic_int bad;
+
+static void *errno_keeper(void *arg)
+{
+	int id = (int)(intptr_t)arg;
+	int wid = edo_worker_id();
+	pthread_t me = pthread_self();
+	CHECK_GE(wid, 0);
+	for (int i = 0; i < 200; i++) {
+		errno = 1000 + id + i;
+		CHECK_EQ(edo_fiber_yield(), 0);
+		if (errno != 1000 + id + i)
+			atomic_fetch_add(&bad, 1);
+		if (edo_worker_id() != wid || !pthread_equal(pthread_self(), me))
+			atomic_fetch_add(&bad, 1000000);
+		/* Other tasks clobber errno on this thread meanwhile. */
+		errno = 0;
+	}
+	return NULL;
+}
+
+TEST(errno_and_worker_kept_multi_thread)
+{
+	enum { N = 64 };
+	void *args[N];
+	for (int i = 0; i < N; i++)
+		args[i] = (void *)(intptr_t)(i * 1000);
+	run_many(4, errno_keeper, args, N, NULL, NULL);
+	CHECK_EQ(atomic_load(&bad), 0);
+}
+
+static void *migrant(void *arg)
+{
+	int id = (int)(intptr_t)arg;
+	for (int i = 0; i < 200; i++) {
+		EDO_ERRNO = 1000 + id + i;
+		CHECK_EQ(edo_fiber_yield(), 0);
+		if (EDO_ERRNO != 1000 + id + i)
+			atomic_fetch_add(&bad, 1);
+		CHECK_GE(edo_worker_id(), 0);
+		EDO_ERRNO = 0;
+	}
+	return NULL;
+}
+
+TEST(migrating_fibers_keep_errno)
+{
+	enum { N = 64 };
+	void *args[N];
+	for (int i = 0; i < N; i++)
+		args[i] = (void *)(intptr_t)(i * 1000);
+	edo_fiber_opts o = {.migrate = true};
+	run_many(4, migrant, args, N, &o, NULL);
+	CHECK_EQ(atomic_load(&bad), 0);
+}
+
+/* Wakes from a thread outside the runtime reach a pinned fiber's worker. */
+static void *gate_waiter(void *arg)
+{
+	int wid = edo_worker_id();
+	CHECK_EQ(gate_await(arg), 0);
+	if (edo_worker_id() != wid)
+		atomic_fetch_add(&bad, 1);
+	return NULL;
+}
+
+TEST(remote_wakes_reach_pinned_worker)
+{
+	enum { N = 200 };
+	gate g;
+	gate_init(&g, N);
+	void *args[N];
+	for (int i = 0; i < N; i++)
+		args[i] = &g;
+	opener_arg o = {&g, N};
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, opener_main, &o), 0);
+	run_many(3, gate_waiter, args, N, NULL, NULL);
+	pthread_join(th, NULL);
+	CHECK_EQ(atomic_load(&bad), 0);
+	gate_destroy(&g);
+}
+
+/* A fiber's rounding mode is its own (read and set without libm). */
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+static unsigned get_round(void)
+{
+	return (_mm_getcsr() >> 13) & 3u;
+}
+static void set_round(unsigned m)
+{
+	_mm_setcsr((_mm_getcsr() & ~(3u << 13)) | (m << 13));
+}
+#elif defined(__aarch64__)
+static unsigned get_round(void)
+{
+	return (unsigned)(__builtin_aarch64_get_fpcr() >> 22) & 3u;
+}
+static void set_round(unsigned m)
+{
+	__builtin_aarch64_set_fpcr((__builtin_aarch64_get_fpcr() & ~(3u << 22)) | (m << 22));
+}
+#endif
+
+static void *rounding(void *arg)
+{
+	unsigned mode = (unsigned)(uintptr_t)arg;
+	set_round(mode);
+	for (int i = 0; i < 50; i++) {
+		CHECK_EQ(edo_fiber_yield(), 0);
+		CHECK_EQ(get_round(), mode);
+	}
+	return NULL;
+}
+
+TEST(floating_point_mode_is_per_fiber)
+{
+	void *args[4] = {(void *)0, (void *)1, (void *)2, (void *)3};
+	run_many(0, rounding, args, 4, NULL, NULL);
+	CHECK_EQ(get_round(), 0u);
+}
+
+TEST_MAIN()
