@@ -39,7 +39,8 @@ fi
 TASK_TIMEOUT=${BENCH_TIMEOUT:-300}
 ECHO_CONNS="100 1000"
 HTTP_CONNS="256 1000"
-PEERS=$ROOT/build/bench-peers
+PEERS=${BENCH_PEERS_OUT:-$ROOT/build/bench-peers}
+export BENCH_PEERS_OUT=$PEERS
 PBIN=$PEERS/bin
 RES=$ROOT/build/bench-results
 RAW=$RES/raw.txt
