@@ -933,6 +933,106 @@ TEST(join_waker_replace_and_detach_registered)
 	}
 }
 
+/* Join handles polled from a thread outside the runtime while the runtime
+ * runs on another: registration, replacement, detach and abort race with
+ * completion on the runtime thread; the join-waker handoff must neither lose
+ * a wake (the joiner would hang) nor leak or double-drop a waker. */
+typedef struct rj_runner {
+	edo_runtime *rt;
+	probe_state stop; /* the block_on future: P_STASH until released */
+	pthread_t th;
+	int rc;
+} rj_runner;
+
+static void *rj_runner_main(void *arg)
+{
+	rj_runner *r = arg;
+	probe p = PROBE(&r->stop, P_STASH);
+	r->rc = edo_block_on(r->rt, &p.base);
+	return NULL;
+}
+
+static void wait_count(atomic_int *c)
+{
+	unsigned spins = 0;
+	while (atomic_load(c) == 0)
+		backoff(&spins);
+}
+
+TEST(join_from_another_thread_stress)
+{
+	rj_runner r = {.rt = rt_new()};
+	CHECK_EQ(pthread_create(&r.th, NULL, rj_runner_main, &r), 0);
+	edo_handle *h = edo_runtime_handle(r.rt);
+	long n = test_scale(20000);
+	long completed = 0, cancelled = 0, detached = 0;
+	atomic_int stray = 0; /* wakes of wakers registered and then detached */
+	edo_waker ws = {&cw_vt, &stray};
+	edo_cx cxs = {&ws};
+	for (long i = 0; i < n; i++) {
+		probe_state st = {.n = (int)(i % 4)};
+		probe p = PROBE(&st, (i & 1) ? P_WAKE_VAL : P_WAKE_REF);
+		edo_join *j = NULL;
+		CHECK_EQ(edo_spawn_on(h, &p.base, sizeof p, NULL, &j), 0);
+		atomic_int c1 = 0, c2 = 0;
+		edo_waker w1 = {&cw_vt, &c1}, w2 = {&cw_vt, &c2};
+		edo_cx cx1 = {&w1}, cx2 = {&w2};
+		int rc = 1, mode = (int)(i % 4);
+		if (mode == 3) {
+			/* Register, then detach: the task runs on, detached. */
+			if (edo_join_poll(j, &cxs, &rc) == EDO_PENDING) {
+				edo_join_detach(j);
+				unsigned spins = 0;
+				while (atomic_load(&st.readies) == 0)
+					backoff(&spins);
+				detached++;
+				continue;
+			}
+		} else if (edo_join_poll(j, &cx1, &rc) == EDO_PENDING) {
+			edo_cx *last = &cx1;
+			if (mode == 1) {
+				edo_join_abort(j); /* races with completion */
+			} else if (mode == 2) {
+				/* Replace the registered waker (or find it done). */
+				if (edo_join_poll(j, &cx2, &rc) == EDO_PENDING)
+					last = &cx2;
+			}
+			if (rc == 1) {
+				/* The registered waker must be woken: a lost wake hangs. */
+				wait_count(last == &cx1 ? &c1 : &c2);
+				CHECK_EQ(edo_join_poll(j, last, &rc), EDO_READY);
+			}
+		}
+		CHECK(edo_join_is_finished(j));
+		if (rc == 0) {
+			CHECK_EQ(atomic_load(&st.readies), 1);
+			CHECK_EQ(atomic_load(&st.drops), 0);
+			CHECK_EQ(atomic_load(&st.polls), st.n + 1);
+			CHECK(edo_join_output(j) != NULL);
+			completed++;
+		} else {
+			CHECK_EQ(mode, 1);
+			CHECK_EQ(rc, -ECANCELED);
+			CHECK_EQ(atomic_load(&st.drops), 1);
+			CHECK_EQ(atomic_load(&st.readies), 0);
+			CHECK(edo_join_output(j) == NULL);
+			cancelled++;
+		}
+		edo_join_detach(j);
+	}
+	CHECK_EQ(completed + cancelled + detached, n);
+	/* Stop the runner. */
+	while (atomic_load(&r.stop.polls) < 1)
+		sched_yield();
+	atomic_store(&r.stop.release, 1);
+	edo_waker_wake(edo_waker_take(&r.stop.stash));
+	CHECK_EQ(pthread_join(r.th, NULL), 0);
+	CHECK_EQ(r.rc, 0);
+	CHECK_EQ(edo_handle_alive_tasks(h), 0);
+	edo_handle_drop(h);
+	CHECK_EQ(edo_runtime_free(r.rt), 0);
+}
+
 TEST(join_and_abort_null_safety)
 {
 	int rc = 0;
