@@ -676,6 +676,106 @@ TEST(spawn_from_other_threads_while_block_on_runs)
 	CHECK_EQ(edo_runtime_free(rt), 0);
 }
 
+/* Two runtimes on two threads: tasks of runtime A spawn onto runtime B
+ * through its handle and join there; B's thread completes them and wakes
+ * A's tasks (and A's block_on future) from outside A. */
+typedef struct b_work_frame {
+	EDO_FRAME;
+	long in, out;
+	pthread_t ran_on;
+	int yields;
+} b_work_frame;
+
+EDO_ASYNC(b_work, b_work_frame, NULL)
+{
+	EDO_BEGIN();
+	self->ran_on = pthread_self();
+	while (self->yields-- > 0)
+		EDO_YIELD();
+	self->out = self->in * 3;
+	EDO_END();
+}
+
+typedef struct a_caller_frame {
+	EDO_FRAME;
+	edo_handle *hb;
+	pthread_t b_thread;
+	long n, i;
+	edo_join *h;
+	int rc;
+	long done;
+} a_caller_frame;
+
+EDO_ASYNC(a_caller, a_caller_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < self->n; self->i++) {
+		CHECK_EQ(EDO_SPAWN_ON(self->hb, &self->h, b_work, .in = self->i,
+				      .yields = (int)(self->i % 3)),
+			 0);
+		EDO_AWAIT_JOIN(self->h, &self->rc);
+		CHECK_EQ(self->rc, 0);
+		b_work_frame *o = EDO_JOIN_OUTPUT(self->h, b_work);
+		CHECK_EQ(o->out, 3 * self->i);
+		CHECK(pthread_equal(o->ran_on, self->b_thread));
+		edo_join_detach(self->h);
+		self->done++;
+	}
+	EDO_END();
+}
+
+typedef struct a_main_frame {
+	EDO_FRAME;
+	edo_handle *hb;
+	pthread_t b_thread;
+	long n;
+	edo_join *h;
+	int rc;
+	a_caller_frame direct; /* the block_on future's own calls */
+	long task_done;
+} a_main_frame;
+
+EDO_ASYNC(a_main, a_main_frame, NULL)
+{
+	EDO_BEGIN();
+	/* A task of A calls B (its waker is woken from B's thread)... */
+	CHECK_EQ(EDO_SPAWN(&self->h, a_caller, .hb = self->hb, .b_thread = self->b_thread,
+			   .n = self->n),
+		 0);
+	/* ...and so does the block_on future itself, meanwhile. */
+	self->direct = (a_caller_frame){EDO_FRAME_INIT(a_caller), .hb = self->hb,
+					.b_thread = self->b_thread, .n = self->n};
+	EDO_AWAIT(&self->direct);
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	self->task_done = EDO_JOIN_OUTPUT(self->h, a_caller)->done;
+	edo_join_detach(self->h);
+	EDO_END();
+}
+
+TEST(cross_runtime_spawn_and_join)
+{
+	edo_runtime *a = rt_new(), *b = rt_new();
+	slot stop = SLOT_INIT;
+	slot_fut bf = {{&slot_vt}, &stop};
+	bo_thread bt = {b, &bf.base, 1, 0, 0};
+	CHECK_EQ(pthread_create(&bt.th, NULL, bo_thread_main, &bt), 0);
+	wait_flag(&stop.entered); /* B's thread is inside block_on: bt.self is set */
+	edo_handle *hb = edo_runtime_handle(b);
+	a_main_frame m = {EDO_FRAME_INIT(a_main), .hb = hb, .b_thread = bt.self,
+			  .n = test_scale(2000)};
+	CHECK_EQ(edo_block_on(a, &m.edo_base), 0);
+	CHECK_EQ(m.direct.done, m.n);
+	CHECK_EQ(m.task_done, m.n);
+	slot_release(&stop, true);
+	CHECK_EQ(pthread_join(bt.th, NULL), 0);
+	CHECK_EQ(bt.rc, 0);
+	CHECK_EQ(edo_handle_alive_tasks(hb), 0);
+	edo_handle_drop(hb);
+	CHECK_EQ(edo_runtime_free(a), 0);
+	CHECK_EQ(edo_runtime_free(b), 0);
+}
+
 /* ==== handles ==================================================================== */
 
 typedef struct handle_main_frame {
