@@ -358,14 +358,15 @@ static edo__task *next_task(edo__worker *w)
 
 /* Steal a LIFO task only from a worker stuck in one poll: look, pause
  * briefly (the owner normally runs its LIFO task within a microsecond), and
- * take it only if the worker is still in the same poll. */
+ * take it only if the worker is still in the same poll.  The pause is a
+ * sleep, as Go's before it steals runnext (usleep(3)): sched_yield() on a
+ * loaded machine gives away a whole time slice per call. */
 static edo__task *steal_lifo(edo__worker *victim)
 {
 	if (!atomic_load_explicit(&victim->lifo, memory_order_relaxed))
 		return NULL;
 	uint32_t seq = atomic_load_explicit(&victim->poll_seq, memory_order_acquire);
-	for (int i = 0; i < 64; i++)
-		sched_yield();
+	nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 5000}, NULL);
 	if (atomic_load_explicit(&victim->poll_seq, memory_order_acquire) != seq)
 		return NULL;
 	edo__task *t = atomic_load_explicit(&victim->lifo, memory_order_acquire);
