@@ -1,5 +1,8 @@
 #include "runtime/scheduler/inject.h"
 
+#include <errno.h>
+#include <stdlib.h>
+
 void edo__inject_init(edo__inject *q)
 {
 	pthread_mutex_init(&q->lock, NULL);
@@ -101,4 +104,80 @@ bool edo__inject_push_batch(edo__inject *q, edo__task *first, edo__task *last, u
 			      memory_order_release);
 	pthread_mutex_unlock(&q->lock);
 	return true;
+}
+
+/* ---- a set of shards ----------------------------------------------------------------- */
+
+static __thread uint32_t shard_hint;
+static atomic_uint shard_next;
+
+int edo__inject_set_init(edo__inject_set *q, uint32_t n)
+{
+	uint32_t shards = 1;
+	while (shards < n)
+		shards <<= 1;
+	q->shards = calloc(shards, sizeof(edo__inject));
+	if (!q->shards)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < shards; i++)
+		edo__inject_init(&q->shards[i]);
+	q->mask = shards - 1;
+	return 0;
+}
+
+void edo__inject_set_destroy(edo__inject_set *q)
+{
+	if (!q->shards)
+		return;
+	for (uint32_t i = 0; i <= q->mask; i++)
+		edo__inject_destroy(&q->shards[i]);
+	free(q->shards);
+	q->shards = NULL;
+}
+
+bool edo__inject_set_push(edo__inject_set *q, edo__task *t)
+{
+	if (!shard_hint)
+		shard_hint = atomic_fetch_add_explicit(&shard_next, 1, memory_order_relaxed) + 1;
+	return edo__inject_push(&q->shards[shard_hint & q->mask], t);
+}
+
+bool edo__inject_set_push_batch(edo__inject_set *q, uint32_t i, edo__task *first, edo__task *last,
+				uint32_t n)
+{
+	return edo__inject_push_batch(&q->shards[i & q->mask], first, last, n);
+}
+
+uint32_t edo__inject_set_pop_n(edo__inject_set *q, uint32_t start, uint32_t max,
+			       edo__task **first)
+{
+	*first = NULL;
+	for (uint32_t k = 0; k <= q->mask; k++) {
+		uint32_t n = edo__inject_pop_n(&q->shards[(start + k) & q->mask], max, first);
+		if (n)
+			return n;
+	}
+	return 0;
+}
+
+bool edo__inject_set_is_empty(edo__inject_set *q)
+{
+	for (uint32_t i = 0; i <= q->mask; i++)
+		if (!edo__inject_is_empty(&q->shards[i]))
+			return false;
+	return true;
+}
+
+size_t edo__inject_set_len(edo__inject_set *q)
+{
+	size_t n = 0;
+	for (uint32_t i = 0; i <= q->mask; i++)
+		n += edo__inject_len(&q->shards[i]);
+	return n;
+}
+
+void edo__inject_set_close(edo__inject_set *q)
+{
+	for (uint32_t i = 0; i <= q->mask; i++)
+		edo__inject_close(&q->shards[i]);
 }
