@@ -394,6 +394,10 @@ int edo__reactor_register(edo__reactor *r, int fd, uint32_t interest, edo__sched
 
 void edo__reactor_deregister(edo__reactor *r, edo__scheduled_io *io)
 {
+	/* Wake the waiters first: once @io is on the release list, a turn on
+	 * another thread may free it at any moment. */
+	atomic_fetch_or(&io->readiness, EDO__IO_SHUTDOWN);
+	wake(io, 0, true);
 	pthread_mutex_lock(&r->lock);
 	(void)epoll_ctl(r->epfd, EPOLL_CTL_DEL, io->fd, NULL);
 	if (io->all_prev)
@@ -405,6 +409,4 @@ void edo__reactor_deregister(edo__reactor *r, edo__scheduled_io *io)
 	io->release_next = r->release;
 	r->release = io;
 	pthread_mutex_unlock(&r->lock);
-	atomic_fetch_or(&io->readiness, EDO__IO_SHUTDOWN);
-	wake(io, 0, true);
 }
