@@ -11,6 +11,7 @@
  *   edo/async.h    stackless coroutines (EDO_ASYNC, EDO_AWAIT, ...)
  *   edo/fiber.h    stackful fibers (edo_fiber_spawn, edo_fiber_await, ...)
  *   edo/io.h       driving file descriptors through the I/O reactor
+ *   edo/time.h     sleeps, timeouts, intervals, the paused test clock
  *   edo/metrics.h  runtime and per-worker metrics
  */
 #ifndef EDO_H
@@ -27,6 +28,7 @@
 #include "edo/async.h"
 #include "edo/fiber.h"
 #include "edo/io.h"
+#include "edo/time.h"
 #include "edo/metrics.h"
 #include "edo/sync.h"
 

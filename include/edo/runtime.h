@@ -87,6 +87,10 @@ typedef struct edo_runtime_builder {
 	 *  (Tokio's behaviour; for comparison).  Default: they may, on their
 	 *  last pass, when the owner is stuck in one poll. */
 	bool disable_lifo_stealing;
+	/** Start with the clock paused (a test clock, see edo/time.h): time moves
+	 *  only by edo_time_advance() or, on the current-thread runtime, by
+	 *  auto-advance to the next timer whenever no task can run. */
+	bool start_paused;
 	edo_runtime_hooks hooks;
 	void *hooks_ud;
 } edo_runtime_builder;

@@ -26,6 +26,7 @@ typedef struct edo__context {
 	void *core;             /* the flavour's per-thread state */
 	edo__task *task;        /* the task being polled, or NULL */
 	edo__defer *defer;      /* where deferred wakes go, or NULL */
+	struct edo__time *time; /* this thread's timer wheel (its parker's), or NULL */
 	bool constrained;       /* a budget applies (false outside tasks: zeroed TLS) */
 	bool took_unit;         /* the last poll_proceed took a unit (for refund) */
 	uint16_t budget;        /* units left when constrained */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "runtime/io/reactor.h"
+#include "runtime/time/time.h"
 
 enum { EMPTY = 0, PARKED_FUTEX = 1, PARKED_DRIVER = 2, NOTIFIED = 3 };
 
@@ -31,11 +32,17 @@ static void futex_wake(atomic_uint *addr)
 
 int edo__driver_init(edo__driver *d, bool start_paused)
 {
-	(void)start_paused; /* the clock lands with the time driver */
-	d->clock = NULL;
 	atomic_init(&d->io_locked, false);
 	atomic_init(&d->shut_down, false);
-	return edo__reactor_new(&d->io);
+	int rc = edo__clock_new(&d->clock, start_paused);
+	if (rc < 0)
+		return rc;
+	rc = edo__reactor_new(&d->io);
+	if (rc < 0) {
+		edo__clock_free(d->clock);
+		d->clock = NULL;
+	}
+	return rc;
 }
 
 void edo__driver_shutdown(edo__driver *d)
@@ -50,6 +57,8 @@ void edo__driver_destroy(edo__driver *d)
 {
 	edo__reactor_free(d->io);
 	d->io = NULL;
+	edo__clock_free(d->clock);
+	d->clock = NULL;
 }
 
 void edo__driver_wake(edo__driver *d)
@@ -76,16 +85,30 @@ int edo__parker_init(edo__parker *p, edo__driver *d)
 	atomic_init(&p->state, EMPTY);
 	p->driver = d;
 	p->time = NULL;
-	return 0;
+	return d && d->clock ? edo__parker_init_time(p, d->clock) : 0;
+}
+
+int edo__parker_init_time(edo__parker *p, edo__clock *clock)
+{
+	return edo__time_new(&p->time, clock, p);
+}
+
+void edo__parker_shutdown(edo__parker *p)
+{
+	if (p->time)
+		edo__time_shutdown(p->time);
 }
 
 void edo__parker_destroy(edo__parker *p)
 {
+	edo__parker_shutdown(p);
+	edo__time_free(p->time);
 	p->time = NULL;
 }
 
-/* Block in the reactor.  The driver lock is held. */
-static void park_driver(edo__parker *p, int64_t timeout_ns)
+/* Block in the reactor.  The driver lock is held.  Returns whether a
+ * notification (an unpark) was consumed. */
+static bool park_driver(edo__parker *p, int64_t timeout_ns)
 {
 	unsigned expect = EMPTY;
 	if (timeout_ns != 0 && !atomic_compare_exchange_strong(&p->state, &expect, PARKED_DRIVER)) {
@@ -97,8 +120,9 @@ static void park_driver(edo__parker *p, int64_t timeout_ns)
 	expect = PARKED_DRIVER;
 	if (!atomic_compare_exchange_strong(&p->state, &expect, EMPTY)) {
 		expect = NOTIFIED;
-		atomic_compare_exchange_strong(&p->state, &expect, EMPTY);
+		return atomic_compare_exchange_strong(&p->state, &expect, EMPTY);
 	}
+	return false;
 }
 
 static void park_futex(edo__parker *p, int64_t timeout_ns)
@@ -125,19 +149,33 @@ static void park_futex(edo__parker *p, int64_t timeout_ns)
 
 void edo__parker_park(edo__parker *p, int64_t timeout_ns)
 {
-	/* time: bound @timeout_ns by this thread's next timer here. */
+	/* Time: the wait is bounded by this thread's next timer.  With a paused
+	 * clock that auto-advances (the current-thread runtime is idle), the
+	 * park becomes a non-blocking turn instead, and if nothing unparked
+	 * this thread meanwhile, the clock jumps to that timer (Tokio's
+	 * test-util auto-advance). */
+	bool auto_advance = false;
+	if (p->time)
+		timeout_ns = edo__time_park_timeout(p->time, timeout_ns, &auto_advance);
 	unsigned expect = NOTIFIED;
 	bool notified = atomic_compare_exchange_strong(&p->state, &expect, EMPTY);
 	if (notified)
 		timeout_ns = 0;
 	edo__driver *d = p->driver;
 	if (d && !atomic_load_explicit(&d->shut_down, memory_order_relaxed) && driver_try_lock(d)) {
-		park_driver(p, timeout_ns);
+		notified |= park_driver(p, timeout_ns);
 		driver_unlock(d);
 	} else if (timeout_ns != 0) {
 		park_futex(p, timeout_ns);
 	}
-	/* time: fire this thread's expired timers here. */
+	/* Time: fire this thread's expired timers (wakers outside the lock). */
+	if (p->time) {
+		if (auto_advance && !notified) {
+			expect = NOTIFIED;
+			notified = atomic_compare_exchange_strong(&p->state, &expect, EMPTY);
+		}
+		edo__time_after_park(p->time, auto_advance && !notified);
+	}
 }
 
 void edo__parker_unpark(edo__parker *p)

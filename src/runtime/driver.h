@@ -55,8 +55,17 @@ void edo__driver_destroy(edo__driver *d);
 /* Wake the thread blocked in a reactor turn, if any.  Thread-safe. */
 void edo__driver_wake(edo__driver *d);
 
+/* A parker on @d; it gets a timer wheel on @d's clock (-ENOMEM if that
+ * fails).  @d may be NULL: a futex-only parker without timers. */
 int edo__parker_init(edo__parker *p, edo__driver *d);
-/* Fires every pending timer of this parker as cancelled, frees the wheel. */
+/* Give a parker without a driver (an edo_block_on thread of a multi-thread
+ * runtime) a timer wheel on @clock. */
+int edo__parker_init_time(edo__parker *p, edo__clock *clock);
+/* Fires every pending timer of this parker as cancelled (EDO_ESHUTDOWN);
+ * later registrations complete the same way.  The wheel stays allocated
+ * for threads that may still cancel timers in it.  Idempotent. */
+void edo__parker_shutdown(edo__parker *p);
+/* Shuts down (if not done) and frees the wheel. */
 void edo__parker_destroy(edo__parker *p);
 
 /* Block until unparked or @timeout_ns passes (-1: no limit, 0: a driver turn

@@ -7,6 +7,7 @@
 
 #include "edo/error.h"
 #include "runtime/context.h"
+#include "runtime/time/time.h"
 
 /* Futures larger than this are refused: the cell size must fit the allocator's
  * 31-bit size field, and a 1 GiB future is a bug, not a design. */
@@ -28,11 +29,14 @@ int edo__sched_init(edo__sched *s, const edo__sched_vt *vt, const edo_runtime_bu
 	int rc = edo__owned_init(&s->owned, nshards);
 	if (rc < 0 || !with_driver)
 		return rc;
-	rc = edo__driver_init(&s->driver, false);
+	rc = edo__driver_init(&s->driver, b->start_paused);
 	if (rc < 0) {
 		edo__owned_destroy(&s->owned);
 		return rc;
 	}
+	/* A paused clock jumps to the next timer when the runtime is idle: only
+	 * the current-thread runtime can know that cheaply (edo/time.h). */
+	s->driver.clock->auto_advance = b->flavor == EDO_RT_CURRENT_THREAD;
 	s->has_driver = true;
 	return 0;
 }

@@ -210,6 +210,7 @@ int edo__ct_block_on(edo__sched *s, edo_future *fut)
 	}
 	edo__context saved = edo__ctx;
 	edo__ctx = (edo__context){.sched = s, .core = ct, .defer = &ct->defer};
+	edo__ctx.time = ct->parker.time; /* the runtime's timer wheel */
 
 	edo_waker w = {&bo_waker_vt, ct};
 	edo_cx cx = {&w};
@@ -255,7 +256,11 @@ int edo__ct_new(const edo_runtime_builder *b, edo__sched **out)
 		return rc;
 	}
 	edo__inject_init(&ct->inject);
-	edo__parker_init(&ct->parker, &ct->base.driver);
+	rc = edo__parker_init(&ct->parker, &ct->base.driver);
+	if (rc < 0) {
+		edo__sched_unref(&ct->base);
+		return rc;
+	}
 	atomic_init(&ct->woken, false);
 	atomic_init(&ct->entered, false);
 	ct->event_interval = b->event_interval ? b->event_interval : 61;

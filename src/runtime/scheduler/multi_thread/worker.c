@@ -616,6 +616,7 @@ static void *worker_main(void *arg)
 				  .core = w,
 				  .defer = &w->defer,
 				  .worker = (uint16_t)(w->index + 1)};
+	edo__ctx.time = w->parker.time; /* the worker's timer wheel */
 	if (s->hooks.on_thread_start)
 		s->hooks.on_thread_start(s->hooks_ud);
 	begin_batch(w);
@@ -738,8 +739,10 @@ static void bo_wake_by_ref(const void *data)
 static void bo_drop(const void *data)
 {
 	bo_parker *p = (bo_parker *)(uintptr_t)data;
-	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1) {
+		edo__parker_destroy(&p->parker); /* shut down when block_on returned */
 		free(p);
+	}
 }
 static void bo_wake(const void *data)
 {
@@ -772,9 +775,16 @@ int edo__mt_block_on(edo__sched *s, edo_future *fut)
 	atomic_init(&p->refs, 1);
 	atomic_init(&p->woken, true);
 	edo__parker_init(&p->parker, NULL);
+	/* This thread's own timer wheel: the block_on future's timers. */
+	if (edo__parker_init_time(&p->parker, s->driver.clock) < 0) {
+		free(p);
+		atomic_fetch_sub(&mt->block_on_count, 1);
+		return -ENOMEM;
+	}
 	edo__defer defer = {0};
 	edo__context saved = edo__ctx;
 	edo__ctx = (edo__context){.sched = s, .core = NULL, .defer = &defer};
+	edo__ctx.time = p->parker.time;
 	edo_waker w = {&bo_waker_vt, p};
 	edo_cx cx = {&w};
 	for (;;) {
@@ -791,6 +801,9 @@ int edo__mt_block_on(edo__sched *s, edo_future *fut)
 	}
 	edo__ctx = saved;
 	edo__defer_free(&defer);
+	/* Timers still registered on this thread's wheel complete with
+	 * EDO_ESHUTDOWN: nobody will drive them any more. */
+	edo__parker_shutdown(&p->parker);
 	bo_drop(p);
 	atomic_fetch_sub(&mt->block_on_count, 1);
 	return 0;
@@ -807,6 +820,8 @@ static void mt_destroy(edo__sched *s)
 		edo__defer_free(&mt->workers[i].defer);
 		edo__inject_destroy(&mt->workers[i].pinned);
 	}
+	for (uint32_t i = 0; i < mt->num_workers; i++)
+		edo__parker_destroy(&mt->workers[i].parker);
 	edo__idle_destroy(&mt->idle);
 	edo__owned_destroy(&s->owned);
 	pthread_barrier_destroy(&mt->shutdown_barrier);
@@ -931,6 +946,11 @@ static void mt_stop_threads(edo__mt *mt, uint32_t started)
 	}
 	/* I/O still registered (outside tasks) fails from now on. */
 	edo__driver_shutdown(&mt->base.driver);
+	/* Timers still registered (outside tasks) fire as cancelled.  The
+	 * wheels stay allocated until mt_destroy: a thread that left a worker
+	 * in edo_block_in_place may still cancel timers in them. */
+	for (uint32_t i = 0; i < mt->num_workers; i++)
+		edo__parker_shutdown(&mt->workers[i].parker);
 }
 
 int edo__mt_shutdown(edo__sched *s)

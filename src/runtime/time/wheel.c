@@ -1,0 +1,509 @@
+/* The timer wheel of one parker (Tokio's wheel, one per parking thread).
+ *
+ * Geometry: 6 levels x 64 slots, one tick = 1 ms.  A slot of level L spans
+ * 64^L ticks; level L spans 64^(L+1):
+ *
+ *   level 0: 64 x 1 ms      (64 ms)       level 3: 64 x 4.4 min (4.7 h)
+ *   level 1: 64 x 64 ms     (4.1 s)       level 4: 64 x 4.7 h   (12.4 days)
+ *   level 2: 64 x 4.1 s     (4.4 min)     level 5: 64 x 12.4 d  (2.2 years)
+ *
+ * An entry due at tick `when` goes to level level_for(elapsed, when): the
+ * highest 6-bit group in which `when` and `elapsed` differ.  So level-0
+ * entries are in the current 64 ms block, level-1 entries in the current
+ * 4 s block but a later 64 ms one, and so on; each level keeps a 64-bit
+ * `occupied` mask, and the next expiry is found with a rotate and a count of
+ * trailing zeros.  When `elapsed` reaches the start of an occupied slot of
+ * level L > 0, the slot's entries cascade to lower levels; a level-0 slot's
+ * entries move to the pending list and fire.  Entries further than 2^36 ms
+ * away sit in the top level, which acts as a ring.
+ *
+ * Entries are the edo_sleep futures themselves (intrusive, no allocation).
+ * The state word of an entry:
+ *
+ *   UNREGISTERED ──poll──▶ tick T (in a slot)  ──slot expires, T <= now──▶ PENDING_FIRE
+ *        ▲                  │  ▲ extend: CAS T→T' > T, no lock                   │ fire
+ *        │ reset/cancel     │  └ slot expires, T' > now: re-filed at T'           ▼
+ *        └──────────────────┴──────────────────────────────────────────────── FIRED
+ *
+ * Everything except the extension happens under the wheel's lock.  Moving
+ * a deadline later only CASes the state word: the entry stays in its old
+ * slot (`when_`), and when that slot comes up, the wheel sees the later
+ * deadline and re-files it (Tokio's lazy re-file).  The firing thread copies
+ * the waker out and publishes FIRED last (release): the owner may free the
+ * entry as soon as it sees FIRED (acquire), without the lock.  The waker
+ * slot of an entry holds a reference only while it is registered; after
+ * FIRED it is stale and ignored.  Wakers are called in batches of 32,
+ * outside the lock.
+ *
+ * next_wake: the tick by which the owner will look at the wheel again: the
+ * next expiry while it is parked, 0 while it is awake (it looks before it
+ * parks).  A registration from another thread that is earlier than
+ * next_wake lowers it and unparks the owner, which recomputes its timeout.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edo/error.h"
+#include "runtime/driver.h"
+#include "runtime/time/time.h"
+
+#define LEVEL_BITS 6
+#define SLOT_MASK ((uint64_t)EDO__WHEEL_SLOTS - 1)
+/* The furthest a level can place an entry; further ones ride the top level. */
+#define MAX_DURATION (((uint64_t)1 << (LEVEL_BITS * EDO__WHEEL_LEVELS)) - 1)
+#define WHEN_PENDING UINT64_MAX /* when_ of an entry on the pending list */
+#define WAKE_BATCH 32
+
+static inline uint64_t state_load(const edo_sleep *s)
+{
+	return __atomic_load_n(&s->state_, __ATOMIC_ACQUIRE);
+}
+
+static inline void state_store(edo_sleep *s, uint64_t v)
+{
+	__atomic_store_n(&s->state_, v, __ATOMIC_RELEASE);
+}
+
+/* ---- lists ------------------------------------------------------------------------- */
+
+static void list_push(edo_sleep **head, edo_sleep *e)
+{
+	e->prev_ = NULL;
+	e->next_ = *head;
+	if (*head)
+		(*head)->prev_ = e;
+	*head = e;
+}
+
+static void list_remove(edo_sleep **head, edo_sleep *e)
+{
+	if (e->prev_)
+		e->prev_->next_ = e->next_;
+	else
+		*head = e->next_;
+	if (e->next_)
+		e->next_->prev_ = e->prev_;
+	e->prev_ = e->next_ = NULL;
+}
+
+/* ---- levels ------------------------------------------------------------------------ */
+
+static inline uint64_t slot_range(unsigned level)
+{
+	return (uint64_t)1 << (LEVEL_BITS * level);
+}
+
+static inline uint64_t level_range(unsigned level)
+{
+	return (uint64_t)1 << (LEVEL_BITS * (level + 1));
+}
+
+static inline unsigned slot_for(uint64_t when, unsigned level)
+{
+	return (unsigned)((when >> (LEVEL_BITS * level)) & SLOT_MASK);
+}
+
+static unsigned level_for(uint64_t elapsed, uint64_t when)
+{
+	uint64_t masked = (elapsed ^ when) | SLOT_MASK;
+	if (masked >= MAX_DURATION)
+		masked = MAX_DURATION - 1;
+	unsigned significant = 63u - (unsigned)__builtin_clzll(masked);
+	return significant / LEVEL_BITS;
+}
+
+static void level_add(edo__time *t, edo_sleep *e)
+{
+	unsigned level = level_for(t->elapsed, e->when_);
+	edo__wheel_level *l = &t->levels[level];
+	unsigned slot = slot_for(e->when_, level);
+	list_push(&l->slot[slot], e);
+	l->occupied |= (uint64_t)1 << slot;
+}
+
+typedef struct expiration {
+	unsigned level, slot;
+	uint64_t deadline; /* the tick at which the slot starts */
+} expiration;
+
+static bool level_next(const edo__wheel_level *l, unsigned level, uint64_t now, expiration *out)
+{
+	if (!l->occupied)
+		return false;
+	unsigned now_slot = (unsigned)((now / slot_range(level)) & SLOT_MASK);
+	uint64_t rotated = now_slot ? (l->occupied >> now_slot) | (l->occupied << (64 - now_slot)) :
+				      l->occupied;
+	unsigned slot = ((unsigned)__builtin_ctzll(rotated) + now_slot) & (unsigned)SLOT_MASK;
+	uint64_t deadline = (now & ~(level_range(level) - 1)) + slot * slot_range(level);
+	if (deadline <= now) {
+		/* Only the top level wraps: it holds entries beyond its range. */
+		deadline += level_range(level);
+	}
+	*out = (expiration){level, slot, deadline};
+	return true;
+}
+
+static bool next_expiration(const edo__time *t, expiration *out)
+{
+	if (t->pending) {
+		*out = (expiration){0, 0, t->elapsed};
+		return true;
+	}
+	for (unsigned level = 0; level < EDO__WHEEL_LEVELS; level++)
+		if (level_next(&t->levels[level], level, t->elapsed, out))
+			return true;
+	return false;
+}
+
+/* ---- the wheel --------------------------------------------------------------------- */
+
+/* File @e (state: its tick @when > elapsed). */
+static void wheel_insert(edo__time *t, edo_sleep *e, uint64_t when)
+{
+	e->when_ = when;
+	level_add(t, e);
+	t->len++;
+}
+
+static void wheel_remove(edo__time *t, edo_sleep *e)
+{
+	if (e->when_ == WHEN_PENDING) {
+		list_remove(&t->pending, e);
+	} else {
+		/* Still at the level it was filed at: elapsed has not reached
+		 * the start of its slot, or the slot would have been processed. */
+		unsigned level = level_for(t->elapsed, e->when_);
+		edo__wheel_level *l = &t->levels[level];
+		unsigned slot = slot_for(e->when_, level);
+		list_remove(&l->slot[slot], e);
+		if (!l->slot[slot])
+			l->occupied &= ~((uint64_t)1 << slot);
+	}
+	t->len--;
+}
+
+/* A slot's time has come: its entries that are due move to the pending
+ * list, the others (later levels' entries, extended deadlines) re-file. */
+static void process_expiration(edo__time *t, const expiration *exp)
+{
+	edo__wheel_level *l = &t->levels[exp->level];
+	edo_sleep *e = l->slot[exp->slot];
+	l->slot[exp->slot] = NULL;
+	l->occupied &= ~((uint64_t)1 << exp->slot);
+	/* Filing below uses the new elapsed. */
+	t->elapsed = exp->deadline;
+	while (e) {
+		edo_sleep *next = e->next_;
+		uint64_t cur = __atomic_load_n(&e->state_, __ATOMIC_RELAXED);
+		/* Only the owner's extension (a later tick) races with us. */
+		while (cur <= exp->deadline &&
+		       !__atomic_compare_exchange_n(&e->state_, &cur, EDO__TIMER_PENDING_FIRE,
+						    false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			;
+		if (cur <= exp->deadline) {
+			e->when_ = WHEN_PENDING;
+			list_push(&t->pending, e);
+		} else {
+			e->when_ = cur;
+			level_add(t, e);
+		}
+		e = next;
+	}
+}
+
+/* The next entry to fire at @now, removed from the wheel, or NULL.
+ * Entries fire in tick order: a tick's pending entries all go before the
+ * next slot is looked at. */
+static edo_sleep *wheel_poll(edo__time *t, uint64_t now)
+{
+	for (;;) {
+		if (t->pending) {
+			edo_sleep *e = t->pending;
+			list_remove(&t->pending, e);
+			t->len--;
+			return e;
+		}
+		expiration exp;
+		if (!next_expiration(t, &exp) || exp.deadline > now) {
+			if (now > t->elapsed)
+				t->elapsed = now;
+			return NULL;
+		}
+		process_expiration(t, &exp);
+	}
+}
+
+/* Fire @e (removed from the wheel) with @result: copy its waker out, then
+ * publish FIRED. */
+static edo_waker fire(edo_sleep *e, int result)
+{
+	edo_waker w = e->waker_;
+	e->result = result;
+	state_store(e, EDO__TIMER_FIRED);
+	return w;
+}
+
+static void wake_all(edo_waker *batch, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		edo_waker_wake(batch[i]);
+}
+
+/* ---- life -------------------------------------------------------------------------- */
+
+int edo__time_new(edo__time **out, edo__clock *clock, edo__parker *p)
+{
+	edo__time *t = aligned_alloc(64, (sizeof *t + 63) & ~(size_t)63);
+	if (!t)
+		return -ENOMEM;
+	memset(t, 0, sizeof *t);
+	pthread_mutex_init(&t->lock, NULL);
+	t->clock = clock;
+	t->parker = p;
+	t->elapsed = edo__clock_tick_floor(clock, edo__clock_now(clock));
+	pthread_mutex_lock(&clock->lock);
+	t->clock_next = clock->wheels;
+	if (clock->wheels)
+		clock->wheels->clock_prev = t;
+	clock->wheels = t;
+	pthread_mutex_unlock(&clock->lock);
+	*out = t;
+	return 0;
+}
+
+/* Take any one entry out of the wheel, or NULL when it is empty. */
+static edo_sleep *take_any(edo__time *t)
+{
+	if (t->pending) {
+		edo_sleep *e = t->pending;
+		wheel_remove(t, e);
+		return e;
+	}
+	for (unsigned level = 0; level < EDO__WHEEL_LEVELS; level++) {
+		edo__wheel_level *l = &t->levels[level];
+		if (l->occupied) {
+			edo_sleep *e = l->slot[__builtin_ctzll(l->occupied)];
+			wheel_remove(t, e);
+			return e;
+		}
+	}
+	return NULL;
+}
+
+void edo__time_shutdown(edo__time *t)
+{
+	pthread_mutex_lock(&t->lock);
+	bool first = !t->shutdown;
+	t->shutdown = true;
+	pthread_mutex_unlock(&t->lock);
+	if (first) {
+		edo__clock *c = t->clock;
+		pthread_mutex_lock(&c->lock);
+		if (t->clock_prev)
+			t->clock_prev->clock_next = t->clock_next;
+		else
+			c->wheels = t->clock_next;
+		if (t->clock_next)
+			t->clock_next->clock_prev = t->clock_prev;
+		pthread_mutex_unlock(&c->lock);
+	}
+	for (;;) {
+		edo_waker batch[WAKE_BATCH];
+		size_t n = 0;
+		pthread_mutex_lock(&t->lock);
+		edo_sleep *e;
+		while (n < WAKE_BATCH && (e = take_any(t)))
+			batch[n++] = fire(e, EDO_ESHUTDOWN);
+		pthread_mutex_unlock(&t->lock);
+		if (!n)
+			return;
+		wake_all(batch, n);
+	}
+}
+
+void edo__time_free(edo__time *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+size_t edo__time_len(edo__time *t)
+{
+	pthread_mutex_lock(&t->lock);
+	size_t n = t->len;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+/* ---- parking ----------------------------------------------------------------------- */
+
+int64_t edo__time_park_timeout(edo__time *t, int64_t timeout_ns, bool *auto_advance)
+{
+	*auto_advance = false;
+	if (timeout_ns == 0)
+		return 0;
+	expiration exp;
+	pthread_mutex_lock(&t->lock);
+	bool any = next_expiration(t, &exp);
+	t->next_wake = any ? exp.deadline : UINT64_MAX;
+	pthread_mutex_unlock(&t->lock);
+	if (!any)
+		return timeout_ns;
+	edo__clock *c = t->clock;
+	if (edo__clock_is_paused(c)) {
+		/* Real time does not move a paused clock: either jump to the
+		 * expiry when the runtime is idle, or wait for an advance. */
+		if (!c->auto_advance)
+			return timeout_ns;
+		t->advance_to = exp.deadline;
+		*auto_advance = true;
+		return 0;
+	}
+	if (exp.deadline > (UINT64_MAX - c->base) / EDO__NS_PER_TICK)
+		return timeout_ns;
+	uint64_t deadline = c->base + exp.deadline * EDO__NS_PER_TICK;
+	uint64_t now = edo__clock_now(c);
+	uint64_t d = deadline > now ? deadline - now : 0;
+	if (d > INT64_MAX)
+		d = INT64_MAX;
+	return timeout_ns < 0 || (int64_t)d < timeout_ns ? (int64_t)d : timeout_ns;
+}
+
+void edo__time_after_park(edo__time *t, bool advance)
+{
+	edo__clock *c = t->clock;
+	if (advance && t->advance_to <= (UINT64_MAX - c->base) / EDO__NS_PER_TICK)
+		edo__clock_advance_to(c, c->base + t->advance_to * EDO__NS_PER_TICK);
+	uint64_t now = edo__clock_tick_floor(c, edo__clock_now(c));
+	edo_waker batch[WAKE_BATCH];
+	size_t n = 0;
+	pthread_mutex_lock(&t->lock);
+	t->next_wake = 0; /* awake: it looks at the wheel before parking again */
+	edo_sleep *e;
+	while ((e = wheel_poll(t, now))) {
+		batch[n++] = fire(e, 0);
+		if (n == WAKE_BATCH) {
+			pthread_mutex_unlock(&t->lock);
+			wake_all(batch, n);
+			n = 0;
+			pthread_mutex_lock(&t->lock);
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	wake_all(batch, n);
+}
+
+/* ---- entries (sleep.c) ---------------------------------------------------------------- */
+
+/* The deadline instant → the tick it is due at, rounded up (never early). */
+static uint64_t deadline_tick(const edo__clock *c, edo_instant d)
+{
+	if (d <= c->base)
+		return 0;
+	uint64_t ns = d - c->base;
+	uint64_t tick = ns / EDO__NS_PER_TICK + (ns % EDO__NS_PER_TICK != 0);
+	return tick > EDO__TIMER_MAX_TICK ? EDO__TIMER_MAX_TICK : tick;
+}
+
+/* Whether the deadline @when has passed: surely if the wheel is past it;
+ * within the next tick, only a clock read can say. */
+static bool is_due(edo__time *t, uint64_t when, edo_instant deadline)
+{
+	return when <= t->elapsed ||
+	       (when <= t->elapsed + 1 && deadline <= edo__clock_now(t->clock));
+}
+
+/* Unpark the owner if @when comes before it would look at the wheel. */
+static bool lower_next_wake(edo__time *t, uint64_t when)
+{
+	if (when >= t->next_wake)
+		return false;
+	t->next_wake = when;
+	return true;
+}
+
+bool edo__time_register(edo__time *t, edo_sleep *s, const edo_waker *w)
+{
+	uint64_t when = deadline_tick(t->clock, s->deadline_);
+	pthread_mutex_lock(&t->lock);
+	if (t->shutdown || is_due(t, when, s->deadline_)) {
+		s->result = t->shutdown ? EDO_ESHUTDOWN : 0;
+		state_store(s, EDO__TIMER_FIRED);
+		pthread_mutex_unlock(&t->lock);
+		return true;
+	}
+	s->wheel_ = t;
+	s->waker_ = edo_waker_clone(w);
+	state_store(s, when);
+	wheel_insert(t, s, when);
+	bool unpark = lower_next_wake(t, when);
+	pthread_mutex_unlock(&t->lock);
+	if (unpark)
+		edo__parker_unpark(t->parker);
+	return false;
+}
+
+bool edo__time_set_waker(edo_sleep *s, const edo_waker *w)
+{
+	edo__time *t = s->wheel_;
+	edo_waker old = {0};
+	pthread_mutex_lock(&t->lock);
+	bool fired = state_load(s) == EDO__TIMER_FIRED;
+	if (!fired) {
+		old = s->waker_;
+		s->waker_ = edo_waker_clone(w);
+	}
+	pthread_mutex_unlock(&t->lock);
+	edo_waker_drop(old);
+	return !fired;
+}
+
+void edo__time_cancel(edo_sleep *s)
+{
+	edo__time *t = s->wheel_;
+	edo_waker w = {0};
+	pthread_mutex_lock(&t->lock);
+	if (state_load(s) != EDO__TIMER_FIRED) {
+		wheel_remove(t, s);
+		w = s->waker_;
+		state_store(s, EDO__TIMER_UNREGISTERED);
+	}
+	pthread_mutex_unlock(&t->lock);
+	edo_waker_drop(w);
+}
+
+void edo__time_reregister(edo_sleep *s)
+{
+	edo__time *t = s->wheel_;
+	uint64_t when = deadline_tick(t->clock, s->deadline_);
+	edo_waker wake = {0};
+	bool unpark = false;
+	pthread_mutex_lock(&t->lock);
+	if (state_load(s) == EDO__TIMER_FIRED) {
+		/* It fired meanwhile (its waker was woken): the next poll
+		 * registers the new deadline. */
+		state_store(s, EDO__TIMER_UNREGISTERED);
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	wheel_remove(t, s);
+	if (is_due(t, when, s->deadline_)) {
+		wake = fire(s, 0);
+	} else {
+		state_store(s, when);
+		wheel_insert(t, s, when);
+		unpark = lower_next_wake(t, when);
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (unpark)
+		edo__parker_unpark(t->parker);
+	edo_waker_wake(wake);
+}
+
+uint64_t edo__time_deadline_tick(const edo__clock *c, edo_instant d)
+{
+	return deadline_tick(c, d);
+}

@@ -1,0 +1,1265 @@
+/* The time driver: sleeps never fire early and fire promptly on an idle
+ * runtime, many timers fire in deadline order, reset earlier and later
+ * (lock-free extension), cancel and reset racing with expiry on the
+ * multi-thread runtime, a reset from another thread unparks the wheel's
+ * owner, timeouts (lazy registration, budget), intervals in all three
+ * missed-tick modes, the paused test clock with auto-advance, shutdown.
+ *
+ * Nothing here asserts that something happened *soon*: lateness is printed
+ * as information, and a timer that never fires is caught by the harness's
+ * timeout.  Tests on the paused clock are exact: with auto-advance the clock
+ * lands on the millisecond tick of each deadline. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "edo.h"
+#include "harness.h"
+#include "runtime/context.h"
+#include "runtime/time/time.h"
+
+static edo_runtime *make_rt(edo_rt_flavor flavor, unsigned workers, bool paused)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, flavor);
+	b.worker_threads = workers;
+	b.start_paused = paused;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	return rt;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* xorshift64*, deterministic per seed. */
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+/* Runs @f (a frame) on @rt from a spawned task, as user code would. */
+typedef struct in_task_frame {
+	EDO_FRAME;
+	edo_future *work;
+	size_t size;
+	edo_join *h;
+	int rc;
+} in_task_frame;
+
+EDO_ASYNC(in_task, in_task_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_spawn(self->work, self->size, &self->h), 0);
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	memcpy(self->work, edo_join_output(self->h), self->size);
+	edo_join_detach(self->h);
+	EDO_END();
+}
+
+static void run_in_task(edo_runtime *rt, edo_future *work, size_t size)
+{
+	in_task_frame f = {EDO_FRAME_INIT(in_task), .work = work, .size = size};
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+}
+
+/* ---- a sleep never fires early; lateness is printed ------------------------------- */
+
+static const uint64_t durations_ms[] = {0, 1, 2, 3, 5, 10, 25, 50};
+#define NDUR (sizeof durations_ms / sizeof durations_ms[0])
+
+typedef struct not_early_frame {
+	EDO_FRAME;
+	size_t i;
+	int rep;
+	uint64_t t0;
+	edo_sleep s;
+	uint64_t late_max, late_sum;
+	unsigned n;
+} not_early_frame;
+
+EDO_ASYNC(not_early, not_early_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < NDUR; self->i++) {
+		for (self->rep = 0; self->rep < 5; self->rep++) {
+			self->t0 = mono_ns();
+			EDO_AWAIT_SLEEP(&self->s, EDO_MS(durations_ms[self->i]));
+			CHECK_EQ(self->s.result, 0);
+			uint64_t took = mono_ns() - self->t0;
+			CHECK_GE(took, EDO_MS(durations_ms[self->i]));
+			uint64_t late = took - EDO_MS(durations_ms[self->i]);
+			self->late_sum += late;
+			self->n++;
+			if (late > self->late_max)
+				self->late_max = late;
+		}
+	}
+	EDO_END();
+}
+
+static void check_not_early(edo_rt_flavor flavor, const char *name)
+{
+	edo_runtime *rt = make_rt(flavor, 2, false);
+	not_early_frame f = {EDO_FRAME_INIT(not_early)};
+	run_in_task(rt, &f.edo_base, sizeof f);
+	printf("  %s idle runtime: %u sleeps, lateness mean %.3f ms, max %.3f ms\n", name, f.n,
+	       (double)f.late_sum / f.n / 1e6, (double)f.late_max / 1e6);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+TEST(sleep_not_early_current_thread)
+{
+	check_not_early(EDO_RT_CURRENT_THREAD, "current-thread");
+}
+
+TEST(sleep_not_early_multi_thread)
+{
+	check_not_early(EDO_RT_MULTI_THREAD, "multi-thread");
+}
+
+/* The block_on future's own timers: on a multi-thread runtime they live in
+ * the block_on thread's wheel. */
+TEST(sleep_in_block_on)
+{
+	for (int flavor = EDO_RT_CURRENT_THREAD; flavor <= EDO_RT_MULTI_THREAD; flavor++) {
+		edo_runtime *rt = make_rt((edo_rt_flavor)flavor, 2, false);
+		not_early_frame f = {EDO_FRAME_INIT(not_early)};
+		CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+		printf("  block_on (%s): lateness mean %.3f ms, max %.3f ms\n",
+		       flavor == EDO_RT_CURRENT_THREAD ? "current-thread" : "multi-thread",
+		       (double)f.late_sum / f.n / 1e6, (double)f.late_max / 1e6);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+	}
+}
+
+/* ---- many random timers fire in deadline order ------------------------------------- */
+
+/* Filled in firing order by the sleeper tasks (one thread: current-thread). */
+static edo_instant *fired_deadline;
+static edo_instant *fired_at;
+static long nfired;
+
+typedef struct sleeper_frame {
+	EDO_FRAME;
+	edo_instant deadline;
+	edo_sleep s;
+} sleeper_frame;
+
+EDO_ASYNC(sleeper, sleeper_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_AWAIT_SLEEP_UNTIL(&self->s, self->deadline);
+	CHECK_EQ(self->s.result, 0);
+	fired_deadline[nfired] = self->deadline;
+	fired_at[nfired] = edo_instant_now();
+	nfired++;
+	EDO_END();
+}
+
+typedef struct order_frame {
+	EDO_FRAME;
+	long n;
+	uint64_t offset, spread; /* deadlines in [start + offset, + spread) */
+	long i;
+	edo_join **h;
+	int rc;
+	uint64_t seed;
+	edo_instant start, last_spawned;
+} order_frame;
+
+EDO_ASYNC(order_main, order_frame, NULL)
+{
+	EDO_BEGIN();
+	self->h = calloc((size_t)self->n, sizeof *self->h);
+	CHECK(self->h != NULL);
+	self->start = edo_instant_now();
+	self->seed = 0x9e3779b97f4a7c15ull;
+	for (self->i = 0; self->i < self->n; self->i++) {
+		edo_instant d = self->start + self->offset + rnd(&self->seed) % self->spread;
+		CHECK_EQ(
+			edo_spawn(&(sleeper_frame){EDO_FRAME_INIT(sleeper), .deadline = d}.edo_base,
+				  sizeof(sleeper_frame), &self->h[self->i]),
+			0);
+	}
+	self->last_spawned = edo_instant_now();
+	for (self->i = 0; self->i < self->n; self->i++) {
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		CHECK_EQ(self->rc, 0);
+		edo_join_detach(self->h[self->i]);
+	}
+	free(self->h);
+	EDO_END();
+}
+
+static void check_order(bool paused, long n, uint64_t offset, uint64_t spread)
+{
+	fired_deadline = calloc((size_t)n, sizeof *fired_deadline);
+	fired_at = calloc((size_t)n, sizeof *fired_at);
+	nfired = 0;
+	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD, 0, paused);
+	order_frame f = {EDO_FRAME_INIT(order_main), .n = n, .offset = offset, .spread = spread};
+	uint64_t t0 = mono_ns();
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	uint64_t wall = mono_ns() - t0;
+	CHECK_EQ(nfired, n);
+	uint64_t late_max = 0, late_sum = 0;
+	long inversions = 0;
+	for (long i = 0; i < n; i++) {
+		CHECK_GE(fired_at[i], fired_deadline[i]); /* never early */
+		uint64_t late = fired_at[i] - fired_deadline[i];
+		late_sum += late;
+		if (late > late_max)
+			late_max = late;
+		if (paused) /* the clock lands on the deadline's tick */
+			CHECK_LT(late, EDO_MS(1));
+		/* Deadline order, within one tick (1 ms): timers of one tick
+		 * fire in any order. */
+		if (i > 0 && fired_deadline[i - 1] > fired_deadline[i])
+			inversions++;
+		if (i > 0)
+			CHECK_LT(fired_deadline[i - 1], fired_deadline[i] + EDO_MS(1));
+	}
+	printf("  %ld timers (%s clock): %ld same-tick inversions; lateness mean %.3f ms, "
+	       "max %.3f ms; wall %.0f ms; spawning took %.0f ms\n",
+	       n, paused ? "paused" : "real", inversions, (double)late_sum / (double)n / 1e6,
+	       (double)late_max / 1e6, (double)wall / 1e6,
+	       (double)(f.last_spawned - f.start) / 1e6);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	free(fired_deadline);
+	free(fired_at);
+}
+
+TEST(order_100k_paused)
+{
+	/* Deadlines over 100 virtual seconds: every wheel level up to 2. */
+	check_order(true, test_scale(100000), 0, EDO_SEC(100));
+}
+
+TEST(order_100k_real_clock)
+{
+	/* Registered well before the first fires (spawning is far quicker
+	 * than the 1 s offset, also under sanitizers). */
+	check_order(false, test_scale(100000), EDO_SEC(1), EDO_MS(1000));
+}
+
+/* ---- wheel levels: far deadlines, exact on the paused clock -------------------------- */
+
+static const uint64_t far_ms[] = {
+	1,          63,         64,          65,          4095,        4096,         4097,
+	262143,     262144,     262145,      16777215,    16777216,    16777217,     1073741823,
+	1073741824, 1073741825, 68719476735, 68719476736, 68719476737, 100000000000,
+};
+#define NFAR (sizeof far_ms / sizeof far_ms[0])
+
+typedef struct far_frame {
+	EDO_FRAME;
+	size_t i;
+	edo_instant t0;
+	edo_sleep s;
+} far_frame;
+
+EDO_ASYNC(far_main, far_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < NFAR; self->i++) {
+		self->t0 = edo_instant_now();
+		EDO_AWAIT_SLEEP(&self->s, EDO_MS(far_ms[self->i]));
+		CHECK_EQ(self->s.result, 0);
+		CHECK_EQ(edo_instant_now() - self->t0, EDO_MS(far_ms[self->i]));
+	}
+	EDO_END();
+}
+
+TEST(wheel_levels_paused)
+{
+	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD, 0, true);
+	far_frame f = {EDO_FRAME_INIT(far_main)};
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+/* ---- reset: earlier, later (lock-free), after completion, before polling ----------- */
+
+typedef struct reset_frame {
+	EDO_FRAME;
+	edo_instant t0;
+	edo_sleep s;
+	edo__time *wheel;
+} reset_frame;
+
+EDO_ASYNC(reset_main, reset_frame, NULL)
+{
+	EDO_BEGIN();
+	self->wheel = edo__ctx.time;
+	CHECK(self->wheel != NULL);
+	self->t0 = edo_instant_now();
+
+	/* Later: registered at 100 ms, moved to 300 ms without a lock; the
+	 * wheel re-files it when the 100 ms slot comes up. */
+	edo_sleep_init(&self->s, EDO_MS(100));
+	CHECK_EQ(edo_future_poll(&self->s.base, cx), EDO_PENDING);
+	CHECK_EQ(edo__time_len(self->wheel), 1u);
+	edo_sleep_reset(&self->s, self->t0 + EDO_MS(300));
+	EDO_AWAIT(&self->s);
+	CHECK_EQ(edo_instant_now() - self->t0, EDO_MS(300));
+	CHECK_EQ(edo__time_len(self->wheel), 0u);
+
+	/* After completion: pending again, awaited again. */
+	edo_sleep_reset(&self->s, self->t0 + EDO_MS(350));
+	CHECK(!edo_sleep_is_elapsed(&self->s));
+	EDO_AWAIT(&self->s);
+	CHECK_EQ(edo_instant_now() - self->t0, EDO_MS(350));
+
+	/* Earlier: registered at +1 s, moved to +20 ms. */
+	self->t0 = edo_instant_now();
+	edo_sleep_init(&self->s, EDO_SEC(1));
+	CHECK_EQ(edo_future_poll(&self->s.base, cx), EDO_PENDING);
+	edo_sleep_reset(&self->s, self->t0 + EDO_MS(20));
+	EDO_AWAIT(&self->s);
+	CHECK_EQ(edo_instant_now() - self->t0, EDO_MS(20));
+
+	/* Later, then earlier again (the lazy state, then the lock). */
+	self->t0 = edo_instant_now();
+	edo_sleep_init(&self->s, EDO_MS(10));
+	CHECK_EQ(edo_future_poll(&self->s.base, cx), EDO_PENDING);
+	edo_sleep_reset(&self->s, self->t0 + EDO_MS(5000));
+	edo_sleep_reset(&self->s, self->t0 + EDO_MS(7));
+	EDO_AWAIT(&self->s);
+	CHECK_EQ(edo_instant_now() - self->t0, EDO_MS(7));
+
+	/* Before the first poll: nothing registered until then. */
+	self->t0 = edo_instant_now();
+	edo_sleep_init(&self->s, EDO_MS(10));
+	edo_sleep_reset(&self->s, self->t0 + EDO_MS(40));
+	CHECK_EQ(edo__time_len(self->wheel), 0u);
+	EDO_AWAIT(&self->s);
+	CHECK_EQ(edo_instant_now() - self->t0, EDO_MS(40));
+
+	/* To the past: fires at once. */
+	self->t0 = edo_instant_now();
+	edo_sleep_init(&self->s, EDO_MS(10));
+	CHECK_EQ(edo_future_poll(&self->s.base, cx), EDO_PENDING);
+	edo_sleep_reset(&self->s, self->t0 - EDO_MS(1));
+	CHECK(edo_sleep_is_elapsed(&self->s));
+	EDO_AWAIT(&self->s);
+	CHECK_EQ(edo_instant_now(), self->t0);
+
+	/* Dropping a pending sleep cancels it. */
+	edo_sleep_init(&self->s, EDO_MS(10));
+	CHECK_EQ(edo_future_poll(&self->s.base, cx), EDO_PENDING);
+	CHECK_EQ(edo__time_len(self->wheel), 1u);
+	edo_future_drop(&self->s.base);
+	CHECK_EQ(edo__time_len(self->wheel), 0u);
+	EDO_END();
+}
+
+TEST(reset_earlier_and_later_paused)
+{
+	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD, 0, true);
+	reset_frame f = {EDO_FRAME_INIT(reset_main)};
+	run_in_task(rt, &f.edo_base, sizeof f);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+/* The same on the real clock: moved later, it does not fire at the old
+ * deadline; moved earlier, it fires (not before the new one). */
+typedef struct reset_real_frame {
+	EDO_FRAME;
+	uint64_t t0;
+	edo_sleep s;
+} reset_real_frame;
+
+EDO_ASYNC(reset_real, reset_real_frame, NULL)
+{
+	EDO_BEGIN();
+	self->t0 = mono_ns();
+	edo_sleep_init(&self->s, EDO_MS(5));
+	CHECK_EQ(edo_future_poll(&self->s.base, cx), EDO_PENDING);
+	edo_sleep_reset(&self->s, edo_sleep_deadline(&self->s) + EDO_MS(30));
+	EDO_AWAIT(&self->s);
+	CHECK_GE(mono_ns() - self->t0, EDO_MS(35));
+	printf("  reset later: fired %.3f ms after the new deadline\n",
+	       (double)(mono_ns() - self->t0 - EDO_MS(35)) / 1e6);
+	self->t0 = mono_ns();
+	edo_sleep_init(&self->s, EDO_SEC(3600));
+	CHECK_EQ(edo_future_poll(&self->s.base, cx), EDO_PENDING);
+	edo_sleep_reset(&self->s, edo_instant_now() + EDO_MS(5));
+	EDO_AWAIT(&self->s);
+	CHECK_GE(mono_ns() - self->t0, EDO_MS(5));
+	EDO_END();
+}
+
+TEST(reset_real_clock)
+{
+	for (int flavor = EDO_RT_CURRENT_THREAD; flavor <= EDO_RT_MULTI_THREAD; flavor++) {
+		edo_runtime *rt = make_rt((edo_rt_flavor)flavor, 2, false);
+		reset_real_frame f = {EDO_FRAME_INIT(reset_real)};
+		run_in_task(rt, &f.edo_base, sizeof f);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+	}
+}
+
+/* ---- a reset to earlier from another thread unparks the wheel's owner ------------- */
+
+typedef struct remote_frame {
+	EDO_FRAME;
+	edo_sleep s;
+	atomic_int *published;
+} remote_frame;
+
+EDO_ASYNC(remote_sleeper, remote_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_sleep_init(&self->s, EDO_SEC(3600));
+	CHECK_EQ(edo_future_poll(&self->s.base, cx), EDO_PENDING);
+	atomic_store_explicit(self->published, 1, memory_order_release);
+	/* The worker parks with a one-hour timeout; only the unpark by the
+	 * reset below gets this done before the harness's timeout. */
+	EDO_AWAIT(&self->s);
+	CHECK_EQ(self->s.result, 0);
+	EDO_END();
+}
+
+typedef struct remote_arg {
+	edo_sleep *s;
+	atomic_int *published;
+} remote_arg;
+
+static void *remote_resetter(void *p)
+{
+	remote_arg *a = p;
+	while (!atomic_load_explicit(a->published, memory_order_acquire))
+		usleep(1000);
+	usleep(50000); /* let the owner park */
+	edo_sleep_reset(a->s, edo_instant_now() + EDO_MS(10));
+	return NULL;
+}
+
+TEST(reset_from_other_thread_unparks_owner)
+{
+	for (int flavor = EDO_RT_CURRENT_THREAD; flavor <= EDO_RT_MULTI_THREAD; flavor++) {
+		edo_runtime *rt = make_rt((edo_rt_flavor)flavor, 2, false);
+		static atomic_int published;
+		atomic_store(&published, 0);
+		/* The frame stays where it is (block_on polls it in place), so
+		 * the other thread can be given the sleep's address. */
+		remote_frame f = {EDO_FRAME_INIT(remote_sleeper), .published = &published};
+		remote_arg a = {&f.s, &published};
+		pthread_t th;
+		CHECK_EQ(pthread_create(&th, NULL, remote_resetter, &a), 0);
+		uint64_t t0 = mono_ns();
+		CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+		printf("  %s: done %.1f ms after start (reset at ~50 ms, +10 ms)\n",
+		       flavor == EDO_RT_CURRENT_THREAD ? "current-thread" : "multi-thread",
+		       (double)(mono_ns() - t0) / 1e6);
+		pthread_join(th, NULL);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+	}
+}
+
+/* A worker's wheel: a task on a worker registers; another thread resets it
+ * earlier while that worker is parked. */
+static _Atomic(edo_sleep *) worker_sleep;
+
+typedef struct worker_sleeper_frame {
+	EDO_FRAME;
+	edo_sleep s;
+} worker_sleeper_frame;
+
+EDO_ASYNC(worker_sleeper, worker_sleeper_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_sleep_init(&self->s, EDO_SEC(3600));
+	CHECK_EQ(edo_future_poll(&self->s.base, cx), EDO_PENDING);
+	/* Task memory does not move: the address may be published. */
+	atomic_store_explicit(&worker_sleep, &self->s, memory_order_release);
+	EDO_AWAIT(&self->s);
+	CHECK_EQ(self->s.result, 0);
+	EDO_END();
+}
+
+static void *worker_resetter(void *p)
+{
+	(void)p;
+	edo_sleep *s;
+	while (!(s = atomic_load_explicit(&worker_sleep, memory_order_acquire)))
+		usleep(1000);
+	usleep(50000);
+	edo_sleep_reset(s, edo_instant_now() + EDO_MS(10));
+	return NULL;
+}
+
+TEST(reset_from_other_thread_unparks_worker)
+{
+	edo_runtime *rt = make_rt(EDO_RT_MULTI_THREAD, 2, false);
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, worker_resetter, NULL), 0);
+	worker_sleeper_frame f = {EDO_FRAME_INIT(worker_sleeper)};
+	run_in_task(rt, &f.edo_base, sizeof f);
+	pthread_join(th, NULL);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+/* ---- cancel and reset racing with expiry (multi-thread; TSan) ------------------------- */
+
+/* Handed to the racer thread: a registered sleep it resets or drops while
+ * the owning worker's wheel may be firing it.  The task waits meanwhile, so
+ * the sleep still has one user at a time. */
+typedef struct race_req {
+	edo_sleep *s;
+	bool done, dropped; /* the racer finished with it (by dropping it) */
+	edo_waker waker;    /* the task waiting for done */
+} race_req;
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	race_req *req; /* waiting to be taken */
+	bool stop;
+} ho = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static atomic_long race_fired, race_cancelled, race_reset, race_remote;
+
+static void *racer(void *p)
+{
+	uint64_t seed = 77;
+	(void)p;
+	pthread_mutex_lock(&ho.lock);
+	for (;;) {
+		while (!ho.req && !ho.stop)
+			pthread_cond_wait(&ho.cond, &ho.lock);
+		if (ho.stop)
+			break;
+		race_req *req = ho.req;
+		ho.req = NULL;
+		pthread_mutex_unlock(&ho.lock);
+		edo_sleep *s = req->s;
+		uint64_t r = rnd(&seed);
+		bool dropped = false;
+		switch (r % 4) {
+		case 0:
+			edo_future_drop(&s->base);
+			dropped = true;
+			break;
+		case 1:
+			edo_sleep_reset(s, edo_instant_now() + r % EDO_MS(2));
+			break;
+		case 2:
+			edo_sleep_reset(s, edo_sleep_deadline(s) + r % EDO_MS(2));
+			break;
+		default:
+			break;
+		}
+		atomic_fetch_add(&race_remote, 1);
+		pthread_mutex_lock(&ho.lock);
+		req->done = true;
+		req->dropped = dropped;
+		edo_waker w = edo_waker_take(&req->waker);
+		pthread_mutex_unlock(&ho.lock);
+		edo_waker_wake(w);
+		pthread_mutex_lock(&ho.lock);
+	}
+	pthread_mutex_unlock(&ho.lock);
+	return NULL;
+}
+
+/* Try to hand @s to the racer; false if it is busy. */
+static bool handoff_give(race_req *req, edo_sleep *s)
+{
+	pthread_mutex_lock(&ho.lock);
+	bool ok = !ho.req;
+	if (ok) {
+		*req = (race_req){.s = s};
+		ho.req = req;
+		pthread_cond_signal(&ho.cond);
+	}
+	pthread_mutex_unlock(&ho.lock);
+	return ok;
+}
+
+static edo_poll handoff_wait(race_req *req, edo_cx *cx)
+{
+	pthread_mutex_lock(&ho.lock);
+	bool done = req->done;
+	if (!done)
+		edo_waker_set(&req->waker, cx->waker);
+	pthread_mutex_unlock(&ho.lock);
+	return done ? EDO_READY : EDO_PENDING;
+}
+
+typedef struct racer_task_frame {
+	EDO_FRAME;
+	uint64_t seed;
+	int iters, i;
+	edo_sleep s;
+	bool given;
+	race_req req;
+} racer_task_frame;
+
+EDO_ASYNC(racer_task, racer_task_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < self->iters; self->i++) {
+		uint64_t r = rnd(&self->seed);
+		edo_sleep_init(&self->s, r % EDO_US(1500));
+		if (edo_future_poll(&self->s.base, cx) == EDO_READY) {
+			atomic_fetch_add(&race_fired, 1);
+			continue;
+		}
+		/* Registered on this worker's wheel.  Let time pass, maybe move
+		 * to another worker (a thief), then race with the expiry. */
+		if (r & 1)
+			EDO_YIELD();
+		r = rnd(&self->seed);
+		self->given = (r % 8 == 0) && handoff_give(&self->req, &self->s);
+		if (self->given) {
+			EDO_AWAIT_POLL(handoff_wait(&self->req, cx));
+			if (self->req.dropped) {
+				atomic_fetch_add(&race_cancelled, 1);
+				continue;
+			}
+			EDO_AWAIT(&self->s);
+			atomic_fetch_add(&race_fired, 1);
+			continue;
+		}
+		switch (r % 4) {
+		case 0:
+			edo_future_drop(&self->s.base); /* cancel, maybe from another worker */
+			atomic_fetch_add(&race_cancelled, 1);
+			break;
+		case 1:
+			edo_sleep_reset(&self->s, edo_instant_now() + r % EDO_US(1500));
+			atomic_fetch_add(&race_reset, 1);
+			EDO_AWAIT(&self->s);
+			atomic_fetch_add(&race_fired, 1);
+			break;
+		case 2:
+			edo_sleep_reset(&self->s, edo_sleep_deadline(&self->s) + r % EDO_US(1500));
+			atomic_fetch_add(&race_reset, 1);
+			EDO_AWAIT(&self->s);
+			atomic_fetch_add(&race_fired, 1);
+			break;
+		default:
+			EDO_AWAIT(&self->s);
+			atomic_fetch_add(&race_fired, 1);
+			break;
+		}
+	}
+	EDO_END();
+}
+
+typedef struct race_main_frame {
+	EDO_FRAME;
+	int tasks, iters, i, rc;
+	edo_join **h;
+} race_main_frame;
+
+EDO_ASYNC(race_main, race_main_frame, NULL)
+{
+	EDO_BEGIN();
+	self->h = calloc((size_t)self->tasks, sizeof *self->h);
+	for (self->i = 0; self->i < self->tasks; self->i++)
+		CHECK_EQ(EDO_SPAWN(&self->h[self->i], racer_task, .iters = self->iters,
+				   .seed = 1000u + (unsigned)self->i),
+			 0);
+	for (self->i = 0; self->i < self->tasks; self->i++) {
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		CHECK_EQ(self->rc, 0);
+		edo_join_detach(self->h[self->i]);
+	}
+	free(self->h);
+	EDO_END();
+}
+
+TEST(cancel_reset_race_multi_thread)
+{
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, racer, NULL), 0);
+	edo_runtime *rt = make_rt(EDO_RT_MULTI_THREAD, 4, false);
+	race_main_frame f = {EDO_FRAME_INIT(race_main), .tasks = 64,
+			     .iters = (int)test_scale(2000)};
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	pthread_mutex_lock(&ho.lock);
+	ho.stop = true;
+	pthread_cond_signal(&ho.cond);
+	pthread_mutex_unlock(&ho.lock);
+	pthread_join(th, NULL);
+	printf("  fired %ld, cancelled %ld, reset %ld, handed to another thread %ld\n",
+	       atomic_load(&race_fired), atomic_load(&race_cancelled), atomic_load(&race_reset),
+	       atomic_load(&race_remote));
+	CHECK_EQ(atomic_load(&race_fired) + atomic_load(&race_cancelled), (long)f.tasks * f.iters);
+}
+
+/* Many timers over several workers: all fire, none early. */
+static atomic_long mt_early, mt_fired;
+
+typedef struct mt_sleeper_frame {
+	EDO_FRAME;
+	uint64_t ms;
+	uint64_t t0;
+	edo_sleep s;
+} mt_sleeper_frame;
+
+EDO_ASYNC(mt_sleeper, mt_sleeper_frame, NULL)
+{
+	EDO_BEGIN();
+	self->t0 = mono_ns();
+	EDO_AWAIT_SLEEP(&self->s, EDO_MS(self->ms));
+	if (mono_ns() - self->t0 < EDO_MS(self->ms))
+		atomic_fetch_add(&mt_early, 1);
+	atomic_fetch_add(&mt_fired, 1);
+	EDO_END();
+}
+
+typedef struct mt_many_frame {
+	EDO_FRAME;
+	long n, i;
+	int rc;
+	edo_join **h;
+	uint64_t seed;
+} mt_many_frame;
+
+EDO_ASYNC(mt_many, mt_many_frame, NULL)
+{
+	EDO_BEGIN();
+	self->h = calloc((size_t)self->n, sizeof *self->h);
+	self->seed = 5;
+	for (self->i = 0; self->i < self->n; self->i++)
+		CHECK_EQ(EDO_SPAWN(&self->h[self->i], mt_sleeper, .ms = rnd(&self->seed) % 200), 0);
+	for (self->i = 0; self->i < self->n; self->i++) {
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		edo_join_detach(self->h[self->i]);
+	}
+	free(self->h);
+	EDO_END();
+}
+
+TEST(many_timers_multi_thread)
+{
+	edo_runtime *rt = make_rt(EDO_RT_MULTI_THREAD, 2, false);
+	mt_many_frame f = {EDO_FRAME_INIT(mt_many), .n = test_scale(50000)};
+	run_in_task(rt, &f.edo_base, sizeof f);
+	CHECK_EQ(atomic_load(&mt_fired), f.n);
+	CHECK_EQ(atomic_load(&mt_early), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+/* ---- timeouts ------------------------------------------------------------------------ */
+
+/* A future that is PENDING @polls times (waking itself), then READY. */
+typedef struct slowpoke {
+	edo_future base;
+	int polls;
+	bool done;
+} slowpoke;
+
+static edo_poll slowpoke_poll(edo_future *f, edo_cx *cx)
+{
+	slowpoke *p = (slowpoke *)f;
+	if (p->polls-- > 0) {
+		edo_defer_wake(cx);
+		return EDO_PENDING;
+	}
+	p->done = true;
+	return EDO_READY;
+}
+
+static int slowpoke_drops;
+static void slowpoke_drop(edo_future *f)
+{
+	(void)f;
+	slowpoke_drops++;
+}
+
+static const edo_future_vtable slowpoke_vt = {slowpoke_poll, slowpoke_drop};
+
+typedef struct timeout_frame {
+	EDO_FRAME;
+	edo_instant t0;
+	edo_timeout to;
+	edo_sleep inner_sleep;
+	slowpoke sp;
+	edo__time *wheel;
+} timeout_frame;
+
+EDO_ASYNC(timeout_main, timeout_frame, NULL)
+{
+	EDO_BEGIN();
+	self->wheel = edo__ctx.time;
+	/* Inner ready at once: no timer is ever registered. */
+	self->sp = (slowpoke){{&slowpoke_vt}, 0, false};
+	edo_timeout_init(&self->to, &self->sp.base, EDO_SEC(1));
+	CHECK_EQ(edo_future_poll(&self->to.base, cx), EDO_READY);
+	CHECK_EQ(self->to.result, 0);
+	CHECK(self->sp.done);
+	CHECK_EQ(edo__time_len(self->wheel), 0u);
+
+	/* Inner pending once: registered meanwhile, removed on completion. */
+	self->sp = (slowpoke){{&slowpoke_vt}, 1, false};
+	edo_timeout_init(&self->to, &self->sp.base, EDO_SEC(1));
+	CHECK_EQ(edo_future_poll(&self->to.base, cx), EDO_PENDING);
+	CHECK_EQ(edo__time_len(self->wheel), 1u);
+	EDO_AWAIT(&self->to);
+	CHECK_EQ(self->to.result, 0);
+	CHECK_EQ(edo__time_len(self->wheel), 0u);
+
+	/* The deadline first: the inner future is dropped. */
+	self->t0 = edo_instant_now();
+	edo_sleep_init(&self->inner_sleep, EDO_MS(100));
+	EDO_AWAIT_TIMEOUT(&self->to, &self->inner_sleep.base, EDO_MS(50));
+	CHECK_EQ(self->to.result, -ETIMEDOUT);
+	CHECK_EQ(edo_instant_now() - self->t0, EDO_MS(50));
+	CHECK(edo_future_is_empty(&self->inner_sleep.base));
+	CHECK_EQ(edo__time_len(self->wheel), 0u);
+
+	/* The inner future first. */
+	self->t0 = edo_instant_now();
+	edo_sleep_init(&self->inner_sleep, EDO_MS(50));
+	EDO_AWAIT_TIMEOUT(&self->to, &self->inner_sleep.base, EDO_MS(100));
+	CHECK_EQ(self->to.result, 0);
+	CHECK_EQ(self->inner_sleep.result, 0);
+	CHECK_EQ(edo_instant_now() - self->t0, EDO_MS(50));
+	CHECK_EQ(edo__time_len(self->wheel), 0u);
+
+	/* Dropping a pending timeout drops the inner future and the timer. */
+	slowpoke_drops = 0;
+	self->sp = (slowpoke){{&slowpoke_vt}, 1000, false};
+	edo_timeout_init(&self->to, &self->sp.base, EDO_SEC(5));
+	CHECK_EQ(edo_future_poll(&self->to.base, cx), EDO_PENDING);
+	edo_future_drop(&self->to.base);
+	CHECK_EQ(slowpoke_drops, 1);
+	CHECK_EQ(edo__time_len(self->wheel), 0u);
+	EDO_END();
+}
+
+TEST(timeout_paused)
+{
+	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD, 0, true);
+	timeout_frame f = {EDO_FRAME_INIT(timeout_main)};
+	run_in_task(rt, &f.edo_base, sizeof f);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+/* An inner future that spends the whole budget every poll (and never
+ * completes) still times out. */
+typedef struct hog {
+	edo_future base;
+	long polls;
+} hog;
+
+static edo_poll hog_poll(edo_future *f, edo_cx *cx)
+{
+	hog *h = (hog *)f;
+	h->polls++;
+	while (edo_coop_poll_proceed(cx) == EDO_READY)
+		;
+	return EDO_PENDING; /* its wake was deferred by the spent budget */
+}
+
+static const edo_future_vtable hog_vt = {hog_poll, NULL};
+
+typedef struct hog_frame {
+	EDO_FRAME;
+	hog h;
+	edo_timeout to;
+	uint64_t t0;
+} hog_frame;
+
+EDO_ASYNC(hog_main, hog_frame, NULL)
+{
+	EDO_BEGIN();
+	self->h = (hog){{&hog_vt}, 0};
+	self->t0 = mono_ns();
+	EDO_AWAIT_TIMEOUT(&self->to, &self->h.base, EDO_MS(20));
+	CHECK_EQ(self->to.result, -ETIMEDOUT);
+	CHECK_GE(mono_ns() - self->t0, EDO_MS(20));
+	CHECK_GT(self->h.polls, 1);
+	EDO_END();
+}
+
+TEST(timeout_of_budget_hog)
+{
+	for (int flavor = EDO_RT_CURRENT_THREAD; flavor <= EDO_RT_MULTI_THREAD; flavor++) {
+		edo_runtime *rt = make_rt((edo_rt_flavor)flavor, 2, false);
+		hog_frame f = {EDO_FRAME_INIT(hog_main)};
+		run_in_task(rt, &f.edo_base, sizeof f);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+	}
+}
+
+/* A completed sleep consumes budget: polling it in a loop is forced to
+ * yield, like any ready resource. */
+typedef struct budget_frame {
+	EDO_FRAME;
+	edo_sleep s;
+	int ready_in_a_row;
+} budget_frame;
+
+EDO_ASYNC(budget_main, budget_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_AWAIT_SLEEP(&self->s, 0);
+	EDO_YIELD(); /* a fresh budget */
+	for (;;) {
+		if (edo_future_poll(&self->s.base, cx) == EDO_PENDING)
+			break;
+		self->ready_in_a_row++;
+		CHECK_LE(self->ready_in_a_row, EDO_COOP_BUDGET);
+	}
+	CHECK_EQ(self->ready_in_a_row, EDO_COOP_BUDGET);
+	EDO_YIELD();
+	EDO_END();
+}
+
+TEST(sleep_consumes_budget)
+{
+	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD, 0, false);
+	budget_frame f = {EDO_FRAME_INIT(budget_main)};
+	run_in_task(rt, &f.edo_base, sizeof f);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+/* ---- intervals: burst, delay, skip (paused clock) ---------------------------------------- */
+
+typedef struct interval_frame {
+	EDO_FRAME;
+	edo_missed_tick mode;
+	edo_interval iv;
+	edo_instant start;
+	int n;
+	uint64_t tick[8], at[8]; /* ms since start */
+} interval_frame;
+
+EDO_ASYNC(interval_main, interval_frame, NULL)
+{
+	EDO_BEGIN();
+	self->start = edo_instant_now();
+	CHECK_EQ(edo_interval_init(&self->iv, EDO_MS(10), self->mode), 0);
+	for (self->n = 0; self->n < 6; self->n++) {
+		EDO_AWAIT(&self->iv);
+		CHECK_EQ(self->iv.result, 0);
+		self->tick[self->n] = (self->iv.tick - self->start) / EDO_MS(1);
+		self->at[self->n] = (edo_instant_now() - self->start) / EDO_MS(1);
+		if (self->n == 1) /* the task stalls for 35 ms after the tick at 10 */
+			CHECK_EQ(edo_time_advance(EDO_MS(35)), 0);
+	}
+	edo_future_drop(&self->iv.base);
+	EDO_END();
+}
+
+static void check_interval(edo_missed_tick mode, const uint64_t tick[6], const uint64_t at[6])
+{
+	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD, 0, true);
+	interval_frame f = {EDO_FRAME_INIT(interval_main), .mode = mode};
+	run_in_task(rt, &f.edo_base, sizeof f);
+	for (int i = 0; i < 6; i++) {
+		CHECK_EQ(f.tick[i], tick[i]);
+		CHECK_EQ(f.at[i], at[i]);
+	}
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+TEST(interval_missed_tick_modes)
+{
+	/* Ticks at 0 and 10, then a 35 ms stall (now = 45). */
+	static const uint64_t burst_tick[] = {0, 10, 20, 30, 40, 50};
+	static const uint64_t burst_at[] = {0, 10, 45, 45, 45, 50};
+	check_interval(EDO_MISSED_TICK_BURST, burst_tick, burst_at);
+	static const uint64_t delay_tick[] = {0, 10, 20, 55, 65, 75};
+	static const uint64_t delay_at[] = {0, 10, 45, 55, 65, 75};
+	check_interval(EDO_MISSED_TICK_DELAY, delay_tick, delay_at);
+	static const uint64_t skip_tick[] = {0, 10, 20, 50, 60, 70};
+	static const uint64_t skip_at[] = {0, 10, 45, 50, 60, 70};
+	check_interval(EDO_MISSED_TICK_SKIP, skip_tick, skip_at);
+	edo_interval iv;
+	CHECK_EQ(edo_interval_init(&iv, 0, EDO_MISSED_TICK_BURST), -EINVAL);
+	CHECK_EQ(edo_interval_init(&iv, 1, (edo_missed_tick)7), -EINVAL);
+}
+
+/* On the real clock: ticks are never early. */
+typedef struct interval_real_frame {
+	EDO_FRAME;
+	edo_interval iv;
+	int n;
+	uint64_t t0;
+} interval_real_frame;
+
+EDO_ASYNC(interval_real, interval_real_frame, NULL)
+{
+	EDO_BEGIN();
+	self->t0 = mono_ns();
+	CHECK_EQ(edo_interval_init(&self->iv, EDO_MS(5), EDO_MISSED_TICK_SKIP), 0);
+	for (self->n = 0; self->n < 10; self->n++) {
+		EDO_AWAIT(&self->iv);
+		CHECK_GE(mono_ns() - self->t0, (uint64_t)self->n * EDO_MS(5));
+		CHECK_GE(edo_instant_now(), self->iv.tick);
+	}
+	edo_interval_reset(&self->iv);
+	EDO_AWAIT(&self->iv);
+	edo_future_drop(&self->iv.base);
+	EDO_END();
+}
+
+TEST(interval_real_clock)
+{
+	edo_runtime *rt = make_rt(EDO_RT_MULTI_THREAD, 2, false);
+	interval_real_frame f = {EDO_FRAME_INIT(interval_real)};
+	run_in_task(rt, &f.edo_base, sizeof f);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+/* ---- the paused clock ------------------------------------------------------------------- */
+
+typedef struct paused_frame {
+	EDO_FRAME;
+	edo_instant t0;
+	edo_sleep s;
+	uint64_t wall0;
+} paused_frame;
+
+EDO_ASYNC(paused_main, paused_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK(edo_time_is_paused());
+	self->wall0 = mono_ns();
+	self->t0 = edo_instant_now();
+	CHECK_EQ(edo_instant_now(), self->t0); /* frozen */
+	/* An hour passes at once: auto-advance. */
+	EDO_AWAIT_SLEEP(&self->s, EDO_SEC(3600));
+	CHECK_EQ(edo_instant_now() - self->t0, EDO_SEC(3600));
+	/* Advance by hand past a registered timer; it fires at the next
+	 * driver turn. */
+	self->t0 = edo_instant_now();
+	edo_sleep_init(&self->s, EDO_SEC(5));
+	CHECK_EQ(edo_future_poll(&self->s.base, cx), EDO_PENDING);
+	CHECK_EQ(edo_time_advance(EDO_SEC(10)), 0);
+	CHECK_EQ(edo_instant_now() - self->t0, EDO_SEC(10));
+	EDO_YIELD();
+	CHECK(edo_sleep_is_elapsed(&self->s));
+	EDO_AWAIT(&self->s);
+	/* Resume: real time runs on from the paused instant. */
+	self->t0 = edo_instant_now();
+	CHECK_EQ(edo_time_pause(), -EALREADY);
+	CHECK_EQ(edo_time_resume(), 0);
+	CHECK_EQ(edo_time_resume(), -EINVAL);
+	CHECK(!edo_time_is_paused());
+	CHECK_GE(edo_instant_now(), self->t0);
+	CHECK_EQ(edo_time_advance(1), -EINVAL);
+	EDO_AWAIT_SLEEP(&self->s, EDO_MS(2));
+	CHECK_GE(edo_instant_now(), self->t0 + EDO_MS(2));
+	/* Pause again from inside. */
+	CHECK_EQ(edo_time_pause(), 0);
+	self->t0 = edo_instant_now();
+	EDO_AWAIT_SLEEP(&self->s, EDO_SEC(86400));
+	/* Not on a whole millisecond since resuming: lands on the tick. */
+	CHECK_GE(edo_instant_now() - self->t0, EDO_SEC(86400));
+	CHECK_LT(edo_instant_now() - self->t0, EDO_SEC(86400) + EDO_MS(1));
+	printf("  %.0f virtual seconds in %.1f ms of real time\n", 3600.0 + 10 + 86400,
+	       (double)(mono_ns() - self->wall0) / 1e6);
+	EDO_END();
+}
+
+TEST(paused_clock_auto_advance)
+{
+	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD, 0, true);
+	paused_frame f = {EDO_FRAME_INIT(paused_main)};
+	run_in_task(rt, &f.edo_base, sizeof f);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	/* Outside a runtime. */
+	CHECK_EQ(edo_time_pause(), EDO_ENORUNTIME);
+	CHECK_EQ(edo_time_advance(1), EDO_ENORUNTIME);
+	CHECK_EQ(edo_time_resume(), EDO_ENORUNTIME);
+	CHECK(!edo_time_is_paused());
+}
+
+/* Auto-advance waits while a task can still run: a timer never overtakes
+ * work that is ready. */
+typedef struct busy_frame {
+	EDO_FRAME;
+	int i;
+	edo_instant t0;
+} busy_frame;
+
+EDO_ASYNC(busy_main, busy_frame, NULL)
+{
+	EDO_BEGIN();
+	self->t0 = edo_instant_now();
+	for (self->i = 0; self->i < 1000; self->i++)
+		EDO_YIELD();
+	CHECK_EQ(edo_instant_now(), self->t0);
+	EDO_END();
+}
+
+TEST(paused_clock_waits_for_ready_tasks)
+{
+	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD, 0, true);
+	busy_frame f = {EDO_FRAME_INIT(busy_main)};
+	run_in_task(rt, &f.edo_base, sizeof f);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+/* Multi-thread: a paused clock moves only by edo_time_advance, which
+ * unparks the workers to look at their wheels. */
+static atomic_int mt_registered;
+
+typedef struct mt_paused_frame {
+	EDO_FRAME;
+	edo_join *h;
+	int rc;
+	edo_instant t0;
+	edo_sleep s;
+} mt_paused_frame;
+
+EDO_ASYNC(mt_paused_sleeper, mt_paused_frame, NULL)
+{
+	EDO_BEGIN();
+	self->t0 = edo_instant_now();
+	edo_sleep_init(&self->s, EDO_SEC(60));
+	CHECK_EQ(edo_future_poll(&self->s.base, cx), EDO_PENDING);
+	atomic_store(&mt_registered, 1);
+	EDO_AWAIT(&self->s);
+	CHECK_GE(edo_instant_now() - self->t0, EDO_SEC(60));
+	EDO_END();
+}
+
+EDO_ASYNC(mt_paused_main, mt_paused_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(EDO_SPAWN(&self->h, mt_paused_sleeper), 0);
+	while (!atomic_load(&mt_registered))
+		EDO_YIELD();
+	CHECK_EQ(edo_time_advance(EDO_SEC(60)), 0);
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->h);
+	EDO_END();
+}
+
+TEST(paused_clock_multi_thread_advance)
+{
+	edo_runtime *rt = make_rt(EDO_RT_MULTI_THREAD, 2, true);
+	mt_paused_frame f = {EDO_FRAME_INIT(mt_paused_main)};
+	run_in_task(rt, &f.edo_base, sizeof f);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+/* ---- shutdown and misuse ---------------------------------------------------------------- */
+
+/* A block_on future that leaves a registered sleep behind (in memory the
+ * caller owns) and completes. */
+typedef struct leave_frame {
+	EDO_FRAME;
+	edo_sleep *s;
+} leave_frame;
+
+EDO_ASYNC(leave_pending, leave_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_sleep_init(self->s, EDO_SEC(3600));
+	CHECK_EQ(edo_future_poll(&self->s->base, cx), EDO_PENDING);
+	EDO_END();
+}
+
+static int cancelled_cleanups;
+
+typedef struct doomed_frame {
+	EDO_FRAME;
+	edo_sleep s;
+} doomed_frame;
+
+static void doomed_cleanup(doomed_frame *self)
+{
+	/* The task is cancelled (dropped) before the timers are shut down:
+	 * its sleep never saw EDO_ESHUTDOWN. */
+	CHECK(!edo_sleep_is_elapsed(&self->s));
+	cancelled_cleanups++;
+}
+
+EDO_ASYNC(doomed, doomed_frame, doomed_cleanup)
+{
+	EDO_BEGIN();
+	EDO_AWAIT_SLEEP(&self->s, EDO_SEC(3600));
+	CHECK(false); /* never completes */
+	EDO_END();
+}
+
+typedef struct spawn_doomed_frame {
+	EDO_FRAME;
+	int i;
+} spawn_doomed_frame;
+
+EDO_ASYNC(spawn_doomed, spawn_doomed_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < 10; self->i++)
+		CHECK_EQ(EDO_SPAWN(NULL, doomed), 0);
+	EDO_YIELD(); /* let them register */
+	EDO_YIELD();
+	EDO_END();
+}
+
+TEST(shutdown_fires_pending_timers_as_cancelled)
+{
+	/* Current-thread: the timer outside any task completes with
+	 * EDO_ESHUTDOWN when the runtime is freed. */
+	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD, 0, false);
+	edo_sleep s;
+	leave_frame f = {EDO_FRAME_INIT(leave_pending), .s = &s};
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	CHECK(!edo_sleep_is_elapsed(&s));
+	spawn_doomed_frame d = {EDO_FRAME_INIT(spawn_doomed)};
+	CHECK_EQ(edo_block_on(rt, &d.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	CHECK(edo_sleep_is_elapsed(&s));
+	CHECK_EQ(s.result, EDO_ESHUTDOWN);
+	CHECK_EQ(cancelled_cleanups, 10);
+	edo_future_drop(&s.base); /* after the runtime: safe, a no-op */
+
+	/* Multi-thread: a block_on thread's timers end with its block_on;
+	 * tasks' timers are cancelled with their tasks at shutdown. */
+	cancelled_cleanups = 0;
+	rt = make_rt(EDO_RT_MULTI_THREAD, 2, false);
+	f = (leave_frame){EDO_FRAME_INIT(leave_pending), .s = &s};
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	CHECK(edo_sleep_is_elapsed(&s));
+	CHECK_EQ(s.result, EDO_ESHUTDOWN);
+	d = (spawn_doomed_frame){EDO_FRAME_INIT(spawn_doomed)};
+	CHECK_EQ(edo_block_on(rt, &d.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	CHECK_EQ(cancelled_cleanups, 10);
+}
+
+TEST(outside_a_runtime)
+{
+	edo_sleep s;
+	edo_sleep_init(&s, EDO_MS(1));
+	edo_cx cx = {edo_noop_waker()};
+	CHECK_EQ(edo_future_poll(&s.base, &cx), EDO_READY);
+	CHECK_EQ(s.result, EDO_ENORUNTIME);
+	edo_future_drop(&s.base);
+	edo_instant a = edo_instant_now(), b = edo_instant_now();
+	CHECK_LE(a, b);
+	CHECK_EQ(edo_instant_add(UINT64_MAX - 5, 10), UINT64_MAX);
+	/* A never-polled sleep costs nothing and drops as a no-op. */
+	edo_sleep_init(&s, EDO_SEC(1));
+	edo_future_drop(&s.base);
+}
+
+TEST_MAIN()
