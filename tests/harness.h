@@ -116,8 +116,16 @@ extern int test_count;
  * keep the suite inside CI's time while still hammering each race. */
 static inline long test_scale(long n)
 {
+	/* Unset, empty or not a number: full size.  (`make test` exports the
+	 * variable empty, and atof("") would scale every loop down to 1.) */
 	const char *s = getenv("EDO_STRESS_SCALE");
-	double f = s ? atof(s) : 1.0;
+	double f = 1.0;
+	if (s && *s) {
+		char *end;
+		double v = strtod(s, &end);
+		if (end != s)
+			f = v;
+	}
 	long r = (long)((double)n * f);
 	return r > 0 ? r : 1;
 }
