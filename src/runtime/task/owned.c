@@ -36,7 +36,10 @@ void edo__owned_destroy(edo__owned *o)
 
 bool edo__owned_bind(edo__owned *o, edo__task *t)
 {
-	uint32_t i = (uint32_t)t->id & o->mask;
+	/* Ids come in per-thread blocks of 256 (edo__task_next_id), so the
+	 * block number picks a shard per spawning thread: threads spawning at
+	 * once do not share a lock. */
+	uint32_t i = (uint32_t)(t->id >> 8) & o->mask;
 	edo__owned_shard *sh = &o->shards[i];
 	pthread_mutex_lock(&sh->lock);
 	if (atomic_load_explicit(&o->closed, memory_order_relaxed)) {
