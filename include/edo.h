@@ -12,6 +12,8 @@
  *   edo/fiber.h    stackful fibers (edo_fiber_spawn, edo_fiber_await, ...)
  *   edo/io.h       driving file descriptors through the I/O reactor
  *   edo/time.h     sleeps, timeouts, intervals, the paused test clock
+ *   edo/stream.h   byte streams: read/write utilities, buffering, copy, duplex
+ *   edo/net.h      TCP, UDP and Unix sockets, address resolution
  *   edo/metrics.h  runtime and per-worker metrics
  */
 #ifndef EDO_H
@@ -29,6 +31,8 @@
 #include "edo/fiber.h"
 #include "edo/io.h"
 #include "edo/time.h"
+#include "edo/stream.h"
+#include "edo/net.h"
 #include "edo/metrics.h"
 #include "edo/sync.h"
 

@@ -1,0 +1,392 @@
+/* Edo — networking: TCP, UDP and Unix sockets on the runtime's reactor,
+ * and address resolution.
+ *
+ *     edo_addr a;
+ *     edo_addr_parse(&a, "127.0.0.1:8080");
+ *     edo_tcp_listener *l;
+ *     int rc = edo_tcp_listener_bind(&a, NULL, &l);
+ *     ...                                  // in a coroutine:
+ *     EDO_AWAIT_POLL(edo_tcp_listener_poll_accept(self->l, cx, &self->s, &self->peer, &self->rc));
+ *     EDO_AWAIT_POLL(edo_tcp_stream_poll_read(self->s, cx, self->buf, sizeof self->buf, &self->n));
+ *     EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->s), self->buf, self->n));
+ *     edo_tcp_stream_close(self->s);
+ *
+ * Every socket is non-blocking, close-on-exec, and registered once with
+ * the reactor of the runtime it was made in (edge-triggered epoll).  Making
+ * one needs a runtime context: a task, or edo_block_on (else
+ * EDO_ENORUNTIME).  Streams are edo_streams (edo/stream.h), so every
+ * stream utility works on them.
+ *
+ * Errors are negative: -errno from the system call (-ECONNREFUSED,
+ * -ECONNRESET, -EPIPE, -EADDRINUSE, ...; writing to a reset connection
+ * never raises SIGPIPE), -EBADF for a socket that was closed, EDO_ESHUTDOWN
+ * once the runtime shut down, -EINVAL for bad input (which changes nothing).
+ *
+ * Lifetime.  A socket is reference-counted: each handle holds a reference
+ * and the descriptor is closed when the last one is released, so a task
+ * that still holds a handle never sees its descriptor reused.
+ *   _drop()   releases one handle.
+ *   _close()  closes the socket for every handle now -- operations pending
+ *             on other handles (another task's read, accept or recv) wake
+ *             up and fail with -EBADF, as do later ones -- and releases this
+ *             handle.  For a socket with a single handle the two are the same.
+ * edo_tcp_stream_into_split() makes two handles of a stream (a read half
+ * and a write half) for two tasks; the listener and datagram sockets are
+ * shared through _clone() (another reference to the same socket).
+ *
+ * Waiting.  Poll functions (_poll_read, _poll_accept, _poll_recv_from, ...)
+ * keep no state: call again until READY.  Each socket has one waiter slot
+ * per direction: one task at a time may wait to read (or accept, or
+ * receive) and one to write (or send) through them; a second one waiting in
+ * the same direction takes the slot over.  Readiness futures
+ * (edo_net_ready) may wait in any number.  Every operation that finds its
+ * socket ready takes a unit of the task's cooperative budget.  A poll that
+ * is dropped while pending (its task cancelled, its frame dropped) leaves
+ * the socket usable: the next poll from any task works.
+ *
+ * Thread-safety: one task per direction per socket at a time (above);
+ * _close, _drop, _clone and the option functions may be called from any
+ * thread.  Different sockets are independent.
+ */
+#ifndef EDO_NET_H
+#define EDO_NET_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include "edo/future.h"
+#include "edo/io.h"
+#include "edo/stream.h"
+#include "edo/task.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ==== addresses ========================================================================== */
+
+/** A socket address (IPv4, IPv6 or Unix) and its length, by value. */
+typedef struct edo_addr {
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in4;
+		struct sockaddr_in6 in6;
+		struct sockaddr_un un;
+		struct sockaddr_storage ss;
+	} u;
+	socklen_t len;
+} edo_addr;
+
+/** Longest text edo_addr_format() writes, with its NUL ("[v6%scope]:port", a Unix path). */
+#define EDO_ADDR_STRLEN 128
+
+/** edo_addr_ip() - @ip ("127.0.0.1", "::1", "fe80::1%lo") and @port.  0 or -EINVAL. */
+int edo_addr_ip(edo_addr *a, const char *ip, uint16_t port);
+
+/** edo_addr_parse() - "1.2.3.4:80" or "[::1]:80".  0 or -EINVAL. */
+int edo_addr_parse(edo_addr *a, const char *s);
+
+/**
+ * edo_addr_unix() - a Unix socket path; a leading '@' names an address in
+ * the abstract namespace (Linux).  0, or -EINVAL if it is empty or too long.
+ */
+int edo_addr_unix(edo_addr *a, const char *path);
+
+/** edo_addr_format() - "1.2.3.4:80", "[::1]:80", the path, or "@name"; -ENOSPC if @len is short. */
+int edo_addr_format(const edo_addr *a, char *buf, size_t len);
+
+/** edo_addr_port() - the port of an IP address (0 for others). */
+uint16_t edo_addr_port(const edo_addr *a);
+
+/** edo_addr_family() - AF_INET, AF_INET6, AF_UNIX, or AF_UNSPEC. */
+int edo_addr_family(const edo_addr *a);
+
+/** edo_addr_equal() - same family, address and port (or path). */
+bool edo_addr_equal(const edo_addr *a, const edo_addr *b);
+
+/* ==== address resolution ================================================================== */
+
+/**
+ * edo_lookup_host() - resolve @host (a name or an IP literal) and @port to
+ * the addresses to try, in getaddrinfo(3) order.  Names are resolved with
+ * getaddrinfo on the runtime's blocking pool; literals at once.  Outputs:
+ * rc = 0, -ENOENT (no such host), -EAGAIN (temporary failure), -ENOMEM or
+ * -EINVAL; addrs/count = the addresses (free() addrs when done).
+ * Cancel-safe: dropping it abandons the lookup (the blocking job finishes
+ * on its own and frees what it made).
+ */
+typedef struct edo_lookup_fut {
+	edo_future base;
+	int rc;
+	edo_addr *addrs;
+	size_t count;
+	/* private */
+	struct edo__lookup_job *job_;
+	edo_join *join_;
+	char *host_;
+	uint16_t port_;
+	int type_;
+} edo_lookup_fut;
+edo_future *edo_lookup_host(edo_lookup_fut *f, const char *host, uint16_t port);
+
+/* ==== readiness of any socket ============================================================== */
+
+/**
+ * edo_net_ready - wait until a socket has any of @interest's readiness
+ * (EDO_INTEREST_READABLE / _WRITABLE, from edo/io.h); any number may wait
+ * on one socket.  Outputs: rc = 0 or an error (-EBADF closed, EDO_ESHUTDOWN);
+ * ready = EDO_READY_* bits.  Readiness may be spurious: follow it with a
+ * try_ operation, which returns -EAGAIN if the socket was not ready after
+ * all.  Cancel-safe.  The socket must outlive the future.
+ */
+typedef struct edo_net_ready_fut {
+	edo_future base;
+	int rc;
+	uint32_t ready;
+	/* private */
+	struct edo__sock *sock_;
+	edo_io_waiter_ waiter_;
+} edo_net_ready_fut;
+
+/* ==== TCP ==================================================================================== */
+
+typedef struct edo_tcp_listener edo_tcp_listener;
+typedef struct edo_tcp_stream edo_tcp_stream;
+
+/** Options of edo_tcp_listener_bind(); zero them for the defaults. */
+typedef struct edo_tcp_bind_opts {
+	int backlog;    /**< listen(2) backlog; 0 = 1024 */
+	bool reuseport; /**< SO_REUSEPORT: several listeners share the port */
+	bool v6only;    /**< IPV6_V6ONLY for an IPv6 address (default: dual stack) */
+} edo_tcp_bind_opts;
+
+/**
+ * edo_tcp_listener_bind() - listen on @addr (port 0: any free port; read it
+ * with edo_tcp_listener_local_addr()), with SO_REUSEADDR.  @opts may be NULL.
+ */
+int edo_tcp_listener_bind(const edo_addr *addr, const edo_tcp_bind_opts *opts,
+			  edo_tcp_listener **out);
+
+/**
+ * edo_tcp_listener_poll_accept() - accept a connection.  READY: *@rc = 0
+ * with *@out the new stream and *@peer its address (@peer may be NULL), or
+ * *@rc < 0.  Transient errors (a connection aborted before it was
+ * accepted) are skipped.  When the process or system is out of
+ * descriptors (EMFILE, ENFILE) or memory, the listener backs off (1 ms,
+ * doubling up to 100 ms, on the blocking pool until the time driver is
+ * there) and retries by itself until descriptors are freed: the poll stays
+ * PENDING meanwhile, and never spins.  Cancel-safe.
+ */
+edo_poll edo_tcp_listener_poll_accept(edo_tcp_listener *l, edo_cx *cx, edo_tcp_stream **out,
+				      edo_addr *peer, int *rc);
+
+/** edo_tcp_listener_local_addr() - the bound address.  0 or -errno. */
+int edo_tcp_listener_local_addr(edo_tcp_listener *l, edo_addr *out);
+
+/** edo_tcp_listener_clone() - another reference to @l (for another task). */
+edo_tcp_listener *edo_tcp_listener_clone(edo_tcp_listener *l);
+
+/** edo_tcp_listener_close() - stop listening for every holder; release @l.  NULL: no-op. */
+void edo_tcp_listener_close(edo_tcp_listener *l);
+
+/** edo_tcp_listener_drop() - release @l.  NULL: no-op. */
+void edo_tcp_listener_drop(edo_tcp_listener *l);
+
+/** edo_tcp_listener_fd() - the descriptor (for options Edo has no function for). */
+int edo_tcp_listener_fd(const edo_tcp_listener *l);
+
+/**
+ * edo_tcp_connect() - connect to @addr, or with edo_tcp_connect_host() to
+ * @host:@port, resolved on the blocking pool (edo_lookup_host), trying each
+ * address in turn until one accepts.  Outputs: rc = 0 with stream the
+ * connected stream, or the error (the last address's).  Cancel-safe: a
+ * dropped connect closes its half-made socket.
+ */
+typedef struct edo_tcp_connect_fut {
+	edo_future base;
+	int rc;
+	edo_tcp_stream *stream;
+	/* private */
+	edo_lookup_fut lookup_;
+	edo_addr addr_;
+	edo_tcp_stream *pending_;
+	size_t next_;
+	int state_;
+} edo_tcp_connect_fut;
+edo_future *edo_tcp_connect(edo_tcp_connect_fut *f, const edo_addr *addr);
+edo_future *edo_tcp_connect_host(edo_tcp_connect_fut *f, const char *host, uint16_t port);
+
+/** edo_tcp_stream_io() - @s as an edo_stream (for the utilities of edo/stream.h). */
+edo_stream *edo_tcp_stream_io(edo_tcp_stream *s);
+
+/** edo_tcp_stream_poll_read() - read up to @len bytes; *@n: bytes (0: the peer shut down) or error. */
+edo_poll edo_tcp_stream_poll_read(edo_tcp_stream *s, edo_cx *cx, void *buf, size_t len, ssize_t *n);
+
+/** edo_tcp_stream_poll_write() - write up to @len bytes; *@n: bytes written or error. */
+edo_poll edo_tcp_stream_poll_write(edo_tcp_stream *s, edo_cx *cx, const void *buf, size_t len,
+				   ssize_t *n);
+
+/** edo_tcp_stream_poll_write_vectored() - write from @iovcnt buffers (sendmsg). */
+edo_poll edo_tcp_stream_poll_write_vectored(edo_tcp_stream *s, edo_cx *cx, const struct iovec *iov,
+					    int iovcnt, ssize_t *n);
+
+/** edo_tcp_stream_try_read() - read without waiting: bytes, 0 at EOF, -EAGAIN, or error. */
+ssize_t edo_tcp_stream_try_read(edo_tcp_stream *s, void *buf, size_t len);
+
+/** edo_tcp_stream_try_write() - write without waiting: bytes, -EAGAIN, or error. */
+ssize_t edo_tcp_stream_try_write(edo_tcp_stream *s, const void *buf, size_t len);
+
+/** edo_tcp_stream_ready() - a readiness future for @s (see edo_net_ready_fut). */
+edo_future *edo_tcp_stream_ready(edo_net_ready_fut *f, edo_tcp_stream *s, uint32_t interest);
+
+/**
+ * edo_tcp_stream_shutdown() - shut down reading (SHUT_RD), writing
+ * (SHUT_WR: the peer reads end of stream) or both.  0 or -errno.
+ */
+int edo_tcp_stream_shutdown(edo_tcp_stream *s, int how);
+
+int edo_tcp_stream_set_nodelay(edo_tcp_stream *s, bool on);
+int edo_tcp_stream_nodelay(edo_tcp_stream *s); /**< 1, 0, or -errno */
+/** edo_tcp_stream_set_keepalive() - SO_KEEPALIVE; @idle_s > 0 also sets TCP_KEEPIDLE. */
+int edo_tcp_stream_set_keepalive(edo_tcp_stream *s, bool on, int idle_s);
+/** edo_tcp_stream_set_linger() - SO_LINGER: @seconds >= 0 enables it (0: reset on close), < 0 disables. */
+int edo_tcp_stream_set_linger(edo_tcp_stream *s, int seconds);
+int edo_tcp_stream_set_ttl(edo_tcp_stream *s, int ttl);
+int edo_tcp_stream_local_addr(edo_tcp_stream *s, edo_addr *out);
+int edo_tcp_stream_peer_addr(edo_tcp_stream *s, edo_addr *out);
+int edo_tcp_stream_fd(const edo_tcp_stream *s);
+
+/**
+ * edo_tcp_stream_into_split() - turn @s into a read half and a write half,
+ * separate handles that two tasks may use at once (reads on the write half
+ * and writes on the read half fail with -EBADF).  @s is consumed.
+ * Dropping the write half shuts writing down (the peer reads end of
+ * stream); the socket closes when both halves are dropped; closing either
+ * (edo_tcp_stream_close) closes it for both.  0, -EINVAL or -ENOMEM (then
+ * @s is untouched).
+ */
+int edo_tcp_stream_into_split(edo_tcp_stream *s, edo_tcp_stream **rd, edo_tcp_stream **wr);
+
+/** edo_tcp_stream_close() - close the connection for every handle; release @s.  NULL: no-op. */
+void edo_tcp_stream_close(edo_tcp_stream *s);
+
+/** edo_tcp_stream_drop() - release @s (a write half shuts writing down first).  NULL: no-op. */
+void edo_tcp_stream_drop(edo_tcp_stream *s);
+
+/* ==== UDP ===================================================================================== */
+
+typedef struct edo_udp_socket edo_udp_socket;
+
+/** edo_udp_bind() - a UDP socket bound to @addr (port 0: any). */
+int edo_udp_bind(const edo_addr *addr, edo_udp_socket **out);
+
+/** edo_udp_connect() - set the default peer (and filter what is received).  0 or -errno. */
+int edo_udp_connect(edo_udp_socket *u, const edo_addr *addr);
+
+/** edo_udp_poll_send() - send one datagram to the connected peer; *@n: bytes or error. */
+edo_poll edo_udp_poll_send(edo_udp_socket *u, edo_cx *cx, const void *buf, size_t len, ssize_t *n);
+/** edo_udp_poll_recv() - receive one datagram (truncated to @len); *@n: its bytes or error. */
+edo_poll edo_udp_poll_recv(edo_udp_socket *u, edo_cx *cx, void *buf, size_t len, ssize_t *n);
+/** edo_udp_poll_send_to() - send one datagram to @to. */
+edo_poll edo_udp_poll_send_to(edo_udp_socket *u, edo_cx *cx, const void *buf, size_t len,
+			      const edo_addr *to, ssize_t *n);
+/** edo_udp_poll_recv_from() - receive one datagram and its sender (@from may be NULL). */
+edo_poll edo_udp_poll_recv_from(edo_udp_socket *u, edo_cx *cx, void *buf, size_t len,
+				edo_addr *from, ssize_t *n);
+ssize_t edo_udp_try_send_to(edo_udp_socket *u, const void *buf, size_t len, const edo_addr *to);
+ssize_t edo_udp_try_recv_from(edo_udp_socket *u, void *buf, size_t len, edo_addr *from);
+edo_future *edo_udp_ready(edo_net_ready_fut *f, edo_udp_socket *u, uint32_t interest);
+
+int edo_udp_set_broadcast(edo_udp_socket *u, bool on);
+int edo_udp_broadcast(edo_udp_socket *u); /**< 1, 0, or -errno */
+int edo_udp_set_ttl(edo_udp_socket *u, int ttl);
+/** edo_udp_join_multicast_v4() - join @group ("224.x.y.z") on the interface with address @iface (NULL: any). */
+int edo_udp_join_multicast_v4(edo_udp_socket *u, const char *group, const char *iface);
+int edo_udp_leave_multicast_v4(edo_udp_socket *u, const char *group, const char *iface);
+int edo_udp_set_multicast_loop_v4(edo_udp_socket *u, bool on);
+int edo_udp_set_multicast_ttl_v4(edo_udp_socket *u, int ttl);
+/** edo_udp_join_multicast_v6() - join @group ("ff02::...") on interface index @ifindex (0: default). */
+int edo_udp_join_multicast_v6(edo_udp_socket *u, const char *group, unsigned ifindex);
+int edo_udp_leave_multicast_v6(edo_udp_socket *u, const char *group, unsigned ifindex);
+int edo_udp_set_multicast_loop_v6(edo_udp_socket *u, bool on);
+int edo_udp_local_addr(edo_udp_socket *u, edo_addr *out);
+int edo_udp_peer_addr(edo_udp_socket *u, edo_addr *out);
+int edo_udp_fd(const edo_udp_socket *u);
+edo_udp_socket *edo_udp_clone(edo_udp_socket *u);
+void edo_udp_close(edo_udp_socket *u);
+void edo_udp_drop(edo_udp_socket *u);
+
+/* ==== Unix domain sockets ===================================================================== */
+
+typedef struct edo_unix_listener edo_unix_listener;
+typedef struct edo_unix_stream edo_unix_stream;
+typedef struct edo_unix_datagram edo_unix_datagram;
+
+/**
+ * edo_unix_listener_bind() - listen on the Unix socket @path ('@name':
+ * abstract namespace).  A file left at @path is not removed: unlink it
+ * first if that is wanted.  @backlog 0 = 1024.
+ */
+int edo_unix_listener_bind(const char *path, int backlog, edo_unix_listener **out);
+/** edo_unix_listener_poll_accept() - as edo_tcp_listener_poll_accept(), EMFILE back-off included. */
+edo_poll edo_unix_listener_poll_accept(edo_unix_listener *l, edo_cx *cx, edo_unix_stream **out,
+				       int *rc);
+int edo_unix_listener_local_addr(edo_unix_listener *l, edo_addr *out);
+edo_unix_listener *edo_unix_listener_clone(edo_unix_listener *l);
+void edo_unix_listener_close(edo_unix_listener *l);
+void edo_unix_listener_drop(edo_unix_listener *l);
+
+/**
+ * edo_unix_stream_connect() - connect to the listener at @path.  A Unix
+ * connect completes at once on Linux, so this does not wait: 0, or -errno
+ * (-ECONNREFUSED, -ENOENT, -EAGAIN when the listener's backlog is full).
+ */
+int edo_unix_stream_connect(const char *path, edo_unix_stream **out);
+/** edo_unix_stream_pair() - two connected streams (socketpair(2)). */
+int edo_unix_stream_pair(edo_unix_stream **a, edo_unix_stream **b);
+edo_stream *edo_unix_stream_io(edo_unix_stream *s);
+edo_poll edo_unix_stream_poll_read(edo_unix_stream *s, edo_cx *cx, void *buf, size_t len,
+				   ssize_t *n);
+edo_poll edo_unix_stream_poll_write(edo_unix_stream *s, edo_cx *cx, const void *buf, size_t len,
+				    ssize_t *n);
+ssize_t edo_unix_stream_try_read(edo_unix_stream *s, void *buf, size_t len);
+ssize_t edo_unix_stream_try_write(edo_unix_stream *s, const void *buf, size_t len);
+edo_future *edo_unix_stream_ready(edo_net_ready_fut *f, edo_unix_stream *s, uint32_t interest);
+int edo_unix_stream_shutdown(edo_unix_stream *s, int how);
+int edo_unix_stream_local_addr(edo_unix_stream *s, edo_addr *out);
+int edo_unix_stream_peer_addr(edo_unix_stream *s, edo_addr *out);
+/** edo_unix_stream_peer_cred() - the peer's pid, uid and gid (SO_PEERCRED); any may be NULL. */
+int edo_unix_stream_peer_cred(edo_unix_stream *s, pid_t *pid, uid_t *uid, gid_t *gid);
+int edo_unix_stream_into_split(edo_unix_stream *s, edo_unix_stream **rd, edo_unix_stream **wr);
+void edo_unix_stream_close(edo_unix_stream *s);
+void edo_unix_stream_drop(edo_unix_stream *s);
+
+/** edo_unix_datagram_bind() - a datagram socket bound to @path (NULL: unbound). */
+int edo_unix_datagram_bind(const char *path, edo_unix_datagram **out);
+/** edo_unix_datagram_pair() - two connected datagram sockets. */
+int edo_unix_datagram_pair(edo_unix_datagram **a, edo_unix_datagram **b);
+int edo_unix_datagram_connect(edo_unix_datagram *d, const char *path);
+edo_poll edo_unix_datagram_poll_send(edo_unix_datagram *d, edo_cx *cx, const void *buf, size_t len,
+				     ssize_t *n);
+edo_poll edo_unix_datagram_poll_recv(edo_unix_datagram *d, edo_cx *cx, void *buf, size_t len,
+				     ssize_t *n);
+edo_poll edo_unix_datagram_poll_send_to(edo_unix_datagram *d, edo_cx *cx, const void *buf,
+					size_t len, const char *path, ssize_t *n);
+/** edo_unix_datagram_poll_recv_from() - receive one datagram; *@from its sender (unnamed: len <= sizeof(sa_family_t)). */
+edo_poll edo_unix_datagram_poll_recv_from(edo_unix_datagram *d, edo_cx *cx, void *buf, size_t len,
+					  edo_addr *from, ssize_t *n);
+int edo_unix_datagram_local_addr(edo_unix_datagram *d, edo_addr *out);
+int edo_unix_datagram_peer_addr(edo_unix_datagram *d, edo_addr *out);
+edo_unix_datagram *edo_unix_datagram_clone(edo_unix_datagram *d);
+void edo_unix_datagram_close(edo_unix_datagram *d);
+void edo_unix_datagram_drop(edo_unix_datagram *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EDO_NET_H */

@@ -1,0 +1,473 @@
+/* The socket core (see socket.h): registration, references, closing,
+ * readiness futures, accept with back-off, and the stream handles that TCP
+ * and Unix streams share. */
+#define _GNU_SOURCE
+#include "net/socket.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "edo/error.h"
+#include "runtime/context.h"
+
+int edo__sock_socket(int domain, int type, int protocol)
+{
+	int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+	return fd < 0 ? -errno : fd;
+}
+
+int edo__sock_init(edo__sock *s, int fd)
+{
+	edo__sched *sched = edo__ctx.sched;
+	if (!sched)
+		return EDO_ENORUNTIME;
+	if (!sched->has_driver || !sched->driver.io)
+		return -ENOTSUP;
+	if (atomic_load_explicit(&sched->shutdown, memory_order_relaxed))
+		return EDO_ESHUTDOWN;
+	int rc = edo__reactor_register(sched->driver.io, fd,
+				       EDO_INTEREST_READABLE | EDO_INTEREST_WRITABLE, &s->io);
+	if (rc < 0)
+		return rc;
+	edo__sched_ref(sched);
+	s->sched = sched;
+	s->fd = fd;
+	atomic_init(&s->refs, 1);
+	atomic_init(&s->closed, false);
+	return 0;
+}
+
+void edo__sock_ref(edo__sock *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void edo__sock_close(edo__sock *s)
+{
+	if (atomic_exchange_explicit(&s->closed, true, memory_order_acq_rel))
+		return;
+	/* Others may be waiting on it: the hang-up the kernel reports for a
+	 * socket shut down both ways wakes them all through the reactor. */
+	if (atomic_load_explicit(&s->refs, memory_order_acquire) > 1)
+		(void)shutdown(s->fd, SHUT_RDWR);
+}
+
+bool edo__sock_release(edo__sock *s)
+{
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return false;
+	/* Off epoll first, so that no event names a closed descriptor. */
+	edo__reactor_deregister(s->sched->driver.io, s->io);
+	close(s->fd);
+	edo__sched_unref(s->sched);
+	return true;
+}
+
+int edo__sock_wait(edo__sock *s, edo_cx *cx, uint32_t dir, edo__ready_event *ev)
+{
+	if (edo__sock_is_closed(s))
+		return -EBADF;
+	if (edo_coop_poll_proceed(cx) == EDO_PENDING)
+		return 1;
+	if (edo__sio_poll_ready(s->io, cx, dir, ev) == EDO_PENDING) {
+		edo_coop_refund();
+		return 1;
+	}
+	if (ev->shutdown) {
+		edo_coop_refund();
+		return edo__sock_is_closed(s) ? -EBADF : EDO_ESHUTDOWN;
+	}
+	return 0;
+}
+
+int edo__sock_name(edo__sock *s, edo_addr *out, bool peer)
+{
+	if (!out)
+		return -EINVAL;
+	memset(out, 0, sizeof *out);
+	out->len = sizeof out->u;
+	int r = peer ? getpeername(s->fd, &out->u.sa, &out->len) :
+		       getsockname(s->fd, &out->u.sa, &out->len);
+	return r < 0 ? -errno : 0;
+}
+
+int edo__sock_setopt(edo__sock *s, int level, int name, int value)
+{
+	return setsockopt(s->fd, level, name, &value, sizeof value) < 0 ? -errno : 0;
+}
+
+int edo__sock_getopt(edo__sock *s, int level, int name)
+{
+	int v = 0;
+	socklen_t len = sizeof v;
+	if (getsockopt(s->fd, level, name, &v, &len) < 0)
+		return -errno;
+	return v;
+}
+
+/* ---- readiness futures ------------------------------------------------------------------- */
+
+static edo_poll ready_poll(edo_future *base, edo_cx *cx)
+{
+	edo_net_ready_fut *f = (edo_net_ready_fut *)base;
+	edo__sock *s = f->sock_;
+	if (f->rc < 0)
+		return EDO_READY; /* bad input, reported at once */
+	if (edo__sock_is_closed(s)) {
+		edo__sio_remove_waiter(s->io, &f->waiter_);
+		f->rc = -EBADF;
+		return EDO_READY;
+	}
+	if (edo_coop_poll_proceed(cx) == EDO_PENDING)
+		return EDO_PENDING;
+	edo__ready_event ev;
+	if (edo__sio_poll_waiter(s->io, &f->waiter_, cx, &ev) == EDO_PENDING) {
+		edo_coop_refund();
+		return EDO_PENDING;
+	}
+	if (ev.shutdown)
+		f->rc = edo__sock_is_closed(s) ? -EBADF : EDO_ESHUTDOWN;
+	else if (edo__sock_is_closed(s))
+		f->rc = -EBADF;
+	else
+		f->ready = ev.ready;
+	return EDO_READY;
+}
+
+static void ready_drop(edo_future *base)
+{
+	edo_net_ready_fut *f = (edo_net_ready_fut *)base;
+	if (f->sock_)
+		edo__sio_remove_waiter(f->sock_->io, &f->waiter_);
+}
+
+static const edo_future_vtable ready_vt = {.poll = ready_poll, .drop = ready_drop};
+
+edo_future *edo__sock_ready(edo_net_ready_fut *f, edo__sock *s, uint32_t interest)
+{
+	*f = (edo_net_ready_fut){.base = {&ready_vt}, .sock_ = s};
+	f->waiter_.interest_ = interest;
+	/* Nothing could ever satisfy a bad interest: complete at once with the error. */
+	if (!s || !interest ||
+	    (interest & ~(EDO_INTEREST_READABLE | EDO_INTEREST_WRITABLE | EDO_INTEREST_PRIORITY))) {
+		f->sock_ = NULL;
+		f->rc = -EINVAL;
+	}
+	return &f->base;
+}
+
+/* ---- accept with back-off -------------------------------------------------------------------- */
+
+#define BACKOFF_MAX_MS 100
+
+/* The back-off sleep, on the blocking pool.  (With the time driver this
+ * becomes a timer; the blocking pool is what exists today.) */
+static void *backoff_sleep(void *arg)
+{
+	unsigned ms = (unsigned)(uintptr_t)arg;
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+typedef struct accept_ctx {
+	edo_addr *peer;
+} accept_ctx;
+
+static ssize_t do_accept(int fd, void *ctx)
+{
+	accept_ctx *a = ctx;
+	struct sockaddr *sa = NULL;
+	socklen_t *lenp = NULL;
+	if (a->peer) {
+		memset(a->peer, 0, sizeof *a->peer);
+		a->peer->len = sizeof a->peer->u;
+		sa = &a->peer->u.sa;
+		lenp = &a->peer->len;
+	}
+	int r = accept4(fd, sa, lenp, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	return r < 0 ? -errno : r;
+}
+
+/* Errors accept(2) reports about one connection, not about the listener:
+ * skip that connection and take the next. */
+static bool accept_transient(ssize_t e)
+{
+	switch (-e) {
+	case ECONNABORTED:
+	case EPROTO:
+	case EPERM: /* a firewall refused it */
+	case ENETDOWN:
+	case ENOPROTOOPT:
+	case EHOSTDOWN:
+	case ENONET:
+	case EHOSTUNREACH:
+	case EOPNOTSUPP:
+	case ENETUNREACH:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool accept_exhausted(ssize_t e)
+{
+	return e == -EMFILE || e == -ENFILE || e == -ENOBUFS || e == -ENOMEM;
+}
+
+edo_poll edo__listener_poll_accept(edo__listener *l, edo_cx *cx, int *fd, edo_addr *peer, int *rc)
+{
+	for (;;) {
+		if (l->backoff) {
+			int jr;
+			if (edo_join_poll(l->backoff, cx, &jr) == EDO_PENDING)
+				return EDO_PENDING;
+			edo_join_detach(l->backoff);
+			l->backoff = NULL;
+		}
+		accept_ctx a = {.peer = peer};
+		ssize_t r;
+		if (edo__sock_poll_io(&l->sock, cx, EDO_INTEREST_READABLE, do_accept, &a, 0, &r) ==
+		    EDO_PENDING)
+			return EDO_PENDING;
+		if (r >= 0) {
+			l->backoff_ms = 0;
+			*fd = (int)r;
+			*rc = 0;
+			return EDO_READY;
+		}
+		if (accept_transient(r))
+			continue;
+		if (!accept_exhausted(r)) {
+			*rc = (int)r;
+			return EDO_READY;
+		}
+		/* Out of descriptors or memory: the connection stays queued
+		 * and the socket stays readable, so retrying at once would
+		 * spin.  Sleep, doubling, and try again. */
+		l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : 1;
+		if (l->backoff_ms > BACKOFF_MAX_MS)
+			l->backoff_ms = BACKOFF_MAX_MS;
+		int sr = edo_spawn_blocking(backoff_sleep, (void *)(uintptr_t)l->backoff_ms,
+					    &l->backoff);
+		if (sr < 0) {
+			l->backoff = NULL;
+			*rc = (int)r;
+			return EDO_READY;
+		}
+	}
+}
+
+void edo__listener_fini(edo__listener *l)
+{
+	if (l->backoff) {
+		edo_join_detach(l->backoff);
+		l->backoff = NULL;
+	}
+}
+
+/* ---- stream handles ------------------------------------------------------------------------- */
+
+/* The socket and its first handle in one allocation; halves made by a
+ * split are allocated on their own.  The block is freed with the socket. */
+typedef struct sstream_block {
+	edo__sock sock;
+	edo__sstream first;
+} sstream_block;
+
+static bool is_first(edo__sstream *h)
+{
+	return h == &((sstream_block *)(void *)h->sock)->first;
+}
+
+static void handle_release(edo__sstream *h)
+{
+	edo__sock *s = h->sock;
+	if (!is_first(h))
+		free(h);
+	if (edo__sock_release(s))
+		free(s); /* the block: the socket is its first member */
+}
+
+static edo_poll vt_read(edo_stream *s, edo_cx *cx, void *buf, size_t len, ssize_t *n)
+{
+	return edo__sstream_poll_read((edo__sstream *)s, cx, buf, len, n);
+}
+
+static edo_poll vt_write(edo_stream *s, edo_cx *cx, const void *buf, size_t len, ssize_t *n)
+{
+	return edo__sstream_poll_write((edo__sstream *)s, cx, buf, len, n);
+}
+
+static edo_poll vt_writev(edo_stream *s, edo_cx *cx, const struct iovec *iov, int cnt, ssize_t *n)
+{
+	return edo__sstream_poll_writev((edo__sstream *)s, cx, iov, cnt, n);
+}
+
+static edo_poll vt_shutdown(edo_stream *s, edo_cx *cx, int *rc)
+{
+	*rc = edo__sstream_shutdown((edo__sstream *)s, SHUT_WR);
+	return EDO_READY;
+}
+
+static void vt_drop(edo_stream *s)
+{
+	edo__sstream_drop((edo__sstream *)s);
+}
+
+static const edo_stream_vtable sstream_vt = {
+	.poll_read = vt_read,
+	.poll_write = vt_write,
+	.poll_write_vectored = vt_writev,
+	.poll_shutdown = vt_shutdown,
+	.drop = vt_drop,
+};
+
+int edo__sstream_new(int fd, edo__sstream **out)
+{
+	sstream_block *b = malloc(sizeof *b);
+	if (!b) {
+		close(fd);
+		return -ENOMEM;
+	}
+	int rc = edo__sock_init(&b->sock, fd);
+	if (rc < 0) {
+		close(fd);
+		free(b);
+		return rc;
+	}
+	b->first = (edo__sstream){.base = {&sstream_vt},
+				  .sock = &b->sock,
+				  .mode = EDO__SS_READ | EDO__SS_WRITE};
+	*out = &b->first;
+	return 0;
+}
+
+typedef struct rw_ctx {
+	void *buf;
+	size_t len;
+} rw_ctx;
+
+static ssize_t do_read(int fd, void *ctx)
+{
+	rw_ctx *c = ctx;
+	ssize_t r = read(fd, c->buf, c->len);
+	return r < 0 ? -errno : r;
+}
+
+static ssize_t do_send(int fd, void *ctx)
+{
+	rw_ctx *c = ctx;
+	/* send(MSG_NOSIGNAL): a reset peer is -EPIPE, never SIGPIPE. */
+	ssize_t r = send(fd, c->buf, c->len, MSG_NOSIGNAL);
+	return r < 0 ? -errno : r;
+}
+
+static ssize_t do_sendmsg(int fd, void *ctx)
+{
+	ssize_t r = sendmsg(fd, ctx, MSG_NOSIGNAL);
+	return r < 0 ? -errno : r;
+}
+
+edo_poll edo__sstream_poll_read(edo__sstream *h, edo_cx *cx, void *buf, size_t len, ssize_t *n)
+{
+	if (!(h->mode & EDO__SS_READ)) {
+		*n = -EBADF;
+		return EDO_READY;
+	}
+	rw_ctx c = {buf, len};
+	return edo__sock_poll_io(h->sock, cx, EDO_INTEREST_READABLE, do_read, &c, len, n);
+}
+
+edo_poll edo__sstream_poll_write(edo__sstream *h, edo_cx *cx, const void *buf, size_t len,
+				 ssize_t *n)
+{
+	if (!(h->mode & EDO__SS_WRITE)) {
+		*n = -EBADF;
+		return EDO_READY;
+	}
+	rw_ctx c = {(void *)(uintptr_t)buf, len};
+	return edo__sock_poll_io(h->sock, cx, EDO_INTEREST_WRITABLE, do_send, &c, len, n);
+}
+
+edo_poll edo__sstream_poll_writev(edo__sstream *h, edo_cx *cx, const struct iovec *iov, int iovcnt,
+				  ssize_t *n)
+{
+	if (!(h->mode & EDO__SS_WRITE) || iovcnt < 0) {
+		*n = !(h->mode & EDO__SS_WRITE) ? -EBADF : -EINVAL;
+		return EDO_READY;
+	}
+	if (iovcnt > IOV_MAX)
+		iovcnt = IOV_MAX; /* a short write; the caller continues */
+	size_t total = 0;
+	for (int i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	struct msghdr m = {.msg_iov = (struct iovec *)(uintptr_t)iov, .msg_iovlen = (size_t)iovcnt};
+	return edo__sock_poll_io(h->sock, cx, EDO_INTEREST_WRITABLE, do_sendmsg, &m, total, n);
+}
+
+ssize_t edo__sstream_try_read(edo__sstream *h, void *buf, size_t len)
+{
+	if (!(h->mode & EDO__SS_READ))
+		return -EBADF;
+	rw_ctx c = {buf, len};
+	return edo__sock_try_io(h->sock, EDO_INTEREST_READABLE, do_read, &c);
+}
+
+ssize_t edo__sstream_try_write(edo__sstream *h, const void *buf, size_t len)
+{
+	if (!(h->mode & EDO__SS_WRITE))
+		return -EBADF;
+	rw_ctx c = {(void *)(uintptr_t)buf, len};
+	return edo__sock_try_io(h->sock, EDO_INTEREST_WRITABLE, do_send, &c);
+}
+
+int edo__sstream_shutdown(edo__sstream *h, int how)
+{
+	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
+		return -EINVAL;
+	if (edo__sock_is_closed(h->sock))
+		return -EBADF;
+	return shutdown(h->sock->fd, how) < 0 ? -errno : 0;
+}
+
+int edo__sstream_split(edo__sstream *h, edo__sstream **rd, edo__sstream **wr)
+{
+	if (!rd || !wr || h->mode != (EDO__SS_READ | EDO__SS_WRITE))
+		return -EINVAL;
+	edo__sstream *r = malloc(sizeof *r), *w = malloc(sizeof *w);
+	if (!r || !w) {
+		free(r);
+		free(w);
+		return -ENOMEM;
+	}
+	*r = (edo__sstream){.base = {&sstream_vt}, .sock = h->sock, .mode = EDO__SS_READ};
+	*w = (edo__sstream){.base = {&sstream_vt}, .sock = h->sock, .mode = EDO__SS_WRITE};
+	edo__sock_ref(h->sock);
+	edo__sock_ref(h->sock);
+	handle_release(h); /* the whole-stream handle is consumed */
+	*rd = r;
+	*wr = w;
+	return 0;
+}
+
+void edo__sstream_close(edo__sstream *h)
+{
+	edo__sock_close(h->sock);
+	handle_release(h);
+}
+
+void edo__sstream_drop(edo__sstream *h)
+{
+	/* A write half going away ends the writes (Tokio's OwnedWriteHalf);
+	 * a whole stream is about to close anyway if it was the last. */
+	if (h->mode == EDO__SS_WRITE && !edo__sock_is_closed(h->sock))
+		(void)shutdown(h->sock->fd, SHUT_WR);
+	handle_release(h);
+}

@@ -1,0 +1,179 @@
+/* The socket core shared by every socket type of edo/net.h: a descriptor
+ * registered once with the reactor, reference-counted, with a closed flag.
+ *
+ *   edo__sock   fd + registration (edo__scheduled_io) + the runtime it
+ *               belongs to (a reference, so the reactor outlives it)
+ *
+ * Lifetime and closing.  Each handle holds one reference.  The descriptor
+ * is closed, and the registration released, only when the last reference
+ * goes, so no task that holds a handle can ever see its descriptor number
+ * reused by another socket.  Closing "for everyone" (edo__sock_close) sets
+ * `closed` and, if other handles exist, shuts the socket down both ways:
+ * the kernel then reports hang-up through epoll, which wakes every task
+ * waiting on it, and each sees `closed` and fails with -EBADF.
+ *
+ * I/O follows Tokio's PollEvented: take a unit of budget, read the
+ * readiness (registering the waker if not ready), try the syscall, and on
+ * EAGAIN clear the readiness -- only if no new edge came since (the tick) --
+ * and go round again.  A stream read or write that moved fewer bytes than
+ * asked also clears it, which saves the syscall that would say EAGAIN.
+ */
+#ifndef EDO_NET_SOCKET_H
+#define EDO_NET_SOCKET_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "edo/net.h"
+#include "edo/task.h"
+#include "runtime/io/reactor.h"
+#include "runtime/sched.h"
+
+typedef struct edo__sock {
+	edo__scheduled_io *io;
+	edo__sched *sched;
+	int fd;
+	atomic_uint refs;
+	atomic_bool closed;
+} edo__sock;
+
+/* socket(2) with SOCK_NONBLOCK | SOCK_CLOEXEC; -errno on failure. */
+int edo__sock_socket(int domain, int type, int protocol);
+
+/* Register the non-blocking @fd with the current runtime's reactor; one
+ * reference.  On failure the fd is left to the caller (not closed). */
+int edo__sock_init(edo__sock *s, int fd);
+
+/* Take another reference. */
+void edo__sock_ref(edo__sock *s);
+
+/* Close for every holder now (see the top); idempotent. */
+void edo__sock_close(edo__sock *s);
+
+/* Release one reference; true if it was the last: the descriptor is closed
+ * and the caller frees the memory that holds @s. */
+bool edo__sock_release(edo__sock *s);
+
+static inline bool edo__sock_is_closed(edo__sock *s)
+{
+	return atomic_load_explicit(&s->closed, memory_order_acquire);
+}
+
+/* Wait for @dir readiness: 0 ready (*ev filled, one budget unit taken), 1
+ * pending (waker registered), or a negative error (-EBADF closed,
+ * EDO_ESHUTDOWN). */
+int edo__sock_wait(edo__sock *s, edo_cx *cx, uint32_t dir, edo__ready_event *ev);
+
+/* One syscall attempt: >= 0 or -errno. */
+typedef ssize_t (*edo__sock_op)(int fd, void *ctx);
+
+/*
+ * The readiness loop around one syscall (Tokio's poll_io).  @want: for
+ * stream reads and writes, the length asked for (a shorter result clears
+ * the readiness); 0 for anything else.  Inlined, so that @op is a direct
+ * call.
+ */
+static inline __attribute__((always_inline)) edo_poll edo__sock_poll_io(edo__sock *s, edo_cx *cx,
+									uint32_t dir,
+									edo__sock_op op, void *ctx,
+									size_t want, ssize_t *n)
+{
+	for (;;) {
+		edo__ready_event ev;
+		int w = edo__sock_wait(s, cx, dir, &ev);
+		if (w > 0)
+			return EDO_PENDING;
+		if (w < 0) {
+			*n = w;
+			return EDO_READY;
+		}
+		ssize_t r = op(s->fd, ctx);
+		if (r == -EAGAIN || r == -EINTR) {
+			if (r == -EAGAIN)
+				edo__sio_clear_readiness(s->io, ev);
+			edo_coop_refund();
+			continue;
+		}
+		if (r > 0 && (size_t)r < want)
+			edo__sio_clear_readiness(s->io, ev);
+		if (r <= 0 && edo__sock_is_closed(s))
+			r = -EBADF;
+		*n = r;
+		return EDO_READY;
+	}
+}
+
+/* A try_ operation (Tokio's try_io): the syscall once, no waiting; on
+ * EAGAIN the readiness seen before it is cleared, so that a readiness
+ * future waits for the next edge. */
+static inline ssize_t edo__sock_try_io(edo__sock *s, uint32_t dir, edo__sock_op op, void *ctx)
+{
+	if (edo__sock_is_closed(s))
+		return -EBADF;
+	edo__ready_event ev = edo__sio_readiness(s->io, dir);
+	ssize_t r;
+	do
+		r = op(s->fd, ctx);
+	while (r == -EINTR);
+	if (r == -EAGAIN)
+		edo__sio_clear_readiness(s->io, ev);
+	return r;
+}
+
+/* Readiness futures over a socket. */
+edo_future *edo__sock_ready(edo_net_ready_fut *f, edo__sock *s, uint32_t interest);
+
+/* getsockname / getpeername into an edo_addr. */
+int edo__sock_name(edo__sock *s, edo_addr *out, bool peer);
+/* setsockopt / getsockopt of an int. */
+int edo__sock_setopt(edo__sock *s, int level, int name, int value);
+int edo__sock_getopt(edo__sock *s, int level, int name);
+
+/* ---- listeners -------------------------------------------------------------------------- */
+
+/* A listening socket with its accept back-off. */
+typedef struct edo__listener {
+	edo__sock sock;
+	edo_join *backoff;   /* a back-off sleep in progress, or NULL */
+	unsigned backoff_ms; /* the last back-off; 0 after a successful accept */
+} edo__listener;
+
+/* Accept one connection: READY with *rc = 0 and *fd (non-blocking,
+ * close-on-exec) and *peer (may be NULL), or *rc < 0.  Backs off on
+ * EMFILE / ENFILE / ENOBUFS / ENOMEM. */
+edo_poll edo__listener_poll_accept(edo__listener *l, edo_cx *cx, int *fd, edo_addr *peer, int *rc);
+
+/* Release the listener's back-off state (before freeing it). */
+void edo__listener_fini(edo__listener *l);
+
+/* ---- stream handles (TCP and Unix) -------------------------------------------------------- */
+
+#define EDO__SS_READ 1u
+#define EDO__SS_WRITE 2u
+
+/* One handle to a stream socket: the whole stream, or a half. */
+typedef struct edo__sstream {
+	edo_stream base;
+	edo__sock *sock;
+	unsigned mode; /* EDO__SS_READ | EDO__SS_WRITE */
+} edo__sstream;
+
+/* A new stream over the non-blocking connected @fd (registered here); on
+ * failure @fd is closed. */
+int edo__sstream_new(int fd, edo__sstream **out);
+
+edo_poll edo__sstream_poll_read(edo__sstream *h, edo_cx *cx, void *buf, size_t len, ssize_t *n);
+edo_poll edo__sstream_poll_write(edo__sstream *h, edo_cx *cx, const void *buf, size_t len,
+				 ssize_t *n);
+edo_poll edo__sstream_poll_writev(edo__sstream *h, edo_cx *cx, const struct iovec *iov, int iovcnt,
+				  ssize_t *n);
+ssize_t edo__sstream_try_read(edo__sstream *h, void *buf, size_t len);
+ssize_t edo__sstream_try_write(edo__sstream *h, const void *buf, size_t len);
+int edo__sstream_shutdown(edo__sstream *h, int how);
+int edo__sstream_split(edo__sstream *h, edo__sstream **rd, edo__sstream **wr);
+void edo__sstream_close(edo__sstream *h);
+void edo__sstream_drop(edo__sstream *h);
+
+#endif /* EDO_NET_SOCKET_H */

@@ -1,0 +1,367 @@
+/* TCP listeners, connects and streams (edo/net.h), over the socket core. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "edo/error.h"
+#include "edo/net.h"
+#include "net/socket.h"
+
+struct edo_tcp_listener {
+	edo__listener l;
+};
+
+struct edo_tcp_stream {
+	edo__sstream h;
+};
+
+static edo__sstream *H(edo_tcp_stream *s)
+{
+	return &s->h;
+}
+
+static bool is_ip(const edo_addr *a)
+{
+	int f = edo_addr_family(a);
+	return f == AF_INET || f == AF_INET6;
+}
+
+/* ---- listener ------------------------------------------------------------------------------- */
+
+int edo_tcp_listener_bind(const edo_addr *addr, const edo_tcp_bind_opts *opts,
+			  edo_tcp_listener **out)
+{
+	if (!addr || !out || !is_ip(addr))
+		return -EINVAL;
+	edo_tcp_bind_opts o = opts ? *opts : (edo_tcp_bind_opts){0};
+	if (o.backlog < 0)
+		return -EINVAL;
+	int fd = edo__sock_socket(addr->u.sa.sa_family, SOCK_STREAM, 0);
+	if (fd < 0)
+		return fd;
+	int one = 1, rc = 0;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    (o.reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0))
+		rc = -errno;
+	int v6only = o.v6only;
+	if (!rc && addr->u.sa.sa_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0)
+		rc = -errno;
+	if (!rc &&
+	    (bind(fd, &addr->u.sa, addr->len) < 0 || listen(fd, o.backlog ? o.backlog : 1024) < 0))
+		rc = -errno;
+	edo_tcp_listener *l = NULL;
+	if (!rc && !(l = calloc(1, sizeof *l)))
+		rc = -ENOMEM;
+	if (!rc)
+		rc = edo__sock_init(&l->l.sock, fd);
+	if (rc < 0) {
+		free(l);
+		close(fd);
+		return rc;
+	}
+	*out = l;
+	return 0;
+}
+
+edo_poll edo_tcp_listener_poll_accept(edo_tcp_listener *l, edo_cx *cx, edo_tcp_stream **out,
+				      edo_addr *peer, int *rc)
+{
+	int fd;
+	if (edo__listener_poll_accept(&l->l, cx, &fd, peer, rc) == EDO_PENDING)
+		return EDO_PENDING;
+	if (*rc < 0)
+		return EDO_READY;
+	edo__sstream *h;
+	*rc = edo__sstream_new(fd, &h);
+	if (*rc == 0)
+		*out = (edo_tcp_stream *)h;
+	return EDO_READY;
+}
+
+int edo_tcp_listener_local_addr(edo_tcp_listener *l, edo_addr *out)
+{
+	return edo__sock_name(&l->l.sock, out, false);
+}
+
+int edo_tcp_listener_fd(const edo_tcp_listener *l)
+{
+	return l->l.sock.fd;
+}
+
+edo_tcp_listener *edo_tcp_listener_clone(edo_tcp_listener *l)
+{
+	edo__sock_ref(&l->l.sock);
+	return l;
+}
+
+void edo_tcp_listener_drop(edo_tcp_listener *l)
+{
+	if (!l)
+		return;
+	if (edo__sock_release(&l->l.sock)) {
+		edo__listener_fini(&l->l);
+		free(l);
+	}
+}
+
+void edo_tcp_listener_close(edo_tcp_listener *l)
+{
+	if (!l)
+		return;
+	edo__sock_close(&l->l.sock);
+	edo_tcp_listener_drop(l);
+}
+
+/* ---- connect ---------------------------------------------------------------------------------- */
+
+enum { C_LOOKUP, C_NEXT, C_CONNECTING, C_DONE };
+
+static const edo_addr *addr_at(edo_tcp_connect_fut *f, size_t i)
+{
+	if (f->lookup_.base.vt == NULL && f->lookup_.addrs == NULL)
+		return i == 0 ? &f->addr_ : NULL;
+	return i < f->lookup_.count ? &f->lookup_.addrs[i] : NULL;
+}
+
+/* Start connecting to @a: 0 connected, 1 in progress (f->pending_), or -errno. */
+static int connect_start(edo_tcp_connect_fut *f, const edo_addr *a)
+{
+	if (!is_ip(a))
+		return -EINVAL;
+	int fd = edo__sock_socket(a->u.sa.sa_family, SOCK_STREAM, 0);
+	if (fd < 0)
+		return fd;
+	int r;
+	do
+		r = connect(fd, &a->u.sa, a->len);
+	while (r < 0 && errno == EINTR);
+	if (r < 0 && errno != EINPROGRESS) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	/* Registered only now: an unconnected TCP socket reports hang-up,
+	 * which the reactor would keep as a sticky "closed". */
+	edo__sstream *h;
+	int rc = edo__sstream_new(fd, &h);
+	if (rc < 0)
+		return rc;
+	f->pending_ = (edo_tcp_stream *)h;
+	return r == 0 ? 0 : 1;
+}
+
+static void connect_drop(edo_future *base)
+{
+	edo_tcp_connect_fut *f = (edo_tcp_connect_fut *)base;
+	edo_future_drop(&f->lookup_.base);
+	free(f->lookup_.addrs);
+	f->lookup_.addrs = NULL;
+	if (f->pending_) {
+		edo_tcp_stream_close(f->pending_);
+		f->pending_ = NULL;
+	}
+}
+
+static edo_poll connect_poll(edo_future *base, edo_cx *cx)
+{
+	edo_tcp_connect_fut *f = (edo_tcp_connect_fut *)base;
+	for (;;) {
+		switch (f->state_) {
+		case C_LOOKUP:
+			if (edo_future_poll(&f->lookup_.base, cx) == EDO_PENDING)
+				return EDO_PENDING;
+			f->lookup_.base.vt = NULL; /* finished: its addresses are ours now */
+			if (f->lookup_.rc < 0) {
+				f->rc = f->lookup_.rc;
+				f->state_ = C_DONE;
+				break;
+			}
+			f->rc = -ENOENT;
+			f->state_ = C_NEXT;
+			break;
+		case C_NEXT: {
+			const edo_addr *a = addr_at(f, f->next_++);
+			if (!a) {
+				f->state_ = C_DONE; /* rc: the last address's error */
+				break;
+			}
+			int r = connect_start(f, a);
+			if (r < 0) {
+				f->rc = r;
+			} else if (r == 0) {
+				f->rc = 0;
+				f->state_ = C_DONE;
+			} else {
+				f->state_ = C_CONNECTING;
+			}
+			break;
+		}
+		case C_CONNECTING: {
+			edo__sock *s = H(f->pending_)->sock;
+			edo__ready_event ev;
+			int w = edo__sock_wait(s, cx, EDO_INTEREST_WRITABLE, &ev);
+			if (w > 0)
+				return EDO_PENDING;
+			int err = w < 0 ? w : edo__sock_getopt(s, SOL_SOCKET, SO_ERROR);
+			if (err > 0)
+				err = -err;
+			if (err == 0) {
+				f->rc = 0;
+				f->state_ = C_DONE;
+				break;
+			}
+			f->rc = err;
+			edo_tcp_stream_close(f->pending_);
+			f->pending_ = NULL;
+			f->state_ = err == EDO_ESHUTDOWN ? C_DONE : C_NEXT;
+			break;
+		}
+		default:
+			if (f->rc == 0) {
+				f->stream = f->pending_;
+				f->pending_ = NULL;
+			}
+			connect_drop(base);
+			return EDO_READY;
+		}
+	}
+}
+
+static const edo_future_vtable connect_vt = {.poll = connect_poll, .drop = connect_drop};
+
+edo_future *edo_tcp_connect(edo_tcp_connect_fut *f, const edo_addr *addr)
+{
+	*f = (edo_tcp_connect_fut){.base = {&connect_vt}, .state_ = C_NEXT, .rc = -EINVAL};
+	if (!addr || !is_ip(addr))
+		f->state_ = C_DONE;
+	else
+		f->addr_ = *addr;
+	return &f->base;
+}
+
+edo_future *edo_tcp_connect_host(edo_tcp_connect_fut *f, const char *host, uint16_t port)
+{
+	*f = (edo_tcp_connect_fut){.base = {&connect_vt}, .state_ = C_LOOKUP};
+	edo_lookup_host(&f->lookup_, host, port);
+	return &f->base;
+}
+
+/* ---- stream ---------------------------------------------------------------------------------- */
+
+edo_stream *edo_tcp_stream_io(edo_tcp_stream *s)
+{
+	return &s->h.base;
+}
+
+edo_poll edo_tcp_stream_poll_read(edo_tcp_stream *s, edo_cx *cx, void *buf, size_t len, ssize_t *n)
+{
+	return edo__sstream_poll_read(H(s), cx, buf, len, n);
+}
+
+edo_poll edo_tcp_stream_poll_write(edo_tcp_stream *s, edo_cx *cx, const void *buf, size_t len,
+				   ssize_t *n)
+{
+	return edo__sstream_poll_write(H(s), cx, buf, len, n);
+}
+
+edo_poll edo_tcp_stream_poll_write_vectored(edo_tcp_stream *s, edo_cx *cx, const struct iovec *iov,
+					    int iovcnt, ssize_t *n)
+{
+	return edo__sstream_poll_writev(H(s), cx, iov, iovcnt, n);
+}
+
+ssize_t edo_tcp_stream_try_read(edo_tcp_stream *s, void *buf, size_t len)
+{
+	return edo__sstream_try_read(H(s), buf, len);
+}
+
+ssize_t edo_tcp_stream_try_write(edo_tcp_stream *s, const void *buf, size_t len)
+{
+	return edo__sstream_try_write(H(s), buf, len);
+}
+
+edo_future *edo_tcp_stream_ready(edo_net_ready_fut *f, edo_tcp_stream *s, uint32_t interest)
+{
+	return edo__sock_ready(f, s ? H(s)->sock : NULL, interest);
+}
+
+int edo_tcp_stream_shutdown(edo_tcp_stream *s, int how)
+{
+	return edo__sstream_shutdown(H(s), how);
+}
+
+int edo_tcp_stream_set_nodelay(edo_tcp_stream *s, bool on)
+{
+	return edo__sock_setopt(H(s)->sock, IPPROTO_TCP, TCP_NODELAY, on);
+}
+
+int edo_tcp_stream_nodelay(edo_tcp_stream *s)
+{
+	int v = edo__sock_getopt(H(s)->sock, IPPROTO_TCP, TCP_NODELAY);
+	return v < 0 ? v : v != 0;
+}
+
+int edo_tcp_stream_set_keepalive(edo_tcp_stream *s, bool on, int idle_s)
+{
+	int rc = edo__sock_setopt(H(s)->sock, SOL_SOCKET, SO_KEEPALIVE, on);
+	if (rc == 0 && on && idle_s > 0)
+		rc = edo__sock_setopt(H(s)->sock, IPPROTO_TCP, TCP_KEEPIDLE, idle_s);
+	return rc;
+}
+
+int edo_tcp_stream_set_linger(edo_tcp_stream *s, int seconds)
+{
+	struct linger l = {.l_onoff = seconds >= 0, .l_linger = seconds >= 0 ? seconds : 0};
+	return setsockopt(H(s)->sock->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) < 0 ? -errno : 0;
+}
+
+int edo_tcp_stream_set_ttl(edo_tcp_stream *s, int ttl)
+{
+	edo_addr a;
+	int rc = edo__sock_name(H(s)->sock, &a, false);
+	if (rc < 0)
+		return rc;
+	if (edo_addr_family(&a) == AF_INET6)
+		return edo__sock_setopt(H(s)->sock, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl);
+	return edo__sock_setopt(H(s)->sock, IPPROTO_IP, IP_TTL, ttl);
+}
+
+int edo_tcp_stream_local_addr(edo_tcp_stream *s, edo_addr *out)
+{
+	return edo__sock_name(H(s)->sock, out, false);
+}
+
+int edo_tcp_stream_peer_addr(edo_tcp_stream *s, edo_addr *out)
+{
+	return edo__sock_name(H(s)->sock, out, true);
+}
+
+int edo_tcp_stream_fd(const edo_tcp_stream *s)
+{
+	return s->h.sock->fd;
+}
+
+int edo_tcp_stream_into_split(edo_tcp_stream *s, edo_tcp_stream **rd, edo_tcp_stream **wr)
+{
+	if (!s)
+		return -EINVAL;
+	return edo__sstream_split(H(s), (edo__sstream **)rd, (edo__sstream **)wr);
+}
+
+void edo_tcp_stream_close(edo_tcp_stream *s)
+{
+	if (s)
+		edo__sstream_close(H(s));
+}
+
+void edo_tcp_stream_drop(edo_tcp_stream *s)
+{
+	if (s)
+		edo__sstream_drop(H(s));
+}

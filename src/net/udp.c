@@ -1,0 +1,374 @@
+/* UDP sockets and Unix datagram sockets (edo/net.h): both are a socket
+ * core plus datagram send and receive, so they share the code here. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "edo/error.h"
+#include "edo/net.h"
+#include "net/socket.h"
+
+struct edo_udp_socket {
+	edo__sock sock;
+};
+
+struct edo_unix_datagram {
+	edo__sock sock;
+};
+
+/* ---- datagram operations on a core ------------------------------------------------------------ */
+
+typedef struct dgram_ctx {
+	void *buf;
+	size_t len;
+	const edo_addr *to;
+	edo_addr *from;
+} dgram_ctx;
+
+static ssize_t do_sendto(int fd, void *ctx)
+{
+	dgram_ctx *c = ctx;
+	ssize_t r = sendto(fd, c->buf, c->len, MSG_NOSIGNAL, c->to ? &c->to->u.sa : NULL,
+			   c->to ? c->to->len : 0);
+	return r < 0 ? -errno : r;
+}
+
+static ssize_t do_recvfrom(int fd, void *ctx)
+{
+	dgram_ctx *c = ctx;
+	struct sockaddr *sa = NULL;
+	socklen_t *lenp = NULL;
+	if (c->from) {
+		memset(c->from, 0, sizeof *c->from);
+		c->from->len = sizeof c->from->u;
+		sa = &c->from->u.sa;
+		lenp = &c->from->len;
+	}
+	ssize_t r = recvfrom(fd, c->buf, c->len, 0, sa, lenp);
+	return r < 0 ? -errno : r;
+}
+
+static edo_poll poll_send(edo__sock *s, edo_cx *cx, const void *buf, size_t len, const edo_addr *to,
+			  ssize_t *n)
+{
+	dgram_ctx c = {.buf = (void *)(uintptr_t)buf, .len = len, .to = to};
+	return edo__sock_poll_io(s, cx, EDO_INTEREST_WRITABLE, do_sendto, &c, 0, n);
+}
+
+static edo_poll poll_recv(edo__sock *s, edo_cx *cx, void *buf, size_t len, edo_addr *from,
+			  ssize_t *n)
+{
+	dgram_ctx c = {.buf = buf, .len = len, .from = from};
+	return edo__sock_poll_io(s, cx, EDO_INTEREST_READABLE, do_recvfrom, &c, 0, n);
+}
+
+static int sock_connect(edo__sock *s, const edo_addr *a)
+{
+	if (!a)
+		return -EINVAL;
+	return connect(s->fd, &a->u.sa, a->len) < 0 ? -errno : 0;
+}
+
+/* A datagram socket object of @size bytes whose first member is the core,
+ * over a new socket of @domain, bound to @addr if not NULL. */
+static int dgram_new(int domain, const edo_addr *addr, size_t size, void **out)
+{
+	int fd = edo__sock_socket(domain, SOCK_DGRAM, 0);
+	if (fd < 0)
+		return fd;
+	int rc = 0;
+	if (addr && bind(fd, &addr->u.sa, addr->len) < 0)
+		rc = -errno;
+	void *obj = NULL;
+	if (!rc && !(obj = calloc(1, size)))
+		rc = -ENOMEM;
+	if (!rc)
+		rc = edo__sock_init(obj, fd);
+	if (rc < 0) {
+		free(obj);
+		close(fd);
+		return rc;
+	}
+	*out = obj;
+	return 0;
+}
+
+static void dgram_drop(edo__sock *s)
+{
+	if (s && edo__sock_release(s))
+		free(s);
+}
+
+static void dgram_close(edo__sock *s)
+{
+	if (s) {
+		edo__sock_close(s);
+		dgram_drop(s);
+	}
+}
+
+/* ---- UDP -------------------------------------------------------------------------------------- */
+
+int edo_udp_bind(const edo_addr *addr, edo_udp_socket **out)
+{
+	int f = edo_addr_family(addr);
+	if (!out || (f != AF_INET && f != AF_INET6))
+		return -EINVAL;
+	return dgram_new(f, addr, sizeof(edo_udp_socket), (void **)out);
+}
+
+int edo_udp_connect(edo_udp_socket *u, const edo_addr *addr)
+{
+	return sock_connect(&u->sock, addr);
+}
+
+edo_poll edo_udp_poll_send(edo_udp_socket *u, edo_cx *cx, const void *buf, size_t len, ssize_t *n)
+{
+	return poll_send(&u->sock, cx, buf, len, NULL, n);
+}
+
+edo_poll edo_udp_poll_recv(edo_udp_socket *u, edo_cx *cx, void *buf, size_t len, ssize_t *n)
+{
+	return poll_recv(&u->sock, cx, buf, len, NULL, n);
+}
+
+edo_poll edo_udp_poll_send_to(edo_udp_socket *u, edo_cx *cx, const void *buf, size_t len,
+			      const edo_addr *to, ssize_t *n)
+{
+	if (!to) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
+	return poll_send(&u->sock, cx, buf, len, to, n);
+}
+
+edo_poll edo_udp_poll_recv_from(edo_udp_socket *u, edo_cx *cx, void *buf, size_t len,
+				edo_addr *from, ssize_t *n)
+{
+	return poll_recv(&u->sock, cx, buf, len, from, n);
+}
+
+ssize_t edo_udp_try_send_to(edo_udp_socket *u, const void *buf, size_t len, const edo_addr *to)
+{
+	dgram_ctx c = {.buf = (void *)(uintptr_t)buf, .len = len, .to = to};
+	return edo__sock_try_io(&u->sock, EDO_INTEREST_WRITABLE, do_sendto, &c);
+}
+
+ssize_t edo_udp_try_recv_from(edo_udp_socket *u, void *buf, size_t len, edo_addr *from)
+{
+	dgram_ctx c = {.buf = buf, .len = len, .from = from};
+	return edo__sock_try_io(&u->sock, EDO_INTEREST_READABLE, do_recvfrom, &c);
+}
+
+edo_future *edo_udp_ready(edo_net_ready_fut *f, edo_udp_socket *u, uint32_t interest)
+{
+	return edo__sock_ready(f, u ? &u->sock : NULL, interest);
+}
+
+int edo_udp_set_broadcast(edo_udp_socket *u, bool on)
+{
+	return edo__sock_setopt(&u->sock, SOL_SOCKET, SO_BROADCAST, on);
+}
+
+int edo_udp_broadcast(edo_udp_socket *u)
+{
+	int v = edo__sock_getopt(&u->sock, SOL_SOCKET, SO_BROADCAST);
+	return v < 0 ? v : v != 0;
+}
+
+int edo_udp_set_ttl(edo_udp_socket *u, int ttl)
+{
+	return edo__sock_setopt(&u->sock, IPPROTO_IP, IP_TTL, ttl);
+}
+
+static int mcast_v4(edo_udp_socket *u, const char *group, const char *iface, int opt)
+{
+	struct ip_mreq m = {.imr_interface.s_addr = htonl(INADDR_ANY)};
+	if (!group || inet_pton(AF_INET, group, &m.imr_multiaddr) != 1 ||
+	    (iface && inet_pton(AF_INET, iface, &m.imr_interface) != 1))
+		return -EINVAL;
+	return setsockopt(u->sock.fd, IPPROTO_IP, opt, &m, sizeof m) < 0 ? -errno : 0;
+}
+
+int edo_udp_join_multicast_v4(edo_udp_socket *u, const char *group, const char *iface)
+{
+	return mcast_v4(u, group, iface, IP_ADD_MEMBERSHIP);
+}
+
+int edo_udp_leave_multicast_v4(edo_udp_socket *u, const char *group, const char *iface)
+{
+	return mcast_v4(u, group, iface, IP_DROP_MEMBERSHIP);
+}
+
+int edo_udp_set_multicast_loop_v4(edo_udp_socket *u, bool on)
+{
+	return edo__sock_setopt(&u->sock, IPPROTO_IP, IP_MULTICAST_LOOP, on);
+}
+
+int edo_udp_set_multicast_ttl_v4(edo_udp_socket *u, int ttl)
+{
+	return edo__sock_setopt(&u->sock, IPPROTO_IP, IP_MULTICAST_TTL, ttl);
+}
+
+static int mcast_v6(edo_udp_socket *u, const char *group, unsigned ifindex, int opt)
+{
+	struct ipv6_mreq m = {.ipv6mr_interface = ifindex};
+	if (!group || inet_pton(AF_INET6, group, &m.ipv6mr_multiaddr) != 1)
+		return -EINVAL;
+	return setsockopt(u->sock.fd, IPPROTO_IPV6, opt, &m, sizeof m) < 0 ? -errno : 0;
+}
+
+int edo_udp_join_multicast_v6(edo_udp_socket *u, const char *group, unsigned ifindex)
+{
+	return mcast_v6(u, group, ifindex, IPV6_ADD_MEMBERSHIP);
+}
+
+int edo_udp_leave_multicast_v6(edo_udp_socket *u, const char *group, unsigned ifindex)
+{
+	return mcast_v6(u, group, ifindex, IPV6_DROP_MEMBERSHIP);
+}
+
+int edo_udp_set_multicast_loop_v6(edo_udp_socket *u, bool on)
+{
+	return edo__sock_setopt(&u->sock, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, on);
+}
+
+int edo_udp_local_addr(edo_udp_socket *u, edo_addr *out)
+{
+	return edo__sock_name(&u->sock, out, false);
+}
+
+int edo_udp_peer_addr(edo_udp_socket *u, edo_addr *out)
+{
+	return edo__sock_name(&u->sock, out, true);
+}
+
+int edo_udp_fd(const edo_udp_socket *u)
+{
+	return u->sock.fd;
+}
+
+edo_udp_socket *edo_udp_clone(edo_udp_socket *u)
+{
+	edo__sock_ref(&u->sock);
+	return u;
+}
+
+void edo_udp_close(edo_udp_socket *u)
+{
+	dgram_close(u ? &u->sock : NULL);
+}
+
+void edo_udp_drop(edo_udp_socket *u)
+{
+	dgram_drop(u ? &u->sock : NULL);
+}
+
+/* ---- Unix datagram ------------------------------------------------------------------------------ */
+
+int edo_unix_datagram_bind(const char *path, edo_unix_datagram **out)
+{
+	edo_addr a;
+	if (!out || (path && edo_addr_unix(&a, path) < 0))
+		return -EINVAL;
+	return dgram_new(AF_UNIX, path ? &a : NULL, sizeof(edo_unix_datagram), (void **)out);
+}
+
+int edo_unix_datagram_pair(edo_unix_datagram **a, edo_unix_datagram **b)
+{
+	if (!a || !b)
+		return -EINVAL;
+	int fds[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
+		return -errno;
+	edo_unix_datagram *x = calloc(1, sizeof *x), *y = calloc(1, sizeof *y);
+	int rc = x && y ? 0 : -ENOMEM;
+	if (!rc && (rc = edo__sock_init(&x->sock, fds[0])) == 0) {
+		rc = edo__sock_init(&y->sock, fds[1]);
+		if (rc < 0) {
+			dgram_drop(&x->sock); /* closes fds[0] */
+			x = NULL;
+			fds[0] = -1;
+		}
+	}
+	if (rc < 0) {
+		free(x);
+		free(y);
+		if (fds[0] >= 0)
+			close(fds[0]);
+		close(fds[1]);
+		return rc;
+	}
+	*a = x;
+	*b = y;
+	return 0;
+}
+
+int edo_unix_datagram_connect(edo_unix_datagram *d, const char *path)
+{
+	edo_addr a;
+	if (!path || edo_addr_unix(&a, path) < 0)
+		return -EINVAL;
+	return sock_connect(&d->sock, &a);
+}
+
+edo_poll edo_unix_datagram_poll_send(edo_unix_datagram *d, edo_cx *cx, const void *buf, size_t len,
+				     ssize_t *n)
+{
+	return poll_send(&d->sock, cx, buf, len, NULL, n);
+}
+
+edo_poll edo_unix_datagram_poll_recv(edo_unix_datagram *d, edo_cx *cx, void *buf, size_t len,
+				     ssize_t *n)
+{
+	return poll_recv(&d->sock, cx, buf, len, NULL, n);
+}
+
+edo_poll edo_unix_datagram_poll_send_to(edo_unix_datagram *d, edo_cx *cx, const void *buf,
+					size_t len, const char *path, ssize_t *n)
+{
+	edo_addr a;
+	if (!path || edo_addr_unix(&a, path) < 0) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
+	return poll_send(&d->sock, cx, buf, len, &a, n);
+}
+
+edo_poll edo_unix_datagram_poll_recv_from(edo_unix_datagram *d, edo_cx *cx, void *buf, size_t len,
+					  edo_addr *from, ssize_t *n)
+{
+	return poll_recv(&d->sock, cx, buf, len, from, n);
+}
+
+int edo_unix_datagram_local_addr(edo_unix_datagram *d, edo_addr *out)
+{
+	return edo__sock_name(&d->sock, out, false);
+}
+
+int edo_unix_datagram_peer_addr(edo_unix_datagram *d, edo_addr *out)
+{
+	return edo__sock_name(&d->sock, out, true);
+}
+
+edo_unix_datagram *edo_unix_datagram_clone(edo_unix_datagram *d)
+{
+	edo__sock_ref(&d->sock);
+	return d;
+}
+
+void edo_unix_datagram_close(edo_unix_datagram *d)
+{
+	dgram_close(d ? &d->sock : NULL);
+}
+
+void edo_unix_datagram_drop(edo_unix_datagram *d)
+{
+	dgram_drop(d ? &d->sock : NULL);
+}

@@ -1,0 +1,1505 @@
+#define _GNU_SOURCE
+/* Networking on loopback (edo/net.h): TCP echo with 1,000 concurrent
+ * clients, half-close, IPv6, connect by host name, short writes, EPIPE
+ * without SIGPIPE, split halves, closing under a waiting task, a cancelled
+ * read, readiness races on the multi-thread runtime, connect/close cycles
+ * that must leak nothing, EMFILE recovery with a lowered RLIMIT_NOFILE,
+ * UDP, and Unix stream and datagram sockets. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "edo.h"
+#include "harness.h"
+
+static edo_runtime *make_rt(edo_rt_flavor flavor)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, flavor);
+	b.worker_threads = 2;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	return rt;
+}
+
+static void run(edo_rt_flavor flavor, edo_future *main_fut)
+{
+	edo_runtime *rt = make_rt(flavor);
+	CHECK_EQ(edo_block_on(rt, main_fut), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+#define BOTH(name, fn)                                                                             \
+	TEST(name##_current_thread)                                                                \
+	{                                                                                          \
+		fn(EDO_RT_CURRENT_THREAD);                                                         \
+	}                                                                                          \
+	TEST(name##_multi_thread)                                                                  \
+	{                                                                                          \
+		fn(EDO_RT_MULTI_THREAD);                                                           \
+	}
+
+/* A listener on 127.0.0.1 with a free port; *addr is where to connect. */
+static edo_tcp_listener *listen_local(edo_addr *addr)
+{
+	edo_addr a;
+	CHECK_EQ(edo_addr_ip(&a, "127.0.0.1", 0), 0);
+	edo_tcp_listener *l;
+	CHECK_EQ(edo_tcp_listener_bind(&a, NULL, &l), 0);
+	CHECK_EQ(edo_tcp_listener_local_addr(l, addr), 0);
+	CHECK_NE(edo_addr_port(addr), 0);
+	return l;
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	CHECK(d != NULL);
+	int n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void raise_nofile(rlim_t want)
+{
+	struct rlimit r;
+	CHECK_EQ(getrlimit(RLIMIT_NOFILE, &r), 0);
+	if (r.rlim_cur < want) {
+		r.rlim_cur = r.rlim_max;
+		CHECK_EQ(setrlimit(RLIMIT_NOFILE, &r), 0);
+	}
+	if (r.rlim_cur < want)
+		SKIP("RLIMIT_NOFILE hard limit too low for this test");
+}
+
+/* ---- an echo server ---------------------------------------------------------------------------- */
+
+typedef struct echo_conn_frame {
+	EDO_FRAME;
+	edo_stream *s;
+	ssize_t n;
+	edo_write_all_fut wa;
+	char buf[4096];
+} echo_conn_frame;
+
+static void echo_conn_cleanup(echo_conn_frame *self)
+{
+	edo_stream_drop(self->s);
+}
+
+/* Echo until the peer shuts down, then shut down too. */
+EDO_ASYNC(echo_conn, echo_conn_frame, echo_conn_cleanup)
+{
+	EDO_BEGIN();
+	for (;;) {
+		EDO_AWAIT_POLL(
+			edo_stream_poll_read(self->s, cx, self->buf, sizeof self->buf, &self->n));
+		if (self->n <= 0)
+			break;
+		EDO_AWAIT(edo_write_all(&self->wa, self->s, self->buf, (size_t)self->n));
+		if (self->wa.rc < 0)
+			break;
+	}
+	EDO_END();
+}
+
+typedef struct echo_server_frame {
+	EDO_FRAME;
+	edo_tcp_listener *l;
+	int count; /* connections to serve; 0 = until cancelled */
+	int i, rc;
+	edo_tcp_stream *s;
+	edo_addr peer;
+} echo_server_frame;
+
+static void echo_server_cleanup(echo_server_frame *self)
+{
+	edo_tcp_listener_drop(self->l);
+}
+
+EDO_ASYNC(echo_server, echo_server_frame, echo_server_cleanup)
+{
+	EDO_BEGIN();
+	for (self->i = 0; !self->count || self->i < self->count; self->i++) {
+		EDO_AWAIT_POLL(edo_tcp_listener_poll_accept(self->l, cx, &self->s, &self->peer,
+							    &self->rc));
+		CHECK_EQ(self->rc, 0);
+		CHECK_EQ(edo_addr_family(&self->peer), edo_addr_family(&self->peer));
+		CHECK_EQ(edo_tcp_stream_set_nodelay(self->s, true), 0);
+		CHECK_EQ(EDO_SPAWN(NULL, echo_conn, .s = edo_tcp_stream_io(self->s)), 0);
+	}
+	EDO_END();
+}
+
+/* ---- 1,000 concurrent echo clients --------------------------------------------------------------- */
+
+typedef struct client_frame {
+	EDO_FRAME;
+	edo_addr addr;
+	int id, round;
+	edo_tcp_connect_fut c;
+	edo_tcp_stream *s;
+	edo_write_all_fut wa;
+	edo_read_exact_fut rx;
+	size_t len;
+	bool ok;
+	char out[512], in[512];
+} client_frame;
+
+static void client_cleanup(client_frame *self)
+{
+	edo_tcp_stream_close(self->s);
+}
+
+EDO_ASYNC(echo_client, client_frame, client_cleanup)
+{
+	EDO_BEGIN();
+	EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
+	CHECK_EQ(self->c.rc, 0);
+	self->s = self->c.stream;
+	for (self->round = 0; self->round < 3; self->round++) {
+		self->len = 64 + (size_t)((self->id * 37 + self->round * 101) % 400);
+		for (size_t i = 0; i < self->len; i++)
+			self->out[i] = (char)(self->id + self->round + (int)i);
+		EDO_AWAIT(
+			edo_write_all(&self->wa, edo_tcp_stream_io(self->s), self->out, self->len));
+		CHECK_EQ(self->wa.rc, 0);
+		EDO_AWAIT(
+			edo_read_exact(&self->rx, edo_tcp_stream_io(self->s), self->in, self->len));
+		CHECK_EQ(self->rx.rc, 0);
+		CHECK(memcmp(self->in, self->out, self->len) == 0);
+	}
+	/* Half-close: the server's echo sees EOF and closes; we see EOF. */
+	CHECK_EQ(edo_tcp_stream_shutdown(self->s, SHUT_WR), 0);
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_tcp_stream_io(self->s), self->in, 1));
+	CHECK_EQ(self->rx.rc, EDO_EEOF);
+	self->ok = true;
+	EDO_END();
+}
+
+#define NCLIENTS 1000
+
+typedef struct many_frame {
+	EDO_FRAME;
+	edo_addr addr;
+	edo_join *server;
+	edo_join **clients;
+	int i, rc, ok;
+} many_frame;
+
+static void many_cleanup(many_frame *self)
+{
+	free(self->clients);
+}
+
+EDO_ASYNC(many_main, many_frame, many_cleanup)
+{
+	EDO_BEGIN();
+	{
+		edo_tcp_listener *l = listen_local(&self->addr);
+		CHECK_EQ(EDO_SPAWN(&self->server, echo_server, .l = l, .count = NCLIENTS), 0);
+	}
+	self->clients = calloc(NCLIENTS, sizeof *self->clients);
+	for (self->i = 0; self->i < NCLIENTS; self->i++)
+		CHECK_EQ(EDO_SPAWN(&self->clients[self->i], echo_client, .addr = self->addr,
+				   .id = self->i),
+			 0);
+	for (self->i = 0; self->i < NCLIENTS; self->i++) {
+		EDO_AWAIT_JOIN(self->clients[self->i], &self->rc);
+		CHECK_EQ(self->rc, 0);
+		self->ok += EDO_JOIN_OUTPUT(self->clients[self->i], echo_client)->ok;
+		edo_join_detach(self->clients[self->i]);
+	}
+	CHECK_EQ(self->ok, NCLIENTS);
+	EDO_AWAIT_JOIN(self->server, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->server);
+	EDO_END();
+}
+
+static void echo_many(edo_rt_flavor fl)
+{
+	raise_nofile(2 * NCLIENTS + 100);
+	int before = count_fds();
+	many_frame m = {EDO_FRAME_INIT(many_main)};
+	run(fl, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(echo_1000_clients, echo_many)
+
+/* ---- half-close both ways, and big transfers with short writes ----------------------------------- */
+
+typedef struct half_frame {
+	EDO_FRAME;
+	edo_addr addr;
+	edo_tcp_listener *l;
+	edo_tcp_connect_fut c;
+	edo_tcp_stream *cs, *ss;
+	edo_read_to_end_fut rte;
+	edo_write_all_fut wa;
+	edo_buf got;
+	char *big;
+	edo_join *h;
+	ssize_t n;
+	int rc;
+	char buf[8];
+} half_frame;
+
+static void half_cleanup(half_frame *self)
+{
+	edo_buf_free(&self->got);
+	free(self->big);
+	edo_tcp_stream_close(self->cs);
+	edo_tcp_stream_close(self->ss);
+	edo_tcp_listener_close(self->l);
+}
+
+#define BIGLEN (8u << 20)
+
+typedef struct slow_reader_frame {
+	EDO_FRAME;
+	edo_stream *s;
+	edo_buf got;
+	ssize_t n;
+	int k;
+	char buf[1000];
+} slow_reader_frame;
+
+/* Reads in small pieces, yielding between them, so the writer fills the
+ * socket buffers and meets short writes. */
+EDO_ASYNC(slow_reader, slow_reader_frame, NULL)
+{
+	EDO_BEGIN();
+	for (;;) {
+		EDO_AWAIT_POLL(
+			edo_stream_poll_read(self->s, cx, self->buf, sizeof self->buf, &self->n));
+		CHECK_GE(self->n, 0);
+		if (self->n == 0)
+			break;
+		CHECK_EQ(edo_buf_reserve(&self->got, (size_t)self->n), 0);
+		memcpy(self->got.data + self->got.len, self->buf, (size_t)self->n);
+		self->got.len += (size_t)self->n;
+		if (++self->k % 64 == 0)
+			EDO_YIELD();
+	}
+	EDO_END();
+}
+
+EDO_ASYNC(half_main, half_frame, half_cleanup)
+{
+	EDO_BEGIN();
+	self->l = listen_local(&self->addr);
+	EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
+	CHECK_EQ(self->c.rc, 0);
+	self->cs = self->c.stream;
+	EDO_AWAIT_POLL(edo_tcp_listener_poll_accept(self->l, cx, &self->ss, NULL, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	{
+		edo_addr a, b;
+		CHECK_EQ(edo_tcp_stream_local_addr(self->cs, &a), 0);
+		CHECK_EQ(edo_tcp_stream_peer_addr(self->ss, &b), 0);
+		CHECK(edo_addr_equal(&a, &b));
+		CHECK_EQ(edo_tcp_stream_peer_addr(self->cs, &a), 0);
+		CHECK(edo_addr_equal(&a, &self->addr));
+	}
+	/* Client sends and shuts its writes down; the server reads to the end... */
+	EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->cs), "question", 8));
+	CHECK_EQ(self->wa.rc, 0);
+	EDO_AWAIT_POLL(edo_stream_poll_shutdown(edo_tcp_stream_io(self->cs), cx, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	EDO_AWAIT(edo_read_to_end(&self->rte, edo_tcp_stream_io(self->ss), &self->got));
+	CHECK_EQ(self->rte.rc, 0);
+	CHECK_EQ(self->got.len, (size_t)8);
+	CHECK(memcmp(self->got.data, "question", 8) == 0);
+	/* ...and can still answer: 8 MiB, in short writes, to a slow reader. */
+	self->big = malloc(BIGLEN);
+	for (size_t i = 0; i < BIGLEN; i++)
+		self->big[i] = (char)(i * 13 + (i >> 12));
+	CHECK_EQ(EDO_SPAWN(&self->h, slow_reader, .s = edo_tcp_stream_io(self->cs)), 0);
+	EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->ss), self->big, BIGLEN));
+	CHECK_EQ(self->wa.rc, 0);
+	CHECK_EQ(self->wa.n, (size_t)BIGLEN);
+	CHECK_EQ(edo_tcp_stream_shutdown(self->ss, SHUT_WR), 0);
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	{
+		slow_reader_frame *r = EDO_JOIN_OUTPUT(self->h, slow_reader);
+		CHECK_EQ(r->got.len, (size_t)BIGLEN);
+		CHECK(memcmp(r->got.data, self->big, BIGLEN) == 0);
+		edo_buf_free(&r->got);
+		edo_join_detach(self->h);
+	}
+	EDO_END();
+}
+
+static void half_close(edo_rt_flavor fl)
+{
+	half_frame m = {EDO_FRAME_INIT(half_main)};
+	run(fl, &m.edo_base);
+}
+BOTH(half_close_and_short_writes, half_close)
+
+/* ---- a reset peer: -EPIPE / -ECONNRESET, never SIGPIPE -------------------------------------------- */
+
+typedef struct reset_frame {
+	EDO_FRAME;
+	edo_addr addr;
+	edo_tcp_listener *l;
+	edo_tcp_connect_fut c;
+	edo_tcp_stream *s, *peer;
+	ssize_t n;
+	int rc, i;
+	char buf[4096];
+} reset_frame;
+
+static void reset_cleanup(reset_frame *self)
+{
+	edo_tcp_stream_close(self->s);
+	edo_tcp_listener_close(self->l);
+}
+
+EDO_ASYNC(reset_main, reset_frame, reset_cleanup)
+{
+	EDO_BEGIN();
+	self->l = listen_local(&self->addr);
+	EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
+	CHECK_EQ(self->c.rc, 0);
+	self->s = self->c.stream;
+	EDO_AWAIT_POLL(edo_tcp_listener_poll_accept(self->l, cx, &self->peer, NULL, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	/* Linger 0: the close sends a reset. */
+	CHECK_EQ(edo_tcp_stream_set_linger(self->peer, 0), 0);
+	edo_tcp_stream_close(self->peer);
+	for (self->i = 0; self->i < 1000; self->i++) {
+		EDO_AWAIT_POLL(edo_tcp_stream_poll_write(self->s, cx, self->buf, sizeof self->buf,
+							 &self->n));
+		if (self->n < 0)
+			break;
+	}
+	CHECK(self->n == -EPIPE || self->n == -ECONNRESET);
+	EDO_AWAIT_POLL(edo_tcp_stream_poll_read(self->s, cx, self->buf, 1, &self->n));
+	CHECK(self->n == -ECONNRESET || self->n == 0 || self->n == -EPIPE);
+	EDO_END();
+}
+
+TEST(reset_peer_no_sigpipe)
+{
+	/* SIGPIPE stays at its default action (death), to prove it never comes. */
+	signal(SIGPIPE, SIG_DFL);
+	reset_frame m = {EDO_FRAME_INIT(reset_main)};
+	run(EDO_RT_CURRENT_THREAD, &m.edo_base);
+	reset_frame m2 = {EDO_FRAME_INIT(reset_main)};
+	run(EDO_RT_MULTI_THREAD, &m2.edo_base);
+}
+
+/* ---- split halves, and closing under a waiting task ------------------------------------------------ */
+
+typedef struct wait_read_frame {
+	EDO_FRAME;
+	edo_tcp_stream *s;
+	ssize_t n;
+	char buf[64];
+	atomic_int *waiting;
+	bool own; /* close the stream when done (or cancelled) */
+} wait_read_frame;
+
+static void wait_read_cleanup(wait_read_frame *self)
+{
+	if (self->own)
+		edo_tcp_stream_close(self->s);
+}
+
+EDO_ASYNC(wait_read, wait_read_frame, wait_read_cleanup)
+{
+	EDO_BEGIN();
+	if (self->waiting)
+		atomic_store(self->waiting, 1);
+	EDO_AWAIT_POLL(
+		edo_tcp_stream_poll_read(self->s, cx, self->buf, sizeof self->buf, &self->n));
+	EDO_END();
+}
+
+typedef struct wait_accept_frame {
+	EDO_FRAME;
+	edo_tcp_listener *l;
+	edo_tcp_stream *s;
+	int rc;
+} wait_accept_frame;
+
+EDO_ASYNC(wait_accept, wait_accept_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_AWAIT_POLL(edo_tcp_listener_poll_accept(self->l, cx, &self->s, NULL, &self->rc));
+	edo_tcp_listener_drop(self->l);
+	EDO_END();
+}
+
+typedef struct split_frame {
+	EDO_FRAME;
+	edo_addr addr;
+	edo_tcp_listener *l;
+	edo_tcp_connect_fut c;
+	edo_tcp_stream *s, *peer, *rd, *wr;
+	edo_join *h;
+	edo_write_all_fut wa;
+	edo_read_exact_fut rx;
+	ssize_t n;
+	int rc, i;
+	char buf[16];
+} split_frame;
+
+static void split_cleanup(split_frame *self)
+{
+	edo_tcp_stream_close(self->peer);
+	edo_tcp_listener_close(self->l);
+}
+
+EDO_ASYNC(split_main, split_frame, split_cleanup)
+{
+	EDO_BEGIN();
+	self->l = listen_local(&self->addr);
+	EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
+	CHECK_EQ(self->c.rc, 0);
+	self->s = self->c.stream;
+	EDO_AWAIT_POLL(edo_tcp_listener_poll_accept(self->l, cx, &self->peer, NULL, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	CHECK_EQ(edo_tcp_stream_into_split(self->s, &self->rd, &self->wr), 0);
+	self->s = NULL;
+	/* The wrong direction on a half fails. */
+	EDO_AWAIT_POLL(edo_tcp_stream_poll_write(self->rd, cx, "x", 1, &self->n));
+	CHECK_EQ(self->n, (ssize_t)-EBADF);
+	EDO_AWAIT_POLL(edo_tcp_stream_poll_read(self->wr, cx, self->buf, 1, &self->n));
+	CHECK_EQ(self->n, (ssize_t)-EBADF);
+	/* A task reads on the read half while we write on the write half. */
+	CHECK_EQ(EDO_SPAWN(&self->h, wait_read, .s = self->rd), 0);
+	EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->wr), "ping", 4));
+	CHECK_EQ(self->wa.rc, 0);
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_tcp_stream_io(self->peer), self->buf, 4));
+	CHECK_EQ(self->rx.rc, 0);
+	EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->peer), "pong", 4));
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	CHECK_EQ(EDO_JOIN_OUTPUT(self->h, wait_read)->n, (ssize_t)4);
+	edo_join_detach(self->h);
+	/* Dropping the write half ends the writes: the peer reads EOF... */
+	edo_tcp_stream_drop(self->wr);
+	self->wr = NULL;
+	EDO_AWAIT_POLL(edo_tcp_stream_poll_read(self->peer, cx, self->buf, 1, &self->n));
+	CHECK_EQ(self->n, (ssize_t)0);
+	/* ...while the read half still reads. */
+	EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->peer), "more", 4));
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_tcp_stream_io(self->rd), self->buf, 4));
+	CHECK_EQ(self->rx.rc, 0);
+	CHECK(memcmp(self->buf, "more", 4) == 0);
+	{
+		edo_tcp_stream *rd2, *wr2;
+		CHECK_EQ(edo_tcp_stream_into_split(self->rd, &rd2, &wr2), -EINVAL);
+	}
+	edo_tcp_stream_drop(self->rd);
+	EDO_END();
+}
+
+static void split_case(edo_rt_flavor fl)
+{
+	split_frame m = {EDO_FRAME_INIT(split_main)};
+	run(fl, &m.edo_base);
+}
+BOTH(split_halves, split_case)
+
+/* Closing a stream (one handle) while another task waits on the other
+ * half, and a listener while another task waits in accept: both waiters
+ * wake with -EBADF.  Repeated, so that on the multi-thread runtime the
+ * close races with the wait being registered. */
+typedef struct close_wait_frame {
+	EDO_FRAME;
+	edo_addr addr;
+	edo_tcp_listener *l;
+	edo_tcp_connect_fut c;
+	edo_tcp_stream *peer, *rd, *wr;
+	edo_join *h;
+	atomic_int waiting;
+	int rc, i, rounds;
+} close_wait_frame;
+
+EDO_ASYNC(close_wait_main, close_wait_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < self->rounds; self->i++) {
+		self->l = listen_local(&self->addr);
+		EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
+		CHECK_EQ(self->c.rc, 0);
+		EDO_AWAIT_POLL(
+			edo_tcp_listener_poll_accept(self->l, cx, &self->peer, NULL, &self->rc));
+		CHECK_EQ(self->rc, 0);
+		CHECK_EQ(edo_tcp_stream_into_split(self->c.stream, &self->rd, &self->wr), 0);
+		atomic_store(&self->waiting, 0);
+		CHECK_EQ(EDO_SPAWN(&self->h, wait_read, .s = self->rd, .waiting = &self->waiting),
+			 0);
+		if (self->i % 2)
+			while (!atomic_load(&self->waiting))
+				EDO_YIELD();
+		edo_tcp_stream_close(self->wr);
+		EDO_AWAIT_JOIN(self->h, &self->rc);
+		CHECK_EQ(self->rc, 0);
+		CHECK_EQ(EDO_JOIN_OUTPUT(self->h, wait_read)->n, (ssize_t)-EBADF);
+		edo_join_detach(self->h);
+		edo_tcp_stream_drop(self->rd);
+		edo_tcp_stream_close(self->peer);
+		/* The listener. */
+		CHECK_EQ(EDO_SPAWN(&self->h, wait_accept, .l = edo_tcp_listener_clone(self->l)), 0);
+		if (self->i % 2)
+			EDO_YIELD();
+		edo_tcp_listener_close(self->l);
+		EDO_AWAIT_JOIN(self->h, &self->rc);
+		CHECK_EQ(self->rc, 0);
+		CHECK_EQ(EDO_JOIN_OUTPUT(self->h, wait_accept)->rc, -EBADF);
+		edo_join_detach(self->h);
+	}
+	EDO_END();
+}
+
+static void close_wait(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	close_wait_frame m = {EDO_FRAME_INIT(close_wait_main), .rounds = (int)test_scale(2000)};
+	run(fl, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(close_wakes_waiters, close_wait)
+
+/* ---- a cancelled pending read leaves the socket usable ------------------------------------------- */
+
+typedef struct cancel_frame {
+	EDO_FRAME;
+	edo_addr addr;
+	edo_tcp_listener *l;
+	edo_tcp_connect_fut c;
+	edo_tcp_stream *s, *peer;
+	edo_join *h;
+	edo_read_exact_fut rx;
+	edo_write_all_fut wa;
+	int rc, i;
+	char buf[8];
+} cancel_frame;
+
+static void cancel_cleanup(cancel_frame *self)
+{
+	edo_tcp_stream_close(self->s);
+	edo_tcp_stream_close(self->peer);
+	edo_tcp_listener_close(self->l);
+}
+
+EDO_ASYNC(cancel_main, cancel_frame, cancel_cleanup)
+{
+	EDO_BEGIN();
+	self->l = listen_local(&self->addr);
+	EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
+	CHECK_EQ(self->c.rc, 0);
+	self->s = self->c.stream;
+	EDO_AWAIT_POLL(edo_tcp_listener_poll_accept(self->l, cx, &self->peer, NULL, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	for (self->i = 0; self->i < 100; self->i++) {
+		/* A reader waits; it is aborted while pending. */
+		CHECK_EQ(EDO_SPAWN(&self->h, wait_read, .s = self->peer), 0);
+		if (self->i % 3)
+			EDO_YIELD();
+		edo_join_abort(self->h);
+		EDO_AWAIT_JOIN(self->h, &self->rc);
+		CHECK(self->rc == -ECANCELED || self->rc == 0);
+		CHECK_EQ(self->rc, -ECANCELED); /* nothing was written yet */
+		edo_join_detach(self->h);
+		/* The socket still works, for this task and for a new one. */
+		EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->s), "abcd", 4));
+		CHECK_EQ(self->wa.rc, 0);
+		EDO_AWAIT(edo_read_exact(&self->rx, edo_tcp_stream_io(self->peer), self->buf, 4));
+		CHECK_EQ(self->rx.rc, 0);
+		CHECK(memcmp(self->buf, "abcd", 4) == 0);
+		/* A cancelled readiness future too (try_read clears the readiness). */
+		CHECK_EQ(edo_tcp_stream_try_read(self->peer, self->buf, 1), (ssize_t)-EAGAIN);
+		{
+			edo_net_ready_fut rf;
+			edo_tcp_stream_ready(&rf, self->peer, EDO_INTEREST_READABLE);
+			CHECK_EQ(edo_future_poll(&rf.base, cx), EDO_PENDING);
+			edo_future_drop(&rf.base);
+		}
+	}
+	EDO_END();
+}
+
+static void cancel_case(edo_rt_flavor fl)
+{
+	cancel_frame m = {EDO_FRAME_INIT(cancel_main)};
+	run(fl, &m.edo_base);
+}
+BOTH(cancelled_read, cancel_case)
+
+/* ---- readiness races under the multi-thread runtime ---------------------------------------------- */
+
+/* Server side: echo through readiness futures and try_read/try_write. */
+typedef struct ready_echo_frame {
+	EDO_FRAME;
+	edo_tcp_stream *s;
+	edo_net_ready_fut rf;
+	size_t have, sent;
+	bool eof;
+	char buf[2048];
+} ready_echo_frame;
+
+static void ready_echo_cleanup(ready_echo_frame *self)
+{
+	edo_tcp_stream_close(self->s);
+}
+
+EDO_ASYNC(ready_echo, ready_echo_frame, ready_echo_cleanup)
+{
+	EDO_BEGIN();
+	for (;;) {
+		if (self->sent < self->have) {
+			ssize_t w = edo_tcp_stream_try_write(self->s, self->buf + self->sent,
+							     self->have - self->sent);
+			if (w == -EAGAIN) {
+				EDO_AWAIT(edo_tcp_stream_ready(&self->rf, self->s,
+							       EDO_INTEREST_WRITABLE));
+				CHECK_EQ(self->rf.rc, 0);
+				continue;
+			}
+			CHECK_GT(w, 0);
+			self->sent += (size_t)w;
+			continue;
+		}
+		if (self->eof)
+			break;
+		ssize_t r = edo_tcp_stream_try_read(self->s, self->buf, sizeof self->buf);
+		if (r == -EAGAIN) {
+			EDO_AWAIT(edo_tcp_stream_ready(&self->rf, self->s, EDO_INTEREST_READABLE));
+			CHECK_EQ(self->rf.rc, 0);
+			continue;
+		}
+		CHECK_GE(r, 0);
+		if (r == 0)
+			self->eof = true;
+		self->have = (size_t)r;
+		self->sent = 0;
+	}
+	EDO_END();
+}
+
+typedef struct seq_writer_frame {
+	EDO_FRAME;
+	edo_tcp_stream *wr;
+	uint64_t i, count;
+	uint64_t msg[4];
+	edo_write_all_fut wa;
+} seq_writer_frame;
+
+EDO_ASYNC(seq_writer, seq_writer_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < self->count; self->i++) {
+		for (size_t j = 0; j < 1 + self->i % 4; j++)
+			self->msg[j] = self->i * 4 + j;
+		EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->wr), self->msg,
+					(1 + self->i % 4) * sizeof self->msg[0]));
+		CHECK_EQ(self->wa.rc, 0);
+	}
+	edo_tcp_stream_drop(self->wr); /* shuts writes down */
+	EDO_END();
+}
+
+typedef struct seq_reader_frame {
+	EDO_FRAME;
+	edo_tcp_stream *rd;
+	uint64_t i, count, words;
+	uint64_t msg[4];
+	edo_read_exact_fut rx;
+} seq_reader_frame;
+
+EDO_ASYNC(seq_reader, seq_reader_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < self->count; self->i++) {
+		EDO_AWAIT(edo_read_exact(&self->rx, edo_tcp_stream_io(self->rd), self->msg,
+					 (1 + self->i % 4) * sizeof self->msg[0]));
+		CHECK_EQ(self->rx.rc, 0);
+		for (size_t j = 0; j < 1 + self->i % 4; j++)
+			CHECK_EQ(self->msg[j], self->i * 4 + j);
+		self->words += 1 + self->i % 4;
+	}
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_tcp_stream_io(self->rd), self->msg, 1));
+	CHECK_EQ(self->rx.rc, EDO_EEOF);
+	edo_tcp_stream_drop(self->rd);
+	EDO_END();
+}
+
+#define RACE_CONNS 4
+
+typedef struct race_frame {
+	EDO_FRAME;
+	edo_addr addr;
+	edo_tcp_listener *l;
+	edo_tcp_connect_fut c;
+	edo_tcp_stream *peer, *rd, *wr;
+	edo_join *h[2 * RACE_CONNS];
+	uint64_t count;
+	int i, rc;
+} race_frame;
+
+EDO_ASYNC(race_main, race_frame, NULL)
+{
+	EDO_BEGIN();
+	self->l = listen_local(&self->addr);
+	for (self->i = 0; self->i < RACE_CONNS; self->i++) {
+		EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
+		CHECK_EQ(self->c.rc, 0);
+		EDO_AWAIT_POLL(
+			edo_tcp_listener_poll_accept(self->l, cx, &self->peer, NULL, &self->rc));
+		CHECK_EQ(self->rc, 0);
+		CHECK_EQ(EDO_SPAWN(NULL, ready_echo, .s = self->peer), 0);
+		CHECK_EQ(edo_tcp_stream_into_split(self->c.stream, &self->rd, &self->wr), 0);
+		CHECK_EQ(EDO_SPAWN(&self->h[2 * self->i], seq_reader, .rd = self->rd,
+				   .count = self->count),
+			 0);
+		CHECK_EQ(EDO_SPAWN(&self->h[2 * self->i + 1], seq_writer, .wr = self->wr,
+				   .count = self->count),
+			 0);
+	}
+	for (self->i = 0; self->i < 2 * RACE_CONNS; self->i++) {
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		CHECK_EQ(self->rc, 0);
+		edo_join_detach(self->h[self->i]);
+	}
+	edo_tcp_listener_close(self->l);
+	EDO_END();
+}
+
+TEST(readiness_races_multi_thread)
+{
+	int before = count_fds();
+	race_frame m = {EDO_FRAME_INIT(race_main), .count = (uint64_t)test_scale(100000)};
+	run(EDO_RT_MULTI_THREAD, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+
+TEST(readiness_current_thread)
+{
+	race_frame m = {EDO_FRAME_INIT(race_main), .count = (uint64_t)test_scale(20000)};
+	run(EDO_RT_CURRENT_THREAD, &m.edo_base);
+}
+
+/* ---- connect/close cycles leak nothing --------------------------------------------------------- */
+
+typedef struct cycles_frame {
+	EDO_FRAME;
+	edo_addr addr;
+	edo_tcp_listener *l;
+	edo_tcp_connect_fut c;
+	edo_tcp_stream *peer;
+	long i, n;
+	int rc;
+} cycles_frame;
+
+EDO_ASYNC(cycles_main, cycles_frame, NULL)
+{
+	EDO_BEGIN();
+	self->l = listen_local(&self->addr);
+	for (self->i = 0; self->i < self->n; self->i++) {
+		EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
+		CHECK_EQ(self->c.rc, 0);
+		EDO_AWAIT_POLL(
+			edo_tcp_listener_poll_accept(self->l, cx, &self->peer, NULL, &self->rc));
+		CHECK_EQ(self->rc, 0);
+		/* The client resets (no TIME_WAIT to exhaust the ports), then the server closes. */
+		CHECK_EQ(edo_tcp_stream_set_linger(self->c.stream, 0), 0);
+		edo_tcp_stream_close(self->c.stream);
+		edo_tcp_stream_close(self->peer);
+	}
+	edo_tcp_listener_close(self->l);
+	EDO_END();
+}
+
+TEST(connect_close_cycles)
+{
+	alarm(900); /* a million cycles take a while in the plain build */
+	int before = count_fds();
+	cycles_frame m = {EDO_FRAME_INIT(cycles_main), .n = test_scale(1000000)};
+	run(EDO_RT_CURRENT_THREAD, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+	cycles_frame m2 = {EDO_FRAME_INIT(cycles_main), .n = test_scale(20000)};
+	run(EDO_RT_MULTI_THREAD, &m2.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+
+/* ---- EMFILE: the listener backs off and recovers --------------------------------------------------- */
+
+#define EMF_CONNS 40
+#define EMF_HEADROOM 6
+
+static edo_tcp_stream *held[EMF_CONNS];
+static atomic_int nheld, nserved;
+
+typedef struct emf_conn_frame {
+	EDO_FRAME;
+	edo_tcp_stream *s;
+	edo_read_exact_fut rx;
+	edo_write_all_fut wa;
+	char c;
+	bool hold;
+} emf_conn_frame;
+
+EDO_ASYNC(emf_conn, emf_conn_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_tcp_stream_io(self->s), &self->c, 1));
+	CHECK_EQ(self->rx.rc, 0);
+	EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->s), "y", 1));
+	CHECK_EQ(self->wa.rc, 0);
+	atomic_fetch_add(&nserved, 1);
+	if (self->hold)
+		held[atomic_fetch_add(&nheld, 1)] = self->s;
+	else
+		edo_tcp_stream_close(self->s);
+	EDO_END();
+}
+
+typedef struct emf_acceptor_frame {
+	EDO_FRAME;
+	edo_tcp_listener *l;
+	edo_tcp_stream *s;
+	int i, rc;
+	atomic_int *accepted;
+} emf_acceptor_frame;
+
+EDO_ASYNC(emf_acceptor, emf_acceptor_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < EMF_CONNS; self->i++) {
+		EDO_AWAIT_POLL(
+			edo_tcp_listener_poll_accept(self->l, cx, &self->s, NULL, &self->rc));
+		CHECK_EQ(self->rc, 0);
+		atomic_fetch_add(self->accepted, 1);
+		CHECK_EQ(EDO_SPAWN(NULL, emf_conn, .s = self->s, .hold = self->i < EMF_HEADROOM),
+			 0);
+	}
+	edo_tcp_listener_close(self->l);
+	EDO_END();
+}
+
+static void *sleep_ms(void *arg)
+{
+	usleep((useconds_t)(uintptr_t)arg * 1000);
+	return NULL;
+}
+
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+typedef struct emf_frame {
+	EDO_FRAME;
+	int port_fd;
+	edo_addr addr;
+	edo_join *acc, *nap;
+	atomic_int accepted;
+	int rc, i;
+	double cpu0;
+} emf_frame;
+
+EDO_ASYNC(emf_main, emf_frame, NULL)
+{
+	EDO_BEGIN();
+	{
+		edo_tcp_listener *l = listen_local(&self->addr);
+		uint16_t port = edo_addr_port(&self->addr);
+		CHECK_EQ(write(self->port_fd, &port, sizeof port), (ssize_t)sizeof port);
+		close(self->port_fd);
+		/* From here only EMF_HEADROOM more descriptors fit: fill the
+		 * holes below the highest one, and set the limit above it. */
+		int maxfd = 0, open_fds = 0;
+		for (int fd = 0; fd < 4096; fd++)
+			if (fcntl(fd, F_GETFD) >= 0) {
+				maxfd = fd;
+				open_fds++;
+			}
+		for (int k = open_fds; k < maxfd + 1; k++)
+			CHECK_LT(open("/dev/null", O_RDONLY | O_CLOEXEC), maxfd);
+		struct rlimit r;
+		CHECK_EQ(getrlimit(RLIMIT_NOFILE, &r), 0);
+		r.rlim_cur = (rlim_t)maxfd + 1 + EMF_HEADROOM;
+		CHECK_EQ(setrlimit(RLIMIT_NOFILE, &r), 0);
+		CHECK_EQ(EDO_SPAWN(&self->acc, emf_acceptor, .l = l, .accepted = &self->accepted),
+			 0);
+	}
+	/* Wait until the held connections use up every descriptor. */
+	while (atomic_load(&nheld) < EMF_HEADROOM)
+		EDO_YIELD();
+	/* Now accept fails with EMFILE: the listener must back off, not spin. */
+	self->cpu0 = cpu_seconds();
+	CHECK_EQ(edo_spawn_blocking(sleep_ms, (void *)(uintptr_t)300, &self->nap), 0);
+	EDO_AWAIT_JOIN(self->nap, &self->rc);
+	edo_join_detach(self->nap);
+	CHECK_EQ(atomic_load(&self->accepted), EMF_HEADROOM);
+	/* 300 ms of wall time, little CPU: no busy retry loop. */
+	if (cpu_seconds() - self->cpu0 > 0.15)
+		TEST_FAIL_AT("accept spun: %.3f s of CPU in 0.3 s", cpu_seconds() - self->cpu0);
+	/* Free the descriptors: the listener recovers and serves the rest. */
+	for (self->i = 0; self->i < EMF_HEADROOM; self->i++)
+		edo_tcp_stream_close(held[self->i]);
+	EDO_AWAIT_JOIN(self->acc, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->acc);
+	CHECK_EQ(atomic_load(&self->accepted), EMF_CONNS);
+	while (atomic_load(&nserved) < EMF_CONNS)
+		EDO_YIELD();
+	EDO_END();
+}
+
+/* The client, in a child process (its descriptors are not the server's). */
+static int emf_client(int port_fd)
+{
+	uint16_t port;
+	if (read(port_fd, &port, sizeof port) != (ssize_t)sizeof port)
+		return 2;
+	int fds[EMF_CONNS];
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons(port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	for (int i = 0; i < EMF_CONNS; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		struct timeval tv = {.tv_sec = 30};
+		setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		if (fds[i] < 0 || connect(fds[i], (struct sockaddr *)&a, sizeof a) < 0)
+			return 3;
+		if (write(fds[i], "x", 1) != 1)
+			return 4;
+	}
+	for (int i = 0; i < EMF_CONNS; i++) {
+		char c;
+		if (read(fds[i], &c, 1) != 1 || c != 'y')
+			return 5;
+		close(fds[i]);
+	}
+	return 0;
+}
+
+static void emfile_case(edo_rt_flavor fl)
+{
+	int p[2];
+	CHECK_EQ(pipe(p), 0);
+	fflush(NULL);
+	pid_t child = fork();
+	CHECK_GE(child, 0);
+	if (child == 0) {
+		close(p[1]);
+		_exit(emf_client(p[0]));
+	}
+	close(p[0]);
+	edo_runtime *rt = make_rt(fl);
+	emf_frame m = {EDO_FRAME_INIT(emf_main), .port_fd = p[1]};
+	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	int st;
+	CHECK_EQ(waitpid(child, &st, 0), child);
+	CHECK(WIFEXITED(st));
+	CHECK_EQ(WEXITSTATUS(st), 0);
+}
+BOTH(emfile_backoff_and_recovery, emfile_case)
+
+/* ---- IPv6 and connect by host name --------------------------------------------------------------- */
+
+typedef struct host_frame {
+	EDO_FRAME;
+	edo_addr addr;
+	edo_join *server;
+	edo_lookup_fut lk;
+	client_frame *cl;
+	edo_join *client;
+	int rc;
+	bool v6;
+	edo_tcp_connect_fut c;
+} host_frame;
+
+EDO_ASYNC(host_main, host_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_AWAIT(edo_lookup_host(&self->lk, "localhost", 80));
+	CHECK_EQ(self->lk.rc, 0);
+	CHECK_GE(self->lk.count, (size_t)1);
+	for (size_t i = 0; i < self->lk.count; i++) {
+		CHECK_EQ(edo_addr_port(&self->lk.addrs[i]), 80);
+		int f = edo_addr_family(&self->lk.addrs[i]);
+		CHECK(f == AF_INET || f == AF_INET6);
+	}
+	free(self->lk.addrs);
+	EDO_AWAIT(edo_lookup_host(&self->lk, "::1", 7));
+	CHECK_EQ(self->lk.rc, 0);
+	CHECK_EQ(self->lk.count, (size_t)1);
+	CHECK_EQ(edo_addr_family(&self->lk.addrs[0]), AF_INET6);
+	free(self->lk.addrs);
+	EDO_AWAIT(edo_lookup_host(&self->lk, "", 7));
+	CHECK_EQ(self->lk.rc, -EINVAL);
+	/* A lookup dropped while it runs cleans up after itself. */
+	edo_lookup_host(&self->lk, "localhost", 1);
+	if (edo_future_poll(&self->lk.base, cx) == EDO_READY)
+		free(self->lk.addrs); /* the resolver was quick */
+	edo_future_drop(&self->lk.base);
+
+	/* A server on 127.0.0.1; "localhost" may list ::1 first (refused):
+	 * connect_host tries each address until one accepts. */
+	{
+		edo_tcp_listener *l;
+		edo_addr a;
+		CHECK_EQ(edo_addr_ip(&a, "127.0.0.1", 0), 0);
+		CHECK_EQ(edo_tcp_listener_bind(&a, &(edo_tcp_bind_opts){.v6only = true}, &l), 0);
+		CHECK_EQ(edo_tcp_listener_local_addr(l, &self->addr), 0);
+		CHECK_EQ(EDO_SPAWN(&self->server, echo_server, .l = l, .count = 1), 0);
+	}
+	EDO_AWAIT(edo_tcp_connect_host(&self->c, "localhost", edo_addr_port(&self->addr)));
+	CHECK_EQ(self->c.rc, 0);
+	CHECK_EQ(edo_tcp_stream_set_keepalive(self->c.stream, true, 30), 0);
+	CHECK_EQ(edo_tcp_stream_set_nodelay(self->c.stream, true), 0);
+	CHECK_EQ(edo_tcp_stream_nodelay(self->c.stream), 1);
+	CHECK_EQ(edo_tcp_stream_set_ttl(self->c.stream, 33), 0);
+	edo_tcp_stream_close(self->c.stream);
+	EDO_AWAIT_JOIN(self->server, &self->rc);
+	edo_join_detach(self->server);
+	/* Refused: nothing listens any more. */
+	EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
+	CHECK_EQ(self->c.rc, -ECONNREFUSED);
+
+	/* IPv6 loopback, if this machine has it. */
+	{
+		edo_addr a;
+		edo_tcp_listener *l;
+		CHECK_EQ(edo_addr_ip(&a, "::1", 0), 0);
+		int rc = edo_tcp_listener_bind(&a, NULL, &l);
+		if (rc == -EADDRNOTAVAIL || rc == -EAFNOSUPPORT)
+			EDO_RETURN();
+		CHECK_EQ(rc, 0);
+		self->v6 = true;
+		CHECK_EQ(edo_tcp_listener_local_addr(l, &self->addr), 0);
+		CHECK_EQ(edo_addr_family(&self->addr), AF_INET6);
+		CHECK_EQ(EDO_SPAWN(&self->server, echo_server, .l = l, .count = 1), 0);
+	}
+	CHECK_EQ(EDO_SPAWN(&self->client, echo_client, .addr = self->addr, .id = 7), 0);
+	EDO_AWAIT_JOIN(self->client, &self->rc);
+	CHECK(EDO_JOIN_OUTPUT(self->client, echo_client)->ok);
+	edo_join_detach(self->client);
+	EDO_AWAIT_JOIN(self->server, &self->rc);
+	edo_join_detach(self->server);
+	EDO_END();
+}
+
+static void host_case(edo_rt_flavor fl)
+{
+	host_frame m = {EDO_FRAME_INIT(host_main)};
+	run(fl, &m.edo_base);
+}
+BOTH(lookup_connect_host_ipv6, host_case)
+
+/* ---- UDP ---------------------------------------------------------------------------------------------- */
+
+typedef struct udp_frame {
+	EDO_FRAME;
+	edo_udp_socket *a, *b;
+	edo_addr aa, ba, from;
+	edo_net_ready_fut rf;
+	edo_join *h;
+	ssize_t n;
+	int i;
+	char buf[2048];
+} udp_frame;
+
+static void udp_cleanup(udp_frame *self)
+{
+	edo_udp_close(self->a);
+	edo_udp_close(self->b);
+}
+
+typedef struct udp_recv_frame {
+	EDO_FRAME;
+	edo_udp_socket *u;
+	ssize_t n;
+	char buf[64];
+} udp_recv_frame;
+
+EDO_ASYNC(udp_recv_task, udp_recv_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_AWAIT_POLL(edo_udp_poll_recv(self->u, cx, self->buf, sizeof self->buf, &self->n));
+	edo_udp_drop(self->u);
+	EDO_END();
+}
+
+EDO_ASYNC(udp_main, udp_frame, udp_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_addr_ip(&self->aa, "127.0.0.1", 0), 0);
+	CHECK_EQ(edo_udp_bind(&self->aa, &self->a), 0);
+	CHECK_EQ(edo_udp_bind(&self->aa, &self->b), 0);
+	CHECK_EQ(edo_udp_local_addr(self->a, &self->aa), 0);
+	CHECK_EQ(edo_udp_local_addr(self->b, &self->ba), 0);
+	CHECK_EQ(edo_udp_try_recv_from(self->a, self->buf, sizeof self->buf, NULL), -EAGAIN);
+	/* send_to / recv_from, many datagrams, boundaries kept. */
+	for (self->i = 0; self->i < 200; self->i++) {
+		memset(self->buf, self->i, (size_t)(self->i + 1));
+		EDO_AWAIT_POLL(edo_udp_poll_send_to(self->a, cx, self->buf, (size_t)self->i + 1,
+						    &self->ba, &self->n));
+		CHECK_EQ(self->n, (ssize_t)self->i + 1);
+		EDO_AWAIT_POLL(edo_udp_poll_recv_from(self->b, cx, self->buf, sizeof self->buf,
+						      &self->from, &self->n));
+		CHECK_EQ(self->n, (ssize_t)self->i + 1);
+		CHECK(edo_addr_equal(&self->from, &self->aa));
+		CHECK_EQ((unsigned char)self->buf[self->i], (unsigned char)self->i);
+	}
+	/* connect / send / recv, and a receiver waiting in another task. */
+	CHECK_EQ(edo_udp_connect(self->a, &self->ba), 0);
+	CHECK_EQ(edo_udp_connect(self->b, &self->aa), 0);
+	{
+		edo_addr p;
+		CHECK_EQ(edo_udp_peer_addr(self->a, &p), 0);
+		CHECK(edo_addr_equal(&p, &self->ba));
+	}
+	CHECK_EQ(EDO_SPAWN(&self->h, udp_recv_task, .u = edo_udp_clone(self->b)), 0);
+	for (self->i = 0; self->i < 3; self->i++)
+		EDO_YIELD();
+	EDO_AWAIT_POLL(edo_udp_poll_send(self->a, cx, "datagram", 8, &self->n));
+	CHECK_EQ(self->n, (ssize_t)8);
+	EDO_AWAIT_JOIN(self->h, &self->i);
+	CHECK_EQ(self->i, 0);
+	CHECK_EQ(EDO_JOIN_OUTPUT(self->h, udp_recv_task)->n, (ssize_t)8);
+	edo_join_detach(self->h);
+	/* Readiness future, then a try_ receive. */
+	EDO_AWAIT_POLL(edo_udp_poll_send(self->b, cx, "r", 1, &self->n));
+	EDO_AWAIT(edo_udp_ready(&self->rf, self->a, EDO_INTEREST_READABLE));
+	CHECK_EQ(self->rf.rc, 0);
+	CHECK(self->rf.ready & EDO_READY_READABLE);
+	CHECK_EQ(edo_udp_try_recv_from(self->a, self->buf, sizeof self->buf, NULL), (ssize_t)1);
+	/* Options. */
+	CHECK_EQ(edo_udp_set_broadcast(self->a, true), 0);
+	CHECK_EQ(edo_udp_broadcast(self->a), 1);
+	CHECK_EQ(edo_udp_set_broadcast(self->a, false), 0);
+	CHECK_EQ(edo_udp_broadcast(self->a), 0);
+	CHECK_EQ(edo_udp_set_ttl(self->a, 5), 0);
+	CHECK_EQ(edo_udp_set_multicast_loop_v4(self->a, true), 0);
+	CHECK_EQ(edo_udp_set_multicast_ttl_v4(self->a, 2), 0);
+	{
+		int rc = edo_udp_join_multicast_v4(self->b, "239.1.2.3", "127.0.0.1");
+		CHECK(rc == 0 || rc == -ENODEV || rc == -EADDRNOTAVAIL);
+		if (rc == 0)
+			CHECK_EQ(edo_udp_leave_multicast_v4(self->b, "239.1.2.3", "127.0.0.1"), 0);
+	}
+	CHECK_EQ(edo_udp_join_multicast_v4(self->b, "not-an-ip", NULL), -EINVAL);
+	/* Closing while a receiver waits wakes it with -EBADF. */
+	CHECK_EQ(EDO_SPAWN(&self->h, udp_recv_task, .u = edo_udp_clone(self->b)), 0);
+	for (self->i = 0; self->i < 3; self->i++)
+		EDO_YIELD();
+	edo_udp_close(self->b);
+	self->b = NULL;
+	EDO_AWAIT_JOIN(self->h, &self->i);
+	CHECK_EQ(EDO_JOIN_OUTPUT(self->h, udp_recv_task)->n, (ssize_t)-EBADF);
+	edo_join_detach(self->h);
+	EDO_END();
+}
+
+static void udp_case(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	udp_frame m = {EDO_FRAME_INIT(udp_main)};
+	run(fl, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(udp, udp_case)
+
+/* ---- Unix sockets ----------------------------------------------------------------------------------- */
+
+typedef struct unix_server_frame {
+	EDO_FRAME;
+	edo_unix_listener *l;
+	edo_unix_stream *s;
+	int rc, i, count;
+} unix_server_frame;
+
+EDO_ASYNC(unix_server, unix_server_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < self->count; self->i++) {
+		EDO_AWAIT_POLL(edo_unix_listener_poll_accept(self->l, cx, &self->s, &self->rc));
+		CHECK_EQ(self->rc, 0);
+		CHECK_EQ(EDO_SPAWN(NULL, echo_conn, .s = edo_unix_stream_io(self->s)), 0);
+	}
+	edo_unix_listener_close(self->l);
+	EDO_END();
+}
+
+typedef struct unix_frame {
+	EDO_FRAME;
+	char path[128], dpath[2][128];
+	edo_join *server;
+	edo_unix_stream *s, *p, *q;
+	edo_unix_datagram *d1, *d2;
+	edo_write_all_fut wa;
+	edo_read_exact_fut rx;
+	edo_addr from;
+	ssize_t n;
+	int rc, round, k;
+	char buf[256];
+} unix_frame;
+
+EDO_ASYNC(unix_main, unix_frame, NULL)
+{
+	EDO_BEGIN();
+	/* A path listener and an abstract one, each serving two clients. */
+	for (self->round = 0; self->round < 2; self->round++) {
+		{
+			edo_unix_listener *l;
+			if (self->round == 0) {
+				unlink(self->path);
+				CHECK_EQ(edo_unix_listener_bind(self->path, 0, &l), 0);
+			} else {
+				snprintf(self->path, sizeof self->path, "@edo-test-%d",
+					 (int)getpid());
+				CHECK_EQ(edo_unix_listener_bind(self->path, 0, &l), 0);
+			}
+			edo_addr a;
+			char txt[EDO_ADDR_STRLEN];
+			CHECK_EQ(edo_unix_listener_local_addr(l, &a), 0);
+			CHECK_EQ(edo_addr_format(&a, txt, sizeof txt), 0);
+			CHECK_STREQ(txt, self->path);
+			CHECK_EQ(EDO_SPAWN(&self->server, unix_server, .l = l, .count = 2), 0);
+		}
+		for (self->k = 0; self->k < 2; self->k++) {
+			CHECK_EQ(edo_unix_stream_connect(self->path, &self->s), 0);
+			{
+				pid_t pid;
+				uid_t uid;
+				CHECK_EQ(edo_unix_stream_peer_cred(self->s, &pid, &uid, NULL), 0);
+				CHECK_EQ(pid, getpid());
+				CHECK_EQ(uid, getuid());
+			}
+			memset(self->buf, 'u' + self->k, sizeof self->buf);
+			EDO_AWAIT(edo_write_all(&self->wa, edo_unix_stream_io(self->s), self->buf,
+						sizeof self->buf));
+			CHECK_EQ(self->wa.rc, 0);
+			memset(self->buf, 0, sizeof self->buf);
+			EDO_AWAIT(edo_read_exact(&self->rx, edo_unix_stream_io(self->s), self->buf,
+						 sizeof self->buf));
+			CHECK_EQ(self->rx.rc, 0);
+			CHECK_EQ(self->buf[255], (char)('u' + self->k));
+			CHECK_EQ(edo_unix_stream_shutdown(self->s, SHUT_WR), 0);
+			EDO_AWAIT_POLL(
+				edo_unix_stream_poll_read(self->s, cx, self->buf, 1, &self->n));
+			CHECK_EQ(self->n, (ssize_t)0);
+			edo_unix_stream_close(self->s);
+		}
+		EDO_AWAIT_JOIN(self->server, &self->rc);
+		CHECK_EQ(self->rc, 0);
+		edo_join_detach(self->server);
+	}
+	CHECK_EQ(edo_unix_stream_connect("@edo-nobody-listens-here", &self->s), -ECONNREFUSED);
+	CHECK_EQ(edo_unix_listener_bind("", 0, NULL), -EINVAL);
+
+	/* A socket pair. */
+	CHECK_EQ(edo_unix_stream_pair(&self->p, &self->q), 0);
+	EDO_AWAIT_POLL(edo_unix_stream_poll_write(self->p, cx, "pair", 4, &self->n));
+	CHECK_EQ(self->n, (ssize_t)4);
+	EDO_AWAIT_POLL(edo_unix_stream_poll_read(self->q, cx, self->buf, 4, &self->n));
+	CHECK_EQ(self->n, (ssize_t)4);
+	CHECK_EQ(edo_unix_stream_try_read(self->q, self->buf, 4), (ssize_t)-EAGAIN);
+	edo_unix_stream_drop(self->p);
+	EDO_AWAIT_POLL(edo_unix_stream_poll_read(self->q, cx, self->buf, 4, &self->n));
+	CHECK_EQ(self->n, (ssize_t)0);
+	edo_unix_stream_close(self->q);
+
+	/* Datagrams: bound sockets, send_to / recv_from. */
+	for (int k = 0; k < 2; k++)
+		unlink(self->dpath[k]);
+	CHECK_EQ(edo_unix_datagram_bind(self->dpath[0], &self->d1), 0);
+	CHECK_EQ(edo_unix_datagram_bind(self->dpath[1], &self->d2), 0);
+	EDO_AWAIT_POLL(
+		edo_unix_datagram_poll_send_to(self->d1, cx, "hello", 5, self->dpath[1], &self->n));
+	CHECK_EQ(self->n, (ssize_t)5);
+	EDO_AWAIT_POLL(edo_unix_datagram_poll_recv_from(self->d2, cx, self->buf, sizeof self->buf,
+							&self->from, &self->n));
+	CHECK_EQ(self->n, (ssize_t)5);
+	{
+		char txt[EDO_ADDR_STRLEN];
+		CHECK_EQ(edo_addr_format(&self->from, txt, sizeof txt), 0);
+		CHECK_STREQ(txt, self->dpath[0]);
+	}
+	CHECK_EQ(edo_unix_datagram_connect(self->d2, self->dpath[0]), 0);
+	EDO_AWAIT_POLL(edo_unix_datagram_poll_send(self->d2, cx, "back", 4, &self->n));
+	EDO_AWAIT_POLL(
+		edo_unix_datagram_poll_recv(self->d1, cx, self->buf, sizeof self->buf, &self->n));
+	CHECK_EQ(self->n, (ssize_t)4);
+	edo_unix_datagram_close(self->d1);
+	edo_unix_datagram_close(self->d2);
+	for (int k = 0; k < 2; k++)
+		unlink(self->dpath[k]);
+	/* A datagram pair. */
+	CHECK_EQ(edo_unix_datagram_pair(&self->d1, &self->d2), 0);
+	EDO_AWAIT_POLL(edo_unix_datagram_poll_send(self->d1, cx, "12", 2, &self->n));
+	EDO_AWAIT_POLL(edo_unix_datagram_poll_send(self->d1, cx, "345", 3, &self->n));
+	EDO_AWAIT_POLL(
+		edo_unix_datagram_poll_recv(self->d2, cx, self->buf, sizeof self->buf, &self->n));
+	CHECK_EQ(self->n, (ssize_t)2);
+	EDO_AWAIT_POLL(
+		edo_unix_datagram_poll_recv(self->d2, cx, self->buf, sizeof self->buf, &self->n));
+	CHECK_EQ(self->n, (ssize_t)3);
+	edo_unix_datagram_drop(self->d1);
+	edo_unix_datagram_drop(self->d2);
+	unlink(self->path);
+	EDO_END();
+}
+
+static void unix_case(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	char dir[] = "/tmp/edo-test-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	unix_frame m = {EDO_FRAME_INIT(unix_main)};
+	snprintf(m.path, sizeof m.path, "%s/listener.sock", dir);
+	snprintf(m.dpath[0], sizeof m.dpath[0], "%s/d1.sock", dir);
+	snprintf(m.dpath[1], sizeof m.dpath[1], "%s/d2.sock", dir);
+	run(fl, &m.edo_base);
+	unlink(m.path);
+	rmdir(dir);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(unix_sockets, unix_case)
+
+/* ---- addresses and bad input ---------------------------------------------------------------------- */
+
+TEST(addresses)
+{
+	edo_addr a, b;
+	char txt[EDO_ADDR_STRLEN];
+	CHECK_EQ(edo_addr_parse(&a, "127.0.0.1:8080"), 0);
+	CHECK_EQ(edo_addr_family(&a), AF_INET);
+	CHECK_EQ(edo_addr_port(&a), 8080);
+	CHECK_EQ(edo_addr_format(&a, txt, sizeof txt), 0);
+	CHECK_STREQ(txt, "127.0.0.1:8080");
+	CHECK_EQ(edo_addr_parse(&b, "[::1]:443"), 0);
+	CHECK_EQ(edo_addr_family(&b), AF_INET6);
+	CHECK_EQ(edo_addr_format(&b, txt, sizeof txt), 0);
+	CHECK_STREQ(txt, "[::1]:443");
+	CHECK(!edo_addr_equal(&a, &b));
+	CHECK_EQ(edo_addr_ip(&b, "127.0.0.1", 8080), 0);
+	CHECK(edo_addr_equal(&a, &b));
+	CHECK_EQ(edo_addr_parse(&a, "::1:80"), -EINVAL);
+	CHECK_EQ(edo_addr_parse(&a, "1.2.3.4"), -EINVAL);
+	CHECK_EQ(edo_addr_parse(&a, "1.2.3.4:65536"), -EINVAL);
+	CHECK_EQ(edo_addr_parse(&a, "1.2.3.4:-1"), -EINVAL);
+	CHECK_EQ(edo_addr_parse(&a, "[::1]80"), -EINVAL);
+	CHECK_EQ(edo_addr_ip(&a, "localhost", 1), -EINVAL);
+	CHECK_EQ(edo_addr_ip(&a, "fe80::1%lo", 1), 0);
+	CHECK_EQ(edo_addr_unix(&a, "/tmp/x.sock"), 0);
+	CHECK_EQ(edo_addr_format(&a, txt, sizeof txt), 0);
+	CHECK_STREQ(txt, "/tmp/x.sock");
+	CHECK_EQ(edo_addr_unix(&a, "@abstract"), 0);
+	CHECK_EQ(edo_addr_format(&a, txt, sizeof txt), 0);
+	CHECK_STREQ(txt, "@abstract");
+	CHECK_EQ(edo_addr_format(&a, txt, 3), -ENOSPC);
+	CHECK_EQ(edo_addr_unix(&a, ""), -EINVAL);
+	char longp[200];
+	memset(longp, 'a', sizeof longp - 1);
+	longp[sizeof longp - 1] = 0;
+	CHECK_EQ(edo_addr_unix(&a, longp), -EINVAL);
+	/* Outside a runtime. */
+	edo_tcp_listener *l;
+	CHECK_EQ(edo_addr_parse(&a, "127.0.0.1:0"), 0);
+	CHECK_EQ(edo_tcp_listener_bind(&a, NULL, &l), EDO_ENORUNTIME);
+	CHECK_EQ(edo_tcp_listener_bind(NULL, NULL, &l), -EINVAL);
+	CHECK_EQ(edo_tcp_listener_bind(&a, &(edo_tcp_bind_opts){.backlog = -1}, &l), -EINVAL);
+}
+
+typedef struct bad_frame {
+	EDO_FRAME;
+	edo_tcp_connect_fut c;
+	edo_net_ready_fut rf;
+} bad_frame;
+
+EDO_ASYNC(bad_main, bad_frame, NULL)
+{
+	EDO_BEGIN();
+	{
+		edo_addr a, u;
+		edo_tcp_listener *l, *l2;
+		CHECK_EQ(edo_addr_ip(&a, "127.0.0.1", 0), 0);
+		CHECK_EQ(edo_tcp_listener_bind(&a, &(edo_tcp_bind_opts){.reuseport = true}, &l), 0);
+		CHECK_EQ(edo_tcp_listener_local_addr(l, &a), 0);
+		/* The same port again: only with SO_REUSEPORT on both. */
+		CHECK_EQ(edo_tcp_listener_bind(&a, &(edo_tcp_bind_opts){.reuseport = true}, &l2),
+			 0);
+		edo_tcp_listener_close(l2);
+		CHECK_EQ(edo_tcp_listener_bind(&a, NULL, &l2), -EADDRINUSE);
+		edo_tcp_listener_close(l);
+		CHECK_EQ(edo_addr_unix(&u, "/tmp/x"), 0);
+		CHECK_EQ(edo_tcp_listener_bind(&u, NULL, &l), -EINVAL);
+		CHECK_EQ(edo_udp_bind(&u, NULL), -EINVAL);
+	}
+	EDO_AWAIT(edo_tcp_connect(&self->c, NULL));
+	CHECK_EQ(self->c.rc, -EINVAL);
+	EDO_AWAIT(edo_tcp_stream_ready(&self->rf, NULL, EDO_INTEREST_READABLE));
+	CHECK_EQ(self->rf.rc, -EINVAL);
+	EDO_END();
+}
+
+TEST(bad_input)
+{
+	bad_frame m = {EDO_FRAME_INIT(bad_main)};
+	run(EDO_RT_CURRENT_THREAD, &m.edo_base);
+}
+
+/* ---- runtime shutdown with tasks parked on sockets ------------------------------------------------ */
+
+typedef struct parked_frame {
+	EDO_FRAME;
+	edo_addr addr;
+	edo_tcp_connect_fut c;
+	int i;
+} parked_frame;
+
+EDO_ASYNC(parked_main, parked_frame, NULL)
+{
+	EDO_BEGIN();
+	{
+		edo_tcp_listener *l = listen_local(&self->addr);
+		CHECK_EQ(EDO_SPAWN(NULL, echo_server, .l = l), 0); /* accepts forever */
+	}
+	EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
+	CHECK_EQ(self->c.rc, 0);
+	/* A reader that never gets data; the runtime is freed under it. */
+	CHECK_EQ(EDO_SPAWN(NULL, wait_read, .s = self->c.stream, .own = true), 0);
+	for (self->i = 0; self->i < 5; self->i++)
+		EDO_YIELD();
+	EDO_END();
+}
+
+static void parked_case(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	parked_frame m = {EDO_FRAME_INIT(parked_main)};
+	edo_runtime *rt = make_rt(fl);
+	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	/* Every socket was released by its cancelled task. */
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(shutdown_with_parked_sockets, parked_case)
+
+TEST_MAIN()
