@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "edo.h"
@@ -610,6 +611,560 @@ TEST(floating_point_mode_is_per_fiber)
 	void *args[4] = {(void *)0, (void *)1, (void *)2, (void *)3};
 	run_many(0, rounding, args, 4, NULL, NULL);
 	CHECK_EQ(get_round(), 0u);
+}
+
+/* ---- cancellation ------------------------------------------------------------------------- */
+
+enum victim_kind {
+	V_GATE,      /* a hand-written future */
+	V_YIELD,     /* yields in a loop */
+	V_JOIN,      /* the join handle of a task that never finishes */
+	V_READ,      /* an I/O leaf (EDO_FIBER_AWAIT_POLL) on an empty pipe */
+	V_READY,     /* an edo_readiness future */
+	V_COROUTINE, /* a coroutine frame awaiting a gate */
+	V_BLOCKING,  /* the join handle of a slow blocking task */
+	V_NKINDS,
+};
+
+typedef struct victim_arg {
+	int kind;
+	gate g, never;
+	int fds[2];
+	edo_async_fd *afd;
+	atomic_int suspended, cleanup, co_cleanup;
+	int first_rc, second_rc;
+	bool saw_cancel;
+	pthread_t thread_at_start, thread_at_cleanup;
+} victim_arg;
+
+typedef struct gate_co_frame {
+	EDO_FRAME;
+	gate_fut gf;
+	atomic_int *cleaned;
+} gate_co_frame;
+
+static void gate_co_cleanup(gate_co_frame *self)
+{
+	atomic_fetch_add(self->cleaned, 1);
+}
+
+EDO_ASYNC(gate_co, gate_co_frame, gate_co_cleanup)
+{
+	EDO_BEGIN();
+	EDO_AWAIT(&self->gf);
+	EDO_END();
+}
+
+static void *never_ends(void *arg)
+{
+	return (void *)(intptr_t)gate_await(arg);
+}
+
+static void *slow_job(void *arg)
+{
+	(void)arg;
+	usleep(300 * 1000);
+	return NULL;
+}
+
+static int victim_await(victim_arg *v)
+{
+	edo_join *h = NULL;
+	int rc;
+	char buf[16];
+	switch (v->kind) {
+	case V_GATE:
+		return gate_await(&v->g);
+	case V_YIELD:
+		while ((rc = edo_fiber_yield()) == 0)
+			;
+		return rc;
+	case V_JOIN:
+		CHECK_EQ(edo_fiber_spawn(never_ends, &v->never, NULL, &h), 0);
+		rc = edo_fiber_join(h);
+		edo_join_abort(h);
+		edo_join_detach(h);
+		return rc;
+	case V_READ:
+		return (int)edo_fiber_read(v->afd, buf, sizeof buf);
+	case V_READY:
+		return edo_fiber_wait_ready(v->afd, EDO_INTEREST_READABLE);
+	case V_COROUTINE: {
+		gate_co_frame f = {EDO_FRAME_INIT(gate_co), .gf = {.base = {&gate_vt}, .g = &v->g},
+				   .cleaned = &v->co_cleanup};
+		return edo_fiber_await(&f.edo_base);
+	}
+	case V_BLOCKING:
+		CHECK_EQ(edo_spawn_blocking(slow_job, NULL, &h), 0);
+		rc = edo_fiber_join(h);
+		edo_join_detach(h);
+		return rc;
+	}
+	return -1;
+}
+
+static void *victim(void *arg)
+{
+	victim_arg *v = arg;
+	v->thread_at_start = pthread_self();
+	atomic_store(&v->suspended, 1);
+	v->first_rc = victim_await(v);
+	/* Every later await fails at once. */
+	edo_yield_now y = EDO_YIELD_NOW_INIT;
+	v->second_rc = edo_fiber_await(&y.base);
+	v->saw_cancel = edo_fiber_is_cancelled();
+	v->thread_at_cleanup = pthread_self();
+	atomic_store(&v->cleanup, 1);
+	return NULL;
+}
+
+static void victim_setup(victim_arg *v, int kind)
+{
+	memset(v, 0, sizeof *v);
+	v->kind = kind;
+	gate_init(&v->g, 1);
+	gate_init(&v->never, 1);
+	CHECK_EQ(pipe2(v->fds, O_NONBLOCK | O_CLOEXEC), 0);
+}
+
+static void victim_teardown(victim_arg *v)
+{
+	gate_destroy(&v->g);
+	gate_destroy(&v->never);
+	close(v->fds[0]);
+	close(v->fds[1]);
+}
+
+static void *canceller(void *arg)
+{
+	victim_arg *v = arg;
+	CHECK_EQ(edo_async_fd_new(v->fds[0], EDO_INTEREST_READABLE, &v->afd), 0);
+	edo_join *h;
+	CHECK_EQ(edo_fiber_spawn(victim, v, &(edo_fiber_opts){.name = "victim"}, &h), 0);
+	while (!atomic_load(&v->suspended))
+		CHECK_EQ(edo_fiber_yield(), 0);
+	for (int i = 0; i < 5; i++)
+		CHECK_EQ(edo_fiber_yield(), 0);
+	CHECK(!atomic_load(&v->cleanup));
+	edo_join_abort(h);
+	CHECK_EQ(edo_fiber_join(h), -ECANCELED);
+	CHECK(edo_join_fiber_result(h) == NULL);
+	edo_join_detach(h);
+	edo_async_fd_free(v->afd);
+	return NULL;
+}
+
+static void cancel_each_kind(unsigned workers)
+{
+	for (int k = 0; k < V_NKINDS; k++) {
+		victim_arg v;
+		victim_setup(&v, k);
+		run_fiber(workers, canceller, &v);
+		CHECK_EQ(atomic_load(&v.cleanup), 1);
+		CHECK_EQ(v.first_rc, -ECANCELED);
+		CHECK_EQ(v.second_rc, -ECANCELED);
+		CHECK(v.saw_cancel);
+		CHECK(pthread_equal(v.thread_at_start, v.thread_at_cleanup));
+		if (k == V_GATE || k == V_COROUTINE)
+			CHECK_EQ(atomic_load(&v.g.drops), 1);
+		if (k == V_COROUTINE)
+			CHECK_EQ(atomic_load(&v.co_cleanup), 1);
+		victim_teardown(&v);
+	}
+}
+
+TEST(cancel_each_kind_of_await_current_thread)
+{
+	cancel_each_kind(0);
+}
+
+TEST(cancel_each_kind_of_await_multi_thread)
+{
+	cancel_each_kind(3);
+}
+
+/* Aborted before its first poll, a fiber never runs. */
+static void *must_not_run(void *arg)
+{
+	atomic_store((atomic_int *)arg, 1);
+	return NULL;
+}
+
+typedef struct abort_early_frame {
+	EDO_FRAME;
+	atomic_int *ran;
+	edo_join *h;
+	int rc;
+} abort_early_frame;
+
+EDO_ASYNC(abort_early, abort_early_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_fiber_spawn(must_not_run, self->ran, NULL, &self->h), 0);
+	edo_join_abort(self->h);
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	edo_join_detach(self->h);
+	EDO_END();
+}
+
+TEST(abort_before_start_never_runs)
+{
+	for (unsigned w = 0; w <= 2; w += 2) {
+		atomic_int ran = 0;
+		edo_runtime *rt = rt_build(w);
+		abort_early_frame f = {EDO_FRAME_INIT(abort_early), .ran = &ran};
+		CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+		if (w == 0) {
+			CHECK_EQ(f.rc, -ECANCELED);
+			CHECK_EQ(atomic_load(&ran), 0);
+		} else {
+			/* Another worker may have started it before the abort:
+			 * then it ran to completion (it never awaits). */
+			CHECK_EQ(f.rc, atomic_load(&ran) ? 0 : -ECANCELED);
+		}
+	}
+}
+
+/* A shield lets cleanup await after an abort; lowering it shows the abort. */
+typedef struct shield_arg {
+	gate first, cleanup_gate;
+	atomic_int stage;
+	int rc1, rc2, rc3;
+} shield_arg;
+
+static void *shielded_victim(void *arg)
+{
+	shield_arg *s = arg;
+	atomic_store(&s->stage, 1);
+	s->rc1 = gate_await(&s->first);
+	CHECK(!edo_fiber_shield(true));
+	atomic_store(&s->stage, 2);
+	s->rc2 = gate_await(&s->cleanup_gate); /* waits until opened */
+	CHECK(edo_fiber_shield(false));
+	s->rc3 = edo_fiber_yield();
+	return NULL;
+}
+
+static void *shield_canceller(void *arg)
+{
+	shield_arg *s = arg;
+	edo_join *h;
+	CHECK_EQ(edo_fiber_spawn(shielded_victim, s, NULL, &h), 0);
+	while (atomic_load(&s->stage) < 1)
+		CHECK_EQ(edo_fiber_yield(), 0);
+	edo_join_abort(h);
+	while (atomic_load(&s->stage) < 2)
+		CHECK_EQ(edo_fiber_yield(), 0);
+	for (int i = 0; i < 20; i++)
+		CHECK_EQ(edo_fiber_yield(), 0);
+	CHECK(!edo_join_is_finished(h)); /* still waiting, shielded */
+	gate_open(&s->cleanup_gate);
+	CHECK_EQ(edo_fiber_join(h), -ECANCELED);
+	edo_join_detach(h);
+	return NULL;
+}
+
+TEST(shield_lets_cleanup_await)
+{
+	for (unsigned w = 0; w <= 2; w += 2) {
+		shield_arg s;
+		gate_init(&s.first, 1);
+		gate_init(&s.cleanup_gate, 1);
+		atomic_init(&s.stage, 0);
+		run_fiber(w, shield_canceller, &s);
+		CHECK_EQ(s.rc1, -ECANCELED);
+		CHECK_EQ(s.rc2, 0);
+		CHECK_EQ(s.rc3, -ECANCELED);
+		gate_destroy(&s.first);
+		gate_destroy(&s.cleanup_gate);
+	}
+}
+
+/* ---- runtime shutdown resumes every suspended fiber ---------------------------------------- */
+
+typedef struct sd_shared {
+	gate g;
+	atomic_int started, cleaned, shielded_failed, wrong_thread;
+} sd_shared;
+
+static void *sd_fiber(void *arg)
+{
+	sd_shared *s = arg;
+	pthread_t me = pthread_self();
+	atomic_fetch_add(&s->started, 1);
+	int rc = gate_await(&s->g);
+	CHECK_EQ(rc, -ECANCELED);
+	/* A shielded await at shutdown polls once, then fails. */
+	edo_fiber_shield(true);
+	if (gate_await(&s->g) == -ECANCELED)
+		atomic_fetch_add(&s->shielded_failed, 1);
+	if (!pthread_equal(me, pthread_self()))
+		atomic_fetch_add(&s->wrong_thread, 1);
+	atomic_fetch_add(&s->cleaned, 1);
+	return NULL;
+}
+
+typedef struct sd_frame {
+	EDO_FRAME;
+	sd_shared *s;
+	int n, i;
+} sd_frame;
+
+EDO_ASYNC(sd_main, sd_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < self->n; self->i++)
+		CHECK_EQ(edo_fiber_spawn(sd_fiber, self->s, NULL, NULL), 0);
+	while (gate_waiting(&self->s->g) < self->n)
+		EDO_YIELD();
+	EDO_END();
+}
+
+static void shutdown_with_suspended(unsigned workers, int n)
+{
+	sd_shared s;
+	memset(&s, 0, sizeof s);
+	gate_init(&s.g, n);
+	edo_runtime *rt = rt_build(workers);
+	sd_frame f = {EDO_FRAME_INIT(sd_main), .s = &s, .n = n};
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	CHECK_EQ(atomic_load(&s.cleaned), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	CHECK_EQ(atomic_load(&s.started), n);
+	CHECK_EQ(atomic_load(&s.cleaned), n);
+	CHECK_EQ(atomic_load(&s.shielded_failed), n);
+	CHECK_EQ(atomic_load(&s.wrong_thread), 0);
+	CHECK_EQ(atomic_load(&s.g.drops), 2 * n);
+	gate_destroy(&s.g);
+}
+
+TEST(shutdown_resumes_suspended_fibers_current_thread)
+{
+	shutdown_with_suspended(0, 100);
+}
+
+TEST(shutdown_resumes_suspended_fibers_multi_thread)
+{
+	shutdown_with_suspended(4, 400);
+}
+
+/* ---- 100,000 concurrent fibers ----------------------------------------------------------- */
+
+static void *gate_then_return(void *arg)
+{
+	CHECK_EQ(gate_await(arg), 0);
+	return arg;
+}
+
+typedef struct crowd_frame {
+	EDO_FRAME;
+	gate *g;
+	int n, i, rc;
+	edo_join **h;
+} crowd_frame;
+
+EDO_ASYNC(crowd, crowd_frame, NULL)
+{
+	EDO_BEGIN();
+	self->h = malloc(sizeof(edo_join *) * (size_t)self->n);
+	CHECK(self->h != NULL);
+	for (self->i = 0; self->i < self->n; self->i++)
+		CHECK_EQ(edo_fiber_spawn(gate_then_return, self->g, NULL, &self->h[self->i]), 0);
+	/* Every fiber is alive and suspended at once. */
+	while (gate_waiting(self->g) < self->n)
+		EDO_YIELD();
+	gate_open(self->g);
+	for (self->i = 0; self->i < self->n; self->i++) {
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		CHECK_EQ(self->rc, 0);
+		CHECK_EQ(edo_join_fiber_result(self->h[self->i]), (void *)self->g);
+		edo_join_detach(self->h[self->i]);
+	}
+	free(self->h);
+	EDO_END();
+}
+
+TEST(hundred_thousand_fibers)
+{
+	int n = (int)test_scale(100000);
+#ifdef EDO__TSAN
+	/* ThreadSanitizer counts each fiber as a thread (at most 8128), and
+	 * makes each slowly. */
+	if (n > 1000)
+		n = 1000;
+#endif
+	gate g;
+	gate_init(&g, n);
+	edo_runtime *rt = rt_build(2);
+	crowd_frame f = {EDO_FRAME_INIT(crowd), .g = &g, .n = n};
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	gate_destroy(&g);
+	edo__stack_stats st;
+	edo__stack_get_stats(&st);
+	CHECK_GE(st.carved, (size_t)n);
+	if (st.madvise_guard == 1)
+		CHECK_EQ(st.mprotect_guards, 0u);
+}
+
+/* ---- the stack pool ------------------------------------------------------------------------- */
+
+static void *noop_fiber(void *arg)
+{
+	return arg;
+}
+
+typedef struct seq_frame {
+	EDO_FRAME;
+	int i, n, rc;
+	edo_join *h;
+} seq_frame;
+
+EDO_ASYNC(sequential, seq_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < self->n; self->i++) {
+		CHECK_EQ(edo_fiber_spawn(noop_fiber, NULL, NULL, &self->h), 0);
+		EDO_AWAIT_JOIN(self->h, &self->rc);
+		edo_join_detach(self->h);
+	}
+	EDO_END();
+}
+
+TEST(stacks_are_reused)
+{
+	edo_runtime *rt = rt_build(0);
+	seq_frame f = {EDO_FRAME_INIT(sequential), .n = 10000};
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	edo__stack_stats st;
+	edo__stack_get_stats(&st);
+	CHECK_LE(st.carved, 2u);
+	CHECK_EQ(st.slabs, 1u);
+}
+
+/* ---- edo_block_in_place from a fiber keeps it on its thread ----------------------------------- */
+
+static void sleep_a_bit(void *arg)
+{
+	(void)arg;
+	usleep(2000);
+}
+
+static void *blocks_in_place(void *arg)
+{
+	(void)arg;
+	pthread_t me = pthread_self();
+	int wid = edo_worker_id();
+	CHECK_EQ(edo_block_in_place(sleep_a_bit, NULL), 0);
+	CHECK_EQ(edo_fiber_yield(), 0);
+	CHECK(pthread_equal(me, pthread_self()));
+	CHECK_EQ(edo_worker_id(), wid);
+	return NULL;
+}
+
+TEST(block_in_place_in_a_fiber_stays_put)
+{
+	run_fiber(2, blocks_in_place, NULL);
+}
+
+/* ---- stack overflow is caught, with a message naming the task ------------------------------- */
+
+static __attribute__((noinline)) int recurse(int depth, int limit)
+{
+	volatile char frame[1024];
+	for (size_t i = 0; i < sizeof frame; i++) /* every byte: a canary sees only writes */
+		frame[i] = (char)depth;
+	if (depth == limit)
+		return frame[0];
+	return recurse(depth + 1, limit) + frame[sizeof frame - 1];
+}
+
+static void *overflow_fiber(void *arg)
+{
+	int limit = (int)(intptr_t)arg;
+	int r = recurse(0, limit);
+	/* The canary is checked when the fiber suspends. */
+	CHECK_EQ(edo_fiber_yield(), 0);
+	return (void *)(intptr_t)r;
+}
+
+/* Run an overflowing fiber in a child process with @guard forced; returns
+ * the child's wait status and its stderr in @err. */
+static int overflow_child(int guard, size_t stack, int limit, char *err, size_t errlen)
+{
+	int p[2];
+	CHECK_EQ(pipe(p), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK_GE(pid, 0);
+	if (pid == 0) {
+		dup2(p[1], 2);
+		close(p[0]);
+		edo__stack_force_guard(guard);
+		edo_fiber_opts o = {.stack_size = stack, .name = "deep-recursion"};
+		void *arg = (void *)(intptr_t)limit;
+		run_many(0, overflow_fiber, &arg, 1, &o, NULL);
+		_exit(0);
+	}
+	close(p[1]);
+	size_t len = 0;
+	ssize_t n;
+	while (len < errlen - 1 && (n = read(p[0], err + len, errlen - 1 - len)) > 0)
+		len += (size_t)n;
+	err[len] = 0;
+	close(p[0]);
+	int st;
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+static void expect_overflow_report(int st, const char *err, int sig)
+{
+#if defined(EDO__ASAN)
+	/* AddressSanitizer may catch the overflow first, with its own report. */
+	if (strstr(err, "AddressSanitizer")) {
+		CHECK(!(WIFEXITED(st) && WEXITSTATUS(st) == 0));
+		return;
+	}
+#endif
+	if (!strstr(err, "edo: fiber stack overflow in task ") || !strstr(err, "(deep-recursion)"))
+		TEST_FAIL_AT("no overflow report; stderr was: %s", err);
+	CHECK(WIFSIGNALED(st));
+	CHECK_EQ(WTERMSIG(st), sig);
+}
+
+TEST(overflow_hits_the_guard)
+{
+	if (EDO__RUNNING_ON_VALGRIND())
+		SKIP("valgrind reports the overflow itself");
+	char err[4096];
+	int st = overflow_child(0, 0, 1 << 20, err, sizeof err);
+	expect_overflow_report(st, err, SIGSEGV);
+	CHECK(strstr(err, "guard page") != NULL || strstr(err, "AddressSanitizer") != NULL);
+}
+
+TEST(overflow_hits_an_mprotect_guard)
+{
+	if (EDO__RUNNING_ON_VALGRIND())
+		SKIP("valgrind reports the overflow itself");
+	char err[4096];
+	int st = overflow_child(EDO__GUARD_MPROTECT, 0, 1 << 20, err, sizeof err);
+	expect_overflow_report(st, err, SIGSEGV);
+}
+
+TEST(overflow_breaks_the_canary)
+{
+#if defined(EDO__ASAN)
+	SKIP("AddressSanitizer reports the write below the stack itself");
+#endif
+	char err[4096];
+	/* 16 KiB of stack, frames of about 1 KiB: about 2 KiB too deep, into
+	 * the unprotected gap below the stack (the canary's stack has no guard). */
+	int st = overflow_child(EDO__GUARD_CANARY, 16 << 10, 17, err, sizeof err);
+	expect_overflow_report(st, err, SIGABRT);
+	CHECK(strstr(err, "canary") != NULL);
 }
 
 TEST_MAIN()

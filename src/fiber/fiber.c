@@ -124,7 +124,9 @@ static void fiber_start(edo__fiber *f, edo__task *t)
 	edo__guard_thread_init();
 	f->sp = edo__fiber_make(f->stack->lo + f->stack->size, fiber_entry, f);
 #ifdef EDO__TSAN
-	f->tsan_fiber = __tsan_create_fiber(0);
+	if (!f->stack->tsan_fiber)
+		f->stack->tsan_fiber = __tsan_create_fiber(0);
+	f->tsan_fiber = f->stack->tsan_fiber;
 #endif
 	f->status = EDO__FIBER_RUNNING;
 }
@@ -132,10 +134,6 @@ static void fiber_start(edo__fiber *f, edo__task *t)
 /* The fiber returned: release what it held, on the thread it ran on. */
 static void fiber_finish(edo__fiber *f)
 {
-#ifdef EDO__TSAN
-	__tsan_destroy_fiber(f->tsan_fiber);
-	f->tsan_fiber = NULL;
-#endif
 	if (f->pinned) {
 		f->pinned = false;
 		edo__ctx.fibers_pinned--;

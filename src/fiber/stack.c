@@ -181,6 +181,9 @@ static edo__stack *carve(stack_class *k, unsigned c, size_t size)
 	s->next = NULL;
 	s->cls = (uint8_t)c;
 	s->trimmed = false;
+#ifdef EDO__TSAN
+	s->tsan_fiber = NULL;
+#endif
 	guard_install(s);
 	s->vg_id = EDO__VALGRIND_STACK_REGISTER(s->lo, s->lo + size);
 	atomic_fetch_add_explicit(&n_carved, 1, memory_order_relaxed);

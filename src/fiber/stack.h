@@ -32,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fiber/san.h"
+
 enum edo__guard {
 	EDO__GUARD_MADVISE = 1,
 	EDO__GUARD_MPROTECT = 2,
@@ -52,6 +54,13 @@ typedef struct edo__stack {
 	uint8_t guard;           /* enum edo__guard */
 	bool trimmed;            /* pages released; the canary must be rewritten */
 	unsigned vg_id;          /* valgrind's id of the registered stack */
+#ifdef EDO__TSAN
+	/* ThreadSanitizer's context for the fibers that run on this stack:
+	 * made once and reused (TSan counts each as a thread, at most 8128,
+	 * and making one costs about a millisecond).  Reuse only adds
+	 * happens-before edges that the pool really provides. */
+	void *tsan_fiber;
+#endif
 } edo__stack;
 
 /* Smallest, default and largest usable size.  Sizes round up to a power of
