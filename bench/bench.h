@@ -24,7 +24,9 @@ typedef struct bench_workload {
 void bench_register(const bench_workload *w);
 
 /* BENCH_WORKLOAD(name, fn, unit): fn(rt) runs the workload once on @rt and
- * returns the value reported in @unit. */
+ * returns the value reported in @unit.  A workload with unit NULL prints its
+ * own result lines with bench_report() (several, e.g. timers), and its
+ * return value is ignored. */
 #define BENCH_WORKLOAD(name, fn, unit)                                                             \
 	__attribute__((constructor)) static void bench_register_##name(void)                       \
 	{                                                                                          \
@@ -33,6 +35,12 @@ void bench_register(const bench_workload *w);
 	}
 
 #define EXIT_MISSING 77
+
+/* The runner's <threads> argument: 0 = current-thread, N = N workers. */
+extern unsigned bench_threads;
+
+/* Print one result line `bench=<name> impl=edo threads=<n> value=<v> unit=<u>`. */
+void bench_report(const char *name, double value, const char *unit);
 
 static inline double now_ns(void)
 {

@@ -16,6 +16,14 @@
 static const bench_workload *registry[MAX_WORKLOADS];
 static int nregistered;
 
+unsigned bench_threads;
+
+void bench_report(const char *name, double value, const char *unit)
+{
+	printf("bench=%s impl=edo threads=%u value=%.2f unit=%s\n", name, bench_threads, value,
+	       unit);
+}
+
 void bench_register(const bench_workload *w)
 {
 	if (nregistered < MAX_WORKLOADS)
@@ -88,9 +96,12 @@ int main(int argc, char **argv)
 		const bench_workload *w = registry[i];
 		if (strcmp(w->name, argv[1]) != 0)
 			continue;
+		bench_threads = (unsigned)threads;
 		edo_runtime *rt = make_runtime((unsigned)threads);
 		double v = w->fn(rt);
 		edo_runtime_free(rt);
+		if (!w->unit)
+			return 0; /* it printed its own result lines */
 		printf("bench=%s impl=edo threads=%ld value=%.2f unit=%s\n", argv[1], threads, v,
 		       w->unit);
 		return 0;
