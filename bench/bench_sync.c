@@ -195,6 +195,143 @@ static double bench_rwlock(edo_runtime *rt)
 	return f.ns;
 }
 
+/* ---- mpsc_uncontended / mpsc_contended: 10,000,000 u64 through capacity 1,024 ---- */
+
+typedef struct mpsc_producer_frame {
+	EDO_FRAME;
+	edo_mpsc_tx *tx;
+	uint64_t per, i;
+	edo_mpsc_send_fut send;
+} mpsc_producer_frame;
+
+EDO_ASYNC(mpsc_producer, mpsc_producer_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < self->per; self->i++) {
+		EDO_AWAIT(edo_mpsc_send(&self->send, self->tx, &self->i));
+		check(self->send.rc, "send");
+	}
+	edo_mpsc_tx_drop(self->tx);
+	EDO_END();
+}
+
+typedef struct mpsc_bench_frame {
+	EDO_FRAME;
+	uint64_t producers;
+	edo_mpsc_tx *tx;
+	edo_mpsc_rx *rx;
+	uint64_t n, sum, v, i;
+	int rc;
+	double t0, secs;
+} mpsc_bench_frame;
+
+EDO_ASYNC(mpsc_bench_task, mpsc_bench_frame, NULL)
+{
+	EDO_BEGIN();
+	self->t0 = now_ns();
+	check(edo_mpsc_new(MPSC_CAP, sizeof(uint64_t), &self->tx, &self->rx), "mpsc");
+	for (self->i = 0; self->i < self->producers; self->i++)
+		check(EDO_SPAWN(NULL, mpsc_producer, .tx = edo_mpsc_tx_clone(self->tx),
+				.per = MPSC_MSGS / self->producers),
+		      "spawn");
+	edo_mpsc_tx_drop(self->tx);
+	for (;;) {
+		EDO_AWAIT_POLL(edo_mpsc_poll_recv(self->rx, cx, &self->v, &self->rc));
+		if (self->rc == EDO_ECLOSED)
+			break;
+		self->sum += self->v;
+		self->n++;
+	}
+	edo_mpsc_rx_drop(self->rx);
+	uint64_t per = MPSC_MSGS / self->producers;
+	if (self->n != MPSC_MSGS || self->sum != self->producers * (per * (per - 1) / 2))
+		die("mpsc: wrong count or sum", -EIO);
+	self->secs = (now_ns() - self->t0) / 1e9;
+	EDO_END();
+}
+
+static double mpsc_run(edo_runtime *rt, uint64_t producers)
+{
+	mpsc_bench_frame f = {EDO_FRAME_INIT(mpsc_bench_task), .producers = producers};
+	run_in_task(rt, &f.edo_base, sizeof f);
+	return (double)MPSC_MSGS / f.secs;
+}
+
+static double bench_mpsc_uncontended(edo_runtime *rt)
+{
+	return mpsc_run(rt, 1);
+}
+
+static double bench_mpsc_contended(edo_runtime *rt)
+{
+	return mpsc_run(rt, MPSC_PRODUCERS);
+}
+
+/* ---- request_reply: 1,000,000 round trips to a server task over mpsc + oneshot ---- */
+
+typedef struct rr_server_frame {
+	EDO_FRAME;
+	edo_mpsc_rx *rx;
+	edo_oneshot_tx *reply;
+	int rc;
+} rr_server_frame;
+
+EDO_ASYNC(rr_server, rr_server_frame, NULL)
+{
+	EDO_BEGIN();
+	for (;;) {
+		EDO_AWAIT_POLL(edo_mpsc_poll_recv(self->rx, cx, &self->reply, &self->rc));
+		if (self->rc == EDO_ECLOSED)
+			break;
+		(void)edo_oneshot_send(self->reply, NULL);
+	}
+	edo_mpsc_rx_drop(self->rx);
+	EDO_END();
+}
+
+typedef struct rr_frame {
+	EDO_FRAME;
+	edo_mpsc_tx *tx;
+	edo_join *server;
+	edo_oneshot_tx *rtx;
+	edo_oneshot_rx *rrx;
+	edo_mpsc_send_fut send;
+	int i, rc;
+	double t0, ns;
+} rr_frame;
+
+EDO_ASYNC(rr_task, rr_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_mpsc_rx *rx;
+	check(edo_mpsc_new(10, sizeof(edo_oneshot_tx *), &self->tx, &rx), "mpsc");
+	check(EDO_SPAWN(&self->server, rr_server, .rx = rx), "spawn");
+	self->t0 = now_ns();
+	for (self->i = 0; self->i < REQ_REPLY; self->i++) {
+		check(edo_oneshot_new(0, &self->rtx, &self->rrx), "oneshot");
+		EDO_AWAIT(edo_mpsc_send(&self->send, self->tx, &self->rtx));
+		check(self->send.rc, "send");
+		EDO_AWAIT_POLL(edo_oneshot_poll_recv(self->rrx, cx, NULL, &self->rc));
+		check(self->rc, "reply");
+		edo_oneshot_rx_drop(self->rrx);
+	}
+	self->ns = (now_ns() - self->t0) / REQ_REPLY;
+	edo_mpsc_tx_drop(self->tx);
+	EDO_AWAIT_JOIN(self->server, &self->rc);
+	edo_join_detach(self->server);
+	EDO_END();
+}
+
+static double bench_request_reply(edo_runtime *rt)
+{
+	rr_frame f = {EDO_FRAME_INIT(rr_task)};
+	run_in_task(rt, &f.edo_base, sizeof f);
+	return f.ns;
+}
+
 BENCH_WORKLOAD(ping_pong, bench_ping_pong, "ns/op")
 BENCH_WORKLOAD(semaphore, bench_semaphore, "ns/op")
 BENCH_WORKLOAD(rwlock, bench_rwlock, "ns/op")
+BENCH_WORKLOAD(mpsc_uncontended, bench_mpsc_uncontended, "ops/s")
+BENCH_WORKLOAD(mpsc_contended, bench_mpsc_contended, "ops/s")
+BENCH_WORKLOAD(request_reply, bench_request_reply, "ns/op")

@@ -348,6 +348,161 @@ void edo_rwlock_write_unlock(edo_rwlock *rw);
  * letting waiting readers in, atomically (no writer can get in between). */
 void edo_rwlock_downgrade(edo_rwlock *rw);
 
+/* ==== mpsc ================================================================================ */
+
+/*
+ * A multi-producer, single-consumer channel of values of elem_size bytes,
+ * bounded (senders wait while `capacity` values are queued; waiting senders
+ * are served in FIFO order) or unbounded (sending never waits).  The queue
+ * is Tokio's: a lock-free list of 32-slot blocks, recycled by the receiver.
+ *
+ * Senders are counted: edo_mpsc_tx_clone() returns the same handle with the
+ * count raised, and every clone is released with edo_mpsc_tx_drop().  When
+ * the last sender is dropped the receiver gets every value already sent,
+ * then EDO_ECLOSED.  The receiver is one handle, owned by one holder at a
+ * time (its functions are not thread-safe on the same handle); sender
+ * functions are thread-safe.
+ *
+ *     edo_mpsc_tx *tx; edo_mpsc_rx *rx;
+ *     edo_mpsc_new(1024, sizeof(uint64_t), &tx, &rx);
+ *     ... producer coroutine:
+ *         EDO_AWAIT(edo_mpsc_send(&self->send, self->tx, &self->v));
+ *         if (self->send.rc == EDO_ECLOSED) ...     // the receiver is gone
+ *     ... consumer coroutine:
+ *         EDO_AWAIT_POLL(edo_mpsc_poll_recv(self->rx, cx, &self->v, &self->rc));
+ *         if (self->rc == EDO_ECLOSED) ...          // every sender is gone
+ */
+typedef struct edo_mpsc_tx edo_mpsc_tx;
+typedef struct edo_mpsc_rx edo_mpsc_rx;
+
+/**
+ * edo_mpsc_new() - a bounded channel holding at most @capacity values of
+ * @elem_size bytes.  Returns 0, -EINVAL (capacity 0 or above
+ * EDO_SEMAPHORE_MAX_PERMITS, absurd size, NULL outputs) or -ENOMEM.
+ */
+int edo_mpsc_new(size_t capacity, size_t elem_size, edo_mpsc_tx **tx, edo_mpsc_rx **rx);
+
+/** edo_mpsc_unbounded_new() - an unbounded channel; returns as edo_mpsc_new(). */
+int edo_mpsc_unbounded_new(size_t elem_size, edo_mpsc_tx **tx, edo_mpsc_rx **rx);
+
+/** edo_mpsc_tx_clone() - count one more sender; returns @tx (NULL for NULL). */
+edo_mpsc_tx *edo_mpsc_tx_clone(edo_mpsc_tx *tx);
+
+/**
+ * edo_mpsc_tx_drop() - release one sender.  The last one closes the sending
+ * side.  Permits (edo_mpsc_permit) taken through @tx must be used or
+ * released first.  NULL is a no-op.
+ */
+void edo_mpsc_tx_drop(edo_mpsc_tx *tx);
+
+/**
+ * edo_mpsc_try_send() - send without waiting.  Returns 0, -EAGAIN (bounded
+ * and full: the value was not sent), EDO_ECLOSED (the receiver closed or is
+ * gone), -EINVAL (NULL @tx, or NULL @value with a non-zero elem_size).  On
+ * an unbounded channel this is the send (it never returns -EAGAIN) and
+ * takes no budget.
+ */
+int edo_mpsc_try_send(edo_mpsc_tx *tx, const void *value);
+
+/** The future of a send.  Fields ending in _ are private. */
+typedef struct edo_mpsc_send_fut {
+	edo_future base;
+	edo_mpsc_tx *tx_;
+	const void *value_;
+	uint8_t state_;
+	edo_acquire_fut acq_;
+	/** Output: 0 (sent) or EDO_ECLOSED (the receiver closed; not sent). */
+	int rc;
+} edo_mpsc_send_fut;
+
+/**
+ * edo_mpsc_send() - initialise @f to send the value at @value and return it
+ * as a future.  @value must stay valid until @f completes or is dropped: the
+ * value is copied when a slot is free.  Waits (FIFO among senders) while a
+ * bounded channel is full; takes a unit of budget when READY (bounded).
+ * Cancel-safety: dropping a pending send sends nothing and gives up its
+ * place in the queue of senders.
+ */
+edo_future *edo_mpsc_send(edo_mpsc_send_fut *f, edo_mpsc_tx *tx, const void *value);
+
+/** A reserved slot: the future of a reserve, then the permit it holds. */
+typedef struct edo_mpsc_permit {
+	edo_future base;
+	edo_mpsc_tx *tx_;
+	uint8_t state_;
+	edo_acquire_fut acq_;
+	/** Output: 0 (a slot is reserved) or EDO_ECLOSED. */
+	int rc;
+} edo_mpsc_permit;
+
+/**
+ * edo_mpsc_reserve() - initialise @p to reserve one slot of @tx's channel
+ * and return it as a future; when it is READY with p->rc == 0, @p holds the
+ * slot and edo_mpsc_permit_send() sends into it without waiting.  Dropping
+ * @p (edo_future_drop()) while pending gives up the place in the queue;
+ * dropping it while it holds the slot gives the slot back.  Takes a unit of
+ * budget when READY (bounded).
+ */
+edo_future *edo_mpsc_reserve(edo_mpsc_permit *p, edo_mpsc_tx *tx);
+
+/**
+ * edo_mpsc_try_reserve() - reserve a slot without waiting; @p then holds it.
+ * Returns 0, -EAGAIN (full), EDO_ECLOSED or -EINVAL.
+ */
+int edo_mpsc_try_reserve(edo_mpsc_permit *p, edo_mpsc_tx *tx);
+
+/**
+ * edo_mpsc_permit_send() - send the value at @value into the slot @p holds,
+ * releasing it.  Never waits and never fails for a closed receiver (the
+ * value is queued; a receiver that closed still drains it).  Returns 0, or
+ * -EINVAL if @p holds no slot (or @value is NULL with a non-zero size).
+ */
+int edo_mpsc_permit_send(edo_mpsc_permit *p, const void *value);
+
+/**
+ * edo_mpsc_poll_recv() - receive the next value.  READY with *@rc = 0 and
+ * the value copied to @out (may be NULL to discard), or *@rc = EDO_ECLOSED:
+ * every sender is gone (or the receiver closed) and every value sent was
+ * received.  Takes a unit of budget when READY.  Cancel-safe: no value is
+ * lost if the caller stops polling.
+ */
+edo_poll edo_mpsc_poll_recv(edo_mpsc_rx *rx, edo_cx *cx, void *out, int *rc);
+
+/**
+ * edo_mpsc_poll_recv_many() - receive up to @max values at once into @buf
+ * (@max * elem_size bytes), waiting for at least one.  READY with *@n the
+ * number received, or *@n = 0 when the channel is closed and drained (or
+ * @max is 0).  Takes one unit of budget.  Cancel-safe.
+ */
+edo_poll edo_mpsc_poll_recv_many(edo_mpsc_rx *rx, edo_cx *cx, void *buf, size_t max, size_t *n);
+
+/**
+ * edo_mpsc_try_recv() - receive without waiting.  Returns 0 (copied to
+ * @out), -EAGAIN (empty, senders still alive), EDO_ECLOSED (closed and
+ * drained) or -EINVAL.
+ */
+int edo_mpsc_try_recv(edo_mpsc_rx *rx, void *out);
+
+/**
+ * edo_mpsc_rx_close() - stop accepting values: pending and later sends fail
+ * with EDO_ECLOSED (reserved permits can still send); values already queued
+ * can still be received, then receive reports EDO_ECLOSED.
+ */
+void edo_mpsc_rx_close(edo_mpsc_rx *rx);
+
+/** edo_mpsc_rx_drop() - close and release the receiver; queued values are
+ * discarded.  NULL is a no-op. */
+void edo_mpsc_rx_drop(edo_mpsc_rx *rx);
+
+/** edo_mpsc_is_closed() - whether the receiver closed or is gone. */
+bool edo_mpsc_is_closed(const edo_mpsc_tx *tx);
+
+/** edo_mpsc_capacity() - slots free now (bounded; SIZE_MAX when unbounded). */
+size_t edo_mpsc_capacity(const edo_mpsc_tx *tx);
+
+/** edo_mpsc_max_capacity() - the bound given at creation (SIZE_MAX when unbounded). */
+size_t edo_mpsc_max_capacity(const edo_mpsc_tx *tx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -213,11 +213,45 @@ uint32_t edo__sync_rand(void);
 
 /* ---- the batch semaphore (semaphore.c), used by mpsc and OnceCell ------------------------ */
 
+void edo__bsem_init(edo__bsem *s, size_t permits);
+/* 0, -EAGAIN or EDO_ECLOSED; never barges past waiters. */
+int edo__bsem_try_acquire(edo__bsem *s, size_t n);
 /* Give @n permits back (or add them): to the oldest waiters first. */
 void edo__bsem_release(edo__bsem *s, size_t n);
 /* Close: pending and future acquires fail with EDO_ECLOSED. */
 void edo__bsem_close(edo__bsem *s);
 /* Permits available now. */
 size_t edo__bsem_available(const edo__bsem *s);
+bool edo__bsem_is_closed(const edo__bsem *s);
+
+/* The acquire future, for futures that embed one and poll it directly. */
+void edo__acquire_init(edo_acquire_fut *f, edo__bsem *s, size_t n);
+edo_poll edo__acquire_poll(edo_acquire_fut *a, edo_cx *cx);
+
+/* ---- a single waiter's waker, woken from many threads ------------------------------------- *
+ *
+ * Tokio's AtomicWaker, with one more state so that a wake costs one load
+ * when nobody waits.  The owner (one task) registers its waker, which
+ * ARMs it; then it must check its condition again.  A waker makes the
+ * condition true with a seq_cst operation, then calls edo__aw_wake(), whose
+ * seq_cst load of the state sees ARMED or else the owner's re-check sees the
+ * condition (the store-buffering pattern, forbidden under seq_cst).
+ *
+ *   EMPTY ──register──▶ REGISTERING ──▶ ARMED ──wake──▶ WAKING ──▶ EMPTY
+ *
+ * The waker field is written only by the owner in REGISTERING; a wake reads
+ * it in WAKING and leaves it there (wake_by_ref), so registering the same
+ * task again needs no clone.  The field is dropped by edo__aw_free(). */
+typedef struct edo__atomic_waker {
+	_Atomic(uint32_t) state;
+	edo_waker waker;
+} edo__atomic_waker;
+
+void edo__aw_init(edo__atomic_waker *aw);
+void edo__aw_register(edo__atomic_waker *aw, const edo_waker *w);
+void edo__aw_wake(edo__atomic_waker *aw);
+/* The owner found its condition true after registering: stop wakes. */
+void edo__aw_disarm(edo__atomic_waker *aw);
+void edo__aw_free(edo__atomic_waker *aw);
 
 #endif /* EDO_SYNC_INTERNAL_H */

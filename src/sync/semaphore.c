@@ -45,7 +45,7 @@
 
 enum { ACQ_INIT, ACQ_QUEUED, ACQ_DONE };
 
-static void bsem_init(edo__bsem *s, size_t permits)
+void edo__bsem_init(edo__bsem *s, size_t permits)
 {
 	atomic_init(&s->permits, permits << SHIFT);
 	atomic_init(&s->lock.v, 0);
@@ -134,7 +134,12 @@ size_t edo__bsem_available(const edo__bsem *s)
 	return atomic_load_explicit(&s->permits, memory_order_acquire) >> SHIFT;
 }
 
-static int bsem_try_acquire(edo__bsem *s, size_t n)
+bool edo__bsem_is_closed(const edo__bsem *s)
+{
+	return atomic_load_explicit(&s->permits, memory_order_acquire) & CLOSED;
+}
+
+int edo__bsem_try_acquire(edo__bsem *s, size_t n)
 {
 	size_t cur = atomic_load_explicit(&s->permits, memory_order_acquire);
 	for (;;) {
@@ -268,9 +273,8 @@ static edo_poll acquire_queued(edo_acquire_fut *a, edo_cx *cx)
 	return EDO_PENDING;
 }
 
-static edo_poll acquire_poll(edo_future *f, edo_cx *cx)
+edo_poll edo__acquire_poll(edo_acquire_fut *a, edo_cx *cx)
 {
-	edo_acquire_fut *a = (edo_acquire_fut *)f;
 	if (a->state_ == ACQ_DONE)
 		return EDO_READY;
 	if (edo__coop_proceed(cx) == EDO_PENDING)
@@ -303,9 +307,14 @@ static void acquire_drop(edo_future *f)
 	edo_waker_drop(w);
 }
 
+static edo_poll acquire_poll(edo_future *f, edo_cx *cx)
+{
+	return edo__acquire_poll((edo_acquire_fut *)f, cx);
+}
+
 static const edo_future_vtable acquire_vt = {.poll = acquire_poll, .drop = acquire_drop};
 
-static edo_future *acquire_init(edo_acquire_fut *f, edo__bsem *s, size_t n)
+void edo__acquire_init(edo_acquire_fut *f, edo__bsem *s, size_t n)
 {
 	f->base.vt = &acquire_vt;
 	f->sem_ = s;
@@ -315,6 +324,11 @@ static edo_future *acquire_init(edo_acquire_fut *f, edo__bsem *s, size_t n)
 	f->node_.waker = (edo_waker){0};
 	atomic_init(&f->node_.remaining, 0);
 	f->rc = 0;
+}
+
+static edo_future *acquire_init(edo_acquire_fut *f, edo__bsem *s, size_t n)
+{
+	edo__acquire_init(f, s, n);
 	return &f->base;
 }
 
@@ -333,7 +347,7 @@ int edo_semaphore_init(edo_semaphore *s, size_t permits)
 {
 	if (!s || permits > MAXP)
 		return -EINVAL;
-	bsem_init(&s->s_, permits);
+	edo__bsem_init(&s->s_, permits);
 	return 0;
 }
 
@@ -359,7 +373,7 @@ int edo_semaphore_try_acquire_many(edo_semaphore *s, size_t n)
 		return -EINVAL;
 	if (n == 0)
 		return 0;
-	return bsem_try_acquire(&s->s_, n);
+	return edo__bsem_try_acquire(&s->s_, n);
 }
 
 int edo_semaphore_try_acquire(edo_semaphore *s)
@@ -418,7 +432,7 @@ size_t edo_semaphore_available_permits(const edo_semaphore *s)
 void edo_mutex_init(edo_mutex *m)
 {
 	if (m)
-		bsem_init(&m->s_, 1);
+		edo__bsem_init(&m->s_, 1);
 }
 
 edo_future *edo_mutex_lock(edo_acquire_fut *f, edo_mutex *m)
@@ -434,7 +448,7 @@ int edo_mutex_try_lock(edo_mutex *m)
 {
 	if (!m)
 		return -EINVAL;
-	return bsem_try_acquire(&m->s_, 1) == 0 ? 0 : -EBUSY;
+	return edo__bsem_try_acquire(&m->s_, 1) == 0 ? 0 : -EBUSY;
 }
 
 void edo_mutex_unlock(edo_mutex *m)
@@ -457,7 +471,7 @@ int edo_rwlock_init(edo_rwlock *rw, uint32_t max_readers)
 	if (max_readers == 0)
 		max_readers = EDO_RWLOCK_MAX_READERS;
 	rw->max_readers_ = max_readers;
-	bsem_init(&rw->s_, max_readers);
+	edo__bsem_init(&rw->s_, max_readers);
 	return 0;
 }
 
@@ -483,14 +497,14 @@ int edo_rwlock_try_read(edo_rwlock *rw)
 {
 	if (!rw)
 		return -EINVAL;
-	return bsem_try_acquire(&rw->s_, 1) == 0 ? 0 : -EBUSY;
+	return edo__bsem_try_acquire(&rw->s_, 1) == 0 ? 0 : -EBUSY;
 }
 
 int edo_rwlock_try_write(edo_rwlock *rw)
 {
 	if (!rw)
 		return -EINVAL;
-	return bsem_try_acquire(&rw->s_, rw->max_readers_) == 0 ? 0 : -EBUSY;
+	return edo__bsem_try_acquire(&rw->s_, rw->max_readers_) == 0 ? 0 : -EBUSY;
 }
 
 void edo_rwlock_read_unlock(edo_rwlock *rw)
