@@ -43,7 +43,7 @@ typedef struct edo__ct {
 	uint32_t tick;
 	edo__defer defer;
 	/* Shared with other threads. */
-	edo__inject inject;
+	edo__inject_set inject; /* sharded by pushing thread */
 	edo__parker parker;
 	atomic_bool woken;   /* the block_on future was woken */
 	atomic_bool entered; /* a thread is inside block_on */
@@ -96,7 +96,7 @@ static void ct_schedule(edo__sched *s, edo__task *t, bool yield)
 		EDO__STAT_ADD(&ct->stats, local_schedules, 1);
 		return;
 	}
-	if (edo__inject_push(&ct->inject, t))
+	if (edo__inject_set_push(&ct->inject, t))
 		edo__parker_unpark(&ct->parker);
 	else
 		edo__task_drop_notified(t); /* shut down: the task was cancelled */
@@ -106,7 +106,7 @@ static void ct_destroy(edo__sched *s)
 {
 	edo__ct *ct = ct_of(s);
 	edo__owned_destroy(&s->owned);
-	edo__inject_destroy(&ct->inject);
+	edo__inject_set_destroy(&ct->inject);
 	edo__defer_free(&ct->defer);
 	free(ct);
 }
@@ -144,11 +144,17 @@ static edo_waker bo_clone(const void *data)
 
 /* ---- the loop ---------------------------------------------------------------------- */
 
+static edo__task *inject_pop(edo__ct *ct)
+{
+	edo__task *t;
+	return edo__inject_set_pop_n(&ct->inject, 0, 1, &t) ? t : NULL;
+}
+
 static edo__task *next_task(edo__ct *ct)
 {
 	edo__task *t;
 	if (++ct->tick % ct->global_queue_interval == 0) {
-		t = edo__inject_pop(&ct->inject);
+		t = inject_pop(ct);
 		if (t) {
 			EDO__STAT_ADD(&ct->stats, remote_schedules, 1);
 			return t;
@@ -158,7 +164,7 @@ static edo__task *next_task(edo__ct *ct)
 	t = run_pop(ct);
 	if (t)
 		return t;
-	t = edo__inject_pop(&ct->inject);
+	t = inject_pop(ct);
 	if (t)
 		EDO__STAT_ADD(&ct->stats, remote_schedules, 1);
 	return t;
@@ -178,7 +184,7 @@ static void park(edo__ct *ct, bool may_block)
 {
 	edo__sched *s = &ct->base;
 	bool block = may_block && ct->run_len == 0 && edo__defer_is_empty(&ct->defer) &&
-		     edo__inject_is_empty(&ct->inject) &&
+		     edo__inject_set_is_empty(&ct->inject) &&
 		     !atomic_load_explicit(&ct->woken, memory_order_acquire);
 	EDO__STAT_SET(&ct->stats, polls, ct->polls);
 	EDO__STAT_SET(&ct->stats, local_queue_depth, ct->run_len);
@@ -255,7 +261,13 @@ int edo__ct_new(const edo_runtime_builder *b, edo__sched **out)
 		free(ct);
 		return rc;
 	}
-	edo__inject_init(&ct->inject);
+	rc = edo__inject_set_init(&ct->inject, 4);
+	if (rc < 0) {
+		edo__owned_destroy(&ct->base.owned);
+		edo__driver_destroy(&ct->base.driver);
+		free(ct);
+		return rc;
+	}
 	rc = edo__parker_init(&ct->parker, &ct->base.driver);
 	if (rc < 0) {
 		edo__sched_unref(&ct->base);
@@ -274,7 +286,7 @@ static bool drain_queues(edo__ct *ct)
 {
 	bool any = false;
 	edo__task *t;
-	while ((t = run_pop(ct)) || (t = edo__inject_pop(&ct->inject))) {
+	while ((t = run_pop(ct)) || (t = inject_pop(ct))) {
 		edo__task_drop_notified(t);
 		any = true;
 	}
@@ -297,7 +309,7 @@ int edo__ct_shutdown(edo__sched *s)
 	 * land in the local queue, which is drained below. */
 	edo__ctx = (edo__context){.sched = s, .core = ct, .defer = &ct->defer};
 	edo__sched_cancel_all(s);
-	edo__inject_close(&ct->inject);
+	edo__inject_set_close(&ct->inject);
 	while (drain_queues(ct))
 		;
 	edo__driver_shutdown(&s->driver);
@@ -309,7 +321,7 @@ int edo__ct_shutdown(edo__sched *s)
 
 size_t edo__ct_inject_depth(edo__sched *s)
 {
-	return edo__inject_len(&ct_of(s)->inject);
+	return edo__inject_set_len(&ct_of(s)->inject);
 }
 
 int edo__ct_worker_metrics(edo__sched *s, uint32_t i, edo_worker_metrics *out)

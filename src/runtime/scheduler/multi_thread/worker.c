@@ -121,8 +121,7 @@ struct edo__mt {
 	edo__sched base;
 	uint32_t num_workers;
 	edo__worker *workers;
-	edo__inject *inject;
-	uint32_t inject_mask;
+	edo__inject_set inject;
 	edo__idle idle;
 	atomic_bool closing;
 	atomic_uint block_on_count;
@@ -165,39 +164,18 @@ static uint32_t fast_rand(edo__worker *w)
 
 #define STAT_ADD(w, field, n) EDO__STAT_ADD(&(w)->stats, field, n)
 
-/* ---- inject shards ----------------------------------------------------------------- */
-
-static __thread uint32_t inject_shard_hint;
-static atomic_uint inject_shard_next;
-
-static edo__inject *remote_shard(edo__mt *mt)
-{
-	if (!inject_shard_hint)
-		inject_shard_hint = atomic_fetch_add(&inject_shard_next, 1) + 1;
-	return &mt->inject[inject_shard_hint & mt->inject_mask];
-}
+/* ---- the inject queue ----------------------------------------------------------- */
 
 static bool inject_is_empty(edo__mt *mt)
 {
-	for (uint32_t i = 0; i <= mt->inject_mask; i++)
-		if (!edo__inject_is_empty(&mt->inject[i]))
-			return false;
-	return true;
-}
-
-static size_t inject_len(edo__mt *mt)
-{
-	size_t n = 0;
-	for (uint32_t i = 0; i <= mt->inject_mask; i++)
-		n += edo__inject_len(&mt->inject[i]);
-	return n;
+	return edo__inject_set_is_empty(&mt->inject);
 }
 
 static void overflow_to_inject(void *ctx, edo__task *first, edo__task *last, uint32_t n)
 {
 	edo__worker *w = ctx;
 	edo__mt *mt = w->mt;
-	if (!edo__inject_push_batch(&mt->inject[w->index & mt->inject_mask], first, last, n)) {
+	if (!edo__inject_set_push_batch(&mt->inject, w->index, first, last, n)) {
 		/* Closed (shutdown): the tasks were cancelled; drop the refs. */
 		for (edo__task *t = first, *next; t; t = next) {
 			next = t->next;
@@ -244,7 +222,7 @@ static void push_local(edo__worker *w, edo__task *t)
 
 static void push_remote(edo__mt *mt, edo__task *t)
 {
-	if (!edo__inject_push(remote_shard(mt), t)) {
+	if (!edo__inject_set_push(&mt->inject, t)) {
 		edo__task_drop_notified(t);
 		return;
 	}
@@ -300,19 +278,16 @@ static edo__task *pop_inject_batch(edo__worker *w)
 	if (inject_is_empty(mt))
 		return NULL;
 	uint32_t room = edo__local_queue_remaining(&w->queue);
-	size_t want = inject_len(mt) / mt->num_workers + 1;
+	size_t want = edo__inject_set_len(&mt->inject) / mt->num_workers + 1;
 	if (want > room)
 		want = room;
 	if (want > MAX_INJECT_BATCH)
 		want = MAX_INJECT_BATCH;
 	if (want == 0)
 		want = 1;
-	for (uint32_t k = 0; k <= mt->inject_mask; k++) {
-		edo__inject *q = &mt->inject[(w->index + k) & mt->inject_mask];
-		edo__task *first;
-		uint32_t n = edo__inject_pop_n(q, (uint32_t)want, &first);
-		if (!n)
-			continue;
+	edo__task *first;
+	uint32_t n = edo__inject_set_pop_n(&mt->inject, w->index, (uint32_t)want, &first);
+	if (n) {
 		STAT_ADD(w, remote_schedules, n);
 		edo__task *rest = first->next;
 		first->next = NULL;
@@ -814,8 +789,7 @@ int edo__mt_block_on(edo__sched *s, edo_future *fut)
 static void mt_destroy(edo__sched *s)
 {
 	edo__mt *mt = mt_of(s);
-	for (uint32_t i = 0; i <= mt->inject_mask; i++)
-		edo__inject_destroy(&mt->inject[i]);
+	edo__inject_set_destroy(&mt->inject);
 	for (uint32_t i = 0; i < mt->num_workers; i++) {
 		edo__defer_free(&mt->workers[i].defer);
 		edo__inject_destroy(&mt->workers[i].pinned);
@@ -827,7 +801,6 @@ static void mt_destroy(edo__sched *s)
 	pthread_barrier_destroy(&mt->shutdown_barrier);
 	pthread_mutex_destroy(&mt->exit_lock);
 	pthread_cond_destroy(&mt->exit_cond);
-	free(mt->inject);
 	free(mt->workers);
 	free(mt);
 }
@@ -866,22 +839,17 @@ int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
 		free(mt);
 		return rc;
 	}
-	uint32_t shards = 1;
-	while (shards < n)
-		shards <<= 1;
 	mt->num_workers = n;
-	mt->inject_mask = shards - 1;
 	mt->workers = aligned_alloc(64, sizeof(edo__worker) * n);
-	mt->inject = calloc(shards, sizeof(edo__inject));
-	if (!mt->workers || !mt->inject || edo__idle_init(&mt->idle, n) < 0) {
+	if (!mt->workers || edo__inject_set_init(&mt->inject, n) < 0 ||
+	    edo__idle_init(&mt->idle, n) < 0) {
 		free(mt->workers);
-		free(mt->inject);
+		edo__inject_set_destroy(&mt->inject);
 		edo__owned_destroy(&mt->base.owned);
+		edo__driver_destroy(&mt->base.driver);
 		free(mt);
 		return -ENOMEM;
 	}
-	for (uint32_t i = 0; i < shards; i++)
-		edo__inject_init(&mt->inject[i]);
 	atomic_init(&mt->closing, false);
 	atomic_init(&mt->block_on_count, 0);
 	atomic_init(&mt->threads_started, 0);
@@ -938,12 +906,10 @@ static void mt_stop_threads(edo__mt *mt, uint32_t started)
 		pthread_cond_wait(&mt->exit_cond, &mt->exit_lock);
 	pthread_mutex_unlock(&mt->exit_lock);
 	/* Wakes from outside the workers may have queued notifications. */
-	for (uint32_t i = 0; i <= mt->inject_mask; i++) {
-		edo__inject_close(&mt->inject[i]);
-		edo__task *t;
-		while ((t = edo__inject_pop(&mt->inject[i])))
-			edo__task_drop_notified(t);
-	}
+	edo__inject_set_close(&mt->inject);
+	edo__task *t;
+	while (edo__inject_set_pop_n(&mt->inject, 0, 1, &t))
+		edo__task_drop_notified(t);
 	/* I/O still registered (outside tasks) fails from now on. */
 	edo__driver_shutdown(&mt->base.driver);
 	/* Timers still registered (outside tasks) fire as cancelled.  The
@@ -981,5 +947,5 @@ uint32_t edo__mt_num_workers(edo__sched *s)
 
 size_t edo__mt_inject_depth(edo__sched *s)
 {
-	return inject_len(mt_of(s));
+	return edo__inject_set_len(&mt_of(s)->inject);
 }
