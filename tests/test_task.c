@@ -10,6 +10,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "edo.h"
 #include "harness.h"
@@ -30,6 +33,44 @@ static void backoff(unsigned *spins)
 		__asm__ volatile("" ::: "memory");
 	else
 		sched_yield();
+}
+
+/* A word one thread sleeps on until another changes it: a short spin, then
+ * a futex sleep.  On a loaded machine a thread that sleeps in the kernel is
+ * run again promptly when woken, while one that spins in sched_yield() is
+ * pushed back behind every other runnable process. */
+typedef struct event {
+	atomic_int word;
+	atomic_int sleepers;
+} event;
+
+static void event_wait_while(event *e, int val)
+{
+	for (int i = 0; i < 256; i++) {
+		if (atomic_load(&e->word) != val)
+			return;
+		__asm__ volatile("" ::: "memory");
+	}
+	atomic_fetch_add(&e->sleepers, 1);
+	while (atomic_load(&e->word) == val)
+		syscall(SYS_futex, &e->word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+	atomic_fetch_sub(&e->sleepers, 1);
+}
+
+/* Set the word (seq_cst, as the sleepers check below: either the sleeper
+ * sees the new value or we see the sleeper) and wake any sleeper. */
+static void event_set(event *e, int val)
+{
+	atomic_store(&e->word, val);
+	if (atomic_load(&e->sleepers))
+		syscall(SYS_futex, &e->word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+static void event_bump(event *e)
+{
+	atomic_fetch_add(&e->word, 1);
+	if (atomic_load(&e->sleepers))
+		syscall(SYS_futex, &e->word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }
 
 /* A waker that counts its wakes (data points at an atomic_int). */
@@ -358,7 +399,8 @@ TEST(waker_outlives_task_and_runtime)
 typedef struct xw_shared {
 	atomic_long signals; /* sent by the helper before each wake */
 	atomic_int have;     /* box holds a waker */
-	atomic_long woke;    /* wakes the helper has completed */
+	event woke;          /* wakes the helper has completed */
+	event *handed;       /* bumped whenever a task fills its box */
 	edo_waker box;
 	long n;
 	long polls;  /* runtime thread only */
@@ -383,13 +425,13 @@ static edo_poll xw_poll(edo_future *f, edo_cx *cx)
 		return EDO_READY;
 	sh->box = edo_waker_clone(cx->waker);
 	atomic_store_explicit(&sh->have, 1, memory_order_release);
-	unsigned spins = 0;
+	event_bump(sh->handed);
 	switch (k % 3) {
 	case 0:
 		/* Stay inside the poll until the helper's wake has returned:
 		 * this wake certainly found the task RUNNING. */
-		while (atomic_load_explicit(&sh->woke, memory_order_acquire) != k + 1)
-			backoff(&spins);
+		for (int v; (v = atomic_load(&sh->woke.word)) != (int)k + 1;)
+			event_wait_while(&sh->woke, v);
 		sh->inside++;
 		break;
 	case 1:
@@ -409,6 +451,7 @@ static const edo_future_vtable xw_vt = {xw_poll, NULL};
 typedef struct xw_helper_arg {
 	xw_shared *sh;
 	int n;
+	event handed;
 } xw_helper_arg;
 
 static void *xw_helper(void *arg)
@@ -417,8 +460,8 @@ static void *xw_helper(void *arg)
 	long left = 0;
 	for (int t = 0; t < a->n; t++)
 		left += a->sh[t].n;
-	unsigned spins = 0;
 	while (left > 0) {
+		int seen = atomic_load(&a->handed.word);
 		bool any = false;
 		for (int t = 0; t < a->n; t++) {
 			xw_shared *sh = &a->sh[t];
@@ -435,13 +478,11 @@ static void *xw_helper(void *arg)
 				edo_waker_wake_by_ref(&w);
 				edo_waker_drop(w);
 			}
-			atomic_store_explicit(&sh->woke, i + 1, memory_order_release);
+			event_set(&sh->woke, (int)(i + 1));
 			left--;
 		}
-		if (any)
-			spins = 0;
-		else
-			backoff(&spins);
+		if (!any)
+			event_wait_while(&a->handed, seen);
 	}
 	return NULL;
 }
@@ -479,7 +520,9 @@ TEST(wake_from_other_thread_during_poll_stress)
 		sh[t].n = total / NT + (t < total % NT);
 	edo_runtime *rt = rt_new();
 	pthread_t th;
-	xw_helper_arg ha = {sh, NT};
+	xw_helper_arg ha = {sh, NT, {0}};
+	for (int t = 0; t < NT; t++)
+		sh[t].handed = &ha.handed;
 	CHECK_EQ(pthread_create(&th, NULL, xw_helper, &ha), 0);
 	xw_main_frame m = {EDO_FRAME_INIT(xw_main), .sh = sh, .n = NT};
 	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
@@ -489,7 +532,7 @@ TEST(wake_from_other_thread_during_poll_stress)
 		/* Exactly one poll per wake, plus the first. */
 		CHECK_EQ(sh[t].polls, sh[t].n + 1);
 		CHECK_EQ(atomic_load(&sh[t].signals), sh[t].n);
-		CHECK_EQ(atomic_load(&sh[t].woke), sh[t].n);
+		CHECK_EQ(atomic_load(&sh[t].woke.word), sh[t].n);
 		CHECK_EQ(sh[t].inside, (sh[t].n + 2) / 3);
 		wakes += sh[t].n;
 	}
