@@ -895,12 +895,6 @@ EDO_ASYNC(emf_acceptor, emf_acceptor_frame, NULL)
 	EDO_END();
 }
 
-static void *sleep_ms(void *arg)
-{
-	usleep((useconds_t)(uintptr_t)arg * 1000);
-	return NULL;
-}
-
 static double cpu_seconds(void)
 {
 	struct rusage ru;
@@ -913,7 +907,8 @@ typedef struct emf_frame {
 	EDO_FRAME;
 	int port_fd;
 	edo_addr addr;
-	edo_join *acc, *nap;
+	edo_join *acc;
+	edo_sleep nap;
 	atomic_int accepted;
 	int rc, i;
 	double cpu0;
@@ -949,9 +944,7 @@ EDO_ASYNC(emf_main, emf_frame, NULL)
 		EDO_YIELD();
 	/* Now accept fails with EMFILE: the listener must back off, not spin. */
 	self->cpu0 = cpu_seconds();
-	CHECK_EQ(edo_spawn_blocking(sleep_ms, (void *)(uintptr_t)300, &self->nap), 0);
-	EDO_AWAIT_JOIN(self->nap, &self->rc);
-	edo_join_detach(self->nap);
+	EDO_AWAIT_SLEEP(&self->nap, EDO_MS(300));
 	CHECK_EQ(atomic_load(&self->accepted), EMF_HEADROOM);
 	/* 300 ms of wall time, little CPU: no busy retry loop. */
 	if (cpu_seconds() - self->cpu0 > 0.15)

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "edo/error.h"
@@ -165,17 +164,6 @@ edo_future *edo__sock_ready(edo_net_ready_fut *f, edo__sock *s, uint32_t interes
 
 #define BACKOFF_MAX_MS 100
 
-/* The back-off sleep, on the blocking pool.  (With the time driver this
- * becomes a timer; the blocking pool is what exists today.) */
-static void *backoff_sleep(void *arg)
-{
-	unsigned ms = (unsigned)(uintptr_t)arg;
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-	return NULL;
-}
-
 typedef struct accept_ctx {
 	edo_addr *peer;
 } accept_ctx;
@@ -224,12 +212,10 @@ static bool accept_exhausted(ssize_t e)
 edo_poll edo__listener_poll_accept(edo__listener *l, edo_cx *cx, int *fd, edo_addr *peer, int *rc)
 {
 	for (;;) {
-		if (l->backoff) {
-			int jr;
-			if (edo_join_poll(l->backoff, cx, &jr) == EDO_PENDING)
+		if (l->backing_off) {
+			if (edo_future_poll(&l->backoff.base, cx) == EDO_PENDING)
 				return EDO_PENDING;
-			edo_join_detach(l->backoff);
-			l->backoff = NULL;
+			l->backing_off = false;
 		}
 		accept_ctx a = {.peer = peer};
 		ssize_t r;
@@ -254,21 +240,16 @@ edo_poll edo__listener_poll_accept(edo__listener *l, edo_cx *cx, int *fd, edo_ad
 		l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : 1;
 		if (l->backoff_ms > BACKOFF_MAX_MS)
 			l->backoff_ms = BACKOFF_MAX_MS;
-		int sr = edo_spawn_blocking(backoff_sleep, (void *)(uintptr_t)l->backoff_ms,
-					    &l->backoff);
-		if (sr < 0) {
-			l->backoff = NULL;
-			*rc = (int)r;
-			return EDO_READY;
-		}
+		edo_sleep_init(&l->backoff, EDO_MS(l->backoff_ms));
+		l->backing_off = true;
 	}
 }
 
 void edo__listener_fini(edo__listener *l)
 {
-	if (l->backoff) {
-		edo_join_detach(l->backoff);
-		l->backoff = NULL;
+	if (l->backing_off) {
+		edo_future_drop(&l->backoff.base);
+		l->backing_off = false;
 	}
 }
 

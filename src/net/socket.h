@@ -28,6 +28,7 @@
 
 #include "edo/net.h"
 #include "edo/task.h"
+#include "edo/time.h"
 #include "runtime/io/reactor.h"
 #include "runtime/sched.h"
 
@@ -136,7 +137,8 @@ int edo__sock_getopt(edo__sock *s, int level, int name);
 /* A listening socket with its accept back-off. */
 typedef struct edo__listener {
 	edo__sock sock;
-	edo_join *backoff;   /* a back-off sleep in progress, or NULL */
+	edo_sleep backoff; /* the back-off sleep, while backing_off */
+	bool backing_off;
 	unsigned backoff_ms; /* the last back-off; 0 after a successful accept */
 } edo__listener;
 
