@@ -6,8 +6,8 @@
  * migration rules in include/edo/fiber.h):
  *   - code on the fiber stack reads edo__fiber_cur once, before it
  *     switches, and afterwards uses only its local copy;
- *   - errno is restored after a switch through edo_errno_location(), never
- *     through an address the compiler may have computed before the switch.
+ *   - a migrating fiber's errno is restored after a switch through
+ *     edo_errno_location(), never through an address computed before it.
  */
 #include "fiber/fiber.h"
 
@@ -69,8 +69,9 @@ static void fiber_resume(edo__fiber *f)
  * this thread meanwhile. */
 static void fiber_suspend(edo__fiber *f)
 {
-	int saved_errno = errno;
-	if (!edo__stack_canary_ok(f->stack))
+	int *errp = &errno;
+	int saved_errno = *errp;
+	if (f->canary && !edo__stack_canary_ok(f->stack))
 		edo__guard_canary_broken(f);
 #ifdef EDO__ASAN
 	__sanitizer_start_switch_fiber(&f->asan_fake_self, f->sched_bottom, f->sched_size);
@@ -83,7 +84,11 @@ static void fiber_suspend(edo__fiber *f)
 	/* A migrating fiber may be on another thread now: learn its stack. */
 	__sanitizer_finish_switch_fiber(f->asan_fake_self, &f->sched_bottom, &f->sched_size);
 #endif
-	*edo_errno_location() = saved_errno;
+	/* Pinned, the fiber is back on its thread and errp still holds; a
+	 * migrating fiber asks afresh. */
+	if (f->migrate)
+		errp = edo_errno_location();
+	*errp = saved_errno;
 }
 
 static void fiber_entry(void *unused, void *data)
@@ -218,6 +223,7 @@ int edo_fiber_spawn_on(edo_handle *h, edo_fiber_fn fn, void *arg, const edo_fibe
 		.fn = fn,
 		.arg = arg,
 		.migrate = opts && opts->migrate,
+		.canary = st->guard == EDO__GUARD_CANARY,
 	};
 	edo_spawn_opts so = {.name = opts && opts->name ? opts->name : "fiber"};
 	int rc = edo_spawn_on(h, &init.base, sizeof init, &so, out);

@@ -58,6 +58,7 @@ typedef struct edo__fiber {
 	bool shielded;  /* edo_fiber_shield(true) */
 	bool migrate;   /* opted in to migration */
 	bool pinned;    /* counted in edo__ctx.fibers_pinned of its thread */
+	bool canary;    /* the stack has no guard: check its canary */
 #ifdef EDO__ASAN
 	void *asan_fake_sched; /* the poller's fake stack while the fiber runs */
 	void *asan_fake_self;  /* the fiber's fake stack while it is suspended */

@@ -40,14 +40,16 @@
  * Pinned tasks.  A started fiber runs only on the worker that first resumed
  * it (src/fiber/fiber.h says why); its task's `pin` is 1 + that worker's
  * index.  The cost for every other task is one predictable branch in
- * mt_schedule() and one in run_one():
- *   - a wake on the owner takes the usual path (LIFO slot, local queue);
+ * mt_schedule() and one in next_task():
+ *   - a wake on the owner goes to the owner's `mine` list, a plain FIFO
+ *     that only the owner touches, so no thief ever copies it out of a
+ *     queue (and no sleeper is woken for it: nobody else may run it);
+ *     next_task() alternates between `mine` and the local queue;
  *   - a wake anywhere else goes to the owner's `pinned` queue (a locked
  *     list, like an inject shard) and unparks the owner, which takes from
- *     it every global-queue tick and whenever its own queue is empty;
- *   - a thief or an inject batch can still pick a pinned task up (steals
- *     copy half a queue blindly); run_one() hands it to the owner's
- *     `pinned` queue instead of polling it.
+ *     it every global-queue tick and whenever its own queues are empty.
+ * So pinned tasks never sit in the LIFO slot, the local queue or the
+ * inject queue, where other workers could take them.
  * A worker hosting started fibers is never handed to another thread by
  * edo_block_in_place (edo__ctx.fibers_pinned).
  *
@@ -64,6 +66,7 @@
 #define _GNU_SOURCE
 #include "runtime/scheduler/multi_thread/multi_thread.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -106,6 +109,8 @@ struct edo__worker {
 	edo__parker parker;
 	/* Wakes, from elsewhere, of tasks pinned to this worker. */
 	edo__inject pinned;
+	/* Wakes, on this worker, of tasks pinned to it (owner only). */
+	edo__task *mine_head, *mine_tail;
 	/* Shutdown: tasks pinned here that other workers popped from the
 	 * owned-tasks list (linked through owned_next). */
 	_Atomic(edo__task *) forwarded;
@@ -229,6 +234,29 @@ static void push_remote(edo__mt *mt, edo__task *t)
 	notify_parked(mt);
 }
 
+/* Queue a task pinned to this worker, woken on it. */
+static void push_mine(edo__worker *w, edo__task *t)
+{
+	t->next = NULL;
+	if (w->mine_tail)
+		w->mine_tail->next = t;
+	else
+		w->mine_head = t;
+	w->mine_tail = t;
+}
+
+static edo__task *pop_mine(edo__worker *w)
+{
+	edo__task *t = w->mine_head;
+	if (t) {
+		w->mine_head = t->next;
+		if (!w->mine_head)
+			w->mine_tail = NULL;
+		t->next = NULL;
+	}
+	return t;
+}
+
 /* Queue a task pinned to another worker (or woken outside the workers) on
  * its owner, and wake the owner: no other worker may run it. */
 static void push_pinned(edo__mt *mt, edo__task *t)
@@ -245,8 +273,11 @@ static void mt_schedule(edo__sched *s, edo__task *t, bool yield)
 {
 	edo__mt *mt = mt_of(s);
 	edo__worker *w = edo__ctx.sched == s ? edo__ctx.core : NULL;
-	if (__builtin_expect(t->pin != 0, 0) && (!w || t->pin != w->index + 1)) {
-		push_pinned(mt, t);
+	if (__builtin_expect(t->pin != 0, 0)) {
+		if (w && t->pin == w->index + 1)
+			push_mine(w, t);
+		else
+			push_pinned(mt, t);
 		return;
 	}
 	if (!w) {
@@ -322,7 +353,13 @@ static edo__task *next_task(edo__worker *w)
 	t = take_lifo(w);
 	if (t)
 		return t;
+	/* Fibers pinned here and the local queue take turns. */
+	if (__builtin_expect(w->mine_head != NULL, 0) && (w->tick & 1))
+		return pop_mine(w);
 	t = edo__local_queue_pop(&w->queue);
+	if (t)
+		return t;
+	t = pop_mine(w);
 	if (t)
 		return t;
 	t = edo__inject_pop(&w->pinned);
@@ -395,11 +432,8 @@ static edo__task *steal_work(edo__worker *w)
  * (edo_block_in_place): then it must not touch @w again. */
 static bool run_one(edo__worker *w, edo__task *t)
 {
-	if (__builtin_expect(t->pin != 0, 0) && t->pin != w->index + 1) {
-		/* Stolen or injected, but pinned elsewhere: send it home. */
-		push_pinned(w->mt, t);
-		return true;
-	}
+	/* Pinned tasks never reach a queue another worker takes from. */
+	assert(!t->pin || t->pin == w->index + 1);
 	atomic_store_explicit(&w->poll_seq,
 			      atomic_load_explicit(&w->poll_seq, memory_order_relaxed) + 1,
 			      memory_order_release);
@@ -489,7 +523,7 @@ static void park(edo__worker *w)
 {
 	edo__mt *mt = w->mt;
 	edo__sched *s = &mt->base;
-	if (worker_has_tasks(w))
+	if (worker_has_tasks(w) || w->mine_head)
 		return;
 	end_batch(w);
 	if (edo__idle_transition_to_parked(&mt->idle, w->index, w->is_searching))
@@ -506,7 +540,7 @@ static void park(edo__worker *w)
 		if (s->hooks.on_thread_unpark)
 			s->hooks.on_thread_unpark(s->hooks_ud);
 		edo__defer_wake_all(&w->defer);
-		if (worker_has_tasks(w)) {
+		if (worker_has_tasks(w) || w->mine_head) {
 			/* Woken with work of our own (a driver wake).  If a
 			 * notifier took us off the sleepers meanwhile, it counted
 			 * us as searching: we are, or that count never drops. */
@@ -573,7 +607,7 @@ static void worker_shutdown(edo__worker *w)
 	/* Every task is complete now; what is queued are stale notifications.
 	 * A wake from outside that comes later finds `pinned` closed. */
 	edo__inject_close(&w->pinned);
-	while ((t = take_lifo(w)) || (t = edo__local_queue_pop(&w->queue)) ||
+	while ((t = take_lifo(w)) || (t = edo__local_queue_pop(&w->queue)) || (t = pop_mine(w)) ||
 	       (t = edo__inject_pop(&w->pinned)))
 		edo__task_drop_notified(t);
 	edo__defer_wake_all(&w->defer);
