@@ -1360,7 +1360,13 @@ EDO_ASYNC(pend, pend_frame, pend_cleanup)
 			EDO_AWAIT(&self->never);
 		}
 		EDO_AWAIT_JOIN(self->inner, &self->rc);
-		TEST_FAIL_AT("the inner task never completes");
+		/* The inner task never completes on its own, but shutdown may
+		 * cancel it while another worker, not yet shutting down, still
+		 * polls this one: then the join reports the cancellation, and
+		 * this task waits for its own. */
+		CHECK_EQ(self->rc, -ECANCELED);
+		self->never = (never_fut){{&never_vt}, {0}};
+		EDO_AWAIT(&self->never);
 		break;
 	default:
 		EDO_AWAIT_POLL(mb_poll(&pend_box, cx));
