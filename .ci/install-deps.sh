@@ -8,6 +8,9 @@
 #                        make, cmake, binutils (readelf, nm: the install test)
 #   clang's sanitizers   libclang-rt-14-dev (`make test-asan` with clang)
 #   tests                pkg-config (the install test), valgrind
+#   aarch64 fibers       gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user
+#                        (test_fiber_arch runs the aarch64 context switch under
+#                        qemu; about 100 MB, a minute to install)
 #   lint                 clang-format, clang-tidy, git (its file list)
 set -euo pipefail
 
@@ -21,6 +24,9 @@ wanted=(
 	nm:binutils
 	pkg-config:pkg-config
 	valgrind:valgrind
+	aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu
+	libc6-dev-arm64-cross
+	qemu-aarch64:qemu-user
 	clang-format:clang-format
 	clang-tidy:clang-tidy
 	git:git

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "edo.h"
@@ -623,6 +624,8 @@ enum victim_kind {
 	V_READY,     /* an edo_readiness future */
 	V_COROUTINE, /* a coroutine frame awaiting a gate */
 	V_BLOCKING,  /* the join handle of a slow blocking task */
+	V_SLEEP,     /* a timer */
+	V_TIMEOUT,   /* a hand-written future under a timeout */
 	V_NKINDS,
 };
 
@@ -699,6 +702,12 @@ static int victim_await(victim_arg *v)
 		rc = edo_fiber_join(h);
 		edo_join_detach(h);
 		return rc;
+	case V_SLEEP:
+		return edo_fiber_sleep(EDO_SEC(60));
+	case V_TIMEOUT: {
+		gate_fut gf = {.base = {&gate_vt}, .g = &v->g};
+		return edo_fiber_await_timeout(&gf.base, EDO_SEC(60));
+	}
 	}
 	return -1;
 }
@@ -765,7 +774,7 @@ static void cancel_each_kind(unsigned workers)
 		CHECK_EQ(v.second_rc, -ECANCELED);
 		CHECK(v.saw_cancel);
 		CHECK(pthread_equal(v.thread_at_start, v.thread_at_cleanup));
-		if (k == V_GATE || k == V_COROUTINE)
+		if (k == V_GATE || k == V_COROUTINE || k == V_TIMEOUT)
 			CHECK_EQ(atomic_load(&v.g.drops), 1);
 		if (k == V_COROUTINE)
 			CHECK_EQ(atomic_load(&v.co_cleanup), 1);
@@ -1067,6 +1076,45 @@ static void *blocks_in_place(void *arg)
 TEST(block_in_place_in_a_fiber_stays_put)
 {
 	run_fiber(2, blocks_in_place, NULL);
+}
+
+/* ---- time ------------------------------------------------------------------------------------ */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	uint64_t t0 = mono_ns();
+	CHECK_EQ(edo_fiber_sleep(EDO_MS(20)), 0);
+	CHECK_GE(mono_ns() - t0, (uint64_t)EDO_MS(20));
+	/* A timeout around a future that never completes. */
+	gate g;
+	gate_init(&g, 1);
+	gate_fut gf = {.base = {&gate_vt}, .g = &g};
+	t0 = mono_ns();
+	CHECK_EQ(edo_fiber_await_timeout(&gf.base, EDO_MS(15)), -ETIMEDOUT);
+	CHECK_GE(mono_ns() - t0, (uint64_t)EDO_MS(15));
+	CHECK_EQ(atomic_load(&g.drops), 1);
+	/* ... and around one that completes first. */
+	count_frame c = {EDO_FRAME_INIT(count_co), .n = 3};
+	CHECK_EQ(edo_fiber_await_timeout(&c.edo_base, EDO_SEC(10)), 0);
+	CHECK_EQ(c.sum, 3);
+	gate_destroy(&g);
+	CHECK_EQ(edo_fiber_sleep_until(edo_instant_add(edo_instant_now(), EDO_MS(5))), 0);
+	return (void *)4;
+}
+
+TEST(sleep_and_timeout)
+{
+	CHECK_EQ(run_fiber(0, sleeper, NULL), (void *)4);
+	CHECK_EQ(run_fiber(2, sleeper, NULL), (void *)4);
+	CHECK_EQ(edo_fiber_sleep(1), -EPERM);
 }
 
 /* ---- stack overflow is caught, with a message naming the task ------------------------------- */

@@ -102,6 +102,7 @@
 #include "edo/io.h"
 #include "edo/runtime.h"
 #include "edo/task.h"
+#include "edo/time.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -216,6 +217,25 @@ ssize_t edo_fiber_write(edo_async_fd *a, const void *buf, size_t len);
  * runtime shut down or @a was freed), or -ECANCELED.
  */
 int edo_fiber_wait_ready(edo_async_fd *a, uint32_t interest);
+
+/**
+ * edo_fiber_sleep() - suspend the calling fiber for @duration_ns (timers
+ * have a resolution of one millisecond and never fire early).  Returns 0,
+ * -ECANCELED, EDO_ESHUTDOWN (the runtime shut down first) or -EPERM.
+ */
+int edo_fiber_sleep(uint64_t duration_ns);
+
+/** edo_fiber_sleep_until() - edo_fiber_sleep() until the instant @deadline. */
+int edo_fiber_sleep_until(edo_instant deadline);
+
+/**
+ * edo_fiber_await_timeout() - edo_fiber_await(@fut) with a deadline
+ * @duration_ns from now.  Returns 0 if @fut completed; -ETIMEDOUT if the
+ * deadline passed first, and then @fut has been dropped (cancelled);
+ * -ECANCELED (also dropped), EDO_ESHUTDOWN, or -EPERM / -EINVAL as
+ * edo_fiber_await().
+ */
+int edo_fiber_await_timeout(edo_future *fut, uint64_t duration_ns);
 
 /* ---- cancellation ------------------------------------------------------------ */
 

@@ -330,6 +330,39 @@ int edo_fiber_wait_ready(edo_async_fd *a, uint32_t interest)
 	return rc < 0 ? rc : (int)r.ready;
 }
 
+int edo_fiber_sleep(uint64_t duration_ns)
+{
+	if (!edo__fiber_cur)
+		return -EPERM;
+	edo_sleep sl;
+	edo_sleep_init(&sl, duration_ns);
+	int rc = edo_fiber_await(&sl.base);
+	return rc < 0 ? rc : sl.result;
+}
+
+int edo_fiber_sleep_until(edo_instant deadline)
+{
+	if (!edo__fiber_cur)
+		return -EPERM;
+	edo_sleep sl;
+	edo_sleep_until_init(&sl, deadline);
+	int rc = edo_fiber_await(&sl.base);
+	return rc < 0 ? rc : sl.result;
+}
+
+int edo_fiber_await_timeout(edo_future *fut, uint64_t duration_ns)
+{
+	if (!edo__fiber_cur)
+		return -EPERM;
+	if (!fut)
+		return -EINVAL;
+	edo_timeout to;
+	edo_timeout_init(&to, fut, duration_ns);
+	/* Dropping the timeout (on cancellation) drops @fut too. */
+	int rc = edo_fiber_await(&to.base);
+	return rc < 0 ? rc : to.result;
+}
+
 /* ---- cancellation --------------------------------------------------------------------------- */
 
 bool edo_fiber_shield(bool on)
