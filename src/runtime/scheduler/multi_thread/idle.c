@@ -51,6 +51,13 @@ bool edo__idle_transition_to_parked(edo__idle *idle, uint32_t worker, bool is_se
 
 static bool should_wake(edo__idle *idle)
 {
+	/* Dekker with the parking side: the caller just published work (a
+	 * queue store) and now reads the idle state; a worker going to sleep
+	 * updates the state (a seq_cst RMW) and then reads the queues.  The
+	 * fence keeps our store from passing this load (x86 reorders a store
+	 * with a later load too), so one of the two sides sees the other and
+	 * no wake-up is lost.  Tokio gets the same with a fetch_add(0). */
+	atomic_thread_fence(memory_order_seq_cst);
 	uint32_t st = atomic_load_explicit(&idle->state, memory_order_seq_cst);
 	return edo__idle_searching(st) == 0 && edo__idle_unparked(st) < idle->num_workers;
 }
