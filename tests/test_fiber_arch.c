@@ -183,4 +183,38 @@ TEST(aarch64_switch_under_qemu)
 	build_and_run("aarch64-linux-gnu-gcc", "-static", "aarch64", "qemu-aarch64");
 }
 
+/* The fiber tests under valgrind (memcheck): stacks are registered with
+ * valgrind, so switching stacks is not mistaken for stack corruption. */
+TEST(fiber_tests_under_valgrind)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	SKIP("a sanitizer build cannot run under valgrind");
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+	SKIP("a sanitizer build cannot run under valgrind");
+#endif
+#endif
+	if (!have("valgrind"))
+		SKIP("valgrind missing (.ci/install-deps.sh installs it)");
+	char self[512];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	CHECK_GT(n, 0);
+	self[n] = 0;
+	char *slash = strrchr(self, '/');
+	CHECK(slash != NULL);
+	*slash = 0;
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd,
+		 "EDO_STRESS_SCALE=0.01 EDO_TEST_TIMEOUT=300 valgrind --quiet --error-exitcode=9 "
+		 "%s/test_fiber spawn_join_current_thread spawn_join_multi_thread "
+		 "await_every_kind_current_thread await_io_multi_thread await_at_depth "
+		 "errno_and_worker_kept_multi_thread cancel_each_kind_of_await_current_thread "
+		 "shield_lets_cleanup_await shutdown_resumes_suspended_fibers_multi_thread "
+		 "sleep_and_timeout overflow_breaks_the_canary > /dev/null",
+		 self);
+	int rc = system(cmd);
+	CHECK(WIFEXITED(rc));
+	CHECK_EQ(WEXITSTATUS(rc), 0);
+}
+
 TEST_MAIN()
