@@ -23,9 +23,10 @@ $(BUILD)/CMakeCache.txt:
 build: $(BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
 
-# The main example: for now a demo that spawns tasks and prints what they did.
+# The main example: the hello-world HTTP server on http://127.0.0.1:8080/
+# (Ctrl-C stops it).  The first-steps demo is ./$(BUILD)/examples/demo.
 run: build
-	./$(BUILD)/examples/demo
+	./$(BUILD)/examples/hello_server --port 8080
 
 test: build
 	$(CTEST) --test-dir $(BUILD) --output-on-failure -j $(JOBS)

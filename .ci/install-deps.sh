@@ -7,7 +7,8 @@
 #   compilers and build  gcc (its ASan/UBSan/TSan runtimes come with it), clang,
 #                        make, cmake, binutils (readelf, nm: the install test)
 #   clang's sanitizers   libclang-rt-14-dev (`make test-asan` with clang)
-#   tests                pkg-config (the install test), valgrind
+#   tests                pkg-config (the install test), valgrind, curl and wrk
+#                        (tests/http_server_test.sh)
 #   aarch64 fibers       gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user
 #                        (test_fiber_arch runs the aarch64 context switch under
 #                        qemu; about 100 MB, a minute to install)
@@ -24,6 +25,8 @@ wanted=(
 	nm:binutils
 	pkg-config:pkg-config
 	valgrind:valgrind
+	curl:curl
+	wrk:wrk
 	aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu
 	libc6-dev-arm64-cross
 	qemu-aarch64:qemu-user
