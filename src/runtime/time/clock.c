@@ -28,12 +28,26 @@ uint64_t edo__mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t edo__mono_coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 int edo__clock_new(edo__clock **out, bool start_paused)
 {
 	edo__clock *c = calloc(1, sizeof *c);
 	if (!c)
 		return -ENOMEM;
 	c->base = edo__mono_ns();
+	/* Two ticks of the coarse clock, and never less than 10 ms: a skipped
+	 * check only delays a timer to the next one, never fires it early. */
+	struct timespec res;
+	uint64_t r = clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 ?
+			     (uint64_t)res.tv_sec * 1000000000u + (uint64_t)res.tv_nsec :
+			     0;
+	c->coarse_slack = 2 * r > EDO_MS(10) ? 2 * r : EDO_MS(10);
 	pthread_mutex_init(&c->lock, NULL);
 	c->paused = start_paused;
 	c->frozen = c->base;

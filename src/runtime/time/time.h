@@ -38,6 +38,7 @@ typedef struct edo__parker edo__parker;
 
 struct edo__clock {
 	uint64_t base;          /* CLOCK_MONOTONIC at creation: tick 0 */
+	uint64_t coarse_slack;  /* CLOCK_MONOTONIC_COARSE lags by less than this */
 	atomic_bool controlled; /* ever paused: read the fields below under lock */
 	bool auto_advance;      /* jump to the next timer when idle (current-thread) */
 	pthread_mutex_t lock;   /* guards the fields below */
@@ -49,6 +50,9 @@ struct edo__clock {
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t edo__mono_ns(void);
+/* CLOCK_MONOTONIC_COARSE in nanoseconds: cheaper, and behind the precise
+ * clock (by less than coarse_slack, when the kernel's tick runs). */
+uint64_t edo__mono_coarse_ns(void);
 
 int edo__clock_new(edo__clock **out, bool start_paused);
 void edo__clock_free(edo__clock *c);
@@ -91,7 +95,12 @@ struct edo__time {
 	size_t len;          /* entries in the wheel (levels and pending) */
 	bool shutdown;       /* registrations complete at once with EDO_ESHUTDOWN */
 	edo_sleep *pending;  /* expired, to be fired */
-	uint64_t advance_to; /* auto-advance target of the current park */
+	uint64_t advance_to; /* auto-advance target of the current park (owner only) */
+	bool parked;         /* the owner set next_wake for a blocking park (owner only) */
+	/* A lower bound on the next expiry tick (UINT64_MAX: none), written
+	 * under the lock, read without it by the owner after a non-blocking
+	 * turn, to skip the lock and the clock when nothing can be due. */
+	_Atomic(uint64_t) earliest;
 	edo__wheel_level levels[EDO__WHEEL_LEVELS];
 	/* Constants. */
 	edo__clock *clock;

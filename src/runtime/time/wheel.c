@@ -158,12 +158,19 @@ static bool next_expiration(const edo__time *t, expiration *out)
 
 /* ---- the wheel --------------------------------------------------------------------- */
 
+static void set_earliest(edo__time *t, uint64_t tick)
+{
+	atomic_store_explicit(&t->earliest, tick, memory_order_relaxed);
+}
+
 /* File @e (state: its tick @when > elapsed). */
 static void wheel_insert(edo__time *t, edo_sleep *e, uint64_t when)
 {
 	e->when_ = when;
 	level_add(t, e);
 	t->len++;
+	if (when < atomic_load_explicit(&t->earliest, memory_order_relaxed))
+		set_earliest(t, when);
 }
 
 static void wheel_remove(edo__time *t, edo_sleep *e)
@@ -180,7 +187,9 @@ static void wheel_remove(edo__time *t, edo_sleep *e)
 		if (!l->slot[slot])
 			l->occupied &= ~((uint64_t)1 << slot);
 	}
-	t->len--;
+	/* `earliest` stays a lower bound; exact again once empty. */
+	if (--t->len == 0)
+		set_earliest(t, UINT64_MAX);
 }
 
 /* A slot's time has come: its entries that are due move to the pending
@@ -221,13 +230,15 @@ static edo_sleep *wheel_poll(edo__time *t, uint64_t now)
 		if (t->pending) {
 			edo_sleep *e = t->pending;
 			list_remove(&t->pending, e);
-			t->len--;
+			t->len--; /* `earliest` is set when the poll ends */
 			return e;
 		}
 		expiration exp;
-		if (!next_expiration(t, &exp) || exp.deadline > now) {
+		bool any = next_expiration(t, &exp);
+		if (!any || exp.deadline > now) {
 			if (now > t->elapsed)
 				t->elapsed = now;
+			set_earliest(t, any ? exp.deadline : UINT64_MAX);
 			return NULL;
 		}
 		process_expiration(t, &exp);
@@ -262,6 +273,7 @@ int edo__time_new(edo__time **out, edo__clock *clock, edo__parker *p)
 	t->clock = clock;
 	t->parker = p;
 	t->elapsed = edo__clock_tick_floor(clock, edo__clock_now(clock));
+	atomic_init(&t->earliest, UINT64_MAX);
 	pthread_mutex_lock(&clock->lock);
 	t->clock_next = clock->wheels;
 	if (clock->wheels)
@@ -350,6 +362,7 @@ int64_t edo__time_park_timeout(edo__time *t, int64_t timeout_ns, bool *auto_adva
 	bool any = next_expiration(t, &exp);
 	t->next_wake = any ? exp.deadline : UINT64_MAX;
 	pthread_mutex_unlock(&t->lock);
+	t->parked = true;
 	if (!any)
 		return timeout_ns;
 	edo__clock *c = t->clock;
@@ -372,9 +385,29 @@ int64_t edo__time_park_timeout(edo__time *t, int64_t timeout_ns, bool *auto_adva
 	return timeout_ns < 0 || (int64_t)d < timeout_ns ? (int64_t)d : timeout_ns;
 }
 
+/* Whether the tick @e (a lower bound on the next expiry) surely lies in
+ * the future: a cheap look at the coarse clock, which is behind the real
+ * one.  Never true on a paused clock. */
+static bool surely_future(const edo__clock *c, uint64_t e)
+{
+	if (e == UINT64_MAX)
+		return true;
+	if (atomic_load_explicit(&c->controlled, memory_order_relaxed) ||
+	    e > (UINT64_MAX - c->base) / EDO__NS_PER_TICK)
+		return false;
+	return edo__mono_coarse_ns() + c->coarse_slack < c->base + e * EDO__NS_PER_TICK;
+}
+
 void edo__time_after_park(edo__time *t, bool advance)
 {
 	edo__clock *c = t->clock;
+	/* After a non-blocking turn (a busy thread's maintenance, a yield),
+	 * skip the lock and the precise clock when nothing can be due.  After
+	 * a blocking park, always look: next_wake must go back to 0. */
+	if (!t->parked && !advance &&
+	    surely_future(c, atomic_load_explicit(&t->earliest, memory_order_relaxed)))
+		return;
+	t->parked = false;
 	if (advance && t->advance_to <= (UINT64_MAX - c->base) / EDO__NS_PER_TICK)
 		edo__clock_advance_to(c, c->base + t->advance_to * EDO__NS_PER_TICK);
 	uint64_t now = edo__clock_tick_floor(c, edo__clock_now(c));
@@ -408,12 +441,22 @@ static uint64_t deadline_tick(const edo__clock *c, edo_instant d)
 	return tick > EDO__TIMER_MAX_TICK ? EDO__TIMER_MAX_TICK : tick;
 }
 
-/* Whether the deadline @when has passed: surely if the wheel is past it;
- * within the next tick, only a clock read can say. */
+/* Whether @deadline (due at tick @when) has passed, so that a timer
+ * completes at once instead of being filed: surely if the wheel is past it,
+ * or the coarse clock (behind the real one) is; near the coarse clock, only
+ * the precise clock can say.  `elapsed` may lag (after_park skips updating
+ * it when nothing is due), which is why it is not the only test. */
 static bool is_due(edo__time *t, uint64_t when, edo_instant deadline)
 {
-	return when <= t->elapsed ||
-	       (when <= t->elapsed + 1 && deadline <= edo__clock_now(t->clock));
+	const edo__clock *c = t->clock;
+	if (when <= t->elapsed)
+		return true;
+	if (atomic_load_explicit(&c->controlled, memory_order_relaxed))
+		return deadline <= edo__clock_now(t->clock);
+	uint64_t coarse = edo__mono_coarse_ns();
+	if (deadline <= coarse)
+		return true;
+	return deadline <= coarse + c->coarse_slack && deadline <= edo__mono_ns();
 }
 
 /* Unpark the owner if @when comes before it would look at the wheel. */
