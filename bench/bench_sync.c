@@ -329,9 +329,81 @@ static double bench_request_reply(edo_runtime *rt)
 	return f.ns;
 }
 
+/* ---- notify: 10 waiters count wake-ups; notify_one + yield until 100,000 ---- */
+
+typedef struct notify_waiter_frame {
+	EDO_FRAME;
+	edo_notify *n;
+	atomic_long *count;
+	atomic_bool *done;
+	edo_notified_fut nf;
+} notify_waiter_frame;
+
+EDO_ASYNC(notify_waiter, notify_waiter_frame, NULL)
+{
+	EDO_BEGIN();
+	for (;;) {
+		EDO_AWAIT(edo_notify_notified(&self->nf, self->n));
+		if (atomic_load_explicit(self->done, memory_order_acquire))
+			break;
+		atomic_fetch_add_explicit(self->count, 1, memory_order_relaxed);
+	}
+	EDO_END();
+}
+
+typedef struct notify_bench_frame {
+	EDO_FRAME;
+	edo_notify n;
+	atomic_long count;
+	atomic_bool done;
+	edo_join *h[NOTIFY_WAITERS];
+	int i, rc;
+	bool busy;
+	double t0, ns;
+} notify_bench_frame;
+
+EDO_ASYNC(notify_bench_task, notify_bench_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_notify_init(&self->n);
+	for (self->i = 0; self->i < NOTIFY_WAITERS; self->i++)
+		check(EDO_SPAWN(&self->h[self->i], notify_waiter, .n = &self->n,
+				.count = &self->count, .done = &self->done),
+		      "spawn");
+	self->t0 = now_ns();
+	while (atomic_load_explicit(&self->count, memory_order_relaxed) < NOTIFY_TARGET) {
+		edo_notify_one(&self->n);
+		EDO_YIELD();
+	}
+	self->ns = (now_ns() - self->t0) / NOTIFY_TARGET;
+	atomic_store_explicit(&self->done, true, memory_order_release);
+	for (;;) {
+		self->busy = false;
+		for (self->i = 0; self->i < NOTIFY_WAITERS; self->i++)
+			self->busy |= !edo_join_is_finished(self->h[self->i]);
+		if (!self->busy)
+			break;
+		edo_notify_one(&self->n);
+		EDO_YIELD();
+	}
+	for (self->i = 0; self->i < NOTIFY_WAITERS; self->i++) {
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		edo_join_detach(self->h[self->i]);
+	}
+	EDO_END();
+}
+
+static double bench_notify(edo_runtime *rt)
+{
+	notify_bench_frame f = {EDO_FRAME_INIT(notify_bench_task)};
+	run_in_task(rt, &f.edo_base, sizeof f);
+	return f.ns;
+}
+
 BENCH_WORKLOAD(ping_pong, bench_ping_pong, "ns/op")
 BENCH_WORKLOAD(semaphore, bench_semaphore, "ns/op")
 BENCH_WORKLOAD(rwlock, bench_rwlock, "ns/op")
 BENCH_WORKLOAD(mpsc_uncontended, bench_mpsc_uncontended, "ops/s")
 BENCH_WORKLOAD(mpsc_contended, bench_mpsc_contended, "ops/s")
 BENCH_WORKLOAD(request_reply, bench_request_reply, "ns/op")
+BENCH_WORKLOAD(notify, bench_notify, "ns/op")

@@ -854,4 +854,389 @@ TEST(mpsc_recv_consumes_budget)
 	});
 }
 
+/* ==== broadcast =========================================================================== */
+
+TEST(broadcast_every_receiver_sees_every_value)
+{
+	edo_broadcast_tx *tx;
+	edo_broadcast_rx *r1;
+	CHECK_EQ(edo_broadcast_new(16, sizeof(int), &tx, &r1), 0);
+	edo_broadcast_rx *r2 = edo_broadcast_subscribe(tx);
+	CHECK(r2 != NULL);
+	CHECK_EQ(edo_broadcast_rx_count(tx), 2u);
+	int out;
+	CHECK_EQ(edo_broadcast_try_recv(r1, &out), -EAGAIN);
+	for (int v = 0; v < 5; v++)
+		CHECK_EQ(edo_broadcast_send(tx, &v), 2);
+	/* A late subscriber sees only what comes after. */
+	edo_broadcast_rx *r3 = edo_broadcast_subscribe(tx);
+	int v = 5;
+	CHECK_EQ(edo_broadcast_send(tx, &v), 3);
+	for (int i = 0; i <= 5; i++) {
+		CHECK_EQ(edo_broadcast_try_recv(r1, &out), 0);
+		CHECK_EQ(out, i);
+		CHECK_EQ(edo_broadcast_try_recv(r2, &out), 0);
+		CHECK_EQ(out, i);
+	}
+	CHECK_EQ(edo_broadcast_try_recv(r3, &out), 0);
+	CHECK_EQ(out, 5);
+	CHECK_EQ(edo_broadcast_try_recv(r3, &out), -EAGAIN);
+	edo_broadcast_rx_drop(r3);
+	edo_broadcast_rx_drop(r2);
+	edo_broadcast_rx_drop(r1);
+	CHECK_EQ(edo_broadcast_send(tx, &v), EDO_ECLOSED); /* nobody listens */
+	edo_broadcast_tx_drop(tx);
+}
+
+TEST(broadcast_lagged_receiver_skips_to_oldest)
+{
+	edo_broadcast_tx *tx;
+	edo_broadcast_rx *rx;
+	CHECK_EQ(edo_broadcast_new(3, sizeof(int), &tx, &rx), 0); /* rounded up to 4 */
+	for (int v = 0; v < 10; v++)
+		CHECK_EQ(edo_broadcast_send(tx, &v), 1);
+	int out;
+	CHECK_EQ(edo_broadcast_try_recv(rx, &out), EDO_ELAGGED);
+	CHECK_EQ(edo_broadcast_rx_missed(rx), 6u);
+	for (int v = 6; v < 10; v++) {
+		CHECK_EQ(edo_broadcast_try_recv(rx, &out), 0);
+		CHECK_EQ(out, v);
+	}
+	CHECK_EQ(edo_broadcast_try_recv(rx, &out), -EAGAIN);
+	/* Lag again by exactly one. */
+	for (int v = 10; v < 15; v++)
+		edo_broadcast_send(tx, &v);
+	CHECK_EQ(edo_broadcast_try_recv(rx, &out), EDO_ELAGGED);
+	CHECK_EQ(edo_broadcast_rx_missed(rx), 1u);
+	CHECK_EQ(edo_broadcast_try_recv(rx, &out), 0);
+	CHECK_EQ(out, 11);
+	edo_broadcast_rx_drop(rx);
+	edo_broadcast_tx_drop(tx);
+}
+
+TEST(broadcast_wait_wake_and_close)
+{
+	edo_broadcast_tx *tx;
+	edo_broadcast_rx *r1;
+	CHECK_EQ(edo_broadcast_new(4, sizeof(long), &tx, &r1), 0);
+	edo_broadcast_rx *r2 = edo_broadcast_subscribe(tx);
+	test_waker t1, t2;
+	tw_init(&t1);
+	tw_init(&t2);
+	long out;
+	int rc;
+	CHECK_EQ(edo_broadcast_poll_recv(r1, &t1.cx, &out, &rc), EDO_PENDING);
+	CHECK_EQ(edo_broadcast_poll_recv(r2, &t2.cx, &out, &rc), EDO_PENDING);
+	CHECK_EQ(edo_broadcast_poll_recv(r2, &t2.cx, &out, &rc), EDO_PENDING);
+	long v = 9;
+	edo_broadcast_tx *tx2 = edo_broadcast_tx_clone(tx);
+	CHECK_EQ(edo_broadcast_send(tx2, &v), 2);
+	CHECK_EQ(tw_woken(&t1), 1);
+	CHECK_EQ(tw_woken(&t2), 1);
+	CHECK_EQ(edo_broadcast_poll_recv(r1, &t1.cx, &out, &rc), EDO_READY);
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(out, 9);
+	CHECK_EQ(edo_broadcast_poll_recv(r1, &t1.cx, &out, &rc), EDO_PENDING);
+	edo_broadcast_tx_drop(tx2);
+	CHECK_EQ(tw_woken(&t1), 0); /* one sender left */
+	edo_broadcast_tx_drop(tx);
+	CHECK_EQ(tw_woken(&t1), 1);
+	CHECK_EQ(edo_broadcast_poll_recv(r1, &t1.cx, &out, &rc), EDO_READY);
+	CHECK_EQ(rc, EDO_ECLOSED);
+	/* r2 still gets the kept value first. */
+	CHECK_EQ(edo_broadcast_poll_recv(r2, &t2.cx, &out, &rc), EDO_READY);
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(edo_broadcast_poll_recv(r2, &t2.cx, &out, &rc), EDO_READY);
+	CHECK_EQ(rc, EDO_ECLOSED);
+	edo_broadcast_rx_drop(r1);
+	edo_broadcast_rx_drop(r2);
+	CHECK_EQ(atomic_load(&t1.refs), 0);
+	CHECK_EQ(atomic_load(&t2.refs), 0);
+}
+
+TEST(broadcast_receiver_dropped_while_waiting)
+{
+	edo_broadcast_tx *tx;
+	edo_broadcast_rx *rx;
+	CHECK_EQ(edo_broadcast_new(2, 0, &tx, &rx), 0);
+	test_waker t;
+	tw_init(&t);
+	int rc;
+	CHECK_EQ(edo_broadcast_poll_recv(rx, &t.cx, NULL, &rc), EDO_PENDING);
+	edo_broadcast_rx_drop(rx);
+	CHECK_EQ(atomic_load(&t.refs), 0);
+	CHECK_EQ(edo_broadcast_send(tx, NULL), EDO_ECLOSED);
+	edo_broadcast_tx_drop(tx);
+	/* And the other order: the sender goes first. */
+	CHECK_EQ(edo_broadcast_new(2, 0, &tx, &rx), 0);
+	edo_broadcast_tx_drop(tx);
+	CHECK_EQ(edo_broadcast_try_recv(rx, NULL), EDO_ECLOSED);
+	edo_broadcast_rx_drop(rx);
+}
+
+TEST(broadcast_bad_input)
+{
+	edo_broadcast_tx *tx = NULL;
+	edo_broadcast_rx *rx = NULL;
+	CHECK_EQ(edo_broadcast_new(0, 4, &tx, &rx), -EINVAL);
+	CHECK_EQ(edo_broadcast_new(4, 4, NULL, &rx), -EINVAL);
+	CHECK_EQ(edo_broadcast_new((size_t)1 << 31, 4, &tx, &rx), -EINVAL);
+	CHECK(tx == NULL && rx == NULL);
+	CHECK_EQ(edo_broadcast_send(NULL, NULL), -EINVAL);
+	CHECK_EQ(edo_broadcast_try_recv(NULL, NULL), -EINVAL);
+	CHECK(edo_broadcast_subscribe(NULL) == NULL);
+	CHECK_EQ(edo_broadcast_new(4, 4, &tx, &rx), 0);
+	CHECK_EQ(edo_broadcast_send(tx, NULL), -EINVAL);
+	CHECK_EQ(edo_broadcast_try_recv(rx, NULL), -EAGAIN);
+	edo_broadcast_rx_drop(rx);
+	edo_broadcast_tx_drop(tx);
+}
+
+/* One sender, fast and slow receivers on the multi-thread runtime.  A
+ * receiver checks that values come in order and that, when it lags, the
+ * next value is exactly `missed` further on. */
+typedef struct brx_frame {
+	EDO_FRAME;
+	edo_broadcast_rx *rx;
+	bool slow;
+	uint64_t expect, v, got, lags, n;
+	int rc;
+} brx_frame;
+
+EDO_ASYNC(brx, brx_frame, NULL)
+{
+	EDO_BEGIN();
+	for (;;) {
+		EDO_AWAIT_POLL(edo_broadcast_poll_recv(self->rx, cx, &self->v, &self->rc));
+		if (self->rc == EDO_ECLOSED)
+			break;
+		if (self->rc == EDO_ELAGGED) {
+			self->expect += edo_broadcast_rx_missed(self->rx);
+			self->lags++;
+			continue;
+		}
+		CHECK_EQ(self->rc, 0);
+		CHECK_EQ(self->v, self->expect);
+		self->expect++;
+		self->got++;
+		if (self->slow && (self->got % 4) == 0)
+			EDO_YIELD();
+	}
+	CHECK_EQ(self->expect, self->n);
+	edo_broadcast_rx_drop(self->rx);
+	EDO_END();
+}
+
+typedef struct bmain_frame {
+	EDO_FRAME;
+	edo_broadcast_tx *tx;
+	edo_join *h[8];
+	uint64_t n, i;
+	int k, rc;
+	uint64_t slow_lags, fast_got;
+} bmain_frame;
+
+EDO_ASYNC(bcast_main, bmain_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_broadcast_rx *first;
+	CHECK_EQ(edo_broadcast_new(16, sizeof(uint64_t), &self->tx, &first), 0);
+	for (self->k = 0; self->k < 8; self->k++)
+		CHECK_EQ(EDO_SPAWN(&self->h[self->k], brx,
+				   .rx = self->k == 0 ? first : edo_broadcast_subscribe(self->tx),
+				   .slow = self->k >= 4, .n = self->n),
+			 0);
+	for (self->i = 0; self->i < self->n; self->i++) {
+		CHECK_GT(edo_broadcast_send(self->tx, &self->i), 0);
+		if ((self->i & 7) == 0)
+			EDO_YIELD();
+	}
+	edo_broadcast_tx_drop(self->tx);
+	for (self->k = 0; self->k < 8; self->k++) {
+		EDO_AWAIT_JOIN(self->h[self->k], &self->rc);
+		CHECK_EQ(self->rc, 0);
+		brx_frame *r = EDO_JOIN_OUTPUT(self->h[self->k], brx);
+		if (r->slow)
+			self->slow_lags += r->lags;
+		edo_join_detach(self->h[self->k]);
+	}
+	EDO_END();
+}
+
+TEST(broadcast_slow_and_fast_receivers_both_flavors)
+{
+	FLAVORS({
+		bmain_frame f = {EDO_FRAME_INIT(bcast_main), .n = (uint64_t)test_scale(200000)};
+		test_block_on(flavor_, &f.edo_base);
+	});
+}
+
+/* ==== watch =============================================================================== */
+
+static bool add_one(void *value, void *ud)
+{
+	(*(int *)value)++;
+	return true;
+}
+
+static bool no_change(void *value, void *ud)
+{
+	return false;
+}
+
+TEST(watch_send_borrow_changed)
+{
+	edo_watch_tx *tx;
+	edo_watch_rx *rx;
+	int init = 1, out = 0;
+	CHECK_EQ(edo_watch_new(sizeof(int), &init, &tx, &rx), 0);
+	edo_watch_borrow(rx, &out);
+	CHECK_EQ(out, 1);
+	CHECK_EQ(edo_watch_has_changed(rx), 0);
+	test_waker t;
+	tw_init(&t);
+	edo_watch_changed_fut c;
+	CHECK_EQ(tw_poll(&t, edo_watch_changed(&c, rx)), EDO_PENDING);
+	int v = 2;
+	CHECK_EQ(edo_watch_send(tx, &v), 0);
+	CHECK_EQ(tw_woken(&t), 1);
+	CHECK_EQ(edo_watch_has_changed(rx), 1);
+	CHECK_EQ(tw_poll(&t, &c.base), EDO_READY);
+	CHECK_EQ(c.rc, 0);
+	CHECK_EQ(edo_watch_has_changed(rx), 0);
+	edo_watch_borrow(rx, &out);
+	CHECK_EQ(out, 2);
+	/* Two sends before a look: one change, the latest value. */
+	v = 3;
+	edo_watch_send(tx, &v);
+	v = 4;
+	edo_watch_send(tx, &v);
+	CHECK_EQ(tw_poll(&t, edo_watch_changed(&c, rx)), EDO_READY);
+	edo_watch_borrow(rx, &out);
+	CHECK_EQ(out, 4);
+	CHECK_EQ(tw_poll(&t, edo_watch_changed(&c, rx)), EDO_PENDING);
+	/* Modify in place. */
+	CHECK_EQ(edo_watch_send_modify(tx, no_change, NULL), 0);
+	CHECK_EQ(tw_woken(&t), 0);
+	CHECK_EQ(edo_watch_send_modify(tx, add_one, NULL), 1);
+	CHECK_EQ(tw_woken(&t), 1);
+	CHECK_EQ(tw_poll(&t, &c.base), EDO_READY);
+	edo_watch_borrow_and_update(rx, &out);
+	CHECK_EQ(out, 5);
+	/* Closed: the sender goes. */
+	CHECK_EQ(tw_poll(&t, edo_watch_changed(&c, rx)), EDO_PENDING);
+	edo_watch_tx_drop(tx);
+	CHECK_EQ(tw_woken(&t), 1);
+	CHECK_EQ(tw_poll(&t, &c.base), EDO_READY);
+	CHECK_EQ(c.rc, EDO_ECLOSED);
+	CHECK_EQ(edo_watch_has_changed(rx), EDO_ECLOSED);
+	edo_watch_borrow(rx, &out);
+	CHECK_EQ(out, 5);
+	edo_watch_rx_drop(rx);
+	CHECK_EQ(atomic_load(&t.refs), 0);
+}
+
+TEST(watch_receivers_and_closed)
+{
+	edo_watch_tx *tx;
+	edo_watch_rx *rx;
+	CHECK_EQ(edo_watch_new(sizeof(long), NULL, &tx, &rx), 0);
+	long out = -1;
+	edo_watch_borrow(rx, &out);
+	CHECK_EQ(out, 0);
+	long v = 7;
+	CHECK_EQ(edo_watch_send(tx, &v), 0);
+	edo_watch_rx *late = edo_watch_subscribe(tx); /* has seen 7 */
+	edo_watch_rx *copy = edo_watch_rx_clone(rx);  /* has not */
+	CHECK_EQ(edo_watch_has_changed(late), 0);
+	CHECK_EQ(edo_watch_has_changed(copy), 1);
+	CHECK_EQ(edo_watch_rx_count(tx), 3u);
+	test_waker t;
+	tw_init(&t);
+	edo_watch_closed_fut cf;
+	CHECK_EQ(tw_poll(&t, edo_watch_closed(&cf, tx)), EDO_PENDING);
+	edo_watch_rx_drop(rx);
+	edo_watch_rx_drop(copy);
+	CHECK_EQ(tw_woken(&t), 0);
+	CHECK(!edo_watch_tx_is_closed(tx));
+	edo_watch_rx_drop(late);
+	CHECK_EQ(tw_woken(&t), 1);
+	CHECK(edo_watch_tx_is_closed(tx));
+	CHECK_EQ(tw_poll(&t, &cf.base), EDO_READY);
+	CHECK_EQ(edo_watch_send(tx, &v), EDO_ECLOSED);
+	long old = 0;
+	v = 8;
+	CHECK_EQ(edo_watch_send_replace(tx, &v, &old), 0);
+	CHECK_EQ(old, 7);
+	edo_watch_tx_drop(tx);
+	CHECK_EQ(atomic_load(&t.refs), 0);
+}
+
+/* Many receivers follow a sender counting up; each sees increasing values,
+ * ends on the last one, then sees the channel close. */
+typedef struct wrx_frame {
+	EDO_FRAME;
+	edo_watch_rx *rx;
+	long last, v, n, changes;
+	edo_watch_changed_fut c;
+} wrx_frame;
+
+EDO_ASYNC(wrx, wrx_frame, NULL)
+{
+	EDO_BEGIN();
+	for (;;) {
+		EDO_AWAIT(edo_watch_changed(&self->c, self->rx));
+		if (self->c.rc == EDO_ECLOSED)
+			break;
+		edo_watch_borrow(self->rx, &self->v);
+		CHECK_GE(self->v, self->last);
+		self->last = self->v;
+		self->changes++;
+	}
+	edo_watch_borrow(self->rx, &self->v);
+	CHECK_EQ(self->v, self->n);
+	edo_watch_rx_drop(self->rx);
+	EDO_END();
+}
+
+typedef struct wmain_frame {
+	EDO_FRAME;
+	edo_watch_tx *tx;
+	edo_join *h[32];
+	long n, i;
+	int k, rc;
+} wmain_frame;
+
+EDO_ASYNC(wmain, wmain_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_watch_rx *first;
+	CHECK_EQ(edo_watch_new(sizeof(long), NULL, &self->tx, &first), 0);
+	for (self->k = 0; self->k < 32; self->k++)
+		CHECK_EQ(EDO_SPAWN(&self->h[self->k], wrx,
+				   .rx = self->k == 0 ? first : edo_watch_subscribe(self->tx),
+				   .n = self->n),
+			 0);
+	for (self->i = 1; self->i <= self->n; self->i++) {
+		CHECK_EQ(edo_watch_send(self->tx, &self->i), 0);
+		if ((self->i & 3) == 0)
+			EDO_YIELD();
+	}
+	edo_watch_tx_drop(self->tx);
+	for (self->k = 0; self->k < 32; self->k++) {
+		EDO_AWAIT_JOIN(self->h[self->k], &self->rc);
+		CHECK_EQ(self->rc, 0);
+		edo_join_detach(self->h[self->k]);
+	}
+	EDO_END();
+}
+
+TEST(watch_many_receivers_both_flavors)
+{
+	FLAVORS({
+		wmain_frame f = {EDO_FRAME_INIT(wmain), .n = test_scale(50000)};
+		test_block_on(flavor_, &f.edo_base);
+	});
+}
+
 TEST_MAIN()

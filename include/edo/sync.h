@@ -503,6 +503,312 @@ size_t edo_mpsc_capacity(const edo_mpsc_tx *tx);
 /** edo_mpsc_max_capacity() - the bound given at creation (SIZE_MAX when unbounded). */
 size_t edo_mpsc_max_capacity(const edo_mpsc_tx *tx);
 
+/* ==== notify ============================================================================== */
+
+/*
+ * Notify wakes tasks waiting for an event, with Tokio's semantics:
+ *
+ *  - edo_notify_one() wakes the oldest waiter; with no waiter it stores a
+ *    single permit (permits do not add up), which the next notified future
+ *    takes at once.  edo_notify_last() wakes the newest waiter instead.
+ *  - edo_notify_waiters() wakes every future that exists when it is called
+ *    (created, even if not yet polled) and stores no permit.
+ *  - A notified future dropped after edo_notify_one() picked it, before it
+ *    was polled to completion, passes the notification on to the next
+ *    waiter, so a notification is never lost to cancellation.
+ *
+ * Notify takes no budget.  The struct is embedded; initialise it before use.
+ */
+typedef struct edo_notify {
+	_Atomic(size_t) state_; /* (notify_waiters calls << 2) | EMPTY/WAITING/NOTIFIED */
+	edo__lock lock_;
+	edo__slink waiters_; /* oldest first */
+} edo_notify;
+
+/** The future of one wait for a notification.  Fields ending in _ are private. */
+typedef struct edo_notified_fut {
+	edo_future base;
+	edo_notify *notify_;
+	size_t calls_;
+	uint8_t state_;
+	_Atomic(uint8_t) notification_;
+	edo__slink link_;
+	edo_waker waker_;
+} edo_notified_fut;
+
+/** edo_notify_init() - a Notify with no permit and no waiter. */
+void edo_notify_init(edo_notify *n);
+
+/**
+ * edo_notify_notified() - initialise @f to wait for a notification of @n and
+ * return it as a future.  It completes on a stored permit (taking it), on an
+ * edo_notify_one() / edo_notify_last() that picks it, or on an
+ * edo_notify_waiters() called after this call.  Waiters are woken in FIFO
+ * order by edo_notify_one().  Dropping it while pending gives up its place
+ * (and passes on a notify_one it had received but not yet returned).
+ */
+edo_future *edo_notify_notified(edo_notified_fut *f, edo_notify *n);
+
+/** edo_notify_one() - wake the oldest waiter, or store one permit. */
+void edo_notify_one(edo_notify *n);
+
+/** edo_notify_last() - wake the newest waiter, or store one permit. */
+void edo_notify_last(edo_notify *n);
+
+/** edo_notify_waiters() - wake every current waiter; stores no permit. */
+void edo_notify_waiters(edo_notify *n);
+
+/* ==== barrier ============================================================================= */
+
+/*
+ * A barrier for n tasks: each waits until n have arrived, then all are
+ * released together and the barrier resets for the next round.  Exactly one
+ * waiter of each round is told it is the leader.  Cancel-safety: an arrival
+ * counts once the wait future was first polled, even if it is dropped later
+ * (as in Tokio).
+ */
+typedef struct edo_barrier {
+	edo__lock lock_;
+	size_t n_, arrived_;
+	uint64_t generation_;
+	edo__slink waiters_;
+} edo_barrier;
+
+typedef struct edo_barrier_wait_fut {
+	edo_future base;
+	edo_barrier *barrier_;
+	uint8_t state_;
+	_Atomic(uint8_t) released_;
+	edo__slink link_;
+	edo_waker waker_;
+	/** Output: true for the one waiter of the round that completed it. */
+	bool is_leader;
+} edo_barrier_wait_fut;
+
+/** edo_barrier_init() - a barrier for @n tasks (0 is taken as 1). */
+void edo_barrier_init(edo_barrier *b, size_t n);
+
+/** edo_barrier_wait() - initialise @f to arrive at @b and wait; returns it
+ * as a future.  Takes a unit of budget when READY. */
+edo_future *edo_barrier_wait(edo_barrier_wait_fut *f, edo_barrier *b);
+
+/* ==== once_cell =========================================================================== */
+
+/*
+ * A cell set at most once, holding a `void *`.  edo_once_cell_get_or_init()
+ * runs an initialising future for the first caller only; callers racing
+ * with it wait (FIFO) and get the same value.  If the initialiser fails or
+ * is cancelled, the next waiter runs its own.
+ */
+typedef struct edo_once_cell {
+	_Atomic(int) set_;
+	edo__bsem sem_;
+	void *value_;
+} edo_once_cell;
+
+typedef struct edo_once_init_fut {
+	edo_future base;
+	edo_once_cell *cell_;
+	edo_future *init_;
+	void *const *result_;
+	const int *err_;
+	uint8_t state_;
+	edo_acquire_fut acq_;
+	/** Output: 0 (value is set), or the initialiser's negative error. */
+	int rc;
+	/** Output: the cell's value when rc is 0. */
+	void *value;
+} edo_once_init_fut;
+
+/** edo_once_cell_init() - an empty cell. */
+void edo_once_cell_init(edo_once_cell *c);
+
+/** edo_once_cell_is_set() - whether the cell holds its value. */
+bool edo_once_cell_is_set(const edo_once_cell *c);
+
+/** edo_once_cell_get() - the value, or NULL if not set (see is_set for a NULL value). */
+void *edo_once_cell_get(const edo_once_cell *c);
+
+/**
+ * edo_once_cell_set() - set the value if nobody has.  Returns 0, -EEXIST
+ * (already set), -EBUSY (an initialiser is running) or -EINVAL.
+ */
+int edo_once_cell_set(edo_once_cell *c, void *value);
+
+/**
+ * edo_once_cell_get_or_init() - initialise @f to get the value of @c,
+ * running @init first if the cell is empty and no other caller is running
+ * one; returns @f as a future.  @init is a future the caller owns and keeps
+ * alive until @f is done; when it is READY, *@result is the value to store.
+ * If @err is not NULL and *@err < 0 after @init is READY, the init failed:
+ * nothing is stored, f->rc = *@err, and the next waiter tries.  Dropping
+ * @f while @init runs drops @init (edo_future_drop()) and lets the next
+ * waiter try.  Takes a unit of budget when READY.
+ */
+edo_future *edo_once_cell_get_or_init(edo_once_init_fut *f, edo_once_cell *c, edo_future *init,
+				      void *const *result, const int *err);
+
+/* ==== broadcast =========================================================================== */
+
+/*
+ * Every receiver sees every value sent after it subscribed, in order.  The
+ * channel keeps the last `capacity` (rounded up to a power of two) values;
+ * a receiver that falls further behind gets EDO_ELAGGED once, learns how
+ * many values it missed (edo_broadcast_rx_missed()) and continues from the
+ * oldest value still kept.  Sending never waits.
+ *
+ * Senders are counted as in mpsc (clone/drop); when the last is gone,
+ * receivers get the values still kept for them, then EDO_ECLOSED.  Each
+ * receiver is its own handle, owned by one holder at a time.
+ */
+typedef struct edo_broadcast_tx edo_broadcast_tx;
+typedef struct edo_broadcast_rx edo_broadcast_rx;
+
+/**
+ * edo_broadcast_new() - a channel keeping @capacity values of @elem_size
+ * bytes, with one sender and one receiver.  Returns 0, -EINVAL (capacity 0
+ * or above 2^30, absurd size, NULL outputs) or -ENOMEM.
+ */
+int edo_broadcast_new(size_t capacity, size_t elem_size, edo_broadcast_tx **tx,
+		      edo_broadcast_rx **rx);
+
+/** edo_broadcast_tx_clone() - count one more sender; returns @tx. */
+edo_broadcast_tx *edo_broadcast_tx_clone(edo_broadcast_tx *tx);
+
+/** edo_broadcast_tx_drop() - release a sender; the last one closes the channel. */
+void edo_broadcast_tx_drop(edo_broadcast_tx *tx);
+
+/**
+ * edo_broadcast_send() - send a copy of @value to every receiver.  Returns
+ * the number of receivers (>= 1), EDO_ECLOSED if there are none (the value
+ * is dropped), or -EINVAL.  Never waits; takes no budget.
+ */
+int edo_broadcast_send(edo_broadcast_tx *tx, const void *value);
+
+/** edo_broadcast_subscribe() - a new receiver that sees values sent from now
+ * on; NULL on ENOMEM or bad input. */
+edo_broadcast_rx *edo_broadcast_subscribe(edo_broadcast_tx *tx);
+
+/** edo_broadcast_rx_count() - receivers alive now. */
+size_t edo_broadcast_rx_count(const edo_broadcast_tx *tx);
+
+/**
+ * edo_broadcast_poll_recv() - receive the next value.  READY with *@rc = 0
+ * (copied to @out), EDO_ELAGGED (values were skipped; the next receive
+ * returns the oldest kept one) or EDO_ECLOSED (all senders gone and
+ * nothing left).  Takes a unit of budget when READY.  Cancel-safe.
+ */
+edo_poll edo_broadcast_poll_recv(edo_broadcast_rx *rx, edo_cx *cx, void *out, int *rc);
+
+/** edo_broadcast_try_recv() - as poll_recv without waiting: 0, EDO_ELAGGED,
+ * EDO_ECLOSED, or -EAGAIN (nothing new). */
+int edo_broadcast_try_recv(edo_broadcast_rx *rx, void *out);
+
+/** edo_broadcast_rx_missed() - how many values the last EDO_ELAGGED skipped. */
+uint64_t edo_broadcast_rx_missed(const edo_broadcast_rx *rx);
+
+/** edo_broadcast_rx_drop() - release a receiver.  NULL is a no-op. */
+void edo_broadcast_rx_drop(edo_broadcast_rx *rx);
+
+/* ==== watch =============================================================================== */
+
+/*
+ * A single value that senders replace and receivers watch: a receiver sees
+ * the latest value (intermediate ones may be skipped) and can wait until it
+ * changes.  Each receiver remembers the version it saw last.  Senders and
+ * receivers are counted; with no sender left, waiting for a change reports
+ * EDO_ECLOSED; with no receiver left, sends report EDO_ECLOSED.
+ */
+typedef struct edo_watch_tx edo_watch_tx;
+typedef struct edo_watch_rx edo_watch_rx;
+
+/**
+ * edo_watch_new() - a watch channel of @elem_size bytes holding a copy of
+ * @init (may be NULL: zeroes), with one sender and one receiver (which has
+ * seen the initial value).  Returns 0, -EINVAL or -ENOMEM.
+ */
+int edo_watch_new(size_t elem_size, const void *init, edo_watch_tx **tx, edo_watch_rx **rx);
+
+/** edo_watch_tx_clone() - count one more sender; returns @tx. */
+edo_watch_tx *edo_watch_tx_clone(edo_watch_tx *tx);
+
+/** edo_watch_tx_drop() - release a sender; the last one closes the channel. */
+void edo_watch_tx_drop(edo_watch_tx *tx);
+
+/**
+ * edo_watch_send() - replace the value with a copy of @value and wake every
+ * receiver waiting for a change.  Returns 0, EDO_ECLOSED if no receiver is
+ * left (nothing stored), or -EINVAL.
+ */
+int edo_watch_send(edo_watch_tx *tx, const void *value);
+
+/**
+ * edo_watch_send_replace() - store @value even with no receiver; the old
+ * value is copied to @old (may be NULL).  Returns 0 or -EINVAL.
+ */
+int edo_watch_send_replace(edo_watch_tx *tx, const void *value, void *old);
+
+/**
+ * edo_watch_send_modify() - modify the value in place: @fn(value, @ud) runs
+ * under the write lock (it must not block or call back into the channel)
+ * and returns whether it changed anything; if it did, receivers are told.
+ * Works with no receiver.  Returns 1 (modified), 0, or -EINVAL.
+ */
+int edo_watch_send_modify(edo_watch_tx *tx, bool (*fn)(void *value, void *ud), void *ud);
+
+/** edo_watch_subscribe() - a new receiver that has seen the current value. */
+edo_watch_rx *edo_watch_subscribe(edo_watch_tx *tx);
+
+/** edo_watch_rx_clone() - a new receiver that has seen what @rx has seen. */
+edo_watch_rx *edo_watch_rx_clone(edo_watch_rx *rx);
+
+/** edo_watch_rx_drop() - release a receiver.  NULL is a no-op. */
+void edo_watch_rx_drop(edo_watch_rx *rx);
+
+/** edo_watch_rx_count() - receivers alive now. */
+size_t edo_watch_rx_count(const edo_watch_tx *tx);
+
+/** edo_watch_borrow() - copy the current value to @out (does not mark it seen). */
+void edo_watch_borrow(edo_watch_rx *rx, void *out);
+
+/** edo_watch_borrow_and_update() - copy the current value and mark it seen. */
+void edo_watch_borrow_and_update(edo_watch_rx *rx, void *out);
+
+/** edo_watch_has_changed() - 1 if a value newer than the last seen one was
+ * sent, 0 if not, EDO_ECLOSED if every sender is gone and nothing is new. */
+int edo_watch_has_changed(const edo_watch_rx *rx);
+
+/** The future of waiting for a change.  Fields ending in _ are private. */
+typedef struct edo_watch_changed_fut {
+	edo_future base;
+	edo_watch_rx *rx_;
+	uint8_t armed_;
+	edo_notified_fut notified_;
+	/** Output: 0 (a newer value is there; now marked seen) or EDO_ECLOSED. */
+	int rc;
+} edo_watch_changed_fut;
+
+/**
+ * edo_watch_changed() - initialise @f to wait until a value newer than the
+ * last one @rx saw is sent (then marks it seen), and return it as a future.
+ * Takes a unit of budget when READY.  Cancel-safe.
+ */
+edo_future *edo_watch_changed(edo_watch_changed_fut *f, edo_watch_rx *rx);
+
+/** The future of waiting until every receiver is gone. */
+typedef struct edo_watch_closed_fut {
+	edo_future base;
+	edo_watch_tx *tx_;
+	uint8_t armed_;
+	edo_notified_fut notified_;
+} edo_watch_closed_fut;
+
+/** edo_watch_closed() - a future that completes once no receiver is left. */
+edo_future *edo_watch_closed(edo_watch_closed_fut *f, edo_watch_tx *tx);
+
+/** edo_watch_tx_is_closed() - whether no receiver is left. */
+bool edo_watch_tx_is_closed(const edo_watch_tx *tx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,578 @@
+/* Notify, Barrier, OnceCell; JoinSet, select and join. */
+#include <errno.h>
+#include <pthread.h>
+
+#include "test_sync_util.h"
+
+/* ==== notify ============================================================================== */
+
+TEST(notify_permit_stored_before_wait)
+{
+	edo_notify n;
+	edo_notify_init(&n);
+	edo_notify_one(&n);
+	test_waker t;
+	tw_init(&t);
+	edo_notified_fut f;
+	CHECK_EQ(tw_poll(&t, edo_notify_notified(&f, &n)), EDO_READY);
+	/* The permit was taken: the next waits. */
+	CHECK_EQ(tw_poll(&t, edo_notify_notified(&f, &n)), EDO_PENDING);
+	edo_future_drop(&f.base);
+	CHECK_EQ(atomic_load(&t.refs), 0);
+}
+
+TEST(notify_permits_do_not_accumulate)
+{
+	edo_notify n;
+	edo_notify_init(&n);
+	edo_notify_one(&n);
+	edo_notify_one(&n);
+	edo_notify_one(&n);
+	test_waker t;
+	tw_init(&t);
+	edo_notified_fut a, b;
+	CHECK_EQ(tw_poll(&t, edo_notify_notified(&a, &n)), EDO_READY);
+	CHECK_EQ(tw_poll(&t, edo_notify_notified(&b, &n)), EDO_PENDING);
+	edo_future_drop(&b.base);
+}
+
+TEST(notify_one_wakes_waiters_in_fifo_order)
+{
+	edo_notify n;
+	edo_notify_init(&n);
+	enum { N = 4 };
+	test_waker t[N];
+	edo_notified_fut f[N];
+	for (int i = 0; i < N; i++) {
+		tw_init(&t[i]);
+		CHECK_EQ(tw_poll(&t[i], edo_notify_notified(&f[i], &n)), EDO_PENDING);
+	}
+	for (int i = 0; i < N; i++) {
+		edo_notify_one(&n);
+		for (int j = 0; j < N; j++)
+			CHECK_EQ(tw_woken(&t[j]), j == i ? 1 : 0);
+		CHECK_EQ(tw_poll(&t[i], &f[i].base), EDO_READY);
+	}
+	/* All served: the next notify_one stores a permit. */
+	edo_notify_one(&n);
+	CHECK_EQ(tw_poll(&t[0], edo_notify_notified(&f[0], &n)), EDO_READY);
+}
+
+TEST(notify_last_wakes_newest)
+{
+	edo_notify n;
+	edo_notify_init(&n);
+	test_waker t[3];
+	edo_notified_fut f[3];
+	for (int i = 0; i < 3; i++) {
+		tw_init(&t[i]);
+		CHECK_EQ(tw_poll(&t[i], edo_notify_notified(&f[i], &n)), EDO_PENDING);
+	}
+	edo_notify_last(&n);
+	CHECK_EQ(tw_woken(&t[2]), 1);
+	CHECK_EQ(tw_woken(&t[0]) + tw_woken(&t[1]), 0);
+	CHECK_EQ(tw_poll(&t[2], &f[2].base), EDO_READY);
+	edo_notify_one(&n);
+	CHECK_EQ(tw_woken(&t[0]), 1);
+	CHECK_EQ(tw_poll(&t[0], &f[0].base), EDO_READY);
+	edo_future_drop(&f[1].base);
+}
+
+TEST(notify_dropped_waiter_forwards_notify_one)
+{
+	edo_notify n;
+	edo_notify_init(&n);
+	test_waker t1, t2;
+	tw_init(&t1);
+	tw_init(&t2);
+	edo_notified_fut a, b;
+	CHECK_EQ(tw_poll(&t1, edo_notify_notified(&a, &n)), EDO_PENDING);
+	CHECK_EQ(tw_poll(&t2, edo_notify_notified(&b, &n)), EDO_PENDING);
+	edo_notify_one(&n); /* picks a */
+	CHECK_EQ(tw_woken(&t1), 1);
+	CHECK_EQ(tw_woken(&t2), 0);
+	edo_future_drop(&a.base); /* a never took it: b gets it */
+	CHECK_EQ(tw_woken(&t2), 1);
+	CHECK_EQ(tw_poll(&t2, &b.base), EDO_READY);
+	/* With nobody else waiting, the forwarded notification becomes the permit. */
+	CHECK_EQ(tw_poll(&t1, edo_notify_notified(&a, &n)), EDO_PENDING);
+	edo_notify_one(&n);
+	edo_future_drop(&a.base);
+	CHECK_EQ(tw_poll(&t1, edo_notify_notified(&a, &n)), EDO_READY);
+	/* A pending waiter that was not notified forwards nothing. */
+	CHECK_EQ(tw_poll(&t1, edo_notify_notified(&a, &n)), EDO_PENDING);
+	CHECK_EQ(tw_poll(&t2, edo_notify_notified(&b, &n)), EDO_PENDING);
+	edo_future_drop(&a.base);
+	CHECK_EQ(tw_woken(&t2), 0);
+	edo_future_drop(&b.base);
+	CHECK_EQ(tw_poll(&t1, edo_notify_notified(&a, &n)), EDO_PENDING);
+	edo_future_drop(&a.base);
+	CHECK_EQ(atomic_load(&t1.refs), 0);
+	CHECK_EQ(atomic_load(&t2.refs), 0);
+}
+
+TEST(notify_waiters_wakes_current_waiters_only)
+{
+	edo_notify n;
+	edo_notify_init(&n);
+	enum { N = 70 }; /* more than one wake batch */
+	static test_waker t[N];
+	static edo_notified_fut f[N];
+	for (int i = 0; i < N; i++) {
+		tw_init(&t[i]);
+		CHECK_EQ(tw_poll(&t[i], edo_notify_notified(&f[i], &n)), EDO_PENDING);
+	}
+	/* Created before the call but never polled: also notified. */
+	edo_notified_fut early, late;
+	test_waker te;
+	tw_init(&te);
+	edo_notify_notified(&early, &n);
+	edo_notify_waiters(&n);
+	for (int i = 0; i < N; i++) {
+		CHECK_EQ(tw_woken(&t[i]), 1);
+		CHECK_EQ(tw_poll(&t[i], &f[i].base), EDO_READY);
+	}
+	CHECK_EQ(tw_poll(&te, &early.base), EDO_READY);
+	/* No permit stored. */
+	CHECK_EQ(tw_poll(&te, edo_notify_notified(&late, &n)), EDO_PENDING);
+	edo_future_drop(&late.base);
+	/* notify_waiters with nobody waiting leaves a stored permit alone. */
+	edo_notify_one(&n);
+	edo_notify_waiters(&n);
+	CHECK_EQ(tw_poll(&te, edo_notify_notified(&late, &n)), EDO_READY);
+	CHECK_EQ(atomic_load(&te.refs), 0);
+}
+
+TEST(notify_waker_replaced)
+{
+	edo_notify n;
+	edo_notify_init(&n);
+	test_waker t1, t2;
+	tw_init(&t1);
+	tw_init(&t2);
+	edo_notified_fut a;
+	CHECK_EQ(tw_poll(&t1, edo_notify_notified(&a, &n)), EDO_PENDING);
+	CHECK_EQ(tw_poll(&t2, &a.base), EDO_PENDING);
+	CHECK_EQ(atomic_load(&t1.refs), 0);
+	edo_notify_one(&n);
+	CHECK_EQ(tw_woken(&t2), 1);
+	CHECK_EQ(tw_poll(&t2, &a.base), EDO_READY);
+}
+
+/* Ping-pong over two Notify, the second side sometimes dropping a future
+ * that was already picked: the notification must be forwarded (here, into
+ * the permit), or the pair deadlocks. */
+typedef struct nping_frame {
+	EDO_FRAME;
+	edo_notify *mine, *theirs;
+	long rounds, i;
+	bool dropper, got;
+	edo_notified_fut nf;
+} nping_frame;
+
+EDO_ASYNC(nping, nping_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < self->rounds; self->i++) {
+		if (!self->dropper)
+			edo_notify_one(self->theirs);
+		self->got = false;
+		if (self->dropper && (self->i % 3) == 0) {
+			edo_notify_notified(&self->nf, self->mine);
+			if (edo_future_poll(&self->nf.base, cx) == EDO_READY) {
+				self->got = true;
+			} else {
+				EDO_YIELD();
+				edo_future_drop(&self->nf.base); /* forwards if picked */
+			}
+		}
+		if (!self->got)
+			EDO_AWAIT(edo_notify_notified(&self->nf, self->mine));
+		if (self->dropper)
+			edo_notify_one(self->theirs);
+	}
+	EDO_END();
+}
+
+typedef struct npair_frame {
+	EDO_FRAME;
+	edo_notify a, b;
+	long rounds;
+	edo_join *h[2];
+	int i, rc;
+} npair_frame;
+
+EDO_ASYNC(npair, npair_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_notify_init(&self->a);
+	edo_notify_init(&self->b);
+	CHECK_EQ(EDO_SPAWN(&self->h[0], nping, .mine = &self->a, .theirs = &self->b,
+			   .rounds = self->rounds),
+		 0);
+	CHECK_EQ(EDO_SPAWN(&self->h[1], nping, .mine = &self->b, .theirs = &self->a,
+			   .rounds = self->rounds, .dropper = true),
+		 0);
+	for (self->i = 0; self->i < 2; self->i++) {
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		edo_join_detach(self->h[self->i]);
+	}
+	EDO_END();
+}
+
+TEST(notify_ping_pong_with_drops_both_flavors)
+{
+	FLAVORS({
+		npair_frame f = {EDO_FRAME_INIT(npair), .rounds = test_scale(100000)};
+		test_block_on(flavor_, &f.edo_base);
+	});
+}
+
+/* The notify benchmark's shape: 10 waiters counting wake-ups. */
+typedef struct ncount_frame {
+	EDO_FRAME;
+	edo_notify *n;
+	atomic_long *count;
+	atomic_bool *stop;
+	edo_notified_fut nf;
+} ncount_frame;
+
+EDO_ASYNC(ncount, ncount_frame, NULL)
+{
+	EDO_BEGIN();
+	for (;;) {
+		EDO_AWAIT(edo_notify_notified(&self->nf, self->n));
+		if (atomic_load(self->stop))
+			break;
+		atomic_fetch_add(self->count, 1);
+	}
+	EDO_END();
+}
+
+typedef struct nmain_frame {
+	EDO_FRAME;
+	edo_notify n;
+	atomic_long count;
+	atomic_bool stop;
+	long target;
+	edo_join *h[10];
+	int i, rc;
+} nmain_frame;
+
+EDO_ASYNC(nmain, nmain_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_notify_init(&self->n);
+	for (self->i = 0; self->i < 10; self->i++)
+		CHECK_EQ(EDO_SPAWN(&self->h[self->i], ncount, .n = &self->n, .count = &self->count,
+				   .stop = &self->stop),
+			 0);
+	while (atomic_load(&self->count) < self->target) {
+		edo_notify_one(&self->n);
+		EDO_YIELD();
+	}
+	atomic_store(&self->stop, true);
+	for (self->i = 0; self->i < 10; self->i++) {
+		while (!edo_join_is_finished(self->h[self->i])) {
+			edo_notify_waiters(&self->n);
+			EDO_YIELD();
+		}
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		edo_join_detach(self->h[self->i]);
+	}
+	EDO_END();
+}
+
+TEST(notify_many_waiters_both_flavors)
+{
+	FLAVORS({
+		nmain_frame f = {EDO_FRAME_INIT(nmain), .target = test_scale(100000)};
+		test_block_on(flavor_, &f.edo_base);
+		CHECK_GE(atomic_load(&f.count), f.target);
+	});
+}
+
+/* Threads racing notify_one / notify_waiters against a waiter that polls
+ * and drops: every notified future completes or is dropped cleanly. */
+typedef struct nthread_arg {
+	edo_notify *n;
+	atomic_bool *stop;
+} nthread_arg;
+
+static void *notifier_thread(void *p)
+{
+	nthread_arg *a = p;
+	for (unsigned i = 0; !atomic_load(a->stop); i++) {
+		if (i % 7 == 0)
+			edo_notify_waiters(a->n);
+		else if (i % 2)
+			edo_notify_one(a->n);
+		else
+			edo_notify_last(a->n);
+	}
+	return NULL;
+}
+
+TEST(notify_thread_races)
+{
+	edo_notify n;
+	edo_notify_init(&n);
+	atomic_bool stop = false;
+	nthread_arg a = {&n, &stop};
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, notifier_thread, &a);
+	long iters = test_scale(200000);
+	test_waker t;
+	tw_init(&t);
+	long done = 0;
+	for (long i = 0; i < iters; i++) {
+		edo_notified_fut f[3];
+		for (int k = 0; k < 3; k++)
+			edo_notify_notified(&f[k], &n);
+		for (int k = 0; k < 3; k++)
+			done += tw_poll(&t, &f[k].base) == EDO_READY;
+		if (i % 2)
+			done += tw_poll(&t, &f[1].base) == EDO_READY;
+		for (int k = 0; k < 3; k++)
+			edo_future_drop(&f[k].base);
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	CHECK_GT(done, 0);
+	CHECK_EQ(atomic_load(&t.refs), 0);
+}
+
+/* ==== barrier ============================================================================= */
+
+TEST(barrier_releases_all_with_one_leader)
+{
+	edo_barrier b;
+	edo_barrier_init(&b, 3);
+	test_waker t[3];
+	edo_barrier_wait_fut w[3];
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 2; i++) {
+			tw_init(&t[i]);
+			CHECK_EQ(tw_poll(&t[i], edo_barrier_wait(&w[i], &b)), EDO_PENDING);
+		}
+		tw_init(&t[2]);
+		CHECK_EQ(tw_poll(&t[2], edo_barrier_wait(&w[2], &b)), EDO_READY);
+		CHECK(w[2].is_leader);
+		for (int i = 0; i < 2; i++) {
+			CHECK_EQ(tw_woken(&t[i]), 1);
+			CHECK_EQ(tw_poll(&t[i], &w[i].base), EDO_READY);
+			CHECK(!w[i].is_leader);
+		}
+	}
+	edo_barrier_init(&b, 0); /* 0 is 1: never waits */
+	CHECK_EQ(tw_poll(&t[0], edo_barrier_wait(&w[0], &b)), EDO_READY);
+	CHECK(w[0].is_leader);
+}
+
+TEST(barrier_dropped_waiter_still_counts)
+{
+	edo_barrier b;
+	edo_barrier_init(&b, 2);
+	test_waker t1, t2;
+	tw_init(&t1);
+	tw_init(&t2);
+	edo_barrier_wait_fut a, c;
+	CHECK_EQ(tw_poll(&t1, edo_barrier_wait(&a, &b)), EDO_PENDING);
+	edo_future_drop(&a.base);
+	CHECK_EQ(atomic_load(&t1.refs), 0);
+	CHECK_EQ(tw_poll(&t2, edo_barrier_wait(&c, &b)), EDO_READY);
+	CHECK(c.is_leader);
+}
+
+typedef struct bparty_frame {
+	EDO_FRAME;
+	edo_barrier *b;
+	atomic_long *arrived;
+	atomic_long *leaders;
+	long n, rounds, r;
+	edo_barrier_wait_fut w;
+} bparty_frame;
+
+EDO_ASYNC(bparty, bparty_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->r = 0; self->r < self->rounds; self->r++) {
+		atomic_fetch_add(self->arrived, 1);
+		EDO_AWAIT(edo_barrier_wait(&self->w, self->b));
+		/* Everyone of this round arrived before anyone left. */
+		CHECK_GE(atomic_load(self->arrived), (self->r + 1) * self->n);
+		if (self->w.is_leader)
+			atomic_fetch_add(self->leaders, 1);
+	}
+	EDO_END();
+}
+
+typedef struct bmain_frame {
+	EDO_FRAME;
+	edo_barrier b;
+	atomic_long arrived, leaders;
+	long rounds;
+	edo_join *h[8];
+	int i, rc;
+} bmain_frame;
+
+EDO_ASYNC(bmain, bmain_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_barrier_init(&self->b, 8);
+	for (self->i = 0; self->i < 8; self->i++)
+		CHECK_EQ(EDO_SPAWN(&self->h[self->i], bparty, .b = &self->b,
+				   .arrived = &self->arrived, .leaders = &self->leaders, .n = 8,
+				   .rounds = self->rounds),
+			 0);
+	for (self->i = 0; self->i < 8; self->i++) {
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		edo_join_detach(self->h[self->i]);
+	}
+	EDO_END();
+}
+
+TEST(barrier_rounds_both_flavors)
+{
+	FLAVORS({
+		bmain_frame f = {EDO_FRAME_INIT(bmain), .rounds = test_scale(5000)};
+		test_block_on(flavor_, &f.edo_base);
+		CHECK_EQ(atomic_load(&f.leaders), f.rounds);
+	});
+}
+
+/* ==== once_cell =========================================================================== */
+
+TEST(once_cell_set_and_get)
+{
+	edo_once_cell c;
+	edo_once_cell_init(&c);
+	CHECK(!edo_once_cell_is_set(&c));
+	CHECK(edo_once_cell_get(&c) == NULL);
+	int x;
+	CHECK_EQ(edo_once_cell_set(&c, &x), 0);
+	CHECK(edo_once_cell_is_set(&c));
+	CHECK(edo_once_cell_get(&c) == &x);
+	CHECK_EQ(edo_once_cell_set(&c, NULL), -EEXIST);
+	CHECK(edo_once_cell_get(&c) == &x);
+	CHECK_EQ(edo_once_cell_set(NULL, NULL), -EINVAL);
+}
+
+/* The value the initialisers store. */
+static int once_token;
+
+/* An initialiser that yields a few times, counts its runs, may fail. */
+typedef struct initer_frame {
+	EDO_FRAME;
+	atomic_int *runs;
+	int fail;
+	int k;
+	void *result;
+	int err;
+} initer_frame;
+
+EDO_ASYNC(initer, initer_frame, NULL)
+{
+	EDO_BEGIN();
+	atomic_fetch_add(self->runs, 1);
+	for (self->k = 0; self->k < 3; self->k++)
+		EDO_YIELD();
+	if (self->fail) {
+		self->err = -EIO;
+	} else {
+		self->result = &once_token;
+	}
+	EDO_END();
+}
+
+typedef struct getter_frame {
+	EDO_FRAME;
+	edo_once_cell *c;
+	atomic_int *runs;
+	int fail;
+	initer_frame init;
+	edo_once_init_fut f;
+	void *got;
+	int rc;
+} getter_frame;
+
+static void getter_cleanup(getter_frame *self)
+{
+	edo_future_drop(&self->f.base);
+}
+
+EDO_ASYNC(getter, getter_frame, getter_cleanup)
+{
+	EDO_BEGIN();
+	self->init = (initer_frame){EDO_FRAME_INIT(initer), .runs = self->runs, .fail = self->fail};
+	EDO_AWAIT(edo_once_cell_get_or_init(&self->f, self->c, &self->init.edo_base,
+					    &self->init.result, &self->init.err));
+	self->rc = self->f.rc;
+	self->got = self->f.value;
+	EDO_END();
+}
+
+typedef struct once_main_frame {
+	EDO_FRAME;
+	edo_once_cell c;
+	atomic_int runs;
+	edo_join *h[10];
+	int i, rc, ok, failed;
+} once_main_frame;
+
+EDO_ASYNC(once_main, once_main_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_once_cell_init(&self->c);
+	/* The first to run fails; the next one's init stores the value. */
+	for (self->i = 0; self->i < 10; self->i++)
+		CHECK_EQ(EDO_SPAWN(&self->h[self->i], getter, .c = &self->c, .runs = &self->runs,
+				   .fail = self->i == 0),
+			 0);
+	/* Abort one waiter: cancelling a waiter (or a running init) is clean. */
+	edo_join_abort(self->h[5]);
+	for (self->i = 0; self->i < 10; self->i++) {
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		if (self->rc == 0) {
+			getter_frame *g = EDO_JOIN_OUTPUT(self->h[self->i], getter);
+			if (g->rc == 0) {
+				CHECK(g->got == &once_token);
+				self->ok++;
+			} else {
+				CHECK_EQ(g->rc, -EIO);
+				self->failed++;
+			}
+		}
+		edo_join_detach(self->h[self->i]);
+	}
+	EDO_END();
+}
+
+TEST(once_cell_init_runs_once_under_races)
+{
+	FLAVORS({
+		for (int rep = 0; rep < 20; rep++) {
+			once_main_frame f = {EDO_FRAME_INIT(once_main)};
+			test_block_on(flavor_, &f.edo_base);
+			CHECK(edo_once_cell_is_set(&f.c));
+			CHECK(edo_once_cell_get(&f.c) == &once_token);
+			CHECK_LE(f.failed, 1);
+			CHECK_GE(f.ok, 8);
+			/* At most: the failing init, one aborted mid-init, the winner. */
+			CHECK_LE(atomic_load(&f.runs), 3);
+		}
+	});
+}
+
+TEST(once_cell_bad_input)
+{
+	edo_once_init_fut f;
+	test_waker t;
+	tw_init(&t);
+	CHECK_EQ(tw_poll(&t, edo_once_cell_get_or_init(&f, NULL, NULL, NULL, NULL)), EDO_READY);
+	CHECK_EQ(f.rc, -EINVAL);
+}
+
+TEST_MAIN()
