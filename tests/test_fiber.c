@@ -1078,6 +1078,92 @@ TEST(block_in_place_in_a_fiber_stays_put)
 	run_fiber(2, blocks_in_place, NULL);
 }
 
+/* ---- TCP and streams: an echo server and its clients, all fibers -------------------------------- */
+
+static void *echo_conn_fiber(void *arg)
+{
+	edo_tcp_stream *s = arg;
+	char buf[256];
+	for (;;) {
+		ssize_t n = edo_fiber_stream_read(edo_tcp_stream_io(s), buf, sizeof buf);
+		if (n <= 0)
+			break;
+		CHECK_EQ(edo_fiber_stream_write_all(edo_tcp_stream_io(s), buf, (size_t)n), n);
+	}
+	edo_tcp_stream_close(s);
+	return NULL;
+}
+
+typedef struct echo_setup {
+	edo_tcp_listener *l;
+	edo_addr addr;
+	int clients;
+} echo_setup;
+
+static void *echo_server_fiber(void *arg)
+{
+	echo_setup *e = arg;
+	for (int i = 0; i < e->clients; i++) {
+		edo_tcp_stream *s;
+		edo_addr peer;
+		CHECK_EQ(edo_fiber_tcp_accept(e->l, &s, &peer), 0);
+		CHECK_EQ(edo_fiber_spawn(echo_conn_fiber, s, NULL, NULL), 0);
+	}
+	return NULL;
+}
+
+static void *echo_client_fiber(void *arg)
+{
+	echo_setup *e = arg;
+	edo_tcp_stream *s;
+	CHECK_EQ(edo_fiber_tcp_connect(&e->addr, &s), 0);
+	for (int round = 0; round < 20; round++) {
+		char out[300], in[300];
+		size_t len = 1 + (size_t)(round * 13 % 300);
+		for (size_t i = 0; i < len; i++)
+			out[i] = (char)(round + (int)i);
+		CHECK_EQ(edo_fiber_stream_write_all(edo_tcp_stream_io(s), out, len), (ssize_t)len);
+		size_t got = 0;
+		while (got < len) {
+			ssize_t n =
+				edo_fiber_stream_read(edo_tcp_stream_io(s), in + got, len - got);
+			CHECK_GT(n, 0);
+			got += (size_t)n;
+		}
+		CHECK_EQ(memcmp(in, out, len), 0);
+	}
+	edo_tcp_stream_close(s);
+	return NULL;
+}
+
+static void *echo_main(void *arg)
+{
+	(void)arg;
+	echo_setup e = {.clients = 20};
+	edo_addr a;
+	CHECK_EQ(edo_addr_ip(&a, "127.0.0.1", 0), 0);
+	CHECK_EQ(edo_tcp_listener_bind(&a, NULL, &e.l), 0);
+	CHECK_EQ(edo_tcp_listener_local_addr(e.l, &e.addr), 0);
+	edo_join *server, *clients[20];
+	CHECK_EQ(edo_fiber_spawn(echo_server_fiber, &e, NULL, &server), 0);
+	for (int i = 0; i < e.clients; i++)
+		CHECK_EQ(edo_fiber_spawn(echo_client_fiber, &e, NULL, &clients[i]), 0);
+	for (int i = 0; i < e.clients; i++) {
+		CHECK_EQ(edo_fiber_join(clients[i]), 0);
+		edo_join_detach(clients[i]);
+	}
+	CHECK_EQ(edo_fiber_join(server), 0);
+	edo_join_detach(server);
+	edo_tcp_listener_drop(e.l);
+	return (void *)5;
+}
+
+TEST(tcp_echo_with_fibers)
+{
+	CHECK_EQ(run_fiber(0, echo_main, NULL), (void *)5);
+	CHECK_EQ(run_fiber(3, echo_main, NULL), (void *)5);
+}
+
 /* ---- time ------------------------------------------------------------------------------------ */
 
 static uint64_t mono_ns(void)

@@ -194,6 +194,9 @@ TEST(fiber_tests_under_valgrind)
 	SKIP("a sanitizer build cannot run under valgrind");
 #endif
 #endif
+#if defined(__clang__)
+	SKIP("valgrind 3.19 cannot read the DWARF 5 debug info of clang 14");
+#endif
 	if (!have("valgrind"))
 		SKIP("valgrind missing (.ci/install-deps.sh installs it)");
 	char self[512];

@@ -100,7 +100,9 @@
 
 #include "edo/future.h"
 #include "edo/io.h"
+#include "edo/net.h"
 #include "edo/runtime.h"
+#include "edo/stream.h"
 #include "edo/task.h"
 #include "edo/time.h"
 
@@ -217,6 +219,33 @@ ssize_t edo_fiber_write(edo_async_fd *a, const void *buf, size_t len);
  * runtime shut down or @a was freed), or -ECANCELED.
  */
 int edo_fiber_wait_ready(edo_async_fd *a, uint32_t interest);
+
+/**
+ * edo_fiber_stream_read() - read up to @len bytes from the stream @s (TCP,
+ * Unix, pipes, duplex, buffered readers: any edo_stream).  Returns the
+ * bytes read (0 at end of stream), a negative error, or -ECANCELED.
+ */
+ssize_t edo_fiber_stream_read(edo_stream *s, void *buf, size_t len);
+
+/** edo_fiber_stream_write() - write up to @len bytes to @s (one write:
+ *  possibly short); returns as edo_fiber_stream_read(). */
+ssize_t edo_fiber_stream_write(edo_stream *s, const void *buf, size_t len);
+
+/**
+ * edo_fiber_stream_write_all() - write all @len bytes to @s.  Returns @len,
+ * a negative error, or -ECANCELED (some bytes may have been written).
+ */
+ssize_t edo_fiber_stream_write_all(edo_stream *s, const void *buf, size_t len);
+
+/**
+ * edo_fiber_tcp_accept() - accept a connection on @l: 0 with *@out (and
+ * *@peer, which may be NULL), a negative error, or -ECANCELED.
+ */
+int edo_fiber_tcp_accept(edo_tcp_listener *l, edo_tcp_stream **out, edo_addr *peer);
+
+/** edo_fiber_tcp_connect() - connect to @addr: 0 with *@out, a negative
+ *  error, or -ECANCELED. */
+int edo_fiber_tcp_connect(const edo_addr *addr, edo_tcp_stream **out);
 
 /**
  * edo_fiber_sleep() - suspend the calling fiber for @duration_ns (timers

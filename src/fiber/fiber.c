@@ -330,6 +330,52 @@ int edo_fiber_wait_ready(edo_async_fd *a, uint32_t interest)
 	return rc < 0 ? rc : (int)r.ready;
 }
 
+ssize_t edo_fiber_stream_read(edo_stream *s, void *buf, size_t len)
+{
+	ssize_t n = 0;
+	int rc = EDO_FIBER_AWAIT_POLL(edo_stream_poll_read(s, cx, buf, len, &n));
+	return rc < 0 ? rc : n;
+}
+
+ssize_t edo_fiber_stream_write(edo_stream *s, const void *buf, size_t len)
+{
+	ssize_t n = 0;
+	int rc = EDO_FIBER_AWAIT_POLL(edo_stream_poll_write(s, cx, buf, len, &n));
+	return rc < 0 ? rc : n;
+}
+
+ssize_t edo_fiber_stream_write_all(edo_stream *s, const void *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = edo_fiber_stream_write(s, (const char *)buf + done, len - done);
+		if (n < 0)
+			return n;
+		done += (size_t)n;
+	}
+	return (ssize_t)len;
+}
+
+int edo_fiber_tcp_accept(edo_tcp_listener *l, edo_tcp_stream **out, edo_addr *peer)
+{
+	int result = 0;
+	int rc = EDO_FIBER_AWAIT_POLL(edo_tcp_listener_poll_accept(l, cx, out, peer, &result));
+	return rc < 0 ? rc : result;
+}
+
+int edo_fiber_tcp_connect(const edo_addr *addr, edo_tcp_stream **out)
+{
+	if (!edo__fiber_cur)
+		return -EPERM;
+	edo_tcp_connect_fut c;
+	int rc = edo_fiber_await(edo_tcp_connect(&c, addr));
+	if (rc < 0)
+		return rc;
+	if (c.rc == 0)
+		*out = c.stream;
+	return c.rc;
+}
+
 int edo_fiber_sleep(uint64_t duration_ns)
 {
 	if (!edo__fiber_cur)
