@@ -28,10 +28,13 @@
  * that stack never moves while the fiber is suspended.
  *
  * Costs.  A fiber await round trip through the scheduler costs two context
- * switches more than a stackless await (about 10-20 ns), flat in the call
- * depth; an idle fiber costs one page of stack (plus its task cell).  Prefer
- * stackless coroutines (edo/async.h) for library code and hot paths, fibers
- * for porting blocking-style code and deep call stacks.
+ * switches more than a stackless await, plus the returns the CPU mispredicts
+ * after each switch: about 50 ns more on a 2-vCPU VM (bench/bench_fiber.c,
+ * fiber_switch), flat in the call depth, where a stackless await grows with
+ * its nesting.  An idle fiber costs one page of stack plus its task cell
+ * (about 4.3 KiB, fiber_idle_rss).  Prefer stackless coroutines
+ * (edo/async.h) for library code and hot paths, fibers for porting
+ * blocking-style code and deep call stacks.
  *
  * Pinning.  A fiber that has started runs only on the worker thread that
  * first resumed it: compilers keep `&errno`, `pthread_self()` and the
