@@ -575,4 +575,453 @@ TEST(once_cell_bad_input)
 	CHECK_EQ(f.rc, -EINVAL);
 }
 
+/* ==== joinset ============================================================================= */
+
+/* A task that waits for its go signal, then returns its id. */
+typedef struct gated_frame {
+	EDO_FRAME;
+	edo_oneshot_rx *go;
+	atomic_int *done;
+	int id, rc;
+} gated_frame;
+
+static void gated_cleanup(gated_frame *self)
+{
+	edo_oneshot_rx_drop(self->go);
+}
+
+EDO_ASYNC(gated, gated_frame, gated_cleanup)
+{
+	EDO_BEGIN();
+	EDO_AWAIT_POLL(edo_oneshot_poll_recv(self->go, cx, NULL, &self->rc));
+	if (self->done)
+		atomic_fetch_add(self->done, 1);
+	EDO_END();
+}
+
+typedef struct js_order_frame {
+	EDO_FRAME;
+	edo_joinset *js;
+	edo_oneshot_tx *go[5];
+	edo_join *h;
+	int order[5], i, rc;
+	int got[5];
+} js_order_frame;
+
+EDO_ASYNC(js_order, js_order_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_joinset_new(&self->js), 0);
+	for (self->i = 0; self->i < 5; self->i++) {
+		edo_oneshot_rx *rx;
+		CHECK_EQ(edo_oneshot_new(0, &self->go[self->i], &rx), 0);
+		CHECK_EQ(EDO_JOINSET_SPAWN(self->js, gated, .go = rx, .id = self->i), 0);
+	}
+	CHECK_EQ(edo_joinset_len(self->js), 5u);
+	CHECK_EQ(edo_joinset_try_join_next(self->js, &self->h, &self->rc), -EAGAIN);
+	for (self->i = 0; self->i < 5; self->i++) {
+		CHECK_EQ(edo_oneshot_send(self->go[self->order[self->i]], NULL), 0);
+		EDO_AWAIT_POLL(edo_joinset_poll_join_next(self->js, cx, &self->h, &self->rc));
+		CHECK(self->h != NULL);
+		CHECK_EQ(self->rc, 0);
+		self->got[self->i] = EDO_JOIN_OUTPUT(self->h, gated)->id;
+		edo_join_detach(self->h);
+		CHECK_EQ(edo_joinset_len(self->js), (size_t)(4 - self->i));
+	}
+	EDO_AWAIT_POLL(edo_joinset_poll_join_next(self->js, cx, &self->h, &self->rc));
+	CHECK(self->h == NULL);
+	CHECK_EQ(self->rc, -ENOENT);
+	edo_joinset_free(self->js);
+	EDO_END();
+}
+
+TEST(joinset_joins_in_completion_order)
+{
+	FLAVORS({
+		js_order_frame f = {EDO_FRAME_INIT(js_order), .order = {3, 1, 4, 0, 2}};
+		test_block_on(flavor_, &f.edo_base);
+		for (int i = 0; i < 5; i++)
+			CHECK_EQ(f.got[i], f.order[i]);
+	});
+}
+
+typedef struct js_abort_frame {
+	EDO_FRAME;
+	edo_joinset *js;
+	edo_oneshot_tx *go[6];
+	atomic_int done;
+	edo_join *h;
+	int i, rc, ok, cancelled;
+	edo_joinset_shutdown_fut sd;
+} js_abort_frame;
+
+EDO_ASYNC(js_abort, js_abort_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_joinset_new(&self->js), 0);
+	for (self->i = 0; self->i < 6; self->i++) {
+		edo_oneshot_rx *rx;
+		CHECK_EQ(edo_oneshot_new(0, &self->go[self->i], &rx), 0);
+		CHECK_EQ(EDO_JOINSET_SPAWN(self->js, gated, .go = rx, .id = self->i,
+					   .done = &self->done),
+			 0);
+	}
+	/* Two finish; the rest are aborted. */
+	edo_oneshot_send(self->go[0], NULL);
+	edo_oneshot_send(self->go[1], NULL);
+	while (atomic_load(&self->done) < 2)
+		EDO_YIELD();
+	edo_joinset_abort_all(self->js);
+	for (;;) {
+		EDO_AWAIT_POLL(edo_joinset_poll_join_next(self->js, cx, &self->h, &self->rc));
+		if (!self->h)
+			break;
+		if (self->rc == 0)
+			self->ok++;
+		else if (self->rc == -ECANCELED)
+			self->cancelled++;
+		edo_join_detach(self->h);
+	}
+	CHECK_EQ(self->ok, 2);
+	CHECK_EQ(self->cancelled, 4);
+	/* shutdown: aborts and drains; the set is empty after. */
+	for (self->i = 0; self->i < 3; self->i++) {
+		edo_oneshot_rx *rx;
+		edo_oneshot_tx *tx;
+		CHECK_EQ(edo_oneshot_new(0, &tx, &rx), 0);
+		CHECK_EQ(EDO_JOINSET_SPAWN(self->js, gated, .go = rx), 0);
+		edo_oneshot_tx_drop(tx);
+	}
+	for (self->i = 0; self->i < 6; self->i++)
+		if (self->i >= 2)
+			edo_oneshot_tx_drop(self->go[self->i]);
+	CHECK_EQ(edo_joinset_len(self->js), 3u);
+	EDO_AWAIT(edo_joinset_shutdown(&self->sd, self->js));
+	CHECK_EQ(edo_joinset_len(self->js), 0u);
+	edo_joinset_free(self->js);
+	EDO_END();
+}
+
+TEST(joinset_abort_all_and_shutdown)
+{
+	FLAVORS({
+		js_abort_frame f = {EDO_FRAME_INIT(js_abort)};
+		test_block_on(flavor_, &f.edo_base);
+	});
+}
+
+typedef struct js_detach_frame {
+	EDO_FRAME;
+	edo_joinset *js;
+	edo_oneshot_tx *go[4];
+	atomic_int done;
+	int i;
+	bool direct_free;
+} js_detach_frame;
+
+EDO_ASYNC(js_detach, js_detach_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_joinset_new(&self->js), 0);
+	for (self->i = 0; self->i < 4; self->i++) {
+		edo_oneshot_rx *rx;
+		CHECK_EQ(edo_oneshot_new(0, &self->go[self->i], &rx), 0);
+		CHECK_EQ(EDO_JOINSET_SPAWN(self->js, gated, .go = rx, .done = &self->done), 0);
+	}
+	if (self->direct_free) {
+		/* Freed with its tasks waiting: they are aborted and detached. */
+		edo_joinset_free(self->js);
+		for (self->i = 0; self->i < 4; self->i++)
+			edo_oneshot_send(self->go[self->i], NULL);
+		for (self->i = 0; self->i < 10; self->i++)
+			EDO_YIELD();
+		CHECK_EQ(atomic_load(&self->done), 0);
+		EDO_RETURN();
+	}
+	edo_joinset_detach_all(self->js);
+	CHECK_EQ(edo_joinset_len(self->js), 0u);
+	edo_joinset_free(self->js);
+	/* Detached tasks keep running to completion. */
+	for (self->i = 0; self->i < 4; self->i++)
+		edo_oneshot_send(self->go[self->i], NULL);
+	while (atomic_load(&self->done) < 4)
+		EDO_YIELD();
+	EDO_END();
+}
+
+TEST(joinset_detach_all_and_free)
+{
+	FLAVORS({
+		js_detach_frame f = {EDO_FRAME_INIT(js_detach)};
+		test_block_on(flavor_, &f.edo_base);
+	});
+}
+
+typedef struct square_frame {
+	EDO_FRAME;
+	long x, y;
+} square_frame;
+
+EDO_ASYNC(square, square_frame, NULL)
+{
+	EDO_BEGIN();
+	if (self->x % 3 == 0)
+		EDO_YIELD();
+	self->y = self->x * self->x;
+	EDO_END();
+}
+
+typedef struct js_many_frame {
+	EDO_FRAME;
+	edo_joinset *js;
+	long n, i, sum, joined;
+	edo_join *h;
+	int rc;
+} js_many_frame;
+
+EDO_ASYNC(js_many, js_many_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_joinset_new(&self->js), 0);
+	for (self->i = 0; self->i < self->n; self->i++)
+		CHECK_EQ(EDO_JOINSET_SPAWN(self->js, square, .x = self->i), 0);
+	for (;;) {
+		EDO_AWAIT_POLL(edo_joinset_poll_join_next(self->js, cx, &self->h, &self->rc));
+		if (!self->h)
+			break;
+		CHECK_EQ(self->rc, 0);
+		self->sum += EDO_JOIN_OUTPUT(self->h, square)->y;
+		self->joined++;
+		edo_join_detach(self->h);
+	}
+	edo_joinset_free(self->js);
+	EDO_END();
+}
+
+TEST(joinset_many_tasks_both_flavors)
+{
+	FLAVORS({
+		js_many_frame f = {EDO_FRAME_INIT(js_many), .n = test_scale(100000)};
+		test_block_on(flavor_, &f.edo_base);
+		long want = 0;
+		for (long i = 0; i < f.n; i++)
+			want += i * i;
+		CHECK_EQ(f.joined, f.n);
+		CHECK_EQ(f.sum, want);
+	});
+}
+
+TEST(joinset_free_with_running_tasks)
+{
+	/* Freed from inside the runtime with tasks still waiting: aborted,
+	 * detached, nothing leaks (ASan). */
+	FLAVORS({
+		js_detach_frame f = {EDO_FRAME_INIT(js_detach), .direct_free = true};
+		test_block_on(flavor_, &f.edo_base);
+	});
+	CHECK_EQ(edo_joinset_new(NULL), -EINVAL);
+	edo_joinset_free(NULL);
+	CHECK_EQ(edo_joinset_len(NULL), 0u);
+}
+
+/* ==== select and join ====================================================================== */
+
+TEST(select_first_ready_wins_and_others_are_dropped)
+{
+	edo_notify n[3];
+	edo_notified_fut nf[3];
+	edo_future *futs[3];
+	for (int i = 0; i < 3; i++) {
+		edo_notify_init(&n[i]);
+		futs[i] = edo_notify_notified(&nf[i], &n[i]);
+	}
+	test_waker t;
+	tw_init(&t);
+	edo_select_fut s;
+	CHECK_EQ(tw_poll(&t, edo_select(&s, futs, 3, 0)), EDO_PENDING);
+	edo_notify_one(&n[2]);
+	CHECK_EQ(tw_woken(&t), 1);
+	CHECK_EQ(tw_poll(&t, &s.base), EDO_READY);
+	CHECK_EQ(s.index, 2L);
+	/* The losers were dropped: their waiters are gone, so a notify_one on
+	 * them stores a permit instead of waking anyone. */
+	CHECK(edo_future_is_empty(&nf[0].base));
+	CHECK(edo_future_is_empty(&nf[1].base));
+	edo_notify_one(&n[0]);
+	CHECK_EQ(tw_woken(&t), 0);
+	CHECK_EQ(atomic_load(&t.refs), 0);
+}
+
+TEST(select_biased_and_random_start)
+{
+	edo_notify n[2];
+	edo_notified_fut nf[2];
+	edo_future *futs[2] = {&nf[0].base, &nf[1].base};
+	test_waker t;
+	tw_init(&t);
+	edo_select_fut s;
+	int wins[2] = {0, 0};
+	for (int rep = 0; rep < 200; rep++) {
+		for (int i = 0; i < 2; i++) {
+			edo_notify_init(&n[i]);
+			edo_notify_one(&n[i]); /* both ready */
+			edo_notify_notified(&nf[i], &n[i]);
+		}
+		CHECK_EQ(tw_poll(&t, edo_select(&s, futs, 2, rep < 100 ? EDO_SELECT_BIASED : 0)),
+			 EDO_READY);
+		if (rep < 100)
+			CHECK_EQ(s.index, 0L);
+		else
+			wins[s.index]++;
+	}
+	CHECK_GT(wins[0], 10);
+	CHECK_GT(wins[1], 10);
+}
+
+TEST(select_skips_empty_slots_and_keeps_others)
+{
+	edo_select_fut s;
+	test_waker t;
+	tw_init(&t);
+	edo_future *none[3] = {NULL, NULL, NULL};
+	CHECK_EQ(tw_poll(&t, edo_select(&s, none, 3, 0)), EDO_READY);
+	CHECK_EQ(s.index, -1L);
+	edo_notify n[2];
+	edo_notified_fut nf[2];
+	edo_future *futs[3];
+	for (int i = 0; i < 2; i++) {
+		edo_notify_init(&n[i]);
+		futs[i] = edo_notify_notified(&nf[i], &n[i]);
+	}
+	futs[2] = NULL;
+	CHECK_EQ(tw_poll(&t, edo_select(&s, futs, 3, EDO_SELECT_KEEP_OTHERS)), EDO_PENDING);
+	edo_notify_one(&n[0]);
+	CHECK_EQ(tw_poll(&t, &s.base), EDO_READY);
+	CHECK_EQ(s.index, 0L);
+	/* Kept: the other is still waiting; select again without the winner. */
+	futs[0] = NULL;
+	CHECK_EQ(tw_poll(&t, edo_select(&s, futs, 3, EDO_SELECT_KEEP_OTHERS)), EDO_PENDING);
+	edo_notify_one(&n[1]);
+	CHECK_EQ(tw_poll(&t, &s.base), EDO_READY);
+	CHECK_EQ(s.index, 1L);
+	/* Dropping a pending select drops its futures. */
+	for (int i = 0; i < 2; i++)
+		futs[i] = edo_notify_notified(&nf[i], &n[i]);
+	CHECK_EQ(tw_poll(&t, edo_select(&s, futs, 2, 0)), EDO_PENDING);
+	edo_future_drop(&s.base);
+	CHECK(edo_future_is_empty(&nf[0].base) && edo_future_is_empty(&nf[1].base));
+	CHECK_EQ(atomic_load(&t.refs), 0);
+}
+
+TEST(join_all_waits_for_every_future)
+{
+	edo_semaphore sem;
+	edo_semaphore_init(&sem, 0);
+	edo_acquire_fut a[3];
+	edo_future *futs[3];
+	for (int i = 0; i < 3; i++)
+		futs[i] = edo_semaphore_acquire_many(&a[i], &sem, (size_t)i + 1);
+	test_waker t;
+	tw_init(&t);
+	edo_join_all_fut j;
+	CHECK_EQ(tw_poll(&t, edo_join_all(&j, futs, 3)), EDO_PENDING);
+	edo_semaphore_release(&sem, 1);
+	CHECK_EQ(tw_poll(&t, &j.base), EDO_PENDING);
+	CHECK(edo_future_is_empty(&a[0].base)); /* done, marked empty */
+	edo_semaphore_release(&sem, 2);
+	CHECK_EQ(tw_poll(&t, &j.base), EDO_PENDING);
+	edo_semaphore_release(&sem, 3);
+	CHECK_EQ(tw_poll(&t, &j.base), EDO_READY);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(a[i].rc, 0);
+	/* Dropping a pending join cancels what is left. */
+	for (int i = 0; i < 3; i++)
+		futs[i] = edo_semaphore_acquire(&a[i], &sem);
+	CHECK_EQ(tw_poll(&t, edo_join_all(&j, futs, 3)), EDO_PENDING);
+	edo_future_drop(&j.base);
+	CHECK_EQ(edo_semaphore_release(&sem, 1), 0);
+	CHECK_EQ(edo_semaphore_available_permits(&sem), 1u);
+	CHECK_EQ(atomic_load(&t.refs), 0);
+}
+
+/* select in a coroutine over an always-ready, budget-consuming branch: the
+ * task still yields (the budget), so another task gets to run meanwhile. */
+typedef struct sel_task_frame {
+	EDO_FRAME;
+	atomic_long *ticks;
+	edo_notify stop;
+	edo_notified_fut nf;
+	edo_acquire_fut lk;
+	edo_mutex m;
+	edo_select_fut sel;
+	edo_future *futs[2];
+	long rounds, ticks_seen;
+	int i;
+} sel_task_frame;
+
+EDO_ASYNC(sel_task, sel_task_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_notify_init(&self->stop);
+	edo_mutex_init(&self->m);
+	for (self->i = 0; self->i < 1000; self->i++) {
+		self->futs[0] = edo_mutex_lock(&self->lk, &self->m);
+		self->futs[1] = edo_notify_notified(&self->nf, &self->stop);
+		EDO_AWAIT(edo_select(&self->sel, self->futs, 2, EDO_SELECT_BIASED));
+		CHECK_EQ(self->sel.index, 0L);
+		edo_mutex_unlock(&self->m);
+		self->rounds++;
+	}
+	self->ticks_seen = atomic_load(self->ticks);
+	EDO_END();
+}
+
+typedef struct ticker_frame {
+	EDO_FRAME;
+	atomic_long *ticks;
+	atomic_bool *stop;
+} ticker_frame;
+
+EDO_ASYNC(ticker, ticker_frame, NULL)
+{
+	EDO_BEGIN();
+	while (!atomic_load(self->stop)) {
+		atomic_fetch_add(self->ticks, 1);
+		EDO_YIELD();
+	}
+	EDO_END();
+}
+
+typedef struct sel_main_frame {
+	EDO_FRAME;
+	edo_join *h, *t;
+	atomic_long ticks;
+	atomic_bool stop;
+	int rc;
+	long rounds, ticks_seen;
+} sel_main_frame;
+
+EDO_ASYNC(sel_main, sel_main_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(EDO_SPAWN(&self->h, sel_task, .ticks = &self->ticks), 0);
+	CHECK_EQ(EDO_SPAWN(&self->t, ticker, .ticks = &self->ticks, .stop = &self->stop), 0);
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	self->rounds = EDO_JOIN_OUTPUT(self->h, sel_task)->rounds;
+	self->ticks_seen = EDO_JOIN_OUTPUT(self->h, sel_task)->ticks_seen;
+	edo_join_detach(self->h);
+	atomic_store(&self->stop, true);
+	EDO_AWAIT_JOIN(self->t, &self->rc);
+	edo_join_detach(self->t);
+	EDO_END();
+}
+
+TEST(select_in_coroutine_respects_budget)
+{
+	sel_main_frame f = {EDO_FRAME_INIT(sel_main)};
+	test_block_on(EDO_RT_CURRENT_THREAD, &f.edo_base);
+	CHECK_EQ(f.rounds, 1000L);
+	CHECK_GT(f.ticks_seen, 0L); /* the ticker ran while sel_task looped */
+}
+
 TEST_MAIN()

@@ -809,6 +809,137 @@ edo_future *edo_watch_closed(edo_watch_closed_fut *f, edo_watch_tx *tx);
 /** edo_watch_tx_is_closed() - whether no receiver is left. */
 bool edo_watch_tx_is_closed(const edo_watch_tx *tx);
 
+/* ==== joinset ============================================================================= */
+
+/*
+ * A set of spawned tasks, joined in the order they complete: each task's
+ * join waker moves it to a "ready" list, so join_next costs O(1) per ready
+ * task whatever the size of the set (Tokio's JoinSet on IdleNotifiedSet).
+ * The set is owned by one holder at a time: its functions are not
+ * thread-safe on the same set (the tasks themselves run anywhere).
+ *
+ *     edo_joinset *js;  edo_joinset_new(&js);
+ *     for (...) EDO_JOINSET_SPAWN(js, worker, .n = i);
+ *     for (;;) {
+ *         EDO_AWAIT_POLL(edo_joinset_poll_join_next(self->js, cx, &self->h, &self->rc));
+ *         if (!self->h) break;                               // the set is empty
+ *         use(EDO_JOIN_OUTPUT(self->h, worker));              // if self->rc == 0
+ *         edo_join_detach(self->h);
+ *     }
+ *     edo_joinset_free(js);
+ */
+typedef struct edo_joinset edo_joinset;
+
+/** edo_joinset_new() - an empty set.  Returns 0, -EINVAL or -ENOMEM. */
+int edo_joinset_new(edo_joinset **out);
+
+/**
+ * edo_joinset_spawn_on() - spawn a task (as edo_spawn_on(): @h NULL is the
+ * current runtime) into the set.  Returns 0, or edo_spawn_on()'s error
+ * (then nothing was spawned or added).
+ */
+int edo_joinset_spawn_on(edo_joinset *js, edo_handle *h, const edo_future *init, size_t size,
+			 const edo_spawn_opts *opts);
+
+/** edo_joinset_spawn() - edo_joinset_spawn_on() on the current runtime. */
+int edo_joinset_spawn(edo_joinset *js, const edo_future *init, size_t size);
+
+/** EDO_JOINSET_SPAWN(js, fn, ...) - spawn the coroutine @fn into @js, as EDO_SPAWN. */
+#define EDO_JOINSET_SPAWN(js, fn, ...)                                                             \
+	edo_joinset_spawn_on(                                                                      \
+		(js), NULL, &((fn##_frame){EDO_FRAME_INIT(fn), __VA_ARGS__}).edo_base,             \
+		sizeof(fn##_frame),                                                                \
+		&(const edo_spawn_opts){.name = #fn, .file = __FILE__, .line = __LINE__})
+
+/** edo_joinset_len() - tasks in the set (running or finished, not yet joined). */
+size_t edo_joinset_len(const edo_joinset *js);
+
+/**
+ * edo_joinset_poll_join_next() - wait for the next task to finish, in
+ * completion order.  READY with *@out its join handle (yours: read the
+ * output, then edo_join_detach() it) and *@rc 0 or -ECANCELED (aborted);
+ * or READY with *@out NULL and *@rc -ENOENT when the set is empty.  Takes a
+ * unit of budget when it returns a task.  Cancel-safe: a finished task
+ * stays in the set until a poll returns it.
+ */
+edo_poll edo_joinset_poll_join_next(edo_joinset *js, edo_cx *cx, edo_join **out, int *rc);
+
+/**
+ * edo_joinset_try_join_next() - join a finished task without waiting.
+ * Returns 0 (with *@out and *@rc as above), -EAGAIN (none finished yet),
+ * -ENOENT (empty) or -EINVAL.
+ */
+int edo_joinset_try_join_next(edo_joinset *js, edo_join **out, int *rc);
+
+/** edo_joinset_abort_all() - abort every task in the set; they stay in the
+ * set, and join_next reports them (most as -ECANCELED). */
+void edo_joinset_abort_all(edo_joinset *js);
+
+/** edo_joinset_detach_all() - remove every task from the set and let it
+ * run on detached. */
+void edo_joinset_detach_all(edo_joinset *js);
+
+/** The future of edo_joinset_shutdown(). */
+typedef struct edo_joinset_shutdown_fut {
+	edo_future base;
+	edo_joinset *js_;
+	uint8_t started_;
+} edo_joinset_shutdown_fut;
+
+/** edo_joinset_shutdown() - a future that aborts every task and waits until
+ * all have finished (joining and detaching them); the set is then empty. */
+edo_future *edo_joinset_shutdown(edo_joinset_shutdown_fut *f, edo_joinset *js);
+
+/** edo_joinset_free() - abort every task, detach them and free the set.
+ * NULL is a no-op. */
+void edo_joinset_free(edo_joinset *js);
+
+/* ==== select and join ======================================================================= */
+
+/** select flag: poll the futures in array order (default: from a random
+ * start each poll, so no branch starves). */
+#define EDO_SELECT_BIASED 1u
+/** select flag: leave the futures that did not complete alone (default:
+ * drop them, cancelling them, when one completes or the select is dropped). */
+#define EDO_SELECT_KEEP_OTHERS 2u
+
+typedef struct edo_select_fut {
+	edo_future base;
+	edo_future **futs_;
+	size_t n_;
+	unsigned flags_;
+	uint8_t done_;
+	/** Output: index of the future that completed (its outputs are valid;
+	 * it is not touched again), or -1 if every slot was empty. */
+	long index;
+} edo_select_fut;
+
+/**
+ * edo_select() - initialise @f to wait for the first of the @n futures
+ * @futs[] to complete, and return it as a future (Tokio's select!).  NULL
+ * and empty slots are skipped ("disabled branches").  Each poll polls every
+ * future once, from a random start unless EDO_SELECT_BIASED; when the task's
+ * budget is spent it yields without polling any (as Tokio's select!).  The
+ * array must stay valid until @f completes or is dropped.
+ */
+edo_future *edo_select(edo_select_fut *f, edo_future **futs, size_t n, unsigned flags);
+
+typedef struct edo_join_all_fut {
+	edo_future base;
+	edo_future **futs_;
+	size_t n_;
+	size_t start_;
+} edo_join_all_fut;
+
+/**
+ * edo_join_all() - initialise @f to wait until every one of the @n futures
+ * @futs[] has completed, and return it as a future (Tokio's join!).  A
+ * future that completes is marked empty (its vt set to NULL) so it is not
+ * polled again; its output fields stay valid.  Dropping @f drops the
+ * futures still pending.  Polls them in turn from a rotating start.
+ */
+edo_future *edo_join_all(edo_join_all_fut *f, edo_future **futs, size_t n);
+
 #ifdef __cplusplus
 }
 #endif
