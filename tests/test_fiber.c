@@ -958,6 +958,138 @@ TEST(shutdown_resumes_suspended_fibers_multi_thread)
 	shutdown_with_suspended(4, 400);
 }
 
+/* ---- abort racing with polls, wakes and steals ------------------------------------------------------ */
+
+typedef struct race_arg {
+	gate *g;
+	atomic_int *started, *cleaned;
+	int kind;
+} race_arg;
+
+static void *racer(void *arg)
+{
+	race_arg *r = arg;
+	int rc = 0;
+	atomic_fetch_add(r->started, 1);
+	if (r->kind % 3 == 0)
+		while ((rc = edo_fiber_yield()) == 0)
+			;
+	else if (r->kind % 3 == 1)
+		rc = gate_await(r->g);
+	else
+		while ((rc = edo_fiber_sleep(EDO_MS(1))) == 0)
+			;
+	CHECK_EQ(rc, -ECANCELED);
+	CHECK_EQ(edo_fiber_yield(), -ECANCELED);
+	atomic_fetch_add(r->cleaned, 1);
+	return NULL;
+}
+
+typedef struct race_frame {
+	EDO_FRAME;
+	int n, i, j, rc;
+	race_arg *args;
+	edo_join **h;
+} race_frame;
+
+EDO_ASYNC(race_main, race_frame, NULL)
+{
+	EDO_BEGIN();
+	self->h = calloc((size_t)self->n, sizeof *self->h);
+	for (self->i = 0; self->i < self->n; self->i++) {
+		CHECK_EQ(edo_fiber_spawn(racer, &self->args[self->i], NULL, &self->h[self->i]), 0);
+		/* Abort some at once, some after a few turns of the scheduler. */
+		if (self->i % 4 == 0)
+			edo_join_abort(self->h[self->i]);
+		for (self->j = 0; self->j < self->i % 3; self->j++)
+			EDO_YIELD();
+	}
+	for (self->i = 0; self->i < self->n; self->i++)
+		edo_join_abort(self->h[self->i]);
+	for (self->i = 0; self->i < self->n; self->i++) {
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		CHECK_EQ(self->rc, -ECANCELED);
+		edo_join_detach(self->h[self->i]);
+	}
+	free(self->h);
+	EDO_END();
+}
+
+TEST(abort_races_multi_thread)
+{
+	int n = (int)test_scale(3000);
+#ifdef EDO__TSAN
+	if (n > 1000)
+		n = 1000;
+#endif
+	gate g;
+	gate_init(&g, n);
+	atomic_int started = 0, cleaned = 0;
+	race_arg *args = calloc((size_t)n, sizeof *args);
+	for (int i = 0; i < n; i++)
+		args[i] = (race_arg){.g = &g, .started = &started, .cleaned = &cleaned, .kind = i};
+	edo_runtime *rt = rt_build(3);
+	race_frame f = {EDO_FRAME_INIT(race_main), .n = n, .args = args};
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	/* Every fiber that started wound down; those aborted before they
+	 * started never ran. */
+	CHECK_EQ(atomic_load(&cleaned), atomic_load(&started));
+	CHECK_LE(atomic_load(&started), n);
+	free(args);
+	gate_destroy(&g);
+}
+
+/* Shutdown while fibers are busy yielding (queued, pinned) and sleeping. */
+static atomic_int busy_started;
+
+static void *busy_until_shutdown(void *arg)
+{
+	atomic_int *cleaned = arg;
+	int rc;
+	atomic_fetch_add(&busy_started, 1);
+	while ((rc = edo_fiber_yield()) == 0)
+		;
+	CHECK_EQ(rc, -ECANCELED);
+	while ((rc = edo_fiber_sleep(EDO_MS(1))) == 0)
+		;
+	atomic_fetch_add(cleaned, 1);
+	return NULL;
+}
+
+typedef struct busy_frame {
+	EDO_FRAME;
+	atomic_int *cleaned;
+	int n, i;
+} busy_frame;
+
+EDO_ASYNC(busy_main, busy_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < self->n; self->i++)
+		CHECK_EQ(edo_fiber_spawn(busy_until_shutdown, self->cleaned, NULL, NULL), 0);
+	while (atomic_load(&busy_started) < self->n)
+		EDO_YIELD();
+	for (self->i = 0; self->i < 20; self->i++)
+		EDO_YIELD();
+	EDO_END();
+}
+
+TEST(shutdown_with_busy_fibers)
+{
+	for (unsigned w = 0; w <= 4; w += 2) {
+		atomic_int cleaned = 0;
+		atomic_store(&busy_started, 0);
+		edo_runtime *rt = rt_build(w);
+		busy_frame f = {EDO_FRAME_INIT(busy_main), .cleaned = &cleaned, .n = 200};
+		CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+		if (atomic_load(&cleaned) != 200)
+			TEST_FAIL_AT("%u workers: %d of 200 fibers cleaned up", w,
+				     atomic_load(&cleaned));
+	}
+}
+
 /* ---- 100,000 concurrent fibers ----------------------------------------------------------- */
 
 static void *gate_then_return(void *arg)
