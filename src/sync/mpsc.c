@@ -309,12 +309,27 @@ void edo_mpsc_tx_drop(edo_mpsc_tx *tx)
 	chan_unref(c);
 }
 
-/* Idle: no value in flight and no permit out.  Receiver side. */
+/* Idle: no value in flight and no permit out.  Receiver side; seq_cst, as
+ * part of the receiver's re-check after arming (see rx_wake_idle()). */
 static bool chan_idle(chan *c)
 {
 	if (c->capacity)
-		return edo__bsem_available(&c->sem) == c->capacity;
-	return (atomic_load_explicit(&c->inflight, memory_order_acquire) >> 1) == 0;
+		return (atomic_load_explicit(&c->sem.permits, memory_order_seq_cst) >> 2) ==
+		       c->capacity;
+	return (atomic_load_explicit(&c->inflight, memory_order_seq_cst) >> 1) == 0;
+}
+
+/* A permit or an in-flight count went back after the receiver closed: a
+ * receiver waiting for the channel to go idle must hear of it.  The seq_cst
+ * no-op RMW orders that return before the waker check (the store-buffering
+ * pattern of internal.h, without a fence, which TSan does not model). */
+static void rx_wake_idle(chan *c)
+{
+	if (c->capacity)
+		atomic_fetch_add_explicit(&c->sem.permits, 0, memory_order_seq_cst);
+	else
+		atomic_fetch_add_explicit(&c->inflight, 0, memory_order_seq_cst);
+	edo__aw_wake(&c->rx_waker);
 }
 
 static bool chan_is_closed(chan *c)
@@ -359,7 +374,7 @@ static void permit_returned(chan *c)
 {
 	edo__bsem_release(&c->sem, 1);
 	if (edo__bsem_is_closed(&c->sem))
-		edo__aw_wake(&c->rx_waker);
+		rx_wake_idle(c);
 }
 
 int edo_mpsc_try_send(edo_mpsc_tx *tx, const void *value)
@@ -435,7 +450,7 @@ static void send_drop(edo_future *f)
 	edo_future_drop(&s->acq_.base);
 	chan *c = of_tx(s->tx_);
 	if (c->capacity && edo__bsem_is_closed(&c->sem))
-		edo__aw_wake(&c->rx_waker);
+		rx_wake_idle(c);
 }
 
 static const edo_future_vtable send_vt = {.poll = send_poll, .drop = send_drop};
@@ -491,12 +506,12 @@ static void reserve_drop(edo_future *f)
 			permit_returned(c);
 		} else {
 			atomic_fetch_sub_explicit(&c->inflight, 2, memory_order_release);
-			edo__aw_wake(&c->rx_waker);
+			rx_wake_idle(c);
 		}
 	} else if (p->state_ == OP_INIT) {
 		edo_future_drop(&p->acq_.base);
 		if (c->capacity && edo__bsem_is_closed(&c->sem))
-			edo__aw_wake(&c->rx_waker);
+			rx_wake_idle(c);
 	}
 	p->state_ = OP_DONE;
 }
