@@ -1,0 +1,86 @@
+/* mini-redis — what the parts share: the server, a client, the commands.
+ *
+ *   main.c    arguments, the runtime, the accept loop, shutdown
+ *   conn.c    one task per connection: read, parse, execute, write
+ *   cmd.c     the commands, writing their replies into the client's buffer
+ *   db.c      the key space and the expiry task
+ *   pubsub.c  channels on Edo's broadcast
+ *   resp.c    the protocol (no Edo in it)
+ */
+#ifndef MINI_REDIS_SERVER_H
+#define MINI_REDIS_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "edo.h"
+#include "pubsub.h"
+#include "resp.h"
+
+#define MINI_REDIS_VERSION "7.0.0-mini"
+
+/* Flush the replies once this many bytes are waiting, mid-pipeline. */
+#define OUT_FLUSH_AT (64u * 1024u)
+/* The most one connection's replies may hold at once: a bigger reply is an error. */
+#define OUT_LIMIT (128u * 1024u * 1024u)
+/* Channels one connection may be subscribed to. */
+#define MAX_SUBSCRIPTIONS 65536u
+
+/** The state every connection shares.  Lives as long as the runtime. */
+typedef struct server {
+	db *db;
+	pubsub *ps;
+	edo_semaphore clients; /* one permit per connection: the connection limit */
+	size_t max_clients;
+	resp_limits limits;
+	uint16_t port;
+	long threads;
+	edo_instant started;
+	/* Shutdown: `stopping` is set, then `stop` wakes every connection. */
+	_Atomic(bool) stopping;
+	edo_notify stop;
+	_Atomic(size_t) connected;
+	_Atomic(uint64_t) total_connections, total_commands;
+} server;
+
+/** One connection's side of the commands: where replies go, its subscriptions. */
+typedef struct client {
+	server *srv;
+	rbuf out;
+	/* the request being executed: argument i is base[args[i].off ..][.. args[i].len] */
+	const char *base;
+	const resp_arg *args;
+	size_t argc;
+	ps_sub *subs;
+	size_t nsubs, subs_cap;
+	bool quit; /* close the connection once the replies are written */
+} client;
+
+/** cmd_execute() - run the request in c->args, writing its reply to c->out. */
+void cmd_execute(client *c);
+
+/** client_unsubscribe_all() - end every subscription (a closing connection). */
+void client_unsubscribe_all(client *c);
+
+/** The connection task: spawned by the accept loop for each client. */
+typedef struct conn_frame {
+	EDO_FRAME;
+	server *srv;
+	edo_tcp_stream *s;
+	bool permit; /* holds one of srv->clients */
+	client c;
+	resp_parser p;
+	rbuf in;
+	size_t parsed; /* bytes of `in` consumed by complete requests */
+	ssize_t n;
+	int state;
+	size_t next_sub; /* the subscription polled first, in turn */
+	edo_notified_fut stop;
+	edo_write_all_fut wa;
+} conn_frame;
+EDO_ASYNC_DECL(conn, conn_frame);
+
+#endif /* MINI_REDIS_SERVER_H */
