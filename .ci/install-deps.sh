@@ -8,7 +8,9 @@
 #                        make, cmake, binutils (readelf, nm: the install test)
 #   clang's sanitizers   libclang-rt-14-dev (`make test-asan` with clang)
 #   tests                pkg-config (the install test), valgrind, curl and wrk
-#                        (tests/http_server_test.sh)
+#                        (tests/http_server_test.sh), redis-tools (redis-cli and
+#                        redis-benchmark: tests/mini_redis_test.sh) and
+#                        redis-server (the mini-redis benchmark's peer)
 #   aarch64 fibers       gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user
 #                        (test_fiber_arch runs the aarch64 context switch under
 #                        qemu; about 100 MB, a minute to install)
@@ -27,6 +29,8 @@ wanted=(
 	valgrind:valgrind
 	curl:curl
 	wrk:wrk
+	redis-cli:redis-tools
+	redis-server:redis-server
 	aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu
 	libc6-dev-arm64-cross
 	qemu-aarch64:qemu-user

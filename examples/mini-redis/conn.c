@@ -25,12 +25,14 @@ enum { RUN_INPUT, RUN_FLUSH, RUN_CLOSE };
 enum { GOT_INPUT, GOT_EOF, GOT_LAGGED, GOT_STOP };
 
 #define READ_MIN 2048           /* read at least this much at once */
+#define LINGER_BYTES (1u << 20) /* what a closing connection reads and drops, at most */
 #define KEEP_IDLE (64u * 1024u) /* an idle connection keeps buffers up to this size */
 
 static void conn_cleanup(conn_frame *self)
 {
 	server *srv = self->srv;
 	edo_future_drop(&self->stop.base);
+	edo_future_drop(&self->linger.base);
 	client_unsubscribe_all(&self->c);
 	rbuf_free(&self->c.out);
 	rbuf_free(&self->in);
@@ -108,6 +110,23 @@ static edo_poll wait_input(conn_frame *self, edo_cx *cx)
 	return got ? EDO_READY : EDO_PENDING;
 }
 
+/* Reads and drops what the client still sends, until it closes, 1 s passes
+ * or LINGER_BYTES came.  Closing a socket with unread bytes resets the
+ * connection, and a reset can destroy the last reply before the client has
+ * read it: this is nginx's "lingering close". */
+static edo_poll linger(conn_frame *self, edo_cx *cx)
+{
+	for (;;) {
+		if (edo_future_poll(&self->linger.base, cx) == EDO_READY)
+			return EDO_READY;
+		if (edo_tcp_stream_poll_read(self->s, cx, self->in.data, self->in.cap, &self->n) ==
+		    EDO_PENDING)
+			return EDO_PENDING;
+		if (self->n <= 0 || (self->parsed += (size_t)self->n) >= LINGER_BYTES)
+			return EDO_READY;
+	}
+}
+
 EDO_ASYNC_PUBLIC(conn, conn_frame, conn_cleanup)
 {
 	EDO_BEGIN();
@@ -132,8 +151,17 @@ EDO_ASYNC_PUBLIC(conn, conn_frame, conn_cleanup)
 			self->c.out.len = 0;
 			rbuf_shrink(&self->c.out, KEEP_IDLE);
 		}
-		if (self->state == RUN_CLOSE)
+		if (self->state == RUN_CLOSE) {
+			/* QUIT or a protocol error: the reply is out; end our side
+			 * and let the client read it before the socket closes. */
+			edo_tcp_stream_shutdown(self->s, SHUT_WR);
+			self->in.len = self->parsed = 0;
+			if (rbuf_reserve(&self->in, READ_MIN)) {
+				edo_sleep_init(&self->linger, EDO_SEC(1));
+				EDO_AWAIT_POLL(linger(self, cx));
+			}
 			break;
+		}
 		if (self->state == RUN_FLUSH)
 			continue;
 		rbuf_shrink(&self->in, KEEP_IDLE);

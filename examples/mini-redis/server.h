@@ -79,6 +79,7 @@ typedef struct conn_frame {
 	int state;
 	size_t next_sub; /* the subscription polled first, in turn */
 	edo_notified_fut stop;
+	edo_sleep linger;
 	edo_write_all_fut wa;
 } conn_frame;
 EDO_ASYNC_DECL(conn, conn_frame);
