@@ -57,7 +57,7 @@ static bool should_wake(edo__idle *idle)
 	 * fence keeps our store from passing this load (x86 reorders a store
 	 * with a later load too), so one of the two sides sees the other and
 	 * no wake-up is lost.  Tokio gets the same with a fetch_add(0). */
-	atomic_thread_fence(memory_order_seq_cst);
+	EDO__FULL_FENCE(&idle->state);
 	uint32_t st = atomic_load_explicit(&idle->state, memory_order_seq_cst);
 	return edo__idle_searching(st) == 0 && edo__idle_unparked(st) < idle->num_workers;
 }

@@ -62,4 +62,20 @@ static inline uint32_t edo__idle_unparked(uint32_t state)
 	return state >> 16;
 }
 
+/* A full fence between publishing work and reading the idle state (or
+ * between parking and re-reading the queues).  ThreadSanitizer does not
+ * model fences (gcc refuses them under -fsanitize=thread), so there it is a
+ * read-modify-write of @word, which TSan understands; that is also what
+ * Tokio does everywhere (fetch_add(0)). */
+#if defined(__SANITIZE_THREAD__)
+#define EDO__FULL_FENCE(word) ((void)atomic_fetch_add_explicit((word), 0, memory_order_seq_cst))
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define EDO__FULL_FENCE(word) ((void)atomic_fetch_add_explicit((word), 0, memory_order_seq_cst))
+#endif
+#endif
+#ifndef EDO__FULL_FENCE
+#define EDO__FULL_FENCE(word) atomic_thread_fence(memory_order_seq_cst)
+#endif
+
 #endif /* EDO_MT_IDLE_H */

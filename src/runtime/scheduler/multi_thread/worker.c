@@ -210,7 +210,7 @@ static void notify_if_work_pending(edo__mt *mt)
 {
 	/* Pairs with the fence in the idle state check (idle.c): our parking
 	 * RMW is ordered before these queue loads. */
-	atomic_thread_fence(memory_order_seq_cst);
+	EDO__FULL_FENCE(&mt->idle.state);
 	for (uint32_t i = 0; i < mt->num_workers; i++) {
 		if (worker_has_tasks(&mt->workers[i])) {
 			notify_parked(mt);
