@@ -148,8 +148,7 @@ bool edo__inject_set_push_batch(edo__inject_set *q, uint32_t i, edo__task *first
 	return edo__inject_push_batch(&q->shards[i & q->mask], first, last, n);
 }
 
-uint32_t edo__inject_set_pop_n(edo__inject_set *q, uint32_t start, uint32_t max,
-			       edo__task **first)
+uint32_t edo__inject_set_pop_n(edo__inject_set *q, uint32_t start, uint32_t max, edo__task **first)
 {
 	*first = NULL;
 	for (uint32_t k = 0; k <= q->mask; k++) {

@@ -73,8 +73,7 @@ bool edo__inject_set_push(edo__inject_set *q, edo__task *t);
 bool edo__inject_set_push_batch(edo__inject_set *q, uint32_t i, edo__task *first, edo__task *last,
 				uint32_t n);
 /* Pop up to @max tasks from the first non-empty shard, starting at @start. */
-uint32_t edo__inject_set_pop_n(edo__inject_set *q, uint32_t start, uint32_t max,
-			       edo__task **first);
+uint32_t edo__inject_set_pop_n(edo__inject_set *q, uint32_t start, uint32_t max, edo__task **first);
 bool edo__inject_set_is_empty(edo__inject_set *q);
 size_t edo__inject_set_len(edo__inject_set *q);
 /* Close every shard. */
