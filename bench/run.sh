@@ -13,6 +13,7 @@
 #   BENCH_WRITE_DOCS=0|1 write docs/ (default: 1 for a full run, 0 for QUICK or BENCH)
 #   BENCH_SKIP_SETUP=1   do not call setup-peers.sh (use the peers already built)
 #   BENCH_TIMEOUT=s      limit for one non-server process (default 300)
+#   BENCH_REDIS_N=n      redis-benchmark -n for mini_redis (default 1000000; QUICK: 200000)
 # Only 127.0.0.1 is ever used; every load run is bounded in time; servers are
 # started here and stopped by their process id.
 set -u
@@ -39,6 +40,8 @@ fi
 TASK_TIMEOUT=${BENCH_TIMEOUT:-300}
 ECHO_CONNS="100 1000"
 HTTP_CONNS="256 1000"
+# mini_redis: redis-benchmark requests per test (ping_inline, ping_mbulk, set, get).
+if [ -n "$QUICK" ]; then REDIS_N=${BENCH_REDIS_N:-200000}; else REDIS_N=${BENCH_REDIS_N:-1000000}; fi
 PEERS=${BENCH_PEERS_OUT:-$ROOT/build/bench-peers}
 export BENCH_PEERS_OUT=$PEERS
 PBIN=$PEERS/bin
@@ -83,13 +86,15 @@ if [ -n "$BENCH" ] && [ -z "${KIND[$BENCH]:-}" ]; then
 fi
 
 # Implementation columns, in this order when present in the manifest.
-IMPL_ORDER="edo tokio hyper go libuv epoll"
+IMPL_ORDER="edo tokio hyper go libuv epoll redis"
 
 prog_for() { # kind impl -> path of the program
 	case $1:$2 in
 	task:edo) echo "$EDO/bench/edo_bench" ;;
 	echo:edo) echo "$EDO/examples/echo_server" ;;
 	http:edo) echo "$EDO/examples/hello_server" ;;
+	redis:edo) echo "$EDO/examples/mini-redis" ;;
+	redis:redis) command -v redis-server || echo "" ;;
 	task:tokio | task:go | task:libuv) echo "$PBIN/${2}_bench" ;;
 	echo:hyper) echo "" ;;
 	echo:*) echo "$PBIN/${2}_echo" ;;
@@ -147,7 +152,11 @@ start_server() { # prog threads log
 	for try in 1 2 3 4 5; do
 		PORT=$((20000 + RANDOM % 30000))
 		listening "$PORT" && continue
-		"$1" --port "$PORT" --threads "$2" >>"$3" 2>&1 &
+		if [ "${1##*/}" = redis-server ]; then # Debian's, persistence off
+			"$1" --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no >>"$3" 2>&1 &
+		else
+			"$1" --port "$PORT" --threads "$2" >>"$3" 2>&1 &
+		fi
 		SERVER_PID=$!
 		for i in $(seq 100); do
 			if ! kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -211,6 +220,10 @@ run_server() { # kind wl impl threads rep
 		return
 	fi
 	hz=$(getconf CLK_TCK)
+	if [ "$kind" = redis ]; then
+		run_redis_benchmark "$wl" "$impl" "$t" "$rep" "$log" "$hz"
+		return
+	fi
 	if [ "$kind" = http ]; then conns=$HTTP_CONNS; else conns=$ECHO_CONNS; fi
 	local ok=1
 	for c in $conns; do
@@ -252,6 +265,35 @@ run_server() { # kind wl impl threads rep
 	else
 		record_run "$wl" "$impl" "$t" "$rep" failed load
 	fi
+}
+
+# mini_redis: `redis-benchmark -t ping,set,get -n REDIS_N -c 50 -P 16` against
+# the server started by run_server (which stops it afterwards).
+run_redis_benchmark() { # wl impl threads rep log hz
+	local wl=$1 impl=$2 t=$3 rep=$4 log=$5 hz=$6 c0 c1 out rc cpu name rate n=0
+	c0=$(cpu_ticks "$SERVER_PID")
+	out=$(timeout -k 5 $((TASK_TIMEOUT + 60)) redis-benchmark -p "$PORT" -t ping,set,get \
+		-n "$REDIS_N" -c 50 -P 16 -q 2>&1 | tr '\r' '\n' | grep 'requests per second')
+	rc=$?
+	c1=$(cpu_ticks "$SERVER_PID")
+	printf '%s\n' "-- redis-benchmark -n $REDIS_N rc=$rc" "$out" >>"$log"
+	while read -r name rate _; do
+		name=$(printf '%s' "${name%:}" | tr 'A-Z' 'a-z')
+		emit "${wl}_$name" "$impl" "$t" "$rate" ops/s "$wl" "$rep"
+		n=$((n + 1))
+	done <<<"$out"
+	if [ $n -ne 4 ] || ! kill -0 "$SERVER_PID" 2>/dev/null; then
+		say "  $impl $wl threads=$t: FAILED (see $log)"
+		stop_server
+		record_run "$wl" "$impl" "$t" "$rep" failed load
+		return
+	fi
+	cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$hz" 'BEGIN {printf "%.2f", (b - a) / hz}')
+	emit "${wl}_cpu" "$impl" "$t" "$cpu" s "$wl" "$rep"
+	awk -v n="$((4 * REDIS_N))" -v cpu="$cpu" 'BEGIN { if (cpu > 0) printf "%.1f\n", n / cpu }' |
+		while read -r per; do emit "${wl}_per_cpu" "$impl" "$t" "$per" ops/cpu-s "$wl" "$rep"; done
+	stop_server
+	record_run "$wl" "$impl" "$t" "$rep" ok
 }
 
 # ---- the suite -------------------------------------------------------------------
@@ -374,7 +416,7 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	sed 's/^/  - /' "$PEERS/versions.txt" 2>/dev/null
 	[ -n "$(cat "$PEERS/failed.txt" 2>/dev/null)" ] && echo "  - peers that failed to build: $(cat "$PEERS/failed.txt")"
 	echo "- runs: ${REPS} per cell, fresh process each, interleaved; the median is shown${QUICK:+ (QUICK mode: reduced, not for publication)}; a \`*\` marks a median of fewer runs than planned (some failed)"
-	echo "- servers: loads of ${SECONDS_LOAD} s on 127.0.0.1: \`wrk -t1 -c256\` and \`-c1000\` (http_hello), \`echo_client\` with 100 and 1,000 connections, 64-byte messages (tcp_echo); the load generator shares the cores with the server"
+	echo "- servers: loads of ${SECONDS_LOAD} s on 127.0.0.1: \`wrk -t1 -c256\` and \`-c1000\` (http_hello), \`echo_client\` with 100 and 1,000 connections, 64-byte messages (tcp_echo); \`redis-benchmark -t ping,set,get -n $REDIS_N -c 50 -P 16\` against mini-redis and Debian's redis-server (mini_redis); the load generator shares the cores with the server"
 	echo "- suite time: ${ELAPSED} s; load average at start $LOAD_AT_START, at end $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo
 	echo "## How to read it"
