@@ -15,6 +15,8 @@
  *   edo/stream.h   byte streams: read/write utilities, buffering, copy, duplex
  *   edo/net.h      TCP, UDP and Unix sockets, address resolution
  *   edo/metrics.h  runtime and per-worker metrics
+ *   edo/signal.h   Unix signals and Ctrl-C
+ *   edo/process.h  child processes with async pipes
  */
 #ifndef EDO_H
 #define EDO_H
@@ -35,5 +37,7 @@
 #include "edo/net.h"
 #include "edo/metrics.h"
 #include "edo/sync.h"
+#include "edo/signal.h"
+#include "edo/process.h"
 
 #endif /* EDO_H */

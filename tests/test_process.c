@@ -1,0 +1,695 @@
+#define _GNU_SOURCE
+/* Child processes: spawn errors, a cat round trip through pipes, exit codes
+ * and signals, kill, output collection, environment and working directory,
+ * many children exiting at once, dropped children reaped in the background
+ * (checked in /proc), the SIGCHLD path used where pidfd is missing, and
+ * pipes as streams. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "edo.h"
+#include "harness.h"
+#include "process/process.h"
+
+static edo_runtime *make_rt(edo_rt_flavor flavor)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, flavor);
+	b.worker_threads = 2;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	return rt;
+}
+
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+
+/* ThreadSanitizer runs a signal handler only when its thread passes an
+ * intercepted call, and a runtime thread asleep in a raw futex wait may not
+ * for a long time.  Under it, the SIGCHLD path's tests keep SIGCHLD blocked
+ * in every runtime thread (they inherit the mask) and let a catcher thread,
+ * asleep in an intercepted nanosleep, take every SIGCHLD. */
+static atomic_bool catching;
+
+static void *sigchld_catcher(void *arg)
+{
+	(void)arg;
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGCHLD);
+	pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+	while (atomic_load(&catching))
+		usleep(1000);
+	return NULL;
+}
+
+static pthread_t catcher;
+
+static void sigchld_route(bool on)
+{
+#ifdef UNDER_TSAN
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGCHLD);
+	if (on) {
+		pthread_sigmask(SIG_BLOCK, &s, NULL);
+		atomic_store(&catching, true);
+		CHECK_EQ(pthread_create(&catcher, NULL, sigchld_catcher, NULL), 0);
+	} else {
+		atomic_store(&catching, false);
+		CHECK_EQ(pthread_join(catcher, NULL), 0);
+		pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+	}
+#else
+	(void)on;
+	(void)catcher;
+	(void)sigchld_catcher;
+#endif
+}
+
+/* Run the coroutine frame @f on a fresh runtime of each flavour, with and
+ * without pidfd. */
+#define RUN_ALL_WAYS(fn, ...)                                                                      \
+	do {                                                                                       \
+		for (int sigchld_ = 0; sigchld_ < 2; sigchld_++) {                                 \
+			edo__process_force_sigchld(sigchld_);                                      \
+			if (sigchld_)                                                              \
+				sigchld_route(true);                                               \
+			for (int fl_ = EDO_RT_CURRENT_THREAD; fl_ <= EDO_RT_MULTI_THREAD; fl_++) { \
+				edo_runtime *rt_ = make_rt((edo_rt_flavor)fl_);                    \
+				fn##_frame f_ = {EDO_FRAME_INIT(fn), __VA_ARGS__};                 \
+				CHECK_EQ(edo_block_on(rt_, &f_.edo_base), 0);                      \
+				CHECK_EQ(edo_runtime_free(rt_), 0);                                \
+			}                                                                          \
+			if (sigchld_)                                                              \
+				sigchld_route(false);                                              \
+		}                                                                                  \
+		edo__process_force_sigchld(false);                                                 \
+	} while (0)
+
+/* Our children per /proc: how many, and how many of them zombies. */
+static int count_children(int *zombies)
+{
+	int n = 0, z = 0;
+	DIR *d = opendir("/proc");
+	CHECK(d != NULL);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		char path[300], buf[512];
+		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t r = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (r <= 0)
+			continue;
+		buf[r] = 0;
+		const char *p = strrchr(buf, ')');
+		char state;
+		int ppid;
+		if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2 || ppid != getpid())
+			continue;
+		n++;
+		if (state == 'Z')
+			z++;
+	}
+	closedir(d);
+	if (zombies)
+		*zombies = z;
+	return n;
+}
+
+/* ---- spawn errors --------------------------------------------------------------------------- */
+
+static int spawn_simple(const char *prog, const char *cwd, edo_child **out)
+{
+	edo_command *c;
+	CHECK_EQ(edo_command_new(prog, &c), 0);
+	if (cwd)
+		CHECK_EQ(edo_command_cwd(c, cwd), 0);
+	int rc = edo_command_spawn(c, out);
+	edo_command_free(c);
+	return rc;
+}
+
+typedef struct errors_frame {
+	EDO_FRAME;
+} errors_frame;
+
+EDO_ASYNC(errors, errors_frame, NULL)
+{
+	EDO_BEGIN();
+	{
+		edo_child *ch = NULL;
+		CHECK_EQ(spawn_simple("edo-no-such-program-xyz", NULL, &ch), -ENOENT);
+		CHECK_EQ(spawn_simple("/nonexistent/dir/prog", NULL, &ch), -ENOENT);
+		CHECK(ch == NULL);
+		/* A file that is not executable. */
+		char path[] = "/tmp/edo-noexec-XXXXXX";
+		int fd = mkstemp(path);
+		CHECK_GE(fd, 0);
+		CHECK_EQ(write(fd, "#!/bin/sh\n", 10), 10);
+		close(fd);
+		CHECK_EQ(spawn_simple(path, NULL, &ch), -EACCES);
+		/* Executable, but not a program the kernel can run. */
+		CHECK_EQ(chmod(path, 0700), 0);
+		fd = open(path, O_WRONLY | O_TRUNC);
+		CHECK_EQ(write(fd,
+			       "\x7f"
+			       "ELF garbage",
+			       12),
+			 12);
+		close(fd);
+		CHECK_EQ(spawn_simple(path, NULL, &ch), -ENOEXEC);
+		unlink(path);
+		/* A working directory that does not exist. */
+		CHECK_EQ(spawn_simple("true", "/nonexistent-edo-dir", &ch), -ENOENT);
+		CHECK(ch == NULL);
+		/* Bad input. */
+		edo_command *c;
+		CHECK_EQ(edo_command_new("", &c), -EINVAL);
+		CHECK_EQ(edo_command_new(NULL, &c), -EINVAL);
+		CHECK_EQ(edo_command_new("true", &c), 0);
+		CHECK_EQ(edo_command_env(c, "A=B", "x"), -EINVAL);
+		CHECK_EQ(edo_command_env(c, "", "x"), -EINVAL);
+		CHECK_EQ(edo_command_stdin(c, (edo_stdio)9), -EINVAL);
+		CHECK_EQ(edo_command_spawn(c, NULL), -EINVAL);
+		edo_command_free(c);
+		/* No descriptor leaked by the failures. */
+		CHECK_EQ(count_children(NULL), 0);
+	}
+	EDO_END();
+}
+
+TEST(spawn_errors)
+{
+	edo_command *c;
+	edo_child *ch;
+	CHECK_EQ(edo_command_new("true", &c), 0);
+	CHECK_EQ(edo_command_spawn(c, &ch), EDO_ENORUNTIME);
+	edo_command_free(c);
+	int before = 0;
+	for (int fd = 0; fd < 1024; fd++)
+		before += fcntl(fd, F_GETFD) >= 0;
+	RUN_ALL_WAYS(errors, );
+	int after = 0;
+	for (int fd = 0; fd < 1024; fd++)
+		after += fcntl(fd, F_GETFD) >= 0;
+	CHECK_EQ(after, before);
+}
+
+/* ---- cat round trip --------------------------------------------------------------------------- */
+
+#define CAT_BYTES (1 << 20)
+
+typedef struct feed_frame {
+	EDO_FRAME;
+	edo_stream *in;
+	const char *data;
+	edo_write_all_fut wa;
+} feed_frame;
+
+static void feed_cleanup(feed_frame *self)
+{
+	edo_stream_drop(self->in); /* cat sees end of file */
+}
+
+EDO_ASYNC(feed, feed_frame, feed_cleanup)
+{
+	EDO_BEGIN();
+	EDO_AWAIT(edo_write_all(&self->wa, self->in, self->data, CAT_BYTES));
+	CHECK_EQ(self->wa.rc, 0);
+	CHECK_EQ(self->wa.n, (size_t)CAT_BYTES);
+	EDO_END();
+}
+
+typedef struct cat_frame {
+	EDO_FRAME;
+	char *data;
+	edo_child *ch;
+	edo_join *w;
+	edo_buf out;
+	edo_read_to_end_fut rd;
+	edo_stream *stdout_;
+	edo_child_wait_fut wait;
+	int rc;
+} cat_frame;
+
+static void cat_cleanup(cat_frame *self)
+{
+	free(self->data);
+	edo_buf_free(&self->out);
+	edo_stream_drop(self->stdout_);
+	edo_child_drop(self->ch);
+}
+
+EDO_ASYNC(cat, cat_frame, cat_cleanup)
+{
+	EDO_BEGIN();
+	self->data = malloc(CAT_BYTES);
+	for (size_t i = 0; i < CAT_BYTES; i++)
+		self->data[i] = (char)(i * 7 + (i >> 11));
+	{
+		edo_command *c;
+		CHECK_EQ(edo_command_new("cat", &c), 0);
+		CHECK_EQ(edo_command_stdin(c, EDO_STDIO_PIPE), 0);
+		CHECK_EQ(edo_command_stdout(c, EDO_STDIO_PIPE), 0);
+		CHECK_EQ(edo_command_spawn(c, &self->ch), 0);
+		edo_command_free(c);
+	}
+	CHECK_GT(edo_child_id(self->ch), 0);
+	CHECK(edo_child_take_stderr(self->ch) == NULL); /* not piped */
+	self->stdout_ = edo_child_take_stdout(self->ch);
+	CHECK(self->stdout_ != NULL);
+	CHECK(edo_child_take_stdout(self->ch) == NULL); /* taken */
+	CHECK_EQ(EDO_SPAWN(&self->w, feed, .in = edo_child_take_stdin(self->ch),
+			   .data = self->data),
+		 0);
+	EDO_AWAIT(edo_read_to_end(&self->rd, self->stdout_, &self->out));
+	CHECK_EQ(self->rd.rc, 0);
+	CHECK_EQ(self->out.len, (size_t)CAT_BYTES);
+	CHECK(memcmp(self->out.data, self->data, CAT_BYTES) == 0);
+	EDO_AWAIT_JOIN(self->w, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->w);
+	EDO_AWAIT(edo_child_wait(&self->wait, self->ch));
+	CHECK_EQ(self->wait.rc, 0);
+	CHECK(WIFEXITED(self->wait.status));
+	CHECK_EQ(WEXITSTATUS(self->wait.status), 0);
+	CHECK_EQ(edo_child_id(self->ch), 0);
+	EDO_END();
+}
+
+TEST(cat_round_trip)
+{
+	RUN_ALL_WAYS(cat, );
+}
+
+/* ---- exit codes, signals, kill, try_wait -------------------------------------------------------- */
+
+typedef struct codes_frame {
+	EDO_FRAME;
+	edo_child *ch;
+	edo_child_wait_fut wait;
+	edo_status_fut st;
+	edo_command *cmd;
+	int i, status;
+} codes_frame;
+
+static void codes_cleanup(codes_frame *self)
+{
+	edo_child_drop(self->ch);
+	edo_command_free(self->cmd);
+}
+
+EDO_ASYNC(codes, codes_frame, codes_cleanup)
+{
+	EDO_BEGIN();
+	/* Exit codes. */
+	for (self->i = 0; self->i < 3; self->i++) {
+		{
+			static const char *const scripts[] = {"exit 0", "exit 7", "exit 255"};
+			const char *args[] = {"-c", scripts[self->i], NULL};
+			CHECK_EQ(edo_command_new("sh", &self->cmd), 0);
+			CHECK_EQ(edo_command_args(self->cmd, args), 0);
+		}
+		EDO_AWAIT(edo_command_status(&self->st, self->cmd));
+		CHECK_EQ(self->st.rc, 0);
+		CHECK(WIFEXITED(self->st.status));
+		CHECK_EQ(WEXITSTATUS(self->st.status), self->i == 0 ? 0 : self->i == 1 ? 7 : 255);
+		edo_command_free(self->cmd);
+		self->cmd = NULL;
+	}
+	/* A signal ends it: kill, then wait. */
+	CHECK_EQ(edo_command_new("sleep", &self->cmd), 0);
+	CHECK_EQ(edo_command_arg(self->cmd, "100"), 0);
+	CHECK_EQ(edo_command_spawn(self->cmd, &self->ch), 0);
+	CHECK_EQ(edo_child_try_wait(self->ch, &self->status), 0);
+	CHECK_EQ(edo_child_kill(self->ch), 0);
+	EDO_AWAIT(edo_child_wait(&self->wait, self->ch));
+	CHECK_EQ(self->wait.rc, 0);
+	CHECK(WIFSIGNALED(self->wait.status));
+	CHECK_EQ(WTERMSIG(self->wait.status), SIGKILL);
+	CHECK_EQ(edo_child_try_wait(self->ch, &self->status), 1);
+	CHECK_EQ(self->status, self->wait.status);
+	CHECK_EQ(edo_child_kill(self->ch), -ESRCH);
+	CHECK_EQ(edo_child_signal(self->ch, -1), -EINVAL);
+	edo_child_drop(self->ch);
+	self->ch = NULL;
+	/* SIGTERM through edo_child_signal, and try_wait once it is over. */
+	CHECK_EQ(edo_command_spawn(self->cmd, &self->ch), 0);
+	CHECK_EQ(edo_child_signal(self->ch, SIGTERM), 0);
+	while (edo_child_try_wait(self->ch, &self->status) == 0)
+		usleep(1000);
+	CHECK(WIFSIGNALED(self->status));
+	CHECK_EQ(WTERMSIG(self->status), SIGTERM);
+	/* Waiting after try_wait reaped it gives the same status. */
+	EDO_AWAIT(edo_child_wait(&self->wait, self->ch));
+	CHECK_EQ(self->wait.rc, 0);
+	CHECK_EQ(self->wait.status, self->status);
+	EDO_END();
+}
+
+TEST(exit_codes_and_kill)
+{
+	RUN_ALL_WAYS(codes, );
+}
+
+/* ---- output, environment, working directory, null ------------------------------------------------ */
+
+typedef struct output_frame {
+	EDO_FRAME;
+	edo_command *cmd;
+	edo_output_fut out;
+} output_frame;
+
+static void output_cleanup(output_frame *self)
+{
+	edo_command_free(self->cmd);
+	edo_buf_free(&self->out.out);
+	edo_buf_free(&self->out.err);
+}
+
+static void check_buf(const edo_buf *b, const char *want)
+{
+	CHECK_EQ(b->len, strlen(want));
+	CHECK(memcmp(b->data, want, b->len) == 0);
+}
+
+#define NEW_SH(script)                                                                             \
+	do {                                                                                       \
+		edo_command_free(self->cmd);                                                       \
+		edo_buf_free(&self->out.out);                                                      \
+		edo_buf_free(&self->out.err);                                                      \
+		CHECK_EQ(edo_command_new("sh", &self->cmd), 0);                                    \
+		CHECK_EQ(edo_command_args(self->cmd, (const char *const[]){"-c", script, NULL}),   \
+			 0);                                                                       \
+	} while (0)
+
+EDO_ASYNC(output, output_frame, output_cleanup)
+{
+	EDO_BEGIN();
+	NEW_SH("echo out; echo err >&2; exit 3");
+	EDO_AWAIT(edo_command_output(&self->out, self->cmd));
+	CHECK_EQ(self->out.rc, 0);
+	CHECK_EQ(WEXITSTATUS(self->out.status), 3);
+	check_buf(&self->out.out, "out\n");
+	check_buf(&self->out.err, "err\n");
+
+	/* More output than a pipe holds, on both streams at once. */
+	NEW_SH("i=0; while [ $i -lt 3000 ]; do echo 0123456789012345678901234567890123456789; "
+	       "echo abcdefghijabcdefghijabcdefghijabcdefghij >&2; i=$((i+1)); done");
+	EDO_AWAIT(edo_command_output(&self->out, self->cmd));
+	CHECK_EQ(self->out.rc, 0);
+	CHECK_EQ(self->out.status, 0);
+	CHECK_EQ(self->out.out.len, (size_t)3000 * 41);
+	CHECK_EQ(self->out.err.len, (size_t)3000 * 41);
+
+	/* The environment: cleared, then set; inherited, with one removed. */
+	NEW_SH("echo \"$EDO_A|$EDO_B|$HOME\"");
+	CHECK_EQ(edo_command_env_clear(self->cmd), 0);
+	CHECK_EQ(edo_command_env(self->cmd, "EDO_A", "1"), 0);
+	CHECK_EQ(edo_command_env(self->cmd, "EDO_B", "x"), 0);
+	CHECK_EQ(edo_command_env(self->cmd, "EDO_B", "2"), 0); /* the last one wins */
+	EDO_AWAIT(edo_command_output(&self->out, self->cmd));
+	CHECK_EQ(self->out.rc, 0);
+	check_buf(&self->out.out, "1|2|\n");
+	setenv("EDO_A", "inherited", 1);
+	setenv("EDO_B", "removed", 1);
+	NEW_SH("echo \"$EDO_A|$EDO_B\"");
+	CHECK_EQ(edo_command_env_remove(self->cmd, "EDO_B"), 0);
+	EDO_AWAIT(edo_command_output(&self->out, self->cmd));
+	check_buf(&self->out.out, "inherited|\n");
+	/* PATH set for the child is where the program is looked up. */
+	edo_command_free(self->cmd);
+	edo_buf_free(&self->out.out);
+	edo_buf_free(&self->out.err);
+	CHECK_EQ(edo_command_new("sh", &self->cmd), 0);
+	CHECK_EQ(edo_command_env(self->cmd, "PATH", "/nonexistent-edo"), 0);
+	EDO_AWAIT(edo_command_output(&self->out, self->cmd));
+	CHECK_EQ(self->out.rc, -ENOENT);
+
+	/* The working directory. */
+	NEW_SH("pwd");
+	CHECK_EQ(edo_command_cwd(self->cmd, "/"), 0);
+	EDO_AWAIT(edo_command_output(&self->out, self->cmd));
+	check_buf(&self->out.out, "/\n");
+
+	/* stdin is /dev/null for output(); stdout can be made null too. */
+	NEW_SH("cat; echo done");
+	EDO_AWAIT(edo_command_output(&self->out, self->cmd));
+	check_buf(&self->out.out, "done\n");
+	NEW_SH("echo gone; echo kept >&2");
+	CHECK_EQ(edo_command_stdout(self->cmd, EDO_STDIO_NULL), 0);
+	EDO_AWAIT(edo_command_output(&self->out, self->cmd));
+	CHECK_EQ(self->out.out.len, 0u);
+	check_buf(&self->out.err, "kept\n");
+	EDO_END();
+}
+
+TEST(output_env_cwd)
+{
+	RUN_ALL_WAYS(output, );
+}
+
+/* ---- many children at once; none left as a zombie -------------------------------------------------- */
+
+typedef struct one_frame {
+	EDO_FRAME;
+	int code;
+	edo_command *cmd;
+	edo_status_fut st;
+} one_frame;
+
+static void one_cleanup(one_frame *self)
+{
+	edo_command_free(self->cmd);
+}
+
+EDO_ASYNC(one, one_frame, one_cleanup)
+{
+	EDO_BEGIN();
+	{
+		char script[32];
+		snprintf(script, sizeof script, "exit %d", self->code);
+		CHECK_EQ(edo_command_new("sh", &self->cmd), 0);
+		CHECK_EQ(edo_command_args(self->cmd, (const char *const[]){"-c", script, NULL}), 0);
+	}
+	EDO_AWAIT(edo_command_status(&self->st, self->cmd));
+	CHECK_EQ(self->st.rc, 0);
+	CHECK(WIFEXITED(self->st.status));
+	CHECK_EQ(WEXITSTATUS(self->st.status), self->code);
+	EDO_END();
+}
+
+#define MANY 200
+
+typedef struct many_frame {
+	EDO_FRAME;
+	int n;
+	edo_join *h[MANY];
+	int i, rc, zombies;
+} many_frame;
+
+EDO_ASYNC(many, many_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < self->n; self->i++)
+		CHECK_EQ(EDO_SPAWN(&self->h[self->i], one, .code = self->i % 256), 0);
+	for (self->i = 0; self->i < self->n; self->i++) {
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		CHECK_EQ(self->rc, 0);
+		edo_join_detach(self->h[self->i]);
+	}
+	CHECK_EQ(count_children(&self->zombies), 0);
+	EDO_END();
+}
+
+TEST(many_children_no_zombie)
+{
+	int n = (int)test_scale(MANY);
+	RUN_ALL_WAYS(many, .n = n);
+}
+
+/* ---- dropped children are reaped in the background ---------------------------------------------- */
+
+typedef struct drop_frame {
+	EDO_FRAME;
+	edo_command *cmd, *sleeper;
+	int i, zombies, left;
+	edo_sleep sl;
+} drop_frame;
+
+static void drop_cleanup(drop_frame *self)
+{
+	edo_command_free(self->cmd);
+	edo_command_free(self->sleeper);
+}
+
+EDO_ASYNC(dropper, drop_frame, drop_cleanup)
+{
+	EDO_BEGIN();
+	/* Children that exit on their own after their handles are gone, with
+	 * their pipes dropped unread too. */
+	CHECK_EQ(edo_command_new("sh", &self->cmd), 0);
+	CHECK_EQ(edo_command_args(self->cmd, (const char *const[]){"-c", "sleep 0.05", NULL}), 0);
+	CHECK_EQ(edo_command_stdout(self->cmd, EDO_STDIO_PIPE), 0);
+	/* Long sleepers, killed when dropped. */
+	CHECK_EQ(edo_command_new("sleep", &self->sleeper), 0);
+	CHECK_EQ(edo_command_arg(self->sleeper, "100"), 0);
+	edo_command_kill_on_drop(self->sleeper, true);
+	for (self->i = 0; self->i < 40; self->i++) {
+		edo_child *ch;
+		CHECK_EQ(edo_command_spawn(self->i % 2 ? self->cmd : self->sleeper, &ch), 0);
+		edo_child_drop(ch);
+	}
+	/* Also one that has exited before its handle is dropped. */
+	{
+		edo_child *ch;
+		CHECK_EQ(spawn_simple("true", NULL, &ch), 0);
+		usleep(20000);
+		edo_child_drop(ch);
+	}
+	/* The runtime keeps running; the reapers do their work. */
+	for (self->i = 0; self->i < 500; self->i++) {
+		self->left = count_children(&self->zombies);
+		if (self->left == 0)
+			break;
+		EDO_AWAIT_SLEEP(&self->sl, EDO_MS(10));
+	}
+	CHECK_EQ(self->left, 0);
+	EDO_END();
+}
+
+TEST(dropped_children_reaped)
+{
+	RUN_ALL_WAYS(dropper, );
+}
+
+/* A child dropped on a runtime that then shuts down is reaped by the next spawn. */
+typedef struct orphan_frame {
+	EDO_FRAME;
+	int phase;
+	edo_child *ch;
+} orphan_frame;
+
+EDO_ASYNC(orphan, orphan_frame, NULL)
+{
+	EDO_BEGIN();
+	if (self->phase == 0) {
+		edo_command *c;
+		CHECK_EQ(edo_command_new("sleep", &c), 0);
+		CHECK_EQ(edo_command_arg(c, "0.2"), 0);
+		CHECK_EQ(edo_command_spawn(c, &self->ch), 0);
+		edo_command_free(c);
+		/* Held: dropped after the runtime is gone, still running. */
+	} else {
+		edo_child *ch;
+		int st;
+		CHECK_EQ(spawn_simple("true", NULL, &ch), 0);
+		while (edo_child_try_wait(ch, &st) == 0)
+			usleep(1000);
+		edo_child_drop(ch);
+	}
+	EDO_END();
+}
+
+TEST(orphan_after_shutdown)
+{
+	for (int sigchld = 0; sigchld < 2; sigchld++) {
+		edo__process_force_sigchld(sigchld);
+		if (sigchld)
+			sigchld_route(true);
+		edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD);
+		orphan_frame f = {EDO_FRAME_INIT(orphan)};
+		CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+		edo_child_drop(f.ch);
+		usleep(400000);
+		int z;
+		CHECK_EQ(count_children(&z), 1);
+		CHECK_EQ(z, 1);
+		rt = make_rt(EDO_RT_CURRENT_THREAD);
+		orphan_frame g = {EDO_FRAME_INIT(orphan), .phase = 1};
+		CHECK_EQ(edo_block_on(rt, &g.edo_base), 0);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+		CHECK_EQ(count_children(&z), 0);
+		if (sigchld)
+			sigchld_route(false);
+	}
+}
+
+/* ---- pipes as streams ----------------------------------------------------------------------------- */
+
+typedef struct pipes_frame {
+	EDO_FRAME;
+	edo_stream *r, *w;
+	char buf[16];
+	ssize_t n;
+	int rc;
+} pipes_frame;
+
+static void pipes_cleanup(pipes_frame *self)
+{
+	edo_stream_drop(self->r);
+	edo_stream_drop(self->w);
+}
+
+EDO_ASYNC(pipes, pipes_frame, pipes_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_pipe_new(&self->r, &self->w), 0);
+	EDO_AWAIT_POLL(edo_stream_poll_write(self->w, cx, "hello", 5, &self->n));
+	CHECK_EQ(self->n, 5);
+	EDO_AWAIT_POLL(edo_stream_poll_read(self->r, cx, self->buf, sizeof self->buf, &self->n));
+	CHECK_EQ(self->n, 5);
+	CHECK(memcmp(self->buf, "hello", 5) == 0);
+	/* Shutting the write end down is end of file for the reader. */
+	EDO_AWAIT_POLL(edo_stream_poll_shutdown(self->w, cx, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	EDO_AWAIT_POLL(edo_stream_poll_write(self->w, cx, "x", 1, &self->n));
+	CHECK_EQ(self->n, -EPIPE);
+	EDO_AWAIT_POLL(edo_stream_poll_read(self->r, cx, self->buf, sizeof self->buf, &self->n));
+	CHECK_EQ(self->n, 0);
+	edo_stream_drop(self->w);
+	self->w = NULL;
+	/* A write whose reader is gone is -EPIPE, and SIGPIPE does not kill us. */
+	edo_stream_drop(self->r);
+	CHECK_EQ(edo_pipe_new(&self->r, &self->w), 0);
+	edo_stream_drop(self->r);
+	self->r = NULL;
+	EDO_AWAIT_POLL(edo_stream_poll_write(self->w, cx, "x", 1, &self->n));
+	CHECK_EQ(self->n, -EPIPE);
+	{
+		sigset_t pend;
+		CHECK_EQ(sigpending(&pend), 0);
+		CHECK(!sigismember(&pend, SIGPIPE));
+	}
+	CHECK_EQ(edo_pipe_from_fd(-1, &self->r), -EINVAL);
+	EDO_END();
+}
+
+TEST(pipe_streams)
+{
+	edo_stream *r, *w;
+	CHECK_EQ(edo_pipe_new(&r, &w), EDO_ENORUNTIME);
+	RUN_ALL_WAYS(pipes, );
+}
+
+TEST_MAIN()
