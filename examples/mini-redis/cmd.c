@@ -670,6 +670,7 @@ static void cmd_config(client *c)
 
 typedef struct command {
 	const char *name;
+	size_t len;
 	void (*fn)(client *c);
 	int arity; /* Redis's: n = exactly n arguments with the name, -n = at least n */
 	const char *flags;
@@ -681,43 +682,53 @@ static void cmd_command(client *c);
 
 /* The hot ones first: the lookup is a scan by length, then case-blind compare. */
 static const command commands[] = {
-	{"get", cmd_get, 2, "readonly fast", 1, 1, 1, false},
-	{"set", cmd_set, -3, "write denyoom", 1, 1, 1, false},
-	{"ping", cmd_ping, -1, "fast", 0, 0, 0, true},
-	{"incr", cmd_incr, 2, "write denyoom fast", 1, 1, 1, false},
-	{"mget", cmd_mget, -2, "readonly fast", 1, -1, 1, false},
-	{"mset", cmd_mset, -3, "write denyoom", 1, -1, 2, false},
-	{"del", cmd_del, -2, "write", 1, -1, 1, false},
-	{"exists", cmd_exists, -2, "readonly fast", 1, -1, 1, false},
-	{"decr", cmd_decr, 2, "write denyoom fast", 1, 1, 1, false},
-	{"incrby", cmd_incrby, 3, "write denyoom fast", 1, 1, 1, false},
-	{"decrby", cmd_decrby, 3, "write denyoom fast", 1, 1, 1, false},
-	{"expire", cmd_expire, -3, "write fast", 1, 1, 1, false},
-	{"pexpire", cmd_pexpire, -3, "write fast", 1, 1, 1, false},
-	{"ttl", cmd_ttl, 2, "readonly fast", 1, 1, 1, false},
-	{"pttl", cmd_pttl, 2, "readonly fast", 1, 1, 1, false},
-	{"persist", cmd_persist, 2, "write fast", 1, 1, 1, false},
-	{"echo", cmd_echo, 2, "fast", 0, 0, 0, false},
-	{"publish", cmd_publish, 3, "pubsub loading stale fast", 0, 0, 0, false},
-	{"subscribe", cmd_subscribe, -2, "pubsub noscript loading stale", 0, 0, 0, true},
-	{"unsubscribe", cmd_unsubscribe, -1, "pubsub noscript loading stale", 0, 0, 0, true},
-	{"reset", cmd_reset, 1, "noscript loading stale fast", 0, 0, 0, true},
-	{"quit", cmd_quit, -1, "fast", 0, 0, 0, true},
-	{"select", cmd_select, 2, "loading stale fast", 0, 0, 0, false},
-	{"dbsize", cmd_dbsize, 1, "readonly fast", 0, 0, 0, false},
-	{"flushall", cmd_flushall, -1, "write", 0, 0, 0, false},
-	{"flushdb", cmd_flushall, -1, "write", 0, 0, 0, false},
-	{"info", cmd_info, -1, "loading stale", 0, 0, 0, false},
-	{"config", cmd_config, -2, "admin noscript loading stale", 0, 0, 0, false},
-	{"command", cmd_command, -1, "loading stale", 0, 0, 0, false},
+	{"get", 3, cmd_get, 2, "readonly fast", 1, 1, 1, false},
+	{"set", 3, cmd_set, -3, "write denyoom", 1, 1, 1, false},
+	{"ping", 4, cmd_ping, -1, "fast", 0, 0, 0, true},
+	{"incr", 4, cmd_incr, 2, "write denyoom fast", 1, 1, 1, false},
+	{"mget", 4, cmd_mget, -2, "readonly fast", 1, -1, 1, false},
+	{"mset", 4, cmd_mset, -3, "write denyoom", 1, -1, 2, false},
+	{"del", 3, cmd_del, -2, "write", 1, -1, 1, false},
+	{"exists", 6, cmd_exists, -2, "readonly fast", 1, -1, 1, false},
+	{"decr", 4, cmd_decr, 2, "write denyoom fast", 1, 1, 1, false},
+	{"incrby", 6, cmd_incrby, 3, "write denyoom fast", 1, 1, 1, false},
+	{"decrby", 6, cmd_decrby, 3, "write denyoom fast", 1, 1, 1, false},
+	{"expire", 6, cmd_expire, -3, "write fast", 1, 1, 1, false},
+	{"pexpire", 7, cmd_pexpire, -3, "write fast", 1, 1, 1, false},
+	{"ttl", 3, cmd_ttl, 2, "readonly fast", 1, 1, 1, false},
+	{"pttl", 4, cmd_pttl, 2, "readonly fast", 1, 1, 1, false},
+	{"persist", 7, cmd_persist, 2, "write fast", 1, 1, 1, false},
+	{"echo", 4, cmd_echo, 2, "fast", 0, 0, 0, false},
+	{"publish", 7, cmd_publish, 3, "pubsub loading stale fast", 0, 0, 0, false},
+	{"subscribe", 9, cmd_subscribe, -2, "pubsub noscript loading stale", 0, 0, 0, true},
+	{"unsubscribe", 11, cmd_unsubscribe, -1, "pubsub noscript loading stale", 0, 0, 0, true},
+	{"reset", 5, cmd_reset, 1, "noscript loading stale fast", 0, 0, 0, true},
+	{"quit", 4, cmd_quit, -1, "fast", 0, 0, 0, true},
+	{"select", 6, cmd_select, 2, "loading stale fast", 0, 0, 0, false},
+	{"dbsize", 6, cmd_dbsize, 1, "readonly fast", 0, 0, 0, false},
+	{"flushall", 8, cmd_flushall, -1, "write", 0, 0, 0, false},
+	{"flushdb", 7, cmd_flushall, -1, "write", 0, 0, 0, false},
+	{"info", 4, cmd_info, -1, "loading stale", 0, 0, 0, false},
+	{"config", 6, cmd_config, -2, "admin noscript loading stale", 0, 0, 0, false},
+	{"command", 7, cmd_command, -1, "loading stale", 0, 0, 0, false},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
+/* Command names are lower-case letters, which differ from upper-case ones
+ * only in bit 5: `b | 0x20` compares a byte to a name's letter ignoring case,
+ * and matches nothing else. */
 static const command *lookup_command(const char *name, size_t n)
 {
-	for (size_t i = 0; i < NCOMMANDS; i++)
-		if (strlen(commands[i].name) == n && strncasecmp(commands[i].name, name, n) == 0)
-			return &commands[i];
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		const command *cmd = &commands[i];
+		if (cmd->len != n || (name[0] | 0x20) != cmd->name[0])
+			continue;
+		size_t k = 1;
+		while (k < n && (name[k] | 0x20) == cmd->name[k])
+			k++;
+		if (k == n)
+			return cmd;
+	}
 	return NULL;
 }
 
@@ -789,7 +800,7 @@ void cmd_execute(client *c)
 {
 	if (c->argc == 0)
 		return;
-	atomic_fetch_add_explicit(&c->srv->total_commands, 1, memory_order_relaxed);
+	c->commands++;
 	size_t start = c->out.len;
 	const command *cmd = lookup_command(arg(c, 0), alen(c, 0));
 	if (!cmd) {

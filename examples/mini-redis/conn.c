@@ -49,7 +49,7 @@ static int run_requests(conn_frame *self)
 	client *c = &self->c;
 	while (!c->quit && self->parsed < self->in.len) {
 		if (c->out.len >= OUT_FLUSH_AT)
-			return RUN_FLUSH;
+			break;
 		size_t used;
 		char *req = self->in.data + self->parsed;
 		resp_status st = resp_parse(&self->p, req, self->in.len - self->parsed, &used);
@@ -66,6 +66,11 @@ static int run_requests(conn_frame *self)
 		cmd_execute(c);
 		self->parsed += used;
 	}
+	/* One shared counter update per batch, not per command. */
+	atomic_fetch_add_explicit(&c->srv->total_commands, c->commands, memory_order_relaxed);
+	c->commands = 0;
+	if (!c->quit && c->out.len >= OUT_FLUSH_AT && self->parsed < self->in.len)
+		return RUN_FLUSH; /* more to run once this is written */
 	/* Keep only the start of the request still arriving, at the front. */
 	rbuf_consume(&self->in, self->parsed);
 	self->parsed = 0;

@@ -257,22 +257,53 @@ static resp_status parse_inline(resp_parser *p, char *buf, size_t len, size_t *c
 	return done(p, eol + 1, consumed);
 }
 
-/* The number of a `*n` or `$n` header at buf[at], the type byte excluded. */
+/* The number of a `*n` or `$n` header whose type byte is buf[at], read in one
+ * pass: an optional '-', digits without a leading zero, "\r\n".  A byte that
+ * cannot be there is an error as soon as it arrives (so a header is never
+ * longer than 22 bytes); one that has not fully arrived is RESP_MORE. */
 static resp_status read_header(resp_parser *p, const char *buf, size_t len, size_t at,
-			       long long *num, size_t *next, const char *toolong)
+			       long long *num, size_t *next)
 {
-	size_t eol = 0;
-	resp_status st = find_crlf(p, buf, len, at + 1, &eol);
-	if (st == RESP_MORE) {
+	/* The common case first: one or two digits, all there. */
+	if (len - at >= 5) {
+		unsigned a = (unsigned)(unsigned char)buf[at + 1] - '0';
+		unsigned b = (unsigned)(unsigned char)buf[at + 2] - '0';
+		if (a <= 9 && buf[at + 2] == '\r' && buf[at + 3] == '\n') {
+			*num = a;
+			*next = at + 4;
+			return RESP_OK;
+		}
+		if (a - 1 <= 8 && b <= 9 && buf[at + 3] == '\r' && buf[at + 4] == '\n') {
+			*num = a * 10 + b;
+			*next = at + 5;
+			return RESP_OK;
+		}
+	}
+	const char *bad = buf[at] == '*' ? "Protocol error: invalid multibulk length" :
+					   "Protocol error: invalid bulk length";
+	size_t i = at + 1;
+	bool neg = i < len && buf[i] == '-';
+	size_t first = i + neg;
+	unsigned long long v = 0;
+	for (i = first; i < len; i++) {
+		unsigned d = (unsigned)(unsigned char)buf[i] - '0';
+		if (d > 9)
+			break;
+		if ((i > first && buf[first] == '0') ||
+		    v > ((unsigned long long)LLONG_MAX - d) / 10)
+			return fail(p, bad); /* a leading zero, or too large */
+		v = v * 10 + d;
+	}
+	if (i + 1 >= len) {
+		if (i < len && buf[i] != '\r')
+			return fail(p, bad);
 		p->need = len + 1;
 		return RESP_MORE;
 	}
-	if (st == RESP_ERROR)
-		return fail(p, toolong);
-	if (!resp_parse_ll(buf + at + 1, eol - at - 1, num))
-		return fail(p, buf[at] == '*' ? "Protocol error: invalid multibulk length" :
-						"Protocol error: invalid bulk length");
-	*next = eol + 2;
+	if (i == first || buf[i] != '\r' || buf[i + 1] != '\n' || (neg && v == 0))
+		return fail(p, bad);
+	*num = neg ? -(long long)v : (long long)v;
+	*next = i + 2;
 	return RESP_OK;
 }
 
@@ -290,8 +321,7 @@ resp_status resp_parse(resp_parser *p, char *buf, size_t len, size_t *consumed)
 	if (!p->multibulk_) {
 		long long n;
 		size_t next;
-		resp_status st = read_header(p, buf, len, 0, &n, &next,
-					     "Protocol error: too big mbulk count string");
+		resp_status st = read_header(p, buf, len, 0, &n, &next);
 		if (st != RESP_OK)
 			return st;
 		if (n > (long long)lim->max_args)
@@ -321,8 +351,7 @@ resp_status resp_parse(resp_parser *p, char *buf, size_t len, size_t *consumed)
 			}
 			long long n;
 			size_t next;
-			resp_status st = read_header(p, buf, len, at, &n, &next,
-						     "Protocol error: too big bulk count string");
+			resp_status st = read_header(p, buf, len, at, &n, &next);
 			if (st != RESP_OK)
 				return st;
 			if (n < 0 || (unsigned long long)n > lim->max_bulk)

@@ -56,7 +56,8 @@ typedef struct client {
 	size_t argc;
 	ps_sub *subs;
 	size_t nsubs, subs_cap;
-	bool quit; /* close the connection once the replies are written */
+	bool quit;         /* close the connection once the replies are written */
+	uint64_t commands; /* executed, not yet added to srv->total_commands */
 } client;
 
 /** cmd_execute() - run the request in c->args, writing its reply to c->out. */
