@@ -23,7 +23,7 @@ RUSTC_BIN=/usr/bin/rustc
 GO_BIN=/usr/bin/go
 
 PACKAGES="librust-tokio-dev librust-hyper-dev librust-libc-dev cargo rustc golang-go
-          libuv1-dev pkg-config gcc libc6-dev wrk gnuplot-nox"
+          libuv1-dev pkg-config gcc libc6-dev wrk gnuplot-nox redis-tools"
 
 say() { printf 'setup-peers: %s\n' "$*" >&2; }
 
@@ -121,6 +121,19 @@ build_go() {
 	) >"$LOGS/go.log" 2>&1 || fail go
 }
 
+# mini_redis's peer: Debian's redis-server binary. redis-tools ships it as
+# redis-check-rdb, which runs as a server when called by another name, so a
+# link named redis-server in bin/ gives the server without the redis-server
+# package and the system daemon its installation starts.
+link_redis() {
+	if [ -x /usr/bin/redis-check-rdb ]; then
+		ln -sf /usr/bin/redis-check-rdb "$BIN/redis-server"
+	else
+		echo "no /usr/bin/redis-check-rdb (redis-tools)" >"$LOGS/redis.log"
+		fail redis
+	fi
+}
+
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo unknown; }
 
 write_versions() {
@@ -132,6 +145,7 @@ write_versions() {
 		echo "libuv=$(pkgver libuv1-dev) (libuv1-dev)"
 		echo "cc=$(cc --version 2>/dev/null | head -1)"
 		echo "wrk=$(pkgver wrk) (wrk)"
+		echo "redis=$(pkgver redis-tools) (redis-tools: redis-server, redis-benchmark)"
 	} >"$OUT/versions.txt"
 }
 
@@ -139,6 +153,7 @@ install_missing
 build_c
 build_tokio
 build_go
+link_redis
 write_versions
 echo "${FAILED# }" >"$OUT/failed.txt"
 if [ -n "$FAILED" ]; then
