@@ -31,6 +31,8 @@
  *    awaiting it) cancels it cleanly.  A future of this header must not move
  *    in memory once polled (a waiter node inside it may be linked into a
  *    queue); it may be re-initialised after it completed or was dropped.
+ *    A future refers to its primitive (or channel handle): keep that alive
+ *    until the future has completed or been dropped.
  *
  * Values.  Channels carry values of a fixed size in bytes given when the
  * channel is made (`elem_size`); sending copies the value in, receiving

@@ -11,7 +11,8 @@
  * so a node can unlink itself without knowing which list holds it: that is
  * what lets notify_waiters() move the waiters to a list on its own stack and
  * drop the lock between batches while a waiter being dropped still unlinks
- * itself (Tokio's GuardedLinkedList).  An unlinked node has next == NULL.
+ * itself (Tokio's GuardedLinkedList).  An unlinked node has next == NULL
+ * (never linked) or next == itself (removed).
  */
 #ifndef EDO_SYNC_INTERNAL_H
 #define EDO_SYNC_INTERNAL_H
@@ -72,7 +73,7 @@ static inline bool edo__list_empty(const edo__slink *head)
 
 static inline bool edo__link_linked(const edo__slink *n)
 {
-	return n->next != NULL;
+	return n->next != NULL && n->next != n;
 }
 
 /* Append @n at the back (the newest end). */
@@ -93,12 +94,13 @@ static inline void edo__list_push_front(edo__slink *head, edo__slink *n)
 	head->next = n;
 }
 
-/* Unlink @n from whatever list holds it; marks it unlinked. */
+/* Unlink @n from whatever list holds it; marks it unlinked (pointing at
+ * itself, so that a stray second unlink is harmless). */
 static inline void edo__list_remove(edo__slink *n)
 {
 	n->prev->next = n->next;
 	n->next->prev = n->prev;
-	n->prev = n->next = NULL;
+	n->prev = n->next = n;
 }
 
 /* The oldest node, or NULL. */
