@@ -138,8 +138,9 @@ END {
 			}
 		}
 		print line
-		# The chart leaves out the CPU-seconds rows (their _per_cpu rows say it).
-		if (any && u != "s") {
+		# The chart leaves out the CPU-seconds rows (their _per_cpu rows say
+		# it) and the p99 latencies (too noisy with the load on the same cores).
+		if (any && u != "s" && rowb[k] !~ /_p99$/) {
 			nchart++
 			clabel[nchart] = cl
 			for (i = 2; i <= ni; i++) {

@@ -390,10 +390,21 @@ plot_chart() {
 		EOF
 		return
 	fi
-	local cols width lo hi ytics k
+	local cols width lo hi ytics k servers n1 n2 most
 	cols=$(head -1 "$CHART_DATA" | awk '{print NF}')
-	width=$((700 + rows * (cols - 1) * 22))
-	[ $width -gt 4000 ] && width=4000
+	# Two panels: the runtime workloads, then the servers.
+	servers=""
+	for k in "${WORKLOADS[@]}"; do [ "${KIND[$k]}" != task ] && servers="$servers $k"; done
+	awk -v servers="$servers" -v t="$RES/chart-task.dat" -v s="$RES/chart-server.dat" '
+		BEGIN { n = split(servers, S, " ") }
+		NR == 1 { print > t; print > s; next }
+		{ srv = 0; for (i = 1; i <= n; i++) if (index($1, S[i] "_") == 1) srv = 1
+		  print > (srv ? s : t) }' "$CHART_DATA"
+	n1=$(($(wc -l <"$RES/chart-task.dat") - 1))
+	n2=$(($(wc -l <"$RES/chart-server.dat") - 1))
+	most=$((n1 > n2 ? n1 : n2))
+	width=$((700 + most * (cols - 1) * 16))
+	[ $width -gt 3200 ] && width=3200
 	# Bars are log2(advantage): up = Edo better, down = Edo worse; ticks as ratios.
 	read -r lo hi < <(awk 'NR > 1 { for (i = 2; i <= NF; i++) if ($i != "-") {
 			if (!n++ || $i < lo) lo = $i; if (n == 1 || $i > hi) hi = $i } }
@@ -403,24 +414,33 @@ plot_chart() {
 	for k in $(seq "$lo" "$hi"); do
 		ytics="$ytics${ytics:+, }\"$(awk -v k="$k" 'BEGIN { v = 2 ^ k; printf (v >= 1 ? "%g" : "1/%g"), (v >= 1 ? v : 1 / v) }')x\" $k"
 	done
-	gnuplot <<-EOF 2>>"$LOGS/gnuplot.log"
-		set terminal pngcairo size $width,600 font "sans,10"
-		set output "$PNG"
-		set title "Edo vs each peer: bars up = Edo better, down = Edo worse ($(date -u +%F), $(nproc) cores)" noenhanced
-		set style data histograms
-		set style histogram clustered gap 1
-		set style fill solid 0.8 border -1
-		set yrange [$lo:$hi]
-		set ytics ($ytics)
-		set grid ytics
-		set ylabel "Edo's advantage (peer time / Edo time; Edo / peer for ops/s)"
-		set xtics rotate by -35 left noenhanced
-		set key top left noenhanced
-		set datafile missing "-"
-		set xzeroaxis lt -1 lw 2
-		set bmargin 9
-		plot for [i=2:$cols] "$CHART_DATA" using i:xtic(1) title columnheader(i)
-	EOF
+	local panels=0 f
+	for f in task server; do [ "$(wc -l <"$RES/chart-$f.dat")" -gt 1 ] && panels=$((panels + 1)); done
+	{
+		cat <<-EOF
+			set terminal pngcairo size $width,$((80 + panels * 460)) font "sans,10"
+			set output "$PNG"
+			set multiplot layout $panels,1 title "Edo vs each peer: bars up = Edo better, down = Edo worse (log scale; run of ${RUN_DATE:-unknown}, $(nproc) cores)" noenhanced
+			set style data histograms
+			set style histogram clustered gap 1
+			set style fill solid 0.8 border -1
+			set yrange [$lo:$hi]
+			set ytics ($ytics)
+			set grid ytics
+			set ylabel "peer time / Edo time\n(Edo / peer for ops/s)"
+			set xtics rotate by -35 left noenhanced
+			set key top left noenhanced
+			set datafile missing "-"
+			set xzeroaxis lt -1 lw 2
+			set bmargin 8
+		EOF
+		for f in task server; do
+			[ "$(wc -l <"$RES/chart-$f.dat")" -gt 1 ] || continue
+			echo "set title \"$([ $f = task ] && echo 'runtime workloads (label: workload/threads)' || echo 'servers (requests/s and requests per server CPU second)')\""
+			echo "plot for [i=2:$cols] \"$RES/chart-$f.dat\" using i:xtic(1) title columnheader(i)"
+		done
+		echo "unset multiplot"
+	} | gnuplot 2>>"$LOGS/gnuplot.log"
 }
 plot_chart
 
@@ -459,7 +479,7 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo
 	echo "![Edo's advantage over each peer]($(basename "$PNG"))"
 	echo
-	echo "The chart plots, for each row where Edo has a result, Edo's advantage over each peer: the ratio above turned so that over 1 always means Edo is better (log scale; \`_cpu\` rows left out, \`_per_cpu\` shown)."
+	echo "The chart plots, for each row where Edo has a result, Edo's advantage over each peer: the ratio above turned so that over 1 always means Edo is better (log scale; the \`_cpu\` and \`_p99\` rows are left out of it)."
 	missing=$(awk '$1 == "run" && / impl=edo / && / status=missing/ {sub(/^wl=/, "", $2); sub(/^threads=/, "", $4); print $2 " (threads " $4 ")"}' "$RAW" | sort -u | paste -sd, - | sed 's/,/, /g')
 	if [ -n "$missing" ]; then
 		echo
