@@ -401,14 +401,14 @@ for step in "${steps[@]}"; do
 		;;
 	esac
 	case $name in
-	step4_* | step5_* | step6_*)
+	step4_* | step5_*)
 		expect OK set t v px 100
 		sleep 0.3
 		expect "" get t
 		;;
 	esac
 	case $name in
-	step5_* | step6_*)
+	step5_*)
 		redis-cli -p "$port" subscribe ch >"$tmp/tsub" &
 		subs+=($!)
 		for _ in $(seq 100); do
