@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "edo.h"
 
@@ -101,6 +103,27 @@ static inline void done_fire(done_signal *d)
 	edo_waker w = edo_waker_take(&d->waker);
 	pthread_mutex_unlock(&d->lock);
 	edo_waker_wake(w);
+}
+
+/* Resident set size now (/proc/self/statm), in bytes; 0 if unreadable. */
+static inline double bench_rss_bytes(void)
+{
+	long pages = 0, rss = 0;
+	FILE *fp = fopen("/proc/self/statm", "r");
+	if (!fp)
+		return 0;
+	if (fscanf(fp, "%ld %ld", &pages, &rss) != 2)
+		rss = 0;
+	fclose(fp);
+	return (double)rss * (double)sysconf(_SC_PAGESIZE);
+}
+
+/* Peak resident set size of the process (getrusage ru_maxrss), in bytes. */
+static inline double bench_peak_rss_bytes(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_maxrss * 1024.0;
 }
 
 #endif /* EDO_BENCH_H */

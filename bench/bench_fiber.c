@@ -36,7 +36,7 @@ static edo_poll bounce_poll(edo_future *f, edo_cx *cx)
 	return EDO_PENDING;
 }
 
-static const edo_future_vtable bounce_vt = {bounce_poll, NULL};
+static const edo_future_vtable bounce_vt = {.poll = bounce_poll, .drop = NULL};
 
 /* ---- fiber_switch -------------------------------------------------------------------- */
 
@@ -144,7 +144,7 @@ static edo_poll idle_poll(edo_future *f, edo_cx *cx)
 	return open ? EDO_READY : EDO_PENDING;
 }
 
-static const edo_future_vtable idle_vt = {idle_poll, NULL};
+static const edo_future_vtable idle_vt = {.poll = idle_poll, .drop = NULL};
 
 static void *idle_fiber(void *arg)
 {
@@ -152,18 +152,6 @@ static void *idle_fiber(void *arg)
 	if (edo_fiber_await(&f.base) < 0)
 		die("idle await", -ECANCELED);
 	return NULL;
-}
-
-static long rss_bytes(void)
-{
-	long pages = 0, rss = 0;
-	FILE *fp = fopen("/proc/self/statm", "r");
-	if (!fp)
-		return 0;
-	if (fscanf(fp, "%ld %ld", &pages, &rss) != 2)
-		rss = 0;
-	fclose(fp);
-	return rss * sysconf(_SC_PAGESIZE);
 }
 
 typedef struct idle_frame {
@@ -181,7 +169,7 @@ EDO_ASYNC(idle_task, idle_frame, NULL)
 	idle_wakers = calloc(IDLE_FIBERS, sizeof(edo_waker));
 	if (!self->h || !idle_wakers)
 		die("malloc", -ENOMEM);
-	self->before = rss_bytes();
+	self->before = (long)bench_rss_bytes();
 	for (self->i = 0; self->i < IDLE_FIBERS; self->i++) {
 		int rc = edo_fiber_spawn(idle_fiber, (void *)(intptr_t)self->i, NULL,
 					 &self->h[self->i]);
@@ -190,9 +178,7 @@ EDO_ASYNC(idle_task, idle_frame, NULL)
 	}
 	while (atomic_load(&idle_waiting) < IDLE_FIBERS)
 		EDO_YIELD();
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	self->bytes = ((double)ru.ru_maxrss * 1024.0 - (double)self->before) / IDLE_FIBERS;
+	self->bytes = (bench_peak_rss_bytes() - (double)self->before) / IDLE_FIBERS;
 	pthread_mutex_lock(&idle_lock);
 	idle_open = true;
 	pthread_mutex_unlock(&idle_lock);

@@ -224,3 +224,78 @@ BENCH_WORKLOAD(spawn_many, bench_spawn_many, "ns/op")
 BENCH_WORKLOAD(spawn_remote, bench_spawn_remote, "ns/op")
 BENCH_WORKLOAD(yield_many, bench_yield_many, "ns/op")
 BENCH_WORKLOAD(chained_spawn, bench_chained_spawn, "ns/op")
+
+/* ---- idle_tasks: 1,000,000 tasks parked on a oneshot receive; RSS per task ---- */
+
+#define IDLE_TASKS 1000000
+
+static atomic_long idle_parked, idle_finished;
+
+typedef struct idle_frame {
+	EDO_FRAME;
+	edo_oneshot_rx *rx;
+	int rc;
+	char unit;
+} idle_frame;
+
+static void idle_cleanup(idle_frame *self)
+{
+	edo_oneshot_rx_drop(self->rx);
+}
+
+EDO_ASYNC(idle_task, idle_frame, idle_cleanup)
+{
+	EDO_BEGIN();
+	atomic_fetch_add_explicit(&idle_parked, 1, memory_order_relaxed);
+	EDO_AWAIT_POLL(edo_oneshot_poll_recv(self->rx, cx, &self->unit, &self->rc));
+	if (self->rc != 0)
+		die("oneshot recv", self->rc);
+	atomic_fetch_add_explicit(&idle_finished, 1, memory_order_relaxed);
+	EDO_END();
+}
+
+typedef struct idle_main_frame {
+	EDO_FRAME;
+	edo_oneshot_tx **senders;
+	double base, per_task;
+	long i;
+} idle_main_frame;
+
+EDO_ASYNC(idle_main, idle_main_frame, NULL)
+{
+	EDO_BEGIN();
+	self->senders = malloc(sizeof(edo_oneshot_tx *) * IDLE_TASKS);
+	if (!self->senders)
+		die("malloc", -ENOMEM);
+	for (self->i = 0; self->i < IDLE_TASKS; self->i++) {
+		edo_oneshot_rx *rx;
+		int rc = edo_oneshot_new(1, &self->senders[self->i], &rx);
+		if (rc < 0)
+			die("oneshot", rc);
+		rc = EDO_SPAWN(NULL, idle_task, .rx = rx);
+		if (rc < 0)
+			die("spawn", rc);
+	}
+	while (atomic_load_explicit(&idle_parked, memory_order_relaxed) < IDLE_TASKS)
+		EDO_YIELD();
+	self->per_task = (bench_peak_rss_bytes() - self->base) / IDLE_TASKS;
+	for (self->i = 0; self->i < IDLE_TASKS; self->i++) {
+		char unit = 0;
+		int rc = edo_oneshot_send(self->senders[self->i], &unit);
+		if (rc < 0)
+			die("oneshot send", rc);
+	}
+	free(self->senders);
+	while (atomic_load_explicit(&idle_finished, memory_order_relaxed) < IDLE_TASKS)
+		EDO_YIELD();
+	EDO_END();
+}
+
+static double bench_idle_tasks(edo_runtime *rt)
+{
+	idle_main_frame f = {EDO_FRAME_INIT(idle_main), .base = bench_rss_bytes()};
+	run_in_task(rt, &f.edo_base, sizeof f);
+	return f.per_task;
+}
+
+BENCH_WORKLOAD(idle_tasks, bench_idle_tasks, "bytes")

@@ -15,13 +15,6 @@ static double cpu_ns(void)
 	       ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e3;
 }
 
-static double peak_rss_bytes(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_maxrss * 1024.0;
-}
-
 /* ---- timers: 1,000,000 tasks each sleep 0..1000 ms, await all ---------------------- */
 
 typedef struct timer_task_frame {
@@ -82,7 +75,7 @@ static double bench_timers(edo_runtime *rt)
 	double cpu = cpu_ns() - cpu0;
 	bench_report("timers", cpu / TIMERS, "ns/op");
 	bench_report("timers_wall", f.wall_ms, "ms");
-	bench_report("timers_rss", peak_rss_bytes(), "bytes");
+	bench_report("timers_rss", bench_peak_rss_bytes(), "bytes");
 	return 0;
 }
 
