@@ -17,6 +17,7 @@
  *   edo/metrics.h  runtime and per-worker metrics
  *   edo/signal.h   Unix signals and Ctrl-C
  *   edo/process.h  child processes with async pipes
+ *   edo/fs.h       files, directories, stdin/stdout/stderr on the blocking pool
  */
 #ifndef EDO_H
 #define EDO_H
@@ -39,5 +40,6 @@
 #include "edo/sync.h"
 #include "edo/signal.h"
 #include "edo/process.h"
+#include "edo/fs.h"
 
 #endif /* EDO_H */

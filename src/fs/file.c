@@ -1,0 +1,469 @@
+/* Files as streams (edo/fs.h), Tokio's fs::File in C.
+ *
+ *   edo_file (the task's)          file_core (shared with the job in flight)
+ *   ┌──────────────────────┐       ┌───────────────────────────────────┐
+ *   │ stream vtable        │──────▶│ refs, fd                          │
+ *   │ join (job in flight) │       │ buf[pos, len): read-ahead, or the │
+ *   │ last_write_err       │       │   bytes a write job writes        │
+ *   └──────────────────────┘       │ kind, args, result of the job     │
+ *                                  └───────────────────────────────────┘
+ *
+ * The state machine is Tokio's Idle/Busy: while a job is in flight (join
+ * != NULL) the core's buffer and job fields belong to the pool thread; the
+ * task touches them again only after the join handle said the job finished
+ * (which orders the thread's writes before the task's reads).  Every
+ * operation first waits for the job in flight and folds its result in:
+ *
+ *   READ   bytes in buf -> served by this and later reads
+ *   WRITE  an error is kept in last_write_err for the next write or flush
+ *   other  the result belongs to the future that started it (if it was
+ *          dropped, the result is ignored)
+ *
+ * Dropping the file while a job runs lets the job finish: the core is
+ * reference-counted (the file, and the job while in flight), and the last
+ * reference closes the descriptor.  Write jobs are mandatory blocking
+ * tasks, so a write that completed into the buffer is written even if the
+ * runtime shuts down.
+ */
+#define _GNU_SOURCE
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "edo/error.h"
+#include "fs/job.h"
+
+enum { OP_NONE, OP_READ, OP_WRITE, OP_SEEK, OP_SYNC_ALL, OP_SYNC_DATA, OP_SET_LEN, OP_FSTAT };
+
+typedef struct file_core {
+	atomic_uint refs;
+	int fd;
+	bool owns_fd;
+	char *buf;
+	size_t cap, pos, len;
+	/* the job */
+	int kind;
+	off_t arg;        /* READ: bytes wanted; SEEK: offset; SET_LEN: length */
+	int whence;       /* SEEK */
+	off_t seek_first; /* WRITE, SET_LEN: lseek(SEEK_CUR) by this first */
+	/* its result */
+	ssize_t res; /* READ: bytes; SEEK: position; others 0; or -errno */
+	struct stat st;
+} file_core;
+
+struct edo_file {
+	edo_stream base;
+	file_core *c;
+	edo_join *join; /* the job in flight, or NULL */
+	int last_write_err;
+	bool mandatory_reads;
+};
+
+/* Drop the reference of a job that never ran; the caller still holds its own. */
+static void core_put_job(file_core *c)
+{
+	unsigned prev = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_relaxed);
+	assert(prev > 1);
+	(void)prev;
+}
+
+static void core_put(file_core *c)
+{
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (c->owns_fd)
+		close(c->fd);
+	free(c->buf);
+	free(c);
+}
+
+/* ---- the job ------------------------------------------------------------------------------ */
+
+static ssize_t seek_then(file_core *c)
+{
+	if (c->seek_first && lseek(c->fd, c->seek_first, SEEK_CUR) < 0)
+		return -errno;
+	return 0;
+}
+
+static void *file_job(void *arg)
+{
+	file_core *c = arg;
+	ssize_t r = 0;
+	switch (c->kind) {
+	case OP_READ:
+		do
+			r = read(c->fd, c->buf, (size_t)c->arg);
+		while (r < 0 && errno == EINTR);
+		c->pos = 0;
+		c->len = r > 0 ? (size_t)r : 0;
+		if (r < 0)
+			r = -errno;
+		break;
+	case OP_WRITE:
+		r = seek_then(c);
+		if (r == 0)
+			r = edo__fs_write_all(c->fd, c->buf + c->pos, c->len - c->pos);
+		c->pos = c->len = 0;
+		break;
+	case OP_SEEK:
+		r = lseek(c->fd, c->arg, c->whence);
+		if (r < 0)
+			r = -errno;
+		break;
+	case OP_SYNC_ALL:
+		r = fsync(c->fd) < 0 ? -errno : 0;
+		break;
+	case OP_SYNC_DATA:
+		r = fdatasync(c->fd) < 0 ? -errno : 0;
+		break;
+	case OP_SET_LEN:
+		r = seek_then(c);
+		if (r == 0 && ftruncate(c->fd, c->arg) < 0)
+			r = -errno;
+		break;
+	case OP_FSTAT:
+		r = fstat(c->fd, &c->st) < 0 ? -errno : 0;
+		break;
+	default:
+		r = -EINVAL;
+		break;
+	}
+	c->res = r;
+	core_put(c);
+	return NULL;
+}
+
+/* Start the job set up in the core. */
+static int start(edo_file *f, int kind)
+{
+	file_core *c = f->c;
+	c->kind = kind;
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	unsigned flags = kind == OP_READ && !f->mandatory_reads ? 0 : EDO_BLOCKING_MANDATORY;
+	int rc = edo_spawn_blocking_on(NULL, file_job, c, flags, &f->join);
+	if (rc < 0) {
+		atomic_fetch_sub_explicit(&c->refs, 1, memory_order_relaxed);
+		f->join = NULL;
+		c->kind = OP_NONE;
+	}
+	return rc;
+}
+
+/* Wait for the job in flight.  READY with *kind = the kind that finished
+ * (its result in the core), or OP_NONE if none was in flight. */
+static edo_poll wait_job(edo_file *f, edo_cx *cx, int *kind)
+{
+	*kind = OP_NONE;
+	if (!f->join)
+		return EDO_READY;
+	int res;
+	if (edo_join_poll(f->join, cx, &res) == EDO_PENDING)
+		return EDO_PENDING;
+	edo_join_detach(f->join);
+	f->join = NULL;
+	file_core *c = f->c;
+	if (res < 0) {
+		/* Cancelled before it ran (only at shutdown, and only reads of
+		 * stdin): its reference was never released. */
+		c->res = EDO_ESHUTDOWN;
+		c->pos = c->len = 0;
+		core_put_job(c);
+	}
+	*kind = c->kind;
+	c->kind = OP_NONE;
+	return EDO_READY;
+}
+
+/* Fold a finished write's failure into last_write_err. */
+static void keep_write_err(edo_file *f, int kind)
+{
+	if (kind == OP_WRITE && f->c->res < 0 && !f->last_write_err)
+		f->last_write_err = (int)f->c->res;
+}
+
+static int take_write_err(edo_file *f)
+{
+	int e = f->last_write_err;
+	f->last_write_err = 0;
+	return e;
+}
+
+static int reserve(file_core *c, size_t want)
+{
+	if (c->cap >= want)
+		return 0;
+	size_t cap = c->cap ? c->cap : 4096;
+	while (cap < want)
+		cap *= 2;
+	char *b = realloc(c->buf, cap);
+	if (!b)
+		return -ENOMEM;
+	c->buf = b;
+	c->cap = cap;
+	return 0;
+}
+
+static size_t min_sz(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+/* ---- the stream -------------------------------------------------------------------------------- */
+
+static edo_poll file_poll_read(edo_stream *s, edo_cx *cx, void *dst, size_t len, ssize_t *n)
+{
+	edo_file *f = (edo_file *)s;
+	file_core *c = f->c;
+	for (;;) {
+		int kind;
+		if (wait_job(f, cx, &kind) == EDO_PENDING)
+			return EDO_PENDING;
+		if (kind == OP_READ && c->res < 0) {
+			*n = c->res;
+			return EDO_READY;
+		}
+		keep_write_err(f, kind);
+		if (c->pos < c->len || kind == OP_READ) {
+			/* Read-ahead, or what the read just brought (0: end of file). */
+			size_t k = min_sz(len, c->len - c->pos);
+			memcpy(dst, c->buf + c->pos, k);
+			c->pos += k;
+			*n = (ssize_t)k;
+			return EDO_READY;
+		}
+		if (len == 0) {
+			*n = 0;
+			return EDO_READY;
+		}
+		size_t want = min_sz(len, EDO_FILE_MAX_BUF);
+		int rc = reserve(c, want);
+		if (rc == 0) {
+			c->pos = c->len = 0;
+			c->arg = (off_t)want;
+			rc = start(f, OP_READ);
+		}
+		if (rc < 0) {
+			*n = rc;
+			return EDO_READY;
+		}
+	}
+}
+
+static edo_poll file_poll_write(edo_stream *s, edo_cx *cx, const void *src, size_t len, ssize_t *n)
+{
+	edo_file *f = (edo_file *)s;
+	file_core *c = f->c;
+	int kind;
+	if (wait_job(f, cx, &kind) == EDO_PENDING)
+		return EDO_PENDING;
+	/* The previous write's failure is this write's (Tokio's rule). */
+	if (kind == OP_WRITE && c->res < 0) {
+		*n = c->res;
+		return EDO_READY;
+	}
+	int rc = take_write_err(f);
+	if (rc == 0 && len == 0) {
+		*n = 0;
+		return EDO_READY;
+	}
+	size_t k = min_sz(len, EDO_FILE_MAX_BUF);
+	if (rc == 0)
+		rc = reserve(c, k);
+	if (rc == 0) {
+		/* Bytes read ahead are given back before writing. */
+		c->seek_first = -(off_t)(c->len - c->pos);
+		memcpy(c->buf, src, k);
+		c->pos = 0;
+		c->len = k;
+		rc = start(f, OP_WRITE);
+		if (rc < 0)
+			c->pos = c->len = 0;
+	}
+	*n = rc < 0 ? rc : (ssize_t)k;
+	return EDO_READY;
+}
+
+static edo_poll file_poll_flush(edo_stream *s, edo_cx *cx, int *rc)
+{
+	edo_file *f = (edo_file *)s;
+	int kind;
+	if (wait_job(f, cx, &kind) == EDO_PENDING)
+		return EDO_PENDING;
+	keep_write_err(f, kind);
+	*rc = take_write_err(f);
+	return EDO_READY;
+}
+
+static void file_drop(edo_stream *s)
+{
+	edo_file *f = (edo_file *)s;
+	/* A job in flight finishes on its own and drops its reference. */
+	if (f->join)
+		edo_join_detach(f->join);
+	core_put(f->c);
+	free(f);
+}
+
+static const edo_stream_vtable file_vt = {
+	.poll_read = file_poll_read,
+	.poll_write = file_poll_write,
+	.poll_flush = file_poll_flush,
+	.poll_shutdown = file_poll_flush,
+	.drop = file_drop,
+};
+
+int edo__file_new(int fd, bool owns_fd, bool mandatory_reads, edo_file **out)
+{
+	edo_file *f = calloc(1, sizeof *f);
+	file_core *c = calloc(1, sizeof *c);
+	if (!f || !c) {
+		free(f);
+		free(c);
+		return -ENOMEM;
+	}
+	atomic_init(&c->refs, 1);
+	c->fd = fd;
+	c->owns_fd = owns_fd;
+	f->base.vt = &file_vt;
+	f->c = c;
+	f->mandatory_reads = mandatory_reads;
+	*out = f;
+	return 0;
+}
+
+int edo_file_from_fd(int fd, edo_file **out)
+{
+	if (fd < 0 || !out)
+		return -EINVAL;
+	return edo__file_new(fd, true, true, out);
+}
+
+edo_stream *edo_file_stream(edo_file *f)
+{
+	return f ? &f->base : NULL;
+}
+
+void edo_file_close(edo_file *f)
+{
+	if (f)
+		file_drop(&f->base);
+}
+
+/* ---- seek, sync, set_len, metadata ---------------------------------------------------------------- */
+
+static edo_poll op_poll(edo_future *base, edo_cx *cx)
+{
+	edo_file_op_fut *o = (edo_file_op_fut *)base;
+	edo_file *f = o->file_;
+	if (!f)
+		return EDO_READY; /* bad input, rc set */
+	file_core *c = f->c;
+	int kind;
+	if (!o->started_) {
+		if (wait_job(f, cx, &kind) == EDO_PENDING)
+			return EDO_PENDING;
+		keep_write_err(f, kind);
+		if ((o->rc = take_write_err(f)) < 0)
+			return EDO_READY;
+		size_t unread = c->len - c->pos;
+		if (o->kind_ == OP_SEEK) {
+			c->arg = o->arg_ - (o->whence_ == SEEK_CUR ? (off_t)unread : 0);
+			c->whence = o->whence_;
+			c->pos = c->len = 0;
+		} else if (o->kind_ == OP_SET_LEN) {
+			c->arg = o->arg_;
+			c->seek_first = -(off_t)unread;
+			c->pos = c->len = 0;
+		}
+		if ((o->rc = start(f, o->kind_)) < 0)
+			return EDO_READY;
+		o->started_ = true;
+	}
+	if (wait_job(f, cx, &kind) == EDO_PENDING)
+		return EDO_PENDING;
+	o->rc = c->res < 0 ? (int)c->res : 0;
+	if (o->kind_ == OP_SEEK && c->res >= 0)
+		o->pos = (off_t)c->res;
+	if (o->kind_ == OP_FSTAT)
+		o->st = c->st;
+	return EDO_READY;
+}
+
+static const edo_future_vtable op_vt = {.poll = op_poll, .drop = NULL};
+
+static edo_future *op_init(edo_file_op_fut *o, edo_file *file, int kind, off_t arg, int whence)
+{
+	*o = (edo_file_op_fut){
+		.base = {&op_vt}, .file_ = file, .kind_ = kind, .arg_ = arg, .whence_ = whence};
+	if (!file)
+		o->rc = -EINVAL;
+	return &o->base;
+}
+
+edo_future *edo_file_seek(edo_file_op_fut *f, edo_file *file, off_t offset, int whence)
+{
+	op_init(f, file, OP_SEEK, offset, whence);
+	if (whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END) {
+		f->file_ = NULL;
+		f->rc = -EINVAL;
+	}
+	return &f->base;
+}
+
+edo_future *edo_file_sync_all(edo_file_op_fut *f, edo_file *file)
+{
+	return op_init(f, file, OP_SYNC_ALL, 0, 0);
+}
+
+edo_future *edo_file_sync_data(edo_file_op_fut *f, edo_file *file)
+{
+	return op_init(f, file, OP_SYNC_DATA, 0, 0);
+}
+
+edo_future *edo_file_set_len(edo_file_op_fut *f, edo_file *file, off_t len)
+{
+	op_init(f, file, OP_SET_LEN, len, 0);
+	if (len < 0) {
+		f->file_ = NULL;
+		f->rc = -EINVAL;
+	}
+	return &f->base;
+}
+
+edo_future *edo_file_metadata(edo_file_op_fut *f, edo_file *file)
+{
+	return op_init(f, file, OP_FSTAT, 0, 0);
+}
+
+/* ---- stdin, stdout, stderr ------------------------------------------------------------------------- */
+
+static int std_stream(int fd, edo_stream **out)
+{
+	if (!out)
+		return -EINVAL;
+	edo_file *f;
+	/* stdin's reads may wait for input forever: not mandatory, so that
+	 * shutdown does not wait for one that has not started. */
+	int rc = edo__file_new(fd, false, fd != 0, &f);
+	if (rc == 0)
+		*out = &f->base;
+	return rc;
+}
+
+int edo_stdin(edo_stream **out)
+{
+	return std_stream(0, out);
+}
+
+int edo_stdout(edo_stream **out)
+{
+	return std_stream(1, out);
+}
+
+int edo_stderr(edo_stream **out)
+{
+	return std_stream(2, out);
+}

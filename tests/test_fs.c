@@ -1,0 +1,863 @@
+#define _GNU_SOURCE
+/* Files: whole-file round trips, files as streams (buffered writes, read-
+ * ahead, seek, set_len, sync, append), every error path with its errno,
+ * directories (create_dir_all, a 10,000-entry listing, remove_dir_all),
+ * symlinks and hard links, permissions, writes that survive a runtime
+ * shutdown, abandoned operations, stdin and stdout. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "edo.h"
+#include "harness.h"
+
+static edo_runtime *make_rt(edo_rt_flavor flavor)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, flavor);
+	b.worker_threads = 2;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	return rt;
+}
+
+static char tmp_root[64];
+
+static void make_tmp(void)
+{
+	snprintf(tmp_root, sizeof tmp_root, "/tmp/edo-fs-XXXXXX");
+	CHECK(mkdtemp(tmp_root) != NULL);
+}
+
+static int open_fds(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 4096; fd++) {
+		if (fcntl(fd, F_GETFD) < 0)
+			continue;
+		n++;
+		if (getenv("EDO_FS_DEBUG")) {
+			char l[64], t[256] = "";
+			snprintf(l, sizeof l, "/proc/self/fd/%d", fd);
+			ssize_t r = readlink(l, t, sizeof t - 1);
+			fprintf(stderr, "fd %d -> %s\n", fd, r > 0 ? t : "?");
+		}
+	}
+	return n;
+}
+
+/* The descriptors once the blocking pool's last thread has let go of the
+ * runtime (it may drop the runtime's epoll and eventfd a moment after
+ * edo_runtime_free() returns). */
+static int settled_fds(int want)
+{
+	int n = open_fds();
+	for (int i = 0; i < 400 && n != want; i++) {
+		usleep(5000);
+		n = open_fds();
+	}
+	return n;
+}
+
+/* Run a coroutine on both flavours, in a fresh temporary directory. */
+#define RUN_BOTH(fn)                                                                               \
+	do {                                                                                       \
+		for (int fl_ = EDO_RT_CURRENT_THREAD; fl_ <= EDO_RT_MULTI_THREAD; fl_++) {         \
+			make_tmp();                                                                \
+			int fds_ = open_fds();                                                     \
+			edo_runtime *rt_ = make_rt((edo_rt_flavor)fl_);                            \
+			fn##_frame f_ = {EDO_FRAME_INIT(fn)};                                      \
+			CHECK_EQ(edo_block_on(rt_, &f_.edo_base), 0);                              \
+			CHECK_EQ(edo_runtime_free(rt_), 0);                                        \
+			CHECK_EQ(settled_fds(fds_), fds_);                                         \
+			CHECK_EQ(rmdir(tmp_root), 0); /* the test cleaned up after itself */       \
+		}                                                                                  \
+	} while (0)
+
+/* Paths under the temporary directory, into self->p / self->q. */
+#define P(...) (snprintf(self->p, sizeof self->p, "%s/" __VA_ARGS__), self->p)
+#define Q(...) (snprintf(self->q, sizeof self->q, "%s/" __VA_ARGS__), self->q)
+
+/* Await a path operation in self->op (its earlier outputs freed first). */
+#define FS(call)                                                                                   \
+	do {                                                                                       \
+		edo_fs_fut_clear(&self->op);                                                       \
+		EDO_AWAIT(call);                                                                   \
+	} while (0)
+
+/* ---- whole files, metadata, rename, copy, remove ------------------------------------------------ */
+
+typedef struct whole_frame {
+	EDO_FRAME;
+	char p[PATH_MAX], q[PATH_MAX];
+	edo_fs_fut op;
+	char *big;
+} whole_frame;
+
+static void whole_cleanup(whole_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+	free(self->big);
+}
+
+#define BIG (3 << 20)
+
+EDO_ASYNC(whole, whole_frame, whole_cleanup)
+{
+	EDO_BEGIN();
+	FS(edo_fs_write(&self->op, P("a.txt", tmp_root), "hello, edo\n", 11));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK_EQ(self->op.n, 11u);
+	FS(edo_fs_read(&self->op, P("a.txt", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK_EQ(self->op.data.len, 11u);
+	CHECK(memcmp(self->op.data.data, "hello, edo\n", 11) == 0);
+	FS(edo_fs_metadata(&self->op, P("a.txt", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK_EQ(self->op.st.st_size, 11);
+	CHECK(S_ISREG(self->op.st.st_mode));
+	/* An empty file, and a big one. */
+	FS(edo_fs_write(&self->op, P("empty", tmp_root), NULL, 0));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_read(&self->op, P("empty", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK_EQ(self->op.data.len, 0u);
+	self->big = malloc(BIG);
+	for (size_t i = 0; i < BIG; i++)
+		self->big[i] = (char)(i * 31 + (i >> 9));
+	FS(edo_fs_write(&self->op, P("big", tmp_root), self->big, BIG));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_read(&self->op, P("big", tmp_root)));
+	CHECK_EQ(self->op.data.len, (size_t)BIG);
+	CHECK(memcmp(self->op.data.data, self->big, BIG) == 0);
+	/* try_exists. */
+	FS(edo_fs_try_exists(&self->op, P("big", tmp_root)));
+	CHECK_EQ(self->op.rc, 1);
+	FS(edo_fs_try_exists(&self->op, P("nope", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	/* copy keeps the bytes and the permission bits. */
+	CHECK_EQ(chmod(P("big", tmp_root), 0640), 0);
+	FS(edo_fs_copy(&self->op, P("big", tmp_root), Q("big2", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK_EQ(self->op.n, (uint64_t)BIG);
+	FS(edo_fs_metadata(&self->op, Q("big2", tmp_root)));
+	CHECK_EQ(self->op.st.st_mode & 07777, 0640u);
+	FS(edo_fs_read(&self->op, Q("big2", tmp_root)));
+	CHECK(memcmp(self->op.data.data, self->big, BIG) == 0);
+	/* rename replaces. */
+	FS(edo_fs_rename(&self->op, P("a.txt", tmp_root), Q("big2", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_read(&self->op, Q("big2", tmp_root)));
+	CHECK_EQ(self->op.data.len, 11u);
+	/* set_permissions. */
+	FS(edo_fs_set_permissions(&self->op, Q("big2", tmp_root), 0600));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_metadata(&self->op, Q("big2", tmp_root)));
+	CHECK_EQ(self->op.st.st_mode & 07777, 0600u);
+	/* remove. */
+	FS(edo_fs_remove_file(&self->op, P("big", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_remove_file(&self->op, P("big2", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_remove_file(&self->op, P("empty", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	EDO_END();
+}
+
+TEST(whole_file_round_trip)
+{
+	RUN_BOTH(whole);
+}
+
+/* ---- files as streams -------------------------------------------------------------------------------- */
+
+typedef struct stream_frame {
+	EDO_FRAME;
+	char p[PATH_MAX], q[PATH_MAX];
+	edo_fs_fut op;
+	edo_file_open_fut of;
+	edo_file *f;
+	edo_file_op_fut fo;
+	edo_write_all_fut wa;
+	edo_read_to_end_fut rte;
+	edo_read_exact_fut rx;
+	edo_buf buf;
+	char *big;
+	char small[64];
+	ssize_t n;
+	int rc;
+} stream_frame;
+
+static void stream_cleanup(stream_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+	edo_file_close(self->f);
+	edo_buf_free(&self->buf);
+	free(self->big);
+}
+
+#define STREAM_BIG (5 << 20) /* more than two 2 MiB buffers */
+
+EDO_ASYNC(streams, stream_frame, stream_cleanup)
+{
+	EDO_BEGIN();
+	self->big = malloc(STREAM_BIG);
+	for (size_t i = 0; i < STREAM_BIG; i++)
+		self->big[i] = (char)(i * 13 + (i >> 12));
+	/* Create, write (in 2 MiB pieces), flush. */
+	EDO_AWAIT(edo_file_create(&self->of, P("s", tmp_root)));
+	CHECK_EQ(self->of.rc, 0);
+	self->f = self->of.file;
+	EDO_AWAIT(edo_write_all(&self->wa, edo_file_stream(self->f), self->big, STREAM_BIG));
+	CHECK_EQ(self->wa.rc, 0);
+	EDO_AWAIT_POLL(edo_stream_poll_flush(edo_file_stream(self->f), cx, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	/* Reading a write-only file fails. */
+	EDO_AWAIT_POLL(
+		edo_stream_poll_read(edo_file_stream(self->f), cx, self->small, 8, &self->n));
+	CHECK_EQ(self->n, -EBADF);
+	edo_file_close(self->f);
+	self->f = NULL;
+	/* Read it back whole. */
+	EDO_AWAIT(edo_file_open(&self->of, P("s", tmp_root), NULL));
+	CHECK_EQ(self->of.rc, 0);
+	self->f = self->of.file;
+	EDO_AWAIT(edo_read_to_end(&self->rte, edo_file_stream(self->f), &self->buf));
+	CHECK_EQ(self->rte.rc, 0);
+	CHECK_EQ(self->buf.len, (size_t)STREAM_BIG);
+	CHECK(memcmp(self->buf.data, self->big, STREAM_BIG) == 0);
+	/* Seek, and read exactly. */
+	EDO_AWAIT(edo_file_seek(&self->fo, self->f, 1000, SEEK_SET));
+	CHECK_EQ(self->fo.rc, 0);
+	CHECK_EQ(self->fo.pos, 1000);
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_file_stream(self->f), self->small, 64));
+	CHECK_EQ(self->rx.rc, 0);
+	CHECK(memcmp(self->small, self->big + 1000, 64) == 0);
+	EDO_AWAIT(edo_file_seek(&self->fo, self->f, -10, SEEK_END));
+	CHECK_EQ(self->fo.pos, STREAM_BIG - 10);
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_file_stream(self->f), self->small, 20));
+	CHECK_EQ(self->rx.rc, EDO_EEOF);
+	CHECK_EQ(self->rx.n, 10u);
+	EDO_AWAIT(edo_file_seek(&self->fo, self->f, -1, SEEK_SET));
+	CHECK_EQ(self->fo.rc, -EINVAL);
+	EDO_AWAIT(edo_file_seek(&self->fo, self->f, 0, 42));
+	CHECK_EQ(self->fo.rc, -EINVAL);
+	/* Writing a read-only file: the write is buffered, the flush reports it. */
+	EDO_AWAIT_POLL(edo_stream_poll_write(edo_file_stream(self->f), cx, "x", 1, &self->n));
+	CHECK_EQ(self->n, 1);
+	EDO_AWAIT_POLL(edo_stream_poll_flush(edo_file_stream(self->f), cx, &self->rc));
+	CHECK_EQ(self->rc, -EBADF);
+	EDO_AWAIT_POLL(edo_stream_poll_flush(edo_file_stream(self->f), cx, &self->rc));
+	CHECK_EQ(self->rc, 0); /* reported once */
+	edo_file_close(self->f);
+	self->f = NULL;
+
+	/* Read, then write: bytes read ahead are given back first. */
+	EDO_AWAIT(edo_file_open(&self->of, P("s", tmp_root),
+				&(edo_open_opts){.read = true, .write = true}));
+	CHECK_EQ(self->of.rc, 0);
+	self->f = self->of.file;
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_file_stream(self->f), self->small, 10));
+	CHECK_EQ(self->rx.rc, 0);
+	EDO_AWAIT(edo_write_all(&self->wa, edo_file_stream(self->f), "WRITTEN", 7));
+	CHECK_EQ(self->wa.rc, 0);
+	/* set_len flushes first. */
+	EDO_AWAIT(edo_file_set_len(&self->fo, self->f, 100));
+	CHECK_EQ(self->fo.rc, 0);
+	EDO_AWAIT(edo_file_metadata(&self->fo, self->f));
+	CHECK_EQ(self->fo.rc, 0);
+	CHECK_EQ(self->fo.st.st_size, 100);
+	EDO_AWAIT(edo_file_sync_all(&self->fo, self->f));
+	CHECK_EQ(self->fo.rc, 0);
+	EDO_AWAIT(edo_file_sync_data(&self->fo, self->f));
+	CHECK_EQ(self->fo.rc, 0);
+	EDO_AWAIT(edo_file_seek(&self->fo, self->f, 0, SEEK_CUR));
+	CHECK_EQ(self->fo.pos, 17);
+	edo_file_close(self->f);
+	self->f = NULL;
+	FS(edo_fs_read(&self->op, P("s", tmp_root)));
+	CHECK_EQ(self->op.data.len, 100u);
+	CHECK(memcmp(self->op.data.data, self->big, 10) == 0);
+	CHECK(memcmp(self->op.data.data + 10, "WRITTEN", 7) == 0);
+	CHECK(memcmp(self->op.data.data + 17, self->big + 17, 83) == 0);
+
+	/* Append. */
+	EDO_AWAIT(edo_file_open(&self->of, P("s", tmp_root), &(edo_open_opts){.append = true}));
+	CHECK_EQ(self->of.rc, 0);
+	self->f = self->of.file;
+	EDO_AWAIT(edo_write_all(&self->wa, edo_file_stream(self->f), "tail", 4));
+	EDO_AWAIT_POLL(edo_stream_poll_shutdown(edo_file_stream(self->f), cx, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	edo_file_close(self->f);
+	self->f = NULL;
+	FS(edo_fs_metadata(&self->op, P("s", tmp_root)));
+	CHECK_EQ(self->op.st.st_size, 104);
+
+	/* create_new. */
+	EDO_AWAIT(edo_file_open(&self->of, P("s", tmp_root),
+				&(edo_open_opts){.write = true, .create_new = true}));
+	CHECK_EQ(self->of.rc, -EEXIST);
+	EDO_AWAIT(edo_file_open(&self->of, P("new", tmp_root),
+				&(edo_open_opts){.write = true, .create_new = true, .mode = 0604}));
+	CHECK_EQ(self->of.rc, 0);
+	edo_file_close(self->of.file);
+	FS(edo_fs_metadata(&self->op, P("new", tmp_root)));
+	CHECK_EQ(self->op.st.st_mode & 0777 & ~0022u, 0604u & ~0022u);
+	FS(edo_fs_remove_file(&self->op, P("new", tmp_root)));
+	FS(edo_fs_remove_file(&self->op, P("s", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	EDO_END();
+}
+
+TEST(file_streams)
+{
+	RUN_BOTH(streams);
+}
+
+/* ---- error paths ------------------------------------------------------------------------------------- */
+
+typedef struct errs_frame {
+	EDO_FRAME;
+	char p[PATH_MAX], q[PATH_MAX];
+	char longname[PATH_MAX + 16];
+	char name[301];
+	edo_fs_fut op;
+	edo_file_open_fut of;
+	edo_read_dir_fut rd;
+} errs_frame;
+
+static void errs_cleanup(errs_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+}
+
+#define EXPECT(call, err)                                                                          \
+	do {                                                                                       \
+		FS(call);                                                                          \
+		CHECK_EQ(self->op.rc, err);                                                        \
+	} while (0)
+
+EDO_ASYNC(errs, errs_frame, errs_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(mkdir(P("dir", tmp_root), 0755), 0);
+	CHECK_EQ(close(open(P("dir/f", tmp_root), O_CREAT | O_WRONLY, 0644)), 0);
+	CHECK_EQ(close(open(P("file", tmp_root), O_CREAT | O_WRONLY, 0644)), 0);
+
+	EXPECT(edo_fs_read(&self->op, P("missing", tmp_root)), -ENOENT);
+	EXPECT(edo_fs_read(&self->op, P("dir", tmp_root)), -EISDIR);
+	EXPECT(edo_fs_read(&self->op, P("file/x", tmp_root)), -ENOTDIR);
+	EXPECT(edo_fs_write(&self->op, P("missing/x", tmp_root), "a", 1), -ENOENT);
+	EXPECT(edo_fs_write(&self->op, P("dir", tmp_root), "a", 1), -EISDIR);
+	EXPECT(edo_fs_metadata(&self->op, P("missing", tmp_root)), -ENOENT);
+	EXPECT(edo_fs_symlink_metadata(&self->op, P("missing", tmp_root)), -ENOENT);
+	EXPECT(edo_fs_try_exists(&self->op, P("file/x", tmp_root)), -ENOTDIR);
+	EXPECT(edo_fs_create_dir(&self->op, P("dir", tmp_root)), -EEXIST);
+	EXPECT(edo_fs_create_dir(&self->op, P("missing/x", tmp_root)), -ENOENT);
+	EXPECT(edo_fs_create_dir_all(&self->op, P("file", tmp_root)), -EEXIST);
+	EXPECT(edo_fs_create_dir_all(&self->op, P("file/a/b", tmp_root)), -ENOTDIR);
+	EXPECT(edo_fs_create_dir_all(&self->op, ""), -ENOENT);
+	EXPECT(edo_fs_remove_file(&self->op, P("missing", tmp_root)), -ENOENT);
+	EXPECT(edo_fs_remove_file(&self->op, P("dir", tmp_root)), -EISDIR);
+	EXPECT(edo_fs_remove_dir(&self->op, P("dir", tmp_root)), -ENOTEMPTY);
+	EXPECT(edo_fs_remove_dir(&self->op, P("file", tmp_root)), -ENOTDIR);
+	EXPECT(edo_fs_remove_dir(&self->op, P("missing", tmp_root)), -ENOENT);
+	EXPECT(edo_fs_remove_dir_all(&self->op, P("missing", tmp_root)), -ENOENT);
+	EXPECT(edo_fs_rename(&self->op, P("missing", tmp_root), Q("x", tmp_root)), -ENOENT);
+	EXPECT(edo_fs_rename(&self->op, P("file", tmp_root), Q("missing/x", tmp_root)), -ENOENT);
+	EXPECT(edo_fs_rename(&self->op, P("dir", tmp_root), Q("file", tmp_root)), -ENOTDIR);
+	EXPECT(edo_fs_copy(&self->op, P("missing", tmp_root), Q("x", tmp_root)), -ENOENT);
+	EXPECT(edo_fs_copy(&self->op, P("dir", tmp_root), Q("x", tmp_root)), -EISDIR);
+	EXPECT(edo_fs_copy(&self->op, P("file", tmp_root), Q("missing/x", tmp_root)), -ENOENT);
+	EXPECT(edo_fs_canonicalize(&self->op, P("missing", tmp_root)), -ENOENT);
+	EXPECT(edo_fs_symlink(&self->op, "anything", Q("file", tmp_root)), -EEXIST);
+	EXPECT(edo_fs_hard_link(&self->op, P("missing", tmp_root), Q("x", tmp_root)), -ENOENT);
+	EXPECT(edo_fs_hard_link(&self->op, P("file", tmp_root), Q("dir/f", tmp_root)), -EEXIST);
+	EXPECT(edo_fs_hard_link(&self->op, P("dir", tmp_root), Q("x", tmp_root)), -EPERM);
+	EXPECT(edo_fs_read_link(&self->op, P("file", tmp_root)), -EINVAL);
+	EXPECT(edo_fs_read_link(&self->op, P("missing", tmp_root)), -ENOENT);
+	EXPECT(edo_fs_set_permissions(&self->op, P("missing", tmp_root), 0600), -ENOENT);
+	/* A name longer than NAME_MAX; a path longer than PATH_MAX. */
+	memset(self->name, 'n', 300);
+	self->name[300] = 0;
+	EXPECT(edo_fs_metadata(&self->op, P("%s", tmp_root, self->name)), -ENAMETOOLONG);
+	memset(self->longname, 'a', sizeof self->longname - 1);
+	self->longname[sizeof self->longname - 1] = 0;
+	EXPECT(edo_fs_metadata(&self->op, self->longname), -ENAMETOOLONG);
+	/* Bad input, reported without a system call. */
+	EXPECT(edo_fs_read(&self->op, NULL), -EINVAL);
+	EXPECT(edo_fs_rename(&self->op, P("file", tmp_root), NULL), -EINVAL);
+	EXPECT(edo_fs_write(&self->op, P("file", tmp_root), NULL, 5), -EINVAL);
+	/* Opening. */
+	EDO_AWAIT(edo_file_open(&self->of, P("missing", tmp_root), NULL));
+	CHECK_EQ(self->of.rc, -ENOENT);
+	EDO_AWAIT(edo_file_open(&self->of, P("dir", tmp_root), &(edo_open_opts){.write = true}));
+	CHECK_EQ(self->of.rc, -EISDIR);
+	EDO_AWAIT(edo_file_open(&self->of, P("file", tmp_root), &(edo_open_opts){0}));
+	CHECK_EQ(self->of.rc, -EINVAL); /* no access mode */
+	EDO_AWAIT(edo_file_open(&self->of, P("file", tmp_root),
+				&(edo_open_opts){.read = true, .truncate = true}));
+	CHECK_EQ(self->of.rc, -EINVAL); /* truncate without write */
+	EDO_AWAIT(edo_file_open(&self->of, P("file", tmp_root),
+				&(edo_open_opts){.append = true, .truncate = true}));
+	CHECK_EQ(self->of.rc, -EINVAL);
+	EDO_AWAIT(edo_file_open(&self->of, P("x", tmp_root),
+				&(edo_open_opts){.read = true, .create = true}));
+	CHECK_EQ(self->of.rc, -EINVAL); /* create without write */
+	EDO_AWAIT(edo_file_open(&self->of, P("file", tmp_root),
+				&(edo_open_opts){.read = true, .flags = O_DIRECTORY}));
+	CHECK_EQ(self->of.rc, -ENOTDIR);
+	EDO_AWAIT(edo_file_open(&self->of, NULL, NULL));
+	CHECK_EQ(self->of.rc, -EINVAL);
+	/* Listing. */
+	EDO_AWAIT(edo_read_dir_open(&self->rd, P("missing", tmp_root)));
+	CHECK_EQ(self->rd.rc, -ENOENT);
+	EDO_AWAIT(edo_read_dir_open(&self->rd, P("file", tmp_root)));
+	CHECK_EQ(self->rd.rc, -ENOTDIR);
+	/* Permission checks mean nothing to root. */
+	if (geteuid() != 0) {
+		CHECK_EQ(chmod(P("dir", tmp_root), 0), 0);
+		EXPECT(edo_fs_read(&self->op, P("dir/f", tmp_root)), -EACCES);
+		EDO_AWAIT(edo_read_dir_open(&self->rd, P("dir", tmp_root)));
+		CHECK_EQ(self->rd.rc, -EACCES);
+		CHECK_EQ(chmod(P("dir", tmp_root), 0755), 0);
+	}
+	EXPECT(edo_fs_remove_dir_all(&self->op, P("dir", tmp_root)), 0);
+	EXPECT(edo_fs_remove_file(&self->op, P("file", tmp_root)), 0);
+	EDO_END();
+}
+
+TEST(error_paths)
+{
+	RUN_BOTH(errs);
+}
+
+/* ---- directories -------------------------------------------------------------------------------------- */
+
+#define ENTRIES 10000
+
+typedef struct dirs_frame {
+	EDO_FRAME;
+	char p[PATH_MAX], q[PATH_MAX];
+	edo_fs_fut op;
+	edo_read_dir_fut rd;
+	edo_read_dir *d;
+	edo_dir_entry e;
+	unsigned char *seen;
+	int rc, count, dirs;
+} dirs_frame;
+
+static void dirs_cleanup(dirs_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+	edo_read_dir_close(self->d);
+	free(self->seen);
+}
+
+EDO_ASYNC(dirs, dirs_frame, dirs_cleanup)
+{
+	EDO_BEGIN();
+	/* create_dir_all: new, existing, with trailing slashes. */
+	FS(edo_fs_create_dir_all(&self->op, P("a/b/c/d", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_create_dir_all(&self->op, P("a/b/c/d", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_create_dir_all(&self->op, P("a/b2//c2/", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_metadata(&self->op, P("a/b2/c2", tmp_root)));
+	CHECK(S_ISDIR(self->op.st.st_mode));
+	FS(edo_fs_create_dir(&self->op, P("a/e", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+
+	/* 10,000 entries, listed. */
+	FS(edo_fs_create_dir(&self->op, P("many", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	for (int i = 0; i < ENTRIES; i++) {
+		if (i % 1000 == 0)
+			CHECK_EQ(mkdir(P("many/d%05d", tmp_root, i), 0755), 0);
+		else
+			CHECK_EQ(close(open(P("many/f%05d", tmp_root, i), O_CREAT | O_WRONLY,
+					    0644)),
+				 0);
+	}
+	EDO_AWAIT(edo_read_dir_open(&self->rd, P("many", tmp_root)));
+	CHECK_EQ(self->rd.rc, 0);
+	self->d = self->rd.dir;
+	self->seen = calloc(ENTRIES, 1);
+	for (;;) {
+		EDO_AWAIT_POLL(edo_read_dir_poll_next(self->d, cx, &self->e, &self->rc));
+		CHECK_GE(self->rc, 0);
+		if (self->rc == 0)
+			break;
+		int i = atoi(self->e.name + 1);
+		CHECK(i >= 0 && i < ENTRIES);
+		CHECK_EQ(self->seen[i], 0);
+		self->seen[i] = 1;
+		CHECK_EQ(self->e.type, self->e.name[0] == 'd' ? DT_DIR : DT_REG);
+		CHECK_GT(self->e.ino, 0u);
+		self->dirs += self->e.type == DT_DIR;
+		self->count++;
+	}
+	CHECK_EQ(self->count, ENTRIES);
+	CHECK_EQ(self->dirs, ENTRIES / 1000);
+	/* The end stays the end. */
+	EDO_AWAIT_POLL(edo_read_dir_poll_next(self->d, cx, &self->e, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	edo_read_dir_close(self->d);
+	self->d = NULL;
+	/* An empty directory lists nothing; closing a listing halfway is fine. */
+	EDO_AWAIT(edo_read_dir_open(&self->rd, P("a/e", tmp_root)));
+	CHECK_EQ(self->rd.rc, 0);
+	self->d = self->rd.dir;
+	EDO_AWAIT_POLL(edo_read_dir_poll_next(self->d, cx, &self->e, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	edo_read_dir_close(self->d);
+	self->d = NULL;
+	EDO_AWAIT(edo_read_dir_open(&self->rd, P("many", tmp_root)));
+	self->d = self->rd.dir;
+	EDO_AWAIT_POLL(edo_read_dir_poll_next(self->d, cx, &self->e, &self->rc));
+	CHECK_EQ(self->rc, 1);
+	edo_read_dir_close(self->d);
+	self->d = NULL;
+
+	/* remove_dir_all of 10,000 entries and a tree. */
+	FS(edo_fs_remove_dir_all(&self->op, P("many", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_remove_dir_all(&self->op, P("a", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_try_exists(&self->op, P("a", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	EDO_END();
+}
+
+TEST(directories)
+{
+	RUN_BOTH(dirs);
+}
+
+/* ---- symlinks, hard links, canonicalize ---------------------------------------------------------------- */
+
+typedef struct links_frame {
+	EDO_FRAME;
+	char p[PATH_MAX], q[PATH_MAX];
+	edo_fs_fut op;
+	ino_t ino;
+} links_frame;
+
+static void links_cleanup(links_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+}
+
+EDO_ASYNC(links, links_frame, links_cleanup)
+{
+	EDO_BEGIN();
+	FS(edo_fs_create_dir_all(&self->op, P("real/sub", tmp_root)));
+	FS(edo_fs_write(&self->op, P("real/sub/file", tmp_root), "data", 4));
+	CHECK_EQ(self->op.rc, 0);
+	/* A symlink: read_link, lstat vs stat, canonicalize. */
+	FS(edo_fs_symlink(&self->op, "real/sub", Q("link", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_read_link(&self->op, P("link", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK_STREQ(self->op.path, "real/sub");
+	FS(edo_fs_symlink_metadata(&self->op, P("link", tmp_root)));
+	CHECK(S_ISLNK(self->op.st.st_mode));
+	FS(edo_fs_metadata(&self->op, P("link", tmp_root)));
+	CHECK(S_ISDIR(self->op.st.st_mode));
+	FS(edo_fs_canonicalize(&self->op, P("link/../sub/./file", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	{
+		char want[PATH_MAX];
+		CHECK(realpath(tmp_root, want) != NULL);
+		strcat(want, "/real/sub/file");
+		CHECK_STREQ(self->op.path, want);
+	}
+	/* A dangling symlink does not "exist". */
+	FS(edo_fs_symlink(&self->op, "nowhere", Q("dangling", tmp_root)));
+	FS(edo_fs_try_exists(&self->op, P("dangling", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_symlink_metadata(&self->op, P("dangling", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	/* A hard link is the same file. */
+	FS(edo_fs_hard_link(&self->op, P("real/sub/file", tmp_root), Q("hard", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_metadata(&self->op, P("hard", tmp_root)));
+	CHECK_EQ(self->op.st.st_nlink, 2u);
+	self->ino = self->op.st.st_ino;
+	FS(edo_fs_metadata(&self->op, P("real/sub/file", tmp_root)));
+	CHECK_EQ(self->op.st.st_ino, self->ino);
+	/* remove_dir_all never follows a symlink: through "tree/out" it must
+	 * not reach real/. */
+	FS(edo_fs_create_dir(&self->op, P("tree", tmp_root)));
+	FS(edo_fs_symlink(&self->op, P("real", tmp_root), Q("tree/out", tmp_root)));
+	FS(edo_fs_remove_dir_all(&self->op, P("tree", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_try_exists(&self->op, P("real/sub/file", tmp_root)));
+	CHECK_EQ(self->op.rc, 1);
+	/* ...and a symlink named directly is removed, not its target. */
+	FS(edo_fs_remove_dir_all(&self->op, P("link", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_try_exists(&self->op, P("real/sub", tmp_root)));
+	CHECK_EQ(self->op.rc, 1);
+	FS(edo_fs_remove_file(&self->op, P("dangling", tmp_root)));
+	FS(edo_fs_remove_file(&self->op, P("hard", tmp_root)));
+	FS(edo_fs_remove_dir_all(&self->op, P("real", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	EDO_END();
+}
+
+TEST(links)
+{
+	RUN_BOTH(links);
+}
+
+/* ---- writes survive the runtime's shutdown; abandoned operations -------------------------------------- */
+
+#define SURVIVE (4 << 20)
+
+typedef struct survive_frame {
+	EDO_FRAME;
+	char p[PATH_MAX];
+	char *data;
+	edo_file_open_fut of;
+	edo_write_all_fut wa;
+} survive_frame;
+
+EDO_ASYNC(survive, survive_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_AWAIT(edo_file_create(&self->of, P("survivor", tmp_root)));
+	CHECK_EQ(self->of.rc, 0);
+	/* The last 2 MiB are still being written when this returns; no flush. */
+	EDO_AWAIT(edo_write_all(&self->wa, edo_file_stream(self->of.file), self->data, SURVIVE));
+	CHECK_EQ(self->wa.rc, 0);
+	edo_file_close(self->of.file);
+	EDO_END();
+}
+
+/* A file write in flight when the task is cancelled by shutdown. */
+static atomic_bool written;
+
+typedef struct cancelled_frame {
+	EDO_FRAME;
+	char p[PATH_MAX];
+	char *data;
+	edo_file *f;
+	edo_file_open_fut of;
+	ssize_t n;
+	edo_sleep sl;
+} cancelled_frame;
+
+static void cancelled_cleanup(cancelled_frame *self)
+{
+	edo_file_close(self->f);
+}
+
+EDO_ASYNC(cancelled, cancelled_frame, cancelled_cleanup)
+{
+	EDO_BEGIN();
+	EDO_AWAIT(edo_file_create(&self->of, P("cancelled", tmp_root)));
+	CHECK_EQ(self->of.rc, 0);
+	self->f = self->of.file;
+	EDO_AWAIT_POLL(edo_stream_poll_write(edo_file_stream(self->f), cx, self->data,
+					     EDO_FILE_MAX_BUF, &self->n));
+	CHECK_EQ(self->n, (ssize_t)EDO_FILE_MAX_BUF);
+	atomic_store(&written, true);
+	EDO_AWAIT_SLEEP(&self->sl, EDO_SEC(1000)); /* cancelled here */
+	EDO_END();
+}
+
+typedef struct spawner_frame {
+	EDO_FRAME;
+	char *data;
+} spawner_frame;
+
+EDO_ASYNC(spawner, spawner_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(EDO_SPAWN(NULL, cancelled, .data = self->data), 0);
+	while (!atomic_load(&written))
+		EDO_YIELD();
+	EDO_END();
+}
+
+static void check_file(const char *path, const char *data, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+	CHECK_GE(fd, 0);
+	char *got = malloc(len + 1);
+	size_t n = 0;
+	ssize_t r;
+	while ((r = read(fd, got + n, len + 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	CHECK_EQ(n, len);
+	CHECK(memcmp(got, data, len) == 0);
+	free(got);
+	CHECK_EQ(unlink(path), 0);
+}
+
+TEST(writes_survive_shutdown)
+{
+	char *data = malloc(SURVIVE);
+	for (size_t i = 0; i < SURVIVE; i++)
+		data[i] = (char)(i * 7);
+	for (int fl = EDO_RT_CURRENT_THREAD; fl <= EDO_RT_MULTI_THREAD; fl++) {
+		make_tmp();
+		edo_runtime *rt = make_rt((edo_rt_flavor)fl);
+		survive_frame f = {EDO_FRAME_INIT(survive), .data = data};
+		CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+		check_file(f.p, data, SURVIVE);
+
+		atomic_store(&written, false);
+		rt = make_rt((edo_rt_flavor)fl);
+		spawner_frame s = {EDO_FRAME_INIT(spawner), .data = data};
+		CHECK_EQ(edo_block_on(rt, &s.edo_base), 0);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s/cancelled", tmp_root);
+		check_file(path, data, EDO_FILE_MAX_BUF);
+		CHECK_EQ(rmdir(tmp_root), 0);
+	}
+	free(data);
+}
+
+/* Operations dropped after their first poll: the pool finishes them and
+ * frees what they made (ASan: no leak; no descriptor left open). */
+typedef struct abandon_frame {
+	EDO_FRAME;
+	char p[PATH_MAX], q[PATH_MAX];
+	edo_fs_fut op;
+	edo_file_open_fut of;
+	edo_read_dir_fut rd;
+	int i;
+} abandon_frame;
+
+static void abandon_cleanup(abandon_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+}
+
+/* Poll once, then drop; if it was quick enough to finish, release what it made. */
+static void poll_once_and_drop(edo_future *f, edo_cx *cx, void (*release)(edo_future *))
+{
+	if (edo_future_poll(f, cx) == EDO_READY)
+		release(f);
+	edo_future_drop(f);
+}
+
+static void release_fs(edo_future *f)
+{
+	edo_fs_fut_clear((edo_fs_fut *)f);
+}
+
+static void release_open(edo_future *f)
+{
+	edo_file_close(((edo_file_open_fut *)f)->file);
+}
+
+static void release_dir(edo_future *f)
+{
+	edo_read_dir_close(((edo_read_dir_fut *)f)->dir);
+}
+
+EDO_ASYNC(abandon, abandon_frame, abandon_cleanup)
+{
+	EDO_BEGIN();
+	FS(edo_fs_write(&self->op, P("f", tmp_root), "0123456789", 10));
+	for (self->i = 0; self->i < 50; self->i++) {
+		poll_once_and_drop(edo_fs_read(&self->op, P("f", tmp_root)), cx, release_fs);
+		poll_once_and_drop(edo_fs_canonicalize(&self->op, P("f", tmp_root)), cx,
+				   release_fs);
+		poll_once_and_drop(edo_file_open(&self->of, P("f", tmp_root), NULL), cx,
+				   release_open);
+		poll_once_and_drop(edo_read_dir_open(&self->rd, tmp_root), cx, release_dir);
+		/* Never polled at all. */
+		edo_future_drop(edo_fs_write(&self->op, P("g", tmp_root), "x", 1));
+		EDO_YIELD();
+	}
+	FS(edo_fs_try_exists(&self->op, P("g", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_remove_file(&self->op, P("f", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	EDO_END();
+}
+
+TEST(abandoned_operations)
+{
+	RUN_BOTH(abandon);
+}
+
+/* ---- stdin and stdout ------------------------------------------------------------------------------------- */
+
+typedef struct stdio_frame {
+	EDO_FRAME;
+	edo_stream *in, *out;
+	edo_buf buf;
+	edo_read_to_end_fut rte;
+	edo_write_all_fut wa;
+	int rc;
+} stdio_frame;
+
+static void stdio_cleanup(stdio_frame *self)
+{
+	edo_stream_drop(self->in);
+	edo_stream_drop(self->out);
+	edo_buf_free(&self->buf);
+}
+
+EDO_ASYNC(stdio_copy, stdio_frame, stdio_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_stdin(&self->in), 0);
+	CHECK_EQ(edo_stdout(&self->out), 0);
+	EDO_AWAIT(edo_read_to_end(&self->rte, self->in, &self->buf));
+	CHECK_EQ(self->rte.rc, 0);
+	EDO_AWAIT(edo_write_all(&self->wa, self->out, self->buf.data, self->buf.len));
+	CHECK_EQ(self->wa.rc, 0);
+	EDO_AWAIT_POLL(edo_stream_poll_flush(self->out, cx, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	EDO_END();
+}
+
+TEST(stdin_to_stdout)
+{
+	make_tmp();
+	char in[PATH_MAX], out[PATH_MAX];
+	snprintf(in, sizeof in, "%s/in", tmp_root);
+	snprintf(out, sizeof out, "%s/out", tmp_root);
+	int fd = open(in, O_CREAT | O_WRONLY, 0644);
+	for (int i = 0; i < 10000; i++)
+		CHECK_EQ(write(fd, "line of stdin\n", 14), 14);
+	close(fd);
+	fflush(stdout);
+	int saved_in = dup(0), saved_out = dup(1);
+	CHECK_EQ(dup2(open(in, O_RDONLY), 0), 0);
+	CHECK_EQ(dup2(open(out, O_CREAT | O_WRONLY | O_TRUNC, 0644), 1), 1);
+	edo_runtime *rt = make_rt(EDO_RT_MULTI_THREAD);
+	stdio_frame f = {EDO_FRAME_INIT(stdio_copy)};
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	dup2(saved_in, 0);
+	dup2(saved_out, 1);
+	struct stat st;
+	CHECK_EQ(stat(out, &st), 0);
+	CHECK_EQ(st.st_size, 140000);
+	unlink(in);
+	unlink(out);
+	CHECK_EQ(rmdir(tmp_root), 0);
+	edo_stream *s;
+	CHECK_EQ(edo_stderr(&s), 0);
+	edo_stream_drop(s);
+	CHECK_EQ(edo_stdin(NULL), -EINVAL);
+}
+
+TEST_MAIN()
