@@ -8,7 +8,8 @@
 #                        make, cmake, binutils (readelf, nm: the install test)
 #   clang's sanitizers   libclang-rt-14-dev (`make test-asan` with clang)
 #   tests                pkg-config (the install test), valgrind, curl and wrk
-#                        (tests/http_server_test.sh), redis-tools (redis-cli and
+#                        (tests/http_server_test.sh), tmux (tests/console_test.sh
+#                        drives edo-console in it), redis-tools (redis-cli and
 #                        redis-benchmark: tests/mini_redis_test.sh) and
 #                        redis-server (the mini-redis benchmark's peer)
 #   aarch64 fibers       gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user
@@ -29,6 +30,7 @@ wanted=(
 	valgrind:valgrind
 	curl:curl
 	wrk:wrk
+	tmux:tmux
 	redis-cli:redis-tools
 	redis-server:redis-server
 	aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu

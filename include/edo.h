@@ -15,6 +15,7 @@
  *   edo/stream.h   byte streams: read/write utilities, buffering, copy, duplex
  *   edo/net.h      TCP, UDP and Unix sockets, address resolution
  *   edo/metrics.h  runtime and per-worker metrics
+ *   edo/trace.h    task dumps, the stall detector, the live console
  *   edo/signal.h   Unix signals and Ctrl-C
  *   edo/process.h  child processes with async pipes
  *   edo/fs.h       files, directories, stdin/stdout/stderr on the blocking pool
@@ -37,6 +38,7 @@
 #include "edo/stream.h"
 #include "edo/net.h"
 #include "edo/metrics.h"
+#include "edo/trace.h"
 #include "edo/sync.h"
 #include "edo/signal.h"
 #include "edo/process.h"

@@ -140,7 +140,7 @@ static void gate_drop(edo_future *f)
 	edo_waker_drop(w);
 }
 
-static const edo_future_vtable gate_vt = {gate_poll, gate_drop};
+static const edo_future_vtable gate_vt = {.poll = gate_poll, .drop = gate_drop};
 
 static void gate_init(gate *g, int nslots)
 {

@@ -320,7 +320,7 @@ static void guard_exit(guard_hdr *g, bool entered)
 		fn##_vt.drop(f);                                                                   \
 		guard_exit((guard_hdr *)f, in_);                                                   \
 	}                                                                                          \
-	static const edo_future_vtable fn##_gvt = {fn##__gpoll, fn##__gdrop}
+	static const edo_future_vtable fn##_gvt = {.poll = fn##__gpoll, .drop = fn##__gdrop}
 
 /* A child future that wakes its task by reference from inside the poll and
  * returns PENDING once (a wake while RUNNING). */
@@ -338,7 +338,7 @@ static edo_poll self_wake_poll(edo_future *f, edo_cx *cx)
 	edo_waker_wake_by_ref(cx->waker);
 	return EDO_PENDING;
 }
-static const edo_future_vtable self_wake_vt = {self_wake_poll, NULL};
+static const edo_future_vtable self_wake_vt = {.poll = self_wake_poll, .drop = NULL};
 
 /* A child future that keeps a clone of its task's waker (a reference cycle
  * that only dropping the future breaks) and never completes. */
@@ -358,7 +358,7 @@ static void never_drop(edo_future *f)
 	never_fut *n = (never_fut *)f;
 	edo_waker_drop(edo_waker_take(&n->w));
 }
-static const edo_future_vtable never_vt = {never_poll, never_drop};
+static const edo_future_vtable never_vt = {.poll = never_poll, .drop = never_drop};
 
 static uint64_t xorshift(uint64_t *s)
 {

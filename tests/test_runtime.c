@@ -70,7 +70,7 @@ static void slot_drop(edo_future *f)
 	atomic_fetch_add(&((slot_fut *)f)->s->drops, 1);
 }
 
-static const edo_future_vtable slot_vt = {slot_poll, slot_drop};
+static const edo_future_vtable slot_vt = {.poll = slot_poll, .drop = slot_drop};
 
 /* Release the slot and wake whoever waits on it (by value or by reference). */
 static void slot_release(slot *s, bool by_value)
@@ -240,7 +240,7 @@ TEST(builder_intervals_of_one)
 
 /* ==== edo_block_on ================================================================ */
 
-static const edo_future_vtable no_poll_vt = {NULL, NULL};
+static const edo_future_vtable no_poll_vt = {.poll = NULL, .drop = NULL};
 
 TEST(block_on_rejects_bad_input)
 {

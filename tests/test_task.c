@@ -187,7 +187,7 @@ static void probe_drop(edo_future *f)
 	atomic_fetch_add(&((probe *)f)->st->drops, 1);
 }
 
-static const edo_future_vtable probe_vt = {probe_poll, probe_drop};
+static const edo_future_vtable probe_vt = {.poll = probe_poll, .drop = probe_drop};
 
 #define PROBE(st_, mode_) ((probe){.base = {&probe_vt}, .st = (st_), .mode = (mode_)})
 
@@ -444,7 +444,7 @@ static edo_poll xw_poll(edo_future *f, edo_cx *cx)
 	return EDO_PENDING;
 }
 
-static const edo_future_vtable xw_vt = {xw_poll, NULL};
+static const edo_future_vtable xw_vt = {.poll = xw_poll, .drop = NULL};
 
 /* Serves the mailboxes of several tasks round-robin, so that the runtime
  * thread usually has another task to run while one waits for its wake. */
@@ -1101,7 +1101,7 @@ typedef struct spawn_bad_frame {
 	int done;
 } spawn_bad_frame;
 
-static const edo_future_vtable no_poll_vt = {NULL, NULL};
+static const edo_future_vtable no_poll_vt = {.poll = NULL, .drop = NULL};
 
 EDO_ASYNC(spawn_bad_main, spawn_bad_frame, NULL)
 {
@@ -1195,7 +1195,7 @@ static void sd_drop(edo_future *f)
 	atomic_fetch_add(s->forever ? &s->sh->drops_forever : &s->sh->drops_ready, 1);
 }
 
-static const edo_future_vtable sd_vt = {sd_poll, sd_drop};
+static const edo_future_vtable sd_vt = {.poll = sd_poll, .drop = sd_drop};
 
 #define SD_MAXH 512
 typedef struct sd_spawner {
@@ -1572,7 +1572,7 @@ static edo_poll many_ops_poll(edo_future *f, edo_cx *cx)
 	return EDO_READY;
 }
 
-static const edo_future_vtable many_ops_vt = {many_ops_poll, NULL};
+static const edo_future_vtable many_ops_vt = {.poll = many_ops_poll, .drop = NULL};
 
 typedef struct unc_frame {
 	EDO_FRAME;

@@ -788,7 +788,7 @@ static void slowpoke_drop(edo_future *f)
 	slowpoke_drops++;
 }
 
-static const edo_future_vtable slowpoke_vt = {slowpoke_poll, slowpoke_drop};
+static const edo_future_vtable slowpoke_vt = {.poll = slowpoke_poll, .drop = slowpoke_drop};
 
 typedef struct timeout_frame {
 	EDO_FRAME;
@@ -873,7 +873,7 @@ static edo_poll hog_poll(edo_future *f, edo_cx *cx)
 	return EDO_PENDING; /* its wake was deferred by the spent budget */
 }
 
-static const edo_future_vtable hog_vt = {hog_poll, NULL};
+static const edo_future_vtable hog_vt = {.poll = hog_poll, .drop = NULL};
 
 typedef struct hog_frame {
 	EDO_FRAME;

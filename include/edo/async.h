@@ -50,7 +50,10 @@
  *     statement expression that the body does not own.
  *
  * The frame records the source line it is parked at (`edo_as.line`), for
- * debuggers and task dumps.
+ * debuggers and task dumps; the vtable's `info` names the coroutine and its
+ * file and marks it as a coroutine (EDO_FUTURE_INFO_COROUTINE), so a task
+ * dump (edo/trace.h) prints "parked at file.c:123 in fn", and follows
+ * EDO_AWAIT into child coroutines.
  *
  * Requires GNU C (labels as values): gcc and clang both provide it.
  */
@@ -130,7 +133,9 @@ static inline void edo__async_finish(edo_async_state *as, void (*cleanup)(void *
 		void (*c_)(frame_t *) = cleanup;                                                   \
 		edo__async_finish(&s_->edo_as, (void (*)(void *))c_, s_);                          \
 	}                                                                                          \
-	linkage const edo_future_vtable fn##_vt = {fn##__poll, fn##__drop};                        \
+	static const edo_future_info fn##__info = {#fn, __FILE__, EDO_FUTURE_INFO_COROUTINE,       \
+						   NULL};                                          \
+	linkage const edo_future_vtable fn##_vt = {fn##__poll, fn##__drop, &fn##__info};           \
 	EDO__ASYNC_ATTR linkage edo_poll fn(frame_t *self, edo_cx *cx)
 
 /**

@@ -188,7 +188,7 @@ int edo_fiber_await(edo_future *fut);
 		int edo__frc_;                                                                     \
 		edo_cx *cx;                                                                        \
 		while ((cx = edo__fiber_poll_begin(&edo__frc_)) != NULL && (expr) == EDO_PENDING)  \
-			edo__fiber_poll_suspend();                                                 \
+			edo__fiber_poll_suspend_at(#expr, __FILE__, __LINE__);                     \
 		edo__frc_;                                                                         \
 	})
 
@@ -304,9 +304,11 @@ int *edo_errno_location(void);
  */
 int edo_worker_id(void);
 
-/* Private: the steps of EDO_FIBER_AWAIT_POLL. */
+/* Private: the steps of EDO_FIBER_AWAIT_POLL.  _at names the wait for task
+ * dumps (edo/trace.h): the expression and where it is. */
 edo_cx *edo__fiber_poll_begin(int *rc);
 void edo__fiber_poll_suspend(void);
+void edo__fiber_poll_suspend_at(const char *what, const char *file, int line);
 
 #ifdef __cplusplus
 }

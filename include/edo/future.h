@@ -72,12 +72,39 @@ typedef struct edo_cx {
 
 typedef struct edo_future edo_future;
 
+/** edo_future_info.flags: the future is a coroutine frame (starts with
+ *  EDO_FRAME), so a task dump may read the line it is parked at.  Only
+ *  EDO_ASYNC sets it. */
+#define EDO_FUTURE_INFO_COROUTINE 0x1u
+/** edo_future_info.flags: an Edo fiber task (edo/fiber.h). */
+#define EDO_FUTURE_INFO_FIBER 0x2u
+
+/**
+ * What a kind of future is, for task dumps (edo/trace.h).  Optional: a
+ * vtable without one (info == NULL) shows as an anonymous future.
+ */
+typedef struct edo_future_info {
+	const char *name; /**< a coroutine's function name, or what the future does */
+	const char *file; /**< the source file that defines it (a coroutine's body) */
+	unsigned flags;   /**< EDO_FUTURE_INFO_* */
+	/**
+	 * Where the future waits (may be NULL).  Sets *@op to a static string
+	 * naming the operation and *@line to a source line (0: none), and
+	 * returns the future it awaits in turn, or NULL.  Called only while the
+	 * future cannot be polled or dropped (the dump holds its task).
+	 */
+	const struct edo_future *(*inspect)(const struct edo_future *self, const char **op,
+					    const char **file, int *line);
+} edo_future_info;
+
 /** The operations of one kind of future. */
 typedef struct edo_future_vtable {
 	/** Make progress; see the file comment for the contract. */
 	edo_poll (*poll)(edo_future *self, edo_cx *cx);
 	/** Release everything; safe in every state; may be NULL if nothing to release. */
 	void (*drop)(edo_future *self);
+	/** For task dumps; may be NULL (EDO_ASYNC fills it for coroutines). */
+	const edo_future_info *info;
 } edo_future_vtable;
 
 /** Embed as the first member of every future.  vt == NULL means "empty slot". */

@@ -4,7 +4,16 @@
  * relaxed stores (no atomic read-modify-write on the hot path), at least
  * every event_interval ticks and whenever they park; a reading is therefore
  * a recent snapshot, not an instant.  Counters only grow, except the depth
- * gauges.  All functions are thread-safe.
+ * gauges and the mean.  All functions are thread-safe.
+ *
+ * These are Tokio's RuntimeMetrics: workers, alive tasks, inject queue
+ * depth, per-worker polls, steals, parks, unparks, local and remote
+ * schedules, overflows, local queue depth, busy time, mean poll time,
+ * budget-forced yields; blocking threads and queue depth; I/O driver
+ * registrations and events.  A poll-time histogram is opt-in
+ * (edo_runtime_builder.poll_time_histogram), as it reads the clock twice
+ * per poll.  Task dumps, the stall detector and the console are in
+ * edo/trace.h.
  */
 #ifndef EDO_METRICS_H
 #define EDO_METRICS_H
@@ -20,11 +29,16 @@ extern "C" {
 
 /** Runtime-wide figures. */
 typedef struct edo_runtime_metrics {
-	uint32_t workers;            /**< worker threads (1 on the current-thread runtime) */
-	size_t alive_tasks;          /**< tasks spawned and not yet completed */
-	size_t inject_queue_depth;   /**< tasks waiting in the remote (inject) queue */
-	size_t blocking_threads;     /**< threads in the blocking pool */
-	size_t blocking_queue_depth; /**< blocking tasks waiting for a thread */
+	uint32_t workers;             /**< worker threads (1 on the current-thread runtime) */
+	size_t alive_tasks;           /**< tasks spawned and not yet completed */
+	size_t inject_queue_depth;    /**< tasks waiting in the remote (inject) queue */
+	size_t blocking_threads;      /**< threads in the blocking pool */
+	size_t blocking_idle_threads; /**< of which idle, waiting for a job */
+	size_t blocking_queue_depth;  /**< blocking tasks waiting for a thread */
+	uint64_t io_registrations;    /**< descriptors ever registered with the I/O driver */
+	uint64_t io_deregistrations;  /**< of which deregistered */
+	uint64_t io_ready_events;     /**< readiness events the I/O driver dispatched */
+	uint64_t stalls;              /**< polls the stall detector reported (edo/trace.h) */
 } edo_runtime_metrics;
 
 /** One worker's counters. */
@@ -40,7 +54,21 @@ typedef struct edo_worker_metrics {
 	uint64_t local_queue_depth;    /**< tasks in its local queue (gauge) */
 	uint64_t busy_ns;              /**< time spent not parked */
 	uint64_t budget_forced_yields; /**< polls that found the coop budget spent */
+	/** Mean time of one task poll: an exponentially weighted moving
+	 *  average (weight 0.1 per poll, Tokio's worker_mean_poll_time).  With
+	 *  poll_time_histogram it averages measured polls; without, the busy
+	 *  time between publications divided by the polls in it (so it includes
+	 *  the scheduler's own work).  0 before the first poll. */
+	uint64_t mean_poll_ns;
+	uint64_t poll_time_ns; /**< total time in polls; 0 unless poll_time_histogram */
 } edo_worker_metrics;
+
+/**
+ * Buckets of the poll-time histogram: bucket 0 counts polls shorter than
+ * 128 ns, bucket i (1..30) polls of [2^(i+6), 2^(i+7)) ns, bucket 31 polls
+ * of 2^37 ns (about 137 s) or more: a log scale, one bucket per doubling.
+ */
+#define EDO_POLL_HISTOGRAM_BUCKETS 32
 
 /** edo_runtime_metrics_get() - runtime-wide figures; 0 or -EINVAL. */
 int edo_runtime_metrics_get(edo_runtime *rt, edo_runtime_metrics *out);
@@ -50,6 +78,23 @@ int edo_runtime_metrics_get(edo_runtime *rt, edo_runtime_metrics *out);
  * Returns 0, or -EINVAL for a NULL argument or a worker that does not exist.
  */
 int edo_worker_metrics_get(edo_runtime *rt, uint32_t worker, edo_worker_metrics *out);
+
+/**
+ * edo_worker_poll_histogram() - how many polls of worker @worker fell in
+ * each bucket (EDO_POLL_HISTOGRAM_BUCKETS of them, see above) into @out.
+ * Needs edo_runtime_builder.poll_time_histogram.  Counts are published as
+ * each poll ends.  Returns 0, -EINVAL (NULL, no such worker) or -ENOTSUP
+ * (the runtime was built without the histogram).
+ */
+int edo_worker_poll_histogram(edo_runtime *rt, uint32_t worker,
+			      uint64_t out[EDO_POLL_HISTOGRAM_BUCKETS]);
+
+/**
+ * edo_poll_histogram_bucket_range() - the bounds of bucket @i in
+ * nanoseconds: [*lo, *hi); *hi is UINT64_MAX for the last bucket.
+ * Returns 0, or -EINVAL for a bucket that does not exist.
+ */
+int edo_poll_histogram_bucket_range(unsigned i, uint64_t *lo, uint64_t *hi);
 
 #ifdef __cplusplus
 }

@@ -38,6 +38,7 @@ extern "C" {
 
 typedef struct edo_runtime edo_runtime;
 typedef struct edo_handle edo_handle;
+struct edo_stall_info; /* edo/trace.h */
 
 /** Which scheduler a runtime uses. */
 typedef enum edo_rt_flavor {
@@ -49,6 +50,20 @@ typedef enum edo_rt_flavor {
  * Callbacks a runtime makes at points of its life.  Every member may be NULL.
  * They run on the thread concerned, must not block, and must not call back
  * into the runtime except to read metrics.  @ud is the builder's hooks_ud.
+ *
+ * Thread hooks: on_thread_start/stop run on every thread the runtime starts
+ * to run tasks or blocking jobs (multi-thread workers, including a thread
+ * that takes a worker over in edo_block_in_place, and blocking-pool
+ * threads), not on a thread that calls edo_block_on() (the current-thread
+ * runtime's only thread is the caller's) nor on the "edo-trace" thread.
+ * on_thread_park/unpark run around each time a worker (or the
+ * current-thread runtime in edo_block_on) sleeps with nothing to do.
+ *
+ * Task hooks: on_task_spawn runs on the spawning thread once the task is
+ * bound (before it can run); before/after_task_poll around every poll, on
+ * the polling thread; on_task_terminate once, when the task completes or is
+ * cancelled, on the thread that finished it.  Blocking-pool jobs are tasks
+ * too.  Setting any task hook costs a predictable branch per poll.
  */
 typedef struct edo_runtime_hooks {
 	void (*on_thread_start)(void *ud);  /**< a runtime thread starts */
@@ -93,6 +108,28 @@ typedef struct edo_runtime_builder {
 	bool start_paused;
 	edo_runtime_hooks hooks;
 	void *hooks_ud;
+
+	/* ---- observability, all off by default (edo/trace.h) ---------------- */
+	/** Time every task poll (two clock reads per poll): the poll-time
+	 *  histogram, per-task busy time, an exact mean poll time. */
+	bool poll_time_histogram;
+	/** Report any task poll that runs longer than stall_threshold_ms, once
+	 *  per poll, from a watchdog thread (an atomic exchange per poll). */
+	bool stall_detection;
+	/** The stall threshold; 0 = EDO_STALL_THRESHOLD_DEFAULT_MS (100). */
+	unsigned stall_threshold_ms;
+	/** Where stall reports go (on the watchdog thread; must not block);
+	 *  NULL = one line on stderr. */
+	void (*on_stall)(void *ud, const struct edo_stall_info *stall);
+	void *stall_ud;
+	/** A signal (e.g. SIGQUIT) that makes the runtime write a task dump to
+	 *  stderr; 0 = none.  The handler is process-wide, chains to the one it
+	 *  replaced, and is removed when the runtime is freed. */
+	int dump_signal;
+	/** Serve metrics, tasks and stalls for `edo-console PATH` on a Unix
+	 *  socket created at this path with mode 0600 (an existing socket there
+	 *  is replaced; any other file is an error, -EEXIST); NULL = off. */
+	const char *console_path;
 } edo_runtime_builder;
 
 /**

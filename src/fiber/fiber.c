@@ -200,7 +200,33 @@ static void fiber_drop(edo_future *base)
 	fiber_finish(f);
 }
 
-static const edo_future_vtable fiber_vt = {.poll = fiber_poll, .drop = fiber_drop};
+/* For task dumps (src/runtime/trace/dump.c), which call it only while they
+ * hold the task, so the fiber is suspended or not started. */
+static const edo_future *fiber_inspect(const edo_future *base, const char **op, const char **file,
+				       int *line)
+{
+	const edo__fiber *f = (const edo__fiber *)base;
+	if (f->status == EDO__FIBER_NEW) {
+		*op = "fiber (not started)";
+		return NULL;
+	}
+	*op = f->op;
+	*file = f->op_file;
+	*line = f->op_line;
+	return f->awaiting;
+}
+
+static const edo_future_info fiber_info = {
+	.name = "fiber",
+	.flags = EDO_FUTURE_INFO_FIBER,
+	.inspect = fiber_inspect,
+};
+
+static const edo_future_vtable fiber_vt = {
+	.poll = fiber_poll,
+	.drop = fiber_drop,
+	.info = &fiber_info,
+};
 
 /* ---- spawning ------------------------------------------------------------------------------ */
 
@@ -247,13 +273,18 @@ void *edo_join_fiber_result(edo_join *h)
 
 /* ---- awaiting --------------------------------------------------------------------------------- */
 
-int edo_fiber_await(edo_future *fut)
+/* edo_fiber_await, naming the operation for task dumps. */
+static int fiber_await(edo_future *fut, const char *op)
 {
 	edo__fiber *f = edo__fiber_cur;
 	if (!f)
 		return -EPERM;
 	if (!fut)
 		return -EINVAL;
+	f->op = op;
+	f->op_file = NULL;
+	f->op_line = 0;
+	f->awaiting = fut;
 	for (;;) {
 		if (f->cancelled && !f->shielded) {
 			edo_future_drop(fut);
@@ -268,6 +299,11 @@ int edo_fiber_await(edo_future *fut)
 		}
 		fiber_suspend(f);
 	}
+}
+
+int edo_fiber_await(edo_future *fut)
+{
+	return fiber_await(fut, "edo_fiber_await");
 }
 
 edo_cx *edo__fiber_poll_begin(int *rc)
@@ -286,39 +322,59 @@ edo_cx *edo__fiber_poll_begin(int *rc)
 	return f->cx;
 }
 
-void edo__fiber_poll_suspend(void)
+void edo__fiber_poll_suspend_at(const char *what, const char *file, int line)
 {
 	edo__fiber *f = edo__fiber_cur;
+	f->op = what;
+	f->op_file = file;
+	f->op_line = line;
+	f->awaiting = NULL;
 	if (f->hard)
 		f->hard_fail = true;
 	else
 		fiber_suspend(f);
 }
 
+void edo__fiber_poll_suspend(void)
+{
+	edo__fiber_poll_suspend_at("EDO_FIBER_AWAIT_POLL", NULL, 0);
+}
+
+/* EDO_FIBER_AWAIT_POLL for the wrappers below: the dump names the wrapper. */
+#define FIBER_AWAIT_POLL_AS(name, expr)                                                            \
+	__extension__({                                                                            \
+		int rc_;                                                                           \
+		edo_cx *cx;                                                                        \
+		while ((cx = edo__fiber_poll_begin(&rc_)) != NULL && (expr) == EDO_PENDING)        \
+			edo__fiber_poll_suspend_at(name, NULL, 0);                                 \
+		rc_;                                                                               \
+	})
+
 int edo_fiber_yield(void)
 {
 	edo_yield_now y = EDO_YIELD_NOW_INIT;
-	return edo_fiber_await(&y.base);
+	return fiber_await(&y.base, "edo_fiber_yield");
 }
 
 int edo_fiber_join(edo_join *h)
 {
 	int result = 0;
-	int rc = EDO_FIBER_AWAIT_POLL(edo_join_poll(h, cx, &result));
+	int rc = FIBER_AWAIT_POLL_AS("edo_fiber_join", edo_join_poll(h, cx, &result));
 	return rc < 0 ? rc : result;
 }
 
 ssize_t edo_fiber_read(edo_async_fd *a, void *buf, size_t len)
 {
 	ssize_t n = 0;
-	int rc = EDO_FIBER_AWAIT_POLL(edo_async_fd_poll_read(a, cx, buf, len, &n));
+	int rc = FIBER_AWAIT_POLL_AS("edo_fiber_read", edo_async_fd_poll_read(a, cx, buf, len, &n));
 	return rc < 0 ? rc : n;
 }
 
 ssize_t edo_fiber_write(edo_async_fd *a, const void *buf, size_t len)
 {
 	ssize_t n = 0;
-	int rc = EDO_FIBER_AWAIT_POLL(edo_async_fd_poll_write(a, cx, buf, len, &n));
+	int rc = FIBER_AWAIT_POLL_AS("edo_fiber_write",
+				     edo_async_fd_poll_write(a, cx, buf, len, &n));
 	return rc < 0 ? rc : n;
 }
 
@@ -326,21 +382,23 @@ int edo_fiber_wait_ready(edo_async_fd *a, uint32_t interest)
 {
 	edo_readiness r;
 	edo_readiness_init(&r, a, interest);
-	int rc = edo_fiber_await(&r.base);
+	int rc = fiber_await(&r.base, "edo_fiber_wait_ready");
 	return rc < 0 ? rc : (int)r.ready;
 }
 
 ssize_t edo_fiber_stream_read(edo_stream *s, void *buf, size_t len)
 {
 	ssize_t n = 0;
-	int rc = EDO_FIBER_AWAIT_POLL(edo_stream_poll_read(s, cx, buf, len, &n));
+	int rc = FIBER_AWAIT_POLL_AS("edo_fiber_stream_read",
+				     edo_stream_poll_read(s, cx, buf, len, &n));
 	return rc < 0 ? rc : n;
 }
 
 ssize_t edo_fiber_stream_write(edo_stream *s, const void *buf, size_t len)
 {
 	ssize_t n = 0;
-	int rc = EDO_FIBER_AWAIT_POLL(edo_stream_poll_write(s, cx, buf, len, &n));
+	int rc = FIBER_AWAIT_POLL_AS("edo_fiber_stream_write",
+				     edo_stream_poll_write(s, cx, buf, len, &n));
 	return rc < 0 ? rc : n;
 }
 
@@ -359,7 +417,8 @@ ssize_t edo_fiber_stream_write_all(edo_stream *s, const void *buf, size_t len)
 int edo_fiber_tcp_accept(edo_tcp_listener *l, edo_tcp_stream **out, edo_addr *peer)
 {
 	int result = 0;
-	int rc = EDO_FIBER_AWAIT_POLL(edo_tcp_listener_poll_accept(l, cx, out, peer, &result));
+	int rc = FIBER_AWAIT_POLL_AS("edo_fiber_tcp_accept",
+				     edo_tcp_listener_poll_accept(l, cx, out, peer, &result));
 	return rc < 0 ? rc : result;
 }
 
@@ -368,7 +427,7 @@ int edo_fiber_tcp_connect(const edo_addr *addr, edo_tcp_stream **out)
 	if (!edo__fiber_cur)
 		return -EPERM;
 	edo_tcp_connect_fut c;
-	int rc = edo_fiber_await(edo_tcp_connect(&c, addr));
+	int rc = fiber_await(edo_tcp_connect(&c, addr), "edo_fiber_tcp_connect");
 	if (rc < 0)
 		return rc;
 	if (c.rc == 0)
@@ -382,7 +441,7 @@ int edo_fiber_sleep(uint64_t duration_ns)
 		return -EPERM;
 	edo_sleep sl;
 	edo_sleep_init(&sl, duration_ns);
-	int rc = edo_fiber_await(&sl.base);
+	int rc = fiber_await(&sl.base, "edo_fiber_sleep");
 	return rc < 0 ? rc : sl.result;
 }
 
@@ -392,7 +451,7 @@ int edo_fiber_sleep_until(edo_instant deadline)
 		return -EPERM;
 	edo_sleep sl;
 	edo_sleep_until_init(&sl, deadline);
-	int rc = edo_fiber_await(&sl.base);
+	int rc = fiber_await(&sl.base, "edo_fiber_sleep_until");
 	return rc < 0 ? rc : sl.result;
 }
 
@@ -405,7 +464,7 @@ int edo_fiber_await_timeout(edo_future *fut, uint64_t duration_ns)
 	edo_timeout to;
 	edo_timeout_init(&to, fut, duration_ns);
 	/* Dropping the timeout (on cancellation) drops @fut too. */
-	int rc = edo_fiber_await(&to.base);
+	int rc = fiber_await(&to.base, "edo_fiber_await_timeout");
 	return rc < 0 ? rc : to.result;
 }
 

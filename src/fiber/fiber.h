@@ -59,6 +59,13 @@ typedef struct edo__fiber {
 	bool migrate;   /* opted in to migration */
 	bool pinned;    /* counted in edo__ctx.fibers_pinned of its thread */
 	bool canary;    /* the stack has no guard: check its canary */
+	/* What the fiber waits for while suspended, for task dumps: an
+	 * operation (a static string), the source line of an
+	 * EDO_FIBER_AWAIT_POLL, and the future of an edo_fiber_await. */
+	const char *op;
+	const char *op_file;
+	int op_line;
+	const edo_future *awaiting;
 #ifdef EDO__ASAN
 	void *asan_fake_sched; /* the poller's fake stack while the fiber runs */
 	void *asan_fake_self;  /* the fiber's fake stack while it is suspended */

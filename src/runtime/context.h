@@ -34,7 +34,13 @@ typedef struct edo__context {
 				   thread runs (pinning, edo_worker_id); 0 elsewhere */
 	uint32_t fibers_pinned; /* started fibers pinned to this thread (src/fiber/):
 				   while non-zero its worker stays on this thread */
+	uint32_t now_ms;        /* coarse clock (CLOCK_MONOTONIC ms, wrapping) the
+				   scheduler refreshes at every maintenance and
+				   park: stamps each task's last poll for dumps */
 	uint64_t forced_yields; /* polls that found the budget spent */
+	/* This worker's observability slot (src/runtime/trace/): poll timing
+	 * and the stall watch.  NULL unless the runtime opted in. */
+	struct edo__tw *tw;
 } edo__context;
 
 extern __thread edo__context edo__ctx __attribute__((tls_model("initial-exec")));

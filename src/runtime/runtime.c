@@ -13,10 +13,16 @@
 #include "runtime/sched.h"
 #include "runtime/scheduler/current_thread.h"
 #include "runtime/scheduler/multi_thread/multi_thread.h"
+#include "runtime/trace/trace.h"
 
 struct edo_runtime {
 	edo__sched *sched;
 };
+
+edo__sched *edo__runtime_sched(edo_runtime *rt)
+{
+	return rt->sched;
+}
 
 void edo_runtime_builder_init(edo_runtime_builder *b, edo_rt_flavor flavor)
 {
@@ -37,7 +43,7 @@ static int validate(const edo_runtime_builder *b)
 		return -EINVAL;
 	if (b->max_blocking_threads > 1000000)
 		return -EINVAL;
-	return 0;
+	return edo__trace_validate(b);
 }
 
 int edo_runtime_build(const edo_runtime_builder *b, edo_runtime **out)
@@ -59,6 +65,8 @@ int edo_runtime_build(const edo_runtime_builder *b, edo_runtime **out)
 		return rc;
 	}
 	rc = edo__pool_new(b, rt->sched, &rt->sched->blocking);
+	if (rc >= 0)
+		rc = edo__trace_start(rt->sched);
 	if (rc < 0) {
 		edo_runtime_free(rt);
 		return rc;
@@ -150,33 +158,6 @@ edo_rt_flavor edo_handle_flavor(const edo_handle *h)
 size_t edo_handle_alive_tasks(edo_handle *h)
 {
 	return h ? edo__owned_count(&h->owned) : 0;
-}
-
-int edo_runtime_metrics_get(edo_runtime *rt, edo_runtime_metrics *out)
-{
-	if (!rt || !out)
-		return -EINVAL;
-	edo__sched *s = rt->sched;
-	out->alive_tasks = edo__owned_count(&s->owned);
-	out->blocking_threads = s->blocking ? edo__pool_threads(s->blocking) : 0;
-	out->blocking_queue_depth = s->blocking ? edo__pool_queue_depth(s->blocking) : 0;
-	if (s->flavor == EDO_RT_MULTI_THREAD) {
-		out->workers = edo__mt_num_workers(s);
-		out->inject_queue_depth = edo__mt_inject_depth(s);
-	} else {
-		out->workers = 1;
-		out->inject_queue_depth = edo__ct_inject_depth(s);
-	}
-	return 0;
-}
-
-int edo_worker_metrics_get(edo_runtime *rt, uint32_t worker, edo_worker_metrics *out)
-{
-	if (!rt || !out)
-		return -EINVAL;
-	if (rt->sched->flavor == EDO_RT_MULTI_THREAD)
-		return edo__mt_worker_metrics(rt->sched, worker, out);
-	return edo__ct_worker_metrics(rt->sched, worker, out);
 }
 
 int edo_block_in_place(void (*fn)(void *), void *arg)

@@ -26,6 +26,7 @@ int edo__sched_init(edo__sched *s, const edo__sched_vt *vt, const edo_runtime_bu
 			b->hooks.before_task_poll || b->hooks.after_task_poll;
 	s->blocking = NULL;
 	s->has_driver = false;
+	s->trace = NULL;
 	int rc = edo__owned_init(&s->owned, nshards);
 	if (rc < 0 || !with_driver)
 		return rc;

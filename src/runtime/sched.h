@@ -34,7 +34,12 @@ struct edo_handle {
 	/* The I/O reactor and clock (not set up for the blocking pool). */
 	edo__driver driver;
 	bool has_driver;
+	/* Opt-in observability (src/runtime/trace/): NULL unless the builder
+	 * asked for poll timing, stall detection, a dump signal or a console. */
+	struct edo__trace *trace;
 };
+
+void edo__trace_free(struct edo__trace *tr);
 
 static inline void edo__sched_ref(edo__sched *s)
 {
@@ -45,6 +50,8 @@ static inline void edo__sched_unref(edo__sched *s)
 {
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
 		edo__sched *pool = s->blocking;
+		if (s->trace)
+			edo__trace_free(s->trace);
 		if (s->has_driver)
 			edo__driver_destroy(&s->driver);
 		s->vt->destroy(s);

@@ -39,6 +39,7 @@ typedef struct edo__pool {
 	edo__task *head, *tail;
 	size_t queued;
 	unsigned threads, idle, max_threads;
+	unsigned exiting; /* threads leaving, in their on_thread_stop hook */
 	unsigned keep_alive_ms;
 	unsigned wakeups_pending; /* signals sent and not yet consumed */
 	size_t stack_size;
@@ -120,7 +121,7 @@ static void pool_schedule(edo__sched *s, edo__task *t, bool yield)
 	if (p->idle > p->wakeups_pending) {
 		p->wakeups_pending++;
 		pthread_cond_signal(&p->work);
-	} else if (p->threads < p->max_threads) {
+	} else if (p->threads - p->exiting < p->max_threads) {
 		spawn_thread_locked(p);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -147,6 +148,9 @@ static void *pool_thread(void *arg)
 	pthread_setname_np(pthread_self(), name);
 	/* Blocking code may spawn onto the runtime (remotely) and has no budget. */
 	edo__ctx = (edo__context){.sched = p->runtime};
+	edo__sched *hs = &p->base; /* the pool has the runtime's hooks */
+	if (hs->hooks.on_thread_start)
+		hs->hooks.on_thread_start(hs->hooks_ud);
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		edo__task *t = pop_locked(p);
@@ -169,6 +173,17 @@ static void *pool_thread(void *arg)
 			p->wakeups_pending--;
 		if (rc == ETIMEDOUT && !p->head)
 			break; /* idle for keep_alive: exit */
+	}
+	/* The stop hook runs before this thread stops counting (shutdown waits
+	 * for the count, and the hook's data may go once shutdown returns), but
+	 * outside the lock (a hook may read metrics); meanwhile `exiting` keeps
+	 * it from counting against max_threads. */
+	if (hs->hooks.on_thread_stop) {
+		p->exiting++;
+		pthread_mutex_unlock(&p->lock);
+		hs->hooks.on_thread_stop(hs->hooks_ud);
+		pthread_mutex_lock(&p->lock);
+		p->exiting--;
 	}
 	p->threads--;
 	pthread_cond_broadcast(&p->exited);
@@ -273,6 +288,15 @@ size_t edo__pool_threads(edo__sched *s)
 	edo__pool *p = pool_of(s);
 	pthread_mutex_lock(&p->lock);
 	size_t n = p->threads;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+size_t edo__pool_idle_threads(edo__sched *s)
+{
+	edo__pool *p = pool_of(s);
+	pthread_mutex_lock(&p->lock);
+	size_t n = p->idle;
 	pthread_mutex_unlock(&p->lock);
 	return n;
 }

@@ -17,6 +17,7 @@ int edo__pool_new(const edo_runtime_builder *b, edo__sched *runtime, edo__sched 
 int edo__pool_shutdown(edo__sched *pool, int64_t timeout_ms);
 
 size_t edo__pool_threads(edo__sched *pool);
+size_t edo__pool_idle_threads(edo__sched *pool);
 size_t edo__pool_queue_depth(edo__sched *pool);
 
 #endif /* EDO_BLOCKING_POOL_H */

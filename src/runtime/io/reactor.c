@@ -19,8 +19,26 @@ struct edo__reactor {
 	edo__scheduled_io *all;
 	edo__scheduled_io *release;
 	bool shutdown;
+	/* Metrics: relaxed load + store by a single writer at a time (the
+	 * registration counters under `lock`, the event counter by the thread
+	 * in the turn). */
+	_Atomic(uint64_t) n_registered, n_deregistered, n_events;
 	struct epoll_event events[MAX_EVENTS]; /* used by the turning thread only */
 };
+
+static void count(_Atomic(uint64_t) *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+void edo__reactor_counts(edo__reactor *r, uint64_t *registered, uint64_t *deregistered,
+			 uint64_t *events)
+{
+	*registered = atomic_load_explicit(&r->n_registered, memory_order_relaxed);
+	*deregistered = atomic_load_explicit(&r->n_deregistered, memory_order_relaxed);
+	*events = atomic_load_explicit(&r->n_events, memory_order_relaxed);
+}
 
 /* ---- readiness word ----------------------------------------------------------------- */
 
@@ -310,6 +328,7 @@ void edo__reactor_turn(edo__reactor *r, int64_t timeout_ns)
 					   0x7fffffff :
 					   (timeout_ns + 999999) / 1000000);
 	int n = epoll_wait(r->epfd, r->events, MAX_EVENTS, timeout_ms);
+	uint64_t events = 0;
 	for (int i = 0; i < n; i++) {
 		edo__scheduled_io *io = r->events[i].data.ptr;
 		if (!io) {
@@ -321,7 +340,10 @@ void edo__reactor_turn(edo__reactor *r, int64_t timeout_ns)
 		uint32_t ready = to_ready(r->events[i].events);
 		set_readiness(io, ready);
 		wake(io, ready, false);
+		events++;
 	}
+	if (events)
+		count(&r->n_events, events);
 }
 
 void edo__reactor_shutdown(edo__reactor *r)
@@ -387,6 +409,7 @@ int edo__reactor_register(edo__reactor *r, int fd, uint32_t interest, edo__sched
 	if (r->all)
 		r->all->all_prev = io;
 	r->all = io;
+	count(&r->n_registered, 1);
 	pthread_mutex_unlock(&r->lock);
 	*out = io;
 	return 0;
@@ -408,5 +431,6 @@ void edo__reactor_deregister(edo__reactor *r, edo__scheduled_io *io)
 		io->all_next->all_prev = io->all_prev;
 	io->release_next = r->release;
 	r->release = io;
+	count(&r->n_deregistered, 1);
 	pthread_mutex_unlock(&r->lock);
 }

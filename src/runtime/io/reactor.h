@@ -99,6 +99,11 @@ edo_poll edo__sio_poll_waiter(edo__scheduled_io *io, edo__io_waiter *w, edo_cx *
 			      edo__ready_event *ev);
 void edo__sio_remove_waiter(edo__scheduled_io *io, edo__io_waiter *w);
 
+/* Metrics: descriptors registered and deregistered so far, readiness
+ * events dispatched.  Thread-safe (relaxed reads). */
+void edo__reactor_counts(edo__reactor *r, uint64_t *registered, uint64_t *deregistered,
+			 uint64_t *events);
+
 /* Snapshot without registering anything. */
 edo__ready_event edo__sio_readiness(edo__scheduled_io *io, uint32_t interest);
 

@@ -34,6 +34,7 @@
 #include "runtime/scheduler/inject.h"
 #include "runtime/sched.h"
 #include "runtime/stats.h"
+#include "runtime/trace/trace.h"
 
 typedef struct edo__ct {
 	edo__sched base;
@@ -50,6 +51,8 @@ typedef struct edo__ct {
 	unsigned event_interval;
 	unsigned global_queue_interval;
 	uint64_t polls;
+	uint64_t busy_mark_ns; /* busy time is accounted up to here */
+	edo__mean_poll mean;   /* the mean poll time metric */
 	edo__worker_stats stats;
 } edo__ct;
 
@@ -179,6 +182,24 @@ static void run_task(edo__ct *ct, edo__task *t)
 	edo__ctx.constrained = false;
 }
 
+/* Busy time up to now, the mean poll time, and the coarse clock that stamps
+ * polls; at every driver turn (after at most event_interval tasks). */
+static void account_busy(edo__ct *ct)
+{
+	uint64_t now = edo__mono_ns();
+	EDO__STAT_ADD(&ct->stats, busy_ns, now - ct->busy_mark_ns);
+	ct->busy_mark_ns = now;
+	edo__ctx.now_ms = edo__coarse_ms(now);
+	edo__tw *tw = edo__ctx.tw;
+	if (tw && tw->timing) {
+		EDO__STAT_SET(&ct->stats, poll_time_ns, tw->poll_ns);
+		edo__mean_poll_update(&ct->mean, &ct->stats, ct->polls, tw->poll_ns);
+	} else {
+		edo__mean_poll_update(&ct->mean, &ct->stats, ct->polls,
+				      EDO__STAT_GET(&ct->stats, busy_ns));
+	}
+}
+
 /* One driver turn; blocking only if nothing at all is ready. */
 static void park(edo__ct *ct, bool may_block)
 {
@@ -189,6 +210,7 @@ static void park(edo__ct *ct, bool may_block)
 	EDO__STAT_SET(&ct->stats, polls, ct->polls);
 	EDO__STAT_SET(&ct->stats, local_queue_depth, ct->run_len);
 	EDO__STAT_SET(&ct->stats, budget_forced_yields, edo__ctx.forced_yields);
+	account_busy(ct);
 	if (block) {
 		EDO__STAT_ADD(&ct->stats, parks, 1);
 		if (s->hooks.on_thread_park)
@@ -196,6 +218,8 @@ static void park(edo__ct *ct, bool may_block)
 	}
 	edo__parker_park(&ct->parker, block ? -1 : 0);
 	if (block) {
+		ct->busy_mark_ns = edo__mono_ns(); /* parked time is not busy */
+		edo__ctx.now_ms = edo__coarse_ms(ct->busy_mark_ns);
 		EDO__STAT_ADD(&ct->stats, unparks, 1);
 		if (s->hooks.on_thread_unpark)
 			s->hooks.on_thread_unpark(s->hooks_ud);
@@ -217,6 +241,9 @@ int edo__ct_block_on(edo__sched *s, edo_future *fut)
 	edo__context saved = edo__ctx;
 	edo__ctx = (edo__context){.sched = s, .core = ct, .defer = &ct->defer};
 	edo__ctx.time = ct->parker.time; /* the runtime's timer wheel */
+	edo__ctx.tw = edo__trace_slot(s, 0);
+	ct->busy_mark_ns = edo__mono_ns();
+	edo__ctx.now_ms = edo__coarse_ms(ct->busy_mark_ns);
 
 	edo_waker w = {&bo_waker_vt, ct};
 	edo_cx cx = {&w};
@@ -244,6 +271,7 @@ int edo__ct_block_on(edo__sched *s, edo_future *fut)
 		park(ct, idle);
 	}
 
+	account_busy(ct);
 	edo__ctx = saved;
 	atomic_store(&ct->entered, false);
 	return 0;
@@ -268,7 +296,9 @@ int edo__ct_new(const edo_runtime_builder *b, edo__sched **out)
 		free(ct);
 		return rc;
 	}
-	rc = edo__parker_init(&ct->parker, &ct->base.driver);
+	rc = edo__trace_new(&ct->base, b, 1);
+	if (rc >= 0)
+		rc = edo__parker_init(&ct->parker, &ct->base.driver);
 	if (rc < 0) {
 		edo__sched_unref(&ct->base);
 		return rc;
@@ -304,6 +334,7 @@ int edo__ct_shutdown(edo__sched *s)
 		return -EBUSY; /* called from inside a runtime */
 	if (atomic_exchange(&ct->entered, true))
 		return -EBUSY; /* another thread is in block_on */
+	edo__trace_stop(s);
 	edo__context saved = edo__ctx;
 	/* Wakes caused by cancellation (a dropped sender waking its receiver)
 	 * land in the local queue, which is drained below. */

@@ -24,6 +24,7 @@
 #include "edo/error.h"
 #include "runtime/context.h"
 #include "runtime/sched.h"
+#include "runtime/trace/trace.h"
 
 /* ---- wakers ------------------------------------------------------------------ */
 
@@ -92,7 +93,13 @@ edo__task *edo__task_new(edo__sched *s, const edo_future *init, size_t size,
 			 const edo_spawn_opts *opts)
 {
 	uint32_t alloc_size;
-	edo__task *t = edo__task_alloc(EDO__TASK_FUT_OFFSET + size, &alloc_size);
+	/* A runtime that times polls gives each task a timing block at the
+	 * end of its cell (task.h). */
+	bool timed = s->trace && s->trace->timing;
+	size_t cell = EDO__TASK_FUT_OFFSET + size;
+	if (timed)
+		cell = ((cell + 7) & ~(size_t)7) + sizeof(edo__task_timing);
+	edo__task *t = edo__task_alloc(cell, &alloc_size);
 	if (!t)
 		return NULL;
 	atomic_init(&t->state, EDO__ST_INITIAL);
@@ -105,9 +112,9 @@ edo__task *edo__task_new(edo__sched *s, const edo_future *init, size_t size,
 	t->stage = EDO__STAGE_RUNNING;
 	t->owned = 0;
 	t->shard = 0;
-	t->polls = 0;
+	atomic_init(&t->polls, 0);
 	t->pin = 0;
-	t->flags = 0;
+	t->flags = timed ? EDO__TASK_TIMED : 0;
 	t->spare = 0;
 	edo__task_cold *c = edo__task_cold_of(t);
 	c->join_waker = (edo_waker){0};
@@ -115,7 +122,13 @@ edo__task *edo__task_new(edo__sched *s, const edo_future *init, size_t size,
 	c->name = opts ? opts->name : NULL;
 	c->file = opts ? opts->file : NULL;
 	c->line = opts ? opts->line : 0;
+	atomic_init(&c->last_poll_ms, 0);
 	memcpy(edo__task_future(t), init, size);
+	if (timed) {
+		edo__task_timing *tm = edo__task_timing_of(t);
+		atomic_init(&tm->busy_ns, 0);
+		atomic_init(&tm->last_poll_ns, 0);
+	}
 	return t;
 }
 
@@ -189,13 +202,25 @@ void edo__task_run(edo__task *t)
 	edo_cx cx = {&w};
 	edo__task *outer = edo__ctx.task;
 	edo__ctx.task = t;
-	t->polls++;
+	/* For task dumps: relaxed stores, no read-modify-write (trace/). */
+	atomic_store_explicit(&t->polls, atomic_load_explicit(&t->polls, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	atomic_store_explicit(&edo__task_cold_of(t)->last_poll_ms, edo__ctx.now_ms,
+			      memory_order_relaxed);
+	edo__tw *tw = edo__ctx.tw;
+	if (__builtin_expect(tw != NULL, 0))
+		edo__tw_poll_begin(tw, t);
 	if (s->task_hooks && s->hooks.before_task_poll)
 		s->hooks.before_task_poll(s->hooks_ud, t->id);
 	edo_future *f = edo__task_future(t);
 	edo_poll r = f->vt->poll(f, &cx);
 	if (s->task_hooks && s->hooks.after_task_poll)
 		s->hooks.after_task_poll(s->hooks_ud, t->id);
+	/* Read again: edo_block_in_place may have handed the worker (and its
+	 * slot) to another thread during the poll. */
+	tw = edo__ctx.tw;
+	if (__builtin_expect(tw != NULL, 0))
+		edo__tw_poll_end(tw, t);
 	edo__ctx.task = outer;
 
 	if (r == EDO_READY) {

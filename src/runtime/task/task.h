@@ -4,11 +4,14 @@
  *   | edo__task  (hot header, 64B) |  state word, queue link, scheduler,
  *   |                              |  id, owned-list links, size class, stage
  *   +------------------------------+  offset 64
- *   | edo__task_cold               |  join waker, task-locals, name, spawn site
+ *   | edo__task_cold               |  join waker, task-locals, name, spawn site,
+ *   |                              |  when it was last polled (coarse)
  *   +------------------------------+  offset EDO__TASK_FUT_OFFSET (16-aligned)
  *   | the future, inline           |  copied from the spawner's initial frame;
  *   |   ...                        |  completes in place, so its output fields
  *   +------------------------------+  stay readable through the join handle
+ *   | edo__task_timing (optional)  |  busy time and last poll, only when the
+ *   +------------------------------+  runtime times polls (EDO__TASK_TIMED)
  *
  * The scheduler only touches the hot header; the cold part is read on
  * completion, by join handles and by task dumps.
@@ -45,7 +48,9 @@ struct edo__task {
 	uint8_t stage;       /* enum edo__stage; written by the RUNNING owner */
 	uint8_t owned;       /* 1 while linked in the owned-tasks list */
 	uint16_t shard;      /* owned-tasks shard */
-	uint32_t polls;      /* times polled (wraps); written only by the RUNNING owner */
+	/* Times polled (wraps); written only by the RUNNING owner, with a
+	 * relaxed load + store, so that a task dump may read it any time. */
+	_Atomic(uint32_t) polls;
 	/* 0: any worker may run the task.  Else 1 + the index of the only
 	 * worker that may: a started fiber is pinned to the worker that first
 	 * resumed it (src/fiber/).  Written once, by the RUNNING owner. */
@@ -59,6 +64,9 @@ struct edo__task {
  * shutdown still drops.  Set by a fiber at its first poll, so that an
  * aborted fiber runs its own cleanup, which may await. */
 #define EDO__TASK_POLL_CANCELLED 0x01u
+/* The cell ends with an edo__task_timing (the runtime times every poll:
+ * edo_runtime_builder.poll_time_histogram).  Set at creation. */
+#define EDO__TASK_TIMED 0x02u
 
 typedef struct edo__task_local {
 	struct edo__task_local *next;
@@ -72,10 +80,25 @@ typedef struct edo__task_cold {
 	const char *name;
 	const char *file;
 	int line;
+	/* When the last poll started, in the coarse milliseconds of the
+	 * polling thread (edo__ctx.now_ms); relaxed, for task dumps.  It fills
+	 * what was padding, next to the future's first bytes that every poll
+	 * touches anyway. */
+	_Atomic(uint32_t) last_poll_ms;
 } edo__task_cold;
+
+/* Poll timing of one task, at the end of its cell when EDO__TASK_TIMED is
+ * set (src/runtime/trace/).  Written by the RUNNING owner with relaxed
+ * stores, read by task dumps. */
+typedef struct edo__task_timing {
+	_Atomic(uint64_t) busy_ns;      /* time spent in polls */
+	_Atomic(uint64_t) last_poll_ns; /* when the last poll started */
+} edo__task_timing;
 
 #define EDO__TASK_COLD_OFFSET sizeof(edo__task)
 #define EDO__TASK_FUT_OFFSET ((sizeof(edo__task) + sizeof(edo__task_cold) + 15) & ~(size_t)15)
+_Static_assert(sizeof(void *) != 8 || EDO__TASK_FUT_OFFSET == 112,
+	       "the task cell grew: a trivial coroutine task is 144 bytes");
 
 static inline edo__task_cold *edo__task_cold_of(edo__task *t)
 {
@@ -85,6 +108,13 @@ static inline edo__task_cold *edo__task_cold_of(edo__task *t)
 static inline edo_future *edo__task_future(edo__task *t)
 {
 	return (edo_future *)((char *)t + EDO__TASK_FUT_OFFSET);
+}
+
+/* The timing block of a task with EDO__TASK_TIMED: the cell's last bytes. */
+static inline edo__task_timing *edo__task_timing_of(edo__task *t)
+{
+	return (edo__task_timing *)((char *)t + (t->alloc_size & 0x7fffffffu) -
+				    sizeof(edo__task_timing));
 }
 
 /* A join handle and an abort handle are the task pointer itself. */

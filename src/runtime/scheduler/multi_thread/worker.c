@@ -83,6 +83,7 @@
 #include "runtime/scheduler/inject.h"
 #include "runtime/scheduler/multi_thread/idle.h"
 #include "runtime/scheduler/multi_thread/queue.h"
+#include "runtime/trace/trace.h"
 
 #define MAX_LIFO_POLLS 3
 #define DEFAULT_EVENT_INTERVAL 61
@@ -118,7 +119,9 @@ struct edo__worker {
 	double ewma_poll_ns;
 	uint64_t batch_start_ns;
 	uint64_t batch_polls;
-	uint64_t polls; /* published by publish_stats() */
+	uint64_t polls;        /* published by publish_stats() */
+	uint64_t busy_mark_ns; /* busy time is accounted up to here */
+	edo__mean_poll mean;   /* the mean poll time metric */
 	edo__worker_stats stats;
 } __attribute__((aligned(64)));
 
@@ -483,6 +486,14 @@ static bool run_task(edo__worker *w, edo__task *t)
 
 /* ---- parking --------------------------------------------------------------------------------- */
 
+/* Busy time up to @now; refreshes the coarse clock that stamps polls. */
+static void account_busy(edo__worker *w, uint64_t now)
+{
+	STAT_ADD(w, busy_ns, now - w->busy_mark_ns);
+	w->busy_mark_ns = now;
+	edo__ctx.now_ms = edo__coarse_ms(now);
+}
+
 static void publish_stats(edo__worker *w)
 {
 	atomic_store_explicit(&w->stats.local_queue_depth, edo__local_queue_len(&w->queue),
@@ -490,6 +501,14 @@ static void publish_stats(edo__worker *w)
 	atomic_store_explicit(&w->stats.budget_forced_yields, edo__ctx.forced_yields,
 			      memory_order_relaxed);
 	EDO__STAT_SET(&w->stats, polls, w->polls);
+	edo__tw *tw = edo__ctx.tw;
+	if (tw && tw->timing) {
+		EDO__STAT_SET(&w->stats, poll_time_ns, tw->poll_ns);
+		edo__mean_poll_update(&w->mean, &w->stats, w->polls, tw->poll_ns);
+	} else {
+		edo__mean_poll_update(&w->mean, &w->stats, w->polls,
+				      EDO__STAT_GET(&w->stats, busy_ns));
+	}
 }
 
 /* End of a busy period: account busy time, retune the global queue interval. */
@@ -497,7 +516,7 @@ static void end_batch(edo__worker *w)
 {
 	uint64_t now = mono_ns();
 	uint64_t busy = now - w->batch_start_ns;
-	STAT_ADD(w, busy_ns, busy);
+	account_busy(w, now);
 	if (w->batch_polls && !w->mt->fixed_gqi) {
 		/* Tokio's tuning: target 200 µs between inject checks. */
 		double mean = (double)busy / (double)w->batch_polls;
@@ -514,7 +533,8 @@ static void end_batch(edo__worker *w)
 
 static void begin_batch(edo__worker *w)
 {
-	w->batch_start_ns = mono_ns();
+	w->batch_start_ns = w->busy_mark_ns = mono_ns();
+	edo__ctx.now_ms = edo__coarse_ms(w->batch_start_ns);
 }
 
 static bool closing(edo__mt *mt)
@@ -564,6 +584,7 @@ static void maintenance(edo__worker *w)
 	/* The non-blocking driver turn (I/O and timers plug in here). */
 	edo__parker_park(&w->parker, 0);
 	edo__defer_wake_all(&w->defer);
+	account_busy(w, mono_ns());
 	publish_stats(w);
 	if (closing(w->mt))
 		w->is_shutdown = true;
@@ -629,6 +650,7 @@ static void *worker_main(void *arg)
 				  .defer = &w->defer,
 				  .worker = (uint16_t)(w->index + 1)};
 	edo__ctx.time = w->parker.time; /* the worker's timer wheel */
+	edo__ctx.tw = edo__trace_slot(s, w->index);
 	if (s->hooks.on_thread_start)
 		s->hooks.on_thread_start(s->hooks_ud);
 	begin_batch(w);
@@ -711,17 +733,24 @@ int edo__mt_block_in_place(edo__sched *s, void (*fn)(void *), void *arg)
 	if (t)
 		push_local(w, t);
 	publish_stats(w);
+	/* The worker's observability slot goes with it: this poll is not the
+	 * worker's any more (and a blocking call here is no stall). */
+	edo__tw *tw = edo__ctx.tw;
+	if (tw)
+		edo__tw_unwatch(tw);
 	/* Hand the worker (queue, LIFO slot, parker, deferred wakes) to a new
 	 * thread; this one keeps only a reference to the runtime. */
 	edo__sched_ref(s);
 	edo__ctx.core = NULL;
 	edo__ctx.defer = NULL;
 	edo__ctx.worker = 0;
+	edo__ctx.tw = NULL;
 	if (start_worker_thread(mt, w) < 0) {
 		/* No thread to hand over to: block this worker instead. */
 		edo__ctx.core = w;
 		edo__ctx.defer = &w->defer;
 		edo__ctx.worker = (uint16_t)(w->index + 1);
+		edo__ctx.tw = tw;
 		edo__sched_unref(s);
 		fn(arg);
 		return 0;
@@ -916,6 +945,12 @@ int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
 		w->lifo_enabled = true;
 		edo__parker_init(&w->parker, &mt->base.driver);
 	}
+	rc = edo__trace_new(&mt->base, b, n);
+	if (rc < 0) {
+		mt_stop_threads(mt, 0);
+		edo__sched_unref(&mt->base);
+		return rc;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		rc = start_worker_thread(mt, &mt->workers[i]);
 		if (rc < 0) {
@@ -963,6 +998,7 @@ int edo__mt_shutdown(edo__sched *s)
 		return -EBUSY;
 	if (atomic_load(&mt->block_on_count))
 		return -EBUSY;
+	edo__trace_stop(s);
 	mt_stop_threads(mt, mt->num_workers);
 	edo__sched_unref(s);
 	return 0;

@@ -1,0 +1,205 @@
+/* Observability internals: the per-worker slot that poll timing and the
+ * stall watch write, the runtime's trace state, and the "edo-trace" thread
+ * (stall watchdog, dump signal, console server).  The public side is
+ * include/edo/trace.h and include/edo/metrics.h.
+ *
+ * The hot path.  A runtime that opted in to nothing pays, per task poll, a
+ * relaxed store of the coarse last-poll stamp (task.c) and a predictable
+ * branch on edo__ctx.tw == NULL.  With poll_time_histogram, a slot adds two
+ * clock reads and a few relaxed stores; with stall_detection, one release
+ * store at the start of a poll and one atomic exchange at its end.
+ *
+ * The stall watch.  A worker publishes the poll it is in: `poll` holds
+ * (seq << 2) | IN_POLL while it polls task `task`, seq << 2 between polls.
+ * The watchdog samples `poll`; when it sees the same in-poll word for longer
+ * than the threshold, it pins that poll with a CAS that adds INSPECT, which
+ * succeeds only if the worker has not ended the poll.  The worker ends a
+ * poll with an exchange; if that returns INSPECT, it waits for `ack` before
+ * it may touch (and maybe free) the task.  So while the watchdog reads the
+ * task's name and spawn site, the task cannot go away:
+ *
+ *   worker:   store task; store poll = s|IN (release) ... poll ... x = xchg(poll, s)
+ *                                                              if x & INSPECT: wait ack
+ *   watchdog: v = load(poll) ... same v for > threshold:
+ *             CAS(poll, v, v|INSPECT) ok → read *task → store ack → report
+ */
+#ifndef EDO_TRACE_INTERNAL_H
+#define EDO_TRACE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "edo/metrics.h"
+#include "edo/runtime.h"
+#include "edo/trace.h"
+#include "runtime/context.h"
+#include "runtime/task/task.h"
+
+#define EDO__TW_IN_POLL ((uint64_t)1)
+#define EDO__TW_INSPECT ((uint64_t)2)
+
+/* One worker's observability slot (the current-thread runtime has one). */
+typedef struct edo__tw {
+	/* ---- written by the worker ------------------------------------------- */
+	_Atomic(uint64_t) poll;    /* the stall watch word (see above) */
+	_Atomic(edo__task *) task; /* the task being polled */
+	uint64_t seq;              /* polls started (owner only) */
+	uint64_t t0;               /* start of the current poll (owner only) */
+	uint64_t poll_ns;          /* time in polls (owner only) */
+	_Atomic(uint64_t) hist[EDO_POLL_HISTOGRAM_BUCKETS];
+	bool timing; /* poll_time_histogram */
+	bool watch;  /* stall_detection */
+	/* ---- written by the watchdog ------------------------------------------- */
+	_Atomic(uint32_t) ack; /* inspection done (the worker resets it) */
+	uint64_t w_seen;       /* the in-poll word last sampled */
+	uint64_t w_since_ns;   /* when it was first sampled */
+	uint64_t w_reported;   /* the word last reported */
+} __attribute__((aligned(64))) edo__tw;
+
+#define EDO__STALL_LOG 32
+
+typedef struct edo__trace {
+	struct edo_handle *sched;
+	uint32_t nworkers;
+	edo__tw *tw; /* nworkers slots */
+	bool timing, watch;
+	uint64_t stall_ns;
+	void (*on_stall)(void *ud, const edo_stall_info *stall);
+	void *stall_ud;
+	int dump_signal;
+	char *console_path;
+	uint64_t start_ns;
+	_Atomic(uint64_t) stalls;
+	/* The stall log, a ring. */
+	pthread_mutex_t log_lock;
+	edo_stall_info log[EDO__STALL_LOG];
+	uint64_t log_count;
+	/* The edo-trace thread. */
+	pthread_t thread;
+	bool thread_started;
+	bool stopped;
+	int pipe_rd, pipe_wr; /* self-pipe: 'D' dump (signal), 'Q' quit */
+	int listen_fd;
+	bool console_bound; /* console_path is ours to unlink */
+} edo__trace;
+
+static inline uint64_t edo__mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The coarse clock of task stamps: CLOCK_MONOTONIC in ms, wrapping at 2^32. */
+static inline uint32_t edo__coarse_ms(uint64_t mono_ns)
+{
+	return (uint32_t)(mono_ns / 1000000u);
+}
+
+/* ---- the poll path (task.c) -------------------------------------------------- */
+
+static inline unsigned edo__hist_bucket(uint64_t ns)
+{
+	if (ns < 128)
+		return 0;
+	unsigned b = (unsigned)(63 - __builtin_clzll(ns)) - 6;
+	return b < EDO_POLL_HISTOGRAM_BUCKETS ? b : EDO_POLL_HISTOGRAM_BUCKETS - 1;
+}
+
+static inline void edo__tw_poll_begin(edo__tw *tw, edo__task *t)
+{
+	if (tw->timing) {
+		tw->t0 = edo__mono_ns();
+		if (t->flags & EDO__TASK_TIMED)
+			atomic_store_explicit(&edo__task_timing_of(t)->last_poll_ns, tw->t0,
+					      memory_order_relaxed);
+	}
+	if (tw->watch) {
+		tw->seq++;
+		atomic_store_explicit(&tw->task, t, memory_order_relaxed);
+		atomic_store_explicit(&tw->poll, (tw->seq << 2) | EDO__TW_IN_POLL,
+				      memory_order_release);
+	}
+}
+
+/* The watchdog is reading the task of the poll that just ended: wait. */
+void edo__tw_wait_inspector(edo__tw *tw);
+
+/* End the stall watch's view of the current poll (also at a hand-off in
+ * edo_block_in_place, where the poll goes on without the worker). */
+static inline void edo__tw_unwatch(edo__tw *tw)
+{
+	if (tw->watch) {
+		uint64_t prev =
+			atomic_exchange_explicit(&tw->poll, tw->seq << 2, memory_order_acq_rel);
+		if (__builtin_expect((prev & EDO__TW_INSPECT) != 0, 0))
+			edo__tw_wait_inspector(tw);
+	}
+}
+
+static inline void edo__tw_poll_end(edo__tw *tw, edo__task *t)
+{
+	edo__tw_unwatch(tw);
+	if (tw->timing) {
+		uint64_t d = edo__mono_ns() - tw->t0;
+		_Atomic(uint64_t) *h = &tw->hist[edo__hist_bucket(d)];
+		atomic_store_explicit(h, atomic_load_explicit(h, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+		tw->poll_ns += d;
+		if (t->flags & EDO__TASK_TIMED) {
+			_Atomic(uint64_t) *b = &edo__task_timing_of(t)->busy_ns;
+			atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + d,
+					      memory_order_relaxed);
+		}
+	}
+}
+
+/* ---- set-up (the schedulers, runtime.c) ------------------------------------------ */
+
+/* Create the trace state of @s for @nworkers workers, if @b asks for any
+ * observability; s->trace stays NULL otherwise.  0 or -ENOMEM. */
+int edo__trace_new(struct edo_handle *s, const edo_runtime_builder *b, uint32_t nworkers);
+
+/* Validate the observability fields of a builder: 0 or -EINVAL/-ENAMETOOLONG. */
+int edo__trace_validate(const edo_runtime_builder *b);
+
+/* The slot a worker thread puts in edo__ctx.tw: NULL unless it times polls
+ * or watches stalls. */
+edo__tw *edo__trace_slot(struct edo_handle *s, uint32_t worker);
+
+/* Start the edo-trace thread (console socket, dump signal, watchdog) if the
+ * runtime wants one.  0 or -errno (the console socket could not be made). */
+int edo__trace_start(struct edo_handle *s);
+
+/* Stop the edo-trace thread, remove the socket and the signal handler;
+ * called at the start of shutdown, before tasks are cancelled.  Idempotent. */
+void edo__trace_stop(struct edo_handle *s);
+
+/* Free the trace state (the scheduler's memory goes). */
+void edo__trace_free(edo__trace *tr);
+
+/* ---- reading (dump.c, metrics.c) ------------------------------------------------ */
+
+/* The scheduler of a runtime (runtime.c). */
+struct edo_handle *edo__runtime_sched(edo_runtime *rt);
+
+/* Runtime-wide metrics of the scheduler @s. */
+void edo__metrics_runtime(struct edo_handle *s, edo_runtime_metrics *out);
+int edo__metrics_worker(struct edo_handle *s, uint32_t worker, edo_worker_metrics *out);
+
+/* The task snapshot of edo_runtime_tasks(), on a scheduler. */
+int edo__trace_tasks(struct edo_handle *s, edo_task_info **out, size_t *n);
+
+/* The text dump of edo_runtime_dump(). */
+int edo__trace_dump(struct edo_handle *s, FILE *out);
+
+/* Copy @src into @dst (EDO_TASK_NAME_MAX), "" for NULL. */
+void edo__trace_copy_name(char *dst, const char *src);
+
+/* Milliseconds since the runtime was built (0 without trace state). */
+uint64_t edo__trace_uptime_ms(struct edo_handle *s);
+
+#endif /* EDO_TRACE_INTERNAL_H */
