@@ -317,6 +317,14 @@ void edo__reactor_wake(edo__reactor *r)
 
 void edo__reactor_turn(edo__reactor *r, int64_t timeout_ns)
 {
+	/* A non-blocking turn with no fd registered would only drain the
+	 * eventfd: skip the syscall (a runtime used for timers and channels
+	 * pays nothing for the reactor).  Released registrations wait for the
+	 * next real turn. */
+	if (timeout_ns == 0 &&
+	    atomic_load_explicit(&r->n_registered, memory_order_relaxed) ==
+		    atomic_load_explicit(&r->n_deregistered, memory_order_relaxed))
+		return;
 	release_pending(r);
 	int timeout_ms;
 	if (timeout_ns < 0)
