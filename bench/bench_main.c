@@ -7,7 +7,11 @@
  *
  * Prints `bench=<name> impl=edo threads=<n> value=<v> unit=<u>`; exits 77
  * for a workload (or flavour) that Edo does not provide yet, so the runner
- * lists it as missing.  Workloads live in the bench_<area>.c files, registered with
+ * lists it as missing.  With EDO_BENCH_METRICS=1 the runtime also collects
+ * the optional observability (edo/trace.h: the poll-time histogram with its
+ * two clock reads per poll, and the stall detector) and the lines say
+ * impl=edo-metrics: the runner lists that beside plain Edo, so the ratio is
+ * the cost of the collection, measured in the same run.  Workloads live in the bench_<area>.c files, registered with
  * BENCH_WORKLOAD.
  */
 #include "bench.h"
@@ -18,10 +22,13 @@ static int nregistered;
 
 unsigned bench_threads;
 
+/* "edo", or "edo-metrics" with EDO_BENCH_METRICS=1 (make_runtime). */
+static const char *bench_impl = "edo";
+
 void bench_report(const char *name, double value, const char *unit)
 {
-	printf("bench=%s impl=edo threads=%u value=%.2f unit=%s\n", name, bench_threads, value,
-	       unit);
+	printf("bench=%s impl=%s threads=%u value=%.2f unit=%s\n", name, bench_impl, bench_threads,
+	       value, unit);
 }
 
 void bench_register(const bench_workload *w)
@@ -38,6 +45,13 @@ edo_runtime *make_runtime(unsigned threads)
 	/* For the LIFO-stealing comparison (issue #4941 in Tokio's tracker). */
 	const char *nosteal = getenv("EDO_BENCH_DISABLE_LIFO_STEAL");
 	b.disable_lifo_stealing = nosteal && *nosteal == '1';
+	/* The optional collection, for its cost (bench/README.md, edo-metrics). */
+	const char *metrics = getenv("EDO_BENCH_METRICS");
+	if (metrics && *metrics == '1') {
+		b.poll_time_histogram = true;
+		b.stall_detection = true;
+		bench_impl = "edo-metrics";
+	}
 	edo_runtime *rt;
 	int rc = edo_runtime_build(&b, &rt);
 	if (rc == -ENOTSUP) {
@@ -102,8 +116,8 @@ int main(int argc, char **argv)
 		edo_runtime_free(rt);
 		if (!w->unit)
 			return 0; /* it printed its own result lines */
-		printf("bench=%s impl=edo threads=%ld value=%.2f unit=%s\n", argv[1], threads, v,
-		       w->unit);
+		printf("bench=%s impl=%s threads=%ld value=%.2f unit=%s\n", argv[1], bench_impl,
+		       threads, v, w->unit);
 		return 0;
 	}
 	fprintf(stderr, "edo_bench: workload %s not implemented\n", argv[1]);

@@ -90,11 +90,11 @@ if [ -n "$BENCH" ] && [ -z "${KIND[$BENCH]:-}" ]; then
 fi
 
 # Implementation columns, in this order when present in the manifest.
-IMPL_ORDER="edo tokio hyper go libuv epoll redis"
+IMPL_ORDER="edo edo-metrics tokio hyper go libuv epoll redis"
 
 prog_for() { # kind impl -> path of the program
 	case $1:$2 in
-	task:edo) echo "$EDO/bench/edo_bench" ;;
+	task:edo | task:edo-metrics) echo "$EDO/bench/edo_bench" ;;
 	echo:edo) echo "$EDO/examples/echo_server" ;;
 	http:edo) echo "$EDO/examples/hello_server" ;;
 	redis:edo) echo "$EDO/examples/mini-redis" ;;
@@ -122,7 +122,9 @@ run_task() { # wl impl threads rep
 	fi
 	log=$LOGS/$impl-$wl-t$t.log
 	echo "== run $rep: $prog $wl $t" >>"$log"
-	out=$(timeout -k 5 "$TASK_TIMEOUT" "$prog" "$wl" "$t" 2>>"$log")
+	# edo-metrics: the same program with the optional collection on.
+	out=$(EDO_BENCH_METRICS=$([ "$impl" = edo-metrics ] && echo 1) \
+		timeout -k 5 "$TASK_TIMEOUT" "$prog" "$wl" "$t" 2>>"$log")
 	rc=$?
 	echo "$out" >>"$log"
 	if [ $rc -eq 77 ]; then

@@ -97,7 +97,11 @@ typedef struct edo_future_info {
 					    const char **file, int *line);
 } edo_future_info;
 
-/** The operations of one kind of future. */
+/**
+ * The operations of one kind of future.  Initialise it with designated
+ * initialisers (`{.poll = my_poll, .drop = my_drop}`): members may be added,
+ * as `info` was.
+ */
 typedef struct edo_future_vtable {
 	/** Make progress; see the file comment for the contract. */
 	edo_poll (*poll)(edo_future *self, edo_cx *cx);
