@@ -6,6 +6,10 @@
  * a multi-thread runtime with N workers.  One task per connection: read
  * what is there, write all of it back, until the client shuts its side
  * down; then shut ours down too.
+ *
+ * Ctrl-C stops it gracefully (graceful.h): it stops accepting, lets open
+ * connections echo what they have read, closes them, and exits 0, within
+ * 5 seconds.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -14,23 +18,28 @@
 #include <sys/resource.h>
 
 #include "edo.h"
+#include "graceful.h"
 
 typedef struct conn_frame {
 	EDO_FRAME;
 	edo_tcp_stream *s;
 	ssize_t n;
 	edo_write_all_fut wa;
+	graceful_conn g;
 	char buf[3072];
 } conn_frame;
 
 static void conn_cleanup(conn_frame *self)
 {
+	graceful_leave(&self->g);
 	edo_tcp_stream_close(self->s);
 }
 
 EDO_ASYNC(conn, conn_frame, conn_cleanup)
 {
 	EDO_BEGIN();
+	if (!graceful_join(&self->g, self->s))
+		EDO_RETURN(); /* shutting down */
 	for (;;) {
 		EDO_AWAIT_POLL(edo_tcp_stream_poll_read(self->s, cx, self->buf, sizeof self->buf,
 							&self->n));
@@ -40,6 +49,8 @@ EDO_ASYNC(conn, conn_frame, conn_cleanup)
 					(size_t)self->n));
 		if (self->wa.rc < 0)
 			EDO_RETURN();
+		if (graceful_stopping())
+			break; /* Ctrl-C: what was read is echoed */
 	}
 	edo_tcp_stream_shutdown(self->s, SHUT_WR);
 	EDO_END();
@@ -51,11 +62,29 @@ typedef struct server_frame {
 	edo_tcp_listener *l;
 	edo_tcp_stream *s;
 	int rc;
+	edo_ctrl_c_fut cc;
+	bool no_ctrl_c, stop;
+	edo_sleep sl;
+	int waited;
 } server_frame;
 
 static void server_cleanup(server_frame *self)
 {
+	edo_future_drop(&self->cc.base);
 	edo_tcp_listener_close(self->l);
+}
+
+/* Accept the next connection, unless Ctrl-C comes first (then stop). */
+static edo_poll accept_or_ctrl_c(server_frame *self, edo_cx *cx)
+{
+	if (!self->no_ctrl_c && edo_future_poll(&self->cc.base, cx) == EDO_READY) {
+		if (self->cc.rc == 0) {
+			self->stop = true;
+			return EDO_READY;
+		}
+		self->no_ctrl_c = true; /* cannot listen for it: serve on */
+	}
+	return edo_tcp_listener_poll_accept(self->l, cx, &self->s, NULL, &self->rc);
 }
 
 EDO_ASYNC(server, server_frame, server_cleanup)
@@ -77,9 +106,11 @@ EDO_ASYNC(server, server_frame, server_cleanup)
 		printf("echo_server: listening on %s\n", txt);
 		fflush(stdout);
 	}
+	edo_ctrl_c(&self->cc);
 	for (;;) {
-		EDO_AWAIT_POLL(
-			edo_tcp_listener_poll_accept(self->l, cx, &self->s, NULL, &self->rc));
+		EDO_AWAIT_POLL(accept_or_ctrl_c(self, cx));
+		if (self->stop)
+			break;
 		if (self->rc < 0) {
 			fprintf(stderr, "echo_server: accept: %s\n", edo_strerror(self->rc));
 			continue;
@@ -88,6 +119,14 @@ EDO_ASYNC(server, server_frame, server_cleanup)
 		if (EDO_SPAWN(NULL, conn, .s = self->s) < 0)
 			edo_tcp_stream_close(self->s);
 	}
+	/* Ctrl-C: stop accepting; open connections finish, up to the deadline. */
+	edo_tcp_listener_close(self->l);
+	self->l = NULL;
+	graceful_stop();
+	for (self->waited = 0; graceful_live() > 0 && self->waited < GRACEFUL_DEADLINE_MS;
+	     self->waited += 10)
+		EDO_AWAIT_SLEEP(&self->sl, EDO_MS(10));
+	printf("echo_server: stopped (%zu connections cut off)\n", graceful_live());
 	EDO_END();
 }
 

@@ -14,6 +14,10 @@
  * write.  --threads 0 runs the current-thread runtime, N a multi-thread
  * runtime with N workers.
  *
+ * Ctrl-C stops it gracefully (graceful.h): it stops accepting, lets open
+ * connections finish the requests they have received (idle keep-alive
+ * connections are closed at once), and exits 0, within 5 seconds.
+ *
  * One task per connection, a stackless coroutine whose frame holds the
  * request buffer: reading, answering and going back to sleep on the socket
  * is all that happens per request.
@@ -26,6 +30,7 @@
 #include <sys/resource.h>
 
 #include "edo.h"
+#include "graceful.h"
 
 static const char RESPONSE[] =
 	"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n\r\nHello world!";
@@ -47,11 +52,13 @@ typedef struct conn_frame {
 	size_t batch;   /* bytes of responses being written */
 	size_t off;     /* of which written */
 	ssize_t n;
+	graceful_conn g;
 	char buf[HEAD_MAX];
 } conn_frame;
 
 static void conn_cleanup(conn_frame *self)
 {
+	graceful_leave(&self->g);
 	edo_tcp_stream_close(self->s);
 }
 
@@ -77,6 +84,8 @@ static size_t take_requests(conn_frame *self)
 EDO_ASYNC(conn, conn_frame, conn_cleanup)
 {
 	EDO_BEGIN();
+	if (!graceful_join(&self->g, self->s))
+		EDO_RETURN(); /* shutting down */
 	for (;;) {
 		if (self->filled == sizeof self->buf)
 			break; /* a head this large is not for this server */
@@ -99,6 +108,8 @@ EDO_ASYNC(conn, conn_frame, conn_cleanup)
 			}
 			self->pending -= self->batch / RESPONSE_LEN;
 		}
+		if (graceful_stopping())
+			break; /* Ctrl-C: what was asked is answered */
 	}
 	EDO_END();
 }
@@ -109,11 +120,29 @@ typedef struct server_frame {
 	edo_tcp_listener *l;
 	edo_tcp_stream *s;
 	int rc;
+	edo_ctrl_c_fut cc;
+	bool no_ctrl_c, stop;
+	edo_sleep sl;
+	int waited;
 } server_frame;
 
 static void server_cleanup(server_frame *self)
 {
+	edo_future_drop(&self->cc.base);
 	edo_tcp_listener_close(self->l);
+}
+
+/* Accept the next connection, unless Ctrl-C comes first (then stop). */
+static edo_poll accept_or_ctrl_c(server_frame *self, edo_cx *cx)
+{
+	if (!self->no_ctrl_c && edo_future_poll(&self->cc.base, cx) == EDO_READY) {
+		if (self->cc.rc == 0) {
+			self->stop = true;
+			return EDO_READY;
+		}
+		self->no_ctrl_c = true; /* cannot listen for it: serve on */
+	}
+	return edo_tcp_listener_poll_accept(self->l, cx, &self->s, NULL, &self->rc);
 }
 
 EDO_ASYNC(server, server_frame, server_cleanup)
@@ -135,9 +164,11 @@ EDO_ASYNC(server, server_frame, server_cleanup)
 		printf("hello_server: listening on http://%s/\n", txt);
 		fflush(stdout);
 	}
+	edo_ctrl_c(&self->cc);
 	for (;;) {
-		EDO_AWAIT_POLL(
-			edo_tcp_listener_poll_accept(self->l, cx, &self->s, NULL, &self->rc));
+		EDO_AWAIT_POLL(accept_or_ctrl_c(self, cx));
+		if (self->stop)
+			break;
 		if (self->rc < 0) {
 			fprintf(stderr, "hello_server: accept: %s\n", edo_strerror(self->rc));
 			continue;
@@ -146,6 +177,14 @@ EDO_ASYNC(server, server_frame, server_cleanup)
 		if (EDO_SPAWN(NULL, conn, .s = self->s) < 0)
 			edo_tcp_stream_close(self->s);
 	}
+	/* Ctrl-C: stop accepting; open connections finish, up to the deadline. */
+	edo_tcp_listener_close(self->l);
+	self->l = NULL;
+	graceful_stop();
+	for (self->waited = 0; graceful_live() > 0 && self->waited < GRACEFUL_DEADLINE_MS;
+	     self->waited += 10)
+		EDO_AWAIT_SLEEP(&self->sl, EDO_MS(10));
+	printf("hello_server: stopped (%zu connections cut off)\n", graceful_live());
 	EDO_END();
 }
 

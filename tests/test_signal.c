@@ -2,11 +2,16 @@
 /* Signals: listeners, several per signal and per process, deliveries that
  * arrive while no one waits, coalescing, two runtimes, shutdown, Ctrl-C,
  * refused signals, chaining to a handler installed before. */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "edo.h"
@@ -415,6 +420,220 @@ TEST(stress_listener_churn)
 		CHECK_EQ(pthread_join(th[i], NULL), 0);
 	atomic_store(&churning, false);
 	CHECK_EQ(pthread_join(k, NULL), 0);
+}
+
+/* ---- Ctrl-C stops the example servers gracefully -------------------------------------------- */
+
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+
+/* A failed check (abort) or a time-out (alarm) must not leave the server
+ * running: kill it from the handler of either. */
+static volatile pid_t server_pid;
+
+static void kill_server(int sig)
+{
+	if (server_pid > 0)
+		kill(server_pid, SIGKILL);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* Ctrl-C for the server: one SIGINT to the process, as a terminal sends.
+ * Under ThreadSanitizer, a handler runs only when its thread passes an
+ * intercepted call, and the kernel picks the main thread, which in a
+ * multi-thread runtime sleeps in a raw futex wait: there, SIGINT goes to
+ * every thread of the server, and the one in epoll_wait handles it. */
+static void send_ctrl_c(edo_child *ch)
+{
+#ifdef UNDER_TSAN
+	char dir[64];
+	snprintf(dir, sizeof dir, "/proc/%d/task", (int)edo_child_id(ch));
+	DIR *d = opendir(dir);
+	CHECK(d != NULL);
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			syscall(SYS_tgkill, edo_child_id(ch), atoi(e->d_name), SIGINT);
+	closedir(d);
+#else
+	CHECK_EQ(edo_child_signal(ch, SIGINT), 0);
+#endif
+}
+
+/* build/examples/<name>, found from this test's own path (build/tests/). */
+static bool example_path(const char *name, char *out, size_t len)
+{
+	char self_path[PATH_MAX / 2];
+	ssize_t r = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
+	if (r <= 0)
+		return false;
+	self_path[r] = 0;
+	char *slash = strrchr(self_path, '/');
+	if (!slash)
+		return false;
+	*slash = 0;
+	if ((size_t)snprintf(out, len, "%s/../examples/%s", self_path, name) >= len)
+		return false;
+	return access(out, X_OK) == 0;
+}
+
+static const char REQ[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+static const char RESP[] =
+	"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n\r\nHello world!";
+#define RESP_LEN (sizeof RESP - 1)
+static const char PIPELINED[] =
+	"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n";
+
+typedef struct server_run_frame {
+	EDO_FRAME;
+	const char *path;
+	bool http;
+	int threads;
+	edo_child *ch;
+	edo_stream *out;
+	edo_buf text;
+	char buf[4096];
+	ssize_t n;
+	uint16_t port;
+	edo_addr addr;
+	edo_tcp_connect_fut conn;
+	edo_tcp_stream *a, *b;
+	edo_write_all_fut wa;
+	edo_read_exact_fut rx;
+	edo_read_to_end_fut rte;
+	edo_buf rest;
+	edo_child_wait_fut wait;
+} server_run_frame;
+
+static void server_run_cleanup(server_run_frame *self)
+{
+	edo_stream_drop(self->out);
+	edo_child_drop(self->ch);
+	edo_buf_free(&self->text);
+	edo_buf_free(&self->rest);
+	edo_tcp_stream_close(self->a);
+	edo_tcp_stream_close(self->b);
+}
+
+EDO_ASYNC(server_run, server_run_frame, server_run_cleanup)
+{
+	EDO_BEGIN();
+	{
+		char threads[16];
+		snprintf(threads, sizeof threads, "%d", self->threads);
+		edo_command *c;
+		CHECK_EQ(edo_command_new(self->path, &c), 0);
+		CHECK_EQ(edo_command_args(c, (const char *const[]){"--port", "0", "--threads",
+								   threads, NULL}),
+			 0);
+		CHECK_EQ(edo_command_stdout(c, EDO_STDIO_PIPE), 0);
+		edo_command_kill_on_drop(c, true);
+		CHECK_EQ(edo_command_spawn(c, &self->ch), 0);
+		edo_command_free(c);
+		server_pid = edo_child_id(self->ch);
+	}
+	self->out = edo_child_take_stdout(self->ch);
+	/* "...listening on [http://]127.0.0.1:PORT..." */
+	for (;;) {
+		EDO_AWAIT_POLL(edo_stream_poll_read(self->out, cx, self->buf, sizeof self->buf - 1,
+						    &self->n));
+		CHECK_GT(self->n, 0);
+		CHECK_EQ(edo_buf_reserve(&self->text, (size_t)self->n + 1), 0);
+		memcpy(self->text.data + self->text.len, self->buf, (size_t)self->n);
+		self->text.len += (size_t)self->n;
+		self->text.data[self->text.len] = 0;
+		const char *at = strstr(self->text.data, "127.0.0.1:");
+		if (at && strchr(at, '\n')) {
+			self->port = (uint16_t)atoi(at + strlen("127.0.0.1:"));
+			break;
+		}
+	}
+	CHECK_GT(self->port, 0);
+	CHECK_EQ(edo_addr_ip(&self->addr, "127.0.0.1", self->port), 0);
+	EDO_AWAIT(edo_tcp_connect(&self->conn, &self->addr));
+	CHECK_EQ(self->conn.rc, 0);
+	self->a = self->conn.stream;
+	EDO_AWAIT(edo_tcp_connect(&self->conn, &self->addr));
+	CHECK_EQ(self->conn.rc, 0);
+	self->b = self->conn.stream;
+	/* One exchange on each, so both are accepted and served. */
+	EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->a), self->http ? REQ : "hello",
+				self->http ? sizeof REQ - 1 : 5));
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_tcp_stream_io(self->a), self->buf,
+				 self->http ? RESP_LEN : 5));
+	CHECK_EQ(self->rx.rc, 0);
+	EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->b), self->http ? REQ : "hello",
+				self->http ? sizeof REQ - 1 : 5));
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_tcp_stream_io(self->b), self->buf,
+				 self->http ? RESP_LEN : 5));
+	CHECK_EQ(self->rx.rc, 0);
+	/* In flight when Ctrl-C comes: three pipelined requests (or bytes to
+	 * echo) on a; b stays idle. */
+	if (self->http) {
+		EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->a), PIPELINED,
+					sizeof PIPELINED - 1));
+	} else {
+		EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->a), "in flight", 9));
+	}
+	CHECK_EQ(self->wa.rc, 0);
+	send_ctrl_c(self->ch);
+	/* a gets every answer, then the end; b just the end. */
+	EDO_AWAIT(edo_read_to_end(&self->rte, edo_tcp_stream_io(self->a), &self->rest));
+	CHECK_EQ(self->rte.rc, 0);
+	CHECK_EQ(self->rest.len, self->http ? 3 * RESP_LEN : 9);
+	if (self->http)
+		for (int i = 0; i < 3; i++)
+			CHECK(memcmp(self->rest.data + i * RESP_LEN, RESP, RESP_LEN) == 0);
+	edo_buf_free(&self->rest);
+	EDO_AWAIT(edo_read_to_end(&self->rte, edo_tcp_stream_io(self->b), &self->rest));
+	CHECK_EQ(self->rte.rc, 0);
+	CHECK_EQ(self->rest.len, 0u);
+	/* It exits 0, saying no connection was cut off. */
+	EDO_AWAIT(edo_child_wait(&self->wait, self->ch));
+	CHECK_EQ(self->wait.rc, 0);
+	CHECK(WIFEXITED(self->wait.status));
+	CHECK_EQ(WEXITSTATUS(self->wait.status), 0);
+	server_pid = 0;
+	self->text.len = 0;
+	EDO_AWAIT(edo_read_to_end(&self->rte, self->out, &self->text));
+	CHECK_EQ(edo_buf_reserve(&self->text, 1), 0);
+	self->text.data[self->text.len] = 0;
+	CHECK(strstr(self->text.data, "stopped (0 connections cut off)") != NULL);
+	EDO_END();
+}
+
+static void server_ctrl_c(const char *name, bool http)
+{
+	char path[PATH_MAX];
+	if (!example_path(name, path, sizeof path))
+		SKIP("the examples are not built");
+	signal(SIGABRT, kill_server);
+	signal(SIGALRM, kill_server);
+	for (int threads = 0; threads <= 2; threads += 2) {
+		edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD);
+		server_run_frame f = {EDO_FRAME_INIT(server_run), .path = path, .http = http,
+				      .threads = threads};
+		CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+	}
+}
+
+/* examples/hello_server: SIGINT stops accepting, answers the requests it
+ * has, closes idle keep-alive connections, exits 0. */
+TEST(hello_server_ctrl_c)
+{
+	server_ctrl_c("hello_server", true);
+}
+
+TEST(echo_server_ctrl_c)
+{
+	server_ctrl_c("echo_server", false);
 }
 
 TEST_MAIN()
