@@ -14,8 +14,7 @@
 #      closed connection, and the server lives on; --max-clients turns the
 #      next client away with Redis's error
 #   6. redis-benchmark (small, -P 16): every test gives a result
-#   7. SIGTERM: a graceful shutdown (when the binary was built with Edo's
-#      signals), exit status 0
+#   7. SIGTERM: a graceful shutdown, exit status 0
 # Then each tutorial step given (examples/tutorial/) is started and answers
 # the commands its step introduces.
 #
@@ -331,18 +330,33 @@ check_server() { # threads
 	check_limits
 	check_benchmark
 	kill -0 "$pid" 2>/dev/null || fail "[$label] the server died"
-	# Graceful shutdown on SIGTERM, if the binary has Edo's signals.
+	# Graceful shutdown on SIGTERM: it answers what it has, exits with 0.
 	kill -TERM "$pid"
-	local rc
-	wait "$pid"
-	rc=$?
-	pid=
-	if grep -q edo_ctrl_c "$server"; then
-		[ $rc -eq 0 ] || fail "[$label] exit status $rc after SIGTERM"
-		grep -q 'shutting down' "$tmp/out" || fail "[$label] no 'shutting down' after SIGTERM"
+	local rc=
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		if [ "$1" != 0 ] && grep -q __tsan_init "$server"; then
+			# ThreadSanitizer runs a signal's handler only when the
+			# thread it landed on next enters an intercepted call; a
+			# thread parked in a raw futex system call (the one in
+			# edo_block_on of the multi-thread runtime) may never do.
+			# A TSan artefact: the other builds check this.
+			echo "   (TSan build: SIGTERM not handled within 10 s on the multi-thread runtime; killed)"
+		else
+			fail "[$label] still running 10 s after SIGTERM"
+		fi
+		kill -KILL "$pid"
+		wait "$pid" 2>/dev/null
 	else
-		echo "   (built without edo/signal.h: SIGTERM kills it, status $rc)"
+		wait "$pid"
+		rc=$?
+		[ "$rc" = 0 ] || fail "[$label] exit status $rc after SIGTERM"
+		grep -q 'shutting down' "$tmp/out" || fail "[$label] no 'shutting down' after SIGTERM"
 	fi
+	pid=
 	grep -q 'Sanitizer' "$tmp/err" && fail "[$label] $(grep -m1 Sanitizer "$tmp/err")"
 }
 

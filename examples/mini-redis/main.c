@@ -26,13 +26,6 @@
 
 #include "server.h"
 
-#if __has_include("edo/signal.h")
-#include "edo/signal.h"
-#define HAVE_SIGNALS 1
-#else
-#define HAVE_SIGNALS 0
-#endif
-
 /* ---- the acceptor ------------------------------------------------------------------------- */
 
 typedef struct acceptor_frame {
@@ -90,13 +83,11 @@ typedef struct main_frame {
 	edo_tcp_listener *l;
 	edo_join *acceptor, *purge;
 	int rc;
-#if HAVE_SIGNALS
 	edo_signal *term;
 	edo_ctrl_c_fut ctrl_c;
 	edo_signal_recv_fut term_recv;
 	edo_future *waits[2];
 	edo_select_fut sel;
-#endif
 	edo_acquire_fut drain;
 	edo_timeout drain_to;
 } main_frame;
@@ -106,9 +97,7 @@ static void main_cleanup(main_frame *self)
 	edo_tcp_listener_close(self->l);
 	edo_join_detach(self->acceptor);
 	edo_join_detach(self->purge);
-#if HAVE_SIGNALS
 	edo_signal_drop(self->term);
-#endif
 }
 
 EDO_ASYNC(main_task, main_frame, main_cleanup)
@@ -145,7 +134,6 @@ EDO_ASYNC(main_task, main_frame, main_cleanup)
 		fprintf(stderr, "mini-redis: spawn: %s\n", edo_strerror(self->rc));
 		EDO_RETURN();
 	}
-#if HAVE_SIGNALS
 	/* Serve until Ctrl-C or SIGTERM. */
 	self->rc = edo_signal_new(SIGTERM, &self->term);
 	self->waits[0] = edo_ctrl_c(&self->ctrl_c);
@@ -172,10 +160,6 @@ EDO_ASYNC(main_task, main_frame, main_cleanup)
 	db_purge_stop(self->srv->db);
 	EDO_AWAIT_JOIN(self->purge, &self->rc);
 	self->rc = 0;
-#else
-	/* No signal support in this Edo: serve until killed. */
-	EDO_AWAIT_JOIN(self->acceptor, &self->rc);
-#endif
 	EDO_END();
 }
 
