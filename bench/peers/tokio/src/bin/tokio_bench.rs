@@ -34,6 +34,11 @@ const NOTIFY_TARGET: usize = 100_000;
 const TIMERS: usize = 1_000_000;
 const TIMEOUTS: usize = 1_000_000;
 const IDLE_TASKS: usize = 1_000_000;
+const FS_ROUNDS: usize = 10;
+const FS_READS: usize = 1_000;
+const FS_BLOCK: usize = 4096;
+const SIG_ITERS: usize = 10_000;
+const SIG_LISTENERS: usize = 10;
 
 fn runtime(threads: usize) -> Runtime {
     let mut b = if threads == 0 {
@@ -44,6 +49,19 @@ fn runtime(threads: usize) -> Runtime {
         b
     };
     b.enable_time().build().expect("runtime")
+}
+
+/// The signal workload needs the I/O driver (Tokio's signal driver sits on
+/// it); Edo's runtime always has its drivers.
+fn runtime_all(threads: usize) -> Runtime {
+    let mut b = if threads == 0 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    b.enable_all().build().expect("runtime")
 }
 
 fn report(name: &str, threads: usize, value: f64, unit: &str) {
@@ -413,6 +431,73 @@ fn idle_tasks(rt: &Runtime) -> f64 {
     })
 }
 
+/// fs.rs async_read_buf, repeated: 10 x (open /dev/zero, 1,000 reads of 4 KiB).
+fn fs_read(rt: &Runtime) -> f64 {
+    use tokio::io::AsyncReadExt;
+    let d = in_task(rt, async {
+        let t = Instant::now();
+        let mut buf = [0u8; FS_BLOCK];
+        for _ in 0..FS_ROUNDS {
+            let mut f = tokio::fs::File::open("/dev/zero").await.expect("open /dev/zero");
+            for _ in 0..FS_READS {
+                let n = f.read(&mut buf).await.expect("read");
+                assert!(n > 0);
+            }
+        }
+        t.elapsed()
+    });
+    ns_per(d, FS_ROUNDS * FS_READS)
+}
+
+/// signal.rs many_signals, repeated, with SIGUSR1 and SIGUSR2: 10 listeners
+/// per signal forward each delivery into an mpsc(10); 10,000 x (kill SIGUSR1,
+/// receive 10, kill SIGUSR2, receive 10).
+fn signal_latency(rt: &Runtime) -> f64 {
+    use tokio::signal::unix::{signal, SignalKind};
+    let d = in_task(rt, async {
+        let ready = Arc::new(AtomicUsize::new(0));
+        let kinds = [SignalKind::user_defined1(), SignalKind::user_defined2()];
+        let nums = [libc::SIGUSR1, libc::SIGUSR2];
+        let mut rxs = Vec::new();
+        let mut hs = Vec::new();
+        for kind in kinds {
+            let (tx, rx) = mpsc::channel::<()>(SIG_LISTENERS);
+            for _ in 0..SIG_LISTENERS {
+                let (tx, ready) = (tx.clone(), ready.clone());
+                hs.push(tokio::spawn(async move {
+                    let mut s = signal(kind).expect("signal");
+                    ready.fetch_add(1, Ordering::SeqCst);
+                    for _ in 0..SIG_ITERS {
+                        s.recv().await.expect("recv signal");
+                        tx.send(()).await.expect("send");
+                    }
+                }));
+            }
+            rxs.push(rx);
+        }
+        while ready.load(Ordering::SeqCst) < 2 * SIG_LISTENERS {
+            yield_now().await;
+        }
+        let t = Instant::now();
+        for _ in 0..SIG_ITERS {
+            for s in 0..2 {
+                unsafe {
+                    libc::kill(libc::getpid(), nums[s]);
+                }
+                for _ in 0..SIG_LISTENERS {
+                    rxs[s].recv().await.expect("recv");
+                }
+            }
+        }
+        let d = t.elapsed();
+        for h in hs {
+            h.await.unwrap();
+        }
+        d
+    });
+    ns_per(d, 2 * SIG_ITERS)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 3 {
@@ -421,7 +506,11 @@ fn main() {
     }
     let name = args[1].as_str();
     let threads: usize = args[2].parse().expect("threads");
-    let rt = runtime(threads);
+    let rt = if name == "signal_latency" {
+        runtime_all(threads)
+    } else {
+        runtime(threads)
+    };
     let (value, unit) = match name {
         "spawn_many" => (spawn_many(&rt), "ns/op"),
         "spawn_remote" => (spawn_remote(&rt), "ns/op"),
@@ -436,6 +525,8 @@ fn main() {
         "notify" => (notify(&rt), "ns/op"),
         "timeout_polled" => (timeout_polled(&rt, threads), "ns/op"),
         "idle_tasks" => (idle_tasks(&rt), "bytes"),
+        "fs_read" => (fs_read(&rt), "ns/op"),
+        "signal_latency" => (signal_latency(&rt), "ns/op"),
         "timers" => {
             timers(&rt, threads);
             return;
