@@ -305,6 +305,13 @@ run_redis_benchmark() { # wl impl threads rep log hz
 # ---- the suite -------------------------------------------------------------------
 
 META=$RES/meta.txt
+# One suite at a time: a second runner would share raw.txt (and the cores).
+mkdir -p "$RES"
+exec 9>"$RES/.lock"
+if ! flock -n 9; then
+	say "another bench/run.sh is running (lock $RES/.lock): waiting for it to finish"
+	flock 9
+fi
 if [ "${BENCH_REPORT_ONLY:-0}" = 1 ]; then
 	[ -s "$RAW" ] || { say "no $RAW to report on"; exit 1; }
 	LOAD_AT_START= RUN_DATE= EDO_COMMIT=
