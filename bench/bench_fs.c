@@ -1,8 +1,14 @@
 /* File workloads (bench/README.md defines each exactly; the Tokio peer does
- * the same work): fs_read, Tokio's fs.rs async_read_buf repeated. */
+ * the same work): fs_read, Tokio's fs.rs async_read_buf repeated, and
+ * fs_read_pool, the same with Edo's inline RWF_NOWAIT reads turned off so
+ * that every read is a blocking-pool round trip, as in Tokio. */
 #include <fcntl.h>
+#include <stdbool.h>
 
 #include "bench.h"
+
+/* src/fs/job.h: every file read through the blocking pool. */
+void edo__fs_force_pool(bool on);
 
 #define FS_ROUNDS 10
 #define FS_READS 1000
@@ -51,4 +57,11 @@ static double bench_fs_read(edo_runtime *rt)
 	return ns;
 }
 
+static double bench_fs_read_pool(edo_runtime *rt)
+{
+	edo__fs_force_pool(true);
+	return bench_fs_read(rt);
+}
+
 BENCH_WORKLOAD(fs_read, bench_fs_read, "ns/op")
+BENCH_WORKLOAD(fs_read_pool, bench_fs_read_pool, "ns/op")

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "edo.h"
+#include "fs/job.h"
 #include "harness.h"
 
 static edo_runtime *make_rt(edo_rt_flavor flavor)
@@ -317,7 +319,71 @@ EDO_ASYNC(streams, stream_frame, stream_cleanup)
 
 TEST(file_streams)
 {
-	RUN_BOTH(streams);
+	RUN_BOTH(streams); /* reads served inline where the page cache has them */
+	edo__fs_force_pool(true);
+	RUN_BOTH(streams); /* every read through the blocking pool */
+	edo__fs_force_pool(false);
+}
+
+/* A file over a pipe: a read with nothing to read falls back from
+ * RWF_NOWAIT to the pool, whose blocking read waits for the writer. */
+typedef struct piped_frame {
+	EDO_FRAME;
+	int wfd;
+	edo_file *f;
+	char buf[64];
+	ssize_t n;
+	int i;
+} piped_frame;
+
+static void piped_cleanup(piped_frame *self)
+{
+	edo_file_close(self->f);
+}
+
+static void *late_writer(void *arg)
+{
+	int fd = *(int *)arg;
+	for (int i = 0; i < 20; i++) {
+		usleep(2000);
+		CHECK_EQ(write(fd, "ping", 4), 4);
+	}
+	close(fd);
+	return NULL;
+}
+
+EDO_ASYNC(piped, piped_frame, piped_cleanup)
+{
+	EDO_BEGIN();
+	{
+		int p[2];
+		CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+		CHECK_EQ(edo_file_from_fd(p[0], &self->f), 0);
+		self->wfd = p[1];
+		pthread_t th;
+		CHECK_EQ(pthread_create(&th, NULL, late_writer, &self->wfd), 0);
+		pthread_detach(th);
+	}
+	for (self->i = 0;; self->i++) {
+		EDO_AWAIT_POLL(edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf,
+						    sizeof self->buf, &self->n));
+		CHECK_GE(self->n, 0);
+		if (self->n == 0)
+			break;
+		CHECK_EQ(self->n % 4, 0);
+	}
+	CHECK_GT(self->i, 0);
+	EDO_END();
+}
+
+TEST(file_over_a_pipe)
+{
+	for (int fl = EDO_RT_CURRENT_THREAD; fl <= EDO_RT_MULTI_THREAD; fl++) {
+		edo_runtime *rt = make_rt((edo_rt_flavor)fl);
+		piped_frame f = {EDO_FRAME_INIT(piped)};
+		CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+	}
 }
 
 /* ---- error paths ------------------------------------------------------------------------------------- */

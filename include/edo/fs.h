@@ -28,9 +28,13 @@
  *
  * Files (edo_file) are streams (edo/stream.h) with Tokio's buffering:
  *
- *   - A read asks the pool to read up to its length (at most 2 MiB) into
- *     the file's buffer and waits for it; bytes left over from a longer
- *     read are served from the buffer first.
+ *   - A read first tries preadv2(RWF_NOWAIT) on the task's own thread: a
+ *     read the page cache (or a device such as /dev/zero) can serve without
+ *     blocking completes at once, up to 256 KiB, with no pool round trip.
+ *     Otherwise it asks the pool to read up to its length (at most 2 MiB)
+ *     into the file's buffer and waits for it; bytes left over from a
+ *     longer read are served from the buffer first.  (Tokio always goes to
+ *     the pool.)
  *   - A write copies the bytes (at most 2 MiB) into the file's buffer, hands
  *     the buffer to a pool thread that writes it all, and completes at
  *     once.  The next operation on the file waits for that write; if it

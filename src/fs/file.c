@@ -14,7 +14,8 @@
  * (which orders the thread's writes before the task's reads).  Every
  * operation first waits for the job in flight and folds its result in:
  *
- *   READ   bytes in buf -> served by this and later reads
+ *   READ   bytes in buf -> served by this and later reads (a read tries
+ *          preadv2(RWF_NOWAIT) on the task's thread first: see try_nowait)
  *   WRITE  an error is kept in last_write_err for the next write or flush
  *   other  the result belongs to the future that started it (if it was
  *          dropped, the result is ignored)
@@ -30,6 +31,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "edo/error.h"
@@ -59,6 +61,9 @@ struct edo_file {
 	edo_join *join; /* the job in flight, or NULL */
 	int last_write_err;
 	bool mandatory_reads;
+	bool no_nowait;          /* the file refused RWF_NOWAIT: always use the pool */
+	unsigned nowait_skip;    /* reads to go before trying RWF_NOWAIT again */
+	unsigned nowait_backoff; /* the skip after the next miss */
 };
 
 /* Drop the reference of a job that never ran; the caller still holds its own. */
@@ -213,6 +218,63 @@ static size_t min_sz(size_t a, size_t b)
 
 /* ---- the stream -------------------------------------------------------------------------------- */
 
+/* Most reads hit the page cache (or a device like /dev/zero) and would not
+ * block at all: try them here first with preadv2(RWF_NOWAIT), which fails
+ * with EAGAIN instead of waiting for the disk, and go to the pool only
+ * then.  A hit costs one system call instead of a round trip through a
+ * pool thread.  Inline reads are capped (a long memcpy is work too), take a
+ * unit of budget, and back off after misses: a file that is never cached
+ * costs at most an extra failed syscall every 64 reads.  Files that refuse
+ * the flag (ttys, some file systems) are never asked again. */
+#define NOWAIT_MAX ((size_t)256 << 10)
+
+static atomic_bool force_pool;
+
+void edo__fs_force_pool(bool on)
+{
+	atomic_store(&force_pool, on);
+}
+
+/* READY with *n (bytes, 0 at end of file, or an error) if the read was done
+ * here; PENDING if it must go to the pool (or the budget is spent: then
+ * *n = 1 and the caller returns PENDING). */
+static edo_poll try_nowait(edo_file *f, edo_cx *cx, void *dst, size_t len, ssize_t *n)
+{
+	if (f->no_nowait || atomic_load_explicit(&force_pool, memory_order_relaxed))
+		return EDO_PENDING;
+	if (f->nowait_skip) {
+		f->nowait_skip--;
+		return EDO_PENDING;
+	}
+	if (edo_coop_poll_proceed(cx) == EDO_PENDING) {
+		*n = 1;
+		return EDO_PENDING;
+	}
+	struct iovec iov = {dst, min_sz(len, NOWAIT_MAX)};
+	ssize_t r;
+	do
+		r = preadv2(f->c->fd, &iov, 1, -1, RWF_NOWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r >= 0) {
+		f->nowait_backoff = 0;
+		*n = r;
+		return EDO_READY;
+	}
+	edo_coop_refund();
+	if (errno == EAGAIN) {
+		f->nowait_skip = f->nowait_backoff;
+		f->nowait_backoff = f->nowait_backoff ?
+					    (f->nowait_backoff < 32 ? f->nowait_backoff * 2 : 64) :
+					    1;
+	} else if (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS || errno == ESPIPE) {
+		f->no_nowait = true; /* the pool's read reports a real EINVAL */
+	} else {
+		*n = -errno;
+		return EDO_READY;
+	}
+	return EDO_PENDING;
+}
+
 static edo_poll file_poll_read(edo_stream *s, edo_cx *cx, void *dst, size_t len, ssize_t *n)
 {
 	edo_file *f = (edo_file *)s;
@@ -238,6 +300,13 @@ static edo_poll file_poll_read(edo_stream *s, edo_cx *cx, void *dst, size_t len,
 			*n = 0;
 			return EDO_READY;
 		}
+		ssize_t r = 0;
+		if (try_nowait(f, cx, dst, len, &r) == EDO_READY) {
+			*n = r;
+			return EDO_READY;
+		}
+		if (r == 1)
+			return EDO_PENDING; /* budget spent; the wake is deferred */
 		size_t want = min_sz(len, EDO_FILE_MAX_BUF);
 		int rc = reserve(c, want);
 		if (rc == 0) {

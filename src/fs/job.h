@@ -88,6 +88,9 @@ int edo__fs_write_all(int fd, const char *buf, size_t len);
  * blocking tasks if @mandatory_reads (not for stdin). */
 int edo__file_new(int fd, bool owns_fd, bool mandatory_reads, edo_file **out);
 
+/* Tests: every file read goes to the blocking pool (no RWF_NOWAIT try). */
+void edo__fs_force_pool(bool on);
+
 /* For edo_read_dir_open: wrap a DIR * (owned from then on). */
 int edo__read_dir_new(void *dir, edo_read_dir **out);
 
