@@ -8,8 +8,8 @@
  * Prints `bench=<name> impl=edo threads=<n> value=<v> unit=<u>`; exits 77
  * for a workload (or flavour) that Edo does not provide yet, so the runner
  * lists it as missing.  With EDO_BENCH_METRICS=1 the runtime also collects
- * the optional observability (edo/trace.h: the poll-time histogram with its
- * two clock reads per poll, and the stall detector) and the lines say
+ * the optional observability (edo/trace.h: the stall detector and the
+ * poll-time histogram, timing one poll in 16) and the lines say
  * impl=edo-metrics: the runner lists that beside plain Edo, so the ratio is
  * the cost of the collection, measured in the same run.  Workloads live in the bench_<area>.c files, registered with
  * BENCH_WORKLOAD.
@@ -45,12 +45,25 @@ edo_runtime *make_runtime(unsigned threads)
 	/* For the LIFO-stealing comparison (issue #4941 in Tokio's tracker). */
 	const char *nosteal = getenv("EDO_BENCH_DISABLE_LIFO_STEAL");
 	b.disable_lifo_stealing = nosteal && *nosteal == '1';
-	/* The optional collection, for its cost (bench/README.md, edo-metrics). */
+	/* The optional collection, for its cost (bench/README.md, edo-metrics):
+	 * "1" the stall detector and the poll-time histogram timing one poll in
+	 * 16; "hist" (every poll timed) or "stall" alone, to tell costs apart. */
 	const char *metrics = getenv("EDO_BENCH_METRICS");
-	if (metrics && *metrics == '1') {
+	if (metrics && strcmp(metrics, "1") == 0) {
 		b.poll_time_histogram = true;
+		b.poll_time_sample = 16;
 		b.stall_detection = true;
 		bench_impl = "edo-metrics";
+	} else if (metrics && strcmp(metrics, "hist") == 0) {
+		b.poll_time_histogram = true;
+		bench_impl = "edo-hist";
+	} else if (metrics && strcmp(metrics, "hist16") == 0) {
+		b.poll_time_histogram = true;
+		b.poll_time_sample = 16;
+		bench_impl = "edo-hist16";
+	} else if (metrics && strcmp(metrics, "stall") == 0) {
+		b.stall_detection = true;
+		bench_impl = "edo-stall";
 	}
 	edo_runtime *rt;
 	int rc = edo_runtime_build(&b, &rt);

@@ -830,6 +830,13 @@ TEST(stall_detector_current_thread)
 	stall_case(EDO_RT_CURRENT_THREAD);
 }
 
+/* Where membarrier(2) is missing, the handshake uses seq_cst accesses. */
+TEST(stall_detector_without_membarrier)
+{
+	CHECK_EQ(setenv("EDO_TRACE_NO_MEMBARRIER", "1", 1), 0); /* this child only */
+	stall_case(EDO_RT_MULTI_THREAD);
+}
+
 TEST(stall_detector_ignores_block_in_place)
 {
 	edo_runtime *rt = stall_runtime(EDO_RT_MULTI_THREAD, true);

@@ -113,8 +113,15 @@ typedef struct edo_runtime_builder {
 	/** Time every task poll (two clock reads per poll): the poll-time
 	 *  histogram, per-task busy time, an exact mean poll time. */
 	bool poll_time_histogram;
+	/** With poll_time_histogram: time one poll in this many (rounded up to
+	 *  a power of two, at most 65536), counting it that many times, so the
+	 *  histogram and busy times are estimates at a fraction of the cost;
+	 *  0 or 1 = every poll, exact. */
+	unsigned poll_time_sample;
 	/** Report any task poll that runs longer than stall_threshold_ms, once
-	 *  per poll, from a watchdog thread (an atomic exchange per poll). */
+	 *  per poll, from a watchdog thread (a store at the start and the end of
+	 *  each poll; an atomic exchange where membarrier(2) is missing).  Time
+	 *  the poll's thread spent waiting for a CPU does not count. */
 	bool stall_detection;
 	/** The stall threshold; 0 = EDO_STALL_THRESHOLD_DEFAULT_MS (100). */
 	unsigned stall_threshold_ms;

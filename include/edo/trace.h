@@ -9,11 +9,16 @@
  *   poll_time_histogram   two clock reads per task poll: the per-worker
  *                         poll-time histogram (edo_worker_poll_histogram),
  *                         each task's busy time and exact last-poll time
- *                         in dumps, and an exact mean poll time
+ *                         in dumps, and an exact mean poll time; with
+ *                         poll_time_sample = N only one poll in N is timed
+ *                         (and counted N times): estimates, N times cheaper
  *   stall_detection       a watchdog thread reports a task poll that runs
  *                         longer than stall_threshold_ms (default 100 ms):
  *                         a blocking call inside a task is named at once;
- *                         costs an atomic exchange per poll
+ *                         costs two stores and a load per poll (the
+ *                         watchdog's side uses membarrier(2)); time the
+ *                         worker's thread spent queued for a CPU does not
+ *                         count, so an overloaded machine is no stall
  *   dump_signal           a signal (e.g. SIGQUIT) that writes a task dump to
  *                         stderr; the handler only writes a byte to a pipe,
  *                         a runtime thread makes the dump

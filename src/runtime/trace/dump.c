@@ -202,7 +202,8 @@ static bool inspect(edo__sched *s, edo__task *t, edo_task_info *ti, uint64_t now
 		edo__task_timing *tm = edo__task_timing_of(t);
 		ti->busy_ns = atomic_load_explicit(&tm->busy_ns, memory_order_relaxed);
 		uint64_t last = atomic_load_explicit(&tm->last_poll_ns, memory_order_relaxed);
-		if (ti->polls && last && last <= now_ns)
+		/* Exact only when every poll is timed; else the coarse stamp. */
+		if (s->trace->sample == 1 && ti->polls && last && last <= now_ns)
 			ti->idle_ms = (int64_t)((now_ns - last) / 1000000u);
 	}
 	ti->kind = EDO_TASK_KIND_UNKNOWN;

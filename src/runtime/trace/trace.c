@@ -48,8 +48,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -68,7 +70,7 @@ static bool fault_signal(int sig)
 
 int edo__trace_validate(const edo_runtime_builder *b)
 {
-	if (b->stall_threshold_ms > 3600u * 1000u)
+	if (b->stall_threshold_ms > 3600u * 1000u || b->poll_time_sample > 65536)
 		return -EINVAL;
 	if (b->dump_signal &&
 	    (b->dump_signal < 1 || b->dump_signal >= _NSIG || fault_signal(b->dump_signal)))
@@ -80,6 +82,86 @@ int edo__trace_validate(const edo_runtime_builder *b)
 			return -ENAMETOOLONG;
 	}
 	return 0;
+}
+
+/* membarrier(2), registered once per process: the watchdog's side of the
+ * stall watch's handshake (trace.h).  False where the kernel lacks it. */
+static int membarrier_state; /* 0 unknown, 1 ready, -1 unavailable */
+static pthread_mutex_t membarrier_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool membarrier_ready(void)
+{
+	pthread_mutex_lock(&membarrier_lock);
+	/* The fallback is tested by setting EDO_TRACE_NO_MEMBARRIER=1 before
+	 * the first runtime with stall detection is built. */
+	const char *off = getenv("EDO_TRACE_NO_MEMBARRIER"); /* NOLINT(concurrency-mt-unsafe) */
+	if (membarrier_state == 0 && off && *off == '1')
+		membarrier_state = -1;
+	if (membarrier_state == 0) {
+		long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+		membarrier_state =
+			cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+					syscall(__NR_membarrier,
+						MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
+						0) == 0 ?
+				1 :
+				-1;
+	}
+	bool ok = membarrier_state == 1;
+	pthread_mutex_unlock(&membarrier_lock);
+	return ok;
+}
+
+static void membarrier_all(void)
+{
+	(void)syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+}
+
+/* Thread @tid's time on a CPU and time waiting for one (run queue), from
+ * /proc/self/task/TID/schedstat; false if unknown (no CONFIG_SCHED_INFO). */
+static bool thread_times(int tid, int64_t *run_ns, int64_t *wait_ns)
+{
+	char path[64];
+	(void)snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	char buf[96];
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	char *end;
+	long long run = strtoll(buf, &end, 10);
+	if (end == buf)
+		return false;
+	char *end2;
+	long long wait = strtoll(end, &end2, 10);
+	if (end2 == end)
+		return false;
+	*run_ns = run;
+	*wait_ns = wait;
+	return true;
+}
+
+/* Whether thread @tid is running or waiting for a CPU ('R'), rather than
+ * blocked in the kernel. */
+static bool thread_runnable(int tid)
+{
+	char path[64];
+	(void)snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	char buf[256];
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')'); /* the name may hold spaces and parens */
+	return !p || p[1] != ' ' || p[2] == 'R';
 }
 
 int edo__trace_new(edo__sched *s, const edo_runtime_builder *b, uint32_t nworkers)
@@ -102,9 +184,17 @@ int edo__trace_new(edo__sched *s, const edo_runtime_builder *b, uint32_t nworker
 	tr->nworkers = nworkers;
 	tr->timing = b->poll_time_histogram;
 	tr->watch = b->stall_detection;
+	tr->sample = 1;
+	while (tr->sample < b->poll_time_sample)
+		tr->sample <<= 1;
+	bool fenced = tr->watch && membarrier_ready();
 	for (uint32_t i = 0; i < nworkers; i++) {
-		tr->tw[i].timing = tr->timing;
-		tr->tw[i].watch = tr->watch;
+		edo__tw *tw = &tr->tw[i];
+		tw->timing = tr->timing;
+		tw->watch = tr->watch;
+		tw->fenced = fenced;
+		tw->sample = tw->sample_left = tr->sample;
+		atomic_init(&tw->tid, 0);
 	}
 	unsigned ms =
 		b->stall_threshold_ms ? b->stall_threshold_ms : EDO_STALL_THRESHOLD_DEFAULT_MS;
@@ -124,7 +214,9 @@ edo__tw *edo__trace_slot(edo__sched *s, uint32_t worker)
 	edo__trace *tr = s->trace;
 	if (!tr || (!tr->timing && !tr->watch) || worker >= tr->nworkers)
 		return NULL;
-	return &tr->tw[worker];
+	edo__tw *tw = &tr->tw[worker];
+	atomic_store_explicit(&tw->tid, (int)gettid(), memory_order_relaxed);
+	return tw;
 }
 
 uint64_t edo__trace_uptime_ms(edo__sched *s)
@@ -137,12 +229,11 @@ void edo__trace_copy_name(char *dst, const char *src)
 	(void)snprintf(dst, EDO_TASK_NAME_MAX, "%s", src ? src : "");
 }
 
-void edo__tw_wait_inspector(edo__tw *tw)
+void edo__tw_wait_inspector(edo__tw *tw, uint64_t poll)
 {
 	/* The watchdog holds us for the few loads of one report. */
-	while (!atomic_load_explicit(&tw->ack, memory_order_acquire))
+	while (atomic_load_explicit(&tw->ack, memory_order_acquire) != poll)
 		sched_yield();
-	atomic_store_explicit(&tw->ack, 0, memory_order_relaxed);
 }
 
 /* ---- the dump signal ------------------------------------------------------------------- */
@@ -272,41 +363,66 @@ static void stall_report(edo__trace *tr, const edo_stall_info *st)
 }
 
 /* Sample every worker's poll word; report polls seen longer than the
- * threshold (once each). */
+ * threshold (once each).  The time a poll's thread spent waiting for a CPU
+ * (an overloaded machine) does not count: a stall is the poll's own doing,
+ * running or blocked. */
 static void watch_sample(edo__trace *tr, uint64_t now)
 {
 	for (uint32_t i = 0; i < tr->nworkers; i++) {
 		edo__tw *tw = &tr->tw[i];
 		uint64_t v = atomic_load_explicit(&tw->poll, memory_order_acquire);
-		/* INSPECT stays set after a report until the poll ends. */
-		uint64_t poll = v & ~EDO__TW_INSPECT;
-		if (!(poll & EDO__TW_IN_POLL) || poll != tw->w_seen) {
-			tw->w_seen = poll;
+		int tid = atomic_load_explicit(&tw->tid, memory_order_relaxed);
+		if (!(v & EDO__TW_IN_POLL) || v != tw->w_seen) {
+			tw->w_seen = v;
 			tw->w_since_ns = now;
+			tw->w_times = (v & EDO__TW_IN_POLL) && tid &&
+				      thread_times(tid, &tw->w_run0_ns, &tw->w_wait0_ns);
 			continue;
 		}
-		if (tw->w_reported == poll || (v & EDO__TW_INSPECT) ||
-		    now - tw->w_since_ns < tr->stall_ns)
+		if (tw->w_reported == v || now - tw->w_since_ns < tr->stall_ns)
 			continue;
-		/* Pin the poll: from here until `ack` the worker cannot end it
-		 * and free its task. */
-		if (!atomic_compare_exchange_strong_explicit(&tw->poll, &v, v | EDO__TW_INSPECT,
-							     memory_order_acq_rel,
-							     memory_order_relaxed))
-			continue; /* it just ended */
-		edo__task *t = atomic_load_explicit(&tw->task, memory_order_relaxed);
-		edo__task_cold *c = edo__task_cold_of(t);
-		edo_stall_info st = {
-			.task_id = t->id,
-			.spawn_file = c->file,
-			.spawn_line = c->line,
-			.worker = i,
-			.elapsed_ms = (now - tw->w_since_ns) / 1000000u,
-			.at_ms = (now - tr->start_ns) / 1000000u,
-		};
-		edo__trace_copy_name(st.name, c->name);
-		atomic_store_explicit(&tw->ack, 1, memory_order_release);
-		tw->w_reported = poll;
+		uint64_t elapsed = now - tw->w_since_ns;
+		int64_t run, wait;
+		if (tw->w_times && thread_times(tid, &run, &wait)) {
+			/* Blocked in the kernel: the wall time, less what it spent
+			 * queued for a CPU.  Running or runnable: only its CPU time
+			 * (a wait in progress is not in the counters yet). */
+			int64_t own = thread_runnable(tid) ?
+					      run - tw->w_run0_ns :
+					      (int64_t)elapsed - (wait - tw->w_wait0_ns);
+			elapsed = own > 0 ? (uint64_t)own : 0;
+			if (elapsed < tr->stall_ns)
+				continue; /* preempted, not stalled (yet) */
+		}
+		/* Pin the poll (the handshake in trace.h): then read its task. */
+		bool pinned;
+		if (tw->fenced) {
+			atomic_store_explicit(&tw->inspect, v, memory_order_relaxed);
+			membarrier_all();
+			pinned = atomic_load_explicit(&tw->poll, memory_order_acquire) == v;
+		} else {
+			atomic_store_explicit(&tw->inspect, v, memory_order_seq_cst);
+			pinned = atomic_load_explicit(&tw->poll, memory_order_seq_cst) == v;
+		}
+		edo_stall_info st = {0};
+		if (pinned) {
+			edo__task *t = atomic_load_explicit(&tw->task, memory_order_relaxed);
+			edo__task_cold *c = edo__task_cold_of(t);
+			st = (edo_stall_info){
+				.task_id = t->id,
+				.spawn_file = c->file,
+				.spawn_line = c->line,
+				.worker = i,
+				.elapsed_ms = elapsed / 1000000u,
+				.at_ms = (now - tr->start_ns) / 1000000u,
+			};
+			edo__trace_copy_name(st.name, c->name);
+		}
+		/* Let the worker go, whether we read or it had ended the poll. */
+		atomic_store_explicit(&tw->ack, v, memory_order_release);
+		if (!pinned)
+			continue;
+		tw->w_reported = v;
 		stall_report(tr, &st);
 	}
 }

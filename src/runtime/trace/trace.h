@@ -10,18 +10,24 @@
  * store at the start of a poll and one atomic exchange at its end.
  *
  * The stall watch.  A worker publishes the poll it is in: `poll` holds
- * (seq << 2) | IN_POLL while it polls task `task`, seq << 2 between polls.
+ * (seq << 1) | IN_POLL while it polls task `task`, seq << 1 between polls.
  * The watchdog samples `poll`; when it sees the same in-poll word for longer
- * than the threshold, it pins that poll with a CAS that adds INSPECT, which
- * succeeds only if the worker has not ended the poll.  The worker ends a
- * poll with an exchange; if that returns INSPECT, it waits for `ack` before
- * it may touch (and maybe free) the task.  So while the watchdog reads the
- * task's name and spawn site, the task cannot go away:
+ * than the threshold, it must read the task's name and spawn site while the
+ * task cannot be freed, i.e. while the worker has not ended that poll.  A
+ * Dekker-style handshake, made asymmetric so that the worker pays only a
+ * store and a load (the watchdog pays a membarrier(2) system call, once per
+ * suspected stall):
  *
- *   worker:   store task; store poll = s|IN (release) ... poll ... x = xchg(poll, s)
- *                                                              if x & INSPECT: wait ack
- *   watchdog: v = load(poll) ... same v for > threshold:
- *             CAS(poll, v, v|INSPECT) ok → read *task → store ack → report
+ *   worker:   poll = s|IN (release) ... poll ...  poll = s (release)
+ *             if inspect == s|IN: wait until ack == s|IN
+ *   watchdog: inspect = v;  membarrier() (a full barrier on every thread);
+ *             if poll == v: read *task (the worker will wait); ack = v
+ *             else: ack = v (the worker ended the poll; it may be waiting)
+ *
+ * The barrier orders the worker's end-of-poll store against its load of
+ * `inspect`: either the watchdog sees the poll ended, or the worker sees
+ * `inspect` and waits.  Without membarrier (an old kernel, seccomp), both
+ * sides use seq_cst accesses instead (an exchange per poll on x86).
  */
 #ifndef EDO_TRACE_INTERNAL_H
 #define EDO_TRACE_INTERNAL_H
@@ -39,24 +45,33 @@
 #include "runtime/task/task.h"
 
 #define EDO__TW_IN_POLL ((uint64_t)1)
-#define EDO__TW_INSPECT ((uint64_t)2)
 
 /* One worker's observability slot (the current-thread runtime has one). */
 typedef struct edo__tw {
-	/* ---- written by the worker ------------------------------------------- */
-	_Atomic(uint64_t) poll;    /* the stall watch word (see above) */
-	_Atomic(edo__task *) task; /* the task being polled */
-	uint64_t seq;              /* polls started (owner only) */
-	uint64_t t0;               /* start of the current poll (owner only) */
-	uint64_t poll_ns;          /* time in polls (owner only) */
+	/* ---- the stall watch (see above) --------------------------------------- */
+	_Atomic(uint64_t) poll;    /* written by the worker */
+	_Atomic(edo__task *) task; /* written by the worker */
+	_Atomic(uint64_t) inspect; /* written by the watchdog */
+	_Atomic(uint64_t) ack;     /* written by the watchdog */
+	/* ---- the worker's own ---------------------------------------------------- */
+	uint64_t seq;         /* polls started */
+	uint64_t t0;          /* start of the current timed poll */
+	uint64_t poll_ns;     /* time in polls (sampled polls scaled) */
+	uint32_t sample;      /* time one poll in `sample` (1: every poll) */
+	uint32_t sample_left; /* polls until the next timed one */
+	bool timing;          /* poll_time_histogram */
+	bool watch;           /* stall_detection */
+	bool fenced;          /* membarrier(2) registered: the cheap stall watch */
+	bool timed;           /* the current poll is being timed */
+	_Atomic(int) tid;     /* the thread that runs this worker (for schedstat) */
 	_Atomic(uint64_t) hist[EDO_POLL_HISTOGRAM_BUCKETS];
-	bool timing; /* poll_time_histogram */
-	bool watch;  /* stall_detection */
-	/* ---- written by the watchdog ------------------------------------------- */
-	_Atomic(uint32_t) ack; /* inspection done (the worker resets it) */
-	uint64_t w_seen;       /* the in-poll word last sampled */
-	uint64_t w_since_ns;   /* when it was first sampled */
-	uint64_t w_reported;   /* the word last reported */
+	/* ---- the watchdog's own ---------------------------------------------------- */
+	uint64_t w_seen;     /* the in-poll word last sampled */
+	uint64_t w_since_ns; /* when it was first sampled */
+	bool w_times;        /* the thread's times then are known: */
+	int64_t w_run0_ns;   /* its time on a CPU */
+	int64_t w_wait0_ns;  /* its time queued for a CPU */
+	uint64_t w_reported; /* the word last reported */
 } __attribute__((aligned(64))) edo__tw;
 
 #define EDO__STALL_LOG 32
@@ -66,6 +81,7 @@ typedef struct edo__trace {
 	uint32_t nworkers;
 	edo__tw *tw; /* nworkers slots */
 	bool timing, watch;
+	uint32_t sample; /* poll_time_sample, a power of two */
 	uint64_t stall_ns;
 	void (*on_stall)(void *ud, const edo_stall_info *stall);
 	void *stall_ud;
@@ -111,7 +127,9 @@ static inline unsigned edo__hist_bucket(uint64_t ns)
 
 static inline void edo__tw_poll_begin(edo__tw *tw, edo__task *t)
 {
-	if (tw->timing) {
+	if (tw->timing && --tw->sample_left == 0) {
+		tw->sample_left = tw->sample;
+		tw->timed = true;
 		tw->t0 = edo__mono_ns();
 		if (t->flags & EDO__TASK_TIMED)
 			atomic_store_explicit(&edo__task_timing_of(t)->last_poll_ns, tw->t0,
@@ -120,34 +138,49 @@ static inline void edo__tw_poll_begin(edo__tw *tw, edo__task *t)
 	if (tw->watch) {
 		tw->seq++;
 		atomic_store_explicit(&tw->task, t, memory_order_relaxed);
-		atomic_store_explicit(&tw->poll, (tw->seq << 2) | EDO__TW_IN_POLL,
-				      memory_order_release);
+		/* Constant orders: a variable one compiles to seq_cst. */
+		if (tw->fenced)
+			atomic_store_explicit(&tw->poll, (tw->seq << 1) | EDO__TW_IN_POLL,
+					      memory_order_release);
+		else
+			atomic_store_explicit(&tw->poll, (tw->seq << 1) | EDO__TW_IN_POLL,
+					      memory_order_seq_cst);
 	}
 }
 
 /* The watchdog is reading the task of the poll that just ended: wait. */
-void edo__tw_wait_inspector(edo__tw *tw);
+void edo__tw_wait_inspector(edo__tw *tw, uint64_t poll);
 
 /* End the stall watch's view of the current poll (also at a hand-off in
  * edo_block_in_place, where the poll goes on without the worker). */
 static inline void edo__tw_unwatch(edo__tw *tw)
 {
 	if (tw->watch) {
-		uint64_t prev =
-			atomic_exchange_explicit(&tw->poll, tw->seq << 2, memory_order_acq_rel);
-		if (__builtin_expect((prev & EDO__TW_INSPECT) != 0, 0))
-			edo__tw_wait_inspector(tw);
+		uint64_t cur = (tw->seq << 1) | EDO__TW_IN_POLL;
+		uint64_t seen;
+		if (tw->fenced) {
+			atomic_store_explicit(&tw->poll, tw->seq << 1, memory_order_release);
+			seen = atomic_load_explicit(&tw->inspect, memory_order_relaxed);
+		} else {
+			atomic_store_explicit(&tw->poll, tw->seq << 1, memory_order_seq_cst);
+			seen = atomic_load_explicit(&tw->inspect, memory_order_seq_cst);
+		}
+		if (__builtin_expect(seen == cur, 0))
+			edo__tw_wait_inspector(tw, cur);
 	}
 }
 
 static inline void edo__tw_poll_end(edo__tw *tw, edo__task *t)
 {
 	edo__tw_unwatch(tw);
-	if (tw->timing) {
+	if (tw->timed) {
+		tw->timed = false;
 		uint64_t d = edo__mono_ns() - tw->t0;
 		_Atomic(uint64_t) *h = &tw->hist[edo__hist_bucket(d)];
-		atomic_store_explicit(h, atomic_load_explicit(h, memory_order_relaxed) + 1,
+		/* A sampled poll stands for `sample` polls. */
+		atomic_store_explicit(h, atomic_load_explicit(h, memory_order_relaxed) + tw->sample,
 				      memory_order_relaxed);
+		d *= tw->sample;
 		tw->poll_ns += d;
 		if (t->flags & EDO__TASK_TIMED) {
 			_Atomic(uint64_t) *b = &edo__task_timing_of(t)->busy_ns;
@@ -167,7 +200,7 @@ int edo__trace_new(struct edo_handle *s, const edo_runtime_builder *b, uint32_t 
 int edo__trace_validate(const edo_runtime_builder *b);
 
 /* The slot a worker thread puts in edo__ctx.tw: NULL unless it times polls
- * or watches stalls. */
+ * or watches stalls.  Records the calling thread as the worker's. */
 edo__tw *edo__trace_slot(struct edo_handle *s, uint32_t worker);
 
 /* Start the edo-trace thread (console socket, dump signal, watchdog) if the
