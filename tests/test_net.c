@@ -148,7 +148,15 @@ EDO_ASYNC(echo_server, echo_server_frame, echo_server_cleanup)
 		CHECK_EQ(self->rc, 0);
 		CHECK_NE(edo_addr_family(&self->peer), AF_UNSPEC);
 		CHECK_EQ(edo_tcp_stream_set_nodelay(self->s, true), 0);
-		CHECK_EQ(EDO_SPAWN(NULL, echo_conn, .s = edo_tcp_stream_io(self->s)), 0);
+		edo_stream *io = edo_tcp_stream_io(self->s);
+		self->rc = EDO_SPAWN(NULL, echo_conn, .s = io);
+		if (self->rc == EDO_ESHUTDOWN) {
+			/* The runtime began shutting down after this accept: the
+			 * connection is still ours to close. */
+			edo_stream_drop(io);
+			break;
+		}
+		CHECK_EQ(self->rc, 0);
 	}
 	EDO_END();
 }

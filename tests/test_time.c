@@ -1177,7 +1177,8 @@ EDO_ASYNC(leave_pending, leave_frame, NULL)
 	EDO_END();
 }
 
-static int cancelled_cleanups;
+/* Workers cancel tasks in parallel at shutdown: an atomic counter. */
+static atomic_int cancelled_cleanups;
 
 typedef struct doomed_frame {
 	EDO_FRAME;
@@ -1189,7 +1190,7 @@ static void doomed_cleanup(doomed_frame *self)
 	/* The task is cancelled (dropped) before the timers are shut down:
 	 * its sleep never saw EDO_ESHUTDOWN. */
 	CHECK(!edo_sleep_is_elapsed(&self->s));
-	cancelled_cleanups++;
+	atomic_fetch_add(&cancelled_cleanups, 1);
 }
 
 EDO_ASYNC(doomed, doomed_frame, doomed_cleanup)
@@ -1229,12 +1230,12 @@ TEST(shutdown_fires_pending_timers_as_cancelled)
 	CHECK_EQ(edo_runtime_free(rt), 0);
 	CHECK(edo_sleep_is_elapsed(&s));
 	CHECK_EQ(s.result, EDO_ESHUTDOWN);
-	CHECK_EQ(cancelled_cleanups, 10);
+	CHECK_EQ(atomic_load(&cancelled_cleanups), 10);
 	edo_future_drop(&s.base); /* after the runtime: safe, a no-op */
 
 	/* Multi-thread: a block_on thread's timers end with its block_on;
 	 * tasks' timers are cancelled with their tasks at shutdown. */
-	cancelled_cleanups = 0;
+	atomic_store(&cancelled_cleanups, 0);
 	rt = make_rt(EDO_RT_MULTI_THREAD, 2, false);
 	f = (leave_frame){EDO_FRAME_INIT(leave_pending), .s = &s};
 	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
@@ -1243,7 +1244,7 @@ TEST(shutdown_fires_pending_timers_as_cancelled)
 	d = (spawn_doomed_frame){EDO_FRAME_INIT(spawn_doomed)};
 	CHECK_EQ(edo_block_on(rt, &d.edo_base), 0);
 	CHECK_EQ(edo_runtime_free(rt), 0);
-	CHECK_EQ(cancelled_cleanups, 10);
+	CHECK_EQ(atomic_load(&cancelled_cleanups), 10);
 }
 
 TEST(outside_a_runtime)
