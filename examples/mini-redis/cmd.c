@@ -78,6 +78,39 @@ static void unlock_set(db *d, uint64_t set)
 			db_unlock(d, db_shard_at(d, i));
 }
 
+/*
+ * Single-key commands lock the shard of their key with lock_key().  A pipeline
+ * of such commands on one shard (a client hammering one key) takes the lock
+ * once: it stays held (c->held) until a command needs another shard or any
+ * other lock, HOLD_MAX commands have run under it, or the batch of requests
+ * ends: the connection calls client_release() before it awaits anything, so
+ * a lock is never held across an await.
+ */
+#define HOLD_MAX 32
+
+void client_release(client *c)
+{
+	if (c->held) {
+		db_unlock(c->srv->db, c->held);
+		c->held = NULL;
+		c->held_for = 0;
+	}
+}
+
+static db_shard *lock_key(client *c, uint64_t *h)
+{
+	db *d = c->srv->db;
+	*h = db_hash(d, arg(c, 1), alen(c, 1));
+	db_shard *s = db_shard_of(d, *h);
+	if (c->held != s || c->held_for == HOLD_MAX) {
+		client_release(c);
+		db_lock(d, s);
+		c->held = s;
+	}
+	c->held_for++;
+	return s;
+}
+
 /* The entry of key argument @i (its shard locked by the caller), or NULL. */
 static db_entry *lookup(client *c, size_t i, db_shard **s, uint64_t *h, edo_instant *now)
 {
@@ -172,13 +205,12 @@ static void cmd_get(client *c)
 	db_shard *s;
 	uint64_t h;
 	edo_instant now = 0;
-	db_lock(d, s = db_shard_of(d, h = db_hash(d, arg(c, 1), alen(c, 1))));
+	s = lock_key(c, &h);
 	db_entry *e = db_find(d, s, h, arg(c, 1), alen(c, 1), &now);
 	if (e)
 		resp_bulk(&c->out, e->val, e->vlen);
 	else
 		resp_null(&c->out);
-	db_unlock(d, s);
 }
 
 /* A relative expiry of @n units of @unit_ns from now, or 0 if it is not a
@@ -230,7 +262,7 @@ static void cmd_set(client *c)
 	db *d = c->srv->db;
 	db_shard *s;
 	uint64_t h;
-	db_lock(d, s = db_shard_of(d, h = db_hash(d, arg(c, 1), alen(c, 1))));
+	s = lock_key(c, &h);
 	db_entry *e = db_find(d, s, h, arg(c, 1), alen(c, 1), &now);
 	if (flags & GET) {
 		if (e)
@@ -251,7 +283,6 @@ static void cmd_set(client *c)
 		if (!(flags & GET))
 			rbuf_append(&c->out, "+OK\r\n", 5);
 	}
-	db_unlock(d, s);
 }
 
 /* INCR, DECR, INCRBY, DECRBY: add @by to the integer in argument 1's value. */
@@ -261,7 +292,7 @@ static void incr_by(client *c, long long by)
 	uint64_t h;
 	edo_instant now = 0;
 	db *d = c->srv->db;
-	db_lock(d, s = db_shard_of(d, h = db_hash(d, arg(c, 1), alen(c, 1))));
+	s = lock_key(c, &h);
 	db_entry *e = db_find(d, s, h, arg(c, 1), alen(c, 1), &now);
 	long long v = 0;
 	char digits[24];
@@ -278,7 +309,6 @@ static void incr_by(client *c, long long by)
 		else
 			resp_int(&c->out, v);
 	}
-	db_unlock(d, s);
 }
 
 static void cmd_incr(client *c)
@@ -427,7 +457,7 @@ static void expire_generic(client *c, uint64_t unit_ns, const char *name)
 	db *d = c->srv->db;
 	db_shard *s;
 	uint64_t h;
-	db_lock(d, s = db_shard_of(d, h = db_hash(d, arg(c, 1), alen(c, 1))));
+	s = lock_key(c, &h);
 	db_entry *e = db_find(d, s, h, arg(c, 1), alen(c, 1), &now);
 	/* A key without a deadline counts as one infinitely far (Redis). */
 	edo_instant cur = e && e->expires ? e->expires : UINT64_MAX;
@@ -440,7 +470,6 @@ static void expire_generic(client *c, uint64_t unit_ns, const char *name)
 		else
 			db_set_expiry(d, s, e, when);
 	}
-	db_unlock(d, s);
 	resp_int(&c->out, ok);
 }
 
@@ -462,7 +491,7 @@ static void ttl_generic(client *c, bool ms)
 	uint64_t h;
 	edo_instant now = 0;
 	long long r = -2;
-	db_lock(d, s = db_shard_of(d, h = db_hash(d, arg(c, 1), alen(c, 1))));
+	s = lock_key(c, &h);
 	db_entry *e = db_find(d, s, h, arg(c, 1), alen(c, 1), &now);
 	if (e && !e->expires) {
 		r = -1;
@@ -470,7 +499,6 @@ static void ttl_generic(client *c, bool ms)
 		uint64_t left_ms = (e->expires - db_now(&now) + EDO_MS(1) / 2) / EDO_MS(1);
 		r = (long long)(ms ? left_ms : (left_ms + 500) / 1000);
 	}
-	db_unlock(d, s);
 	resp_int(&c->out, r);
 }
 
@@ -490,12 +518,11 @@ static void cmd_persist(client *c)
 	db_shard *s;
 	uint64_t h;
 	edo_instant now = 0;
-	db_lock(d, s = db_shard_of(d, h = db_hash(d, arg(c, 1), alen(c, 1))));
+	s = lock_key(c, &h);
 	db_entry *e = db_find(d, s, h, arg(c, 1), alen(c, 1), &now);
 	bool had = e && e->expires;
 	if (had)
 		db_set_expiry(d, s, e, 0);
-	db_unlock(d, s);
 	resp_int(&c->out, had);
 }
 
@@ -676,41 +703,43 @@ typedef struct command {
 	const char *flags;
 	int first, last, step; /* key positions, for COMMAND */
 	bool in_sub;           /* allowed while subscribed */
+	bool keeps;            /* may run under a kept shard lock: takes none but lock_key()'s */
 } command;
 
 static void cmd_command(client *c);
 
 /* The hot ones first: the lookup is a scan by length, then case-blind compare. */
 static const command commands[] = {
-	{"get", 3, cmd_get, 2, "readonly fast", 1, 1, 1, false},
-	{"set", 3, cmd_set, -3, "write denyoom", 1, 1, 1, false},
-	{"ping", 4, cmd_ping, -1, "fast", 0, 0, 0, true},
-	{"incr", 4, cmd_incr, 2, "write denyoom fast", 1, 1, 1, false},
-	{"mget", 4, cmd_mget, -2, "readonly fast", 1, -1, 1, false},
-	{"mset", 4, cmd_mset, -3, "write denyoom", 1, -1, 2, false},
-	{"del", 3, cmd_del, -2, "write", 1, -1, 1, false},
-	{"exists", 6, cmd_exists, -2, "readonly fast", 1, -1, 1, false},
-	{"decr", 4, cmd_decr, 2, "write denyoom fast", 1, 1, 1, false},
-	{"incrby", 6, cmd_incrby, 3, "write denyoom fast", 1, 1, 1, false},
-	{"decrby", 6, cmd_decrby, 3, "write denyoom fast", 1, 1, 1, false},
-	{"expire", 6, cmd_expire, -3, "write fast", 1, 1, 1, false},
-	{"pexpire", 7, cmd_pexpire, -3, "write fast", 1, 1, 1, false},
-	{"ttl", 3, cmd_ttl, 2, "readonly fast", 1, 1, 1, false},
-	{"pttl", 4, cmd_pttl, 2, "readonly fast", 1, 1, 1, false},
-	{"persist", 7, cmd_persist, 2, "write fast", 1, 1, 1, false},
-	{"echo", 4, cmd_echo, 2, "fast", 0, 0, 0, false},
-	{"publish", 7, cmd_publish, 3, "pubsub loading stale fast", 0, 0, 0, false},
-	{"subscribe", 9, cmd_subscribe, -2, "pubsub noscript loading stale", 0, 0, 0, true},
-	{"unsubscribe", 11, cmd_unsubscribe, -1, "pubsub noscript loading stale", 0, 0, 0, true},
-	{"reset", 5, cmd_reset, 1, "noscript loading stale fast", 0, 0, 0, true},
-	{"quit", 4, cmd_quit, -1, "fast", 0, 0, 0, true},
-	{"select", 6, cmd_select, 2, "loading stale fast", 0, 0, 0, false},
-	{"dbsize", 6, cmd_dbsize, 1, "readonly fast", 0, 0, 0, false},
-	{"flushall", 8, cmd_flushall, -1, "write", 0, 0, 0, false},
-	{"flushdb", 7, cmd_flushall, -1, "write", 0, 0, 0, false},
-	{"info", 4, cmd_info, -1, "loading stale", 0, 0, 0, false},
-	{"config", 6, cmd_config, -2, "admin noscript loading stale", 0, 0, 0, false},
-	{"command", 7, cmd_command, -1, "loading stale", 0, 0, 0, false},
+	{"get", 3, cmd_get, 2, "readonly fast", 1, 1, 1, false, true},
+	{"set", 3, cmd_set, -3, "write denyoom", 1, 1, 1, false, true},
+	{"ping", 4, cmd_ping, -1, "fast", 0, 0, 0, true, true},
+	{"incr", 4, cmd_incr, 2, "write denyoom fast", 1, 1, 1, false, true},
+	{"mget", 4, cmd_mget, -2, "readonly fast", 1, -1, 1, false, false},
+	{"mset", 4, cmd_mset, -3, "write denyoom", 1, -1, 2, false, false},
+	{"del", 3, cmd_del, -2, "write", 1, -1, 1, false, false},
+	{"exists", 6, cmd_exists, -2, "readonly fast", 1, -1, 1, false, false},
+	{"decr", 4, cmd_decr, 2, "write denyoom fast", 1, 1, 1, false, true},
+	{"incrby", 6, cmd_incrby, 3, "write denyoom fast", 1, 1, 1, false, true},
+	{"decrby", 6, cmd_decrby, 3, "write denyoom fast", 1, 1, 1, false, true},
+	{"expire", 6, cmd_expire, -3, "write fast", 1, 1, 1, false, true},
+	{"pexpire", 7, cmd_pexpire, -3, "write fast", 1, 1, 1, false, true},
+	{"ttl", 3, cmd_ttl, 2, "readonly fast", 1, 1, 1, false, true},
+	{"pttl", 4, cmd_pttl, 2, "readonly fast", 1, 1, 1, false, true},
+	{"persist", 7, cmd_persist, 2, "write fast", 1, 1, 1, false, true},
+	{"echo", 4, cmd_echo, 2, "fast", 0, 0, 0, false, true},
+	{"publish", 7, cmd_publish, 3, "pubsub loading stale fast", 0, 0, 0, false, false},
+	{"subscribe", 9, cmd_subscribe, -2, "pubsub noscript loading stale", 0, 0, 0, true, false},
+	{"unsubscribe", 11, cmd_unsubscribe, -1, "pubsub noscript loading stale", 0, 0, 0, true,
+	 false},
+	{"reset", 5, cmd_reset, 1, "noscript loading stale fast", 0, 0, 0, true, false},
+	{"quit", 4, cmd_quit, -1, "fast", 0, 0, 0, true, true},
+	{"select", 6, cmd_select, 2, "loading stale fast", 0, 0, 0, false, true},
+	{"dbsize", 6, cmd_dbsize, 1, "readonly fast", 0, 0, 0, false, false},
+	{"flushall", 8, cmd_flushall, -1, "write", 0, 0, 0, false, false},
+	{"flushdb", 7, cmd_flushall, -1, "write", 0, 0, 0, false, false},
+	{"info", 4, cmd_info, -1, "loading stale", 0, 0, 0, false, false},
+	{"config", 6, cmd_config, -2, "admin noscript loading stale", 0, 0, 0, false, true},
+	{"command", 7, cmd_command, -1, "loading stale", 0, 0, 0, false, true},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -814,6 +843,8 @@ void cmd_execute(client *c)
 			    "PING / QUIT / RESET are allowed in this context",
 			    cmd->name);
 	} else {
+		if (!cmd->keeps)
+			client_release(c); /* it takes other locks */
 		cmd->fn(c);
 	}
 	if (c->out.overflow) { /* the reply did not fit the output limit */

@@ -66,6 +66,7 @@ static int run_requests(conn_frame *self)
 		cmd_execute(c);
 		self->parsed += used;
 	}
+	client_release(c); /* before any await */
 	/* One shared counter update per batch, not per command. */
 	atomic_fetch_add_explicit(&c->srv->total_commands, c->commands, memory_order_relaxed);
 	c->commands = 0;

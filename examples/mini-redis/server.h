@@ -58,10 +58,16 @@ typedef struct client {
 	size_t nsubs, subs_cap;
 	bool quit;         /* close the connection once the replies are written */
 	uint64_t commands; /* executed, not yet added to srv->total_commands */
+	db_shard *held;    /* a shard lock kept between commands (cmd.c) */
+	unsigned held_for; /* commands run under it */
 } client;
 
 /** cmd_execute() - run the request in c->args, writing its reply to c->out. */
 void cmd_execute(client *c);
+
+/** client_release() - release the shard lock a batch of commands kept.  Call
+ * it before awaiting anything. */
+void client_release(client *c);
 
 /** client_unsubscribe_all() - end every subscription (a closing connection). */
 void client_unsubscribe_all(client *c);
