@@ -32,7 +32,11 @@
  * The stall watchdog samples each worker's poll word (protocol in
  * trace.h) every threshold/4 (1 to 50 ms) and reports a poll seen for
  * longer than the threshold once.  The reported time is a lower bound: the
- * poll began before the first sample that saw it.
+ * poll began before the first sample that saw it; and time the worker's
+ * thread spent queued for a CPU is left out (from schedstat: a thread
+ * blocked in the kernel counts wall time less its run-queue waits, a
+ * running or runnable one only its CPU time, as a wait in progress is not
+ * in the counters yet), so an overloaded machine reports no stall.
  */
 #define _GNU_SOURCE
 #include "runtime/trace/trace.h"

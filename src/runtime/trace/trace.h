@@ -6,8 +6,8 @@
  * The hot path.  A runtime that opted in to nothing pays, per task poll, a
  * relaxed store of the coarse last-poll stamp (task.c) and a predictable
  * branch on edo__ctx.tw == NULL.  With poll_time_histogram, a slot adds two
- * clock reads and a few relaxed stores; with stall_detection, one release
- * store at the start of a poll and one atomic exchange at its end.
+ * clock reads and a few relaxed stores (on one poll in poll_time_sample);
+ * with stall_detection, two release stores and a load.
  *
  * The stall watch.  A worker publishes the poll it is in: `poll` holds
  * (seq << 1) | IN_POLL while it polls task `task`, seq << 1 between polls.
