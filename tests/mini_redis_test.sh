@@ -259,6 +259,23 @@ check_pubsub() {
 	grep -q '^hello world$' "$tmp/sub2" && fail "[$label] subscriber 2 got a message sent before it subscribed"
 	head -3 "$tmp/sub1" | tr '\n' ' ' | grep -q '^subscribe news 1 ' ||
 		fail "[$label] subscribe reply: $(head -3 "$tmp/sub1" | tr '\n' ' ')"
+	# A burst: 2,000 PUBLISH in one pipeline, all delivered (the publisher
+	# lets the subscribers run every few; none lags behind and is dropped).
+	redis-cli -p "$port" subscribe burst >"$tmp/sub3" &
+	subs+=($!)
+	for _ in $(seq 100); do
+		[ "$(cli publish burst probe)" = 1 ] && break
+		sleep 0.05
+	done
+	local i
+	for i in $(seq 2000); do printf '*3\r\n$7\r\nPUBLISH\r\n$5\r\nburst\r\n$1\r\nx\r\n'; done >"$tmp/burst"
+	timeout 20 redis-cli -p "$port" --pipe <"$tmp/burst" >/dev/null 2>&1
+	for _ in $(seq 100); do
+		n=$(grep -c '^x$' "$tmp/sub3")
+		[ "$n" = 2000 ] && break
+		sleep 0.05
+	done
+	[ "$n" = 2000 ] || fail "[$label] a burst of 2000 messages: the subscriber got $n"
 	local p
 	for p in "${subs[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	subs=()

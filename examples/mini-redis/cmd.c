@@ -530,6 +530,7 @@ static void cmd_persist(client *c)
 
 static void cmd_publish(client *c)
 {
+	c->published++;
 	long n = pubsub_publish(c->srv->ps, arg(c, 1), alen(c, 1), arg(c, 2), alen(c, 2));
 	if (n < 0)
 		err_oom(c);

@@ -20,7 +20,7 @@
 #include "server.h"
 
 /* What run_requests() asks for next. */
-enum { RUN_INPUT, RUN_FLUSH, RUN_CLOSE };
+enum { RUN_INPUT, RUN_FLUSH, RUN_YIELD, RUN_CLOSE };
 /* What wait_input() saw. */
 enum { GOT_INPUT, GOT_EOF, GOT_LAGGED, GOT_STOP };
 
@@ -48,7 +48,7 @@ static int run_requests(conn_frame *self)
 {
 	client *c = &self->c;
 	while (!c->quit && self->parsed < self->in.len) {
-		if (c->out.len >= OUT_FLUSH_AT)
+		if (c->out.len >= OUT_FLUSH_AT || c->published >= PUBLISH_YIELD)
 			break;
 		size_t used;
 		char *req = self->in.data + self->parsed;
@@ -70,8 +70,15 @@ static int run_requests(conn_frame *self)
 	/* One shared counter update per batch, not per command. */
 	atomic_fetch_add_explicit(&c->srv->total_commands, c->commands, memory_order_relaxed);
 	c->commands = 0;
-	if (!c->quit && c->out.len >= OUT_FLUSH_AT && self->parsed < self->in.len)
-		return RUN_FLUSH; /* more to run once this is written */
+	if (!c->quit && self->parsed < self->in.len) {
+		/* More to run once this is written, or once the subscribers of a
+		 * burst of PUBLISH had a turn. */
+		if (c->published >= PUBLISH_YIELD)
+			return RUN_YIELD;
+		if (c->out.len >= OUT_FLUSH_AT)
+			return RUN_FLUSH;
+	}
+	c->published = 0; /* the connection will wait for input: that yields */
 	/* Keep only the start of the request still arriving, at the front. */
 	rbuf_consume(&self->in, self->parsed);
 	self->parsed = 0;
@@ -170,6 +177,11 @@ EDO_ASYNC_PUBLIC(conn, conn_frame, conn_cleanup)
 		}
 		if (self->state == RUN_FLUSH)
 			continue;
+		if (self->state == RUN_YIELD) {
+			self->c.published = 0;
+			EDO_YIELD();
+			continue;
+		}
 		rbuf_shrink(&self->in, KEEP_IDLE);
 		/* Room for the rest of a large request, or at least one read. */
 		if (!rbuf_reserve(&self->in, self->p.need > self->in.len + READ_MIN ?

@@ -15,7 +15,11 @@
  * A subscriber that lags (more than PUBSUB_RING messages or PUBSUB_RING_BYTES
  * bytes behind) is disconnected, as Redis disconnects a subscriber whose
  * output buffer passes its limit: the publisher never waits, and memory stays
- * bounded.  The last subscriber to leave frees the channel.
+ * bounded.  (So that a burst does not do that to a subscriber that merely
+ * had no turn to run, a connection yields after every PUBLISH_YIELD
+ * publishes of a pipeline: conn.c.)  The last subscriber to leave frees the
+ * channel.  A channel costs about 10 KiB (the broadcast channel's slots and
+ * the ring), which is why one connection may hold MAX_SUBSCRIPTIONS at most.
  */
 #ifndef MINI_REDIS_PUBSUB_H
 #define MINI_REDIS_PUBSUB_H
@@ -26,7 +30,7 @@
 #include "edo.h"
 #include "resp.h"
 
-#define PUBSUB_RING 1024u                       /* messages kept per channel (a power of 2) */
+#define PUBSUB_RING 256u                        /* messages kept per channel (a power of 2) */
 #define PUBSUB_RING_BYTES (32u * 1024u * 1024u) /* bytes kept per channel */
 
 typedef struct pubsub pubsub;

@@ -27,7 +27,9 @@
 /* The most one connection's replies may hold at once: a bigger reply is an error. */
 #define OUT_LIMIT (128u * 1024u * 1024u)
 /* Channels one connection may be subscribed to. */
-#define MAX_SUBSCRIPTIONS 65536u
+#define MAX_SUBSCRIPTIONS 4096u
+/* A pipeline of PUBLISH lets other tasks (the subscribers) run this often. */
+#define PUBLISH_YIELD 32u
 
 /** The state every connection shares.  Lives as long as the runtime. */
 typedef struct server {
@@ -56,10 +58,11 @@ typedef struct client {
 	size_t argc;
 	ps_sub *subs;
 	size_t nsubs, subs_cap;
-	bool quit;         /* close the connection once the replies are written */
-	uint64_t commands; /* executed, not yet added to srv->total_commands */
-	db_shard *held;    /* a shard lock kept between commands (cmd.c) */
-	unsigned held_for; /* commands run under it */
+	bool quit;          /* close the connection once the replies are written */
+	uint64_t commands;  /* executed, not yet added to srv->total_commands */
+	unsigned published; /* PUBLISH commands since the connection last yielded */
+	db_shard *held;     /* a shard lock kept between commands (cmd.c) */
+	unsigned held_for;  /* commands run under it */
 } client;
 
 /** cmd_execute() - run the request in c->args, writing its reply to c->out. */
