@@ -370,16 +370,7 @@ check_server() { # threads
 		sleep 0.1
 	done
 	if kill -0 "$pid" 2>/dev/null; then
-		if [ "$1" != 0 ] && grep -q __tsan_init "$server"; then
-			# ThreadSanitizer runs a signal's handler only when the
-			# thread it landed on next enters an intercepted call; a
-			# thread parked in a raw futex system call (the one in
-			# edo_block_on of the multi-thread runtime) may never do.
-			# A TSan artefact: the other builds check this.
-			echo "   (TSan build: SIGTERM not handled within 10 s on the multi-thread runtime; killed)"
-		else
-			fail "[$label] still running 10 s after SIGTERM"
-		fi
+		fail "[$label] still running 10 s after SIGTERM"
 		kill -KILL "$pid"
 		wait "$pid" 2>/dev/null
 	else
