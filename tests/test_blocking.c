@@ -101,7 +101,15 @@ TEST(shutdown_cancels_queued_runs_mandatory)
 	CHECK_EQ(edo_spawn_blocking_on(hd, sleepy, &ran, 0, &first), 0);
 	CHECK_EQ(edo_spawn_blocking_on(hd, sleepy, &ran, 0, &queued), 0);
 	CHECK_EQ(edo_spawn_blocking_on(hd, sleepy, &ran, EDO_BLOCKING_MANDATORY, &mandatory), 0);
-	usleep(5000); /* let the only thread pick up `first` */
+	/* Wait until the only thread has picked up `first` (two left queued). */
+	edo_runtime_metrics met;
+	for (int i = 0; i < 10000; i++) {
+		CHECK_EQ(edo_runtime_metrics_get(rt, &met), 0);
+		if (met.blocking_queue_depth == 2)
+			break;
+		usleep(1000);
+	}
+	CHECK_EQ(met.blocking_queue_depth, (size_t)2);
 	CHECK_EQ(edo_runtime_free(rt), 0);
 	int rc;
 	edo_cx cx = {edo_noop_waker()};
