@@ -531,7 +531,14 @@ static void cmd_persist(client *c)
 static void cmd_publish(client *c)
 {
 	c->published++;
-	long n = pubsub_publish(c->srv->ps, arg(c, 1), alen(c, 1), arg(c, 2), alen(c, 2));
+	bool behind;
+	long n = pubsub_publish(c->srv->ps, arg(c, 1), alen(c, 1), arg(c, 2), alen(c, 2), &behind);
+	if (behind && alen(c, 1) <= sizeof c->behind) {
+		/* Let that channel's subscribers catch up before the next command. */
+		memcpy(c->behind, arg(c, 1), alen(c, 1));
+		c->behind_len = alen(c, 1);
+		c->published = PUBLISH_YIELD;
+	}
 	if (n < 0)
 		err_oom(c);
 	else

@@ -33,6 +33,7 @@ static void conn_cleanup(conn_frame *self)
 	server *srv = self->srv;
 	edo_future_drop(&self->stop.base);
 	edo_future_drop(&self->linger.base);
+	edo_future_drop(&self->nap.base);
 	client_unsubscribe_all(&self->c);
 	rbuf_free(&self->c.out);
 	rbuf_free(&self->in);
@@ -179,7 +180,18 @@ EDO_ASYNC_PUBLIC(conn, conn_frame, conn_cleanup)
 			continue;
 		if (self->state == RUN_YIELD) {
 			self->c.published = 0;
-			EDO_YIELD();
+			if (!self->c.behind_len) {
+				EDO_YIELD();
+				continue;
+			}
+			/* A channel's slowest subscriber is half a ring behind: give
+			 * it up to PUBLISH_WAIT_MS to catch up (pubsub.h). */
+			for (self->napped = 0;
+			     self->napped < PUBLISH_WAIT_MS &&
+			     pubsub_behind(self->srv->ps, self->c.behind, self->c.behind_len);
+			     self->napped++)
+				EDO_AWAIT_SLEEP(&self->nap, EDO_MS(1));
+			self->c.behind_len = 0;
 			continue;
 		}
 		rbuf_shrink(&self->in, KEEP_IDLE);

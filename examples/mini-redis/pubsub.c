@@ -13,8 +13,15 @@ typedef struct ps_msg {
 	char data[];
 } ps_msg;
 
+/* Where one subscriber is: the sequence number it reads next. */
+struct ps_reader {
+	ps_reader *prev, *next;
+	uint64_t seq;
+};
+
 struct ps_channel {
-	ps_channel *next; /* hash chain */
+	ps_channel *next;   /* hash chain */
+	ps_reader *readers; /* every subscriber's place */
 	uint64_t hash;
 	edo_broadcast_tx *tx;
 	size_t subscribers;
@@ -109,6 +116,9 @@ int pubsub_subscribe(pubsub *ps, const char *name, size_t len, ps_sub *out)
 {
 	uint64_t h = name_hash(name, len);
 	int rc = 0;
+	ps_reader *rd = calloc(1, sizeof *rd);
+	if (!rd)
+		return -ENOMEM;
 	ps_lock(ps);
 	ps_channel *c = find(ps, h, name, len);
 	if (c) {
@@ -134,8 +144,16 @@ int pubsub_subscribe(pubsub *ps, const char *name, size_t len, ps_sub *out)
 	if (rc == 0) {
 		c->subscribers++;
 		out->ch = c;
+		rd->seq = c->sent;
+		rd->next = c->readers;
+		if (c->readers)
+			c->readers->prev = rd;
+		c->readers = rd;
+		out->rd = rd;
 	}
 	ps_unlock(ps);
+	if (rc < 0)
+		free(rd);
 	return rc;
 }
 
@@ -158,6 +176,14 @@ void pubsub_unsubscribe(pubsub *ps, ps_sub *sub)
 		return;
 	ps_lock(ps);
 	edo_broadcast_rx_drop(sub->rx);
+	ps_reader *rd = sub->rd;
+	if (rd->prev)
+		rd->prev->next = rd->next;
+	else
+		sub->ch->readers = rd->next;
+	if (rd->next)
+		rd->next->prev = rd->prev;
+	free(rd);
 	if (--sub->ch->subscribers == 0)
 		free_channel(ps, sub->ch);
 	ps_unlock(ps);
@@ -186,10 +212,30 @@ static ps_msg *format(const ps_channel *c, const char *msg, size_t mlen)
 	return m;
 }
 
-long pubsub_publish(pubsub *ps, const char *name, size_t nlen, const char *msg, size_t mlen)
+/* Whether the slowest reader of @c is more than half a ring behind. */
+static bool channel_behind(const ps_channel *c)
+{
+	for (const ps_reader *rd = c->readers; rd; rd = rd->next)
+		if (c->sent - rd->seq > PUBSUB_RING / 2)
+			return true;
+	return false;
+}
+
+bool pubsub_behind(pubsub *ps, const char *name, size_t nlen)
+{
+	ps_lock(ps);
+	ps_channel *c = find(ps, name_hash(name, nlen), name, nlen);
+	bool behind = c && channel_behind(c);
+	ps_unlock(ps);
+	return behind;
+}
+
+long pubsub_publish(pubsub *ps, const char *name, size_t nlen, const char *msg, size_t mlen,
+		    bool *behind)
 {
 	uint64_t h = name_hash(name, nlen);
 	long n = 0;
+	*behind = false;
 	ps_lock(ps);
 	ps_channel *c = find(ps, h, name, nlen);
 	if (c) {
@@ -219,6 +265,7 @@ long pubsub_publish(pubsub *ps, const char *name, size_t nlen, const char *msg, 
 		n = edo_broadcast_send(c->tx, &seq);
 		if (n < 0)
 			n = 0;
+		*behind = channel_behind(c);
 	}
 	ps_unlock(ps);
 	return n;
@@ -240,6 +287,7 @@ edo_poll pubsub_poll(pubsub *ps, ps_sub *sub, edo_cx *cx, rbuf *out, size_t max,
 			*rc = EDO_ELAGGED;
 			break;
 		}
+		sub->rd->seq = seq + 1;
 		rbuf_append(out, m->data, m->len);
 	}
 	ps_unlock(ps);

@@ -14,11 +14,14 @@
  *
  * A subscriber that lags (more than PUBSUB_RING messages or PUBSUB_RING_BYTES
  * bytes behind) is disconnected, as Redis disconnects a subscriber whose
- * output buffer passes its limit: the publisher never waits, and memory stays
- * bounded.  (So that a burst does not do that to a subscriber that merely
- * had no turn to run, a connection yields after every PUBLISH_YIELD
- * publishes of a pipeline: conn.c.)  The last subscriber to leave frees the
- * channel.  A channel costs about 10 KiB (the broadcast channel's slots and
+ * output buffer passes its limit, so memory stays bounded.  So that a burst
+ * does not do that to a subscriber that merely had no turn to run (its
+ * worker thread preempted, say), a connection yields after every
+ * PUBLISH_YIELD publishes of a pipeline, and a publish that finds the
+ * slowest subscriber of its channel more than half a ring behind makes the
+ * publishing connection wait for it, PUBLISH_WAIT_MS at most (conn.c): a
+ * subscriber that keeps running keeps up, a stuck one is dropped and the
+ * publisher goes on.  The last subscriber to leave frees the channel.  A channel costs about 10 KiB (the broadcast channel's slots and
  * the ring), which is why one connection may hold MAX_SUBSCRIPTIONS at most.
  */
 #ifndef MINI_REDIS_PUBSUB_H
@@ -36,10 +39,13 @@
 typedef struct pubsub pubsub;
 typedef struct ps_channel ps_channel;
 
+typedef struct ps_reader ps_reader;
+
 /** One subscription of one connection. */
 typedef struct ps_sub {
 	ps_channel *ch;
 	edo_broadcast_rx *rx;
+	ps_reader *rd; /* its place in the channel, for the publishers to see */
 } ps_sub;
 
 /** pubsub_new() - an empty registry; @threaded: take its lock.  0 or -ENOMEM. */
@@ -54,8 +60,16 @@ void pubsub_unsubscribe(pubsub *ps, ps_sub *sub);
 /** pubsub_name() - the channel's name. */
 const char *pubsub_name(const ps_sub *sub, size_t *len);
 
-/** pubsub_publish() - send @msg on @name: the number of subscribers it went to, or -ENOMEM. */
-long pubsub_publish(pubsub *ps, const char *name, size_t nlen, const char *msg, size_t mlen);
+/**
+ * pubsub_publish() - send @msg on @name: the number of subscribers it went
+ * to, or -ENOMEM.  *@behind is set when the slowest of them is more than
+ * half a ring behind (the publisher should let it catch up: pubsub_behind()).
+ */
+long pubsub_publish(pubsub *ps, const char *name, size_t nlen, const char *msg, size_t mlen,
+		    bool *behind);
+
+/** pubsub_behind() - whether the slowest subscriber of @name is more than half a ring behind. */
+bool pubsub_behind(pubsub *ps, const char *name, size_t nlen);
 
 /**
  * pubsub_poll() - append the messages waiting for @sub to @out (until it

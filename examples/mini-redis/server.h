@@ -30,6 +30,8 @@
 #define MAX_SUBSCRIPTIONS 4096u
 /* A pipeline of PUBLISH lets other tasks (the subscribers) run this often. */
 #define PUBLISH_YIELD 32u
+/* The longest a publisher waits for a channel's slowest subscriber (pubsub.h). */
+#define PUBLISH_WAIT_MS 500u
 
 /** The state every connection shares.  Lives as long as the runtime. */
 typedef struct server {
@@ -61,8 +63,11 @@ typedef struct client {
 	bool quit;          /* close the connection once the replies are written */
 	uint64_t commands;  /* executed, not yet added to srv->total_commands */
 	unsigned published; /* PUBLISH commands since the connection last yielded */
-	db_shard *held;     /* a shard lock kept between commands (cmd.c) */
-	unsigned held_for;  /* commands run under it */
+	/* the channel whose slowest subscriber the connection waits for */
+	size_t behind_len; /* 0: none */
+	char behind[64];
+	db_shard *held;    /* a shard lock kept between commands (cmd.c) */
+	unsigned held_for; /* commands run under it */
 } client;
 
 /** cmd_execute() - run the request in c->args, writing its reply to c->out. */
@@ -90,6 +95,8 @@ typedef struct conn_frame {
 	size_t next_sub; /* the subscription polled first, in turn */
 	edo_notified_fut stop;
 	edo_sleep linger;
+	edo_sleep nap;   /* a publisher waiting for a slow subscriber (conn.c) */
+	unsigned napped; /* ms it waited */
 	edo_write_all_fut wa;
 } conn_frame;
 EDO_ASYNC_DECL(conn, conn_frame);
