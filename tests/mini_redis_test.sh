@@ -27,13 +27,13 @@ shift
 steps=("$@")
 # Under ThreadSanitizer a process signal reaches its handler only when the
 # receiving thread next enters a function TSan intercepts; a runtime whose
-# threads all sleep in raw futex syscalls never runs it, so the SIGTERM
-# shutdown this script checks would hang.  The library code it exercises is
-# covered under TSan by test_signal and test_net.
-if [ "${EDO_SANITIZE:-}" = thread ]; then
-	echo "skip: mini-redis's signal-driven shutdown cannot be observed under ThreadSanitizer"
-	exit 77
-fi
+# threads all sleep in raw futex syscalls never runs it, so the graceful
+# SIGTERM shutdown cannot be observed there: under TSan everything else runs
+# and the servers are stopped with SIGKILL instead (TSan writes its reports
+# as it finds them, so they are still read from the server's stderr).  The
+# signal path itself is covered under TSan by test_signal and test_net.
+tsan=
+[ "${EDO_SANITIZE:-}" = thread ] && tsan=1
 
 for tool in redis-cli redis-benchmark timeout; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
@@ -47,7 +47,8 @@ pid=
 subs=()
 cleanup() {
 	local p
-	for p in "${subs[@]}" $pid; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	for p in "${subs[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	[ -z "$pid" ] || { kill ${tsan:+-KILL} "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; }
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -78,7 +79,7 @@ start() {
 }
 
 stop() {
-	kill "$pid" 2>/dev/null
+	kill ${tsan:+-KILL} "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	pid=
 }
@@ -362,6 +363,12 @@ check_server() { # threads
 	check_limits
 	check_benchmark
 	kill -0 "$pid" 2>/dev/null || fail "[$label] the server died"
+	if [ -n "$tsan" ]; then
+		echo "   (ThreadSanitizer: the SIGTERM shutdown is not checked; see the top)"
+		stop
+		grep -q 'Sanitizer' "$tmp/err" && fail "[$label] $(grep -m1 Sanitizer "$tmp/err")"
+		return
+	fi
 	# Graceful shutdown on SIGTERM: it answers what it has, exits with 0.
 	kill -TERM "$pid"
 	local rc=
