@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# tests/http_server_test.sh HELLO_SERVER - examples/hello_server against curl
-# and wrk on 127.0.0.1, on the current-thread runtime and on a multi-thread
-# one with 2 workers:
+# tests/http_server_test.sh HELLO_SERVER [ECHO_SERVER] - an example hello
+# server against curl and wrk on 127.0.0.1, on the current-thread runtime and
+# on a multi-thread one with 2 workers (ctest runs it twice: the stackless
+# examples/hello_server.c and echo_server.c, then the fiber ones,
+# examples/*_server_fiber.c):
 #
 #   1. curl gets exactly the response of bench/README.md (status, headers,
 #      body "Hello world!")
@@ -12,13 +14,20 @@
 #      is complete
 #   5. wrk -c1000 for 3 s: requests served, zero socket errors, zero non-2xx
 #
+# With ECHO_SERVER, that echo server too, at the same thread counts:
+#
+#   6. a round trip of a few bytes, exact; 300 KB of random bytes sent while
+#      reading, all back and equal; 20 connections at once, 64 KB each
+#
 # Exits 77 (skipped) when curl or wrk is missing (.ci/install-deps.sh
 # installs both) or when the descriptor limit cannot reach 1,000 connections.
 # Every load is bounded in time; the server is stopped by its process id.
+# (Ctrl-C of the same servers: tests/test_signal.c.)
 set -uo pipefail
 
-server=${1:?usage: http_server_test.sh path/to/hello_server}
-for tool in curl wrk timeout; do
+server=${1:?usage: http_server_test.sh path/to/hello_server [path/to/echo_server]}
+echo_server=${2:-}
+for tool in curl wrk timeout cmp; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
 		echo "skip: $tool not installed (.ci/install-deps.sh installs it)"
 		exit 77
@@ -45,19 +54,20 @@ fail() {
 	failures=$((failures + 1))
 }
 
-# Start the server on a free port (--port 0) and read the port it prints.
-start() { # threads
+# Start a server (default: the hello server) on a free port (--port 0) and
+# read the port it prints.
+start() { # threads [program]
 	rm -f "$tmp/out" "$tmp/err"
-	"$server" --port 0 --threads "$1" >"$tmp/out" 2>"$tmp/err" &
+	"${2:-$server}" --port 0 --threads "$1" >"$tmp/out" 2>"$tmp/err" &
 	pid=$!
 	port=
 	for _ in $(seq 100); do
-		port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/out" 2>/dev/null)
+		port=$(sed -n 's|.*listening on \(http://\)\{0,1\}127.0.0.1:\([0-9]*\).*|\2|p' "$tmp/out" 2>/dev/null)
 		[ -n "$port" ] && return 0
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
-	fail "server (threads $1) did not start: $(cat "$tmp/err")"
+	fail "${2:-$server} (threads $1) did not start: $(cat "$tmp/err")"
 	return 1
 }
 
@@ -79,7 +89,7 @@ exchange() {
 check_server() { # threads
 	local t=$1 got hdrs body want3 out
 	start "$t" || return
-	echo "== hello_server --threads $t on port $port"
+	echo "== ${server##*/} --threads $t on port $port"
 
 	# 1. curl sees the response.
 	body=$(curl -s --max-time 5 "http://127.0.0.1:$port/")
@@ -126,8 +136,48 @@ check_server() { # threads
 	grep -q 'Sanitizer' "$tmp/err" && fail "threads $t: $(grep -m1 Sanitizer "$tmp/err")"
 }
 
+# Send file $1 on a new connection while reading as many bytes back into $2
+# (10 s at most).
+echo_file() {
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
+		cat "$1" >&3 &
+		timeout 10 head -c "$(stat -c %s "$1")" <&3 >"$2"
+		wait $!
+	)
+}
+
+check_echo() { # threads
+	local t=$1 got i pids=()
+	start "$t" "$echo_server" || return
+	echo "== ${echo_server##*/} --threads $t on port $port"
+
+	# 6. A few bytes, then 300 KB written while reading, then 20 at once.
+	got=$(exchange 'hello, echo' 11)
+	[ "$got" = "hello, echo" ] || fail "threads $t: echo of 'hello, echo': '$got'"
+	head -c 300000 /dev/urandom >"$tmp/big"
+	head -c 65536 /dev/urandom >"$tmp/small"
+	echo_file "$tmp/big" "$tmp/big.out"
+	cmp -s "$tmp/big" "$tmp/big.out" || fail "threads $t: 300 KB echo differs"
+	for i in $(seq 20); do
+		echo_file "$tmp/small" "$tmp/small.$i" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	for i in $(seq 20); do
+		cmp -s "$tmp/small" "$tmp/small.$i" || fail "threads $t: echo $i of 20 differs"
+	done
+	kill -0 "$pid" 2>/dev/null || fail "threads $t: the echo server died"
+	stop
+	grep -q 'Sanitizer' "$tmp/err" && fail "threads $t: $(grep -m1 Sanitizer "$tmp/err")"
+}
+
 check_server 0
 check_server 2
+if [ -n "$echo_server" ]; then
+	check_echo 0
+	check_echo 2
+fi
 
 if [ $failures -gt 0 ]; then
 	echo "http_server_test: $failures failure(s)"

@@ -639,4 +639,16 @@ TEST(echo_server_ctrl_c)
 	server_ctrl_c("echo_server", false);
 }
 
+/* The same servers written with fibers (examples/hello_server_fiber.c,
+ * echo_server_fiber.c). */
+TEST(hello_server_fiber_ctrl_c)
+{
+	server_ctrl_c("hello_server_fiber", true);
+}
+
+TEST(echo_server_fiber_ctrl_c)
+{
+	server_ctrl_c("echo_server_fiber", false);
+}
+
 TEST_MAIN()
