@@ -90,13 +90,15 @@ if [ -n "$BENCH" ] && [ -z "${KIND[$BENCH]:-}" ]; then
 fi
 
 # Implementation columns, in this order when present in the manifest.
-IMPL_ORDER="edo edo-metrics tokio hyper go libuv epoll redis"
+IMPL_ORDER="edo edo-metrics edo-fiber tokio hyper go libuv epoll redis"
 
 prog_for() { # kind impl -> path of the program
 	case $1:$2 in
 	task:edo | task:edo-metrics) echo "$EDO/bench/edo_bench" ;;
 	echo:edo) echo "$EDO/examples/echo_server" ;;
 	http:edo) echo "$EDO/examples/hello_server" ;;
+	echo:edo-fiber) echo "$EDO/examples/echo_server_fiber" ;;
+	http:edo-fiber) echo "$EDO/examples/hello_server_fiber" ;;
 	redis:edo) echo "$EDO/examples/mini-redis" ;;
 	redis:redis) if [ -x "$PBIN/redis-server" ]; then echo "$PBIN/redis-server"; else command -v redis-server || echo ""; fi ;;
 	task:tokio | task:go | task:libuv) echo "$PBIN/${2}_bench" ;;
@@ -480,7 +482,7 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo "- **edo/X = Edo's median ÷ X's median**, for every unit. For \`ns/op\`, \`ms\`, \`s\` and \`bytes\` (better = lower) a ratio **under 1** means Edo is better; for \`ops/s\` and \`ops/cpu-s\` (better = higher) a ratio **over 1** means Edo is better."
 	echo "- threads: 0 = current-thread runtime (Go: GOMAXPROCS 1), N = multi-thread runtime with N workers (Go: GOMAXPROCS N); libuv and epoll are one event loop (listed under 0 or 1)."
 	echo "- **missing**: the implementation does not provide that workload yet (program absent, or it exited 77); **failed**: it ran and gave no valid result (see \`build/bench-results/logs/\`); empty: not applicable."
-	echo "- Server rows: \`<workload>_cN\` = requests (round trips) per second with N connections, \`_p99\` = wrk's p99 latency, \`_cpu\` = server CPU seconds during the load, \`_per_cpu\` = requests per server CPU second. In http_hello, tokio is a raw server on Tokio, hyper is hyper 0.14 on Tokio, go is net/http."
+	echo "- Server rows: \`<workload>_cN\` = requests (round trips) per second with N connections, \`_p99\` = wrk's p99 latency, \`_cpu\` = server CPU seconds during the load, \`_per_cpu\` = requests per server CPU second. In http_hello, tokio is a raw server on Tokio, hyper is hyper 0.14 on Tokio, go is net/http. **edo-fiber** is not a peer but Edo again: the same servers written with stackful fibers (\`examples/hello_server_fiber.c\`, \`echo_server_fiber.c\`); \`edo/edo-fiber\` is the stackless server's result ÷ the fiber server's."
 	echo
 	echo "## Results"
 	echo
