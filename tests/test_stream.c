@@ -1,8 +1,8 @@
 #define _GNU_SOURCE
 /* The stream utilities of edo/stream.h over the in-memory duplex pipe:
  * read_exact, write_all (vectored too), read_to_end, the buffered reader
- * and writer, read_until / read_line, copy and copy_bidirectional, on both
- * runtime flavours. */
+ * and writer, read_until / read_line, lines (next_line), copy and
+ * copy_bidirectional, on both runtime flavours. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,6 +305,93 @@ static void lines_case(edo_rt_flavor fl)
 	run(fl, &m.edo_base);
 }
 BOTH(buf_reader_lines, lines_case)
+
+/* ---- lines: one line at a time, terminators stripped, cancel-safe ---------------------------------- */
+
+typedef struct next_lines_frame {
+	EDO_FRAME;
+	edo_stream *a, *b;
+	edo_buf_reader br;
+	edo_lines lines;
+	edo_next_line_fut nl;
+	edo_join *h;
+	ssize_t n;
+	int i, rc;
+	char want[64];
+} next_lines_frame;
+
+static void next_lines_cleanup(next_lines_frame *self)
+{
+	edo_lines_deinit(&self->lines);
+	edo_buf_reader_deinit(&self->br);
+	edo_stream_drop(self->a);
+	edo_stream_drop(self->b);
+}
+
+EDO_ASYNC(next_lines_main, next_lines_frame, next_lines_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_duplex(100, &self->a, &self->b), 0);
+	CHECK_EQ(edo_buf_reader_init(&self->br, self->b, 8), 0);
+	CHECK_EQ(edo_lines_init(&self->lines, &self->br), 0);
+	/* A line arrives in pieces; the call waiting for its end is dropped
+	 * halfway, and the next call goes on with what it had read. */
+	EDO_AWAIT_POLL(edo_stream_poll_write(self->a, cx, "a line in ", 10, &self->n));
+	CHECK_EQ(self->n, (ssize_t)10);
+	edo_next_line(&self->nl, &self->lines);
+	CHECK_EQ(edo_future_poll(&self->nl.base, cx), EDO_PENDING);
+	edo_future_drop(&self->nl.base);
+	EDO_AWAIT_POLL(edo_stream_poll_write(self->a, cx, "pieces\r\n\r\nx", 11, &self->n));
+	CHECK_EQ(self->n, (ssize_t)11);
+	EDO_AWAIT(edo_next_line(&self->nl, &self->lines));
+	CHECK_EQ(self->nl.rc, 0);
+	CHECK(!self->nl.eof);
+	CHECK_STREQ(self->lines.line.data, "a line in pieces");
+	EDO_AWAIT(edo_next_line(&self->nl, &self->lines));
+	CHECK(!self->nl.eof);
+	CHECK_EQ(self->lines.line.len, (size_t)0); /* an empty line is not the end */
+	CHECK_STREQ(self->lines.line.data, "");
+	/* Many lines, longer and shorter than the reader's buffer. */
+	CHECK_EQ(EDO_SPAWN(&self->h, lines_writer, .s = self->a, .nlines = NLINES), 0);
+	self->a = NULL; /* the writer drops it */
+	for (self->i = 0; self->i < NLINES; self->i++) {
+		EDO_AWAIT(edo_next_line(&self->nl, &self->lines));
+		CHECK_EQ(self->nl.rc, 0);
+		CHECK(!self->nl.eof);
+		size_t n = make_line(self->want, sizeof self->want, self->i);
+		self->want[n - 1] = 0;
+		if (self->i == 0) { /* after the "x" left over above */
+			CHECK_EQ(self->lines.line.data[0], 'x');
+			CHECK_STREQ(self->lines.line.data + 1, self->want);
+		} else {
+			CHECK_STREQ(self->lines.line.data, self->want);
+		}
+	}
+	/* The last line has no newline; then the end, for good. */
+	EDO_AWAIT(edo_next_line(&self->nl, &self->lines));
+	CHECK(!self->nl.eof);
+	CHECK_STREQ(self->lines.line.data, "tail");
+	EDO_AWAIT(edo_next_line(&self->nl, &self->lines));
+	CHECK_EQ(self->nl.rc, 0);
+	CHECK(self->nl.eof);
+	EDO_AWAIT(edo_next_line(&self->nl, &self->lines));
+	CHECK(self->nl.eof);
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	edo_join_detach(self->h);
+	/* Bad input. */
+	EDO_AWAIT(edo_next_line(&self->nl, NULL));
+	CHECK_EQ(self->nl.rc, -EINVAL);
+	EDO_END();
+}
+
+static void next_lines_case(edo_rt_flavor fl)
+{
+	next_lines_frame m = {EDO_FRAME_INIT(next_lines_main)};
+	run(fl, &m.edo_base);
+	edo_lines l;
+	CHECK_EQ(edo_lines_init(&l, NULL), -EINVAL);
+}
+BOTH(lines_next_line, next_lines_case)
 
 /* ---- buffered writer and vectored writes ------------------------------------------------------ */
 

@@ -279,6 +279,42 @@ edo_future *edo_read_until(edo_read_until_fut *f, edo_buf_reader *r, int delim, 
 edo_future *edo_read_line(edo_read_until_fut *f, edo_buf_reader *r, edo_buf *out);
 
 /**
+ * edo_lines - the lines of a buffered reader, one at a time (Tokio's
+ * Lines): each edo_next_line() yields the next line without its "\n" or
+ * "\r\n"; a last line without a newline is yielded too.  `line` is the
+ * output: after an edo_next_line() that found a line, line.data[0..line.len)
+ * holds it, NUL-terminated, until the next call.  @r is not owned.
+ */
+typedef struct edo_lines {
+	edo_buf line;
+	/* private */
+	edo_buf_reader *r_;
+	bool partial_; /* line holds the start of a line a dropped call read */
+} edo_lines;
+
+/** edo_lines_init() - lines of @r.  0, or -EINVAL for NULL (@l is then untouched). */
+int edo_lines_init(edo_lines *l, edo_buf_reader *r);
+
+/** edo_lines_deinit() - free the line buffer (the reader is left as it is). */
+void edo_lines_deinit(edo_lines *l);
+
+/**
+ * edo_next_line() - the next line of @l.  Outputs: rc = 0 or the read's
+ * error (-ENOMEM too; the partial line is then discarded), -EINVAL at once
+ * for a NULL @l; eof = true when the stream ended with no line left (rc 0,
+ * and line.len 0).  Cancel-safe: the bytes of a line read before a drop are
+ * kept in @l, and the next call goes on from there.
+ */
+typedef struct edo_next_line_fut {
+	edo_future base;
+	int rc;
+	bool eof;
+	/* private */
+	edo_lines *l_;
+} edo_next_line_fut;
+edo_future *edo_next_line(edo_next_line_fut *f, edo_lines *l);
+
+/**
  * edo_buf_writer - buffers writes to @inner and is itself a stream: writes
  * that fit go to the buffer; a full buffer is written out first; writes at
  * least as large as the buffer go straight through.  poll_flush writes the

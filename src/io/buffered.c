@@ -178,6 +178,89 @@ edo_future *edo_read_line(edo_read_until_fut *f, edo_buf_reader *r, edo_buf *out
 	return edo_read_until(f, r, '\n', out);
 }
 
+/* ---- lines ------------------------------------------------------------------------------------ */
+
+int edo_lines_init(edo_lines *l, edo_buf_reader *r)
+{
+	if (!l || !r)
+		return -EINVAL;
+	*l = (edo_lines){.r_ = r};
+	return 0;
+}
+
+void edo_lines_deinit(edo_lines *l)
+{
+	edo_buf_free(&l->line);
+	l->partial_ = false;
+}
+
+/* The line is complete: strip "\n" or "\r\n", NUL-terminate. */
+static int line_finish(edo_lines *l)
+{
+	edo_buf *b = &l->line;
+	if (b->len && b->data[b->len - 1] == '\n') {
+		b->len--;
+		if (b->len && b->data[b->len - 1] == '\r')
+			b->len--;
+	}
+	if (edo_buf_reserve(b, 1) < 0)
+		return -ENOMEM;
+	b->data[b->len] = 0;
+	return 0;
+}
+
+static edo_poll next_line_poll(edo_future *base, edo_cx *cx)
+{
+	edo_next_line_fut *f = (edo_next_line_fut *)base;
+	edo_lines *l = f->l_;
+	if (!l)
+		return EDO_READY; /* bad input, reported at once */
+	if (!l->partial_) {
+		l->line.len = 0;
+		l->partial_ = true;
+	}
+	for (;;) {
+		const char *data;
+		size_t len;
+		int rc;
+		if (edo_buf_reader_poll_fill_buf(l->r_, cx, &data, &len, &rc) == EDO_PENDING)
+			return EDO_PENDING;
+		if (rc == 0 && len == 0) {
+			/* End of stream: the last line, if it had no newline. */
+			f->eof = l->line.len == 0;
+			rc = line_finish(l);
+		} else if (rc == 0) {
+			const char *hit = memchr(data, '\n', len);
+			size_t take = hit ? (size_t)(hit - data) + 1 : len;
+			if (edo_buf_reserve(&l->line, take) < 0) {
+				rc = -ENOMEM;
+			} else {
+				memcpy(l->line.data + l->line.len, data, take);
+				l->line.len += take;
+				edo_buf_reader_consume(l->r_, take);
+				if (!hit)
+					continue;
+				rc = line_finish(l);
+			}
+		}
+		l->partial_ = false;
+		if (rc < 0) {
+			l->line.len = 0;
+			f->eof = false;
+		}
+		f->rc = rc;
+		return EDO_READY;
+	}
+}
+
+static const edo_future_vtable next_line_vt = {.poll = next_line_poll};
+
+edo_future *edo_next_line(edo_next_line_fut *f, edo_lines *l)
+{
+	*f = (edo_next_line_fut){.base = {&next_line_vt}, .l_ = l, .rc = l ? 0 : -EINVAL};
+	return &f->base;
+}
+
 /* ---- writer ------------------------------------------------------------------------------- */
 
 /* Write the waiting bytes out; READY with *err = 0 once the buffer is empty. */
