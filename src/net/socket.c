@@ -237,6 +237,7 @@ edo_poll edo__listener_poll_accept(edo__listener *l, edo_cx *cx, int *fd, edo_ad
 		/* Out of descriptors or memory: the connection stays queued
 		 * and the socket stays readable, so retrying at once would
 		 * spin.  Sleep, doubling, and try again. */
+		atomic_fetch_add_explicit(&l->exhausted, 1, memory_order_relaxed);
 		l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : 1;
 		if (l->backoff_ms > BACKOFF_MAX_MS)
 			l->backoff_ms = BACKOFF_MAX_MS;

@@ -140,6 +140,9 @@ typedef struct edo__listener {
 	edo_sleep backoff; /* the back-off sleep, while backing_off */
 	bool backing_off;
 	unsigned backoff_ms; /* the last back-off; 0 after a successful accept */
+	/* Accepts that failed for want of descriptors or memory, each followed
+	 * by a back-off (tests read it: no retry without the timer). */
+	_Atomic(unsigned long) exhausted;
 } edo__listener;
 
 /* Accept one connection: READY with *rc = 0 and *fd (non-blocking,
