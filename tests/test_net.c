@@ -294,6 +294,7 @@ typedef struct half_frame {
 	edo_buf got;
 	char *big;
 	edo_join *h;
+	edo_net_ready_fut rf;
 	ssize_t n;
 	int rc;
 	char buf[8];
@@ -365,6 +366,11 @@ EDO_ASYNC(half_main, half_frame, half_cleanup)
 	CHECK_EQ(self->rte.rc, 0);
 	CHECK_EQ(self->got.len, (size_t)8);
 	CHECK(memcmp(self->got.data, "question", 8) == 0);
+	/* The half-close shows in the readiness too (and stays). */
+	EDO_AWAIT(edo_tcp_stream_ready(&self->rf, self->ss, EDO_INTEREST_READABLE));
+	CHECK_EQ(self->rf.rc, 0);
+	CHECK(self->rf.ready & EDO_READY_READ_CLOSED);
+	CHECK(!(self->rf.ready & EDO_READY_WRITE_CLOSED));
 	/* ...and can still answer: 8 MiB, in short writes, to a slow reader. */
 	self->big = malloc(BIGLEN);
 	for (size_t i = 0; i < BIGLEN; i++)
@@ -1157,6 +1163,471 @@ static void emfile_case(edo_rt_flavor fl)
 }
 BOTH(emfile_backoff_and_recovery, emfile_case)
 
+/* ---- TCP options, shutdown of either half, vectored writes, SO_REUSEADDR ---------------------------- */
+
+static int getopt_int(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t len = sizeof v;
+	CHECK_EQ(getsockopt(fd, level, name, &v, &len), 0);
+	return v;
+}
+
+#define VEC_BUFS 64
+#define VEC_LEN (32u << 10)
+
+typedef struct opts_frame {
+	EDO_FRAME;
+	edo_addr addr;
+	edo_tcp_listener *l;
+	edo_tcp_connect_fut c;
+	edo_tcp_stream *cs, *ss;
+	edo_read_exact_fut rx;
+	edo_write_all_fut wa;
+	edo_write_all_vectored_fut wv;
+	edo_join *h;
+	char *big;
+	struct iovec iov[2000];
+	ssize_t n;
+	int rc;
+	char buf[2000];
+} opts_frame;
+
+static void opts_cleanup(opts_frame *self)
+{
+	free(self->big);
+	edo_tcp_stream_close(self->cs);
+	edo_tcp_stream_close(self->ss);
+	edo_tcp_listener_close(self->l);
+}
+
+EDO_ASYNC(opts_main, opts_frame, opts_cleanup)
+{
+	EDO_BEGIN();
+	{
+		/* SO_REUSEADDR always; a backlog of 1 is passed to listen(2). */
+		edo_addr a;
+		CHECK_EQ(edo_addr_ip(&a, "127.0.0.1", 0), 0);
+		CHECK_EQ(edo_tcp_listener_bind(&a, &(edo_tcp_bind_opts){.backlog = 1}, &self->l),
+			 0);
+		CHECK_EQ(edo_tcp_listener_local_addr(self->l, &self->addr), 0);
+		int fd = edo_tcp_listener_fd(self->l);
+		CHECK_EQ(getopt_int(fd, SOL_SOCKET, SO_REUSEADDR), 1);
+		CHECK_EQ(getopt_int(fd, SOL_SOCKET, SO_ACCEPTCONN), 1);
+	}
+	EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
+	CHECK_EQ(self->c.rc, 0);
+	self->cs = self->c.stream;
+	EDO_AWAIT_POLL(edo_tcp_listener_poll_accept(self->l, cx, &self->ss, NULL, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	{
+		int fd = edo_tcp_stream_fd(self->cs);
+		CHECK_EQ(edo_tcp_stream_set_nodelay(self->cs, true), 0);
+		CHECK_EQ(edo_tcp_stream_nodelay(self->cs), 1);
+		CHECK_EQ(edo_tcp_stream_set_nodelay(self->cs, false), 0);
+		CHECK_EQ(edo_tcp_stream_nodelay(self->cs), 0);
+		CHECK_EQ(edo_tcp_stream_set_keepalive(self->cs, true, 45), 0);
+		CHECK_EQ(getopt_int(fd, SOL_SOCKET, SO_KEEPALIVE), 1);
+		CHECK_EQ(getopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE), 45);
+		CHECK_EQ(edo_tcp_stream_set_keepalive(self->cs, false, 0), 0);
+		CHECK_EQ(getopt_int(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
+		struct linger lg;
+		socklen_t len = sizeof lg;
+		CHECK_EQ(edo_tcp_stream_set_linger(self->cs, 7), 0);
+		CHECK_EQ(getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len), 0);
+		CHECK(lg.l_onoff && lg.l_linger == 7);
+		CHECK_EQ(edo_tcp_stream_set_linger(self->cs, -1), 0);
+		CHECK_EQ(getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len), 0);
+		CHECK(!lg.l_onoff);
+		CHECK_EQ(edo_tcp_stream_set_ttl(self->cs, 33), 0);
+		CHECK_EQ(getopt_int(fd, IPPROTO_IP, IP_TTL), 33);
+		/* A bad `how` is refused and changes nothing. */
+		CHECK_EQ(edo_tcp_stream_shutdown(self->cs, 42), -EINVAL);
+	}
+	/* Shut down the reading half: reads end, writes go on. */
+	CHECK_EQ(edo_tcp_stream_shutdown(self->cs, SHUT_RD), 0);
+	EDO_AWAIT_POLL(edo_tcp_stream_poll_read(self->cs, cx, self->buf, 1, &self->n));
+	CHECK_EQ(self->n, (ssize_t)0);
+	EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->cs), "after", 5));
+	CHECK_EQ(self->wa.rc, 0);
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_tcp_stream_io(self->ss), self->buf, 5));
+	CHECK_EQ(self->rx.rc, 0);
+	CHECK(memcmp(self->buf, "after", 5) == 0);
+	/* A vectored write of more buffers than IOV_MAX is a short write. */
+	for (int i = 0; i < 2000; i++)
+		self->iov[i] = (struct iovec){&self->buf[i], 1};
+	for (int i = 0; i < 2000; i++)
+		self->buf[i] = (char)(i * 7);
+	EDO_AWAIT_POLL(edo_tcp_stream_poll_write_vectored(self->cs, cx, self->iov, 2000, &self->n));
+	CHECK_GT(self->n, (ssize_t)0);
+	CHECK_LE(self->n, (ssize_t)IOV_MAX);
+	self->rc = (int)self->n;
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_tcp_stream_io(self->ss), self->buf + 1000,
+				 (size_t)self->rc < 1000 ? (size_t)self->rc : 1000));
+	CHECK_EQ(self->rx.rc, 0);
+	for (int i = 0; i < self->rc && i < 1000; i++)
+		CHECK_EQ(self->buf[1000 + i], (char)(i * 7));
+	if (self->rc > 1000) {
+		EDO_AWAIT(edo_read_exact(&self->rx, edo_tcp_stream_io(self->ss), self->buf + 1000,
+					 (size_t)self->rc - 1000));
+		CHECK_EQ(self->rx.rc, 0);
+	}
+	/* write_all_vectored: 2 MiB in 64 buffers, in short writes, to a slow reader. */
+	self->big = malloc((size_t)VEC_BUFS * VEC_LEN);
+	for (size_t i = 0; i < (size_t)VEC_BUFS * VEC_LEN; i++)
+		self->big[i] = (char)(i * 31 + (i >> 10));
+	for (int i = 0; i < VEC_BUFS; i++)
+		self->iov[i] = (struct iovec){self->big + (size_t)i * VEC_LEN, VEC_LEN};
+	CHECK_EQ(EDO_SPAWN(&self->h, slow_reader, .s = edo_tcp_stream_io(self->ss)), 0);
+	EDO_AWAIT(edo_write_all_vectored(&self->wv, edo_tcp_stream_io(self->cs), self->iov,
+					 VEC_BUFS));
+	CHECK_EQ(self->wv.rc, 0);
+	CHECK_EQ(self->wv.n, (size_t)VEC_BUFS * VEC_LEN);
+	CHECK_EQ(edo_tcp_stream_shutdown(self->cs, SHUT_WR), 0);
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	{
+		slow_reader_frame *r = EDO_JOIN_OUTPUT(self->h, slow_reader);
+		CHECK_EQ(r->got.len, (size_t)VEC_BUFS * VEC_LEN);
+		CHECK(memcmp(r->got.data, self->big, (size_t)VEC_BUFS * VEC_LEN) == 0);
+		edo_buf_free(&r->got);
+		edo_join_detach(self->h);
+	}
+	/* SO_REUSEADDR at work: the server closes first, so its end of the
+	 * connection lingers (FIN_WAIT, then TIME_WAIT) on the listener's port;
+	 * a new listener binds that port all the same. */
+	edo_tcp_stream_close(self->ss);
+	self->ss = NULL;
+	EDO_AWAIT_POLL(edo_tcp_stream_poll_read(self->cs, cx, self->buf, 1, &self->n));
+	CHECK_EQ(self->n, (ssize_t)0); /* the server's FIN; ours goes out with the close */
+	edo_tcp_stream_close(self->cs);
+	self->cs = NULL;
+	edo_tcp_listener_close(self->l);
+	self->l = NULL;
+	{
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		CHECK_GE(fd, 0);
+		int rc = bind(fd, &self->addr.u.sa, self->addr.len);
+		close(fd);
+		if (rc == 0)
+			fprintf(stderr, "  (this kernel lets a plain bind reuse the port)\n");
+		CHECK_EQ(edo_tcp_listener_bind(&self->addr, NULL, &self->l), 0);
+	}
+	EDO_END();
+}
+
+static void opts_case(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	opts_frame m = {EDO_FRAME_INIT(opts_main)};
+	run(fl, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(tcp_options_shutdown_vectored, opts_case)
+
+/* ---- connect tries each address in turn ------------------------------------------------------------- */
+
+typedef struct addrs_frame {
+	EDO_FRAME;
+	edo_addr list[4];
+	edo_join *server;
+	edo_tcp_connect_fut c;
+	int dead_fd, rc;
+} addrs_frame;
+
+EDO_ASYNC(addrs_main, addrs_frame, NULL)
+{
+	EDO_BEGIN();
+	{
+		/* A port that refuses: bound, never listening. */
+		edo_addr d;
+		CHECK_EQ(edo_addr_ip(&d, "127.0.0.1", 0), 0);
+		self->dead_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		CHECK_GE(self->dead_fd, 0);
+		CHECK_EQ(bind(self->dead_fd, &d.u.sa, d.len), 0);
+		d.len = sizeof d.u;
+		CHECK_EQ(getsockname(self->dead_fd, &d.u.sa, &d.len), 0);
+		self->list[0] = d;
+		self->list[1] = d;
+		edo_tcp_listener *l = listen_local(&self->list[2]);
+		CHECK_EQ(EDO_SPAWN(&self->server, echo_server, .l = l, .count = 1), 0);
+		self->list[3] = d;
+	}
+	/* Refused twice, then the listener: connected to it. */
+	EDO_AWAIT(edo_tcp_connect_addrs(&self->c, self->list, 4));
+	CHECK_EQ(self->c.rc, 0);
+	{
+		edo_addr p;
+		CHECK_EQ(edo_tcp_stream_peer_addr(self->c.stream, &p), 0);
+		CHECK(edo_addr_equal(&p, &self->list[2]));
+	}
+	edo_tcp_stream_close(self->c.stream);
+	EDO_AWAIT_JOIN(self->server, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->server);
+	/* Every address refuses: the last one's error. */
+	EDO_AWAIT(edo_tcp_connect_addrs(&self->c, self->list, 2));
+	CHECK_EQ(self->c.rc, -ECONNREFUSED);
+	CHECK(self->c.stream == NULL);
+	/* Bad lists: nothing is tried. */
+	EDO_AWAIT(edo_tcp_connect_addrs(&self->c, self->list, 0));
+	CHECK_EQ(self->c.rc, -EINVAL);
+	EDO_AWAIT(edo_tcp_connect_addrs(&self->c, NULL, 1));
+	CHECK_EQ(self->c.rc, -EINVAL);
+	CHECK_EQ(edo_addr_unix(&self->list[1], "/tmp/x.sock"), 0);
+	EDO_AWAIT(edo_tcp_connect_addrs(&self->c, self->list, 2));
+	CHECK_EQ(self->c.rc, -EINVAL);
+	/* Dropped before it finished: nothing leaks (ASan checks). */
+	edo_tcp_connect_addrs(&self->c, self->list, 1);
+	edo_future_drop(&self->c.base);
+	close(self->dead_fd);
+	EDO_END();
+}
+
+static void addrs_case(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	addrs_frame m = {EDO_FRAME_INIT(addrs_main)};
+	run(fl, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(connect_tries_each_address, addrs_case)
+
+/* ---- copy_bidirectional over TCP: a proxy in front of the echo server ------------------------------- */
+
+#define PROXY_LEN (1u << 20)
+
+typedef struct proxy_frame {
+	EDO_FRAME;
+	edo_tcp_listener *l;
+	edo_addr upstream;
+	edo_tcp_stream *down;
+	edo_tcp_connect_fut c;
+	edo_copy_bidi_fut bidi;
+	int rc;
+} proxy_frame;
+
+static void proxy_cleanup(proxy_frame *self)
+{
+	edo_tcp_stream_close(self->down);
+	edo_tcp_stream_close(self->c.stream);
+	edo_tcp_listener_close(self->l);
+}
+
+EDO_ASYNC(proxy_task, proxy_frame, proxy_cleanup)
+{
+	EDO_BEGIN();
+	EDO_AWAIT_POLL(edo_tcp_listener_poll_accept(self->l, cx, &self->down, NULL, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	EDO_AWAIT(edo_tcp_connect(&self->c, &self->upstream));
+	CHECK_EQ(self->c.rc, 0);
+	EDO_AWAIT(edo_copy_bidirectional(&self->bidi, edo_tcp_stream_io(self->down),
+					 edo_tcp_stream_io(self->c.stream)));
+	CHECK_EQ(self->bidi.rc, 0);
+	EDO_END();
+}
+
+typedef struct send_all_frame {
+	EDO_FRAME;
+	edo_tcp_stream *wr;
+	const char *buf;
+	size_t len;
+	edo_write_all_fut wa;
+} send_all_frame;
+
+/* Writes everything, then drops the write half (the peer reads the end). */
+EDO_ASYNC(send_all, send_all_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->wr), self->buf, self->len));
+	CHECK_EQ(self->wa.rc, 0);
+	edo_tcp_stream_drop(self->wr);
+	EDO_END();
+}
+
+typedef struct proxied_frame {
+	EDO_FRAME;
+	edo_addr echo_addr, proxy_addr;
+	edo_join *echo, *proxy, *snd;
+	edo_tcp_connect_fut c;
+	edo_tcp_stream *rd, *wr;
+	edo_read_to_end_fut rte;
+	edo_buf got;
+	char *big;
+	int rc;
+} proxied_frame;
+
+static void proxied_cleanup(proxied_frame *self)
+{
+	edo_buf_free(&self->got);
+	free(self->big);
+}
+
+EDO_ASYNC(proxied_main, proxied_frame, proxied_cleanup)
+{
+	EDO_BEGIN();
+	{
+		edo_tcp_listener *l = listen_local(&self->echo_addr);
+		CHECK_EQ(EDO_SPAWN(&self->echo, echo_server, .l = l, .count = 1), 0);
+		l = listen_local(&self->proxy_addr);
+		CHECK_EQ(EDO_SPAWN(&self->proxy, proxy_task, .l = l, .upstream = self->echo_addr),
+			 0);
+	}
+	self->big = malloc(PROXY_LEN);
+	for (size_t i = 0; i < PROXY_LEN; i++)
+		self->big[i] = (char)(i * 11 + (i >> 9));
+	EDO_AWAIT(edo_tcp_connect(&self->c, &self->proxy_addr));
+	CHECK_EQ(self->c.rc, 0);
+	CHECK_EQ(edo_tcp_stream_into_split(self->c.stream, &self->rd, &self->wr), 0);
+	CHECK_EQ(EDO_SPAWN(&self->snd, send_all, .wr = self->wr, .buf = self->big,
+			   .len = PROXY_LEN),
+		 0);
+	/* Everything comes back, and then the end: our half-close went
+	 * through the proxy to the echo server, whose close came back. */
+	EDO_AWAIT(edo_read_to_end(&self->rte, edo_tcp_stream_io(self->rd), &self->got));
+	CHECK_EQ(self->rte.rc, 0);
+	CHECK_EQ(self->got.len, (size_t)PROXY_LEN);
+	CHECK(memcmp(self->got.data, self->big, PROXY_LEN) == 0);
+	edo_tcp_stream_drop(self->rd);
+	EDO_AWAIT_JOIN(self->snd, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->snd);
+	EDO_AWAIT_JOIN(self->proxy, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	{
+		proxy_frame *p = EDO_JOIN_OUTPUT(self->proxy, proxy_task);
+		CHECK_EQ(p->bidi.a_to_b, (uint64_t)PROXY_LEN);
+		CHECK_EQ(p->bidi.b_to_a, (uint64_t)PROXY_LEN);
+	}
+	edo_join_detach(self->proxy);
+	EDO_AWAIT_JOIN(self->echo, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->echo);
+	EDO_END();
+}
+
+static void proxied_case(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	proxied_frame m = {EDO_FRAME_INIT(proxied_main)};
+	run(fl, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(copy_bidirectional_proxy, proxied_case)
+
+/* ---- closing wakes a waiting writer and readiness futures -------------------------------------------- */
+
+typedef struct blocked_writer_frame {
+	EDO_FRAME;
+	edo_tcp_stream *wr;
+	atomic_int *blocked;
+	ssize_t n;
+	char buf[16384];
+} blocked_writer_frame;
+
+static edo_poll write_noting_block(blocked_writer_frame *self, edo_cx *cx)
+{
+	edo_poll p = edo_tcp_stream_poll_write(self->wr, cx, self->buf, sizeof self->buf, &self->n);
+	if (p == EDO_PENDING)
+		atomic_store(self->blocked, 1);
+	return p;
+}
+
+/* Writes to a peer that never reads until a write fails. */
+EDO_ASYNC(blocked_writer, blocked_writer_frame, NULL)
+{
+	EDO_BEGIN();
+	do
+		EDO_AWAIT_POLL(write_noting_block(self, cx));
+	while (self->n > 0);
+	edo_tcp_stream_drop(self->wr);
+	EDO_END();
+}
+
+typedef struct ready_waiter_frame {
+	EDO_FRAME;
+	edo_tcp_stream *s;
+	edo_net_ready_fut rf;
+	atomic_int *waiting;
+} ready_waiter_frame;
+
+static edo_poll ready_noting_wait(ready_waiter_frame *self, edo_cx *cx)
+{
+	edo_poll p = edo_future_poll(&self->rf.base, cx);
+	if (p == EDO_PENDING)
+		atomic_store(self->waiting, 1);
+	return p;
+}
+
+/* Waits on a readiness future over a handle of its own. */
+EDO_ASYNC(ready_waiter, ready_waiter_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_tcp_stream_ready(&self->rf, self->s, EDO_INTEREST_READABLE);
+	EDO_AWAIT_POLL(ready_noting_wait(self, cx));
+	edo_tcp_stream_drop(self->s);
+	EDO_END();
+}
+
+typedef struct close_writer_frame {
+	EDO_FRAME;
+	edo_addr addr;
+	edo_tcp_listener *l;
+	edo_tcp_connect_fut c;
+	edo_tcp_stream *peer, *rd, *wr;
+	edo_join *h;
+	atomic_int blocked;
+	int rc, i;
+} close_writer_frame;
+
+/* A writer blocked on full buffers (even rounds) or a readiness future
+ * (odd rounds) waits in a task on one half; closing the other half wakes
+ * it with -EBADF. */
+EDO_ASYNC(close_writer_main, close_writer_frame, NULL)
+{
+	EDO_BEGIN();
+	self->l = listen_local(&self->addr);
+	for (self->i = 0; self->i < 20; self->i++) {
+		EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
+		CHECK_EQ(self->c.rc, 0);
+		EDO_AWAIT_POLL(
+			edo_tcp_listener_poll_accept(self->l, cx, &self->peer, NULL, &self->rc));
+		CHECK_EQ(self->rc, 0);
+		CHECK_EQ(edo_tcp_stream_into_split(self->c.stream, &self->rd, &self->wr), 0);
+		atomic_store(&self->blocked, 0);
+		if (self->i % 2 == 0)
+			CHECK_EQ(EDO_SPAWN(&self->h, blocked_writer, .wr = self->wr,
+					   .blocked = &self->blocked),
+				 0);
+		else
+			CHECK_EQ(EDO_SPAWN(&self->h, ready_waiter, .s = self->rd,
+					   .waiting = &self->blocked),
+				 0);
+		while (!atomic_load(&self->blocked))
+			EDO_YIELD();
+		edo_tcp_stream_close(self->i % 2 == 0 ? self->rd : self->wr);
+		EDO_AWAIT_JOIN(self->h, &self->rc);
+		CHECK_EQ(self->rc, 0);
+		if (self->i % 2 == 0)
+			CHECK_EQ(EDO_JOIN_OUTPUT(self->h, blocked_writer)->n, (ssize_t)-EBADF);
+		else
+			CHECK_EQ(EDO_JOIN_OUTPUT(self->h, ready_waiter)->rf.rc, -EBADF);
+		edo_join_detach(self->h);
+		edo_tcp_stream_close(self->peer);
+	}
+	edo_tcp_listener_close(self->l);
+	EDO_END();
+}
+
+static void close_writer_case(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	close_writer_frame m = {EDO_FRAME_INIT(close_writer_main)};
+	run(fl, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(close_wakes_writer_and_readiness, close_writer_case)
+
 /* ---- IPv6 and connect by host name --------------------------------------------------------------- */
 
 typedef struct host_frame {
@@ -1333,6 +1804,7 @@ EDO_ASYNC(udp_main, udp_frame, udp_cleanup)
 	CHECK_EQ(edo_udp_set_broadcast(self->a, false), 0);
 	CHECK_EQ(edo_udp_broadcast(self->a), 0);
 	CHECK_EQ(edo_udp_set_ttl(self->a, 5), 0);
+	CHECK_EQ(getopt_int(edo_udp_fd(self->a), IPPROTO_IP, IP_TTL), 5);
 	CHECK_EQ(edo_udp_set_multicast_loop_v4(self->a, true), 0);
 	CHECK_EQ(edo_udp_set_multicast_ttl_v4(self->a, 2), 0);
 	{
@@ -1342,6 +1814,42 @@ EDO_ASYNC(udp_main, udp_frame, udp_cleanup)
 			CHECK_EQ(edo_udp_leave_multicast_v4(self->b, "239.1.2.3", "127.0.0.1"), 0);
 	}
 	CHECK_EQ(edo_udp_join_multicast_v4(self->b, "not-an-ip", NULL), -EINVAL);
+	/* IPv6, if this machine has it: datagrams, hop limit, multicast options. */
+	{
+		edo_addr a6;
+		edo_udp_socket *x, *y;
+		CHECK_EQ(edo_addr_ip(&a6, "::1", 0), 0);
+		int rc = edo_udp_bind(&a6, &x);
+		if (rc == 0) {
+			edo_addr xa, ya, from;
+			char b[8];
+			CHECK_EQ(edo_udp_bind(&a6, &y), 0);
+			CHECK_EQ(edo_udp_local_addr(x, &xa), 0);
+			CHECK_EQ(edo_udp_local_addr(y, &ya), 0);
+			CHECK_EQ(edo_udp_try_send_to(x, "six", 3, &ya), (ssize_t)3);
+			/* Loopback delivers at once, but a readiness edge may still be on its way. */
+			ssize_t n;
+			while ((n = edo_udp_try_recv_from(y, b, sizeof b, &from)) == -EAGAIN)
+				sched_yield();
+			CHECK_EQ(n, (ssize_t)3);
+			CHECK(edo_addr_equal(&from, &xa));
+			CHECK_EQ(edo_udp_set_ttl(x, 9), 0);
+			CHECK_EQ(getopt_int(edo_udp_fd(x), IPPROTO_IPV6, IPV6_UNICAST_HOPS), 9);
+			CHECK_EQ(edo_udp_set_multicast_loop_v6(x, false), 0);
+			CHECK_EQ(getopt_int(edo_udp_fd(x), IPPROTO_IPV6, IPV6_MULTICAST_LOOP), 0);
+			unsigned lo = if_nametoindex("lo");
+			rc = edo_udp_join_multicast_v6(y, "ff02::1:3", lo);
+			CHECK(rc == 0 || rc == -ENODEV || rc == -EADDRNOTAVAIL || rc == -EINVAL ||
+			      rc == -ENOPROTOOPT);
+			if (rc == 0)
+				CHECK_EQ(edo_udp_leave_multicast_v6(y, "ff02::1:3", lo), 0);
+			CHECK_EQ(edo_udp_join_multicast_v6(y, "239.1.2.3", 0), -EINVAL);
+			edo_udp_close(x);
+			edo_udp_close(y);
+		} else {
+			CHECK(rc == -EADDRNOTAVAIL || rc == -EAFNOSUPPORT);
+		}
+	}
 	/* Closing while a receiver waits wakes it with -EBADF. */
 	CHECK_EQ(EDO_SPAWN(&self->h, udp_recv_task, .u = edo_udp_clone(self->b)), 0);
 	for (self->i = 0; self->i < 3; self->i++)
@@ -1392,6 +1900,10 @@ typedef struct unix_frame {
 	edo_unix_datagram *d1, *d2;
 	edo_write_all_fut wa;
 	edo_read_exact_fut rx;
+	edo_net_ready_fut rf;
+	edo_buf_reader br;
+	edo_lines lines;
+	edo_next_line_fut nl;
 	edo_addr from;
 	ssize_t n;
 	int rc, round, k;
@@ -1458,10 +1970,37 @@ EDO_ASYNC(unix_main, unix_frame, NULL)
 	EDO_AWAIT_POLL(edo_unix_stream_poll_read(self->q, cx, self->buf, 4, &self->n));
 	CHECK_EQ(self->n, (ssize_t)4);
 	CHECK_EQ(edo_unix_stream_try_read(self->q, self->buf, 4), (ssize_t)-EAGAIN);
-	edo_unix_stream_drop(self->p);
-	EDO_AWAIT_POLL(edo_unix_stream_poll_read(self->q, cx, self->buf, 4, &self->n));
+	EDO_AWAIT(edo_unix_stream_ready(&self->rf, self->p, EDO_INTEREST_WRITABLE));
+	CHECK_EQ(self->rf.rc, 0);
+	CHECK(self->rf.ready & EDO_READY_WRITABLE);
+	CHECK_EQ(edo_unix_stream_try_write(self->p, "one\r\ntwo\n\nthree", 15), (ssize_t)15);
+	/* Lines through a buffered reader, one line of code each. */
+	CHECK_EQ(edo_buf_reader_init(&self->br, edo_unix_stream_io(self->q), 4), 0);
+	CHECK_EQ(edo_lines_init(&self->lines, &self->br), 0);
+	EDO_AWAIT(edo_next_line(&self->nl, &self->lines));
+	CHECK_EQ(self->nl.rc, 0);
+	CHECK_STREQ(self->lines.line.data, "one");
+	EDO_AWAIT(edo_next_line(&self->nl, &self->lines));
+	CHECK_STREQ(self->lines.line.data, "two");
+	EDO_AWAIT(edo_next_line(&self->nl, &self->lines));
+	CHECK(!self->nl.eof);
+	CHECK_EQ(self->lines.line.len, (size_t)0);
+	CHECK_EQ(edo_unix_stream_shutdown(self->p, SHUT_WR), 0);
+	EDO_AWAIT(edo_next_line(&self->nl, &self->lines));
+	CHECK(!self->nl.eof);
+	CHECK_STREQ(self->lines.line.data, "three");
+	EDO_AWAIT(edo_next_line(&self->nl, &self->lines));
+	CHECK(self->nl.eof);
+	edo_lines_deinit(&self->lines);
+	edo_buf_reader_deinit(&self->br);
+	/* The peer gone: reading ends, writing fails with -EPIPE (no SIGPIPE). */
+	edo_unix_stream_drop(self->q);
+	EDO_AWAIT_POLL(edo_unix_stream_poll_read(self->p, cx, self->buf, 4, &self->n));
 	CHECK_EQ(self->n, (ssize_t)0);
-	edo_unix_stream_close(self->q);
+	EDO_AWAIT_POLL(edo_unix_stream_poll_write(self->p, cx, "x", 1, &self->n));
+	CHECK_EQ(self->n, (ssize_t)-EPIPE);
+	CHECK_EQ(edo_unix_stream_try_write(self->p, "x", 1), (ssize_t)-EPIPE);
+	edo_unix_stream_close(self->p);
 
 	/* Datagrams: bound sockets, send_to / recv_from. */
 	for (int k = 0; k < 2; k++)
@@ -1506,6 +2045,7 @@ EDO_ASYNC(unix_main, unix_frame, NULL)
 
 static void unix_case(edo_rt_flavor fl)
 {
+	signal(SIGPIPE, SIG_DFL); /* to prove it never comes */
 	int before = count_fds();
 	char dir[] = "/tmp/edo-test-XXXXXX";
 	CHECK(mkdtemp(dir) != NULL);
@@ -1567,6 +2107,7 @@ TEST(addresses)
 
 typedef struct bad_frame {
 	EDO_FRAME;
+	edo_addr a;
 	edo_tcp_connect_fut c;
 	edo_net_ready_fut rf;
 } bad_frame;
@@ -1594,6 +2135,47 @@ EDO_ASYNC(bad_main, bad_frame, NULL)
 	CHECK_EQ(self->c.rc, -EINVAL);
 	EDO_AWAIT(edo_tcp_stream_ready(&self->rf, NULL, EDO_INTEREST_READABLE));
 	CHECK_EQ(self->rf.rc, -EINVAL);
+	/* NULL handles: a clear error, nothing touched. */
+	{
+		ssize_t n = 0;
+		int rc = 0;
+		char b[4];
+		edo_tcp_stream *s = NULL;
+		CHECK_EQ(edo_tcp_listener_poll_accept(NULL, cx, &s, NULL, &rc), EDO_READY);
+		CHECK_EQ(rc, -EINVAL);
+		CHECK_EQ(edo_tcp_listener_local_addr(NULL, &self->a), -EINVAL);
+		CHECK(edo_tcp_listener_clone(NULL) == NULL);
+		CHECK(edo_tcp_stream_io(NULL) == NULL);
+		CHECK_EQ(edo_tcp_stream_poll_read(NULL, cx, b, 1, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_tcp_stream_poll_write(NULL, cx, b, 1, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_tcp_stream_try_read(NULL, b, 1), (ssize_t)-EINVAL);
+		CHECK_EQ(edo_tcp_stream_try_write(NULL, b, 1), (ssize_t)-EINVAL);
+		CHECK_EQ(edo_tcp_stream_shutdown(NULL, SHUT_WR), -EINVAL);
+		CHECK_EQ(edo_tcp_stream_set_nodelay(NULL, true), -EINVAL);
+		CHECK_EQ(edo_tcp_stream_set_keepalive(NULL, true, 1), -EINVAL);
+		CHECK_EQ(edo_tcp_stream_set_linger(NULL, 0), -EINVAL);
+		CHECK_EQ(edo_tcp_stream_peer_addr(NULL, &self->a), -EINVAL);
+		CHECK_EQ(edo_udp_poll_recv(NULL, cx, b, 1, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_udp_try_recv_from(NULL, b, 1, NULL), (ssize_t)-EINVAL);
+		CHECK_EQ(edo_udp_set_broadcast(NULL, true), -EINVAL);
+		CHECK_EQ(edo_udp_join_multicast_v4(NULL, "239.1.2.3", NULL), -EINVAL);
+		CHECK_EQ(edo_udp_connect(NULL, &self->a), -EINVAL);
+		CHECK_EQ(edo_unix_stream_poll_read(NULL, cx, b, 1, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_unix_stream_shutdown(NULL, SHUT_WR), -EINVAL);
+		CHECK_EQ(edo_unix_listener_poll_accept(NULL, cx, NULL, &rc), EDO_READY);
+		CHECK_EQ(rc, -EINVAL);
+		CHECK_EQ(edo_unix_datagram_connect(NULL, "/tmp/x"), -EINVAL);
+		CHECK_EQ(edo_unix_datagram_poll_send_to(NULL, cx, b, 1, "/tmp/x", &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		edo_tcp_stream_close(NULL);
+		edo_tcp_stream_drop(NULL);
+		edo_udp_close(NULL);
+		edo_unix_listener_close(NULL);
+	}
 	EDO_END();
 }
 

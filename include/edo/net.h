@@ -201,11 +201,13 @@ void edo_tcp_listener_drop(edo_tcp_listener *l);
 int edo_tcp_listener_fd(const edo_tcp_listener *l);
 
 /**
- * edo_tcp_connect() - connect to @addr, or with edo_tcp_connect_host() to
- * @host:@port, resolved on the blocking pool (edo_lookup_host), trying each
- * address in turn until one accepts.  Outputs: rc = 0 with stream the
- * connected stream, or the error (the last address's).  Cancel-safe: a
- * dropped connect closes its half-made socket.
+ * edo_tcp_connect() - connect to @addr; edo_tcp_connect_addrs() to the
+ * first of @count addresses (copied) that accepts, trying each in turn;
+ * edo_tcp_connect_host() to @host:@port, resolved on the blocking pool
+ * (edo_lookup_host), then each of its addresses in turn.  Outputs: rc = 0
+ * with stream the connected stream, or the error (the last address's;
+ * -EINVAL at once for a NULL, empty or non-IP address list).  Cancel-safe:
+ * a dropped connect closes its half-made socket.
  */
 typedef struct edo_tcp_connect_fut {
 	edo_future base;
@@ -219,6 +221,7 @@ typedef struct edo_tcp_connect_fut {
 	int state_;
 } edo_tcp_connect_fut;
 edo_future *edo_tcp_connect(edo_tcp_connect_fut *f, const edo_addr *addr);
+edo_future *edo_tcp_connect_addrs(edo_tcp_connect_fut *f, const edo_addr *addrs, size_t count);
 edo_future *edo_tcp_connect_host(edo_tcp_connect_fut *f, const char *host, uint16_t port);
 
 /** edo_tcp_stream_io() - @s as an edo_stream (for the utilities of edo/stream.h). */
@@ -250,15 +253,21 @@ edo_future *edo_tcp_stream_ready(edo_net_ready_fut *f, edo_tcp_stream *s, uint32
  */
 int edo_tcp_stream_shutdown(edo_tcp_stream *s, int how);
 
+/** edo_tcp_stream_set_nodelay() - TCP_NODELAY (no Nagle delay for small writes).  0 or -errno. */
 int edo_tcp_stream_set_nodelay(edo_tcp_stream *s, bool on);
-int edo_tcp_stream_nodelay(edo_tcp_stream *s); /**< 1, 0, or -errno */
+/** edo_tcp_stream_nodelay() - whether TCP_NODELAY is on: 1, 0, or -errno. */
+int edo_tcp_stream_nodelay(edo_tcp_stream *s);
 /** edo_tcp_stream_set_keepalive() - SO_KEEPALIVE; @idle_s > 0 also sets TCP_KEEPIDLE. */
 int edo_tcp_stream_set_keepalive(edo_tcp_stream *s, bool on, int idle_s);
 /** edo_tcp_stream_set_linger() - SO_LINGER: @seconds >= 0 enables it (0: reset on close), < 0 disables. */
 int edo_tcp_stream_set_linger(edo_tcp_stream *s, int seconds);
+/** edo_tcp_stream_set_ttl() - IP_TTL (IPV6_UNICAST_HOPS for IPv6).  0 or -errno. */
 int edo_tcp_stream_set_ttl(edo_tcp_stream *s, int ttl);
+/** edo_tcp_stream_local_addr() - this end's address.  0 or -errno. */
 int edo_tcp_stream_local_addr(edo_tcp_stream *s, edo_addr *out);
+/** edo_tcp_stream_peer_addr() - the peer's address.  0 or -errno (-ENOTCONN). */
 int edo_tcp_stream_peer_addr(edo_tcp_stream *s, edo_addr *out);
+/** edo_tcp_stream_fd() - the descriptor (for options Edo has no function for). */
 int edo_tcp_stream_fd(const edo_tcp_stream *s);
 
 /**
@@ -298,27 +307,44 @@ edo_poll edo_udp_poll_send_to(edo_udp_socket *u, edo_cx *cx, const void *buf, si
 /** edo_udp_poll_recv_from() - receive one datagram and its sender (@from may be NULL). */
 edo_poll edo_udp_poll_recv_from(edo_udp_socket *u, edo_cx *cx, void *buf, size_t len,
 				edo_addr *from, ssize_t *n);
+/** edo_udp_try_send_to() - send without waiting (@to NULL: the connected peer): bytes, -EAGAIN, or error. */
 ssize_t edo_udp_try_send_to(edo_udp_socket *u, const void *buf, size_t len, const edo_addr *to);
+/** edo_udp_try_recv_from() - receive without waiting: the datagram's bytes, -EAGAIN, or error. */
 ssize_t edo_udp_try_recv_from(edo_udp_socket *u, void *buf, size_t len, edo_addr *from);
+/** edo_udp_ready() - a readiness future for @u (see edo_net_ready_fut). */
 edo_future *edo_udp_ready(edo_net_ready_fut *f, edo_udp_socket *u, uint32_t interest);
 
+/** edo_udp_set_broadcast() - SO_BROADCAST (sending to a broadcast address).  0 or -errno. */
 int edo_udp_set_broadcast(edo_udp_socket *u, bool on);
-int edo_udp_broadcast(edo_udp_socket *u); /**< 1, 0, or -errno */
+/** edo_udp_broadcast() - whether SO_BROADCAST is on: 1, 0, or -errno. */
+int edo_udp_broadcast(edo_udp_socket *u);
+/** edo_udp_set_ttl() - IP_TTL (IPV6_UNICAST_HOPS for IPv6).  0 or -errno. */
 int edo_udp_set_ttl(edo_udp_socket *u, int ttl);
 /** edo_udp_join_multicast_v4() - join @group ("224.x.y.z") on the interface with address @iface (NULL: any). */
 int edo_udp_join_multicast_v4(edo_udp_socket *u, const char *group, const char *iface);
+/** edo_udp_leave_multicast_v4() - leave a group joined with edo_udp_join_multicast_v4(). */
 int edo_udp_leave_multicast_v4(edo_udp_socket *u, const char *group, const char *iface);
+/** edo_udp_set_multicast_loop_v4() - IP_MULTICAST_LOOP: receive our own multicasts.  0 or -errno. */
 int edo_udp_set_multicast_loop_v4(edo_udp_socket *u, bool on);
+/** edo_udp_set_multicast_ttl_v4() - IP_MULTICAST_TTL.  0 or -errno. */
 int edo_udp_set_multicast_ttl_v4(edo_udp_socket *u, int ttl);
 /** edo_udp_join_multicast_v6() - join @group ("ff02::...") on interface index @ifindex (0: default). */
 int edo_udp_join_multicast_v6(edo_udp_socket *u, const char *group, unsigned ifindex);
+/** edo_udp_leave_multicast_v6() - leave a group joined with edo_udp_join_multicast_v6(). */
 int edo_udp_leave_multicast_v6(edo_udp_socket *u, const char *group, unsigned ifindex);
+/** edo_udp_set_multicast_loop_v6() - IPV6_MULTICAST_LOOP.  0 or -errno. */
 int edo_udp_set_multicast_loop_v6(edo_udp_socket *u, bool on);
+/** edo_udp_local_addr() - the bound address.  0 or -errno. */
 int edo_udp_local_addr(edo_udp_socket *u, edo_addr *out);
+/** edo_udp_peer_addr() - the connected peer.  0 or -errno (-ENOTCONN). */
 int edo_udp_peer_addr(edo_udp_socket *u, edo_addr *out);
+/** edo_udp_fd() - the descriptor (for options Edo has no function for). */
 int edo_udp_fd(const edo_udp_socket *u);
+/** edo_udp_clone() - another reference to @u (for another task). */
 edo_udp_socket *edo_udp_clone(edo_udp_socket *u);
+/** edo_udp_close() - close @u for every holder (their pending polls fail with -EBADF); release @u. */
 void edo_udp_close(edo_udp_socket *u);
+/** edo_udp_drop() - release @u.  NULL: no-op. */
 void edo_udp_drop(edo_udp_socket *u);
 
 /* ==== Unix domain sockets ===================================================================== */
@@ -336,9 +362,13 @@ int edo_unix_listener_bind(const char *path, int backlog, edo_unix_listener **ou
 /** edo_unix_listener_poll_accept() - as edo_tcp_listener_poll_accept(), EMFILE back-off included. */
 edo_poll edo_unix_listener_poll_accept(edo_unix_listener *l, edo_cx *cx, edo_unix_stream **out,
 				       int *rc);
+/** edo_unix_listener_local_addr() - the bound path (or abstract name).  0 or -errno. */
 int edo_unix_listener_local_addr(edo_unix_listener *l, edo_addr *out);
+/** edo_unix_listener_clone() - another reference to @l (for another task). */
 edo_unix_listener *edo_unix_listener_clone(edo_unix_listener *l);
+/** edo_unix_listener_close() - stop listening for every holder; release @l.  NULL: no-op. */
 void edo_unix_listener_close(edo_unix_listener *l);
+/** edo_unix_listener_drop() - release @l.  NULL: no-op. */
 void edo_unix_listener_drop(edo_unix_listener *l);
 
 /**
@@ -349,41 +379,62 @@ void edo_unix_listener_drop(edo_unix_listener *l);
 int edo_unix_stream_connect(const char *path, edo_unix_stream **out);
 /** edo_unix_stream_pair() - two connected streams (socketpair(2)). */
 int edo_unix_stream_pair(edo_unix_stream **a, edo_unix_stream **b);
+/** edo_unix_stream_io() - @s as an edo_stream (for the utilities of edo/stream.h). */
 edo_stream *edo_unix_stream_io(edo_unix_stream *s);
+/** edo_unix_stream_poll_read() - as edo_tcp_stream_poll_read(). */
 edo_poll edo_unix_stream_poll_read(edo_unix_stream *s, edo_cx *cx, void *buf, size_t len,
 				   ssize_t *n);
+/** edo_unix_stream_poll_write() - as edo_tcp_stream_poll_write(). */
 edo_poll edo_unix_stream_poll_write(edo_unix_stream *s, edo_cx *cx, const void *buf, size_t len,
 				    ssize_t *n);
+/** edo_unix_stream_try_read() - as edo_tcp_stream_try_read(). */
 ssize_t edo_unix_stream_try_read(edo_unix_stream *s, void *buf, size_t len);
+/** edo_unix_stream_try_write() - as edo_tcp_stream_try_write(). */
 ssize_t edo_unix_stream_try_write(edo_unix_stream *s, const void *buf, size_t len);
+/** edo_unix_stream_ready() - a readiness future for @s (see edo_net_ready_fut). */
 edo_future *edo_unix_stream_ready(edo_net_ready_fut *f, edo_unix_stream *s, uint32_t interest);
+/** edo_unix_stream_shutdown() - as edo_tcp_stream_shutdown(). */
 int edo_unix_stream_shutdown(edo_unix_stream *s, int how);
+/** edo_unix_stream_local_addr() - this end's address (unnamed for a client or a pair). */
 int edo_unix_stream_local_addr(edo_unix_stream *s, edo_addr *out);
+/** edo_unix_stream_peer_addr() - the peer's address.  0 or -errno. */
 int edo_unix_stream_peer_addr(edo_unix_stream *s, edo_addr *out);
 /** edo_unix_stream_peer_cred() - the peer's pid, uid and gid (SO_PEERCRED); any may be NULL. */
 int edo_unix_stream_peer_cred(edo_unix_stream *s, pid_t *pid, uid_t *uid, gid_t *gid);
+/** edo_unix_stream_into_split() - as edo_tcp_stream_into_split(). */
 int edo_unix_stream_into_split(edo_unix_stream *s, edo_unix_stream **rd, edo_unix_stream **wr);
+/** edo_unix_stream_close() - close the connection for every handle; release @s.  NULL: no-op. */
 void edo_unix_stream_close(edo_unix_stream *s);
+/** edo_unix_stream_drop() - release @s (a write half shuts writing down first).  NULL: no-op. */
 void edo_unix_stream_drop(edo_unix_stream *s);
 
 /** edo_unix_datagram_bind() - a datagram socket bound to @path (NULL: unbound). */
 int edo_unix_datagram_bind(const char *path, edo_unix_datagram **out);
 /** edo_unix_datagram_pair() - two connected datagram sockets. */
 int edo_unix_datagram_pair(edo_unix_datagram **a, edo_unix_datagram **b);
+/** edo_unix_datagram_connect() - set the default peer (and filter what is received).  0 or -errno. */
 int edo_unix_datagram_connect(edo_unix_datagram *d, const char *path);
+/** edo_unix_datagram_poll_send() - send one datagram to the connected peer; *@n: bytes or error. */
 edo_poll edo_unix_datagram_poll_send(edo_unix_datagram *d, edo_cx *cx, const void *buf, size_t len,
 				     ssize_t *n);
+/** edo_unix_datagram_poll_recv() - receive one datagram (truncated to @len); *@n: its bytes or error. */
 edo_poll edo_unix_datagram_poll_recv(edo_unix_datagram *d, edo_cx *cx, void *buf, size_t len,
 				     ssize_t *n);
+/** edo_unix_datagram_poll_send_to() - send one datagram to the socket bound at @path. */
 edo_poll edo_unix_datagram_poll_send_to(edo_unix_datagram *d, edo_cx *cx, const void *buf,
 					size_t len, const char *path, ssize_t *n);
 /** edo_unix_datagram_poll_recv_from() - receive one datagram; *@from its sender (unnamed: len <= sizeof(sa_family_t)). */
 edo_poll edo_unix_datagram_poll_recv_from(edo_unix_datagram *d, edo_cx *cx, void *buf, size_t len,
 					  edo_addr *from, ssize_t *n);
+/** edo_unix_datagram_local_addr() - the bound address.  0 or -errno. */
 int edo_unix_datagram_local_addr(edo_unix_datagram *d, edo_addr *out);
+/** edo_unix_datagram_peer_addr() - the connected peer.  0 or -errno (-ENOTCONN). */
 int edo_unix_datagram_peer_addr(edo_unix_datagram *d, edo_addr *out);
+/** edo_unix_datagram_clone() - another reference to @d (for another task). */
 edo_unix_datagram *edo_unix_datagram_clone(edo_unix_datagram *d);
+/** edo_unix_datagram_close() - close @d for every holder; release @d.  NULL: no-op. */
 void edo_unix_datagram_close(edo_unix_datagram *d);
+/** edo_unix_datagram_drop() - release @d.  NULL: no-op. */
 void edo_unix_datagram_drop(edo_unix_datagram *d);
 
 #ifdef __cplusplus

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -72,6 +73,11 @@ int edo_tcp_listener_bind(const edo_addr *addr, const edo_tcp_bind_opts *opts,
 edo_poll edo_tcp_listener_poll_accept(edo_tcp_listener *l, edo_cx *cx, edo_tcp_stream **out,
 				      edo_addr *peer, int *rc)
 {
+	if (!l || !out || !rc) {
+		if (rc)
+			*rc = -EINVAL;
+		return EDO_READY;
+	}
 	int fd;
 	if (edo__listener_poll_accept(&l->l, cx, &fd, peer, rc) == EDO_PENDING)
 		return EDO_PENDING;
@@ -86,16 +92,22 @@ edo_poll edo_tcp_listener_poll_accept(edo_tcp_listener *l, edo_cx *cx, edo_tcp_s
 
 int edo_tcp_listener_local_addr(edo_tcp_listener *l, edo_addr *out)
 {
+	if (!l)
+		return -EINVAL;
 	return edo__sock_name(&l->l.sock, out, false);
 }
 
 int edo_tcp_listener_fd(const edo_tcp_listener *l)
 {
+	if (!l)
+		return -EINVAL;
 	return l->l.sock.fd;
 }
 
 edo_tcp_listener *edo_tcp_listener_clone(edo_tcp_listener *l)
 {
+	if (!l)
+		return NULL;
 	edo__sock_ref(&l->l.sock);
 	return l;
 }
@@ -245,6 +257,26 @@ edo_future *edo_tcp_connect(edo_tcp_connect_fut *f, const edo_addr *addr)
 	return &f->base;
 }
 
+edo_future *edo_tcp_connect_addrs(edo_tcp_connect_fut *f, const edo_addr *addrs, size_t count)
+{
+	*f = (edo_tcp_connect_fut){.base = {&connect_vt}, .state_ = C_DONE, .rc = -EINVAL};
+	if (!addrs || !count || count > SIZE_MAX / sizeof *addrs)
+		return &f->base;
+	for (size_t i = 0; i < count; i++)
+		if (!is_ip(&addrs[i]))
+			return &f->base;
+	/* The list is kept where a lookup would leave its addresses. */
+	f->lookup_.addrs = malloc(count * sizeof *addrs);
+	if (!f->lookup_.addrs) {
+		f->rc = -ENOMEM;
+		return &f->base;
+	}
+	memcpy(f->lookup_.addrs, addrs, count * sizeof *addrs);
+	f->lookup_.count = count;
+	f->state_ = C_NEXT;
+	return &f->base;
+}
+
 edo_future *edo_tcp_connect_host(edo_tcp_connect_fut *f, const char *host, uint16_t port)
 {
 	*f = (edo_tcp_connect_fut){.base = {&connect_vt}, .state_ = C_LOOKUP};
@@ -256,33 +288,51 @@ edo_future *edo_tcp_connect_host(edo_tcp_connect_fut *f, const char *host, uint1
 
 edo_stream *edo_tcp_stream_io(edo_tcp_stream *s)
 {
+	if (!s)
+		return NULL;
 	return &s->h.base;
 }
 
 edo_poll edo_tcp_stream_poll_read(edo_tcp_stream *s, edo_cx *cx, void *buf, size_t len, ssize_t *n)
 {
+	if (!s) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	return edo__sstream_poll_read(H(s), cx, buf, len, n);
 }
 
 edo_poll edo_tcp_stream_poll_write(edo_tcp_stream *s, edo_cx *cx, const void *buf, size_t len,
 				   ssize_t *n)
 {
+	if (!s) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	return edo__sstream_poll_write(H(s), cx, buf, len, n);
 }
 
 edo_poll edo_tcp_stream_poll_write_vectored(edo_tcp_stream *s, edo_cx *cx, const struct iovec *iov,
 					    int iovcnt, ssize_t *n)
 {
+	if (!s) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	return edo__sstream_poll_writev(H(s), cx, iov, iovcnt, n);
 }
 
 ssize_t edo_tcp_stream_try_read(edo_tcp_stream *s, void *buf, size_t len)
 {
+	if (!s)
+		return -EINVAL;
 	return edo__sstream_try_read(H(s), buf, len);
 }
 
 ssize_t edo_tcp_stream_try_write(edo_tcp_stream *s, const void *buf, size_t len)
 {
+	if (!s)
+		return -EINVAL;
 	return edo__sstream_try_write(H(s), buf, len);
 }
 
@@ -293,22 +343,30 @@ edo_future *edo_tcp_stream_ready(edo_net_ready_fut *f, edo_tcp_stream *s, uint32
 
 int edo_tcp_stream_shutdown(edo_tcp_stream *s, int how)
 {
+	if (!s)
+		return -EINVAL;
 	return edo__sstream_shutdown(H(s), how);
 }
 
 int edo_tcp_stream_set_nodelay(edo_tcp_stream *s, bool on)
 {
+	if (!s)
+		return -EINVAL;
 	return edo__sock_setopt(H(s)->sock, IPPROTO_TCP, TCP_NODELAY, on);
 }
 
 int edo_tcp_stream_nodelay(edo_tcp_stream *s)
 {
+	if (!s)
+		return -EINVAL;
 	int v = edo__sock_getopt(H(s)->sock, IPPROTO_TCP, TCP_NODELAY);
 	return v < 0 ? v : v != 0;
 }
 
 int edo_tcp_stream_set_keepalive(edo_tcp_stream *s, bool on, int idle_s)
 {
+	if (!s)
+		return -EINVAL;
 	int rc = edo__sock_setopt(H(s)->sock, SOL_SOCKET, SO_KEEPALIVE, on);
 	if (rc == 0 && on && idle_s > 0)
 		rc = edo__sock_setopt(H(s)->sock, IPPROTO_TCP, TCP_KEEPIDLE, idle_s);
@@ -317,12 +375,16 @@ int edo_tcp_stream_set_keepalive(edo_tcp_stream *s, bool on, int idle_s)
 
 int edo_tcp_stream_set_linger(edo_tcp_stream *s, int seconds)
 {
+	if (!s)
+		return -EINVAL;
 	struct linger l = {.l_onoff = seconds >= 0, .l_linger = seconds >= 0 ? seconds : 0};
 	return setsockopt(H(s)->sock->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) < 0 ? -errno : 0;
 }
 
 int edo_tcp_stream_set_ttl(edo_tcp_stream *s, int ttl)
 {
+	if (!s)
+		return -EINVAL;
 	edo_addr a;
 	int rc = edo__sock_name(H(s)->sock, &a, false);
 	if (rc < 0)
@@ -334,16 +396,22 @@ int edo_tcp_stream_set_ttl(edo_tcp_stream *s, int ttl)
 
 int edo_tcp_stream_local_addr(edo_tcp_stream *s, edo_addr *out)
 {
+	if (!s)
+		return -EINVAL;
 	return edo__sock_name(H(s)->sock, out, false);
 }
 
 int edo_tcp_stream_peer_addr(edo_tcp_stream *s, edo_addr *out)
 {
+	if (!s)
+		return -EINVAL;
 	return edo__sock_name(H(s)->sock, out, true);
 }
 
 int edo_tcp_stream_fd(const edo_tcp_stream *s)
 {
+	if (!s)
+		return -EINVAL;
 	return s->h.sock->fd;
 }
 

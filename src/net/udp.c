@@ -125,23 +125,33 @@ int edo_udp_bind(const edo_addr *addr, edo_udp_socket **out)
 
 int edo_udp_connect(edo_udp_socket *u, const edo_addr *addr)
 {
+	if (!u)
+		return -EINVAL;
 	return sock_connect(&u->sock, addr);
 }
 
 edo_poll edo_udp_poll_send(edo_udp_socket *u, edo_cx *cx, const void *buf, size_t len, ssize_t *n)
 {
+	if (!u) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	return poll_send(&u->sock, cx, buf, len, NULL, n);
 }
 
 edo_poll edo_udp_poll_recv(edo_udp_socket *u, edo_cx *cx, void *buf, size_t len, ssize_t *n)
 {
+	if (!u) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	return poll_recv(&u->sock, cx, buf, len, NULL, n);
 }
 
 edo_poll edo_udp_poll_send_to(edo_udp_socket *u, edo_cx *cx, const void *buf, size_t len,
 			      const edo_addr *to, ssize_t *n)
 {
-	if (!to) {
+	if (!u || !to) {
 		*n = -EINVAL;
 		return EDO_READY;
 	}
@@ -151,17 +161,25 @@ edo_poll edo_udp_poll_send_to(edo_udp_socket *u, edo_cx *cx, const void *buf, si
 edo_poll edo_udp_poll_recv_from(edo_udp_socket *u, edo_cx *cx, void *buf, size_t len,
 				edo_addr *from, ssize_t *n)
 {
+	if (!u) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	return poll_recv(&u->sock, cx, buf, len, from, n);
 }
 
 ssize_t edo_udp_try_send_to(edo_udp_socket *u, const void *buf, size_t len, const edo_addr *to)
 {
+	if (!u)
+		return -EINVAL;
 	dgram_ctx c = {.buf = (void *)(uintptr_t)buf, .len = len, .to = to};
 	return edo__sock_try_io(&u->sock, EDO_INTEREST_WRITABLE, do_sendto, &c);
 }
 
 ssize_t edo_udp_try_recv_from(edo_udp_socket *u, void *buf, size_t len, edo_addr *from)
 {
+	if (!u)
+		return -EINVAL;
 	dgram_ctx c = {.buf = buf, .len = len, .from = from};
 	return edo__sock_try_io(&u->sock, EDO_INTEREST_READABLE, do_recvfrom, &c);
 }
@@ -173,22 +191,36 @@ edo_future *edo_udp_ready(edo_net_ready_fut *f, edo_udp_socket *u, uint32_t inte
 
 int edo_udp_set_broadcast(edo_udp_socket *u, bool on)
 {
+	if (!u)
+		return -EINVAL;
 	return edo__sock_setopt(&u->sock, SOL_SOCKET, SO_BROADCAST, on);
 }
 
 int edo_udp_broadcast(edo_udp_socket *u)
 {
+	if (!u)
+		return -EINVAL;
 	int v = edo__sock_getopt(&u->sock, SOL_SOCKET, SO_BROADCAST);
 	return v < 0 ? v : v != 0;
 }
 
 int edo_udp_set_ttl(edo_udp_socket *u, int ttl)
 {
+	if (!u)
+		return -EINVAL;
+	edo_addr a;
+	int rc = edo__sock_name(&u->sock, &a, false);
+	if (rc < 0)
+		return rc;
+	if (edo_addr_family(&a) == AF_INET6)
+		return edo__sock_setopt(&u->sock, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl);
 	return edo__sock_setopt(&u->sock, IPPROTO_IP, IP_TTL, ttl);
 }
 
 static int mcast_v4(edo_udp_socket *u, const char *group, const char *iface, int opt)
 {
+	if (!u)
+		return -EINVAL;
 	struct ip_mreq m = {.imr_interface.s_addr = htonl(INADDR_ANY)};
 	if (!group || inet_pton(AF_INET, group, &m.imr_multiaddr) != 1 ||
 	    (iface && inet_pton(AF_INET, iface, &m.imr_interface) != 1))
@@ -208,16 +240,22 @@ int edo_udp_leave_multicast_v4(edo_udp_socket *u, const char *group, const char 
 
 int edo_udp_set_multicast_loop_v4(edo_udp_socket *u, bool on)
 {
+	if (!u)
+		return -EINVAL;
 	return edo__sock_setopt(&u->sock, IPPROTO_IP, IP_MULTICAST_LOOP, on);
 }
 
 int edo_udp_set_multicast_ttl_v4(edo_udp_socket *u, int ttl)
 {
+	if (!u)
+		return -EINVAL;
 	return edo__sock_setopt(&u->sock, IPPROTO_IP, IP_MULTICAST_TTL, ttl);
 }
 
 static int mcast_v6(edo_udp_socket *u, const char *group, unsigned ifindex, int opt)
 {
+	if (!u)
+		return -EINVAL;
 	struct ipv6_mreq m = {.ipv6mr_interface = ifindex};
 	if (!group || inet_pton(AF_INET6, group, &m.ipv6mr_multiaddr) != 1)
 		return -EINVAL;
@@ -236,26 +274,36 @@ int edo_udp_leave_multicast_v6(edo_udp_socket *u, const char *group, unsigned if
 
 int edo_udp_set_multicast_loop_v6(edo_udp_socket *u, bool on)
 {
+	if (!u)
+		return -EINVAL;
 	return edo__sock_setopt(&u->sock, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, on);
 }
 
 int edo_udp_local_addr(edo_udp_socket *u, edo_addr *out)
 {
+	if (!u)
+		return -EINVAL;
 	return edo__sock_name(&u->sock, out, false);
 }
 
 int edo_udp_peer_addr(edo_udp_socket *u, edo_addr *out)
 {
+	if (!u)
+		return -EINVAL;
 	return edo__sock_name(&u->sock, out, true);
 }
 
 int edo_udp_fd(const edo_udp_socket *u)
 {
+	if (!u)
+		return -EINVAL;
 	return u->sock.fd;
 }
 
 edo_udp_socket *edo_udp_clone(edo_udp_socket *u)
 {
+	if (!u)
+		return NULL;
 	edo__sock_ref(&u->sock);
 	return u;
 }
@@ -313,7 +361,7 @@ int edo_unix_datagram_pair(edo_unix_datagram **a, edo_unix_datagram **b)
 int edo_unix_datagram_connect(edo_unix_datagram *d, const char *path)
 {
 	edo_addr a;
-	if (!path || edo_addr_unix(&a, path) < 0)
+	if (!d || !path || edo_addr_unix(&a, path) < 0)
 		return -EINVAL;
 	return sock_connect(&d->sock, &a);
 }
@@ -321,12 +369,20 @@ int edo_unix_datagram_connect(edo_unix_datagram *d, const char *path)
 edo_poll edo_unix_datagram_poll_send(edo_unix_datagram *d, edo_cx *cx, const void *buf, size_t len,
 				     ssize_t *n)
 {
+	if (!d) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	return poll_send(&d->sock, cx, buf, len, NULL, n);
 }
 
 edo_poll edo_unix_datagram_poll_recv(edo_unix_datagram *d, edo_cx *cx, void *buf, size_t len,
 				     ssize_t *n)
 {
+	if (!d) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	return poll_recv(&d->sock, cx, buf, len, NULL, n);
 }
 
@@ -334,7 +390,7 @@ edo_poll edo_unix_datagram_poll_send_to(edo_unix_datagram *d, edo_cx *cx, const 
 					size_t len, const char *path, ssize_t *n)
 {
 	edo_addr a;
-	if (!path || edo_addr_unix(&a, path) < 0) {
+	if (!d || !path || edo_addr_unix(&a, path) < 0) {
 		*n = -EINVAL;
 		return EDO_READY;
 	}
@@ -344,21 +400,31 @@ edo_poll edo_unix_datagram_poll_send_to(edo_unix_datagram *d, edo_cx *cx, const 
 edo_poll edo_unix_datagram_poll_recv_from(edo_unix_datagram *d, edo_cx *cx, void *buf, size_t len,
 					  edo_addr *from, ssize_t *n)
 {
+	if (!d) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	return poll_recv(&d->sock, cx, buf, len, from, n);
 }
 
 int edo_unix_datagram_local_addr(edo_unix_datagram *d, edo_addr *out)
 {
+	if (!d)
+		return -EINVAL;
 	return edo__sock_name(&d->sock, out, false);
 }
 
 int edo_unix_datagram_peer_addr(edo_unix_datagram *d, edo_addr *out)
 {
+	if (!d)
+		return -EINVAL;
 	return edo__sock_name(&d->sock, out, true);
 }
 
 edo_unix_datagram *edo_unix_datagram_clone(edo_unix_datagram *d)
 {
+	if (!d)
+		return NULL;
 	edo__sock_ref(&d->sock);
 	return d;
 }

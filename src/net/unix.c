@@ -54,6 +54,11 @@ int edo_unix_listener_bind(const char *path, int backlog, edo_unix_listener **ou
 edo_poll edo_unix_listener_poll_accept(edo_unix_listener *l, edo_cx *cx, edo_unix_stream **out,
 				       int *rc)
 {
+	if (!l || !out || !rc) {
+		if (rc)
+			*rc = -EINVAL;
+		return EDO_READY;
+	}
 	int fd;
 	if (edo__listener_poll_accept(&l->l, cx, &fd, NULL, rc) == EDO_PENDING)
 		return EDO_PENDING;
@@ -68,11 +73,15 @@ edo_poll edo_unix_listener_poll_accept(edo_unix_listener *l, edo_cx *cx, edo_uni
 
 int edo_unix_listener_local_addr(edo_unix_listener *l, edo_addr *out)
 {
+	if (!l)
+		return -EINVAL;
 	return edo__sock_name(&l->l.sock, out, false);
 }
 
 edo_unix_listener *edo_unix_listener_clone(edo_unix_listener *l)
 {
+	if (!l)
+		return NULL;
 	edo__sock_ref(&l->l.sock);
 	return l;
 }
@@ -146,28 +155,42 @@ int edo_unix_stream_pair(edo_unix_stream **a, edo_unix_stream **b)
 
 edo_stream *edo_unix_stream_io(edo_unix_stream *s)
 {
+	if (!s)
+		return NULL;
 	return &s->h.base;
 }
 
 edo_poll edo_unix_stream_poll_read(edo_unix_stream *s, edo_cx *cx, void *buf, size_t len,
 				   ssize_t *n)
 {
+	if (!s) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	return edo__sstream_poll_read(H(s), cx, buf, len, n);
 }
 
 edo_poll edo_unix_stream_poll_write(edo_unix_stream *s, edo_cx *cx, const void *buf, size_t len,
 				    ssize_t *n)
 {
+	if (!s) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	return edo__sstream_poll_write(H(s), cx, buf, len, n);
 }
 
 ssize_t edo_unix_stream_try_read(edo_unix_stream *s, void *buf, size_t len)
 {
+	if (!s)
+		return -EINVAL;
 	return edo__sstream_try_read(H(s), buf, len);
 }
 
 ssize_t edo_unix_stream_try_write(edo_unix_stream *s, const void *buf, size_t len)
 {
+	if (!s)
+		return -EINVAL;
 	return edo__sstream_try_write(H(s), buf, len);
 }
 
@@ -178,21 +201,29 @@ edo_future *edo_unix_stream_ready(edo_net_ready_fut *f, edo_unix_stream *s, uint
 
 int edo_unix_stream_shutdown(edo_unix_stream *s, int how)
 {
+	if (!s)
+		return -EINVAL;
 	return edo__sstream_shutdown(H(s), how);
 }
 
 int edo_unix_stream_local_addr(edo_unix_stream *s, edo_addr *out)
 {
+	if (!s)
+		return -EINVAL;
 	return edo__sock_name(H(s)->sock, out, false);
 }
 
 int edo_unix_stream_peer_addr(edo_unix_stream *s, edo_addr *out)
 {
+	if (!s)
+		return -EINVAL;
 	return edo__sock_name(H(s)->sock, out, true);
 }
 
 int edo_unix_stream_peer_cred(edo_unix_stream *s, pid_t *pid, uid_t *uid, gid_t *gid)
 {
+	if (!s)
+		return -EINVAL;
 	struct ucred c;
 	socklen_t len = sizeof c;
 	if (getsockopt(H(s)->sock->fd, SOL_SOCKET, SO_PEERCRED, &c, &len) < 0)
