@@ -202,20 +202,31 @@ static void notify_parked(edo__mt *mt)
 		edo__parker_unpark(&mt->workers[i].parker);
 }
 
-static bool worker_has_tasks(edo__worker *w)
+/* Tasks of @w that any worker may run (its local queue and LIFO slot). */
+static bool worker_has_stealable_tasks(edo__worker *w)
 {
 	return !edo__local_queue_is_empty(&w->queue) ||
-	       atomic_load_explicit(&w->lifo, memory_order_acquire) != NULL ||
-	       !edo__inject_is_empty(&w->pinned);
+	       atomic_load_explicit(&w->lifo, memory_order_acquire) != NULL;
+}
+
+/* Tasks @w itself may run next (the stealable ones and those pinned to it,
+ * woken elsewhere; its own `mine` list is the caller's to check). */
+static bool worker_has_tasks(edo__worker *w)
+{
+	return worker_has_stealable_tasks(w) || !edo__inject_is_empty(&w->pinned);
 }
 
 static void notify_if_work_pending(edo__mt *mt)
 {
 	/* Pairs with the fence in the idle state check (idle.c): our parking
-	 * RMW is ordered before these queue loads. */
+	 * RMW is ordered before these queue loads.  Tasks pinned to a worker
+	 * do not count: push_pinned() unparked their owner, and a searcher
+	 * woken for them could not run them (it would find nothing, park,
+	 * find them still queued and wake a searcher again, spinning for as
+	 * long as the owner is busy). */
 	EDO__FULL_FENCE(&mt->idle.state);
 	for (uint32_t i = 0; i < mt->num_workers; i++) {
-		if (worker_has_tasks(&mt->workers[i])) {
+		if (worker_has_stealable_tasks(&mt->workers[i])) {
 			notify_parked(mt);
 			return;
 		}
