@@ -1,6 +1,19 @@
-/* Per-worker counters (DESIGN.md §7): plain integers written only by their
- * worker, with a relaxed load + store (no atomic read-modify-write on the
- * hot path), and read by anyone with relaxed loads. */
+/* Per-worker counters (DESIGN.md §7).  A worker counts its hot events
+ * (polls, schedules, steals) in plain integers of its own (edo__worker_counts:
+ * one add to memory each, no atomic, nothing another thread reads), and
+ * publishes them into its edo__worker_stats with relaxed stores at every
+ * driver turn (at most event_interval ticks apart) and when it parks; polls
+ * goes last, with release, so that a reader that loads it first (acquire)
+ * sees the other counters at least as new.  Rare events (parks, unparks,
+ * overflows) are stored as they happen, with a relaxed load + store (no
+ * atomic read-modify-write).  Anyone reads with relaxed loads.
+ *
+ * EDO_NO_METRICS builds the library without the always-on bookkeeping (these
+ * counters, busy time, the per-task poll count and last-poll stamp of task
+ * dumps): every EDO__METRICS branch folds away and the counters read 0.  It
+ * exists only to measure what that bookkeeping costs (bench/: the
+ * edo-nometrics column, built as edo_bench_nometrics); no supported build
+ * uses it. */
 #ifndef EDO_STATS_H
 #define EDO_STATS_H
 
@@ -25,13 +38,51 @@ typedef struct edo__worker_stats {
 	_Atomic(uint64_t) poll_time_ns;
 } edo__worker_stats;
 
-#define EDO__STAT_SET(st, field, v) atomic_store_explicit(&(st)->field, (v), memory_order_relaxed)
-#define EDO__STAT_GET(st, field) atomic_load_explicit(&(st)->field, memory_order_relaxed)
+#ifdef EDO_NO_METRICS
+#define EDO__METRICS 0
+#else
+#define EDO__METRICS 1
+#endif
+
+#define EDO__STAT_SET(st, field, v)                                                                \
+	do {                                                                                       \
+		if (EDO__METRICS)                                                                  \
+			atomic_store_explicit(&(st)->field, (v), memory_order_relaxed);            \
+	} while (0)
+#define EDO__STAT_GET(st, field)                                                                   \
+	(EDO__METRICS ? atomic_load_explicit(&(st)->field, memory_order_relaxed) : 0)
 #define EDO__STAT_ADD(st, field, n) EDO__STAT_SET(st, field, EDO__STAT_GET(st, field) + (n))
+
+/* The owner's running counts of its hot events, published by
+ * edo__counts_publish(). */
+typedef struct edo__worker_counts {
+	uint64_t polls;
+	uint64_t local_schedules;
+	uint64_t remote_schedules;
+	uint64_t steals;
+	uint64_t steal_operations;
+} edo__worker_counts;
+
+#define EDO__COUNT(c, field, n)                                                                    \
+	do {                                                                                       \
+		if (EDO__METRICS)                                                                  \
+			(c)->field += (n);                                                         \
+	} while (0)
+
+static inline void edo__counts_publish(const edo__worker_counts *c, edo__worker_stats *st)
+{
+	if (!EDO__METRICS)
+		return;
+	EDO__STAT_SET(st, local_schedules, c->local_schedules);
+	EDO__STAT_SET(st, remote_schedules, c->remote_schedules);
+	EDO__STAT_SET(st, steals, c->steals);
+	EDO__STAT_SET(st, steal_operations, c->steal_operations);
+	atomic_store_explicit(&st->polls, c->polls, memory_order_release);
+}
 
 static inline void edo__stats_read(edo__worker_stats *st, edo_worker_metrics *out)
 {
-	out->polls = EDO__STAT_GET(st, polls);
+	out->polls = EDO__METRICS ? atomic_load_explicit(&st->polls, memory_order_acquire) : 0;
 	out->steals = EDO__STAT_GET(st, steals);
 	out->steal_operations = EDO__STAT_GET(st, steal_operations);
 	out->parks = EDO__STAT_GET(st, parks);
@@ -53,6 +104,8 @@ typedef struct edo__mean_poll {
 	uint64_t polls; /* at the last update */
 	uint64_t ns;
 	double ewma;
+	uint64_t keep_n; /* 0.9^keep_n = keep: a busy worker publishes every */
+	double keep;     /* event_interval polls, the same n again and again */
 } edo__mean_poll;
 
 /* @polls: polls so far; @ns: time they took so far (measured, or busy time). */
@@ -60,20 +113,25 @@ static inline void edo__mean_poll_update(edo__mean_poll *m, edo__worker_stats *s
 					 uint64_t ns)
 {
 	uint64_t dp = polls - m->polls;
-	if (dp == 0)
+	if (!EDO__METRICS || dp == 0)
 		return;
 	double sample = (double)(ns - m->ns) / (double)dp;
 	m->polls = polls;
 	m->ns = ns;
-	double keep = 1.0; /* 0.9^dp by squaring */
-	double f = 0.9;
-	uint64_t n = dp;
-	while (n && keep > 1e-12) {
-		if (n & 1)
-			keep *= f;
-		f *= f;
-		n >>= 1;
+	if (dp != m->keep_n) {
+		double keep = 1.0; /* 0.9^dp by squaring */
+		double f = 0.9;
+		uint64_t n = dp;
+		while (n && keep > 1e-12) {
+			if (n & 1)
+				keep *= f;
+			f *= f;
+			n >>= 1;
+		}
+		m->keep_n = dp;
+		m->keep = keep;
 	}
+	double keep = m->keep;
 	m->ewma = m->ewma > 0 ? keep * m->ewma + (1 - keep) * sample : sample;
 	EDO__STAT_SET(st, mean_poll_ns, (uint64_t)m->ewma);
 }

@@ -50,9 +50,9 @@ typedef struct edo__ct {
 	atomic_bool entered; /* a thread is inside block_on */
 	unsigned event_interval;
 	unsigned global_queue_interval;
-	uint64_t polls;
-	uint64_t busy_mark_ns; /* busy time is accounted up to here */
-	edo__mean_poll mean;   /* the mean poll time metric */
+	edo__worker_counts counts; /* published into stats at every driver turn */
+	uint64_t busy_mark_ns;     /* busy time is accounted up to here */
+	edo__mean_poll mean;       /* the mean poll time metric */
 	edo__worker_stats stats;
 } edo__ct;
 
@@ -96,7 +96,7 @@ static void ct_schedule(edo__sched *s, edo__task *t, bool yield)
 	edo__ct *ct = ct_of(s);
 	if (on_runtime_thread(ct)) {
 		run_push(ct, t);
-		EDO__STAT_ADD(&ct->stats, local_schedules, 1);
+		EDO__COUNT(&ct->counts, local_schedules, 1);
 		return;
 	}
 	if (edo__inject_set_push(&ct->inject, t))
@@ -159,7 +159,7 @@ static edo__task *next_task(edo__ct *ct)
 	if (++ct->tick % ct->global_queue_interval == 0) {
 		t = inject_pop(ct);
 		if (t) {
-			EDO__STAT_ADD(&ct->stats, remote_schedules, 1);
+			EDO__COUNT(&ct->counts, remote_schedules, 1);
 			return t;
 		}
 		return run_pop(ct);
@@ -169,23 +169,28 @@ static edo__task *next_task(edo__ct *ct)
 		return t;
 	t = inject_pop(ct);
 	if (t)
-		EDO__STAT_ADD(&ct->stats, remote_schedules, 1);
+		EDO__COUNT(&ct->counts, remote_schedules, 1);
 	return t;
 }
 
 static void run_task(edo__ct *ct, edo__task *t)
 {
-	ct->polls++;
+	EDO__COUNT(&ct->counts, polls, 1);
 	edo__ctx.constrained = true;
 	edo__ctx.budget = EDO_COOP_BUDGET;
 	edo__task_run(t);
 	edo__ctx.constrained = false;
 }
 
-/* Busy time up to now, the mean poll time, and the coarse clock that stamps
- * polls; at every driver turn (after at most event_interval tasks). */
-static void account_busy(edo__ct *ct)
+/* Publish the counters, busy time up to now and the mean poll time, and
+ * refresh the coarse clock that stamps polls; at every driver turn (after at
+ * most event_interval tasks) and when block_on returns. */
+static void publish(edo__ct *ct)
 {
+	if (!EDO__METRICS)
+		return;
+	EDO__STAT_SET(&ct->stats, local_queue_depth, ct->run_len);
+	EDO__STAT_SET(&ct->stats, budget_forced_yields, edo__ctx.forced_yields);
 	uint64_t now = edo__mono_ns();
 	EDO__STAT_ADD(&ct->stats, busy_ns, now - ct->busy_mark_ns);
 	ct->busy_mark_ns = now;
@@ -193,11 +198,12 @@ static void account_busy(edo__ct *ct)
 	edo__tw *tw = edo__ctx.tw;
 	if (tw && tw->timing) {
 		EDO__STAT_SET(&ct->stats, poll_time_ns, tw->poll_ns);
-		edo__mean_poll_update(&ct->mean, &ct->stats, ct->polls, tw->poll_ns);
+		edo__mean_poll_update(&ct->mean, &ct->stats, ct->counts.polls, tw->poll_ns);
 	} else {
-		edo__mean_poll_update(&ct->mean, &ct->stats, ct->polls,
+		edo__mean_poll_update(&ct->mean, &ct->stats, ct->counts.polls,
 				      EDO__STAT_GET(&ct->stats, busy_ns));
 	}
+	edo__counts_publish(&ct->counts, &ct->stats);
 }
 
 /* One driver turn; blocking only if nothing at all is ready. */
@@ -207,10 +213,7 @@ static void park(edo__ct *ct, bool may_block)
 	bool block = may_block && ct->run_len == 0 && edo__defer_is_empty(&ct->defer) &&
 		     edo__inject_set_is_empty(&ct->inject) &&
 		     !atomic_load_explicit(&ct->woken, memory_order_acquire);
-	EDO__STAT_SET(&ct->stats, polls, ct->polls);
-	EDO__STAT_SET(&ct->stats, local_queue_depth, ct->run_len);
-	EDO__STAT_SET(&ct->stats, budget_forced_yields, edo__ctx.forced_yields);
-	account_busy(ct);
+	publish(ct);
 	if (block) {
 		EDO__STAT_ADD(&ct->stats, parks, 1);
 		if (s->hooks.on_thread_park)
@@ -218,8 +221,10 @@ static void park(edo__ct *ct, bool may_block)
 	}
 	edo__parker_park(&ct->parker, block ? -1 : 0);
 	if (block) {
-		ct->busy_mark_ns = edo__mono_ns(); /* parked time is not busy */
-		edo__ctx.now_ms = edo__coarse_ms(ct->busy_mark_ns);
+		if (EDO__METRICS) {
+			ct->busy_mark_ns = edo__mono_ns(); /* parked time is not busy */
+			edo__ctx.now_ms = edo__coarse_ms(ct->busy_mark_ns);
+		}
 		EDO__STAT_ADD(&ct->stats, unparks, 1);
 		if (s->hooks.on_thread_unpark)
 			s->hooks.on_thread_unpark(s->hooks_ud);
@@ -271,7 +276,7 @@ int edo__ct_block_on(edo__sched *s, edo_future *fut)
 		park(ct, idle);
 	}
 
-	account_busy(ct);
+	publish(ct);
 	edo__ctx = saved;
 	atomic_store(&ct->entered, false);
 	return 0;

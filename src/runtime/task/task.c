@@ -24,6 +24,7 @@
 #include "edo/error.h"
 #include "runtime/context.h"
 #include "runtime/sched.h"
+#include "runtime/stats.h"
 #include "runtime/trace/trace.h"
 
 /* ---- wakers ------------------------------------------------------------------ */
@@ -203,10 +204,13 @@ void edo__task_run(edo__task *t)
 	edo__task *outer = edo__ctx.task;
 	edo__ctx.task = t;
 	/* For task dumps: relaxed stores, no read-modify-write (trace/). */
-	atomic_store_explicit(&t->polls, atomic_load_explicit(&t->polls, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
-	atomic_store_explicit(&edo__task_cold_of(t)->last_poll_ms, edo__ctx.now_ms,
-			      memory_order_relaxed);
+	if (EDO__METRICS) {
+		atomic_store_explicit(&t->polls,
+				      atomic_load_explicit(&t->polls, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+		atomic_store_explicit(&edo__task_cold_of(t)->last_poll_ms, edo__ctx.now_ms,
+				      memory_order_relaxed);
+	}
 	edo__tw *tw = edo__ctx.tw;
 	if (__builtin_expect(tw != NULL, 0))
 		edo__tw_poll_begin(tw, t);

@@ -119,9 +119,9 @@ struct edo__worker {
 	double ewma_poll_ns;
 	uint64_t batch_start_ns;
 	uint64_t batch_polls;
-	uint64_t polls;        /* published by publish_stats() */
-	uint64_t busy_mark_ns; /* busy time is accounted up to here */
-	edo__mean_poll mean;   /* the mean poll time metric */
+	edo__worker_counts counts; /* published by publish_stats() */
+	uint64_t busy_mark_ns;     /* busy time is accounted up to here */
+	edo__mean_poll mean;       /* the mean poll time metric */
 	edo__worker_stats stats;
 } __attribute__((aligned(64)));
 
@@ -301,7 +301,7 @@ static void mt_schedule(edo__sched *s, edo__task *t, bool yield)
 		push_remote(mt, t);
 		return;
 	}
-	STAT_ADD(w, local_schedules, 1);
+	EDO__COUNT(&w->counts, local_schedules, 1);
 	if (yield || !w->lifo_enabled) {
 		push_local(w, t);
 		notify_parked(mt);
@@ -336,7 +336,7 @@ static edo__task *pop_inject_batch(edo__worker *w)
 	edo__task *first;
 	uint32_t n = edo__inject_set_pop_n(&mt->inject, w->index, (uint32_t)want, &first);
 	if (n) {
-		STAT_ADD(w, remote_schedules, n);
+		EDO__COUNT(&w->counts, remote_schedules, n);
 		edo__task *rest = first->next;
 		first->next = NULL;
 		while (rest) {
@@ -420,10 +420,10 @@ static edo__task *steal_work(edo__worker *w)
 		uint32_t v = (start + i) % n;
 		if (v == w->index)
 			continue;
-		STAT_ADD(w, steal_operations, 1);
+		EDO__COUNT(&w->counts, steal_operations, 1);
 		edo__task *t = edo__local_queue_steal_into(&mt->workers[v].queue, &w->queue);
 		if (t) {
-			STAT_ADD(w, steals, 1 + edo__local_queue_len(&w->queue));
+			EDO__COUNT(&w->counts, steals, 1 + edo__local_queue_len(&w->queue));
 			return t;
 		}
 	}
@@ -436,7 +436,7 @@ static edo__task *steal_work(edo__worker *w)
 			continue;
 		t = steal_lifo(&mt->workers[v]);
 		if (t) {
-			STAT_ADD(w, steals, 1);
+			EDO__COUNT(&w->counts, steals, 1);
 			return t;
 		}
 	}
@@ -458,7 +458,7 @@ static bool run_one(edo__worker *w, edo__task *t)
 	if (edo__ctx.core != w)
 		return false;
 	w->batch_polls++;
-	w->polls++;
+	EDO__COUNT(&w->counts, polls, 1);
 	return true;
 }
 
@@ -500,6 +500,8 @@ static bool run_task(edo__worker *w, edo__task *t)
 /* Busy time up to @now; refreshes the coarse clock that stamps polls. */
 static void account_busy(edo__worker *w, uint64_t now)
 {
+	if (!EDO__METRICS)
+		return;
 	STAT_ADD(w, busy_ns, now - w->busy_mark_ns);
 	w->busy_mark_ns = now;
 	edo__ctx.now_ms = edo__coarse_ms(now);
@@ -507,19 +509,19 @@ static void account_busy(edo__worker *w, uint64_t now)
 
 static void publish_stats(edo__worker *w)
 {
-	atomic_store_explicit(&w->stats.local_queue_depth, edo__local_queue_len(&w->queue),
-			      memory_order_relaxed);
-	atomic_store_explicit(&w->stats.budget_forced_yields, edo__ctx.forced_yields,
-			      memory_order_relaxed);
-	EDO__STAT_SET(&w->stats, polls, w->polls);
+	if (!EDO__METRICS)
+		return;
+	EDO__STAT_SET(&w->stats, local_queue_depth, edo__local_queue_len(&w->queue));
+	EDO__STAT_SET(&w->stats, budget_forced_yields, edo__ctx.forced_yields);
 	edo__tw *tw = edo__ctx.tw;
 	if (tw && tw->timing) {
 		EDO__STAT_SET(&w->stats, poll_time_ns, tw->poll_ns);
-		edo__mean_poll_update(&w->mean, &w->stats, w->polls, tw->poll_ns);
+		edo__mean_poll_update(&w->mean, &w->stats, w->counts.polls, tw->poll_ns);
 	} else {
-		edo__mean_poll_update(&w->mean, &w->stats, w->polls,
+		edo__mean_poll_update(&w->mean, &w->stats, w->counts.polls,
 				      EDO__STAT_GET(&w->stats, busy_ns));
 	}
+	edo__counts_publish(&w->counts, &w->stats);
 }
 
 /* End of a busy period: account busy time, retune the global queue interval. */
@@ -595,8 +597,10 @@ static void maintenance(edo__worker *w)
 	/* The non-blocking driver turn (I/O and timers plug in here). */
 	edo__parker_park(&w->parker, 0);
 	edo__defer_wake_all(&w->defer);
-	account_busy(w, mono_ns());
-	publish_stats(w);
+	if (EDO__METRICS) {
+		account_busy(w, mono_ns());
+		publish_stats(w);
+	}
 	if (closing(w->mt))
 		w->is_shutdown = true;
 }
