@@ -126,4 +126,20 @@ static inline double bench_peak_rss_bytes(void)
 	return (double)ru.ru_maxrss * 1024.0;
 }
 
+/* CPU time of the whole process so far (every thread; getrusage user +
+ * system), in nanoseconds. */
+static inline double bench_cpu_ns(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ((double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec) * 1e9 +
+	       ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e3;
+}
+
+/* Record the CPU time (bench_cpu_ns) the timed region took per operation:
+ * after the result line, main prints it as `bench=<name>_cpu ... unit=ns/op`.
+ * The workloads of the metrics A/B (bench/README.md, edo-nometrics) do, as
+ * CPU time is steadier than wall time on a shared machine. */
+void bench_report_cpu(double cpu_ns_per_op);
+
 #endif /* EDO_BENCH_H */

@@ -11,8 +11,11 @@
  * the optional observability (edo/trace.h: the stall detector and the
  * poll-time histogram, timing one poll in 16) and the lines say
  * impl=edo-metrics: the runner lists that beside plain Edo, so the ratio is
- * the cost of the collection, measured in the same run.  Workloads live in the bench_<area>.c files, registered with
- * BENCH_WORKLOAD.
+ * the cost of the collection, measured in the same run.  The same sources
+ * linked with the library built with EDO_NO_METRICS (the always-on counters
+ * compiled out) make edo_bench_nometrics, whose lines say impl=edo-nometrics:
+ * edo/edo-nometrics is what the always-on counters cost.  Workloads live in
+ * the bench_<area>.c files, registered with BENCH_WORKLOAD.
  */
 #include "bench.h"
 
@@ -22,13 +25,26 @@ static int nregistered;
 
 unsigned bench_threads;
 
-/* "edo", or "edo-metrics" with EDO_BENCH_METRICS=1 (make_runtime). */
+/* "edo", or "edo-metrics" with EDO_BENCH_METRICS=1 (make_runtime);
+ * "edo-nometrics" in edo_bench_nometrics. */
+#ifdef EDO_BENCH_NOMETRICS
+static const char *bench_impl = "edo-nometrics";
+#else
 static const char *bench_impl = "edo";
+#endif
+
+/* Set by bench_report_cpu(); < 0: not reported. */
+static double bench_cpu_per_op = -1;
 
 void bench_report(const char *name, double value, const char *unit)
 {
 	printf("bench=%s impl=%s threads=%u value=%.2f unit=%s\n", name, bench_impl, bench_threads,
 	       value, unit);
+}
+
+void bench_report_cpu(double cpu_ns_per_op)
+{
+	bench_cpu_per_op = cpu_ns_per_op;
 }
 
 void bench_register(const bench_workload *w)
@@ -131,6 +147,9 @@ int main(int argc, char **argv)
 			return 0; /* it printed its own result lines */
 		printf("bench=%s impl=%s threads=%ld value=%.2f unit=%s\n", argv[1], bench_impl,
 		       threads, v, w->unit);
+		if (bench_cpu_per_op >= 0)
+			printf("bench=%s_cpu impl=%s threads=%ld value=%.2f unit=ns/op\n", argv[1],
+			       bench_impl, threads, bench_cpu_per_op);
 		return 0;
 	}
 	fprintf(stderr, "edo_bench: workload %s not implemented\n", argv[1]);

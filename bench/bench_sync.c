@@ -63,13 +63,14 @@ typedef struct ping_pong_frame {
 	EDO_FRAME;
 	edo_join *h[PING_PONG_PAIRS];
 	int it, i, rc;
-	double t0, ns;
+	double t0, cpu0, ns;
 } ping_pong_frame;
 
 EDO_ASYNC(ping_pong_task, ping_pong_frame, NULL)
 {
 	EDO_BEGIN();
 	self->t0 = now_ns();
+	self->cpu0 = bench_cpu_ns();
 	for (self->it = 0; self->it < PING_PONG_ITERS; self->it++) {
 		for (self->i = 0; self->i < PING_PONG_PAIRS; self->i++)
 			check(EDO_SPAWN(&self->h[self->i], pp_pair), "spawn");
@@ -80,6 +81,8 @@ EDO_ASYNC(ping_pong_task, ping_pong_frame, NULL)
 		}
 	}
 	self->ns = (now_ns() - self->t0) / ((double)PING_PONG_ITERS * PING_PONG_PAIRS);
+	bench_report_cpu((bench_cpu_ns() - self->cpu0) /
+			 ((double)PING_PONG_ITERS * PING_PONG_PAIRS));
 	EDO_END();
 }
 

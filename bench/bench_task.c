@@ -26,7 +26,7 @@ typedef struct spawn_many_frame {
 	edo_join **handles;
 	long i;
 	int rc;
-	double t0, ns;
+	double t0, cpu0, ns;
 } spawn_many_frame;
 
 EDO_ASYNC(spawn_many_task, spawn_many_frame, NULL)
@@ -36,6 +36,7 @@ EDO_ASYNC(spawn_many_task, spawn_many_frame, NULL)
 	if (!self->handles)
 		die("malloc", -ENOMEM);
 	self->t0 = now_ns();
+	self->cpu0 = bench_cpu_ns();
 	for (self->i = 0; self->i < SPAWN_MANY; self->i++) {
 		int rc = edo_spawn(&(empty_frame){EDO_FRAME_INIT(empty_task)}.edo_base,
 				   sizeof(empty_frame), &self->handles[self->i]);
@@ -47,6 +48,7 @@ EDO_ASYNC(spawn_many_task, spawn_many_frame, NULL)
 		edo_join_detach(self->handles[self->i]);
 	}
 	self->ns = (now_ns() - self->t0) / SPAWN_MANY;
+	bench_report_cpu((bench_cpu_ns() - self->cpu0) / SPAWN_MANY);
 	free(self->handles);
 	EDO_END();
 }

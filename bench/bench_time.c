@@ -1,19 +1,9 @@
 /* Timer workloads: timers (1,000,000 sleeps) and timeout_polled (timeouts
  * whose timer is really registered), as bench/README.md defines them. */
-#include <sys/resource.h>
-
 #include "bench.h"
 
 #define TIMERS 1000000
 #define TIMEOUTS 1000000
-
-static double cpu_ns(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return ((double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec) * 1e9 +
-	       ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e3;
-}
 
 /* ---- timers: 1,000,000 tasks each sleep 0..1000 ms, await all ---------------------- */
 
@@ -69,10 +59,10 @@ EDO_ASYNC(timers_main, timers_frame, NULL)
 
 static double bench_timers(edo_runtime *rt)
 {
-	double cpu0 = cpu_ns();
+	double cpu0 = bench_cpu_ns();
 	timers_frame f = {EDO_FRAME_INIT(timers_main)};
 	run_in_task(rt, &f.edo_base, sizeof f);
-	double cpu = cpu_ns() - cpu0;
+	double cpu = bench_cpu_ns() - cpu0;
 	bench_report("timers", cpu / TIMERS, "ns/op");
 	bench_report("timers_wall", f.wall_ms, "ms");
 	bench_report("timers_rss", bench_peak_rss_bytes(), "bytes");

@@ -115,7 +115,8 @@ END {
 			sk = rowwl[k] SUBSEP IM[i] SUBSEP rowt[k]
 			if (m in vals) {
 				med[i] = median(vals[m])
-				cell = fmt(med[i]) (nval[m] < reps ? "*" : "")
+				# Instruction counts (_instr) take fewer runs by design.
+				cell = fmt(med[i]) (nval[m] < reps && u != "instr" ? "*" : "")
 				if (i == 1) has_edo = 1
 			} else {
 				med[i] = ""
@@ -138,9 +139,10 @@ END {
 			}
 		}
 		print line
-		# The chart leaves out the CPU-seconds rows (their _per_cpu rows say
-		# it) and the p99 latencies (too noisy with the load on the same cores).
-		if (any && u != "s" && rowb[k] !~ /_p99$/) {
+		# The chart leaves out the CPU rows (their _per_cpu rows say it; the
+		# metrics A/B's _cpu and _instr compare Edo with itself) and the p99
+		# latencies (too noisy with the load on the same cores).
+		if (any && u != "s" && rowb[k] !~ /_(p99|cpu|instr)$/) {
 			nchart++
 			clabel[nchart] = cl
 			for (i = 2; i <= ni; i++) {

@@ -15,6 +15,13 @@
 #   BENCH_TIMEOUT=s      limit for one non-server process (default 300)
 #   BENCH_REDIS_N=n      redis-benchmark -n for mini_redis (default 1000000; QUICK: 200000)
 #   BENCH_REPORT_ONLY=1  run nothing: rebuild the report from the last run's raw results
+#   BENCH_AB_REPS=n      runs of Edo's cells in the metrics A/B workloads, those that
+#                        list edo-nometrics (default 15; QUICK: 5); peers keep BENCH_REPS
+#                        (BENCH_REPS=0 BENCH=spawn_many: that A/B alone)
+#   BENCH_AB_INSTR=x     instruction counts of those cells, in extra runs (one at
+#                        threads 0, where they are exact; 3 on workers, QUICK: 1):
+#                        perf, valgrind (cachegrind), 0 = none; default: perf if its
+#                        hardware counter works here, else valgrind if installed
 # Only 127.0.0.1 is ever used; every load run is bounded in time; servers are
 # started here and stopped by their process id.
 set -u
@@ -46,6 +53,18 @@ ECHO_CONNS="100 1000"
 HTTP_CONNS="256 1000"
 # mini_redis: redis-benchmark requests per test (ping_inline, ping_mbulk, set, get).
 if [ -n "$QUICK" ]; then REDIS_N=${BENCH_REDIS_N:-200000}; else REDIS_N=${BENCH_REDIS_N:-1000000}; fi
+# The metrics A/B (bench/README.md, edo-nometrics): more runs, instructions.
+if [ -n "$QUICK" ]; then AB_REPS=${BENCH_AB_REPS:-5} AB_INSTR_REPS=1; else AB_REPS=${BENCH_AB_REPS:-15} AB_INSTR_REPS=3; fi
+AB_INSTR=${BENCH_AB_INSTR:-}
+if [ -z "$AB_INSTR" ]; then
+	if perf stat -x, -e instructions:u true 2>&1 | grep -q '^[0-9]*,,instructions'; then
+		AB_INSTR=perf
+	elif command -v valgrind >/dev/null; then
+		AB_INSTR=valgrind
+	else
+		AB_INSTR=0
+	fi
+fi
 PEERS=${BENCH_PEERS_OUT:-$ROOT/build/bench-peers}
 export BENCH_PEERS_OUT=$PEERS
 PBIN=$PEERS/bin
@@ -53,7 +72,7 @@ RES=$ROOT/build/bench-results
 RAW=$RES/raw.txt
 LOGS=$RES/logs
 MANIFEST=$ROOT/bench/workloads.txt
-COMMAND="EDO_BUILD=$EDO_BUILD${BENCH:+ BENCH=$BENCH}${QUICK:+ QUICK=1}${BENCH_REPS:+ BENCH_REPS=$BENCH_REPS}${BENCH_SECONDS:+ BENCH_SECONDS=$BENCH_SECONDS} bash bench/run.sh"
+COMMAND="EDO_BUILD=$EDO_BUILD${BENCH:+ BENCH=$BENCH}${QUICK:+ QUICK=1}${BENCH_REPS:+ BENCH_REPS=$BENCH_REPS}${BENCH_SECONDS:+ BENCH_SECONDS=$BENCH_SECONDS}${BENCH_AB_REPS:+ BENCH_AB_REPS=$BENCH_AB_REPS} bash bench/run.sh"
 
 # Invoked by the top-level Makefile (`make bench`), say so.
 if [ -n "${MAKELEVEL:-}" ]; then
@@ -90,11 +109,12 @@ if [ -n "$BENCH" ] && [ -z "${KIND[$BENCH]:-}" ]; then
 fi
 
 # Implementation columns, in this order when present in the manifest.
-IMPL_ORDER="edo edo-metrics edo-fiber tokio hyper go libuv epoll redis"
+IMPL_ORDER="edo edo-metrics edo-nometrics edo-fiber tokio hyper go libuv epoll redis"
 
 prog_for() { # kind impl -> path of the program
 	case $1:$2 in
 	task:edo | task:edo-metrics) echo "$EDO/bench/edo_bench" ;;
+	task:edo-nometrics) echo "$EDO/bench/edo_bench_nometrics" ;;
 	echo:edo) echo "$EDO/examples/echo_server" ;;
 	http:edo) echo "$EDO/examples/hello_server" ;;
 	echo:edo-fiber) echo "$EDO/examples/echo_server_fiber" ;;
@@ -142,6 +162,36 @@ run_task() { # wl impl threads rep
 	record_run "$wl" "$impl" "$t" "$rep" ok
 	printf '%s\n' "$out" | sed "s/\$/ wl=$wl rep=$rep/" >>"$RAW"
 	printf '%s\n' "$out" | sed 's/^/  /' >&2
+}
+
+# The metrics A/B: instructions of one whole process (user space, every
+# thread), counted by perf or by valgrind's cachegrind (which runs the threads
+# one at a time).  The same on every run of the current-thread runtime; on
+# workers, stealing and parking vary a little from run to run.  Emits
+# `<wl>_instr` with unit instr.
+run_instr() { # wl impl threads rep
+	local wl=$1 impl=$2 t=$3 rep=$4 prog log out n metrics
+	prog=$(prog_for task "$impl")
+	[ -x "$prog" ] || return
+	log=$LOGS/$impl-$wl-t$t.log
+	metrics=$([ "$impl" = edo-metrics ] && echo 1)
+	# The counter's report is on stderr; the program's result lines are not needed.
+	if [ "$AB_INSTR" = perf ]; then
+		out=$(EDO_BENCH_METRICS=$metrics timeout -k 5 "$TASK_TIMEOUT" \
+			perf stat -x, -e instructions:u -- "$prog" "$wl" "$t" 2>&1 >/dev/null)
+		n=$(printf '%s\n' "$out" | awk -F, '$3 ~ /^instructions/ {print $1}')
+	else
+		out=$(EDO_BENCH_METRICS=$metrics timeout -k 5 "$TASK_TIMEOUT" valgrind --tool=cachegrind \
+			--cache-sim=no --cachegrind-out-file=/dev/null "$prog" "$wl" "$t" 2>&1 >/dev/null)
+		n=$(printf '%s\n' "$out" | awk '/ I +refs:/ {gsub(",", "", $NF); print $NF}')
+	fi
+	printf '%s\n' "== instructions ($AB_INSTR), run $rep: $prog $wl $t" "$out" >>"$log"
+	case $n in '' | *[!0-9]*)
+		say "  $impl $wl threads=$t: no instruction count (see $log)"
+		return
+		;;
+	esac
+	emit "${wl}_instr" "$impl" "$t" "$n" instr "$wl" "$rep"
 }
 
 cpu_ticks() { # pid -> utime+stime in clock ticks, all threads
@@ -335,17 +385,29 @@ say "open files limit: $(ulimit -n)"
 [ -x "$EDO/bench/edo_bench" ] || say "no $EDO/bench/edo_bench: every Edo task cell is missing"
 mkdir -p "$LOGS"
 rm -f "$RAW" "$META" "$LOGS"/*.log
-say "mode: ${QUICK:+QUICK, }$REPS run(s) per cell, ${SECONDS_LOAD} s load runs${BENCH:+, only $BENCH}"
+say "mode: ${QUICK:+QUICK, }$REPS run(s) per cell ($AB_REPS for Edo in the metrics A/B, instructions: $AB_INSTR), ${SECONDS_LOAD} s load runs${BENCH:+, only $BENCH}"
 
 for wl in "${WORKLOADS[@]}"; do
 	[ -n "$BENCH" ] && [ "$wl" != "$BENCH" ] && continue
 	kind=${KIND[$wl]}
+	# The metrics A/B workloads run Edo's columns AB_REPS times.
+	nreps=$REPS ab=
+	case " ${IMPLS[$wl]} " in *" edo-nometrics "*)
+		ab=1
+		[ "$AB_REPS" -gt "$nreps" ] && nreps=$AB_REPS
+		;;
+	esac
 	for t in ${THREADS[$wl]}; do
-		for rep in $(seq "$REPS"); do
-			say "$wl threads=$t run $rep/$REPS"
-			for spec in ${IMPLS[$wl]}; do
+		for rep in $(seq "$nreps"); do
+			say "$wl threads=$t run $rep/$nreps"
+			# Odd runs in the manifest's order, even runs in reverse: no
+			# column always runs right after the same one.
+			specs=${IMPLS[$wl]}
+			[ $((rep % 2)) = 0 ] && specs=$(tr ' ' '\n' <<<"$specs" | tac | paste -sd' ')
+			for spec in $specs; do
 				impl=${spec%@*}
 				if [ "$spec" != "$impl" ] && [ "${spec#*@}" != "$t" ]; then continue; fi
+				case $impl in edo | edo-*) ;; *) [ "$rep" -gt "$REPS" ] && continue ;; esac
 				if [ "$kind" = task ]; then
 					run_task "$wl" "$impl" "$t" "$rep"
 				else
@@ -353,12 +415,19 @@ for wl in "${WORKLOADS[@]}"; do
 				fi
 			done
 		done
+		if [ -n "$ab" ] && [ "$AB_INSTR" != 0 ]; then
+			for rep in $(seq "$([ "$t" = 0 ] && echo 1 || echo "$AB_INSTR_REPS")"); do
+				for impl in ${IMPLS[$wl]}; do
+					case $impl in edo | edo-*) run_instr "$wl" "$impl" "$t" "$rep" ;; esac
+				done
+			done
+		fi
 	done
 done
 ELAPSED=$(($(date +%s) - START))
 LOAD_AT_END=$(cut -d' ' -f1-3 /proc/loadavg)
 # What the report needs besides raw.txt, so BENCH_REPORT_ONLY=1 can redo it.
-for v in COMMAND RUN_DATE EDO_COMMIT REPS SECONDS_LOAD REDIS_N QUICK BENCH EDO_BUILD ELAPSED LOAD_AT_START LOAD_AT_END; do
+for v in COMMAND RUN_DATE EDO_COMMIT REPS AB_REPS AB_INSTR SECONDS_LOAD REDIS_N QUICK BENCH EDO_BUILD ELAPSED LOAD_AT_START LOAD_AT_END; do
 	printf '%s=%q\n' "$v" "${!v}"
 done >"$META"
 fi
@@ -370,11 +439,18 @@ for i in $IMPL_ORDER; do grep -qE "(^|[ ,])$i(@|,|$)" <(awk '!/^#/ && NF >= 4 {p
 CHART_DATA=$RES/chart.dat
 TABLE=$(awk -v order="${WORKLOADS[*]}" -v impls="${impls# }" -v reps="$REPS" -v chart="$CHART_DATA" \
 	-f "$ROOT/bench/report.awk" "$RAW")
+# The metrics A/B: paired ratios, with their spread (bench/ab.awk).
+AB_TABLE=$(awk -f "$ROOT/bench/ab.awk" "$RAW")
 echo
 echo "$TABLE"
 echo
 echo "edo/peer = Edo's median / the peer's median. For ns/op, ms, s and bytes lower is better"
 echo "(under 1: Edo better); for ops/s and ops/cpu-s higher is better (over 1: Edo better)."
+if [ -n "$AB_TABLE" ]; then
+	echo
+	echo "Metrics cost: median of the ratios of paired runs (middle half, pairs); _cpu = process CPU time, _instr = instructions ($AB_INSTR):"
+	echo "$AB_TABLE"
+fi
 echo "Suite time: ${ELAPSED:-unknown} s."
 
 if [ "$WRITE_DOCS" = 1 ]; then
@@ -468,7 +544,7 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo "- peers (Debian 12 packages):"
 	sed 's/^/  - /' "$PEERS/versions.txt" 2>/dev/null
 	[ -n "$(cat "$PEERS/failed.txt" 2>/dev/null)" ] && echo "  - peers that failed to build: $(cat "$PEERS/failed.txt")"
-	echo "- runs: ${REPS} per cell, fresh process each, interleaved; the median is shown${QUICK:+ (QUICK mode: reduced, not for publication)}; a \`*\` marks a median of fewer runs than planned (some failed)"
+	echo "- runs: ${REPS} per cell (Edo's columns of the metrics A/B: ${AB_REPS:-$REPS}), fresh process each, interleaved; the median is shown${QUICK:+ (QUICK mode: reduced, not for publication)}; a \`*\` marks a median of fewer runs than planned (some failed)"
 	loads=""
 	grep -q " wl=http_hello " "$RAW" && loads="$loads; \`wrk -t1 -c256\` and \`-c1000\`, ${SECONDS_LOAD} s each (http_hello)"
 	grep -q " wl=tcp_echo " "$RAW" && loads="$loads; \`echo_client\` with 100 and 1,000 connections, 64-byte messages, ${SECONDS_LOAD} s each (tcp_echo)"
@@ -490,7 +566,15 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo
 	echo "![Edo's advantage over each peer]($(basename "$PNG"))"
 	echo
-	echo "The chart plots, for each row where Edo has a result, Edo's advantage over each peer: the ratio above turned so that over 1 always means Edo is better (log scale; the \`_cpu\` and \`_p99\` rows are left out of it)."
+	echo "The chart plots, for each row where Edo has a result, Edo's advantage over each peer: the ratio above turned so that over 1 always means Edo is better (log scale; the \`_cpu\`, \`_instr\` and \`_p99\` rows are left out of it)."
+	if [ -n "$AB_TABLE" ]; then
+		echo
+		echo "## What the metrics cost"
+		echo
+		echo "**edo-nometrics** is Edo built with \`EDO_NO_METRICS\`: the always-on counters of \`include/edo/metrics.h\` (and the poll count and last-poll stamp of task dumps) compiled out. **edo-metrics** is Edo with the optional collection of \`include/edo/trace.h\` turned on (stall detector, poll-time histogram timing one poll in 16). Their runs (${AB_REPS:-?} each) are interleaved with Edo's; each ratio below is the median of the ratios of paired runs (run r of one ÷ run r of the other), with the middle half of those ratios and the number of pairs: a ratio of 1.02 is a cost of 2%. \`<workload>_cpu\` rows compare process CPU time (user + system, every thread) in the timed region, steadier than wall time on a shared machine; \`<workload>_instr\` rows compare the instructions of the whole process (${AB_INSTR:-?}; one run at threads 0, where the count is the same every run, three on workers), the measure least disturbed by other work on the machine."
+		echo
+		echo "$AB_TABLE"
+	fi
 	missing=$(awk '$1 == "run" && / impl=edo / && / status=missing/ {sub(/^wl=/, "", $2); sub(/^threads=/, "", $4); print $2 " (threads " $4 ")"}' "$RAW" | sort -u | paste -sd, - | sed 's/,/, /g')
 	if [ -n "$missing" ]; then
 		echo
