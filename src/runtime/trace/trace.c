@@ -32,7 +32,8 @@
  * The stall watchdog samples each worker's poll word (protocol in
  * trace.h) every threshold/4 (1 to 50 ms) and reports a poll seen for
  * longer than the threshold once.  The reported time is a lower bound: the
- * poll began before the first sample that saw it; and time the worker's
+ * poll began before the first sample that saw it, and before the epoch
+ * (sample) after the one its word names; and time the worker's
  * thread spent queued for a CPU is left out (from schedstat: a thread
  * blocked in the kernel counts wall time less its run-queue waits, a
  * running or runnable one only its CPU time, as a wait in progress is not
@@ -370,18 +371,37 @@ static void stall_report(edo__trace *tr, const edo_stall_info *st)
  * threshold (once each).  The time a poll's thread spent waiting for a CPU
  * (an overloaded machine) does not count: a stall is the poll's own doing,
  * running or blocked. */
+/* The latest instant a poll whose word names epoch @e began at: when the
+ * epoch after it began (or now, if @e is the current one). */
+static uint64_t poll_began_by(const edo__trace *tr, uint32_t e, uint64_t now)
+{
+	uint32_t behind = (tr->epoch - e) & EDO__TW_EPOCH_MASK;
+	if (behind == 0)
+		return now;
+	if (behind >= EDO__TW_EPOCHS)
+		behind = EDO__TW_EPOCHS - 1; /* older than we remember: the oldest we do */
+	return tr->epoch_ns[(tr->epoch - behind + 1) & (EDO__TW_EPOCHS - 1)];
+}
+
 static void watch_sample(edo__trace *tr, uint64_t now)
 {
+	/* A new epoch: polls that begin from now on name it. */
+	tr->epoch = (tr->epoch + 1) & EDO__TW_EPOCH_MASK;
+	tr->epoch_ns[tr->epoch & (EDO__TW_EPOCHS - 1)] = now;
+	for (uint32_t i = 0; i < tr->nworkers; i++)
+		atomic_store_explicit(&tr->tw[i].epoch, tr->epoch, memory_order_relaxed);
 	for (uint32_t i = 0; i < tr->nworkers; i++) {
 		edo__tw *tw = &tr->tw[i];
 		uint64_t v = atomic_load_explicit(&tw->poll, memory_order_acquire);
 		int tid = atomic_load_explicit(&tw->tid, memory_order_relaxed);
 		if (!(v & EDO__TW_IN_POLL) || v != tw->w_seen) {
 			tw->w_seen = v;
-			tw->w_since_ns = now;
+			tw->w_since_ns =
+				poll_began_by(tr, (uint32_t)(v >> EDO__TW_EPOCH_SHIFT), now);
 			tw->w_times = (v & EDO__TW_IN_POLL) && tid &&
 				      thread_times(tid, &tw->w_run0_ns, &tw->w_wait0_ns);
-			continue;
+			if (!(v & EDO__TW_IN_POLL))
+				continue;
 		}
 		if (tw->w_reported == v || now - tw->w_since_ns < tr->stall_ns)
 			continue;
@@ -389,8 +409,12 @@ static void watch_sample(edo__trace *tr, uint64_t now)
 		int64_t run, wait;
 		if (tw->w_times && thread_times(tid, &run, &wait)) {
 			/* Blocked in the kernel: the wall time, less what it spent
-			 * queued for a CPU.  Running or runnable: only its CPU time
-			 * (a wait in progress is not in the counters yet). */
+			 * queued for a CPU since the first sample that saw the
+			 * poll (before it, the thread is taken to have been on a
+			 * CPU or blocked).  Running or runnable: only its CPU time
+			 * since that sample (a wait in progress is not in the
+			 * counters yet), as a preempted thread's poll is not
+			 * stalled. */
 			int64_t own = thread_runnable(tid) ?
 					      run - tw->w_run0_ns :
 					      (int64_t)elapsed - (wait - tw->w_wait0_ns);

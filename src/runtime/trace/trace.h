@@ -28,6 +28,13 @@
  * `inspect`: either the watchdog sees the poll ended, or the worker sees
  * `inspect` and waits.  Without membarrier (an old kernel, seccomp), both
  * sides use seq_cst accesses instead (an exchange per poll on x86).
+ *
+ * The in-poll word also carries the watchdog's epoch as the worker read it
+ * when the poll began (the watchdog bumps `epoch` at every sample and keeps
+ * when it did), so a poll seen for the first time late — the watchdog's
+ * thread was itself kept off a CPU — is known to have begun before the
+ * epoch after it: a stall blocked in the kernel is caught by one sample
+ * after the threshold instead of two samples a threshold apart.
  */
 #ifndef EDO_TRACE_INTERNAL_H
 #define EDO_TRACE_INTERNAL_H
@@ -45,6 +52,11 @@
 #include "runtime/task/task.h"
 
 #define EDO__TW_IN_POLL ((uint64_t)1)
+/* The in-poll word: epoch << EDO__TW_EPOCH_SHIFT | (seq << 1 & EDO__TW_SEQ_MASK) | IN_POLL. */
+#define EDO__TW_EPOCH_SHIFT 44
+#define EDO__TW_EPOCH_MASK ((1u << (64 - EDO__TW_EPOCH_SHIFT)) - 1u)
+#define EDO__TW_SEQ_MASK ((((uint64_t)1) << EDO__TW_EPOCH_SHIFT) - 2u)
+#define EDO__TW_EPOCHS 256 /* epochs the watchdog remembers (a power of two) */
 
 /* One worker's observability slot (the current-thread runtime has one). */
 typedef struct edo__tw {
@@ -53,8 +65,10 @@ typedef struct edo__tw {
 	_Atomic(edo__task *) task; /* written by the worker */
 	_Atomic(uint64_t) inspect; /* written by the watchdog */
 	_Atomic(uint64_t) ack;     /* written by the watchdog */
+	_Atomic(uint32_t) epoch;   /* written by the watchdog */
 	/* ---- the worker's own ---------------------------------------------------- */
 	uint64_t seq;         /* polls started */
+	uint64_t cur;         /* the in-poll word of the current poll */
 	uint64_t t0;          /* start of the current timed poll */
 	uint64_t poll_ns;     /* time in polls (sampled polls scaled) */
 	uint32_t sample;      /* time one poll in `sample` (1: every poll) */
@@ -67,7 +81,7 @@ typedef struct edo__tw {
 	_Atomic(uint64_t) hist[EDO_POLL_HISTOGRAM_BUCKETS];
 	/* ---- the watchdog's own ---------------------------------------------------- */
 	uint64_t w_seen;     /* the in-poll word last sampled */
-	uint64_t w_since_ns; /* when it was first sampled */
+	uint64_t w_since_ns; /* when the poll began at the latest */
 	bool w_times;        /* the thread's times then are known: */
 	int64_t w_run0_ns;   /* its time on a CPU */
 	int64_t w_wait0_ns;  /* its time queued for a CPU */
@@ -88,6 +102,8 @@ typedef struct edo__trace {
 	int dump_signal;
 	char *console_path;
 	uint64_t start_ns;
+	uint32_t epoch;                    /* the watchdog's sample count */
+	uint64_t epoch_ns[EDO__TW_EPOCHS]; /* when each recent epoch began */
 	_Atomic(uint64_t) stalls;
 	/* The stall log, a ring. */
 	pthread_mutex_t log_lock;
@@ -137,14 +153,15 @@ static inline void edo__tw_poll_begin(edo__tw *tw, edo__task *t)
 	}
 	if (tw->watch) {
 		tw->seq++;
+		tw->cur = (uint64_t)atomic_load_explicit(&tw->epoch, memory_order_relaxed)
+				  << EDO__TW_EPOCH_SHIFT |
+			  ((tw->seq << 1) & EDO__TW_SEQ_MASK) | EDO__TW_IN_POLL;
 		atomic_store_explicit(&tw->task, t, memory_order_relaxed);
 		/* Constant orders: a variable one compiles to seq_cst. */
 		if (tw->fenced)
-			atomic_store_explicit(&tw->poll, (tw->seq << 1) | EDO__TW_IN_POLL,
-					      memory_order_release);
+			atomic_store_explicit(&tw->poll, tw->cur, memory_order_release);
 		else
-			atomic_store_explicit(&tw->poll, (tw->seq << 1) | EDO__TW_IN_POLL,
-					      memory_order_seq_cst);
+			atomic_store_explicit(&tw->poll, tw->cur, memory_order_seq_cst);
 	}
 }
 
@@ -156,13 +173,13 @@ void edo__tw_wait_inspector(edo__tw *tw, uint64_t poll);
 static inline void edo__tw_unwatch(edo__tw *tw)
 {
 	if (tw->watch) {
-		uint64_t cur = (tw->seq << 1) | EDO__TW_IN_POLL;
+		uint64_t cur = tw->cur, between = cur & EDO__TW_SEQ_MASK;
 		uint64_t seen;
 		if (tw->fenced) {
-			atomic_store_explicit(&tw->poll, tw->seq << 1, memory_order_release);
+			atomic_store_explicit(&tw->poll, between, memory_order_release);
 			seen = atomic_load_explicit(&tw->inspect, memory_order_relaxed);
 		} else {
-			atomic_store_explicit(&tw->poll, tw->seq << 1, memory_order_seq_cst);
+			atomic_store_explicit(&tw->poll, between, memory_order_seq_cst);
 			seen = atomic_load_explicit(&tw->inspect, memory_order_seq_cst);
 		}
 		if (__builtin_expect(seen == cur, 0))
