@@ -106,6 +106,15 @@ void edo__parker_destroy(edo__parker *p)
 	p->time = NULL;
 }
 
+/* The parker of this thread while it is in a driver turn.  The turn
+ * dispatches readiness to wakers on this thread, and a wake may unpark this
+ * very parker (the scheduler notifies a sleeper, and the sleeper is us: a
+ * one-worker runtime does it on most turns that found I/O).  The thread is
+ * not blocked then and sees NOTIFIED when the turn ends, so that unpark
+ * needs no eventfd write, which would also make the next turn return at
+ * once with nothing but the wake in it. */
+static __thread edo__parker *in_turn __attribute__((tls_model("initial-exec")));
+
 /* Block in the reactor.  The driver lock is held.  Returns whether a
  * notification (an unpark) was consumed. */
 static bool park_driver(edo__parker *p, int64_t timeout_ns)
@@ -115,7 +124,9 @@ static bool park_driver(edo__parker *p, int64_t timeout_ns)
 		/* Notified meanwhile: still do a non-blocking turn. */
 		timeout_ns = 0;
 	}
+	in_turn = p;
 	edo__reactor_turn(p->driver->io, timeout_ns);
+	in_turn = NULL;
 	/* Consume a notification, or leave PARKED_DRIVER. */
 	expect = PARKED_DRIVER;
 	if (!atomic_compare_exchange_strong(&p->state, &expect, EMPTY)) {
@@ -185,7 +196,8 @@ void edo__parker_unpark(edo__parker *p)
 		futex_wake(&p->state);
 		break;
 	case PARKED_DRIVER:
-		edo__driver_wake(p->driver);
+		if (p != in_turn) /* not a wake dispatched by this thread's own turn */
+			edo__driver_wake(p->driver);
 		break;
 	default:
 		break;
