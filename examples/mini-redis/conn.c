@@ -68,8 +68,8 @@ static int run_requests(conn_frame *self)
 		self->parsed += used;
 	}
 	client_release(c); /* before any await */
-	/* One shared counter update per batch, not per command. */
-	atomic_fetch_add_explicit(&c->srv->total_commands, c->commands, memory_order_relaxed);
+	/* One counter update per batch, not per command. */
+	server_count_commands(c->srv, c->commands);
 	c->commands = 0;
 	if (!c->quit && self->parsed < self->in.len) {
 		/* More to run once this is written, or once the subscribers of a

@@ -26,6 +26,32 @@
 
 #include "server.h"
 
+/* ---- the statistics ---------------------------------------------------------------------- */
+
+/* The stripe of server.commands this thread adds to, plus one (0: none yet).
+ * Threads take stripes in turn; past COMMAND_STRIPES threads they share. */
+static __thread unsigned my_stripe;
+static _Atomic(unsigned) stripes_taken;
+
+void server_count_commands(server *srv, uint64_t n)
+{
+	if (!n)
+		return;
+	if (!my_stripe) {
+		unsigned k = atomic_fetch_add_explicit(&stripes_taken, 1, memory_order_relaxed);
+		my_stripe = k % COMMAND_STRIPES + 1;
+	}
+	atomic_fetch_add_explicit(&srv->commands[my_stripe - 1].n, n, memory_order_relaxed);
+}
+
+uint64_t server_total_commands(server *srv)
+{
+	uint64_t sum = 0;
+	for (unsigned i = 0; i < COMMAND_STRIPES; i++)
+		sum += atomic_load_explicit(&srv->commands[i].n, memory_order_relaxed);
+	return sum;
+}
+
 /* ---- the acceptor ------------------------------------------------------------------------- */
 
 typedef struct acceptor_frame {

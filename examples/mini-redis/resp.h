@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* ---- limits --------------------------------------------------------------------------- */
 
@@ -118,6 +119,17 @@ typedef struct rbuf {
 /** rbuf_reserve() - make room for @extra more bytes.  false (and overflow set) if it cannot. */
 bool rbuf_reserve(rbuf *b, size_t extra);
 void rbuf_append(rbuf *b, const void *p, size_t n);
+/** rbuf_put() - rbuf_append() inlined for the room-already-there case: the
+ * short constant replies of the hot commands (+OK, +PONG) cost a copy. */
+static inline void rbuf_put(rbuf *b, const void *p, size_t n)
+{
+	if (!b->overflow && n <= b->cap - b->len) {
+		memcpy(b->data + b->len, p, n);
+		b->len += n;
+	} else {
+		rbuf_append(b, p, n);
+	}
+}
 /** rbuf_truncate() - go back to @len bytes, clearing the overflow flag. */
 void rbuf_truncate(rbuf *b, size_t len);
 /** rbuf_consume() - drop the first @n bytes, moving the rest to the front. */

@@ -33,11 +33,24 @@
 /* The longest a publisher waits for a channel's slowest subscriber (pubsub.h). */
 #define PUBLISH_WAIT_MS 500u
 
-/** The state every connection shares.  Lives as long as the runtime. */
+/* Stripes of the executed-commands counter (server.commands). */
+#define COMMAND_STRIPES 16
+
+/** A counter on a cache line of its own. */
+typedef struct stripe {
+	_Alignas(64) _Atomic(uint64_t) n;
+} stripe;
+
+/** The state every connection shares.  Lives as long as the runtime.
+ *
+ * The fields every batch of requests reads (db, stopping) are never written
+ * while serving; what changes stays off their cache line: connection counts
+ * on their own, and the commands counter in one stripe per thread (each
+ * thread adds to its own, INFO sums them), so that workers on different
+ * cores never pass a cache line back and forth for the statistics. */
 typedef struct server {
 	db *db;
 	pubsub *ps;
-	edo_semaphore clients; /* one permit per connection: the connection limit */
 	size_t max_clients;
 	resp_limits limits;
 	uint16_t port;
@@ -45,10 +58,17 @@ typedef struct server {
 	edo_instant started;
 	/* Shutdown: `stopping` is set, then `stop` wakes every connection. */
 	_Atomic(bool) stopping;
+	_Alignas(64) edo_semaphore clients; /* one permit per connection: the limit */
 	edo_notify stop;
-	_Atomic(size_t) connected;
-	_Atomic(uint64_t) total_connections, total_commands;
+	_Alignas(64) _Atomic(size_t) connected;
+	_Atomic(uint64_t) total_connections;
+	stripe commands[COMMAND_STRIPES];
 } server;
+
+/** server_count_commands() - add @n to the executed commands (this thread's stripe). */
+void server_count_commands(server *srv, uint64_t n);
+/** server_total_commands() - the commands executed so far, all threads. */
+uint64_t server_total_commands(server *srv);
 
 /** One connection's side of the commands: where replies go, its subscriptions. */
 typedef struct client {
