@@ -2,7 +2,8 @@
  * (polls, schedules, steals) in plain integers of its own (edo__worker_counts:
  * one add to memory each, no atomic, nothing another thread reads), and
  * publishes them into its edo__worker_stats with relaxed stores at every
- * driver turn (at most event_interval ticks apart) and when it parks; polls
+ * driver turn (at most event_interval ticks apart) and when it parks (busy
+ * time and the mean poll time as edo__clock_cadence reads the clock); polls
  * goes last, with release, so that a reader that loads it first (acquire)
  * sees the other counters at least as new.  Rare events (parks, unparks,
  * overflows) are stored as they happen, with a relaxed load + store (no
@@ -18,6 +19,7 @@
 #define EDO_STATS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "edo/metrics.h"
@@ -95,6 +97,42 @@ static inline void edo__stats_read(edo__worker_stats *st, edo_worker_metrics *ou
 	out->budget_forced_yields = EDO__STAT_GET(st, budget_forced_yields);
 	out->mean_poll_ns = EDO__STAT_GET(st, mean_poll_ns);
 	out->poll_time_ns = EDO__STAT_GET(st, poll_time_ns);
+}
+
+/* When a publication reads the clock.  Busy time, the mean poll time and the
+ * coarse clock that stamps polls for task dumps need it, and one read costs
+ * tens of nanoseconds (some 50 in a VM), more than the rest of a
+ * publication: a worker whose driver turns come fast (those since its last
+ * read took under EDO__CLOCK_FAST_NS each) reads it at one turn in
+ * 1 + EDO__CLOCK_SKIP only, which leaves those figures at most about a
+ * millisecond behind.  A worker about to sleep always reads it.  Owner only. */
+#define EDO__CLOCK_SKIP 3
+#define EDO__CLOCK_FAST_NS 250000u
+
+typedef struct edo__clock_cadence {
+	uint64_t last_ns; /* the last read */
+	uint32_t turns;   /* driver turns since */
+	uint32_t skip;    /* turns to go without a read */
+} edo__clock_cadence;
+
+/* A driver turn: whether it reads the clock. */
+static inline bool edo__cadence_due(edo__clock_cadence *c)
+{
+	c->turns++;
+	if (c->skip) {
+		c->skip--;
+		return false;
+	}
+	return true;
+}
+
+/* The worker read the clock: @now (at a turn, or around a sleep). */
+static inline void edo__cadence_read(edo__clock_cadence *c, uint64_t now)
+{
+	bool fast = c->turns && now - c->last_ns < (uint64_t)c->turns * EDO__CLOCK_FAST_NS;
+	c->skip = fast ? EDO__CLOCK_SKIP : 0;
+	c->turns = 0;
+	c->last_ns = now;
 }
 
 /* The mean poll time (Tokio's worker_mean_poll_time): an EWMA with weight

@@ -52,6 +52,7 @@ typedef struct edo__ct {
 	unsigned global_queue_interval;
 	edo__worker_counts counts; /* published into stats at every driver turn */
 	uint64_t busy_mark_ns;     /* busy time is accounted up to here */
+	edo__clock_cadence clock;  /* which driver turns read the clock */
 	edo__mean_poll mean;       /* the mean poll time metric */
 	edo__worker_stats stats;
 } edo__ct;
@@ -182,16 +183,11 @@ static void run_task(edo__ct *ct, edo__task *t)
 	edo__ctx.constrained = false;
 }
 
-/* Publish the counters, busy time up to now and the mean poll time, and
- * refresh the coarse clock that stamps polls; at every driver turn (after at
- * most event_interval tasks) and when block_on returns. */
-static void publish(edo__ct *ct)
+/* Busy time up to @now, the mean poll time, and the coarse clock that stamps
+ * polls. */
+static void account_busy(edo__ct *ct, uint64_t now)
 {
-	if (!EDO__METRICS)
-		return;
-	EDO__STAT_SET(&ct->stats, local_queue_depth, ct->run_len);
-	EDO__STAT_SET(&ct->stats, budget_forced_yields, edo__ctx.forced_yields);
-	uint64_t now = edo__mono_ns();
+	edo__cadence_read(&ct->clock, now);
 	EDO__STAT_ADD(&ct->stats, busy_ns, now - ct->busy_mark_ns);
 	ct->busy_mark_ns = now;
 	edo__ctx.now_ms = edo__coarse_ms(now);
@@ -203,6 +199,19 @@ static void publish(edo__ct *ct)
 		edo__mean_poll_update(&ct->mean, &ct->stats, ct->counts.polls,
 				      EDO__STAT_GET(&ct->stats, busy_ns));
 	}
+}
+
+/* Publish the counters; at every driver turn (after at most event_interval
+ * tasks) and when block_on returns.  Busy time too when the clock is read:
+ * if @exact (the thread is about to sleep or leave), else as ct->clock says. */
+static void publish(edo__ct *ct, bool exact)
+{
+	if (!EDO__METRICS)
+		return;
+	EDO__STAT_SET(&ct->stats, local_queue_depth, ct->run_len);
+	EDO__STAT_SET(&ct->stats, budget_forced_yields, edo__ctx.forced_yields);
+	if (edo__cadence_due(&ct->clock) || exact)
+		account_busy(ct, edo__mono_ns());
 	edo__counts_publish(&ct->counts, &ct->stats);
 }
 
@@ -213,7 +222,7 @@ static void park(edo__ct *ct, bool may_block)
 	bool block = may_block && ct->run_len == 0 && edo__defer_is_empty(&ct->defer) &&
 		     edo__inject_set_is_empty(&ct->inject) &&
 		     !atomic_load_explicit(&ct->woken, memory_order_acquire);
-	publish(ct);
+	publish(ct, block);
 	if (block) {
 		EDO__STAT_ADD(&ct->stats, parks, 1);
 		if (s->hooks.on_thread_park)
@@ -224,6 +233,7 @@ static void park(edo__ct *ct, bool may_block)
 		if (EDO__METRICS) {
 			ct->busy_mark_ns = edo__mono_ns(); /* parked time is not busy */
 			edo__ctx.now_ms = edo__coarse_ms(ct->busy_mark_ns);
+			edo__cadence_read(&ct->clock, ct->busy_mark_ns);
 		}
 		EDO__STAT_ADD(&ct->stats, unparks, 1);
 		if (s->hooks.on_thread_unpark)
@@ -249,6 +259,7 @@ int edo__ct_block_on(edo__sched *s, edo_future *fut)
 	edo__ctx.tw = edo__trace_slot(s, 0);
 	ct->busy_mark_ns = edo__mono_ns();
 	edo__ctx.now_ms = edo__coarse_ms(ct->busy_mark_ns);
+	edo__cadence_read(&ct->clock, ct->busy_mark_ns);
 
 	edo_waker w = {&bo_waker_vt, ct};
 	edo_cx cx = {&w};
@@ -276,7 +287,7 @@ int edo__ct_block_on(edo__sched *s, edo_future *fut)
 		park(ct, idle);
 	}
 
-	publish(ct);
+	publish(ct, true);
 	edo__ctx = saved;
 	atomic_store(&ct->entered, false);
 	return 0;

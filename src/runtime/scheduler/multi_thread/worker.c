@@ -121,6 +121,7 @@ struct edo__worker {
 	uint64_t batch_polls;
 	edo__worker_counts counts; /* published by publish_stats() */
 	uint64_t busy_mark_ns;     /* busy time is accounted up to here */
+	edo__clock_cadence clock;  /* which maintenance ticks read the clock */
 	edo__mean_poll mean;       /* the mean poll time metric */
 	edo__worker_stats stats;
 } __attribute__((aligned(64)));
@@ -502,25 +503,27 @@ static void account_busy(edo__worker *w, uint64_t now)
 {
 	if (!EDO__METRICS)
 		return;
+	edo__cadence_read(&w->clock, now);
 	STAT_ADD(w, busy_ns, now - w->busy_mark_ns);
 	w->busy_mark_ns = now;
 	edo__ctx.now_ms = edo__coarse_ms(now);
 }
 
-static void publish_stats(edo__worker *w)
+/* Publish the counters; the mean poll time too if @busy_now (busy time was
+ * just accounted, as it is whenever the clock is read). */
+static void publish_stats(edo__worker *w, bool busy_now)
 {
 	if (!EDO__METRICS)
 		return;
 	EDO__STAT_SET(&w->stats, local_queue_depth, edo__local_queue_len(&w->queue));
 	EDO__STAT_SET(&w->stats, budget_forced_yields, edo__ctx.forced_yields);
 	edo__tw *tw = edo__ctx.tw;
-	if (tw && tw->timing) {
+	if (tw && tw->timing)
 		EDO__STAT_SET(&w->stats, poll_time_ns, tw->poll_ns);
-		edo__mean_poll_update(&w->mean, &w->stats, w->counts.polls, tw->poll_ns);
-	} else {
+	if (busy_now)
 		edo__mean_poll_update(&w->mean, &w->stats, w->counts.polls,
-				      EDO__STAT_GET(&w->stats, busy_ns));
-	}
+				      tw && tw->timing ? tw->poll_ns :
+							 EDO__STAT_GET(&w->stats, busy_ns));
 	edo__counts_publish(&w->counts, &w->stats);
 }
 
@@ -540,7 +543,7 @@ static void end_batch(edo__worker *w)
 		if (g > w->gqi + 2 || g + 2 < w->gqi)
 			w->gqi = g;
 	}
-	publish_stats(w);
+	publish_stats(w, true);
 	w->batch_polls = 0;
 }
 
@@ -548,6 +551,7 @@ static void begin_batch(edo__worker *w)
 {
 	w->batch_start_ns = w->busy_mark_ns = mono_ns();
 	edo__ctx.now_ms = edo__coarse_ms(w->batch_start_ns);
+	edo__cadence_read(&w->clock, w->batch_start_ns);
 }
 
 static bool closing(edo__mt *mt)
@@ -598,8 +602,10 @@ static void maintenance(edo__worker *w)
 	edo__parker_park(&w->parker, 0);
 	edo__defer_wake_all(&w->defer);
 	if (EDO__METRICS) {
-		account_busy(w, mono_ns());
-		publish_stats(w);
+		bool due = edo__cadence_due(&w->clock);
+		if (due)
+			account_busy(w, mono_ns());
+		publish_stats(w, due);
 	}
 	if (closing(w->mt))
 		w->is_shutdown = true;
@@ -747,7 +753,7 @@ int edo__mt_block_in_place(edo__sched *s, void (*fn)(void *), void *arg)
 	edo__task *t = take_lifo(w);
 	if (t)
 		push_local(w, t);
-	publish_stats(w);
+	publish_stats(w, false);
 	/* The worker's observability slot goes with it: this poll is not the
 	 * worker's any more (and a blocking call here is no stall). */
 	edo__tw *tw = edo__ctx.tw;
