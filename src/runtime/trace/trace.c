@@ -531,7 +531,7 @@ __attribute__((format(printf, 2, 3))) static void put(FILE *f, const char *fmt, 
 {
 	va_list ap;
 	va_start(ap, fmt);
-	(void)vfprintf(f, fmt, ap);
+	(void)vfprintf(f, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
 	va_end(ap);
 }
 
