@@ -150,8 +150,10 @@ typedef struct edo__mean_poll {
 static inline void edo__mean_poll_update(edo__mean_poll *m, edo__worker_stats *st, uint64_t polls,
 					 uint64_t ns)
 {
+	if (!EDO__METRICS)
+		return;
 	uint64_t dp = polls - m->polls;
-	if (!EDO__METRICS || dp == 0)
+	if (dp == 0)
 		return;
 	double sample = (double)(ns - m->ns) / (double)dp;
 	m->polls = polls;
