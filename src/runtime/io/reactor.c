@@ -308,11 +308,19 @@ void edo__reactor_free(edo__reactor *r)
 	free(r);
 }
 
+/* The eventfd is registered edge-triggered and never read in a turn: every
+ * write is a new edge, which is all a wake needs (mio's waker does the
+ * same).  The counter only grows; in the unlikely case that it saturates,
+ * a read resets it and the write is tried again. */
 void edo__reactor_wake(edo__reactor *r)
 {
-	uint64_t one = 1;
-	ssize_t n = write(r->evfd, &one, sizeof one);
-	(void)n; /* EAGAIN: the counter is saturated, a wake is pending anyway */
+	uint64_t one = 1, v;
+	for (int i = 0; i < 2; i++) {
+		if (write(r->evfd, &one, sizeof one) >= 0 || errno != EAGAIN)
+			return;
+		ssize_t n = read(r->evfd, &v, sizeof v);
+		(void)n;
+	}
 }
 
 void edo__reactor_turn(edo__reactor *r, int64_t timeout_ns)
@@ -339,12 +347,8 @@ void edo__reactor_turn(edo__reactor *r, int64_t timeout_ns)
 	uint64_t events = 0;
 	for (int i = 0; i < n; i++) {
 		edo__scheduled_io *io = r->events[i].data.ptr;
-		if (!io) {
-			uint64_t v;
-			while (read(r->evfd, &v, sizeof v) > 0)
-				;
-			continue;
-		}
+		if (!io)
+			continue; /* a wake (edo__reactor_wake): nothing to read */
 		uint32_t ready = to_ready(r->events[i].events);
 		set_readiness(io, ready);
 		wake(io, ready, false);
