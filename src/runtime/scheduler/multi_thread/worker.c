@@ -106,6 +106,10 @@ struct edo__worker {
 	bool is_searching;
 	bool lifo_enabled;
 	bool is_shutdown;
+	/* In edo__parker_park (a driver turn, or a sleep, then the timers):
+	 * wakes dispatched there queue tasks here without notifying anyone,
+	 * and notify_if_backlog() notifies once for the whole batch. */
+	bool in_park;
 	edo__defer defer;
 	edo__parker parker;
 	/* Wakes, from elsewhere, of tasks pinned to this worker. */
@@ -305,7 +309,8 @@ static void mt_schedule(edo__sched *s, edo__task *t, bool yield)
 	EDO__COUNT(&w->counts, local_schedules, 1);
 	if (yield || !w->lifo_enabled) {
 		push_local(w, t);
-		notify_parked(mt);
+		if (!w->in_park)
+			notify_parked(mt);
 		return;
 	}
 	edo__task *prev = atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
@@ -314,8 +319,11 @@ static void mt_schedule(edo__sched *s, edo__task *t, bool yield)
 	/* Wake a sleeper even when nothing was displaced (Go's wakep() after
 	 * runqput to runnext): if this poll goes on for long, the LIFO task
 	 * needs an awake thief to take it (Tokio #4941).  While a worker is
-	 * searching already, this is one load. */
-	notify_parked(mt);
+	 * searching already, this is one load.  Not while this worker is in
+	 * its driver turn: readiness comes in batches, and notify_if_backlog()
+	 * notifies once for the batch (Tokio's schedule_local does the same). */
+	if (!w->in_park)
+		notify_parked(mt);
 }
 
 /* ---- finding work ------------------------------------------------------------------------ */
@@ -554,6 +562,30 @@ static void begin_batch(edo__worker *w)
 	edo__cadence_read(&w->clock, w->batch_start_ns);
 }
 
+/* Park @w's parker (a driver turn, or a futex sleep), holding back the
+ * notifications of the wakes it dispatches (mt_schedule); then, as Tokio's
+ * park_timeout does, wake one sleeper if this worker now has more tasks than
+ * the one it runs next, unless it is searching (a searcher notifies when it
+ * finds work).  Without this, every driver turn that found readiness woke a
+ * sleeper as it dispatched the first wake: a futex wake, or an eventfd write
+ * when the sleeper was this very worker, in the middle of its own turn. */
+static void park_parker(edo__worker *w, int64_t timeout_ns)
+{
+	w->in_park = true;
+	edo__parker_park(&w->parker, timeout_ns);
+	w->in_park = false;
+}
+
+static void notify_if_backlog(edo__worker *w)
+{
+	if (w->is_searching)
+		return;
+	size_t n = edo__local_queue_len(&w->queue) +
+		   (atomic_load_explicit(&w->lifo, memory_order_relaxed) ? 1u : 0u);
+	if (n > 1)
+		notify_parked(w->mt);
+}
+
 static bool closing(edo__mt *mt)
 {
 	return atomic_load_explicit(&mt->closing, memory_order_acquire);
@@ -575,7 +607,7 @@ static void park(edo__worker *w)
 		if (s->hooks.on_thread_park)
 			s->hooks.on_thread_park(s->hooks_ud);
 		STAT_ADD(w, parks, 1);
-		edo__parker_park(&w->parker, -1);
+		park_parker(w, -1);
 		STAT_ADD(w, unparks, 1);
 		if (s->hooks.on_thread_unpark)
 			s->hooks.on_thread_unpark(s->hooks_ud);
@@ -585,6 +617,8 @@ static void park(edo__worker *w)
 			 * notifier took us off the sleepers meanwhile, it counted
 			 * us as searching: we are, or that count never drops. */
 			w->is_searching = !edo__idle_unpark_worker_by_id(&mt->idle, w->index);
+			/* Off the sleepers first: the one notified is another. */
+			notify_if_backlog(w);
 			break;
 		}
 		/* Still parked: a spurious wake-up. */
@@ -599,7 +633,8 @@ static void park(edo__worker *w)
 static void maintenance(edo__worker *w)
 {
 	/* The non-blocking driver turn (I/O and timers plug in here). */
-	edo__parker_park(&w->parker, 0);
+	park_parker(w, 0);
+	notify_if_backlog(w);
 	edo__defer_wake_all(&w->defer);
 	if (EDO__METRICS) {
 		bool due = edo__cadence_due(&w->clock);
