@@ -2,21 +2,33 @@
  * the poll-time histogram and the live console.
  *
  * Everything here reads the runtime without stopping it.  What costs
- * nothing is always on: the counters of edo/metrics.h, the runtime hooks
+ * (almost) nothing is always on: the counters of edo/metrics.h (about 1% of
+ * the instructions of a spawn-and-poll benchmark), the runtime hooks
  * (edo_runtime_hooks in edo/runtime.h) and task dumps.  What costs a little
- * is opt-in, with a builder field (edo_runtime_builder in edo/runtime.h):
+ * is opt-in, with a builder field (edo_runtime_builder in edo/runtime.h).
+ * The costs below are instructions of the whole process, measured as
+ * bench/README.md says (EDO_BENCH_METRICS=hist, hist16, stall against plain
+ * Edo) on spawn_many and ping_pong, current-thread / 2 workers:
  *
  *   poll_time_histogram   two clock reads per task poll: the per-worker
  *                         poll-time histogram (edo_worker_poll_histogram),
  *                         each task's busy time and exact last-poll time
- *                         in dumps, and an exact mean poll time; with
- *                         poll_time_sample = N only one poll in N is timed
- *                         (and counted N times): estimates, N times cheaper
+ *                         in dumps, and an exact mean poll time: +8% to
+ *                         +11%; with poll_time_sample = N only one poll in
+ *                         N is timed (and counted N times): estimates, at
+ *                         N = 16 +2% to +3% (a few instructions per poll
+ *                         and 16 bytes more per task remain)
  *   stall_detection       a watchdog thread reports a task poll that runs
  *                         longer than stall_threshold_ms (default 100 ms):
  *                         a blocking call inside a task is named at once;
  *                         costs two stores and a load per poll (the
- *                         watchdog's side uses membarrier(2)); time the
+ *                         watchdog's side uses membarrier(2)): +3% to +4%
+ *                         on 2 workers; +6% to +7% on a current-thread
+ *                         runtime with no other thread, a third to a half
+ *                         of it because the watchdog's thread makes the
+ *                         process multi-threaded (glibc's malloc then
+ *                         takes locks, dearer than their count says, so
+ *                         CPU time may grow more); time the
  *                         worker's thread spent queued for a CPU does not
  *                         count, so an overloaded machine is no stall
  *   dump_signal           a signal (e.g. SIGQUIT) that writes a task dump to

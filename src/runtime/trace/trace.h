@@ -4,8 +4,8 @@
  * include/edo/trace.h and include/edo/metrics.h.
  *
  * The hot path.  A runtime that opted in to nothing pays, per task poll, a
- * relaxed store of the coarse last-poll stamp (task.c) and a predictable
- * branch on edo__ctx.tw == NULL.  With poll_time_histogram, a slot adds two
+ * relaxed store of the task's poll count and of the coarse last-poll stamp
+ * (task.c) and a predictable branch on edo__ctx.tw == NULL.  With poll_time_histogram, a slot adds two
  * clock reads and a few relaxed stores (on one poll in poll_time_sample);
  * with stall_detection, two release stores and a load.
  *
