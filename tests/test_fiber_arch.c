@@ -2,7 +2,11 @@
  * floating-point registers survive a switch in both directions, the
  * floating-point control state (MXCSR and x87 CW, or FPCR) is per
  * context, and a fresh context starts with an ABI-aligned stack (printf of
- * a double, which uses aligned SSE spills on x86-64, works in it).
+ * a double, which uses aligned SSE spills on x86-64, works in it).  All of
+ * it three times: with the plain function edo__fiber_switch(), with the
+ * inline edo__fiber_swap() the runtime uses (src/fiber/switch.h), and with
+ * the fiber side parking (edo__fiber_park(), reached by a tail call, handed
+ * the resuming switch's arg).
  *
  * The same driver runs natively and, for aarch64, cross-compiled with
  * aarch64-linux-gnu-gcc and run under qemu-aarch64 when both are installed
@@ -24,10 +28,10 @@ static const char driver_source[] =
 	"#include <stdio.h>\n"
 	"#include <stdlib.h>\n"
 	"#include <string.h>\n"
-	"void *edo__fiber_switch(void **save_sp, void *to_sp, void *arg);\n"
-	"void *edo__fiber_make(void *hi, void (*entry)(void *, void *), void *data);\n"
+	"#include \"fiber/switch.h\"\n"
 	"static void *main_sp, *fib_sp;\n"
 	"static volatile long sink;\n"
+	"static int mode; /* 0: edo__fiber_switch, 1: edo__fiber_swap, 2: park + swap */\n"
 	"#if defined(__x86_64__)\n"
 	"#define HAVE_X87 1\n"
 	"static unsigned get_round(void) { unsigned m; __asm__ volatile(\"stmxcsr %0\" : \"=m\"(m)); "
@@ -51,18 +55,30 @@ static const char driver_source[] =
 	"static void set_x87(unsigned r) { (void)r; }\n"
 	"#endif\n"
 	"static int fails;\n"
-	"#define EXPECT(c) do { if (!(c)) { printf(\"FAIL line %d: %s\\n\", __LINE__, #c); "
-	"fails++; } } while (0)\n"
+	"#define EXPECT(c) do { if (!(c)) { printf(\"FAIL mode %d line %d: %s\\n\", mode, __LINE__, "
+	"#c); fails++; } } while (0)\n"
+	"/* The fiber parks through a function that tail-calls edo__fiber_park(), as\n"
+	" * edo_fiber_await() does; it resumes in this function's caller. */\n"
+	"__attribute__((noinline)) static int park(void) { return edo__fiber_park(&fib_sp, main_sp); }\n"
+	"/* One switch of @side (1: the fiber) in the current mode; @k is what the\n"
+	" * main side hands a parked fiber, which checks it. */\n"
+	"static void *to_other(int side, long k) {\n"
+	"  if (mode == 0)\n"
+	"    return side ? edo__fiber_switch(&fib_sp, main_sp, NULL) : edo__fiber_switch(&main_sp, fib_sp, NULL);\n"
+	"  if (side && mode == 2) { int got = park(); EXPECT(got == (int)k); return NULL; }\n"
+	"  return side ? edo__fiber_swap(&fib_sp, main_sp, NULL)\n"
+	"              : edo__fiber_swap(&main_sp, fib_sp, (void *)(intptr_t)k);\n"
+	"}\n"
 	"/* Many values live across every switch: at -O2 they sit in callee-saved\n"
-	" * integer and floating-point registers. */\n"
+	" * integer and floating-point registers (or, around the inline switch, in\n"
+	" * the caller's frame). */\n"
 	"__attribute__((noinline)) static long work(int rounds, long seed, int side) {\n"
 	"  long a = seed, b = seed * 3, c = seed * 5, d = seed * 7, e = seed * 11, f = seed * 13,\n"
 	"       g = seed * 17, h = seed * 19, i = seed * 23, j = seed * 29;\n"
 	"  double p = (double)seed, q = p * 1.5, r = p * 2.5, s = p * 3.5, t = p * 4.5,\n"
 	"         u = p * 5.5, v = p * 6.5, w = p * 7.5;\n"
 	"  for (int k = 0; k < rounds; k++) {\n"
-	"    if (side) edo__fiber_switch(&fib_sp, main_sp, NULL);\n"
-	"    else edo__fiber_switch(&main_sp, fib_sp, NULL);\n"
+	"    to_other(side, k);\n"
 	"    a += 1; b += 2; c += 3; d += 4; e += 5; f += 6; g += 7; h += 8; i += 9; j += 10;\n"
 	"    p += 1; q += 2; r += 3; s += 4; t += 5; u += 6; v += 7; w += 8;\n"
 	"  }\n"
@@ -90,16 +106,19 @@ static const char driver_source[] =
 	"}\n"
 	"int main(void) {\n"
 	"  size_t size = 256 * 1024;\n"
-	"  char *stack = malloc(size);\n"
-	"  fib_sp = edo__fiber_make(stack + size, entry, (void *)7);\n"
-	"  set_round(1); set_x87(1);\n"
-	"  void *r = edo__fiber_switch(&main_sp, fib_sp, (void *)42);\n"
-	"  EXPECT(r == NULL);\n"
-	"  sink = work(999, 7, 0);\n"
-	"  r = edo__fiber_switch(&main_sp, fib_sp, NULL);\n"
-	"  EXPECT(r == (void *)99);\n"
-	"  EXPECT(get_round() == 1 && (!HAVE_X87 || get_x87() == 1));\n"
-	"  free(stack);\n"
+	"  for (mode = 0; mode < 3; mode++) {\n"
+	"    char *stack = malloc(size);\n"
+	"    fib_sp = edo__fiber_make(stack + size, entry, (void *)7);\n"
+	"    set_round(1); set_x87(1);\n"
+	"    void *r = edo__fiber_switch(&main_sp, fib_sp, (void *)42);\n"
+	"    EXPECT(r == NULL);\n"
+	"    sink = work(999, 7, 0);\n"
+	"    r = mode ? edo__fiber_swap(&main_sp, fib_sp, (void *)999) : edo__fiber_switch(&main_sp, fib_sp, NULL);\n"
+	"    EXPECT(r == (void *)99);\n"
+	"    EXPECT(get_round() == 1 && (!HAVE_X87 || get_x87() == 1));\n"
+	"    set_round(0); set_x87(0);\n"
+	"    free(stack);\n"
+	"  }\n"
 	"  printf(fails ? \"driver: %d failures\\n\" : \"driver: ok\\n\", fails);\n"
 	"  return fails != 0;\n"
 	"}\n";
@@ -138,9 +157,11 @@ static void build_and_run(const char *cc, const char *cflags, const char *arch, 
 	CHECK(fp != NULL);
 	fputs(driver_source, fp);
 	fclose(fp);
-	snprintf(cmd, sizeof cmd,
-		 "%s %s -O2 -o %s/driver %s/driver.c %s/src/fiber/switch_%s.S > %s/build.log 2>&1",
-		 cc, cflags, dir, dir, root, arch, dir);
+	snprintf(
+		cmd, sizeof cmd,
+		"%s %s -O2 -I %s/src -o %s/driver %s/driver.c %s/src/fiber/switch_%s.S > %s/build.log "
+		"2>&1",
+		cc, cflags, root, dir, dir, root, arch, dir);
 	if (system(cmd) != 0) {
 		snprintf(cmd, sizeof cmd, "cat %s/build.log >&2", dir);
 		(void)system(cmd);

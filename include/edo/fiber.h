@@ -28,10 +28,11 @@
  * that stack never moves while the fiber is suspended.
  *
  * Costs.  A fiber await round trip through the scheduler costs two context
- * switches more than a stackless await, plus the returns the CPU mispredicts
- * after each switch: about 50 ns more on a 2-vCPU VM (bench/bench_fiber.c,
- * fiber_switch), flat in the call depth, where a stackless await grows with
- * its nesting.  An idle fiber costs one page of stack plus its task cell
+ * switches more than a stackless await, plus a return the CPU mispredicts:
+ * about 18 ns more for edo_fiber_await() on a 2-vCPU AMD EPYC VM
+ * (bench/bench_fiber.c, fiber_switch, CPU time), flat in the call depth,
+ * where a stackless await grows with its nesting.  The blocking-style
+ * wrappers (edo_fiber_read() and the like) mispredict one more return.  An idle fiber costs one page of stack plus its task cell
  * (about 4.3 KiB, fiber_idle_rss).  Prefer stackless coroutines
  * (edo/async.h) for library code and hot paths, fibers for porting
  * blocking-style code and deep call stacks.
@@ -168,6 +169,11 @@ void *edo_join_fiber_result(edo_join *h);
  * Works at any call depth.  Returns 0; -ECANCELED if the fiber's task was
  * aborted (then @fut has been dropped, and every later await fails too
  * unless a shield is up); -EPERM outside a fiber; -EINVAL for NULL.
+ *
+ * The first poll runs in the fiber; if it is PENDING the fiber parks, and
+ * the later polls run in the task's poll, on the worker's stack (so
+ * edo_in_fiber() is false inside them), which resumes the fiber only once
+ * @fut is READY.
  */
 int edo_fiber_await(edo_future *fut);
 

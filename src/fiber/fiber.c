@@ -6,8 +6,18 @@
  * migration rules in include/edo/fiber.h):
  *   - code on the fiber stack reads edo__fiber_cur once, before it
  *     switches, and afterwards uses only its local copy;
- *   - a migrating fiber's errno is restored after a switch through
- *     edo_errno_location(), never through an address computed before it.
+ *   - errno is handed over on the poller's side of the switch
+ *     (fiber_resume), never through an address computed on the fiber's
+ *     side before a switch.
+ *
+ * Two ways to wait (switch.h explains the costs):
+ *   - park: edo_fiber_await(), edo_fiber_yield() and EDO_FIBER_AWAIT_POLL
+ *     in the caller's code end with a tail call to edo__fiber_park(); the
+ *     fiber resumes straight into their caller.  An awaited future is
+ *     polled by fiber_poll() meanwhile, which resumes the fiber only when
+ *     it is ready (or the await is cancelled).
+ *   - suspend: the wrappers whose future or poll state lives in their own
+ *     frame (sleep, read, ...) switch back and forth inside their loop.
  */
 #include "fiber/fiber.h"
 
@@ -45,8 +55,24 @@ __attribute__((noinline)) int edo_worker_id(void)
 
 /* ---- switching ---------------------------------------------------------------------- */
 
-/* Poller side: run @f until it suspends or finishes. */
-static void fiber_resume(edo__fiber *f)
+/* This thread's &errno, looked up once (a PLT call each time otherwise).
+ * Read only by the poller side, never across a switch. */
+static __thread int *errno_p __attribute__((tls_model("initial-exec")));
+
+static inline int *errno_here(void)
+{
+	int *p = errno_p;
+	if (__builtin_expect(p == NULL, 0))
+		p = errno_p = &errno;
+	return p;
+}
+
+/* Poller side: run @f until it suspends or finishes.  errno is handed over
+ * here, on the poller's side of the switch, so that it is always the errno
+ * of the thread the fiber runs on now: the fiber's value goes in at every
+ * resume and is saved at every suspension (other tasks run on this thread
+ * in between). */
+static inline void fiber_resume(edo__fiber *f, intptr_t rc)
 {
 	edo__fiber *outer = edo__fiber_cur;
 	edo__fiber_cur = f;
@@ -57,38 +83,53 @@ static void fiber_resume(edo__fiber *f)
 	f->tsan_sched = __tsan_get_current_fiber();
 	__tsan_switch_to_fiber(f->tsan_fiber, 0);
 #endif
-	edo__fiber_switch(&f->sched_sp, f->sp, f);
+	*errno_here() = f->saved_errno;
+	edo__fiber_swap(&f->sched_sp, f->sp, (void *)rc);
+	f->saved_errno = *errno_here();
 #ifdef EDO__ASAN
 	__sanitizer_finish_switch_fiber(f->asan_fake_sched, NULL, NULL);
 #endif
 	edo__fiber_cur = outer;
 }
 
-/* Fiber side: go back to the poller (which returns PENDING) until the next
- * poll resumes us.  The fiber's errno survives the other tasks that run on
- * this thread meanwhile. */
-static void fiber_suspend(edo__fiber *f)
+/* The stack has no guard (EDO__GUARD_CANARY): is its canary intact? */
+__attribute__((noinline, cold)) static void fiber_check_canary(const edo__fiber *f)
 {
-	int *errp = &errno;
-	int saved_errno = *errp;
-	if (f->canary && !edo__stack_canary_ok(f->stack))
+	if (!edo__stack_canary_ok(f->stack))
 		edo__guard_canary_broken(f);
+}
+
+/* Sanitizer bookkeeping around a switch from the fiber to the poller. */
+static inline void fiber_san_leave(edo__fiber *f)
+{
 #ifdef EDO__ASAN
 	__sanitizer_start_switch_fiber(&f->asan_fake_self, f->sched_bottom, f->sched_size);
 #endif
 #ifdef EDO__TSAN
 	__tsan_switch_to_fiber(f->tsan_sched, 0);
 #endif
-	edo__fiber_switch(&f->sp, f->sched_sp, NULL);
+	(void)f;
+}
+
+static inline void fiber_san_back(edo__fiber *f)
+{
 #ifdef EDO__ASAN
 	/* A migrating fiber may be on another thread now: learn its stack. */
 	__sanitizer_finish_switch_fiber(f->asan_fake_self, &f->sched_bottom, &f->sched_size);
 #endif
-	/* Pinned, the fiber is back on its thread and errp still holds; a
-	 * migrating fiber asks afresh. */
-	if (f->migrate)
-		errp = edo_errno_location();
-	*errp = saved_errno;
+	(void)f;
+}
+
+/* Fiber side: go back to the poller (which returns PENDING) until the next
+ * poll resumes us.  The fiber's errno survives the other tasks that run on
+ * this thread meanwhile: fiber_resume() keeps it. */
+static inline void fiber_suspend(edo__fiber *f)
+{
+	if (__builtin_expect(f->canary, 0))
+		fiber_check_canary(f);
+	fiber_san_leave(f);
+	edo__fiber_swap(&f->sp, f->sched_sp, NULL);
+	fiber_san_back(f);
 }
 
 static void fiber_entry(void *unused, void *data)
@@ -100,8 +141,7 @@ static void fiber_entry(void *unused, void *data)
 #endif
 	f->result = f->fn(f->arg);
 	f->status = EDO__FIBER_DONE;
-	if (!edo__stack_canary_ok(f->stack))
-		edo__guard_canary_broken(f);
+	fiber_check_canary(f);
 #ifdef EDO__ASAN
 	/* Leaving for good: NULL lets ASan free this fiber's fake stack. */
 	__sanitizer_start_switch_fiber(NULL, f->sched_bottom, f->sched_size);
@@ -109,7 +149,7 @@ static void fiber_entry(void *unused, void *data)
 #ifdef EDO__TSAN
 	__tsan_switch_to_fiber(f->tsan_sched, 0);
 #endif
-	edo__fiber_switch(&f->sp, f->sched_sp, NULL);
+	edo__fiber_swap(&f->sp, f->sched_sp, NULL);
 	__builtin_unreachable();
 }
 
@@ -147,15 +187,39 @@ static void fiber_finish(edo__fiber *f)
 	f->stack = NULL;
 }
 
-static edo_poll fiber_poll(edo_future *base, edo_cx *cx)
+/* A fiber parked in edo_fiber_await(): poll its future here, on the
+ * poller's side, as the fiber would after resuming; resume the fiber only
+ * once the await is over.  Returns false if the future is still pending
+ * (the fiber stays parked), else true with the await's result in *@rc. */
+static inline bool fiber_park_poll(edo__fiber *f, edo_future *fut, intptr_t *rc)
 {
-	edo__fiber *f = (edo__fiber *)base;
+	/* Cancelled; or pending while shutting down (nothing will wake us
+	 * again): the await fails, dropping its future. */
+	bool fail = __builtin_expect(f->cancelled, 0) && !f->shielded;
+	if (!fail) {
+		if (!fut->vt || edo_future_poll(fut, f->cx) == EDO_READY) {
+			*rc = 0;
+			f->parked = NULL;
+			return true;
+		}
+		if (__builtin_expect(!f->hard, 1))
+			return false;
+	}
+	edo_future_drop(fut);
+	*rc = -ECANCELED;
+	f->parked = NULL;
+	return true;
+}
+
+/* The first poll (start the fiber, or end it unstarted if it was aborted)
+ * and the last (it returned): the rare cases of fiber_poll(). */
+__attribute__((noinline)) static edo_poll fiber_poll_cold(edo__fiber *f)
+{
 	edo__task *t = edo__ctx.task;
-	if (atomic_load_explicit(&t->state, memory_order_acquire) & EDO__ST_CANCELLED)
-		f->cancelled = true;
 	if (f->status == EDO__FIBER_NEW) {
-		if (f->cancelled) {
+		if (atomic_load_explicit(&t->state, memory_order_acquire) & EDO__ST_CANCELLED) {
 			/* Aborted before it ever ran: it never will. */
+			f->cancelled = true;
 			edo__stack_put(f->stack);
 			f->stack = NULL;
 			f->status = EDO__FIBER_DONE;
@@ -163,15 +227,32 @@ static edo_poll fiber_poll(edo_future *base, edo_cx *cx)
 			return EDO_READY;
 		}
 		fiber_start(f, t);
+		fiber_resume(f, 0);
+		if (f->status != EDO__FIBER_DONE)
+			return EDO_PENDING;
 	}
-	f->cx = cx;
-	fiber_resume(f);
-	if (f->status != EDO__FIBER_DONE)
-		return EDO_PENDING;
 	fiber_finish(f);
 	if (f->cancelled)
 		t->stage = EDO__STAGE_CANCELLED;
 	return EDO_READY;
+}
+
+static edo_poll fiber_poll(edo_future *base, edo_cx *cx)
+{
+	edo__fiber *f = (edo__fiber *)base;
+	f->cx = cx;
+	if (__builtin_expect(f->status != EDO__FIBER_RUNNING, 0))
+		return fiber_poll_cold(f);
+	if (atomic_load_explicit(&f->task->state, memory_order_acquire) & EDO__ST_CANCELLED)
+		f->cancelled = true;
+	intptr_t rc = 0;
+	edo_future *fut = f->parked;
+	if (fut && !fiber_park_poll(f, fut, &rc))
+		return EDO_PENDING;
+	fiber_resume(f, rc);
+	if (__builtin_expect(f->status == EDO__FIBER_DONE, 0))
+		return fiber_poll_cold(f);
+	return EDO_PENDING;
 }
 
 /* Drop: runtime shutdown (or an abort that came before the first poll).
@@ -195,7 +276,11 @@ static void fiber_drop(edo_future *base)
 	edo_cx cx = {edo_noop_waker()};
 	while (f->status != EDO__FIBER_DONE) {
 		f->cx = &cx;
-		fiber_resume(f);
+		intptr_t rc = 0;
+		/* Under `hard` a parked await always ends. */
+		if (f->parked)
+			(void)fiber_park_poll(f, f->parked, &rc);
+		fiber_resume(f, rc);
 	}
 	fiber_finish(f);
 }
@@ -274,7 +359,7 @@ void *edo_join_fiber_result(edo_join *h)
 /* ---- awaiting --------------------------------------------------------------------------------- */
 
 /* edo_fiber_await, naming the operation for task dumps. */
-static int fiber_await(edo_future *fut, const char *op)
+static inline __attribute__((always_inline)) int fiber_await(edo_future *fut, const char *op)
 {
 	edo__fiber *f = edo__fiber_cur;
 	if (!f)
@@ -301,9 +386,50 @@ static int fiber_await(edo_future *fut, const char *op)
 	}
 }
 
+/* Park the fiber on @fut (polled once first): the end of edo_fiber_await()
+ * and of the waits built on it.  Must be inlined into a function that ends
+ * with `return fiber_park_on(...)`, so that edo__fiber_park() is reached by
+ * a tail call: the fiber is then resumed straight into the caller of that
+ * function, once fiber_poll() has seen @fut ready (switch.h says what this
+ * saves).  @fut must outlive the call: the caller's, or the fiber's own. */
+static inline __attribute__((always_inline)) int fiber_park_on(edo__fiber *f, edo_future *fut,
+							       const char *op)
+{
+	f->op = op;
+	f->op_file = NULL;
+	f->op_line = 0;
+	f->awaiting = fut;
+	if (__builtin_expect(f->cancelled, 0) && !f->shielded) {
+		edo_future_drop(fut);
+		return -ECANCELED;
+	}
+	if (!fut->vt || edo_future_poll(fut, f->cx) == EDO_READY)
+		return 0;
+	if (__builtin_expect(f->hard, 0)) {
+		edo_future_drop(fut);
+		return -ECANCELED;
+	}
+	if (__builtin_expect(f->canary, 0))
+		fiber_check_canary(f);
+	f->parked = fut;
+#if defined(EDO__ASAN) || defined(EDO__TSAN)
+	fiber_san_leave(f);
+	int rc = edo__fiber_park(&f->sp, f->sched_sp);
+	fiber_san_back(f);
+	return rc;
+#else
+	return edo__fiber_park(&f->sp, f->sched_sp);
+#endif
+}
+
 int edo_fiber_await(edo_future *fut)
 {
-	return fiber_await(fut, "edo_fiber_await");
+	edo__fiber *f = edo__fiber_cur;
+	if (!f)
+		return -EPERM;
+	if (!fut)
+		return -EINVAL;
+	return fiber_park_on(f, fut, "edo_fiber_await");
 }
 
 edo_cx *edo__fiber_poll_begin(int *rc)
@@ -322,17 +448,35 @@ edo_cx *edo__fiber_poll_begin(int *rc)
 	return f->cx;
 }
 
-void edo__fiber_poll_suspend_at(const char *what, const char *file, int line)
+/* The wait of EDO_FIBER_AWAIT_POLL: @what, at @file:@line, for dumps. */
+static inline __attribute__((always_inline)) void fiber_poll_wait(edo__fiber *f, const char *what,
+								  const char *file, int line)
 {
-	edo__fiber *f = edo__fiber_cur;
 	f->op = what;
 	f->op_file = file;
 	f->op_line = line;
 	f->awaiting = NULL;
-	if (f->hard)
+}
+
+/* EDO_FIBER_AWAIT_POLL in the caller's code: park, so that the fiber
+ * resumes straight into the caller's loop, which polls again. */
+void edo__fiber_poll_suspend_at(const char *what, const char *file, int line)
+{
+	edo__fiber *f = edo__fiber_cur;
+	fiber_poll_wait(f, what, file, line);
+	if (f->hard) {
 		f->hard_fail = true;
-	else
-		fiber_suspend(f);
+		return;
+	}
+	if (__builtin_expect(f->canary, 0))
+		fiber_check_canary(f);
+#if defined(EDO__ASAN) || defined(EDO__TSAN)
+	fiber_san_leave(f);
+	(void)edo__fiber_park(&f->sp, f->sched_sp);
+	fiber_san_back(f);
+#else
+	(void)edo__fiber_park(&f->sp, f->sched_sp);
+#endif
 }
 
 void edo__fiber_poll_suspend(void)
@@ -340,20 +484,35 @@ void edo__fiber_poll_suspend(void)
 	edo__fiber_poll_suspend_at("EDO_FIBER_AWAIT_POLL", NULL, 0);
 }
 
-/* EDO_FIBER_AWAIT_POLL for the wrappers below: the dump names the wrapper. */
+/* EDO_FIBER_AWAIT_POLL for the wrappers below, whose loop polls again
+ * after the switch back (a park would resume the wrapper, which then has
+ * one more return to make); the dump names the wrapper. */
+static inline void fiber_poll_suspend_here(const char *name)
+{
+	edo__fiber *f = edo__fiber_cur;
+	fiber_poll_wait(f, name, NULL, 0);
+	if (f->hard)
+		f->hard_fail = true;
+	else
+		fiber_suspend(f);
+}
+
 #define FIBER_AWAIT_POLL_AS(name, expr)                                                            \
 	__extension__({                                                                            \
 		int rc_;                                                                           \
 		edo_cx *cx;                                                                        \
 		while ((cx = edo__fiber_poll_begin(&rc_)) != NULL && (expr) == EDO_PENDING)        \
-			edo__fiber_poll_suspend_at(name, NULL, 0);                                 \
+			fiber_poll_suspend_here(name);                                             \
 		rc_;                                                                               \
 	})
 
 int edo_fiber_yield(void)
 {
-	edo_yield_now y = EDO_YIELD_NOW_INIT;
-	return fiber_await(&y.base, "edo_fiber_yield");
+	edo__fiber *f = edo__fiber_cur;
+	if (!f)
+		return -EPERM;
+	f->yield = (edo_yield_now)EDO_YIELD_NOW_INIT;
+	return fiber_park_on(f, &f->yield.base, "edo_fiber_yield");
 }
 
 int edo_fiber_join(edo_join *h)

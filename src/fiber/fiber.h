@@ -6,9 +6,11 @@
  *     fiber_poll(f, cx) ── switch ──▶        fiber_entry → fn(arg) → ...
  *       (f->cx = cx)                               edo_fiber_await(fut)
  *                                                    poll fut with f->cx
- *                        ◀── switch ──               PENDING: suspend
+ *                        ◀── switch ──               PENDING: park on fut
  *     return PENDING
- *   ... fut's wake queues the task; the next poll switches in again ...
+ *   ... fut's wake queues the task; the next poll polls fut (f->parked):
+ *   still PENDING, the poll returns PENDING without a switch; READY, it
+ *   switches in, and edo_fiber_await returns 0 to its caller ...
  *
  * Life of a fiber (status):
  *
@@ -48,6 +50,7 @@ typedef struct edo__fiber {
 	edo_cx *cx;     /* the poll context of the current resume */
 	edo__stack *stack;
 	edo__task *task; /* set at the first poll */
+	int saved_errno; /* the fiber's errno while it is suspended */
 	edo_fiber_fn fn;
 	void *arg;
 	void *result;
@@ -66,6 +69,10 @@ typedef struct edo__fiber {
 	const char *op_file;
 	int op_line;
 	const edo_future *awaiting;
+	/* edo_fiber_await() parked the fiber on this future: fiber_poll()
+	 * polls it, and resumes the fiber once it is ready. */
+	edo_future *parked;
+	edo_yield_now yield; /* the future of edo_fiber_yield() */
 #ifdef EDO__ASAN
 	void *asan_fake_sched; /* the poller's fake stack while the fiber runs */
 	void *asan_fake_self;  /* the fiber's fake stack while it is suspended */
