@@ -12,7 +12,7 @@ CMAKE_FLAGS  ?=
 ASAN_SCALE   ?= 0.25
 TSAN_SCALE   ?= 0.1
 
-.PHONY: all build run test test-asan test-tsan bench bench-quick install format lint clean
+.PHONY: all build run test test-asan test-tsan test-valgrind bench bench-quick install format lint clean
 
 all: build
 
@@ -42,6 +42,10 @@ test-tsan:
 
 export EDO_STRESS_SCALE
 
+# The fiber tests under valgrind, gcc and clang builds (tests/valgrind.sh).
+test-valgrind:
+	bash tests/valgrind.sh
+
 # Benchmarks: Release build, then the side-by-side runner (bench/run.sh).
 # `make bench BENCH=name` runs one workload; `make bench-quick` a reduced set.
 bench:
@@ -64,4 +68,4 @@ lint:
 	bash tools/lint.sh
 
 clean:
-	rm -rf build build-asan build-tsan build-release build-clang
+	rm -rf build build-asan build-tsan build-release build-clang build-valgrind build-valgrind-clang

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# tests/valgrind.sh - the fiber tests under valgrind (memcheck), built with gcc
+# (build-valgrind/) and with clang (build-valgrind-clang/): fibers switch
+# stacks, and valgrind must be told of each one (src/fiber/san.h registers
+# them) or it reports the switches as stack overflows and misses real errors.
+# `make test-valgrind`; CI's "valgrind" stage.  EDO_STRESS_SCALE (default
+# 0.05 here) scales the stress cases: valgrind runs code ~50x slower.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v valgrind >/dev/null 2>&1; then
+	echo "valgrind.sh: valgrind is not installed (.ci/install-deps.sh installs it)" >&2
+	exit 1
+fi
+export EDO_STRESS_SCALE=${EDO_STRESS_SCALE:-0.05}
+jobs=$(nproc)
+failed=0
+for cc in gcc clang; do
+	dir=build-valgrind
+	[[ $cc == gcc ]] || dir=build-valgrind-$cc
+	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER="$cc" \
+		-DEDO_BUILD_BENCH=OFF >/dev/null
+	cmake --build "$dir" -j "$jobs" --target test_fiber >/dev/null
+	echo "== valgrind: test_fiber ($cc)"
+	# Each test case is a forked child: valgrind follows it without
+	# --trace-children (no exec), and --error-exitcode fails the case.
+	if ! valgrind -q --error-exitcode=99 --leak-check=no "$dir/tests/test_fiber"; then
+		echo "== valgrind: test_fiber ($cc): FAILED"
+		failed=1
+	fi
+done
+exit "$failed"
