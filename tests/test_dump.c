@@ -111,6 +111,9 @@ static void gate_destroy(gate *g)
 
 /* Spawn, recording the line of the spawn in @line_var. */
 #define SPAWN_AT(line_var, ...) (line_var = __LINE__, EDO_SPAWN(__VA_ARGS__))
+#define FIBER_SPAWN_AT(line_var, ...) (line_var = __LINE__, edo_fiber_spawn(__VA_ARGS__))
+
+static const edo_fiber_opts sleeper_opts = {.name = "sleeper-fiber"};
 
 static const edo_task_info *find(const edo_task_info *v, size_t n, uint64_t id)
 {
@@ -259,7 +262,7 @@ typedef struct dump_main_frame {
 	EDO_FRAME;
 	edo_runtime *rt;
 	edo_join *a, *p, *fs, *fc, *pl, *late, *inner;
-	int spawn_a_line;
+	int spawn_a_line, spawn_fs_line;
 	int i, rc;
 	edo_yield_now y;
 } dump_main_frame;
@@ -291,11 +294,14 @@ static void check_parked(dump_main_frame *self, const edo_task_info *v, size_t n
 	t = find(v, n, edo_join_id(self->fs));
 	CHECK_STREQ(t->name, "sleeper-fiber");
 	CHECK_EQ(t->kind, EDO_TASK_FIBER);
+	CHECK_STREQ(t->spawn_file, __FILE__); /* edo_fiber_spawn records its call site */
+	CHECK_EQ(t->spawn_line, self->spawn_fs_line);
 	CHECK_GE(t->nframes, 1u);
 	CHECK_STREQ(t->frames[0].fn, "edo_fiber_sleep");
 
 	t = find(v, n, edo_join_id(self->fc));
 	CHECK_EQ(t->kind, EDO_TASK_FIBER);
+	CHECK(t->spawn_file == NULL); /* (edo_fiber_spawn)(...), the function: no site */
 	CHECK_EQ(t->nframes, 2u);
 	CHECK_STREQ(t->frames[0].fn, "edo_fiber_await");
 	CHECK_STREQ(t->frames[1].fn, "child");
@@ -315,10 +321,10 @@ EDO_ASYNC(dump_main, dump_main_frame, NULL)
 	self->rc = SPAWN_AT(self->spawn_a_line, &self->a, park_a);
 	CHECK_EQ(self->rc, 0);
 	CHECK_EQ(EDO_SPAWN(&self->p, parent), 0);
-	CHECK_EQ(edo_fiber_spawn(sleeping_fiber, NULL, &(edo_fiber_opts){.name = "sleeper-fiber"},
-				 &self->fs),
-		 0);
-	CHECK_EQ(edo_fiber_spawn(fiber_awaiting_coroutine, NULL, NULL, &self->fc), 0);
+	self->rc =
+		FIBER_SPAWN_AT(self->spawn_fs_line, sleeping_fiber, NULL, &sleeper_opts, &self->fs);
+	CHECK_EQ(self->rc, 0);
+	CHECK_EQ((edo_fiber_spawn)(fiber_awaiting_coroutine, NULL, NULL, &self->fc), 0);
 	{
 		plain pl = {.base = {&plain_vt}};
 		CHECK_EQ(edo_spawn(&pl.base, sizeof pl, &self->pl), 0);
@@ -354,6 +360,9 @@ EDO_ASYNC(dump_main, dump_main_frame, NULL)
 		(void)snprintf(want, sizeof want, "parked at %s:%d in park_a", __FILE__, line_a);
 		CHECK(strstr(text, want) != NULL);
 		(void)snprintf(want, sizeof want, "spawned at %s:%d", __FILE__, self->spawn_a_line);
+		CHECK(strstr(text, want) != NULL);
+		(void)snprintf(want, sizeof want, "spawned at %s:%d\n    parked in edo_fiber_sleep",
+			       __FILE__, self->spawn_fs_line);
 		CHECK(strstr(text, want) != NULL);
 		(void)snprintf(want, sizeof want, "  awaiting at %s:%d in child", __FILE__,
 			       line_child);

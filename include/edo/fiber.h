@@ -151,6 +151,19 @@ int edo_fiber_spawn(edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts, edo_
 int edo_fiber_spawn_on(edo_handle *h, edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts,
 		       edo_join **out);
 
+/* Both are also macros that record where they are called (file and line:
+ * "spawned at" in task dumps, edo_task_info.spawn_file), as EDO_SPAWN
+ * does.  `(edo_fiber_spawn)(...)` and the functions' addresses reach the
+ * functions themselves, which record no site. */
+#define edo_fiber_spawn(fn, arg, opts, out)                                                        \
+	edo__fiber_spawn_at(NULL, (fn), (arg), (opts), (out), __FILE__, __LINE__)
+#define edo_fiber_spawn_on(h, fn, arg, opts, out)                                                  \
+	edo__fiber_spawn_at((h), (fn), (arg), (opts), (out), __FILE__, __LINE__)
+
+/* Private: edo_fiber_spawn_on() with the spawn site (@file NULL: none). */
+int edo__fiber_spawn_at(edo_handle *h, edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts,
+			edo_join **out, const char *file, int line);
+
 /**
  * edo_join_fiber_result() - the value @fn returned, once the join handle
  * reported 0; NULL for a task that is not a fiber or did not finish.

@@ -315,8 +315,8 @@ static const edo_future_vtable fiber_vt = {
 
 /* ---- spawning ------------------------------------------------------------------------------ */
 
-int edo_fiber_spawn_on(edo_handle *h, edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts,
-		       edo_join **out)
+int edo__fiber_spawn_at(edo_handle *h, edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts,
+			edo_join **out, const char *file, int line)
 {
 	if (!fn)
 		return -EINVAL;
@@ -336,16 +336,27 @@ int edo_fiber_spawn_on(edo_handle *h, edo_fiber_fn fn, void *arg, const edo_fibe
 		.migrate = opts && opts->migrate,
 		.canary = st->guard == EDO__GUARD_CANARY,
 	};
-	edo_spawn_opts so = {.name = opts && opts->name ? opts->name : "fiber"};
+	edo_spawn_opts so = {
+		.name = opts && opts->name ? opts->name : "fiber",
+		.file = file,
+		.line = file ? line : 0,
+	};
 	int rc = edo_spawn_on(h, &init.base, sizeof init, &so, out);
 	if (rc < 0)
 		edo__stack_put(st);
 	return rc;
 }
 
-int edo_fiber_spawn(edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts, edo_join **out)
+/* The functions behind the macros of the same names (include/edo/fiber.h). */
+int(edo_fiber_spawn_on)(edo_handle *h, edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts,
+			edo_join **out)
 {
-	return edo_fiber_spawn_on(NULL, fn, arg, opts, out);
+	return edo__fiber_spawn_at(h, fn, arg, opts, out, NULL, 0);
+}
+
+int(edo_fiber_spawn)(edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts, edo_join **out)
+{
+	return edo__fiber_spawn_at(NULL, fn, arg, opts, out, NULL, 0);
 }
 
 void *edo_join_fiber_result(edo_join *h)
