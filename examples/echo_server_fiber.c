@@ -114,22 +114,6 @@ static void *server(void *arg)
 	return NULL;
 }
 
-/* edo_block_on() runs a future on this thread until it is ready; this one
- * is ready when the fiber behind the join handle @h has returned. */
-typedef struct fiber_done {
-	edo_future base;
-	edo_join *h;
-	int rc; /* 0, or -ECANCELED */
-} fiber_done;
-
-static edo_poll fiber_done_poll(edo_future *f, edo_cx *cx)
-{
-	fiber_done *d = (fiber_done *)f;
-	return edo_join_poll(d->h, cx, &d->rc);
-}
-
-static const edo_future_vtable fiber_done_vt = {.poll = fiber_done_poll};
-
 static int parse_args(int argc, char **argv, long *port, long *threads)
 {
 	for (int i = 1; i < argc; i += 2) {
@@ -168,16 +152,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "echo_server_fiber: runtime: %s\n", edo_strerror(rc));
 		return 1;
 	}
-	/* The server is a fiber too; main waits for it to return. */
+	/* The server is a fiber too; main blocks until it returns (what
+	 * edo_block_on() does for a future). */
 	server_args args = {.port = (uint16_t)port};
-	edo_handle *h = edo_runtime_handle(rt);
-	fiber_done done = {.base = {&fiber_done_vt}};
-	rc = edo_fiber_spawn_on(h, server, &args, &(edo_fiber_opts){.name = "server"}, &done.h);
-	edo_handle_drop(h);
-	if (rc == 0) {
-		rc = edo_block_on(rt, &done.base);
-		edo_join_detach(done.h);
-	}
+	rc = edo_fiber_block_on(rt, server, &args, &(edo_fiber_opts){.name = "server"}, NULL);
 	edo_runtime_free(rt);
-	return rc < 0 || done.rc < 0 || args.rc < 0 ? 1 : 0;
+	return rc < 0 || args.rc < 0 ? 1 : 0;
 }

@@ -3,8 +3,10 @@
  * leaves and readiness futures), coroutines awaiting fibers, deep call
  * stacks, errno and pinning on the multi-thread runtime, migration,
  * cancellation at each kind of await, shields, runtime shutdown with
- * suspended fibers, 100,000 concurrent fibers, floating-point state, and
- * stack overflow detection (guard page, mprotect guard, canary). */
+ * suspended fibers, 100,000 concurrent fibers, floating-point state,
+ * stack overflow detection (guard page, mprotect guard, canary), parking
+ * (later polls of an awaited future outside the fiber), and
+ * edo_fiber_block_on. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -244,6 +246,156 @@ TEST(outside_a_fiber)
 	edo_fiber_opts big = {.stack_size = (size_t)1 << 30};
 	CHECK_EQ(edo_fiber_spawn(yield_three, NULL, &big, NULL), -EINVAL);
 	CHECK(edo_join_fiber_result(NULL) == NULL);
+}
+
+/* ---- edo_fiber_block_on ----------------------------------------------------------------- */
+
+static atomic_int block_on_runs;
+static int block_on_line;
+
+/* edo_fiber_block_on(), recording the line of the call in @line_var. */
+#define BLOCK_ON_AT(line_var, ...) (line_var = __LINE__, edo_fiber_block_on(__VA_ARGS__))
+
+/* Runs as the block_on fiber: awaits, checks its own spawn site. */
+static void *block_on_main(void *arg)
+{
+	atomic_fetch_add(&block_on_runs, 1);
+	CHECK(edo_in_fiber());
+	CHECK_EQ(edo_fiber_yield(), 0);
+	CHECK_EQ(edo_fiber_sleep(EDO_MS(1)), 0);
+	return (char *)arg + 1;
+}
+
+static void *block_on_where(void *arg)
+{
+	edo_runtime *rt = arg;
+	edo_task_info *v;
+	size_t n;
+	CHECK_EQ(edo_runtime_tasks(rt, &v, &n), 0);
+	bool found = false;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(v[i].name, "where") != 0)
+			continue;
+		found = true;
+		CHECK_STREQ(v[i].spawn_file, __FILE__);
+		CHECK_EQ(v[i].spawn_line, block_on_line);
+	}
+	CHECK(found);
+	free(v);
+	return NULL;
+}
+
+/* No nesting: inside a runtime the call fails and spawns nothing. */
+static void *block_on_nested(void *arg)
+{
+	CHECK_EQ(edo_fiber_block_on(arg, block_on_main, NULL, NULL, NULL), -EBUSY);
+	return NULL;
+}
+
+typedef struct block_on_busy {
+	edo_runtime *rt;
+	gate *g;
+	int rc;
+} block_on_busy;
+
+/* Another thread, while the test's thread is inside the current-thread
+ * runtime: -EBUSY, and nothing spawned. */
+static void *block_on_other_thread(void *arg)
+{
+	block_on_busy *b = arg;
+	while (gate_waiting(b->g) == 0)
+		sched_yield();
+	b->rc = edo_fiber_block_on(b->rt, block_on_main, NULL, NULL, NULL);
+	gate_open(b->g);
+	return NULL;
+}
+
+static void *block_on_gate(void *arg)
+{
+	return (void *)(intptr_t)gate_await(arg);
+}
+
+TEST(fiber_block_on)
+{
+	char x[2];
+	for (unsigned workers = 0; workers <= 2; workers += 2) {
+		edo_runtime *rt = rt_build(workers);
+		void *res = NULL;
+		atomic_store(&block_on_runs, 0);
+		CHECK_EQ(edo_fiber_block_on(rt, block_on_main, x, &(edo_fiber_opts){.name = "main"},
+					    &res),
+			 0);
+		CHECK_EQ(res, (void *)(x + 1));
+		CHECK_EQ((edo_fiber_block_on)(rt, block_on_main, x, NULL, NULL), 0);
+		CHECK_EQ(atomic_load(&block_on_runs), 2);
+		static const edo_fiber_opts where = {.name = "where"};
+		int rc = BLOCK_ON_AT(block_on_line, rt, block_on_where, rt, &where, NULL);
+		CHECK_EQ(rc, 0);
+		CHECK_EQ(edo_fiber_block_on(rt, block_on_nested, rt, NULL, NULL), 0);
+		CHECK_EQ(edo_fiber_block_on(rt, NULL, NULL, NULL, NULL), -EINVAL);
+		CHECK_EQ(edo_fiber_block_on(NULL, block_on_main, NULL, NULL, NULL), -EINVAL);
+		edo_fiber_opts big = {.stack_size = (size_t)1 << 30};
+		CHECK_EQ(edo_fiber_block_on(rt, block_on_main, NULL, &big, NULL), -EINVAL);
+		if (!workers) {
+			gate g;
+			gate_init(&g, 1);
+			block_on_busy b = {.rt = rt, .g = &g};
+			pthread_t th;
+			CHECK_EQ(pthread_create(&th, NULL, block_on_other_thread, &b), 0);
+			CHECK_EQ(edo_fiber_block_on(rt, block_on_gate, &g, NULL, &res), 0);
+			CHECK_EQ(res, NULL);
+			pthread_join(th, NULL);
+			CHECK_EQ(b.rc, -EBUSY);
+			gate_destroy(&g);
+		}
+		CHECK_EQ(atomic_load(&block_on_runs), 2);
+		edo_runtime_free(rt);
+	}
+	CHECK_EQ(edo_fiber_block_on(NULL, NULL, NULL, NULL, NULL), -EINVAL);
+}
+
+/* edo_fiber_await() parks: the first poll runs in the fiber, the later ones
+ * in the task's poll (not in the fiber), and wakes that find the future
+ * still pending do not resume the fiber. */
+typedef struct slow_fut {
+	edo_future base;
+	int polls, in_fiber;
+} slow_fut;
+
+static edo_poll slow_poll(edo_future *f, edo_cx *cx)
+{
+	slow_fut *s = (slow_fut *)f;
+	s->in_fiber += edo_in_fiber();
+	if (++s->polls == 5)
+		return EDO_READY;
+	edo_waker_wake_by_ref(cx->waker); /* woken, yet still pending */
+	return EDO_PENDING;
+}
+
+static const edo_future_vtable slow_vt = {.poll = slow_poll};
+
+static void *await_parks(void *arg)
+{
+	slow_fut s = {.base = {&slow_vt}};
+	errno = 4321;
+	CHECK_EQ(edo_fiber_await(&s.base), 0);
+	CHECK_EQ(errno, 4321);
+	CHECK_EQ(s.polls, 5);
+	CHECK_EQ(s.in_fiber, 1);
+	/* EDO_FIBER_AWAIT_POLL in the fiber's own code parks too, and polls
+	 * in the fiber every time. */
+	s = (slow_fut){.base = {&slow_vt}};
+	CHECK_EQ(EDO_FIBER_AWAIT_POLL(slow_poll(&s.base, cx)), 0);
+	CHECK_EQ(s.polls, 5);
+	CHECK_EQ(s.in_fiber, 5);
+	return arg;
+}
+
+TEST(await_parks_until_ready)
+{
+	char x;
+	CHECK_EQ(run_fiber(0, await_parks, &x), (void *)&x);
+	CHECK_EQ(run_fiber(2, await_parks, &x), (void *)&x);
 }
 
 /* ---- awaiting every kind of future -------------------------------------------------- */

@@ -170,6 +170,41 @@ int edo__fiber_spawn_at(edo_handle *h, edo_fiber_fn fn, void *arg, const edo_fib
  */
 void *edo_join_fiber_result(edo_join *h);
 
+/**
+ * edo_fiber_block_on() - run @fn(@arg) as a fiber on @rt and wait for it to
+ * return, from outside the runtime: edo_block_on() for a fiber.  The usual
+ * main() of a program written in fibers:
+ *
+ *     edo_runtime *rt;
+ *     edo_runtime_new_current_thread(&rt);
+ *     int rc = edo_fiber_block_on(rt, server, &args, NULL, NULL);
+ *     edo_runtime_free(rt);
+ *
+ * The fiber is a task spawned on @rt (named by @opts, "fiber" by default;
+ * its spawn site is the call's, as edo_fiber_spawn()'s); the calling thread
+ * drives the runtime meanwhile, as in edo_block_on(): on the
+ * current-thread runtime it runs the fiber and every other task.
+ * @opts:   NULL for the defaults.
+ * @result: receives the value @fn returned (may be NULL).
+ *
+ * Returns 0 once @fn has returned; -ECANCELED if the fiber was cancelled
+ * (the runtime shut down while it ran); -EINVAL (NULL @rt or @fn, stack
+ * size too large), -ENOMEM, -EBUSY if the calling thread is inside a
+ * runtime (no nesting: from a task, spawn and join instead) or another
+ * thread is inside this current-thread runtime, or EDO_ESHUTDOWN (@rt was
+ * shut down); with these errors @fn did not run.
+ */
+int edo_fiber_block_on(edo_runtime *rt, edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts,
+		       void **result);
+
+/* Also a macro recording its call site, as edo_fiber_spawn(). */
+#define edo_fiber_block_on(rt, fn, arg, opts, result)                                              \
+	edo__fiber_block_on_at((rt), (fn), (arg), (opts), (result), __FILE__, __LINE__)
+
+/* Private: edo_fiber_block_on() with the spawn site (@file NULL: none). */
+int edo__fiber_block_on_at(edo_runtime *rt, edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts,
+			   void **result, const char *file, int line);
+
 /* ---- awaiting, from inside a fiber ----------------------------------------- */
 
 /**

@@ -367,6 +367,73 @@ void *edo_join_fiber_result(edo_join *h)
 	return f->result;
 }
 
+/* ---- edo_fiber_block_on ------------------------------------------------------------- */
+
+/* The future edo_fiber_block_on() blocks on: its first poll spawns the
+ * fiber (so that nothing is spawned if edo_block_on() refuses), the others
+ * poll its join handle. */
+typedef struct fiber_main_fut {
+	edo_future base;
+	edo_handle *h;
+	edo_fiber_fn fn;
+	void *arg;
+	const edo_fiber_opts *opts;
+	const char *file;
+	int line;
+	edo_join *join;
+	int rc;
+} fiber_main_fut;
+
+static edo_poll fiber_main_poll(edo_future *base, edo_cx *cx)
+{
+	fiber_main_fut *m = (fiber_main_fut *)base;
+	if (!m->join) {
+		m->rc = edo__fiber_spawn_at(m->h, m->fn, m->arg, m->opts, &m->join, m->file,
+					    m->line);
+		if (m->rc < 0)
+			return EDO_READY;
+	}
+	return edo_join_poll(m->join, cx, &m->rc);
+}
+
+static const edo_future_vtable fiber_main_vt = {.poll = fiber_main_poll};
+
+int edo__fiber_block_on_at(edo_runtime *rt, edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts,
+			   void **result, const char *file, int line)
+{
+	if (!rt || !fn)
+		return -EINVAL;
+	fiber_main_fut m = {
+		.base = {&fiber_main_vt},
+		.h = edo_runtime_handle(rt),
+		.fn = fn,
+		.arg = arg,
+		.opts = opts,
+		.file = file,
+		.line = line,
+	};
+	if (!m.h)
+		return -ENOMEM;
+	int rc = edo_block_on(rt, &m.base);
+	if (rc == 0)
+		rc = m.rc;
+	if (m.join) {
+		if (rc == 0 && result)
+			*result = edo_join_fiber_result(m.join);
+		if (rc < 0)
+			edo_join_abort(m.join); /* the runtime shut down under us */
+		edo_join_detach(m.join);
+	}
+	edo_handle_drop(m.h);
+	return rc;
+}
+
+int(edo_fiber_block_on)(edo_runtime *rt, edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts,
+			void **result)
+{
+	return edo__fiber_block_on_at(rt, fn, arg, opts, result, NULL, 0);
+}
+
 /* ---- awaiting --------------------------------------------------------------------------------- */
 
 /* edo_fiber_await, naming the operation for task dumps. */
