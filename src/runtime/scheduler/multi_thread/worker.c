@@ -14,7 +14,8 @@
  * The worker loop:
  *
  *   loop:
- *     tick++; every event_interval (61) ticks: maintenance (a non-blocking
+ *     tick++; event_interval (61) ticks after the last driver turn (this
+ *       worker's park, or its last maintenance): maintenance (a non-blocking
  *       driver turn, deferred wakes, publish metrics, check closing)
  *     task = every global_queue_interval ticks the inject queue first, else
  *            LIFO slot, local queue, then a batch from the inject queue
@@ -101,6 +102,7 @@ struct edo__worker {
 	edo__mt *mt;
 	uint32_t index;
 	uint32_t tick;
+	uint32_t turn_tick; /* tick of this worker's last driver turn */
 	uint32_t rand;
 	uint32_t gqi; /* current global queue interval */
 	bool is_searching;
@@ -627,12 +629,17 @@ static void park(edo__worker *w)
 		w->is_searching = true; /* notified: go find the work */
 		break;
 	}
+	/* I/O was just polled: the next maintenance turn is due event_interval
+	 * ticks from now, not at the next multiple of it (which, right after a
+	 * park, mostly found nothing: an epoll_wait returning 0). */
+	w->turn_tick = w->tick;
 	begin_batch(w);
 }
 
 static void maintenance(edo__worker *w)
 {
 	/* The non-blocking driver turn (I/O and timers plug in here). */
+	w->turn_tick = w->tick;
 	park_parker(w, 0);
 	notify_if_backlog(w);
 	edo__defer_wake_all(&w->defer);
@@ -712,7 +719,7 @@ static void *worker_main(void *arg)
 	begin_batch(w);
 	while (!w->is_shutdown) {
 		w->tick++;
-		if (w->tick % mt->event_interval == 0 || closing(mt))
+		if (w->tick - w->turn_tick >= mt->event_interval || closing(mt))
 			maintenance(w);
 		if (w->is_shutdown)
 			break;
