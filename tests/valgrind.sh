@@ -4,7 +4,7 @@
 # stacks, and valgrind must be told of each one (src/fiber/san.h registers
 # them) or it reports the switches as stack overflows and misses real errors.
 # `make test-valgrind`; CI's "valgrind" stage.  EDO_STRESS_SCALE (default
-# 0.05 here) scales the stress cases: valgrind runs code ~50x slower.
+# 0.25 here) scales the stress cases: valgrind runs code ~50x slower.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,7 +12,8 @@ if ! command -v valgrind >/dev/null 2>&1; then
 	echo "valgrind.sh: valgrind is not installed (.ci/install-deps.sh installs it)" >&2
 	exit 1
 fi
-export EDO_STRESS_SCALE=${EDO_STRESS_SCALE:-0.05}
+export EDO_STRESS_SCALE=${EDO_STRESS_SCALE:-0.25}
+export EDO_TEST_TIMEOUT=${EDO_TEST_TIMEOUT:-300} # seconds per case; a loaded CI machine
 jobs=$(nproc)
 failed=0
 for cc in gcc clang; do
@@ -25,7 +26,11 @@ for cc in gcc clang; do
 	echo "== valgrind: test_fiber ($cc)"
 	# Each test case is a forked child: valgrind follows it without
 	# --trace-children (no exec), and --error-exitcode fails the case.
-	if ! valgrind -q --error-exitcode=99 --leak-check=no "$dir/tests/test_fiber"; then
+	# --fair-sched=yes: valgrind runs one thread at a time, and its default
+	# lock hands the CPU back to the thread that just released it, so a
+	# worker spinning through yields starved the others (abort_races took
+	# 118 s of its 120 s timeout; with the fair ticket lock, 4 s).
+	if ! valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=no "$dir/tests/test_fiber"; then
 		echo "== valgrind: test_fiber ($cc): FAILED"
 		failed=1
 	fi
