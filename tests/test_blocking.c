@@ -128,7 +128,7 @@ TEST(shutdown_cancels_queued_runs_mandatory)
 
 static void *long_sleep(void *arg)
 {
-	(void)arg;
+	atomic_store((atomic_int *)arg, 1);
 	usleep(300000);
 	return NULL;
 }
@@ -138,8 +138,13 @@ TEST(shutdown_timeout)
 	edo_runtime *rt;
 	CHECK_EQ(edo_runtime_new_current_thread(&rt), 0);
 	edo_handle *hd = edo_runtime_handle(rt);
-	CHECK_EQ(edo_spawn_blocking_on(hd, long_sleep, NULL, 0, NULL), 0);
-	usleep(5000);
+	atomic_int started = 0;
+	CHECK_EQ(edo_spawn_blocking_on(hd, long_sleep, &started, 0, NULL), 0);
+	/* Wait until the job runs: one still queued at shutdown is dropped,
+	 * and the shutdown would not time out (a loaded machine can take far
+	 * more than a few milliseconds to start the thread). */
+	while (!atomic_load(&started))
+		usleep(1000);
 	CHECK_EQ(edo_runtime_shutdown_timeout(rt, 10), -ETIMEDOUT);
 	edo_handle_drop(hd);
 	usleep(400000); /* the thread finishes and frees the pool */
