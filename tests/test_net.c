@@ -631,6 +631,14 @@ EDO_ASYNC(split_main, split_frame, split_cleanup)
 	CHECK_EQ(self->n, (ssize_t)-EBADF);
 	EDO_AWAIT_POLL(edo_tcp_stream_poll_read(self->wr, cx, self->buf, 1, &self->n));
 	CHECK_EQ(self->n, (ssize_t)-EBADF);
+	/* A half shuts down only its own direction, and changes nothing when
+	 * refused: the write half still writes below. */
+	CHECK_EQ(edo_tcp_stream_shutdown(self->rd, SHUT_WR), -EBADF);
+	CHECK_EQ(edo_tcp_stream_shutdown(self->rd, SHUT_RDWR), -EBADF);
+	CHECK_EQ(edo_tcp_stream_shutdown(self->wr, SHUT_RD), -EBADF);
+	CHECK_EQ(edo_tcp_stream_shutdown(self->wr, 7), -EINVAL);
+	EDO_AWAIT_POLL(edo_stream_poll_shutdown(edo_tcp_stream_io(self->rd), cx, &self->rc));
+	CHECK_EQ(self->rc, -EBADF);
 	/* A task reads on the read half while we write on the write half. */
 	CHECK_EQ(EDO_SPAWN(&self->h, wait_read, .s = self->rd), 0);
 	EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->wr), "ping", 4));

@@ -249,7 +249,10 @@ edo_future *edo_tcp_stream_ready(edo_net_ready_fut *f, edo_tcp_stream *s, uint32
 
 /**
  * edo_tcp_stream_shutdown() - shut down reading (SHUT_RD), writing
- * (SHUT_WR: the peer reads end of stream) or both.  0 or -errno.
+ * (SHUT_WR: the peer reads end of stream) or both.  0, -EINVAL (another
+ * @how), -EBADF (closed, or a half of edo_tcp_stream_into_split() asked to
+ * shut down the other direction: a read half has no writes to end, so the
+ * stream interface's poll_shutdown fails on it too), or -errno.
  */
 int edo_tcp_stream_shutdown(edo_tcp_stream *s, int how);
 

@@ -414,7 +414,12 @@ int edo__sstream_shutdown(edo__sstream *h, int how)
 {
 	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
 		return -EINVAL;
-	if (edo__sock_is_closed(h->sock))
+	/* A half shuts down only its own direction (a read half's stream
+	 * interface has no writes to end). */
+	unsigned need = how == SHUT_RD ? EDO__SS_READ :
+			how == SHUT_WR ? EDO__SS_WRITE :
+					 EDO__SS_READ | EDO__SS_WRITE;
+	if ((h->mode & need) != need || edo__sock_is_closed(h->sock))
 		return -EBADF;
 	return shutdown(h->sock->fd, how) < 0 ? -errno : 0;
 }
