@@ -1302,6 +1302,17 @@ typedef struct opts_frame {
 	char buf[2000];
 } opts_frame;
 
+/* The accept queue's limit of a listening socket: Linux reports it in
+ * TCP_INFO's tcpi_sacked (and the queue's length in tcpi_unacked). */
+static int listen_backlog(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	CHECK_EQ(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+	CHECK_EQ(ti.tcpi_state, 10); /* TCP_LISTEN */
+	return (int)ti.tcpi_sacked;
+}
+
 static void opts_cleanup(opts_frame *self)
 {
 	free(self->big);
@@ -1323,6 +1334,22 @@ EDO_ASYNC(opts_main, opts_frame, opts_cleanup)
 		int fd = edo_tcp_listener_fd(self->l);
 		CHECK_EQ(getopt_int(fd, SOL_SOCKET, SO_REUSEADDR), 1);
 		CHECK_EQ(getopt_int(fd, SOL_SOCKET, SO_ACCEPTCONN), 1);
+		CHECK_EQ(listen_backlog(fd), 1);
+		/* The backlog asked for, and the default of 1,024 (clamped by
+		 * net.core.somaxconn, as listen(2) does). */
+		edo_tcp_listener *l2;
+		CHECK_EQ(edo_tcp_listener_bind(&a, &(edo_tcp_bind_opts){.backlog = 7}, &l2), 0);
+		CHECK_EQ(listen_backlog(edo_tcp_listener_fd(l2)), 7);
+		edo_tcp_listener_close(l2);
+		CHECK_EQ(edo_tcp_listener_bind(&a, NULL, &l2), 0);
+		int max = 4096;
+		FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+		if (f) {
+			CHECK_EQ(fscanf(f, "%d", &max), 1);
+			fclose(f);
+		}
+		CHECK_EQ(listen_backlog(edo_tcp_listener_fd(l2)), max < 1024 ? max : 1024);
+		edo_tcp_listener_close(l2);
 	}
 	EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
 	CHECK_EQ(self->c.rc, 0);
