@@ -7,7 +7,7 @@
  * cancelled read, readiness races on the multi-thread runtime,
  * short reads racing with the next bytes (no lost edge),
  * connect/close cycles that must leak nothing (EDO_NET_CYCLES=1000000 runs
- * the full million), EMFILE back-off and recovery with a lowered
+ * the full million), EMFILE back-off and recovery (TCP and Unix) with a lowered
  * RLIMIT_NOFILE, UDP (IPv4 and IPv6), Unix stream and datagram sockets, and
  * bad input. */
 #include <dirent.h>
@@ -21,6 +21,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1271,6 +1273,125 @@ static void emfile_case(edo_rt_flavor fl)
 	CHECK_EQ(WEXITSTATUS(st), 0);
 }
 BOTH(emfile_backoff_and_recovery, emfile_case)
+
+/* The Unix listener shares the back-off: with no descriptor left, accept
+ * meets EMFILE and retries on its timer; freeing descriptors lets it serve
+ * every client.  The clients are in a child process. */
+#define UEMF_CONNS 3
+#define UEMF_FILL 4200
+
+typedef struct uemf_frame {
+	EDO_FRAME;
+	edo_unix_listener *l;
+	edo_unix_stream *s;
+	char name[64];
+	int fill[UEMF_FILL], nfill, i, rc;
+	edo_sleep nap;
+	edo_read_exact_fut rx;
+	edo_write_all_fut wa;
+	char c;
+} uemf_frame;
+
+static void uemf_cleanup(uemf_frame *self)
+{
+	edo_unix_stream_close(self->s);
+	edo_unix_listener_close(self->l);
+}
+
+typedef struct uemf_filler_frame {
+	EDO_FRAME;
+	uemf_frame *m;
+	edo_sleep nap;
+} uemf_filler_frame;
+
+/* Frees the filler descriptors once accept has backed off a few times. */
+EDO_ASYNC(uemf_filler, uemf_filler_frame, NULL)
+{
+	EDO_BEGIN();
+	while (atomic_load(&((edo__listener *)(void *)self->m->l)->exhausted) < 3)
+		EDO_AWAIT_SLEEP(&self->nap, EDO_MS(1));
+	for (int k = 0; k < self->m->nfill; k++)
+		close(self->m->fill[k]);
+	EDO_END();
+}
+
+EDO_ASYNC(uemf_main, uemf_frame, uemf_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_unix_listener_bind(self->name, 0, &self->l), 0);
+	{
+		/* Use up every descriptor up to a limit just above the highest
+		 * open one. */
+		int maxfd = 0;
+		for (int fd = 0; fd < 4096; fd++)
+			if (fcntl(fd, F_GETFD) >= 0)
+				maxfd = fd;
+		struct rlimit r;
+		CHECK_EQ(getrlimit(RLIMIT_NOFILE, &r), 0);
+		r.rlim_cur = (rlim_t)maxfd + 1 + 4;
+		CHECK_EQ(setrlimit(RLIMIT_NOFILE, &r), 0);
+		for (;;) {
+			int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			if (fd < 0) {
+				CHECK_EQ(errno, EMFILE);
+				break;
+			}
+			CHECK_LT(self->nfill, UEMF_FILL);
+			self->fill[self->nfill++] = fd;
+		}
+	}
+	CHECK_EQ(EDO_SPAWN(NULL, uemf_filler, .m = self), 0);
+	for (self->i = 0; self->i < UEMF_CONNS; self->i++) {
+		EDO_AWAIT_POLL(edo_unix_listener_poll_accept(self->l, cx, &self->s, &self->rc));
+		CHECK_EQ(self->rc, 0);
+		EDO_AWAIT(edo_read_exact(&self->rx, edo_unix_stream_io(self->s), &self->c, 1));
+		CHECK_EQ(self->rx.rc, 0);
+		EDO_AWAIT(edo_write_all(&self->wa, edo_unix_stream_io(self->s), "y", 1));
+		CHECK_EQ(self->wa.rc, 0);
+		edo_unix_stream_close(self->s);
+		self->s = NULL;
+	}
+	CHECK_GE(atomic_load(&((edo__listener *)(void *)self->l)->exhausted), 3ul);
+	EDO_END();
+}
+
+TEST(unix_emfile_backoff_and_recovery)
+{
+	uemf_frame m = {EDO_FRAME_INIT(uemf_main)};
+	snprintf(m.name, sizeof m.name, "@edo-test-emfile-%d", (int)getpid());
+	fflush(NULL);
+	pid_t child = fork();
+	CHECK_GE(child, 0);
+	if (child == 0) {
+		struct sockaddr_un a = {.sun_family = AF_UNIX};
+		size_t n = strlen(m.name);
+		memcpy(a.sun_path, m.name, n);
+		a.sun_path[0] = 0;
+		socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+		for (int i = 0; i < UEMF_CONNS; i++) {
+			int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+			char c;
+			/* The server may not listen yet: retry for 30 s. */
+			for (int t = 0; fd >= 0 && connect(fd, (struct sockaddr *)&a, len) < 0;
+			     t++) {
+				if (errno != ECONNREFUSED || t == 30000)
+					_exit(3);
+				usleep(1000);
+			}
+			if (fd < 0 || write(fd, "x", 1) != 1 || read(fd, &c, 1) != 1 || c != 'y')
+				_exit(4);
+			close(fd);
+		}
+		_exit(0);
+	}
+	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD);
+	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	int st;
+	CHECK_EQ(waitpid(child, &st, 0), child);
+	CHECK(WIFEXITED(st));
+	CHECK_EQ(WEXITSTATUS(st), 0);
+}
 
 /* ---- TCP options, shutdown of either half, vectored writes, SO_REUSEADDR ---------------------------- */
 
