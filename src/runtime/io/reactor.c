@@ -323,6 +323,8 @@ void edo__reactor_wake(edo__reactor *r)
 	}
 }
 
+#define PREFETCH_AHEAD 4
+
 void edo__reactor_turn(edo__reactor *r, int64_t timeout_ns)
 {
 	/* A non-blocking turn with no fd registered would only drain the
@@ -347,6 +349,11 @@ void edo__reactor_turn(edo__reactor *r, int64_t timeout_ns)
 	uint64_t events = 0;
 	for (int i = 0; i < n; i++) {
 		edo__scheduled_io *io = r->events[i].data.ptr;
+		/* Each registration's readiness word is a cache miss in a turn
+		 * over many sockets: ask for the ones a few events ahead (a
+		 * NULL or stale pointer is harmless to a prefetch). */
+		if (i + PREFETCH_AHEAD < n)
+			__builtin_prefetch(r->events[i + PREFETCH_AHEAD].data.ptr, 1);
 		if (!io)
 			continue; /* a wake (edo__reactor_wake): nothing to read */
 		uint32_t ready = to_ready(r->events[i].events);
