@@ -1286,7 +1286,6 @@ typedef struct uemf_frame {
 	edo_unix_stream *s;
 	char name[64];
 	int fill[UEMF_FILL], nfill, i, rc;
-	edo_sleep nap;
 	edo_read_exact_fut rx;
 	edo_write_all_fut wa;
 	char c;
