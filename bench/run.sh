@@ -15,6 +15,9 @@
 #   BENCH_TIMEOUT=s      limit for one non-server process (default 300)
 #   BENCH_REDIS_N=n      redis-benchmark -n for mini_redis (default 1000000; QUICK: 200000)
 #   BENCH_REPORT_ONLY=1  run nothing: rebuild the report from the last run's raw results
+#   BENCH_PIN=0|1        server loads: the load generator on the last CPU, servers of
+#                        one thread (and redis-server) on the others (default 1 with
+#                        2+ CPUs): it no longer lands on the server's core by chance
 #   BENCH_AB_REPS=n      runs of Edo's cells in the metrics A/B workloads, those that
 #                        list edo-nometrics (default 15; QUICK: 5); peers keep BENCH_REPS
 #                        (BENCH_REPS=0 BENCH=spawn_many: that A/B alone)
@@ -51,6 +54,21 @@ fi
 TASK_TIMEOUT=${BENCH_TIMEOUT:-300}
 ECHO_CONNS="100 1000"
 HTTP_CONNS="256 1000"
+# Pinning for server loads (BENCH_PIN): the client (wrk, echo_client,
+# redis-benchmark: one thread each) on the last CPU; a server of one thread
+# on the others, so that the scheduler cannot put both on one core while the
+# other idles (which moved medians by up to 25% between runs); servers of
+# more threads are not pinned.
+NCPU=$(nproc)
+PIN=${BENCH_PIN:-1}
+if [ "$PIN" = 1 ] && [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null; then
+	PIN_CLIENT=(taskset -c $((NCPU - 1)))
+	PIN_SERVER=(taskset -c 0-$((NCPU - 2)))
+else
+	PIN=0
+	PIN_CLIENT=()
+	PIN_SERVER=()
+fi
 # mini_redis: redis-benchmark requests per test (ping_inline, ping_mbulk, set, get).
 if [ -n "$QUICK" ]; then REDIS_N=${BENCH_REDIS_N:-200000}; else REDIS_N=${BENCH_REDIS_N:-1000000}; fi
 # The metrics A/B (bench/README.md, edo-nometrics): more runs, instructions.
@@ -211,7 +229,10 @@ start_server() { # prog threads log
 		PORT=$((20000 + RANDOM % 30000))
 		listening "$PORT" && continue
 		if [ "${1##*/}" = redis-server ]; then # Debian's, persistence off
-			"$1" --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no >>"$3" 2>&1 &
+			"${PIN_SERVER[@]}" "$1" --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
+				>>"$3" 2>&1 &
+		elif [ "$2" -le 1 ]; then
+			"${PIN_SERVER[@]}" "$1" --port "$PORT" --threads "$2" >>"$3" 2>&1 &
 		else
 			"$1" --port "$PORT" --threads "$2" >>"$3" 2>&1 &
 		fi
@@ -287,10 +308,10 @@ run_server() { # kind wl impl threads rep
 	for c in $conns; do
 		c0=$(cpu_ticks "$SERVER_PID")
 		if [ "$kind" = http ]; then
-			out=$(timeout -k 5 $((SECONDS_LOAD + 30)) wrk -t1 -c"$c" -d"${SECONDS_LOAD}s" --timeout 5s \
+			out=$(timeout -k 5 $((SECONDS_LOAD + 30)) "${PIN_CLIENT[@]}" wrk -t1 -c"$c" -d"${SECONDS_LOAD}s" --timeout 5s \
 				--latency "http://127.0.0.1:$PORT/" 2>&1)
 		else
-			out=$(timeout -k 5 $((SECONDS_LOAD + 60)) "$PBIN/echo_client" --port "$PORT" --conns "$c" \
+			out=$(timeout -k 5 $((SECONDS_LOAD + 60)) "${PIN_CLIENT[@]}" "$PBIN/echo_client" --port "$PORT" --conns "$c" \
 				--seconds "$SECONDS_LOAD" --size 64 2>&1)
 		fi
 		rc=$?
@@ -330,7 +351,7 @@ run_server() { # kind wl impl threads rep
 run_redis_benchmark() { # wl impl threads rep log hz
 	local wl=$1 impl=$2 t=$3 rep=$4 log=$5 hz=$6 c0 c1 out rc cpu name rate n=0
 	c0=$(cpu_ticks "$SERVER_PID")
-	out=$(timeout -k 5 $((TASK_TIMEOUT + 60)) redis-benchmark -p "$PORT" -t ping,set,get \
+	out=$(timeout -k 5 $((TASK_TIMEOUT + 60)) "${PIN_CLIENT[@]}" redis-benchmark -p "$PORT" -t ping,set,get \
 		-n "$REDIS_N" -c 50 -P 16 -q 2>&1 | tr '\r' '\n' | grep 'requests per second')
 	rc=$?
 	c1=$(cpu_ticks "$SERVER_PID")
@@ -427,7 +448,7 @@ done
 ELAPSED=$(($(date +%s) - START))
 LOAD_AT_END=$(cut -d' ' -f1-3 /proc/loadavg)
 # What the report needs besides raw.txt, so BENCH_REPORT_ONLY=1 can redo it.
-for v in COMMAND RUN_DATE EDO_COMMIT REPS AB_REPS AB_INSTR SECONDS_LOAD REDIS_N QUICK BENCH EDO_BUILD ELAPSED LOAD_AT_START LOAD_AT_END; do
+for v in COMMAND RUN_DATE EDO_COMMIT REPS AB_REPS AB_INSTR SECONDS_LOAD REDIS_N QUICK BENCH EDO_BUILD ELAPSED LOAD_AT_START LOAD_AT_END PIN NCPU; do
 	printf '%s=%q\n' "$v" "${!v}"
 done >"$META"
 fi
@@ -549,7 +570,12 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	grep -q " wl=http_hello " "$RAW" && loads="$loads; \`wrk -t1 -c256\` and \`-c1000\`, ${SECONDS_LOAD} s each (http_hello)"
 	grep -q " wl=tcp_echo " "$RAW" && loads="$loads; \`echo_client\` with 100 and 1,000 connections, 64-byte messages, ${SECONDS_LOAD} s each (tcp_echo)"
 	grep -q " wl=mini_redis " "$RAW" && loads="$loads; \`redis-benchmark -t ping,set,get -n $REDIS_N -c 50 -P 16\` against mini-redis and Debian's redis-server (mini_redis)"
-	[ -n "$loads" ] && echo "- server loads on 127.0.0.1:${loads#;}; the load generator shares the cores with the server"
+	if [ "$PIN" = 1 ]; then
+		where="the load generator is pinned to CPU $((NCPU - 1)), servers of one thread (and redis-server) to CPU$([ "$NCPU" -gt 2 ] && echo "s 0-$((NCPU - 2))" || echo " 0"), servers of more threads run on every CPU (BENCH_PIN=0: no pinning)"
+	else
+		where="the load generator shares the cores with the server (not pinned)"
+	fi
+	[ -n "$loads" ] && echo "- server loads on 127.0.0.1:${loads#;}; $where"
 
 	echo "- suite time: ${ELAPSED:-unknown} s; load average at start ${LOAD_AT_START:-unknown}, at end ${LOAD_AT_END:-unknown}"
 	echo
