@@ -126,7 +126,7 @@ rates=$(awk '/^WORKER/ { on = 1; next } on && /^ +[0-9]+ / { print $2 } on && /^
 awk '$1 + 0 > 0 { ok = 1 } END { exit !ok }' <<<"$rates" || fail "no worker is polling under load: $rates"
 ntasks=$(sed -n 's/^TASKS (\([0-9]*\)).*/\1/p' <<<"$s")
 [ "${ntasks:-0}" -ge 20 ] || fail "expected 50 connection tasks, the table says ${ntasks:-none}"
-grep -qE ' conn +hello_server\.c:[0-9]+ ' <<<"$s" || fail "no conn task with its spawn site"
+grep -qE ' conn +hello_server\.c:[0-9]+( |$)' <<<"$s" || fail "no conn task with its spawn site"
 column_values busy | sorted_desc || fail "not sorted by busy time: $(column_values busy | tr '\n' ' ')"
 
 t send-keys -t edo i
