@@ -644,28 +644,19 @@ TEST(echo_server_ctrl_c)
  * when the thread next enters a function it intercepts, and a fiber server
  * built with TSan once never saw its SIGINT in 120 s (a CI run; the
  * stackless servers' cases above still run under TSan). */
-#if defined(__SANITIZE_THREAD__)
-#define FIBER_SERVERS_SIGNALS 0
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FIBER_SERVERS_SIGNALS 0
-#endif
-#endif
-#ifndef FIBER_SERVERS_SIGNALS
-#define FIBER_SERVERS_SIGNALS 1
-#endif
-
 TEST(hello_server_fiber_ctrl_c)
 {
-	if (!FIBER_SERVERS_SIGNALS)
-		SKIP("ThreadSanitizer defers the server's signal");
+#ifdef UNDER_TSAN
+	SKIP("ThreadSanitizer defers the server's signal");
+#endif
 	server_ctrl_c("hello_server_fiber", true);
 }
 
 TEST(echo_server_fiber_ctrl_c)
 {
-	if (!FIBER_SERVERS_SIGNALS)
-		SKIP("ThreadSanitizer defers the server's signal");
+#ifdef UNDER_TSAN
+	SKIP("ThreadSanitizer defers the server's signal");
+#endif
 	server_ctrl_c("echo_server_fiber", false);
 }
 
