@@ -3,8 +3,13 @@
  * stress of one owner against several thieves in which every task must be
  * consumed exactly once.
  *
- * The queue only stores edo__task pointers and, on overflow, links them
- * through ->next, so the tests use fake cells: an edo__task header followed
+ * Then the inject queue (inject.c): FIFO order across its blocks and its
+ * spill list, with pops and pushes of every size, the spill list taking over
+ * when a block cannot be allocated, closing, and several pushers against
+ * several poppers.
+ *
+ * The queue only stores edo__task pointers and hands them to the overflow
+ * sink as an array, so the tests use fake cells: an edo__task header followed
  * by an id and counters.  Nothing here runs a task.
  */
 #include <pthread.h>
@@ -13,6 +18,7 @@
 #include <stdlib.h>
 
 #include "harness.h"
+#include "runtime/scheduler/inject.h"
 #include "runtime/scheduler/multi_thread/queue.h"
 
 #define CAP EDO__LOCAL_QUEUE_CAPACITY
@@ -49,22 +55,17 @@ typedef struct sink {
 	uint32_t ids[2 * CAP];
 } sink;
 
-static void sink_fn(void *ctx, edo__task *first, edo__task *last, uint32_t n)
+static void sink_fn(void *ctx, edo__task *const *tasks, uint32_t n)
 {
 	sink *s = ctx;
 	s->calls++;
-	uint32_t walked = 0;
-	edo__task *t = first, *prev = NULL;
-	for (; t; prev = t, t = t->next) {
+	for (uint32_t i = 0; i < n; i++) {
 		CHECK_LT(s->n, 2 * CAP);
-		s->ids[s->n++] = id_of(t);
-		walked++;
+		s->ids[s->n++] = id_of(tasks[i]);
 	}
-	CHECK_EQ(walked, n);
-	CHECK(prev == last);
 }
 
-static void no_overflow(void *ctx, edo__task *first, edo__task *last, uint32_t n)
+static void no_overflow(void *ctx, edo__task *const *tasks, uint32_t n)
 {
 	TEST_FAIL_AT("unexpected overflow of %u tasks", n);
 }
@@ -293,14 +294,10 @@ static void consume(edo__task *t)
 	atomic_fetch_add_explicit(&S.consumed_total, 1, memory_order_relaxed);
 }
 
-static void stress_overflow(void *ctx, edo__task *first, edo__task *last, uint32_t n)
+static void stress_overflow(void *ctx, edo__task *const *tasks, uint32_t n)
 {
-	uint32_t k = 0;
-	for (edo__task *t = first, *next; t; t = next, k++) {
-		next = t->next;
-		consume(t);
-	}
-	CHECK_EQ(k, n);
+	for (uint32_t i = 0; i < n; i++)
+		consume(tasks[i]);
 	S.overflowed += n;
 }
 
@@ -431,6 +428,180 @@ TEST(concurrent_owner_and_thieves)
 	       S.pushed_total, stolen, (uint64_t)atomic_load(&S.thief_stolen_total), S.overflowed);
 	CHECK_GT(stolen, 0u);
 	free(S.cells);
+}
+
+/* ---- the inject queue ------------------------------------------------------------ */
+
+/* Push @n ids from *@in, one at a time or as batches of varying size. */
+static void inject_push_ids(edo__inject *q, fake *f, uint32_t *in, uint32_t n, uint64_t *rng)
+{
+	edo__task *batch[300];
+	uint32_t left = n;
+	while (left) {
+		uint32_t k = (uint32_t)(xorshift(rng) % 300) + 1;
+		if (k > left)
+			k = left;
+		for (uint32_t i = 0; i < k; i++)
+			batch[i] = &f[(*in)++].hdr;
+		if (k == 1)
+			CHECK(edo__inject_push(q, batch[0]));
+		else
+			CHECK(edo__inject_push_batch(q, batch, k));
+		left -= k;
+	}
+}
+
+/* Pop up to @n ids, checking they come out in order from *@out. */
+static uint32_t inject_pop_ids(edo__inject *q, uint32_t *out, uint32_t n, uint64_t *rng)
+{
+	edo__task *got[300];
+	uint32_t total = 0;
+	while (total < n) {
+		uint32_t k = (uint32_t)(xorshift(rng) % 300) + 1;
+		if (k > n - total)
+			k = n - total;
+		uint32_t m = (xorshift(rng) & 1) ? edo__inject_pop_n(q, k, got) :
+						   (got[0] = edo__inject_pop(q)) != NULL;
+		if (m == 0)
+			break;
+		for (uint32_t i = 0; i < m; i++)
+			CHECK_EQ(id_of(got[i]), (*out)++);
+		total += m;
+	}
+	return total;
+}
+
+TEST(inject_fifo_across_blocks_and_spill)
+{
+	enum { N = 20000 };
+	static edo__inject q;
+	edo__inject_init(&q);
+	fake *f = fakes_new(N);
+	uint64_t rng = 0x9e3779b97f4a7c15u;
+	uint32_t in = 0, out = 0;
+	bool saw_spill = false;
+	/* Rounds of pushes and pops; in some rounds blocks cannot be
+	 * allocated, so tasks spill to the list in the middle of a batch. */
+	for (int round = 0; in < N; round++) {
+		edo__inject_alloc_fails = round % 3 == 1;
+		uint32_t n = (uint32_t)(xorshift(&rng) % 1500);
+		if (n > N - in)
+			n = N - in;
+		inject_push_ids(&q, f, &in, n, &rng);
+		saw_spill |= q.spill_head != NULL;
+		CHECK_EQ(edo__inject_len(&q), (size_t)(in - out));
+		uint32_t want = (uint32_t)(xorshift(&rng) % 1500);
+		if (want > in - out)
+			want = in - out;
+		CHECK_EQ(inject_pop_ids(&q, &out, want, &rng), want);
+		CHECK_EQ(edo__inject_len(&q), (size_t)(in - out));
+	}
+	edo__inject_alloc_fails = false;
+	uint32_t rest = in - out;
+	CHECK_EQ(inject_pop_ids(&q, &out, N, &rng), rest);
+	CHECK_EQ(out, (uint32_t)N);
+	CHECK(saw_spill);
+	CHECK(edo__inject_is_empty(&q));
+	CHECK(edo__inject_pop(&q) == NULL);
+	edo__task *none[4];
+	CHECK_EQ(edo__inject_pop_n(&q, 4, none), 0u);
+	/* Closed: pushes are refused and change nothing; what is queued stays
+	 * for draining. */
+	edo__task *two[2] = {&f[0].hdr, &f[1].hdr};
+	CHECK(edo__inject_push(&q, two[0]));
+	edo__inject_close(&q);
+	CHECK(!edo__inject_push(&q, two[1]));
+	CHECK(!edo__inject_push_batch(&q, two, 2));
+	CHECK_EQ(edo__inject_len(&q), (size_t)1);
+	CHECK(edo__inject_pop(&q) == two[0]);
+	CHECK(edo__inject_pop(&q) == NULL);
+	edo__inject_destroy(&q);
+	free(f);
+}
+
+#define INJ_PUSHERS 3
+#define INJ_POPPERS 2
+
+static struct {
+	edo__inject q;
+	fake *cells;
+	uint32_t per_pusher;
+	atomic_uint pushers_done;
+	atomic_uint_fast64_t popped;
+} I;
+
+/* Pusher p owns cells [p * per, (p + 1) * per) and pushes them in order. */
+static void *inj_pusher(void *arg)
+{
+	uint32_t p = (uint32_t)(uintptr_t)arg, base = p * I.per_pusher, i = 0;
+	uint64_t rng = 0x1234567u + p;
+	edo__task *batch[200];
+	while (i < I.per_pusher) {
+		uint32_t k = (uint32_t)(xorshift(&rng) % 200) + 1;
+		if (k > I.per_pusher - i)
+			k = I.per_pusher - i;
+		for (uint32_t j = 0; j < k; j++) {
+			fake *f = &I.cells[base + i + j];
+			atomic_fetch_add_explicit(&f->pushed, 1, memory_order_relaxed);
+			batch[j] = &f->hdr;
+		}
+		CHECK(k == 1 ? edo__inject_push(&I.q, batch[0]) :
+			       edo__inject_push_batch(&I.q, batch, k));
+		i += k;
+	}
+	atomic_fetch_add(&I.pushers_done, 1);
+	return NULL;
+}
+
+static void *inj_popper(void *arg)
+{
+	uint64_t rng = 0x7654321u + (uintptr_t)arg;
+	uint32_t last[INJ_PUSHERS];
+	for (int p = 0; p < INJ_PUSHERS; p++)
+		last[p] = UINT32_MAX;
+	edo__task *got[256];
+	for (;;) {
+		bool done = atomic_load(&I.pushers_done) == INJ_PUSHERS;
+		uint32_t n = edo__inject_pop_n(&I.q, (uint32_t)(xorshift(&rng) % 256) + 1, got);
+		for (uint32_t i = 0; i < n; i++) {
+			fake *f = (fake *)got[i];
+			CHECK_EQ(atomic_fetch_add(&f->consumed, 1), 0u);
+			CHECK_EQ(atomic_load(&f->pushed), 1u);
+			/* FIFO: each pusher's tasks come out in the order pushed. */
+			uint32_t p = f->id / I.per_pusher;
+			CHECK(last[p] == UINT32_MAX || f->id > last[p]);
+			last[p] = f->id;
+		}
+		atomic_fetch_add(&I.popped, n);
+		if (n == 0 && done && edo__inject_is_empty(&I.q))
+			break;
+	}
+	return NULL;
+}
+
+TEST(inject_concurrent_pushers_and_poppers)
+{
+	I.per_pusher = (uint32_t)test_scale(400000);
+	if (I.per_pusher < 1000)
+		I.per_pusher = 1000;
+	uint32_t total = I.per_pusher * INJ_PUSHERS;
+	I.cells = fakes_new(total);
+	edo__inject_init(&I.q);
+	pthread_t pu[INJ_PUSHERS], po[INJ_POPPERS];
+	for (uintptr_t i = 0; i < INJ_POPPERS; i++)
+		CHECK_EQ(pthread_create(&po[i], NULL, inj_popper, (void *)i), 0);
+	for (uintptr_t i = 0; i < INJ_PUSHERS; i++)
+		CHECK_EQ(pthread_create(&pu[i], NULL, inj_pusher, (void *)i), 0);
+	for (int i = 0; i < INJ_PUSHERS; i++)
+		CHECK_EQ(pthread_join(pu[i], NULL), 0);
+	for (int i = 0; i < INJ_POPPERS; i++)
+		CHECK_EQ(pthread_join(po[i], NULL), 0);
+	CHECK_EQ((uint64_t)atomic_load(&I.popped), (uint64_t)total);
+	for (uint32_t i = 0; i < total; i++)
+		CHECK_EQ(atomic_load(&I.cells[i].consumed), 1u);
+	CHECK(edo__inject_is_empty(&I.q));
+	edo__inject_destroy(&I.q);
+	free(I.cells);
 }
 
 TEST_MAIN()

@@ -48,16 +48,11 @@ static bool push_overflow(edo__local_queue *q, edo__task *t, uint32_t head, uint
 	if (!atomic_compare_exchange_strong_explicit(&q->head, &prev, pack(head + n, head + n),
 						     memory_order_release, memory_order_relaxed))
 		return false;
-	edo__task *first = slot_get(q, head);
-	edo__task *last = first;
-	for (uint32_t i = 1; i < n; i++) {
-		edo__task *x = slot_get(q, head + i);
-		last->next = x;
-		last = x;
-	}
-	last->next = t;
-	t->next = NULL;
-	overflow(ctx, first, t, n + 1);
+	edo__task *batch[EDO__LOCAL_QUEUE_CAPACITY / 2 + 1];
+	for (uint32_t i = 0; i < n; i++)
+		batch[i] = slot_get(q, head + i);
+	batch[n] = t;
+	overflow(ctx, batch, n + 1);
 	return true;
 }
 
@@ -75,8 +70,7 @@ bool edo__local_queue_push(edo__local_queue *q, edo__task *t, edo__overflow_fn o
 		if (steal != real) {
 			/* A thief is copying; it will free room soon. Just send
 			 * this one task to the overflow sink. */
-			t->next = NULL;
-			overflow(ctx, t, t, 1);
+			overflow(ctx, &t, 1);
 			return true;
 		}
 		if (push_overflow(q, t, real, tail, overflow, ctx))

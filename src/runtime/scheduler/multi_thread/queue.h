@@ -37,9 +37,9 @@ typedef struct edo__local_queue {
 	_Atomic(edo__task *) buf[EDO__LOCAL_QUEUE_CAPACITY];
 } edo__local_queue;
 
-/* Where overflow goes: called with a NULL-terminated list linked through
- * task->next, of @n tasks. */
-typedef void (*edo__overflow_fn)(void *ctx, edo__task *first, edo__task *last, uint32_t n);
+/* Where overflow goes: called with @n tasks in @tasks, oldest first (the
+ * tasks themselves are not touched: no link is written into them). */
+typedef void (*edo__overflow_fn)(void *ctx, edo__task *const *tasks, uint32_t n);
 
 void edo__local_queue_init(edo__local_queue *q);
 

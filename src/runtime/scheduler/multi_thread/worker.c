@@ -186,16 +186,14 @@ static bool inject_is_empty(edo__mt *mt)
 	return edo__inject_set_is_empty(&mt->inject);
 }
 
-static void overflow_to_inject(void *ctx, edo__task *first, edo__task *last, uint32_t n)
+static void overflow_to_inject(void *ctx, edo__task *const *tasks, uint32_t n)
 {
 	edo__worker *w = ctx;
 	edo__mt *mt = w->mt;
-	if (!edo__inject_set_push_batch(&mt->inject, w->index, first, last, n)) {
+	if (!edo__inject_set_push_batch(&mt->inject, w->index, tasks, n)) {
 		/* Closed (shutdown): the tasks were cancelled; drop the refs. */
-		for (edo__task *t = first, *next; t; t = next) {
-			next = t->next;
-			edo__task_drop_notified(t);
-		}
+		for (uint32_t i = 0; i < n; i++)
+			edo__task_drop_notified(tasks[i]);
 	}
 	STAT_ADD(w, overflows, 1);
 }
@@ -344,18 +342,13 @@ static edo__task *pop_inject_batch(edo__worker *w)
 		want = MAX_INJECT_BATCH;
 	if (want == 0)
 		want = 1;
-	edo__task *first;
-	uint32_t n = edo__inject_set_pop_n(&mt->inject, w->index, (uint32_t)want, &first);
+	edo__task *batch[MAX_INJECT_BATCH];
+	uint32_t n = edo__inject_set_pop_n(&mt->inject, w->index, (uint32_t)want, batch);
 	if (n) {
 		EDO__COUNT(&w->counts, remote_schedules, n);
-		edo__task *rest = first->next;
-		first->next = NULL;
-		while (rest) {
-			edo__task *next = rest->next;
-			push_local(w, rest);
-			rest = next;
-		}
-		return first;
+		for (uint32_t i = 1; i < n; i++)
+			push_local(w, batch[i]);
+		return batch[0];
 	}
 	return NULL;
 }
