@@ -140,9 +140,10 @@ END {
 		}
 		print line
 		# The chart leaves out the CPU rows (their _per_cpu rows say it; the
-		# metrics A/B's _cpu and _instr compare Edo with itself) and the p99
-		# latencies (too noisy with the load on the same cores).
-		if (any && u != "s" && rowb[k] !~ /_(p99|cpu|instr)$/) {
+		# metrics A/B's _cpu and _instr compare Edo with itself), the p99
+		# latencies (too noisy with the load on the same cores) and the echo
+		# servers' spread (fairness, not speed).
+		if (any && u != "s" && rowb[k] !~ /_(p99|cpu|instr|spread)$/) {
 			nchart++
 			clabel[nchart] = cl
 			for (i = 2; i <= ni; i++) {

@@ -280,7 +280,7 @@ emit() { # bench impl threads value unit wl rep
 }
 
 run_server() { # kind wl impl threads rep
-	local kind=$1 wl=$2 impl=$3 t=$4 rep=$5 prog log conns c0 c1 out rate total p99 cpu rc hz
+	local kind=$1 wl=$2 impl=$3 t=$4 rep=$5 prog log conns c0 c1 out rate total p99 spread cpu rc hz
 	prog=$(prog_for "$kind" "$impl")
 	if [ -z "$prog" ] || [ ! -x "$prog" ]; then
 		record_run "$wl" "$impl" "$t" "$rep" missing not-built
@@ -325,6 +325,7 @@ run_server() { # kind wl impl threads rep
 		else
 			rate=$(printf '%s\n' "$out" | sed -n 's/.*rate=\([0-9.]*\).*/\1/p')
 			total=$(printf '%s\n' "$out" | sed -n 's/^msgs=\([0-9]*\) .*/\1/p')
+			spread=$(printf '%s\n' "$out" | sed -n 's/^spread=\([0-9.]*\) .*/\1/p')
 		fi
 		if [ $rc -ne 0 ] || [ -z "$rate" ] || ! kill -0 "$SERVER_PID" 2>/dev/null; then
 			ok=0
@@ -334,6 +335,7 @@ run_server() { # kind wl impl threads rep
 		cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$hz" 'BEGIN {printf "%.2f", (b - a) / hz}')
 		emit "${wl}_c$c" "$impl" "$t" "$rate" ops/s "$wl" "$rep"
 		[ -n "${p99:-}" ] && emit "${wl}_c${c}_p99" "$impl" "$t" "$(to_ms "$p99")" ms "$wl" "$rep"
+		[ -n "${spread:-}" ] && emit "${wl}_c${c}_spread" "$impl" "$t" "$spread" x "$wl" "$rep"
 		emit "${wl}_c${c}_cpu" "$impl" "$t" "$cpu" s "$wl" "$rep"
 		awk -v n="$total" -v cpu="$cpu" 'BEGIN { if (cpu > 0 && n > 0) printf "%.1f\n", n / cpu }' |
 			while read -r per; do emit "${wl}_c${c}_per_cpu" "$impl" "$t" "$per" ops/cpu-s "$wl" "$rep"; done
@@ -584,7 +586,7 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo "- **edo/X = Edo's median ÷ X's median**, for every unit. For \`ns/op\`, \`ms\`, \`s\` and \`bytes\` (better = lower) a ratio **under 1** means Edo is better; for \`ops/s\` and \`ops/cpu-s\` (better = higher) a ratio **over 1** means Edo is better."
 	echo "- threads: 0 = current-thread runtime (Go: GOMAXPROCS 1), N = multi-thread runtime with N workers (Go: GOMAXPROCS N); libuv and epoll are one event loop (listed under 0 or 1)."
 	echo "- **missing**: the implementation does not provide that workload yet (program absent, or it exited 77); **failed**: it ran and gave no valid result (see \`build/bench-results/logs/\`); empty: not applicable."
-	echo "- Server rows: \`<workload>_cN\` = requests (round trips) per second with N connections, \`_p99\` = wrk's p99 latency, \`_cpu\` = server CPU seconds during the load, \`_per_cpu\` = requests per server CPU second. In http_hello, tokio is a raw server on Tokio, hyper is hyper 0.14 on Tokio, go is net/http. **edo-fiber** is not a peer but Edo again: the same servers written with stackful fibers (\`examples/hello_server_fiber.c\`, \`echo_server_fiber.c\`); \`edo/edo-fiber\` is the stackless server's result ÷ the fiber server's."
+	echo "- Server rows: \`<workload>_cN\` = requests (round trips) per second with N connections, \`_p99\` = wrk's p99 latency, \`_spread\` = how unevenly the echo server served its connections (round trips of the most served connection ÷ those of the least served; 1 = evenly), \`_cpu\` = server CPU seconds during the load, \`_per_cpu\` = requests per server CPU second. In http_hello, tokio is a raw server on Tokio, hyper is hyper 0.14 on Tokio, go is net/http. **edo-fiber** is not a peer but Edo again: the same servers written with stackful fibers (\`examples/hello_server_fiber.c\`, \`echo_server_fiber.c\`); \`edo/edo-fiber\` is the stackless server's result ÷ the fiber server's."
 	echo
 	echo "## Results"
 	echo
@@ -592,7 +594,7 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo
 	echo "![Edo's advantage over each peer]($(basename "$PNG"))"
 	echo
-	echo "The chart plots, for each row where Edo has a result, Edo's advantage over each peer: the ratio above turned so that over 1 always means Edo is better (log scale; the \`_cpu\`, \`_instr\` and \`_p99\` rows are left out of it)."
+	echo "The chart plots, for each row where Edo has a result, Edo's advantage over each peer: the ratio above turned so that over 1 always means Edo is better (log scale; the \`_cpu\`, \`_instr\`, \`_p99\` and \`_spread\` rows are left out of it)."
 	if [ -n "$AB_TABLE" ]; then
 		echo
 		echo "## What the metrics cost"

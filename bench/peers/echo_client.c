@@ -2,6 +2,10 @@
  * a SIZE-byte message and waiting for all of it to come back before sending
  * the next, for SECONDS; one thread, epoll. Prints
  *   msgs=<round trips> seconds=<elapsed> rate=<round trips per second>
+ *   spread=<max/min> min=<m> median=<m> max=<m>
+ * where min, median and max are the round trips of one connection: the least
+ * served, the median and the most served; spread is max / min (min taken as
+ * at least 1), 1 when the server serves its connections evenly.
  * Exits non-zero if it cannot connect or if the server closes a connection.
  *
  * usage: echo_client --port P --conns N --seconds S [--size 64] */
@@ -22,8 +26,14 @@
 
 struct conn {
     int fd;
-    size_t got; /* bytes of the current reply received */
+    size_t got;     /* bytes of the current reply received */
+    uint64_t trips; /* round trips completed on this connection */
 };
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
 
 static char msg[4096];
 static size_t size = 64;
@@ -101,6 +111,7 @@ int main(int argc, char **argv) {
             }
             if (c->got == size) {
                 c->got = 0;
+                c->trips++;
                 done++;
                 if (send_msg(c)) {
                     fprintf(stderr, "echo_client: write failed\n");
@@ -112,6 +123,15 @@ int main(int argc, char **argv) {
     }
     double el = t - t0;
     printf("msgs=%llu seconds=%.3f rate=%.1f\n", (unsigned long long)done, el, done / el);
+    uint64_t *trips = malloc((size_t)conns * sizeof *trips);
+    if (trips) {
+        for (int i = 0; i < conns; i++) trips[i] = cs[i].trips;
+        qsort(trips, (size_t)conns, sizeof *trips, cmp_u64);
+        uint64_t lo = trips[0], mid = trips[conns / 2], hi = trips[conns - 1];
+        printf("spread=%.3f min=%llu median=%llu max=%llu\n", (double)hi / (double)(lo ? lo : 1),
+               (unsigned long long)lo, (unsigned long long)mid, (unsigned long long)hi);
+        free(trips);
+    }
     for (int i = 0; i < conns; i++) close(cs[i].fd);
     return 0;
 }
