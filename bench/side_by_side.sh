@@ -101,7 +101,9 @@ trap 'cleanup; exit 130' INT TERM
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 30000))
+		# Below the ephemeral range (32768 up), where the load
+		# generators' own connections take their ports.
+		p=$((20000 + RANDOM % 12000))
 		ss -Htln "sport = :$p" 2>/dev/null | grep -q . || {
 			echo "$p"
 			return
@@ -144,17 +146,24 @@ trap 'cleanup; rm -rf "$tmp"' EXIT
 echo "side by side: $LOAD, $A vs $B, $ROUNDS rounds$([ $kind = redis ] || echo " of $SECS s")"
 for r in $(seq "$ROUNDS"); do
 	if [ $((r % 2)) = 1 ]; then ca=0 cb=1; else ca=1 cb=0; fi
-	pa=$(free_port)
-	pb=$(free_port)
-	[ "$pb" = "$pa" ] && pb=$((pa + 1))
-	eval "taskset -c $ca $(prog "$A") --port $pa" >"$tmp/a.log" 2>&1 &
-	PIDS+=($!)
-	eval "taskset -c $cb $(prog "$B") --port $pb" >"$tmp/b.log" 2>&1 &
-	PIDS+=($!)
-	if ! wait_listen "$pa" || ! wait_listen "$pb"; then
-		echo "side_by_side: a server did not listen (logs: $tmp)" >&2
-		trap - EXIT
-		cleanup
+	ok=0
+	for _ in 1 2 3; do
+		pa=$(free_port)
+		pb=$(free_port)
+		[ "$pb" = "$pa" ] && pb=$((pa + 1))
+		eval "taskset -c $ca $(prog "$A") --port $pa" >>"$tmp/a.log" 2>&1 &
+		PIDS+=($!)
+		eval "taskset -c $cb $(prog "$B") --port $pb" >>"$tmp/b.log" 2>&1 &
+		PIDS+=($!)
+		if wait_listen "$pa" && wait_listen "$pb"; then
+			ok=1
+			break
+		fi
+		cleanup # a port taken meanwhile: again, on others
+	done
+	if [ $ok = 0 ]; then
+		echo "side_by_side: round $r: a server did not listen:" >&2
+		tail -n 3 "$tmp/a.log" "$tmp/b.log" >&2
 		exit 1
 	fi
 	load "$cb" "$pa" "$tmp/ra" &
