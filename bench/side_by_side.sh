@@ -18,8 +18,9 @@
 # moment of the host, and each CPU holds one server and one load generator.
 # Sequential runs on this 2-core VM moved a server's rate by up to +-25% from
 # one run to the next (the host, not the server: the same binary went from 52k
-# to 106k messages/s); side by side, the ratio of one round stays within a few
-# percent.  Printed: each round's rates and ratio A / B, then the geometric
+# to 106k messages/s); side by side, one echo round's ratio stays within a few
+# percent of the next.  http rounds spread far more (0.6-1.5 with 1,000
+# connections: wrk's own pace swings), so give them more rounds.  Printed: each round's rates and ratio A / B, then the geometric
 # mean of the ratios with the lowest and highest.
 #
 # redis-benchmark sends a fixed number of requests, so with redis the faster
