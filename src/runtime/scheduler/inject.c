@@ -85,7 +85,7 @@ static void append(edo__inject *q, edo__task *const *tasks, uint32_t n)
 		uint32_t k = EDO__INJECT_BLOCK - b->tail;
 		if (k > n - i)
 			k = n - i;
-		memcpy(&b->slot[b->tail], &tasks[i], k * sizeof *tasks);
+		memcpy(&b->slot[b->tail], &tasks[i], k * sizeof(edo__task *));
 		b->tail += k;
 		i += k;
 	}
@@ -103,7 +103,7 @@ static uint32_t take(edo__inject *q, uint32_t max, edo__task **out)
 		uint32_t k = b->tail - b->head;
 		if (k > max - n)
 			k = max - n;
-		memcpy(&out[n], &b->slot[b->head], k * sizeof *out);
+		memcpy(&out[n], &b->slot[b->head], k * sizeof(edo__task *));
 		b->head += k;
 		n += k;
 		if (b->head < b->tail)
