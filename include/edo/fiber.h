@@ -187,12 +187,14 @@ void *edo_join_fiber_result(edo_join *h);
  * @opts:   NULL for the defaults.
  * @result: receives the value @fn returned (may be NULL).
  *
- * Returns 0 once @fn has returned; -ECANCELED if the fiber was cancelled
- * (the runtime shut down while it ran); -EINVAL (NULL @rt or @fn, stack
- * size too large), -ENOMEM, -EBUSY if the calling thread is inside a
- * runtime (no nesting: from a task, spawn and join instead) or another
- * thread is inside this current-thread runtime, or EDO_ESHUTDOWN (@rt was
- * shut down); with these errors @fn did not run.
+ * Returns 0 once @fn has returned; -EINVAL (NULL @rt or @fn, stack size
+ * too large), -ENOMEM, -EBUSY if the calling thread is inside a runtime (no
+ * nesting: from a task, spawn and join instead) or another thread is inside
+ * this current-thread runtime, or EDO_ESHUTDOWN (@rt was shut down); with
+ * these errors @fn did not run.  The fiber cannot be cancelled under this
+ * call: nothing else holds its join handle, and @rt refuses to shut down
+ * (-EBUSY) while a thread blocks on it.  (Should its join report
+ * -ECANCELED all the same, that is returned.)
  */
 int edo_fiber_block_on(edo_runtime *rt, edo_fiber_fn fn, void *arg, const edo_fiber_opts *opts,
 		       void **result);
