@@ -31,7 +31,7 @@
 # a different (and harder) setting from the suite's, and only two run at once.
 # Use it to decide whether a change or a peer is faster, not to report the
 # suite's figures.
-set -u
+set -u -o pipefail # a failed round fails the script, not only its awk
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 EDO=${EDO_BUILD:-build-release}

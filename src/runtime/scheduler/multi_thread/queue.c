@@ -37,9 +37,12 @@ static inline edo__task *slot_get(edo__local_queue *q, uint32_t idx)
 }
 
 /* Claim the oldest half of a full queue and hand it with @t to @overflow.
- * False if a thief moved the head first. */
-static bool push_overflow(edo__local_queue *q, edo__task *t, uint32_t head, uint32_t tail,
-			  edo__overflow_fn overflow, void *ctx)
+ * False if a thief moved the head first.  Never inlined: its 1 KiB batch
+ * must stay off the frame of every push (pushes also run on fiber stacks,
+ * which can be as small as 16 KiB). */
+static __attribute__((noinline)) bool push_overflow(edo__local_queue *q, edo__task *t,
+						    uint32_t head, uint32_t tail,
+						    edo__overflow_fn overflow, void *ctx)
 {
 	const uint32_t n = EDO__LOCAL_QUEUE_CAPACITY / 2;
 	assert(tail - head == EDO__LOCAL_QUEUE_CAPACITY);
