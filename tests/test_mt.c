@@ -1203,6 +1203,89 @@ TEST(yield_storm_does_not_starve_local_wake)
 	run_storm(2, true);
 }
 
+/* ==== 3b. an overloaded worker serves its inject queue within a bound ================ */
+
+static atomic_long probe_max_wait;
+static atomic_int probes_done;
+
+typedef struct probe_frame {
+	EDO_FRAME;
+	long spawned_at; /* storm_iters when it was spawned */
+} probe_frame;
+
+EDO_ASYNC(probe, probe_frame, NULL)
+{
+	EDO_BEGIN();
+	long wait = atomic_load(&storm_iters) - self->spawned_at;
+	long max = atomic_load(&probe_max_wait);
+	while (wait > max && !atomic_compare_exchange_weak(&probe_max_wait, &max, wait)) {
+	}
+	atomic_fetch_add(&probes_done, 1);
+	EDO_END();
+}
+
+/* One worker kept busy by `hogs` yielding tasks (more than its local queue
+ * holds, so it overflows to the inject queue); `probes` tasks spawned from
+ * this thread wait in the inject queue.  Returns the longest wait of a probe,
+ * counted in hog polls. */
+static long run_backlog(unsigned factor, int hogs, int probes)
+{
+	atomic_store(&storm_stop, false);
+	atomic_store(&storm_iters, 0);
+	atomic_store(&probe_max_wait, 0);
+	atomic_store(&probes_done, 0);
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
+	b.worker_threads = 1;
+	b.inject_wait_factor = factor;
+	edo_runtime *rt = NULL;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	edo_handle *h = edo_runtime_handle(rt);
+	xparker *p = xparker_get();
+	edo_join **hj = calloc((size_t)hogs, sizeof *hj);
+	CHECK(hj != NULL);
+	for (int i = 0; i < hogs; i++)
+		CHECK_EQ(EDO_SPAWN_ON(h, &hj[i], storm, .mine = 0), 0);
+	WAIT_UNTIL(atomic_load(&storm_iters) > 20L * hogs, 60);
+	for (int i = 0; i < probes; i++) {
+		edo_join *j;
+		CHECK_EQ(EDO_SPAWN_ON(h, &j, probe, .spawned_at = atomic_load(&storm_iters)), 0);
+		edo_join_detach(j);
+	}
+	WAIT_UNTIL(atomic_load(&probes_done) == probes, 60);
+	atomic_store(&storm_stop, true);
+	for (int i = 0; i < hogs; i++) {
+		CHECK_EQ(xjoin(p, hj[i]), 0);
+		edo_join_detach(hj[i]);
+	}
+	free(hj);
+	edo_handle_drop(h);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	leak_check();
+	return atomic_load(&probe_max_wait);
+}
+
+TEST(overloaded_worker_bounds_inject_wait)
+{
+	const int hogs = 400, probes = 500;
+	/* In FIFO order a probe would wait at most one poll of every hog and
+	 * every probe ahead of it; the factor allows that many times as long
+	 * (x2 and a local queue's worth for the rounding of the interval). */
+	const unsigned factors[] = {0 /* default: 2 */, 1, 4};
+	for (size_t i = 0; i < sizeof factors / sizeof factors[0]; i++) {
+		unsigned f = factors[i] ? factors[i] : 2;
+		long bound = 2L * f * (hogs + probes) + 256;
+		long wait = run_backlog(factors[i], hogs, probes);
+		printf("  inject_wait_factor %u: longest wait %ld hog polls (bound %ld)\n", f, wait,
+		       bound);
+		CHECK_LE(wait, bound);
+	}
+	/* Tokio's policy: one inject task per global queue interval; every
+	 * probe still runs. */
+	long wait = run_backlog(EDO_INJECT_WAIT_UNBOUNDED, hogs, probes);
+	printf("  unbounded: longest wait %ld hog polls\n", wait);
+}
+
 /* ==== 4. the LIFO slot can be stolen from a worker stuck in a long poll =============== */
 
 static atomic_bool lifo_y_ran;

@@ -133,6 +133,7 @@ TEST(builder_validation)
 	CHECK_EQ(b.thread_stack_size, 0);
 	CHECK_EQ(b.event_interval, 0);
 	CHECK_EQ(b.global_queue_interval, 0);
+	CHECK_EQ(b.inject_wait_factor, 0);
 	CHECK(b.hooks.on_task_spawn == NULL);
 	CHECK(b.hooks_ud == NULL);
 	CHECK_EQ(build(&b), 0);
@@ -165,6 +166,15 @@ TEST(builder_validation)
 	b.global_queue_interval = UINT_MAX;
 	CHECK_EQ(build(&b), -EINVAL);
 	b.global_queue_interval = 0;
+	b.inject_wait_factor = (1u << 16) + 1;
+	CHECK_EQ(build(&b), -EINVAL);
+	b.inject_wait_factor = UINT_MAX - 1;
+	CHECK_EQ(build(&b), -EINVAL);
+	b.inject_wait_factor = EDO_INJECT_WAIT_UNBOUNDED;
+	CHECK_EQ(build(&b), 0);
+	b.inject_wait_factor = 1u << 16;
+	CHECK_EQ(build(&b), 0);
+	b.inject_wait_factor = 0;
 	b.max_blocking_threads = UINT_MAX;
 	CHECK_EQ(build(&b), -EINVAL);
 	b.max_blocking_threads = 0;

@@ -76,6 +76,9 @@ typedef struct edo_runtime_hooks {
 	void (*after_task_poll)(void *ud, uint64_t task_id);
 } edo_runtime_hooks;
 
+/** edo_runtime_builder.inject_wait_factor: no bound (Tokio's policy). */
+#define EDO_INJECT_WAIT_UNBOUNDED 0xffffffffu
+
 /**
  * How to build a runtime.  Initialise with edo_runtime_builder_init(), then
  * set fields; a zero field means "the default".
@@ -94,6 +97,17 @@ typedef struct edo_runtime_builder {
 	/** Scheduler ticks between checks of the remote queue first; 0 = 31 on the
 	 *  current-thread runtime, adaptive on the multi-thread one. */
 	unsigned global_queue_interval;
+	/** Multi-thread: fairness while a worker is overloaded.  Tasks woken
+	 *  from outside the workers, and those moved out when a worker's local
+	 *  queue of 256 is full, wait in the inject queue; the worker takes one of
+	 *  them every global_queue_interval ticks, and more often while they pile
+	 *  up, so that none waits more than about this many times as long as in
+	 *  strict FIFO order.  0 = 2; at most 65536; EDO_INJECT_WAIT_UNBOUNDED =
+	 *  one every interval however long the backlog (Tokio's policy: with
+	 *  1,000 busy connections on one worker, 10-15% more messages per
+	 *  second and some connections served several times less often than
+	 *  others; docs/architecture.md, "Fairness under overload"). */
+	unsigned inject_wait_factor;
 	/** Maximum threads in the blocking pool; 0 = 512. */
 	unsigned max_blocking_threads;
 	/** Idle blocking threads exit after this many milliseconds; 0 = 10000. */

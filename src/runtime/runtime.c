@@ -41,6 +41,9 @@ static int validate(const edo_runtime_builder *b)
 		return -EINVAL;
 	if (b->event_interval > (1u << 20) || b->global_queue_interval > (1u << 20))
 		return -EINVAL;
+	if (b->inject_wait_factor > (1u << 16) &&
+	    b->inject_wait_factor != EDO_INJECT_WAIT_UNBOUNDED)
+		return -EINVAL;
 	if (b->max_blocking_threads > 1000000)
 		return -EINVAL;
 	return edo__trace_validate(b);

@@ -17,8 +17,10 @@
  *     tick++; event_interval (61) ticks after the last driver turn (this
  *       worker's park, or its last maintenance): maintenance (a non-blocking
  *       driver turn, deferred wakes, publish metrics, check closing)
- *     task = every global_queue_interval ticks the inject queue first, else
- *            LIFO slot, local queue, then a batch from the inject queue
+ *     task = every global_queue_interval ticks (fewer while the inject
+ *            queue holds a backlog: inject_interval()) one task from the
+ *            inject queue first, else LIFO slot, local queue, then a batch
+ *            from the inject queue
  *     none → steal: become a searcher (at most half the workers search),
  *            steal half of a random victim's queue; on the last pass take a
  *            victim's LIFO task if it has sat there through a whole poll;
@@ -34,6 +36,11 @@
  *     Go does with runnext, a thief takes it only on its last pass and only
  *     if the victim is still inside the same poll after a short pause, so
  *     ping-pong pairs are not split across cores.
+ *   - The global queue interval shrinks while the inject queue holds a
+ *     backlog, so a task waiting there is served within inject_wait times
+ *     its wait in strict FIFO order; Tokio takes one task per interval
+ *     however long the backlog, which lets a worker overloaded with
+ *     connections serve some of them many times as often as others.
  *   - The inject queue is sharded by thread, so remote spawners on several
  *     threads do not serialise on one lock; emptiness is a relaxed load per
  *     shard.  Idle bookkeeping has its own lock, not the inject queue's.
@@ -89,6 +96,7 @@
 #define MAX_LIFO_POLLS 3
 #define DEFAULT_EVENT_INTERVAL 61
 #define MAX_INJECT_BATCH 128
+#define DEFAULT_INJECT_WAIT 2
 
 typedef struct edo__worker edo__worker;
 typedef struct edo__mt edo__mt;
@@ -104,7 +112,8 @@ struct edo__worker {
 	uint32_t tick;
 	uint32_t turn_tick; /* tick of this worker's last driver turn */
 	uint32_t rand;
-	uint32_t gqi; /* current global queue interval */
+	uint32_t gqi;         /* current global queue interval */
+	uint32_t inject_tick; /* the tick of the next look at the inject queue */
 	bool is_searching;
 	bool lifo_enabled;
 	bool is_shutdown;
@@ -142,7 +151,8 @@ struct edo__mt {
 	atomic_uint block_on_count;
 	pthread_barrier_t shutdown_barrier;
 	unsigned event_interval;
-	unsigned fixed_gqi; /* 0 = adaptive */
+	unsigned fixed_gqi;   /* 0 = adaptive */
+	unsigned inject_wait; /* builder's inject_wait_factor; 0 = unbounded */
 	bool lifo_stealing;
 	char thread_name[16];
 	size_t stack_size;
@@ -360,16 +370,38 @@ static edo__task *take_lifo(edo__worker *w)
 	return atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel);
 }
 
+/* Ticks until the next look at the inject queue: the global queue interval,
+ * shortened while the inject queue holds a backlog so that this worker's
+ * share of it drains within inject_wait times the ticks that strict FIFO
+ * order would take (the share and the local queue, once each). */
+static uint32_t inject_interval(edo__worker *w)
+{
+	edo__mt *mt = w->mt;
+	uint32_t g = w->gqi;
+	if (!mt->inject_wait || inject_is_empty(mt))
+		return g;
+	size_t share = edo__inject_set_len(&mt->inject) / mt->num_workers + 1;
+	size_t bound = mt->inject_wait * (share + edo__local_queue_len(&w->queue)) / share;
+	return bound >= g ? g : bound > 1 ? (uint32_t)bound : 1;
+}
+
 static edo__task *next_task(edo__worker *w)
 {
 	edo__task *t;
-	if (w->tick % w->gqi == 0) {
+	/* Every interval one task from the pinned queue or the inject queue
+	 * first, as Tokio does: one, not a batch, so that tasks woken while
+	 * their worker is overloaded do not push ahead of the local queue's
+	 * (docs/architecture.md, "Fairness under overload"). */
+	if ((int32_t)(w->tick - w->inject_tick) >= 0) {
+		w->inject_tick = w->tick + inject_interval(w);
 		t = edo__inject_pop(&w->pinned);
 		if (t)
 			return t;
-		t = pop_inject_batch(w);
-		if (t)
+		if (!inject_is_empty(w->mt) &&
+		    edo__inject_set_pop_n(&w->mt->inject, w->index, 1, &t)) {
+			EDO__COUNT(&w->counts, remote_schedules, 1);
 			return t;
+		}
 	}
 	t = take_lifo(w);
 	if (t)
@@ -981,6 +1013,11 @@ int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
 	mt->exited = 0;
 	mt->event_interval = b->event_interval ? b->event_interval : DEFAULT_EVENT_INTERVAL;
 	mt->fixed_gqi = b->global_queue_interval;
+	if (b->inject_wait_factor == EDO_INJECT_WAIT_UNBOUNDED)
+		mt->inject_wait = 0;
+	else
+		mt->inject_wait =
+			b->inject_wait_factor ? b->inject_wait_factor : DEFAULT_INJECT_WAIT;
 	mt->lifo_stealing = !b->disable_lifo_stealing;
 	(void)snprintf(mt->thread_name, sizeof mt->thread_name, "%s",
 		       b->thread_name ? b->thread_name : "edo-worker");
