@@ -326,6 +326,7 @@ run_server() { # kind wl impl threads rep
 			rate=$(printf '%s\n' "$out" | sed -n 's/.*rate=\([0-9.]*\).*/\1/p')
 			total=$(printf '%s\n' "$out" | sed -n 's/^msgs=\([0-9]*\) .*/\1/p')
 			spread=$(printf '%s\n' "$out" | sed -n 's/^spread=\([0-9.]*\) .*/\1/p')
+			p99=$(printf '%s\n' "$out" | sed -n 's/.*p99_us=\([0-9]*\).*/\1us/p')
 		fi
 		if [ $rc -ne 0 ] || [ -z "$rate" ] || ! kill -0 "$SERVER_PID" 2>/dev/null; then
 			ok=0
@@ -586,7 +587,7 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo "- **edo/X = Edo's median ÷ X's median**, for every unit. For \`ns/op\`, \`ms\`, \`s\` and \`bytes\` (better = lower) a ratio **under 1** means Edo is better; for \`ops/s\` and \`ops/cpu-s\` (better = higher) a ratio **over 1** means Edo is better."
 	echo "- threads: 0 = current-thread runtime (Go: GOMAXPROCS 1), N = multi-thread runtime with N workers (Go: GOMAXPROCS N); libuv and epoll are one event loop (listed under 0 or 1)."
 	echo "- **missing**: the implementation does not provide that workload yet (program absent, or it exited 77); **failed**: it ran and gave no valid result (see \`build/bench-results/logs/\`); empty: not applicable."
-	echo "- Server rows: \`<workload>_cN\` = requests (round trips) per second with N connections, \`_p99\` = wrk's p99 latency, \`_spread\` = how unevenly the echo server served its connections (round trips of the most served connection ÷ those of the least served; 1 = evenly), \`_cpu\` = server CPU seconds during the load, \`_per_cpu\` = requests per server CPU second. In http_hello, tokio is a raw server on Tokio, hyper is hyper 0.14 on Tokio, go is net/http. **edo-fiber** is not a peer but Edo again: the same servers written with stackful fibers (\`examples/hello_server_fiber.c\`, \`echo_server_fiber.c\`); \`edo/edo-fiber\` is the stackless server's result ÷ the fiber server's."
+	echo "- Server rows: \`<workload>_cN\` = requests (round trips) per second with N connections, \`_p99\` = p99 latency (wrk's; for tcp_echo, echo_client's: of every round trip, send to the last byte back), \`_spread\` = how unevenly the echo server served its connections (round trips of the most served connection ÷ those of the least served; 1 = evenly), \`_cpu\` = server CPU seconds during the load, \`_per_cpu\` = requests per server CPU second. In http_hello, tokio is a raw server on Tokio, hyper is hyper 0.14 on Tokio, go is net/http. **edo-fiber** is not a peer but Edo again: the same servers written with stackful fibers (\`examples/hello_server_fiber.c\`, \`echo_server_fiber.c\`); \`edo/edo-fiber\` is the stackless server's result ÷ the fiber server's."
 	echo
 	echo "## Results"
 	echo
