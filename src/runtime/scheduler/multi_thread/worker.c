@@ -97,6 +97,7 @@
 #define DEFAULT_EVENT_INTERVAL 61
 #define MAX_INJECT_BATCH 128
 #define DEFAULT_INJECT_WAIT 2
+#define MAX_INJECT_BURST 16
 
 typedef struct edo__worker edo__worker;
 typedef struct edo__mt edo__mt;
@@ -114,6 +115,10 @@ struct edo__worker {
 	uint32_t rand;
 	uint32_t gqi;         /* current global queue interval */
 	uint32_t inject_tick; /* the tick of the next look at the inject queue */
+	/* Inject tasks taken in one go when the interval is short: run next,
+	 * one per tick, before anything else (burst[burst_next..burst_len)). */
+	uint32_t burst_next, burst_len;
+	edo__task *burst[MAX_INJECT_BURST];
 	bool is_searching;
 	bool lifo_enabled;
 	bool is_shutdown;
@@ -370,7 +375,7 @@ static edo__task *take_lifo(edo__worker *w)
 	return atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel);
 }
 
-/* Ticks until the next look at the inject queue: the global queue interval,
+/* Ticks between looks at the inject queue: the global queue interval,
  * shortened while the inject queue holds a backlog so that this worker's
  * share of it drains within inject_wait times the ticks that strict FIFO
  * order would take (the share and the local queue, once each). */
@@ -385,23 +390,45 @@ static uint32_t inject_interval(edo__worker *w)
 	return bound >= g ? g : bound > 1 ? (uint32_t)bound : 1;
 }
 
+/* The interval's look at the pinned and inject queues: one task, as Tokio
+ * takes, not a batch, so that tasks woken while their worker is overloaded
+ * do not go ahead of the local queue's (docs/architecture.md, "Fairness
+ * under overload").  When the interval is short, the tasks of up to one
+ * global queue interval are taken under one lock and run one per tick,
+ * spending the interval's share at once. */
+static edo__task *look_at_inject(edo__worker *w)
+{
+	edo__mt *mt = w->mt;
+	uint32_t every = inject_interval(w);
+	uint32_t n = w->gqi / every;
+	if (n > MAX_INJECT_BURST)
+		n = MAX_INJECT_BURST;
+	if (n == 0)
+		n = 1;
+	w->inject_tick = w->tick + n * every;
+	edo__task *t = edo__inject_pop(&w->pinned);
+	if (t)
+		return t;
+	if (inject_is_empty(mt))
+		return NULL;
+	uint32_t got = edo__inject_set_pop_n(&mt->inject, w->index, n, w->burst);
+	if (!got)
+		return NULL;
+	EDO__COUNT(&w->counts, remote_schedules, got);
+	w->burst_next = 1;
+	w->burst_len = got;
+	return w->burst[0];
+}
+
 static edo__task *next_task(edo__worker *w)
 {
 	edo__task *t;
-	/* Every interval one task from the pinned queue or the inject queue
-	 * first, as Tokio does: one, not a batch, so that tasks woken while
-	 * their worker is overloaded do not push ahead of the local queue's
-	 * (docs/architecture.md, "Fairness under overload"). */
+	if (__builtin_expect(w->burst_next < w->burst_len, 0))
+		return w->burst[w->burst_next++];
 	if ((int32_t)(w->tick - w->inject_tick) >= 0) {
-		w->inject_tick = w->tick + inject_interval(w);
-		t = edo__inject_pop(&w->pinned);
+		t = look_at_inject(w);
 		if (t)
 			return t;
-		if (!inject_is_empty(w->mt) &&
-		    edo__inject_set_pop_n(&w->mt->inject, w->index, 1, &t)) {
-			EDO__COUNT(&w->counts, remote_schedules, 1);
-			return t;
-		}
 	}
 	t = take_lifo(w);
 	if (t)
@@ -719,6 +746,8 @@ static void worker_shutdown(edo__worker *w)
 	/* Every task is complete now; what is queued are stale notifications.
 	 * A wake from outside that comes later finds `pinned` closed. */
 	edo__inject_close(&w->pinned);
+	while (w->burst_next < w->burst_len)
+		edo__task_drop_notified(w->burst[w->burst_next++]);
 	while ((t = take_lifo(w)) || (t = edo__local_queue_pop(&w->queue)) || (t = pop_mine(w)) ||
 	       (t = edo__inject_pop(&w->pinned)))
 		edo__task_drop_notified(t);
