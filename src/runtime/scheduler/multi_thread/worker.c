@@ -17,10 +17,12 @@
  *     tick++; event_interval (61) ticks after the last driver turn (this
  *       worker's park, or its last maintenance): maintenance (a non-blocking
  *       driver turn, deferred wakes, publish metrics, check closing)
- *     task = every global_queue_interval ticks (fewer while the inject
- *            queue holds a backlog: inject_interval()) one task from the
- *            inject queue first, else LIFO slot, local queue, then a batch
- *            from the inject queue
+ *     task = what is left of a burst taken from the inject queue; every
+ *            global_queue_interval ticks (fewer while the inject queue holds
+ *            a backlog: inject_interval()) one task from the pinned or the
+ *            inject queue first (with a short interval, up to 16 at once:
+ *            the burst); else LIFO slot, local queue, then a batch from the
+ *            inject queue
  *     none → steal: become a searcher (at most half the workers search),
  *            steal half of a random victim's queue; on the last pass take a
  *            victim's LIFO task if it has sat there through a whole poll;
@@ -37,8 +39,9 @@
  *     if the victim is still inside the same poll after a short pause, so
  *     ping-pong pairs are not split across cores.
  *   - The global queue interval shrinks while the inject queue holds a
- *     backlog, so a task waiting there is served within inject_wait times
- *     its wait in strict FIFO order; Tokio takes one task per interval
+ *     backlog, so that the backlog drains within a few times as many ticks
+ *     as strict FIFO order would take (inject_wait, the builder's
+ *     inject_wait_factor, per look); Tokio takes one task per interval
  *     however long the backlog, which lets a worker overloaded with
  *     connections serve some of them many times as often as others.
  *   - The inject queue is sharded by thread, so remote spawners on several
@@ -55,7 +58,8 @@
  *     next_task() alternates between `mine` and the local queue;
  *   - a wake anywhere else goes to the owner's `pinned` queue (a locked
  *     list, like an inject shard) and unparks the owner, which takes from
- *     it every global-queue tick and whenever its own queues are empty.
+ *     it at each look at the inject queue and whenever its own queues are
+ *     empty.
  * So pinned tasks never sit in the LIFO slot, the local queue or the
  * inject queue, where other workers could take them.
  * A worker hosting started fibers is never handed to another thread by
@@ -113,8 +117,9 @@ struct edo__worker {
 	uint32_t tick;
 	uint32_t turn_tick; /* tick of this worker's last driver turn */
 	uint32_t rand;
-	uint32_t gqi;         /* current global queue interval */
-	uint32_t inject_tick; /* the tick of the next look at the inject queue */
+	uint32_t gqi;          /* current global queue interval */
+	uint32_t inject_tick;  /* the tick of the next look at the inject queue */
+	uint32_t inject_round; /* looks so far: which inject shard comes first */
 	/* Inject tasks taken in one go when the interval is short: run next,
 	 * one per tick, before anything else (burst[burst_next..burst_len)). */
 	uint32_t burst_next, burst_len;
@@ -385,8 +390,8 @@ static uint32_t inject_interval(edo__worker *w)
 	uint32_t g = w->gqi;
 	if (!mt->inject_wait || inject_is_empty(mt))
 		return g;
-	size_t share = edo__inject_set_len(&mt->inject) / mt->num_workers + 1;
-	size_t bound = mt->inject_wait * (share + edo__local_queue_len(&w->queue)) / share;
+	uint64_t share = edo__inject_set_len(&mt->inject) / mt->num_workers + 1;
+	uint64_t bound = mt->inject_wait * (share + edo__local_queue_len(&w->queue)) / share;
 	return bound >= g ? g : bound > 1 ? (uint32_t)bound : 1;
 }
 
@@ -400,24 +405,39 @@ static edo__task *look_at_inject(edo__worker *w)
 {
 	edo__mt *mt = w->mt;
 	uint32_t every = inject_interval(w);
-	uint32_t n = w->gqi / every;
-	if (n > MAX_INJECT_BURST)
-		n = MAX_INJECT_BURST;
-	if (n == 0)
-		n = 1;
-	w->inject_tick = w->tick + n * every;
+	w->inject_tick = w->tick + every;
 	edo__task *t = edo__inject_pop(&w->pinned);
 	if (t)
 		return t;
 	if (inject_is_empty(mt))
 		return NULL;
-	uint32_t got = edo__inject_set_pop_n(&mt->inject, w->index, n, w->burst);
+	uint32_t n = w->gqi / every;
+	if (n > MAX_INJECT_BURST)
+		n = MAX_INJECT_BURST;
+	if (n == 0)
+		n = 1;
+	/* Each look starts at the next shard: a worker's own overflow goes to
+	 * its own shard, which would otherwise always come first. */
+	uint32_t got =
+		edo__inject_set_pop_n(&mt->inject, w->index + w->inject_round++, n, w->burst);
 	if (!got)
 		return NULL;
 	EDO__COUNT(&w->counts, remote_schedules, got);
+	w->inject_tick = w->tick + got * every;
 	w->burst_next = 1;
 	w->burst_len = got;
 	return w->burst[0];
+}
+
+/* Give the burst's waiting tasks to the local queue, where thieves can take
+ * them: this worker is about to block. */
+static void release_burst(edo__worker *w)
+{
+	if (w->burst_next >= w->burst_len)
+		return;
+	while (w->burst_next < w->burst_len)
+		push_local(w, w->burst[w->burst_next++]);
+	notify_parked(w->mt);
 }
 
 static edo__task *next_task(edo__worker *w)
@@ -839,13 +859,15 @@ int edo__mt_block_in_place(edo__sched *s, void (*fn)(void *), void *arg)
 		fn(arg);
 		return 0;
 	}
+	/* The burst must not wait behind the blocking call. */
+	release_burst(w);
 	if (edo__ctx.fibers_pinned) {
 		/* Fibers pinned to this thread would resume on the new one
 		 * (src/fiber/fiber.h): block this worker instead. */
 		fn(arg);
 		return 0;
 	}
-	/* The LIFO task must not wait behind the blocking call. */
+	/* Nor the LIFO task. */
 	edo__task *t = take_lifo(w);
 	if (t)
 		push_local(w, t);
