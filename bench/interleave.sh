@@ -80,27 +80,16 @@ printf '%s\n' "${NAMES[@]}" | grep -qx "$REF" || {
 PID=
 trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; exit 130' INT TERM
 
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 12000))
-		ss -Htln "sport = :$p" 2>/dev/null | grep -q . || {
-			echo "$p"
-			return
-		}
-	done
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 # name bin round -> one result line
 run_one() {
-	local name=$1 bin=$2 r=$3 port out rate p99 max spread i
+	local name=$1 bin=$2 r=$3 port out rate p99 max spread
 	port=$(free_port)
 	taskset -c "$SCPU" "$bin" --port "$port" --threads "$THREADS" >/dev/null 2>&1 &
 	PID=$!
-	for i in $(seq 100); do
-		ss -Htln "sport = :$port" 2>/dev/null | grep -q . && break
-		sleep 0.05
-	done
+	wait_listen "$port"
 	if [ $kind = echo ]; then
 		out=$(taskset -c 1 "$PBIN/echo_client" --port "$port" --conns "$conns" --seconds "$SECS" 2>&1)
 		rate=$(sed -n 's/.*rate=\([0-9.]*\).*/\1/p' <<<"$out")

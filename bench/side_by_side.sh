@@ -99,27 +99,8 @@ cleanup() {
 }
 trap 'cleanup; exit 130' INT TERM
 
-free_port() {
-	local p
-	while :; do
-		# Below the ephemeral range (32768 up), where the load
-		# generators' own connections take their ports.
-		p=$((20000 + RANDOM % 12000))
-		ss -Htln "sport = :$p" 2>/dev/null | grep -q . || {
-			echo "$p"
-			return
-		}
-	done
-}
-
-wait_listen() { # port
-	local _
-	for _ in $(seq 100); do
-		ss -Htln "sport = :$1" 2>/dev/null | grep -q . && return 0
-		sleep 0.05
-	done
-	return 1
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 # load cpu port out: one load run; writes its rate (per second) to out
 load() {

@@ -1,0 +1,25 @@
+# shellcheck shell=bash
+# Helpers shared by bench/side_by_side.sh and bench/interleave.sh (sourced).
+
+# A free TCP port on 127.0.0.1, below the ephemeral range (32768 up), where
+# the load generators' own connections take their ports.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 12000))
+		ss -Htln "sport = :$p" 2>/dev/null | grep -q . || {
+			echo "$p"
+			return
+		}
+	done
+}
+
+# Wait up to 5 s for something to listen on port $1; false if nothing does.
+wait_listen() {
+	local _
+	for _ in $(seq 100); do
+		ss -Htln "sport = :$1" 2>/dev/null | grep -q . && return 0
+		sleep 0.05
+	done
+	return 1
+}
