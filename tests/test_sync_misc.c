@@ -1,6 +1,7 @@
 /* Notify, Barrier, OnceCell; JoinSet, select and join. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 
 #include "test_sync_util.h"
 
@@ -297,11 +298,13 @@ TEST(notify_many_waiters_both_flavors)
 typedef struct nthread_arg {
 	edo_notify *n;
 	atomic_bool *stop;
+	atomic_int *started;
 } nthread_arg;
 
 static void *notifier_thread(void *p)
 {
 	nthread_arg *a = p;
+	atomic_fetch_add(a->started, 1);
 	for (unsigned i = 0; !atomic_load(a->stop); i++) {
 		if (i % 7 == 0)
 			edo_notify_waiters(a->n);
@@ -318,15 +321,21 @@ TEST(notify_thread_races)
 	edo_notify n;
 	edo_notify_init(&n);
 	atomic_bool stop = false;
-	nthread_arg a = {&n, &stop};
+	atomic_int started = 0;
+	nthread_arg a = {&n, &stop, &started};
 	pthread_t th[2];
 	for (int i = 0; i < 2; i++)
 		pthread_create(&th[i], NULL, notifier_thread, &a);
+	/* Race against running notifiers: on a loaded machine they may not
+	 * have run yet, or may lose the CPU for the whole loop, so wait for them
+	 * and go on past `iters` until a notification got through. */
+	while (atomic_load(&started) < 2)
+		sched_yield();
 	long iters = test_scale(200000);
 	test_waker t;
 	tw_init(&t);
 	long done = 0;
-	for (long i = 0; i < iters; i++) {
+	for (long i = 0; i < iters || (done == 0 && i < 100 * iters); i++) {
 		edo_notified_fut f[3];
 		for (int k = 0; k < 3; k++)
 			edo_notify_notified(&f[k], &n);
