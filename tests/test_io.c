@@ -358,4 +358,67 @@ TEST(cross_thread_edges)
 	close(b[1]);
 }
 
+/* A runtime with no fd registered parks its driver thread on a futex, not in
+ * epoll_wait (src/runtime/driver.c).  An fd registered then from a thread
+ * outside the workers must bring the driver back to epoll, or readiness
+ * that only that thread waits for (here, block_on's own future) is never
+ * seen.  For both flavours: current-thread's driver is block_on's thread
+ * itself; on the multi-thread runtime an idle worker holds it. */
+typedef struct late_reader_frame {
+	EDO_FRAME;
+	int fd;
+	edo_async_fd *afd;
+	ssize_t n;
+	char buf[16];
+} late_reader_frame;
+
+EDO_ASYNC(late_reader, late_reader_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_async_fd_new(self->fd, EDO_INTEREST_READABLE, &self->afd), 0);
+	EDO_AWAIT_POLL(
+		edo_async_fd_poll_read(self->afd, cx, self->buf, sizeof self->buf, &self->n));
+	edo_async_fd_free(self->afd);
+	EDO_END();
+}
+
+static void *late_writer(void *arg)
+{
+	int fd = *(int *)arg;
+	usleep(50000); /* after block_on's thread has parked */
+	CHECK_EQ(write(fd, "x", 1), 1);
+	return NULL;
+}
+
+static void register_while_idle(edo_rt_flavor flavor)
+{
+	edo_runtime *rt = make_rt(flavor);
+	/* Let the workers park with nothing registered. */
+	usleep(20000);
+	for (int round = 0; round < 3; round++) {
+		int fds[2];
+		CHECK_EQ(pipe2(fds, O_CLOEXEC), 0);
+		pthread_t th;
+		pthread_create(&th, NULL, late_writer, &fds[1]);
+		late_reader_frame f = {EDO_FRAME_INIT(late_reader), .fd = fds[0]};
+		CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+		CHECK_EQ(f.n, 1);
+		pthread_join(th, NULL);
+		close(fds[0]);
+		close(fds[1]);
+		usleep(20000); /* idle again: the fd is gone */
+	}
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+TEST(register_while_driver_idle_current_thread)
+{
+	register_while_idle(EDO_RT_CURRENT_THREAD);
+}
+
+TEST(register_while_driver_idle_multi_thread)
+{
+	register_while_idle(EDO_RT_MULTI_THREAD);
+}
+
 TEST_MAIN()
