@@ -10,9 +10,7 @@
 #include "runtime/io/reactor.h"
 #include "runtime/time/time.h"
 
-/* PARKED_IDLE: holding the driver, but waiting on the reactor's idle futex
- * because no fd is registered (park_driver). */
-enum { EMPTY = 0, PARKED_FUTEX = 1, PARKED_DRIVER = 2, NOTIFIED = 3, PARKED_IDLE = 4 };
+enum { EMPTY = 0, PARKED_FUTEX = 1, PARKED_DRIVER = 2, NOTIFIED = 3 };
 
 static void futex_wait(atomic_uint *addr, unsigned val, int64_t timeout_ns)
 {
@@ -121,32 +119,13 @@ static __thread edo__parker *in_turn __attribute__((tls_model("initial-exec")));
  * notification (an unpark) was consumed. */
 static bool park_driver(edo__parker *p, int64_t timeout_ns)
 {
-	edo__reactor *r = p->driver->io;
 	unsigned expect = EMPTY;
 	if (timeout_ns != 0 && !atomic_compare_exchange_strong(&p->state, &expect, PARKED_DRIVER)) {
 		/* Notified meanwhile: still do a non-blocking turn. */
 		timeout_ns = 0;
 	}
-	if (timeout_ns != 0 && edo__reactor_has_no_fds(r)) {
-		/* Nothing registered: wait on the reactor's idle futex, so that
-		 * an unpark is a futex wake, not an eventfd write (reactor.c).
-		 * An unpark before PARKED_IDLE finds PARKED_DRIVER and writes the
-		 * eventfd, and then the CAS below fails; one after it finds
-		 * PARKED_IDLE and bumps the futex word past `seq`. */
-		unsigned seq = edo__reactor_idle_begin(r);
-		expect = PARKED_DRIVER;
-		if (atomic_compare_exchange_strong(&p->state, &expect, PARKED_IDLE)) {
-			if (edo__reactor_has_no_fds(r))
-				futex_wait(edo__reactor_idle_word(r), seq, timeout_ns);
-			expect = PARKED_IDLE;
-			atomic_compare_exchange_strong(&p->state, &expect, PARKED_DRIVER);
-		}
-		edo__reactor_idle_end(r);
-		/* Woken, timed out, or an fd appeared: a non-blocking turn. */
-		timeout_ns = 0;
-	}
 	in_turn = p;
-	edo__reactor_turn(r, timeout_ns);
+	edo__reactor_turn(p->driver->io, timeout_ns);
 	in_turn = NULL;
 	/* Consume a notification, or leave PARKED_DRIVER. */
 	expect = PARKED_DRIVER;
@@ -219,9 +198,6 @@ void edo__parker_unpark(edo__parker *p)
 	case PARKED_DRIVER:
 		if (p != in_turn) /* not a wake dispatched by this thread's own turn */
 			edo__driver_wake(p->driver);
-		break;
-	case PARKED_IDLE:
-		edo__reactor_idle_wake(p->driver->io);
 		break;
 	default:
 		break;

@@ -1,12 +1,10 @@
 #include "runtime/io/reactor.h"
 
 #include <errno.h>
-#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "edo/error.h"
@@ -25,10 +23,6 @@ struct edo__reactor {
 	 * registration counters under `lock`, the event counter by the thread
 	 * in the turn). */
 	_Atomic(uint64_t) n_registered, n_deregistered, n_events;
-	/* A thread parked without epoll while nothing is registered
-	 * (edo__reactor_idle_begin): it waits on the futex `idle_seq`. */
-	atomic_bool idle;
-	atomic_uint idle_seq;
 	struct epoll_event events[MAX_EVENTS]; /* used by the turning thread only */
 };
 
@@ -329,45 +323,6 @@ void edo__reactor_wake(edo__reactor *r)
 	}
 }
 
-/* ---- idle: parked with nothing registered ----------------------------------------- */
-
-/* With no fd registered no readiness can come, so the driver's thread may
- * wait on a futex instead of in epoll_wait, and its unpark is a futex wake
- * instead of an eventfd write and an epoll_wait return (what the blocking
- * pool's completions cost a runtime that does only file I/O).  Its protocol
- * with a registration: the idle thread sets `idle`, then checks that nothing
- * is registered; a registration counts itself, then checks `idle` and wakes
- * the idle thread (both sides fenced), so one of them sees the other. */
-bool edo__reactor_has_no_fds(edo__reactor *r)
-{
-	atomic_thread_fence(memory_order_seq_cst);
-	return atomic_load_explicit(&r->n_registered, memory_order_relaxed) ==
-	       atomic_load_explicit(&r->n_deregistered, memory_order_relaxed);
-}
-
-unsigned edo__reactor_idle_begin(edo__reactor *r)
-{
-	unsigned seq = atomic_load(&r->idle_seq);
-	atomic_store(&r->idle, true);
-	return seq;
-}
-
-void edo__reactor_idle_end(edo__reactor *r)
-{
-	atomic_store(&r->idle, false);
-}
-
-void edo__reactor_idle_wake(edo__reactor *r)
-{
-	atomic_fetch_add(&r->idle_seq, 1);
-	(void)syscall(SYS_futex, &r->idle_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
-atomic_uint *edo__reactor_idle_word(edo__reactor *r)
-{
-	return &r->idle_seq;
-}
-
 #define PREFETCH_AHEAD 4
 
 void edo__reactor_turn(edo__reactor *r, int64_t timeout_ns)
@@ -475,10 +430,6 @@ int edo__reactor_register(edo__reactor *r, int fd, uint32_t interest, edo__sched
 	r->all = io;
 	count(&r->n_registered, 1);
 	pthread_mutex_unlock(&r->lock);
-	/* A thread parked idle would not see this fd's readiness: wake it. */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&r->idle, memory_order_relaxed))
-		edo__reactor_idle_wake(r);
 	*out = io;
 	return 0;
 }

@@ -74,16 +74,6 @@ void edo__reactor_turn(edo__reactor *r, int64_t timeout_ns);
 /* Interrupt a turn in progress (eventfd write).  Thread-safe. */
 void edo__reactor_wake(edo__reactor *r);
 
-/* Parking without epoll while no fd is registered (reactor.c says how it
- * pairs with a registration).  The driver's thread: seq = idle_begin(),
- * then, if has_no_fds(), a futex wait on idle_word() while it still holds
- * seq; then idle_end().  idle_wake() ends such a wait. */
-bool edo__reactor_has_no_fds(edo__reactor *r);
-unsigned edo__reactor_idle_begin(edo__reactor *r);
-void edo__reactor_idle_end(edo__reactor *r);
-void edo__reactor_idle_wake(edo__reactor *r);
-atomic_uint *edo__reactor_idle_word(edo__reactor *r);
-
 /* Mark every registration shut down and wake all its waiters. */
 void edo__reactor_shutdown(edo__reactor *r);
 
