@@ -18,12 +18,9 @@ static inline int peer_parse_server_args(int argc, char **argv, int *port) {
     int threads = -1;
     *port = -1;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--port") == 0)
-            *port = atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--threads") == 0)
-            threads = atoi(argv[i + 1]);
-        else
-            *port = -1, threads = -1, i = argc;
+        if (strcmp(argv[i], "--port") == 0) *port = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--threads") == 0) threads = atoi(argv[i + 1]);
+        else *port = -1, threads = -1, i = argc;
     }
     if (argc != 5 || *port < 0 || *port > 65535 || threads < 0) {
         fprintf(stderr, "usage: %s --port N --threads N\n", argv[0]);

@@ -23,8 +23,8 @@
 
 struct conn {
     int fd;
-    size_t in_len;            /* HTTP: bytes of a partial request head */
-    size_t out_len, out_off;  /* pending output not yet taken by the socket */
+    size_t in_len;           /* HTTP: bytes of a partial request head */
+    size_t out_len, out_off; /* pending output not yet taken by the socket */
     char in[BUF];
     char *out;
     size_t out_cap;
