@@ -1083,6 +1083,7 @@ TEST(driver_wake_racing_remote_notify)
 
 static atomic_bool storm_stop;
 static atomic_long storm_iters;
+static atomic_int storm_started; /* storm tasks polled at least once */
 
 typedef struct storm_frame {
 	EDO_FRAME;
@@ -1092,6 +1093,7 @@ typedef struct storm_frame {
 EDO_ASYNC(storm, storm_frame, NULL)
 {
 	EDO_BEGIN();
+	atomic_fetch_add(&storm_started, 1);
 	while (!atomic_load_explicit(&storm_stop, memory_order_relaxed)) {
 		atomic_fetch_add_explicit(&storm_iters, 1, memory_order_relaxed);
 		self->mine++;
@@ -1148,6 +1150,7 @@ static void run_storm(unsigned workers, bool wake_from_task)
 	atomic_int acked = 0;
 	atomic_store(&storm_stop, false);
 	atomic_store(&storm_iters, 0);
+	atomic_store(&storm_started, 0);
 	edo_runtime *rt = mt_new(workers);
 	edo_handle *h = edo_runtime_handle(rt);
 	xparker *p = xparker_get();
@@ -1180,6 +1183,11 @@ static void run_storm(unsigned workers, bool wake_from_task)
 	/* The storm went on meanwhile, and goes on now. */
 	long at = atomic_load(&storm_iters);
 	WAIT_UNTIL(atomic_load(&storm_iters) > at + 1000, 60);
+	/* Every storm task gets its turn.  Not "has had it by now": the whole
+	 * test can take 4 ms, and a worker thread the OS preempts that long
+	 * holds its local queue (no peer steals while it has work of its own,
+	 * as in Tokio), so the tasks queued there run once it is back. */
+	WAIT_UNTIL(atomic_load(&storm_started) == storm_tasks, 60);
 	atomic_store(&storm_stop, true);
 	for (int i = 0; i < storm_tasks; i++) {
 		CHECK_EQ(xjoin(p, storm_h[i]), 0);
