@@ -64,7 +64,9 @@ typedef struct edo_worker_metrics {
 	uint64_t local_schedules;      /**< wakes/spawns queued locally (LIFO or run queue) */
 	uint64_t remote_schedules;     /**< tasks this worker took from the inject queue */
 	uint64_t overflows;            /**< times the local queue overflowed to the inject queue */
-	uint64_t local_queue_depth;    /**< tasks in its local queue (gauge) */
+	/** Tasks queued on this worker (gauge): its local queue, plus those it
+	 *  took from the inject queue in one go that still wait their turn. */
+	uint64_t local_queue_depth;
 	uint64_t busy_ns;              /**< time spent not parked */
 	uint64_t budget_forced_yields; /**< polls that found the coop budget spent */
 	/** Mean time of one task poll: an exponentially weighted moving

@@ -597,7 +597,9 @@ static void publish_stats(edo__worker *w, bool busy_now)
 {
 	if (!EDO__METRICS)
 		return;
-	EDO__STAT_SET(&w->stats, local_queue_depth, edo__local_queue_len(&w->queue));
+	/* The burst's waiting tasks are this worker's queued work too. */
+	EDO__STAT_SET(&w->stats, local_queue_depth,
+		      edo__local_queue_len(&w->queue) + (w->burst_len - w->burst_next));
 	EDO__STAT_SET(&w->stats, budget_forced_yields, edo__ctx.forced_yields);
 	edo__tw *tw = edo__ctx.tw;
 	if (tw && tw->timing)
