@@ -1307,6 +1307,156 @@ TEST(overloaded_worker_bounds_inject_wait)
 	CHECK_GT(wait, bound2);
 }
 
+/* ==== 3c. edo_block_in_place hands a burst over to the other workers ================= */
+
+/* A worker that takes tasks from the inject queue in a burst holds them where
+ * no thief can see them until it runs them.  When one of them blocks in
+ * edo_block_in_place on a worker that hosts a fiber (which blocks the worker
+ * itself: the fiber could not move to a new thread), the rest of the burst
+ * must be given to the local queue first, or nothing can run them.
+ *
+ * Worker B spins in `bip_spinner` so that it takes nothing.  Worker A runs
+ * the fiber `bip_fiber`, which spawns self-waking hogs (A's local queue is
+ * never empty, so A takes the inject queue only at its interval look, in a
+ * burst) and spins until this thread has spawned the probes into the inject
+ * queue.  The first probe A runs blocks in place until the other probes have
+ * run: the blocking function frees B, which can only reach them by stealing
+ * from A's local queue. */
+#define BIP_PROBES 16
+#define BIP_HOGS 4
+static atomic_bool bip_spin_free, bip_spinning, bip_fiber_spinning, bip_probes_spawned;
+static atomic_bool bip_hogs_stop, bip_fiber_stop, bip_first_taken;
+static atomic_int bip_spinner_worker, bip_fiber_worker, bip_first_worker, bip_probes_ran;
+static atomic_bool bip_others_ran; /* seen by the blocked probe */
+static atomic_long bip_hog_polls;
+
+typedef struct bip_spinner_frame {
+	EDO_FRAME;
+} bip_spinner_frame;
+
+EDO_ASYNC(bip_spinner, bip_spinner_frame, NULL)
+{
+	EDO_BEGIN();
+	atomic_store(&bip_spinner_worker, edo_worker_id());
+	atomic_store(&bip_spinning, true);
+	while (!atomic_load(&bip_spin_free))
+		sched_yield();
+	EDO_END();
+}
+
+typedef struct bip_hog_frame {
+	EDO_FRAME;
+	self_wake sw;
+} bip_hog_frame;
+
+EDO_ASYNC(bip_hog, bip_hog_frame, NULL)
+{
+	EDO_BEGIN();
+	while (!atomic_load(&bip_hogs_stop)) {
+		atomic_fetch_add(&bip_hog_polls, 1);
+		/* Woken from inside its own poll: back to the local queue, not
+		 * to the deferred wakes as EDO_YIELD goes. */
+		self->sw = (self_wake){{&self_wake_vt}, false};
+		EDO_AWAIT_POLL(edo_future_poll(&self->sw.base, cx));
+	}
+	EDO_END();
+}
+
+static void *bip_fiber(void *arg)
+{
+	(void)arg;
+	atomic_store(&bip_fiber_worker, edo_worker_id());
+	for (int i = 0; i < BIP_HOGS; i++) {
+		edo_join *j;
+		CHECK_EQ(EDO_SPAWN(&j, bip_hog, .sw = {{NULL}, false}), 0);
+		edo_join_detach(j);
+	}
+	atomic_store(&bip_fiber_spinning, true);
+	while (!atomic_load(&bip_probes_spawned))
+		sched_yield();
+	while (!atomic_load(&bip_fiber_stop))
+		CHECK_EQ(edo_fiber_yield(), 0);
+	return NULL;
+}
+
+static void bip_wait_for_others(void *arg)
+{
+	(void)arg;
+	atomic_store(&bip_hogs_stop, true);
+	atomic_store(&bip_spin_free, true);
+	double dl = now_s() + 30;
+	while (atomic_load(&bip_probes_ran) < BIP_PROBES - 1 && now_s() < dl)
+		sleep_ms(0.2);
+	atomic_store(&bip_others_ran, atomic_load(&bip_probes_ran) == BIP_PROBES - 1);
+}
+
+typedef struct bip_probe_frame {
+	EDO_FRAME;
+} bip_probe_frame;
+
+EDO_ASYNC(bip_probe, bip_probe_frame, NULL)
+{
+	EDO_BEGIN();
+	if (!atomic_exchange(&bip_first_taken, true)) {
+		atomic_store(&bip_first_worker, edo_worker_id());
+		CHECK_EQ(edo_block_in_place(bip_wait_for_others, NULL), 0);
+	} else {
+		atomic_fetch_add(&bip_probes_ran, 1);
+	}
+	EDO_END();
+}
+
+TEST(block_in_place_releases_the_inject_burst)
+{
+	atomic_store(&bip_spin_free, false);
+	atomic_store(&bip_spinning, false);
+	atomic_store(&bip_fiber_spinning, false);
+	atomic_store(&bip_probes_spawned, false);
+	atomic_store(&bip_hogs_stop, false);
+	atomic_store(&bip_fiber_stop, false);
+	atomic_store(&bip_first_taken, false);
+	atomic_store(&bip_others_ran, false);
+	atomic_store(&bip_probes_ran, 0);
+	atomic_store(&bip_hog_polls, 0);
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
+	b.worker_threads = 2;
+	b.global_queue_interval = 61;
+	b.inject_wait_factor = 1;
+	edo_runtime *rt = NULL;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	edo_handle *h = edo_runtime_handle(rt);
+	xparker *p = xparker_get();
+	edo_join *sj, *fj, *pj[BIP_PROBES];
+	CHECK_EQ(EDO_SPAWN_ON(h, &sj, bip_spinner), 0);
+	WAIT_UNTIL(atomic_load(&bip_spinning), 60);
+	CHECK_EQ(edo_fiber_spawn_on(h, bip_fiber, NULL, NULL, &fj), 0);
+	WAIT_UNTIL(atomic_load(&bip_fiber_spinning), 60);
+	int a = atomic_load(&bip_fiber_worker);
+	CHECK_NE(a, atomic_load(&bip_spinner_worker));
+	for (int i = 0; i < BIP_PROBES; i++)
+		CHECK_EQ(EDO_SPAWN_ON(h, &pj[i], bip_probe), 0);
+	atomic_store(&bip_probes_spawned, true);
+	for (int i = 0; i < BIP_PROBES; i++) {
+		CHECK_EQ(xjoin(p, pj[i]), 0);
+		edo_join_detach(pj[i]);
+	}
+	/* Only A could take the probes: B was spinning until the blocked probe
+	 * freed it. */
+	CHECK_EQ(atomic_load(&bip_first_worker), a);
+	CHECK(atomic_load(&bip_others_ran));
+	atomic_store(&bip_fiber_stop, true);
+	CHECK_EQ(xjoin(p, fj), 0);
+	edo_join_detach(fj);
+	CHECK_EQ(xjoin(p, sj), 0);
+	edo_join_detach(sj);
+	printf("  %d probes ran while the first blocked in place (%ld hog polls)\n", BIP_PROBES - 1,
+	       atomic_load(&bip_hog_polls));
+	edo_handle_drop(h);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	leak_check();
+}
+
 /* ==== 4. the LIFO slot can be stolen from a worker stuck in a long poll =============== */
 
 static atomic_bool lifo_y_ran;

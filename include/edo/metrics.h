@@ -56,14 +56,14 @@ typedef struct edo_runtime_metrics {
 
 /** One worker's counters. */
 typedef struct edo_worker_metrics {
-	uint64_t polls;                /**< task polls */
-	uint64_t steals;               /**< tasks stolen from other workers */
-	uint64_t steal_operations;     /**< steal attempts */
-	uint64_t parks;                /**< times the worker went to sleep */
-	uint64_t unparks;              /**< times it woke up */
-	uint64_t local_schedules;      /**< wakes/spawns queued locally (LIFO or run queue) */
-	uint64_t remote_schedules;     /**< tasks this worker took from the inject queue */
-	uint64_t overflows;            /**< times the local queue overflowed to the inject queue */
+	uint64_t polls;            /**< task polls */
+	uint64_t steals;           /**< tasks stolen from other workers */
+	uint64_t steal_operations; /**< steal attempts */
+	uint64_t parks;            /**< times the worker went to sleep */
+	uint64_t unparks;          /**< times it woke up */
+	uint64_t local_schedules;  /**< wakes/spawns queued locally (LIFO or run queue) */
+	uint64_t remote_schedules; /**< tasks this worker took from the inject queue */
+	uint64_t overflows;        /**< times the local queue overflowed to the inject queue */
 	/** Tasks queued on this worker (gauge): its local queue, plus those it
 	 *  took from the inject queue in one go that still wait their turn. */
 	uint64_t local_queue_depth;
