@@ -44,9 +44,9 @@ typedef struct event {
 	atomic_int sleepers;
 } event;
 
-static void event_wait_while(event *e, int val)
+static void event_wait_spin(event *e, int val, int spins)
 {
-	for (int i = 0; i < 256; i++) {
+	for (int i = 0; i < spins; i++) {
 		if (atomic_load(&e->word) != val)
 			return;
 		__asm__ volatile("" ::: "memory");
@@ -55,6 +55,11 @@ static void event_wait_while(event *e, int val)
 	while (atomic_load(&e->word) == val)
 		syscall(SYS_futex, &e->word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
 	atomic_fetch_sub(&e->sleepers, 1);
+}
+
+static void event_wait_while(event *e, int val)
+{
+	event_wait_spin(e, val, 256);
 }
 
 /* Set the word (seq_cst, as the sleepers check below: either the sleeper
@@ -744,25 +749,25 @@ TEST(abort_from_other_thread_during_poll)
  * it completed (join 0, no drop) or it was cancelled (join -ECANCELED, one
  * drop, never completed). */
 typedef struct abort_race {
-	atomic_int have;
+	event have; /* 1: a handle to take; 0: taken; -1: stop */
 	edo_abort_handle *ah;
 	unsigned delay;
-	atomic_int stop;
 } abort_race;
 
+/* The hand-offs spin (so that the helper catches the next handle within a
+ * microsecond, while the task still runs) and then sleep on a futex, not in
+ * sched_yield(): with more runnable threads than cores each yield could give
+ * away a whole time slice, and 100,000 of them ran past the test's timeout. */
 static void *abort_race_thread(void *arg)
 {
 	abort_race *ar = arg;
 	for (;;) {
-		unsigned spins = 0;
-		int h;
-		while (!(h = atomic_load_explicit(&ar->have, memory_order_acquire)))
-			backoff(&spins);
-		if (h < 0)
+		event_wait_spin(&ar->have, 0, 1 << 16);
+		if (atomic_load(&ar->have.word) < 0)
 			return NULL;
 		edo_abort_handle *ah = ar->ah;
 		unsigned d = ar->delay;
-		atomic_store_explicit(&ar->have, 0, memory_order_release);
+		event_set(&ar->have, 0);
 		for (unsigned i = 0; i < d; i++)
 			__asm__ volatile("" ::: "memory");
 		edo_abort_handle_abort(ah);
@@ -791,7 +796,7 @@ EDO_ASYNC(abort_stress_main, abort_stress_frame, NULL)
 		CHECK_EQ(edo_spawn(&self->p.base, sizeof self->p, &self->h), 0);
 		self->ar->ah = edo_join_abort_handle(self->h);
 		self->ar->delay = (unsigned)((self->i * 7919) % 2048);
-		atomic_store_explicit(&self->ar->have, 1, memory_order_release);
+		event_set(&self->ar->have, 1);
 		EDO_AWAIT_JOIN(self->h, &self->rc);
 		if (self->rc == 0) {
 			CHECK_EQ(atomic_load(&self->st.readies), 1);
@@ -807,8 +812,7 @@ EDO_ASYNC(abort_stress_main, abort_stress_frame, NULL)
 		}
 		edo_join_detach(self->h);
 		/* Wait until the helper took the handle before reusing the slot. */
-		while (atomic_load_explicit(&self->ar->have, memory_order_acquire))
-			sched_yield();
+		event_wait_while(&self->ar->have, 1);
 	}
 	EDO_END();
 }
@@ -822,9 +826,10 @@ TEST(abort_from_other_thread_stress)
 	abort_stress_frame m = {EDO_FRAME_INIT(abort_stress_main), .ar = &ar,
 				.iters = test_scale(100000)};
 	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
-	atomic_store(&ar.have, -1);
+	event_set(&ar.have, -1);
 	CHECK_EQ(pthread_join(th, NULL), 0);
 	CHECK_EQ(m.cancelled + m.completed, m.iters);
+	printf("  %ld aborted in flight, %ld completed first\n", m.cancelled, m.completed);
 	CHECK_EQ(edo_runtime_free(rt), 0);
 }
 
