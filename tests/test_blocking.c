@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "edo.h"
@@ -148,6 +150,168 @@ TEST(shutdown_timeout)
 	CHECK_EQ(edo_runtime_shutdown_timeout(rt, 10), -ETIMEDOUT);
 	edo_handle_drop(hd);
 	usleep(400000); /* the thread finishes and frees the pool */
+}
+
+/* Idle pool threads exit after blocking_keep_alive_ms, and a trickle of jobs
+ * keeps only the threads it needs: a burst of 4 concurrent jobs starts 4
+ * threads; then jobs run one at a time, each awaited before the next.  The
+ * pool wakes the thread that went idle last, so the others wait untouched
+ * until their keep-alive ends.  (Woken in turn, every thread got a job every
+ * few hundred microseconds and the pool stayed at 4.) */
+#define KA_BURST 4
+
+static void *ka_burst_job(void *arg)
+{
+	atomic_int *started = arg;
+	atomic_fetch_add(started, 1);
+	for (int i = 0; i < 20000 && atomic_load(started) < KA_BURST; i++)
+		usleep(500);
+	return (void *)(long)atomic_load(started);
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static size_t pool_threads(edo_runtime *rt)
+{
+	edo_runtime_metrics met;
+	CHECK_EQ(edo_runtime_metrics_get(rt, &met), 0);
+	return met.blocking_threads;
+}
+
+typedef struct ka_frame {
+	EDO_FRAME;
+	edo_runtime *rt;
+	atomic_int started;
+	edo_join *h[KA_BURST];
+	int i, rc;
+	long jobs;
+	size_t peak, fewest;
+	double deadline;
+} ka_frame;
+
+EDO_ASYNC(ka_main, ka_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < KA_BURST; self->i++)
+		CHECK_EQ(edo_spawn_blocking(ka_burst_job, &self->started, &self->h[self->i]), 0);
+	for (self->i = 0; self->i < KA_BURST; self->i++) {
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		CHECK_EQ(self->rc, 0);
+		CHECK_EQ((long)edo_join_blocking_result(self->h[self->i]), KA_BURST);
+		edo_join_detach(self->h[self->i]);
+	}
+	self->peak = pool_threads(self->rt);
+	CHECK_GE(self->peak, (size_t)KA_BURST);
+	/* The trickle, until all but (at most) two threads are gone: one
+	 * serves it, and a job sent while that thread is between its last job
+	 * and the idle stack may start another. */
+	self->fewest = self->peak;
+	self->deadline = mono_s() + 20;
+	while (self->fewest > 2 && mono_s() < self->deadline) {
+		CHECK_EQ(edo_spawn_blocking(square, (void *)3L, &self->h[0]), 0);
+		EDO_AWAIT_JOIN(self->h[0], &self->rc);
+		CHECK_EQ(self->rc, 0);
+		CHECK_EQ((long)edo_join_blocking_result(self->h[0]), 9);
+		edo_join_detach(self->h[0]);
+		self->jobs++;
+		size_t n = pool_threads(self->rt);
+		if (n < self->fewest)
+			self->fewest = n;
+	}
+	EDO_END();
+}
+
+TEST(idle_threads_exit_after_keep_alive)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_CURRENT_THREAD);
+	b.blocking_keep_alive_ms = 100;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	ka_frame *m = calloc(1, sizeof *m);
+	CHECK(m != NULL);
+	*m = (ka_frame){EDO_FRAME_INIT(ka_main), .rt = rt};
+	CHECK_EQ(edo_block_on(rt, &m->edo_base), 0);
+	printf("  %zu threads after the burst, %zu after %ld trickled jobs\n", m->peak, m->fewest,
+	       m->jobs);
+	CHECK_LE(m->fewest, 2u);
+	/* With no jobs at all, every thread leaves. */
+	double deadline = mono_s() + 20;
+	while (pool_threads(rt) > 0 && mono_s() < deadline)
+		usleep(10000);
+	CHECK_EQ(pool_threads(rt), 0u);
+	free(m);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+/* Threads outside the runtime spawn bursts of blocking jobs and wait for
+ * them, while a 1 ms keep-alive makes idle threads time out (leave the idle
+ * stack from anywhere in it) as jobs arrive and threads finish (and are
+ * counted on to take the next job).  Every job runs exactly once. */
+#define SP_SUBMITTERS 4
+
+typedef struct sp_submitter {
+	edo_handle *h;
+	long jobs;
+	atomic_long done;
+	pthread_t th;
+} sp_submitter;
+
+static void *sp_job(void *arg)
+{
+	sp_submitter *s = arg;
+	long n = atomic_fetch_add(&s->done, 1);
+	if (n % 16 == 0)
+		usleep((useconds_t)(n % 50));
+	return NULL;
+}
+
+static void *sp_submit(void *arg)
+{
+	sp_submitter *s = arg;
+	long sent = 0;
+	while (sent < s->jobs) {
+		long batch = 1 + sent % 8;
+		if (batch > s->jobs - sent)
+			batch = s->jobs - sent;
+		for (long i = 0; i < batch; i++)
+			CHECK_EQ(edo_spawn_blocking_on(s->h, sp_job, s, 0, NULL), 0);
+		sent += batch;
+		while (atomic_load(&s->done) < sent)
+			usleep(20);
+	}
+	return NULL;
+}
+
+TEST(pool_spawn_stress)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_CURRENT_THREAD);
+	b.blocking_keep_alive_ms = 1;
+	b.max_blocking_threads = 6;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	sp_submitter subs[SP_SUBMITTERS];
+	for (int i = 0; i < SP_SUBMITTERS; i++) {
+		subs[i] = (sp_submitter){.h = edo_runtime_handle(rt), .jobs = test_scale(20000)};
+		atomic_init(&subs[i].done, 0);
+		CHECK_EQ(pthread_create(&subs[i].th, NULL, sp_submit, &subs[i]), 0);
+	}
+	for (int i = 0; i < SP_SUBMITTERS; i++) {
+		CHECK_EQ(pthread_join(subs[i].th, NULL), 0);
+		CHECK_EQ(atomic_load(&subs[i].done), subs[i].jobs);
+		edo_handle_drop(subs[i].h);
+	}
+	CHECK_LE(pool_threads(rt), 6u);
+	printf("  %d x %ld jobs\n", SP_SUBMITTERS, subs[0].jobs);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	for (int i = 0; i < SP_SUBMITTERS; i++)
+		CHECK_EQ(atomic_load(&subs[i].done), subs[i].jobs);
 }
 
 /* edo_block_in_place on a one-worker runtime: while the blocking function

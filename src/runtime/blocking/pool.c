@@ -9,6 +9,23 @@
  * and fewer than max_blocking_threads (512) exist.  Idle threads exit after
  * blocking_keep_alive_ms (10 s).
  *
+ * Idle threads wait in a stack, each on its own condition variable, and a
+ * new job wakes the one that went idle last (as Go's idle M list, and
+ * ClickHouse's pool since 2026).  A shared condition variable wakes them in
+ * turn: under a steady trickle of jobs every thread a burst once started
+ * then gets a job before its keep-alive runs out, so the pool never shrinks,
+ * and each job runs on the thread whose stack is coldest.  With the stack,
+ * the threads a trickle needs stay hot and the rest reach their keep-alive.
+ *
+ * A job is often scheduled by the task that the previous job's completion
+ * woke, while the thread that ran it has not yet got back to the idle
+ * stack.  Starting a thread for it then would cost more than waiting the
+ * microseconds the finishing thread needs: such a thread is counted in
+ * `finishing` from the moment its function returns, and a job that finds
+ * no idle thread but a finishing one not yet counted on (`claimed`) is left
+ * in the queue for it.  A returning thread takes the queue's jobs until it
+ * is empty, so every claimed job is taken.
+ *
  * Shutdown: queued tasks are cancelled (their join handles report
  * -ECANCELED) except mandatory ones, which still run; tasks already running
  * finish.  The runtime then waits for the pool's threads (forever, or up to
@@ -30,18 +47,27 @@
 #include "runtime/context.h"
 #include "runtime/sched.h"
 
+/* An idle thread, on its own stack while it waits. */
+typedef struct pool_idler {
+	pthread_cond_t cv;
+	bool woken; /* taken off the stack by pool_schedule */
+	struct pool_idler *below, *above;
+} pool_idler;
+
 typedef struct edo__pool {
 	edo__sched base;
 	edo__sched *runtime; /* the scheduler blocking code may spawn onto */
 	pthread_mutex_t lock;
-	pthread_cond_t work;   /* idle threads wait here */
-	pthread_cond_t exited; /* shutdown waits here */
+	pthread_condattr_t cv_attr; /* CLOCK_MONOTONIC, for the idlers' cvs */
+	pthread_cond_t exited;      /* shutdown waits here */
+	pool_idler *idle_top;       /* the idle threads, the latest on top */
 	edo__task *head, *tail;
 	size_t queued;
 	unsigned threads, idle, max_threads;
 	unsigned exiting; /* threads leaving, in their on_thread_stop hook */
 	unsigned keep_alive_ms;
-	unsigned wakeups_pending; /* signals sent and not yet consumed */
+	atomic_uint finishing; /* threads whose job's function has returned */
+	unsigned claimed;      /* queued jobs left for them (<= finishing) */
 	size_t stack_size;
 	bool closed;
 	char thread_name[16];
@@ -56,11 +82,21 @@ typedef struct blocking_fut {
 	bool mandatory;
 } blocking_fut;
 
+/* The pool a pool thread belongs to, and whether it is counted in that
+ * pool's `finishing`. */
+static __thread struct edo__pool *tl_pool;
+static __thread bool tl_finishing;
+
 static edo_poll blocking_poll(edo_future *f, edo_cx *cx)
 {
 	(void)cx;
 	blocking_fut *b = (blocking_fut *)f;
 	b->result = b->fn(b->arg);
+	/* What is left (completing the task, waking its joiner) is short. */
+	if (tl_pool && !tl_finishing) {
+		atomic_fetch_add_explicit(&tl_pool->finishing, 1, memory_order_relaxed);
+		tl_finishing = true;
+	}
 	return EDO_READY;
 }
 
@@ -118,9 +154,22 @@ static void pool_schedule(edo__sched *s, edo__task *t, bool yield)
 		p->head = t;
 	p->tail = t;
 	p->queued++;
-	if (p->idle > p->wakeups_pending) {
-		p->wakeups_pending++;
-		pthread_cond_signal(&p->work);
+	pool_idler *i = p->idle_top;
+	if (i) {
+		/* The latest to go idle; signalled under the lock, while its
+		 * waiter (whose stack holds it) cannot have left. */
+		p->idle_top = i->below;
+		if (p->idle_top)
+			p->idle_top->above = NULL;
+		p->idle--;
+		i->woken = true;
+		pthread_cond_signal(&i->cv);
+	} else if (atomic_load_explicit(&p->finishing, memory_order_relaxed) -
+			   (tl_pool == p && tl_finishing) >
+		   p->claimed) {
+		/* A thread about to come back takes it (not the caller: a
+		 * waker run by a finishing thread may wait for this job). */
+		p->claimed++;
 	} else if (p->threads - p->exiting < p->max_threads) {
 		spawn_thread_locked(p);
 	}
@@ -148,6 +197,7 @@ static void *pool_thread(void *arg)
 	pthread_setname_np(pthread_self(), name);
 	/* Blocking code may spawn onto the runtime (remotely) and has no budget. */
 	edo__ctx = (edo__context){.sched = p->runtime};
+	tl_pool = p;
 	edo__sched *hs = &p->base; /* the pool has the runtime's hooks */
 	if (hs->hooks.on_thread_start)
 		hs->hooks.on_thread_start(hs->hooks_ud);
@@ -158,20 +208,41 @@ static void *pool_thread(void *arg)
 			pthread_mutex_unlock(&p->lock);
 			edo__task_run(t);
 			pthread_mutex_lock(&p->lock);
+			if (tl_finishing) {
+				tl_finishing = false;
+				unsigned f = atomic_fetch_sub_explicit(&p->finishing, 1,
+								       memory_order_relaxed) -
+					     1;
+				if (p->claimed > f)
+					p->claimed = f; /* this thread takes the rest */
+			}
 			continue;
 		}
 		if (p->closed)
 			break;
 		struct timespec deadline;
 		timespec_after_ms(&deadline, p->keep_alive_ms);
+		pool_idler me = {.woken = false, .below = p->idle_top, .above = NULL};
+		pthread_cond_init(&me.cv, &p->cv_attr);
+		if (p->idle_top)
+			p->idle_top->above = &me;
+		p->idle_top = &me;
 		p->idle++;
 		int rc = 0;
-		while (!p->head && !p->closed && rc != ETIMEDOUT)
-			rc = pthread_cond_timedwait(&p->work, &p->lock, &deadline);
-		p->idle--;
-		if (p->wakeups_pending)
-			p->wakeups_pending--;
-		if (rc == ETIMEDOUT && !p->head)
+		while (!me.woken && !p->closed && rc != ETIMEDOUT)
+			rc = pthread_cond_timedwait(&me.cv, &p->lock, &deadline);
+		if (!me.woken) {
+			/* Timed out or closing: still on the stack, anywhere. */
+			if (me.above)
+				me.above->below = me.below;
+			else
+				p->idle_top = me.below;
+			if (me.below)
+				me.below->above = me.above;
+			p->idle--;
+		}
+		pthread_cond_destroy(&me.cv);
+		if (rc == ETIMEDOUT && !me.woken && !p->head)
 			break; /* idle for keep_alive: exit */
 	}
 	/* The stop hook runs before this thread stops counting (shutdown waits
@@ -189,6 +260,7 @@ static void *pool_thread(void *arg)
 	pthread_cond_broadcast(&p->exited);
 	pthread_mutex_unlock(&p->lock);
 	edo__ctx = (edo__context){0};
+	tl_pool = NULL;
 	edo__sched *rt = p->runtime;
 	edo__sched_unref(&p->base);
 	edo__sched_unref(rt);
@@ -199,7 +271,7 @@ static void pool_destroy(edo__sched *s)
 {
 	edo__pool *p = pool_of(s);
 	pthread_mutex_destroy(&p->lock);
-	pthread_cond_destroy(&p->work);
+	pthread_condattr_destroy(&p->cv_attr);
 	pthread_cond_destroy(&p->exited);
 	edo__owned_destroy(&s->owned);
 	free(p);
@@ -222,12 +294,9 @@ int edo__pool_new(const edo_runtime_builder *b, edo__sched *runtime, edo__sched 
 	}
 	p->runtime = runtime;
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->work, &ca);
-	pthread_cond_init(&p->exited, &ca);
-	pthread_condattr_destroy(&ca);
+	pthread_condattr_init(&p->cv_attr);
+	pthread_condattr_setclock(&p->cv_attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->exited, &p->cv_attr);
 	p->max_threads = b->max_blocking_threads ? b->max_blocking_threads : 512;
 	p->keep_alive_ms = b->blocking_keep_alive_ms ? b->blocking_keep_alive_ms : 10000;
 	p->stack_size = b->thread_stack_size;
@@ -259,7 +328,8 @@ int edo__pool_shutdown(edo__sched *s, int64_t timeout_ms)
 	}
 	pthread_mutex_lock(&p->lock);
 	p->closed = true;
-	pthread_cond_broadcast(&p->work);
+	for (pool_idler *i = p->idle_top; i; i = i->below)
+		pthread_cond_signal(&i->cv);
 	int rc = 0;
 	if (timeout_ms < 0) {
 		while (p->threads)
