@@ -27,7 +27,9 @@
  * reference-count increment, wake is one atomic CAS plus an enqueue.
  *
  * Thread-safety: wakers may be cloned, woken and dropped from any thread.  A
- * future is polled and dropped by one thread at a time.
+ * future is polled and dropped by one thread at a time.  A waker's wake and
+ * drop must not block: they run on whatever thread completes the work (a
+ * worker, a blocking-pool thread, a timer), which other work may wait for.
  */
 #ifndef EDO_FUTURE_H
 #define EDO_FUTURE_H

@@ -19,12 +19,15 @@
  *
  * A job is often scheduled by the task that the previous job's completion
  * woke, while the thread that ran it has not yet got back to the idle
- * stack.  Starting a thread for it then would cost more than waiting the
- * microseconds the finishing thread needs: such a thread is counted in
- * `finishing` from the moment its function returns, and a job that finds
- * no idle thread but a finishing one not yet counted on (`claimed`) is left
- * in the queue for it.  A returning thread takes the queue's jobs until it
- * is empty, so every claimed job is taken.
+ * stack.  Waking another thread for it, or starting one, would cost more
+ * than waiting the microseconds the finishing thread needs: such a thread is
+ * counted in `finishing` from the moment its function returns, and a job
+ * that finds a finishing thread not yet counted on (`claimed`) is left in
+ * the queue for it, before any idle thread is woken.  A returning thread
+ * takes the queue's jobs until it is empty, so every claimed job is taken.
+ * A thread is not counted while user code may still run on it before it
+ * returns (runtime hooks, task-local destructors), since that code could
+ * wait for the very job it would be counted on for.
  *
  * Shutdown: queued tasks are cancelled (their join handles report
  * -ECANCELED) except mandatory ones, which still run; tasks already running
@@ -46,6 +49,7 @@
 #include "edo/error.h"
 #include "runtime/context.h"
 #include "runtime/sched.h"
+#include "runtime/task/task.h"
 
 /* An idle thread, on its own stack while it waits. */
 typedef struct pool_idler {
@@ -92,8 +96,12 @@ static edo_poll blocking_poll(edo_future *f, edo_cx *cx)
 	(void)cx;
 	blocking_fut *b = (blocking_fut *)f;
 	b->result = b->fn(b->arg);
-	/* What is left (completing the task, waking its joiner) is short. */
-	if (tl_pool && !tl_finishing) {
+	/* What is left (completing the task, waking its joiner) is short,
+	 * unless it runs user code that may itself wait: runtime hooks or
+	 * task-local destructors (a waker must not block: edo/future.h). */
+	edo__task *t = edo__ctx.task;
+	if (tl_pool && !tl_finishing && !tl_pool->base.task_hooks && t &&
+	    !edo__task_cold_of(t)->locals) {
 		atomic_fetch_add_explicit(&tl_pool->finishing, 1, memory_order_relaxed);
 		tl_finishing = true;
 	}
@@ -155,7 +163,14 @@ static void pool_schedule(edo__sched *s, edo__task *t, bool yield)
 	p->tail = t;
 	p->queued++;
 	pool_idler *i = p->idle_top;
-	if (i) {
+	if (atomic_load_explicit(&p->finishing, memory_order_relaxed) -
+		    (tl_pool == p && tl_finishing) >
+	    p->claimed) {
+		/* A thread about to come back takes it, with no wake at all
+		 * (not the caller: a waker run by a finishing thread may wait
+		 * for this job). */
+		p->claimed++;
+	} else if (i) {
 		/* The latest to go idle; signalled under the lock, while its
 		 * waiter (whose stack holds it) cannot have left. */
 		p->idle_top = i->below;
@@ -164,12 +179,6 @@ static void pool_schedule(edo__sched *s, edo__task *t, bool yield)
 		p->idle--;
 		i->woken = true;
 		pthread_cond_signal(&i->cv);
-	} else if (atomic_load_explicit(&p->finishing, memory_order_relaxed) -
-			   (tl_pool == p && tl_finishing) >
-		   p->claimed) {
-		/* A thread about to come back takes it (not the caller: a
-		 * waker run by a finishing thread may wait for this job). */
-		p->claimed++;
 	} else if (p->threads - p->exiting < p->max_threads) {
 		spawn_thread_locked(p);
 	}
@@ -293,6 +302,7 @@ int edo__pool_new(const edo_runtime_builder *b, edo__sched *runtime, edo__sched 
 		return rc;
 	}
 	p->runtime = runtime;
+	atomic_init(&p->finishing, 0);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_condattr_init(&p->cv_attr);
 	pthread_condattr_setclock(&p->cv_attr, CLOCK_MONOTONIC);
