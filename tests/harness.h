@@ -130,6 +130,52 @@ static inline long test_scale(long n)
 	return r > 0 ? r : 1;
 }
 
+/* ---- time helpers --------------------------------------------------------------------------- */
+
+/* The monotonic clock in nanoseconds and in seconds. */
+static inline uint64_t test_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline double test_now_s(void)
+{
+	return (double)test_now_ns() / 1e9;
+}
+
+/* Sleep @ms milliseconds (fractions allowed). */
+static inline void test_sleep_ms(double ms)
+{
+	if (ms <= 0)
+		return;
+	uint64_t ns = (uint64_t)(ms * 1e6);
+	struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+	nanosleep(&ts, NULL);
+}
+
+/* Keep the CPU busy for @ms milliseconds: a poll that takes that long. */
+static inline void test_spin_ms(double ms)
+{
+	double end = test_now_s() + ms / 1000;
+	while (test_now_s() < end)
+		__asm__ volatile("" ::: "memory");
+}
+
+/* Wait until @cond holds, sleeping 0.2 ms between looks; fail after @secs
+ * (a deadline for a hang, not a speed requirement). */
+#define WAIT_UNTIL(cond, secs)                                                                     \
+	do {                                                                                       \
+		double dl_ = test_now_s() + (secs);                                                \
+		while (!(cond)) {                                                                  \
+			if (test_now_s() > dl_)                                                    \
+				TEST_FAIL_AT("timed out after %g s waiting for %s",                \
+					     (double)(secs), #cond);                               \
+			test_sleep_ms(0.2);                                                        \
+		}                                                                                  \
+	} while (0)
+
 int test_main(int argc, char **argv);
 
 #define TEST_MAIN()                                                                                \

@@ -181,13 +181,6 @@ static void *ka_burst_job(void *arg)
 	return (void *)(long)atomic_load(&kb->started);
 }
 
-static double mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static size_t pool_threads(edo_runtime *rt)
 {
 	edo_runtime_metrics met;
@@ -222,8 +215,8 @@ EDO_ASYNC(ka_main, ka_frame, NULL)
 	/* The trickle, until the one thread that serves it is all that is
 	 * left. */
 	self->fewest = self->peak;
-	self->deadline = mono_s() + 20;
-	while (self->fewest > 1 && mono_s() < self->deadline) {
+	self->deadline = test_now_s() + 20;
+	while (self->fewest > 1 && test_now_s() < self->deadline) {
 		CHECK_EQ(edo_spawn_blocking(square, (void *)3L, &self->h[0]), 0);
 		EDO_AWAIT_JOIN(self->h[0], &self->rc);
 		CHECK_EQ(self->rc, 0);
@@ -252,8 +245,8 @@ TEST(idle_threads_exit_after_keep_alive)
 	       m->jobs);
 	CHECK_LE(m->fewest, 1u);
 	/* With no jobs at all, every thread leaves. */
-	double deadline = mono_s() + 20;
-	while (pool_threads(rt) > 0 && mono_s() < deadline)
+	double deadline = test_now_s() + 20;
+	while (pool_threads(rt) > 0 && test_now_s() < deadline)
 		usleep(10000);
 	CHECK_EQ(pool_threads(rt), 0u);
 	free(m);
@@ -294,9 +287,9 @@ static void *sp_submit(void *arg)
 		for (long i = 0; i < batch; i++)
 			CHECK_EQ(edo_spawn_blocking_on(s->h, sp_job, s, 0, NULL), 0);
 		sent += batch;
-		double deadline = mono_s() + 60;
+		double deadline = test_now_s() + 60;
 		while (atomic_load(&s->done) < sent) {
-			if (mono_s() > deadline) {
+			if (test_now_s() > deadline) {
 				edo_runtime_metrics met = {0};
 				(void)edo_runtime_metrics_get(s->rt, &met);
 				TEST_FAIL_AT("jobs lost: %ld of %ld done; pool: %zu threads, %zu "

@@ -31,38 +31,6 @@
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(double ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000),
-			      (long)((ms - (double)(long)(ms / 1000) * 1000) * 1e6)};
-	nanosleep(&ts, NULL);
-}
-
-static void spin_ms(double ms)
-{
-	double end = now_s() + ms / 1000;
-	while (now_s() < end)
-		__asm__ volatile("" ::: "memory");
-}
-
-#define WAIT_UNTIL(cond, secs)                                                                     \
-	do {                                                                                       \
-		double dl_ = now_s() + (secs);                                                     \
-		while (!(cond)) {                                                                  \
-			if (now_s() > dl_)                                                         \
-				TEST_FAIL_AT("timed out after %g s waiting for %s",                \
-					     (double)(secs), #cond);                               \
-			sleep_ms(0.5);                                                             \
-		}                                                                                  \
-	} while (0)
-
 /* A gate one task waits on and any thread opens. */
 typedef struct gate {
 	pthread_mutex_t lock;
@@ -456,15 +424,15 @@ TEST(dump_multi_thread)
 	edo_task_info *v = NULL;
 	size_t n = 0;
 	/* Wait until it has parked (a scheduled or running task has no frames). */
-	double dl = now_s() + 30;
+	double dl = test_now_s() + 30;
 	for (;;) {
 		CHECK_EQ(edo_runtime_tasks(rt, &v, &n), 0);
 		CHECK_EQ(n, (size_t)1);
 		if (v[0].state == EDO_TASK_IDLE && v[0].polls == 1)
 			break;
 		free(v);
-		CHECK(now_s() < dl);
-		sleep_ms(1);
+		CHECK(test_now_s() < dl);
+		test_sleep_ms(1);
 	}
 	CHECK_EQ(v[0].spawn_line, spawn_line);
 	CHECK_EQ(v[0].nframes, 1u);
@@ -530,7 +498,7 @@ static void dump_stress(edo_runtime *rt)
 			gate_init(&gates[i]);
 			CHECK_EQ(EDO_SPAWN_ON(h, &j[i], waiter, .g = &gates[i], .rounds = 3), 0);
 		}
-		sleep_ms(1);
+		test_sleep_ms(1);
 		/* Wake most; abort every eighth instead. */
 		for (int i = 0; i < n; i++) {
 			if (i % 8 == 0)
@@ -622,7 +590,7 @@ EDO_ASYNC(busy_park, busy_park_frame, NULL)
 {
 	EDO_BEGIN();
 	for (self->i = 0; self->i < 3; self->i++) {
-		spin_ms(4);
+		test_spin_ms(4);
 		EDO_YIELD();
 	}
 	PARK_HERE(line_a, gate_poll(&g_a, cx));
@@ -643,22 +611,22 @@ TEST(dump_with_poll_timing)
 	CHECK_EQ(EDO_SPAWN_ON(h, &j, busy_park), 0);
 	edo_task_info *v = NULL;
 	size_t n = 0;
-	double dl = now_s() + 30;
+	double dl = test_now_s() + 30;
 	for (;;) {
 		CHECK_EQ(edo_runtime_tasks(rt, &v, &n), 0);
 		CHECK_EQ(n, (size_t)1);
 		if (v[0].state == EDO_TASK_IDLE && v[0].polls == 4)
 			break;
 		free(v);
-		CHECK(now_s() < dl);
-		sleep_ms(1);
+		CHECK(test_now_s() < dl);
+		test_sleep_ms(1);
 	}
 	/* Three polls of 4 ms: the task's busy time says so. */
 	CHECK_GE(v[0].busy_ns, 12u * 1000000u);
 	CHECK_LT(v[0].busy_ns, 10000u * 1000000u);
 	CHECK_EQ(v[0].frames[0].line, line_a);
 	free(v);
-	sleep_ms(50);
+	test_sleep_ms(50);
 	CHECK_EQ(edo_runtime_tasks(rt, &v, &n), 0);
 	CHECK_GE(v[0].idle_ms, 40);
 	free(v);
@@ -716,7 +684,7 @@ EDO_ASYNC(healthy, healthy_frame, NULL)
 {
 	EDO_BEGIN();
 	for (self->i = 0; self->i < 300; self->i++) {
-		spin_ms(1);
+		test_spin_ms(1);
 		EDO_YIELD();
 	}
 	EDO_END();
@@ -802,7 +770,7 @@ static int block_until_reported(edo_runtime *rt, useconds_t us)
 		stall_main_frame sm = {EDO_FRAME_INIT(stall_main), .us = us};
 		CHECK_EQ(edo_block_on(rt, &sm.edo_base), 0);
 		/* The report is written just after the worker is let go. */
-		sleep_ms(100);
+		test_sleep_ms(100);
 		int n = stall_count();
 		if (n > before) {
 			CHECK_EQ(n, before + 1);
@@ -819,10 +787,10 @@ static int block_until_reported(edo_runtime *rt, useconds_t us)
 static void stall_case(edo_rt_flavor flavor)
 {
 	edo_runtime *rt = stall_runtime(flavor, true);
-	double t0 = now_s();
+	double t0 = test_now_s();
 	healthy_main_frame hm = {EDO_FRAME_INIT(healthy_main)};
 	CHECK_EQ(edo_block_on(rt, &hm.edo_base), 0);
-	printf("  healthy tasks ran %.0f ms in 1 ms polls\n", (now_s() - t0) * 1e3);
+	printf("  healthy tasks ran %.0f ms in 1 ms polls\n", (test_now_s() - t0) * 1e3);
 	CHECK_EQ(stall_count(), 0);
 
 	/* Reported while it blocked, once. */
@@ -874,7 +842,7 @@ TEST(stall_detector_ignores_block_in_place)
 	CHECK_EQ(EDO_SPAWN_ON(hd, &h, in_place), 0);
 	WAIT_UNTIL(edo_join_is_finished(h), 30);
 	edo_join_detach(h);
-	sleep_ms(60);
+	test_sleep_ms(60);
 	CHECK_EQ(stall_count(), 0);
 	edo_handle_drop(hd);
 	CHECK_EQ(edo_runtime_free(rt), 0);
@@ -891,7 +859,7 @@ TEST(stall_detector_default_report_on_stderr)
 	for (int attempt = 1; attempt <= 5 && m.stalls == 0; attempt++) {
 		stall_main_frame sm = {EDO_FRAME_INIT(stall_main), .us = 200000};
 		CHECK_EQ(edo_block_on(rt, &sm.edo_base), 0);
-		sleep_ms(100);
+		test_sleep_ms(100);
 		CHECK_EQ(edo_runtime_metrics_get(rt, &m), 0);
 		line = sm.line;
 	}
@@ -928,7 +896,7 @@ TEST(dump_signal_writes_stderr)
 	CHECK_EQ(EDO_SPAWN_ON(h, &j, park_a), 0);
 	/* Parked once a dump finds it idle (and then line_a is ours to read:
 	 * the dump took the task after its poll). */
-	for (double dl = now_s() + 30;; sleep_ms(1)) {
+	for (double dl = test_now_s() + 30;; test_sleep_ms(1)) {
 		edo_task_info *v;
 		size_t n;
 		CHECK_EQ(edo_runtime_tasks(rt, &v, &n), 0);
@@ -936,21 +904,21 @@ TEST(dump_signal_writes_stderr)
 		free(v);
 		if (parked)
 			break;
-		CHECK(now_s() < dl);
+		CHECK(test_now_s() < dl);
 	}
 	char want[512];
 	(void)snprintf(want, sizeof want, "parked at %s:%d in park_a", __FILE__, line_a);
 	char *err = NULL;
-	double dl = now_s() + 30;
+	double dl = test_now_s() + 30;
 	for (;;) {
 		CHECK_EQ(raise(SIGQUIT), 0); /* the process survives: the runtime handles it */
-		sleep_ms(50);
+		test_sleep_ms(50);
 		fflush(stderr);
 		free(err);
 		err = slurp(path);
 		if (strstr(err, want))
 			break;
-		CHECK(now_s() < dl);
+		CHECK(test_now_s() < dl);
 	}
 	gate_open(&g_a);
 	WAIT_UNTIL(edo_join_is_finished(j), 30);

@@ -1454,26 +1454,19 @@ TEST(tcp_echo_with_fibers)
 
 /* ---- time ------------------------------------------------------------------------------------ */
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void *sleeper(void *arg)
 {
 	(void)arg;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = test_now_ns();
 	CHECK_EQ(edo_fiber_sleep(EDO_MS(20)), 0);
-	CHECK_GE(mono_ns() - t0, (uint64_t)EDO_MS(20));
+	CHECK_GE(test_now_ns() - t0, (uint64_t)EDO_MS(20));
 	/* A timeout around a future that never completes. */
 	gate g;
 	gate_init(&g, 1);
 	gate_fut gf = {.base = {&gate_vt}, .g = &g};
-	t0 = mono_ns();
+	t0 = test_now_ns();
 	CHECK_EQ(edo_fiber_await_timeout(&gf.base, EDO_MS(15)), -ETIMEDOUT);
-	CHECK_GE(mono_ns() - t0, (uint64_t)EDO_MS(15));
+	CHECK_GE(test_now_ns() - t0, (uint64_t)EDO_MS(15));
 	CHECK_EQ(atomic_load(&g.drops), 1);
 	/* ... and around one that completes first. */
 	count_frame c = {EDO_FRAME_INIT(count_co), .n = 3};

@@ -22,38 +22,6 @@
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(double ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000),
-			      (long)((ms - (double)(long)(ms / 1000) * 1000) * 1e6)};
-	nanosleep(&ts, NULL);
-}
-
-static void spin_ms(double ms)
-{
-	double end = now_s() + ms / 1000;
-	while (now_s() < end)
-		__asm__ volatile("" ::: "memory");
-}
-
-#define WAIT_UNTIL(cond, secs)                                                                     \
-	do {                                                                                       \
-		double dl_ = now_s() + (secs);                                                     \
-		while (!(cond)) {                                                                  \
-			if (now_s() > dl_)                                                         \
-				TEST_FAIL_AT("timed out after %g s waiting for %s",                \
-					     (double)(secs), #cond);                               \
-			sleep_ms(0.5);                                                             \
-		}                                                                                  \
-	} while (0)
-
 static edo_runtime *build(edo_rt_flavor flavor, unsigned workers, bool histogram)
 {
 	edo_runtime_builder b;
@@ -100,11 +68,11 @@ EDO_ASYNC(yielder, yielder_frame, NULL)
 	EDO_BEGIN();
 	for (self->i = 0; self->i < self->yields; self->i++) {
 		if (self->spin_ms > 0)
-			spin_ms(self->spin_ms);
+			test_spin_ms(self->spin_ms);
 		EDO_YIELD();
 	}
 	if (self->spin_ms > 0)
-		spin_ms(self->spin_ms);
+		test_spin_ms(self->spin_ms);
 	EDO_END();
 }
 
@@ -440,7 +408,7 @@ EDO_ASYNC(burst, burst_frame, NULL)
 		CHECK_EQ(EDO_SPAWN(NULL, noop), 0);
 	atomic_store(&burst_spawned, 1);
 	while (!atomic_load(&burst_release))
-		sleep_ms(0.2);
+		test_sleep_ms(0.2);
 	EDO_END();
 }
 
@@ -482,7 +450,7 @@ EDO_ASYNC(hog, hog_frame, NULL)
 	EDO_BEGIN();
 	for (int i = 0; i < self->n; i++)
 		CHECK_EQ(EDO_SPAWN(NULL, yielder, .yields = 1, .spin_ms = 0.05), 0);
-	spin_ms(100);
+	test_spin_ms(100);
 	EDO_END();
 }
 
@@ -509,7 +477,7 @@ TEST(multi_thread_steals_parks_hooks)
 	uint64_t steals = 0, ops = 0, parks = 0, unparks = 0;
 	/* Quiescent once both workers park again: then every park and unpark
 	 * the hooks saw is counted. */
-	double deadline = now_s() + 30;
+	double deadline = test_now_s() + 30;
 	for (;;) {
 		steals = ops = parks = unparks = 0;
 		for (uint32_t i = 0; i < 2; i++) {
@@ -522,8 +490,8 @@ TEST(multi_thread_steals_parks_hooks)
 		if (parks == (uint64_t)atomic_load(&pc.park) &&
 		    unparks == (uint64_t)atomic_load(&pc.unpark))
 			break;
-		CHECK(now_s() < deadline);
-		sleep_ms(1);
+		CHECK(test_now_s() < deadline);
+		test_sleep_ms(1);
 	}
 	/* The hog kept its worker for 100 ms with 200 tasks queued behind it. */
 	CHECK_GT(steals, 0u);
@@ -605,7 +573,7 @@ static atomic_int gate_open_flag;
 static void *blocked_job(void *arg)
 {
 	while (!atomic_load(&gate_open_flag))
-		sleep_ms(0.5);
+		test_sleep_ms(0.5);
 	return arg;
 }
 

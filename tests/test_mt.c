@@ -50,40 +50,6 @@ static void leak_check(void)
 #endif
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(double ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000),
-			      (long)((ms - (double)(long)(ms / 1000) * 1000) * 1e6)};
-	nanosleep(&ts, NULL);
-}
-
-static void busy_wait_ms(double ms)
-{
-	double end = now_s() + ms / 1000;
-	while (now_s() < end)
-		__asm__ volatile("" ::: "memory");
-}
-
-/* Wait until @cond holds, sleeping a little between looks; fail after
- * @secs (a deadline for a hang, not a speed requirement). */
-#define WAIT_UNTIL(cond, secs)                                                                     \
-	do {                                                                                       \
-		double dl_ = now_s() + (secs);                                                     \
-		while (!(cond)) {                                                                  \
-			if (now_s() > dl_)                                                         \
-				TEST_FAIL_AT("timed out after %g s waiting for %s",                \
-					     (double)(secs), #cond);                               \
-			sleep_ms(0.2);                                                             \
-		}                                                                                  \
-	} while (0)
-
 static edo_runtime *mt_new_named(unsigned workers, const char *name)
 {
 	edo_runtime_builder b;
@@ -767,7 +733,7 @@ static void *aborter_main(void *arg)
 			edo_join_detach(v);
 		}
 		if (n % 4 == 0)
-			sleep_ms(0.05);
+			test_sleep_ms(0.05);
 	}
 	return NULL;
 }
@@ -781,7 +747,7 @@ TEST(stress_spawn_wake_abort_join)
 	edo_runtime *rt = mt_new(4);
 	edo_handle *h = edo_runtime_handle(rt);
 	atomic_bool stop = false;
-	double t0 = now_s();
+	double t0 = test_now_s();
 
 	pthread_t sp, fd, ab;
 	spawner_arg sa = {h, roots, 0x5eed};
@@ -799,7 +765,7 @@ TEST(stress_spawn_wake_abort_join)
 	vtab_abort_all_and_clear();
 	atomic_store(&shutting_down, true);
 	CHECK_EQ(edo_runtime_free(rt), 0);
-	double t1 = now_s();
+	double t1 = test_now_s();
 	/* Spawning through a handle of a freed runtime fails cleanly. */
 	edo_join *late = NULL;
 	CHECK_EQ(spawn_churn(h, seq_new(), 0, 1, &late), EDO_ESHUTDOWN);
@@ -894,10 +860,10 @@ static void run_ping_pong(unsigned workers, int pairs, long n)
 		mb_init(&boxes[i]);
 	edo_runtime *rt = mt_new(workers);
 	atomic_store(&pp_switches, 0);
-	double t0 = now_s();
+	double t0 = test_now_s();
 	pp_main_frame m = {EDO_FRAME_INIT(pp_main), .n = n, .pairs = pairs, .boxes = boxes};
 	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
-	double t1 = now_s();
+	double t1 = test_now_s();
 	long steals = 0;
 	for (uint32_t i = 0; i < workers; i++) {
 		edo_worker_metrics wm;
@@ -952,7 +918,7 @@ TEST(ping_pong_task_and_thread)
 	edo_runtime *rt = mt_new(2);
 	edo_handle *h = edo_runtime_handle(rt);
 	edo_join *j;
-	double t0 = now_s();
+	double t0 = test_now_s();
 	CHECK_EQ(EDO_SPAWN_ON(h, &j, xpp_task, .n = n, .mine = &box, .peer = me), 0);
 	for (long i = 0; i < n; i++) {
 		mb_signal(&box);
@@ -961,7 +927,7 @@ TEST(ping_pong_task_and_thread)
 	CHECK_EQ(xjoin(jp, j), 0);
 	CHECK_EQ(EDO_JOIN_OUTPUT(j, xpp_task)->i, n);
 	edo_join_detach(j);
-	printf("  %ld round trips: %.2f s\n", n, now_s() - t0);
+	printf("  %ld round trips: %.2f s\n", n, test_now_s() - t0);
 	edo_handle_drop(h);
 	CHECK_EQ(edo_runtime_free(rt), 0);
 	mb_clear(&box);
@@ -1007,10 +973,10 @@ TEST(ping_pong_across_runtimes)
 	mb_init(&boxes[1]);
 	edo_runtime *r1 = mt_new(2), *r2 = mt_new(2);
 	edo_handle *h2 = edo_runtime_handle(r2);
-	double t0 = now_s();
+	double t0 = test_now_s();
 	xrt_main_frame m = {EDO_FRAME_INIT(xrt_main), .other = h2, .n = n, .boxes = boxes};
 	CHECK_EQ(edo_block_on(r1, &m.edo_base), 0);
-	printf("  %ld round trips: %.2f s\n", n, now_s() - t0);
+	printf("  %ld round trips: %.2f s\n", n, test_now_s() - t0);
 	edo_handle_drop(h2);
 	CHECK_EQ(edo_runtime_free(r1), 0);
 	CHECK_EQ(edo_runtime_free(r2), 0);
@@ -1049,7 +1015,7 @@ static void run_driver_wake_race(unsigned workers, int rounds)
 	for (int r = 0; r < rounds; r++) {
 		edo_join *rj, *sj;
 		CHECK_EQ(EDO_SPAWN_ON(h, &rj, pipe_reader, .afd = afd), 0);
-		sleep_ms(0.5); /* the reader waits in the reactor; workers park */
+		test_sleep_ms(0.5); /* the reader waits in the reactor; workers park */
 		CHECK_EQ(write(fds[1], "x", 1), 1);
 		CHECK_EQ(EDO_SPAWN_ON(h, &sj, square, .x = r), 0);
 		WAIT_UNTIL(edo_join_is_finished(rj) && edo_join_is_finished(sj), 20);
@@ -1059,7 +1025,7 @@ static void run_driver_wake_race(unsigned workers, int rounds)
 		edo_join_detach(rj);
 		edo_join_detach(sj);
 		/* All quiet: a remote spawn alone must get a worker up. */
-		sleep_ms(0.5);
+		test_sleep_ms(0.5);
 		CHECK_EQ(EDO_SPAWN_ON(h, &sj, square, .x = r), 0);
 		WAIT_UNTIL(edo_join_is_finished(sj), 20);
 		edo_join_detach(sj);
@@ -1384,9 +1350,9 @@ static void bip_wait_for_others(void *arg)
 	(void)arg;
 	atomic_store(&bip_hogs_stop, true);
 	atomic_store(&bip_spin_free, true);
-	double dl = now_s() + 30;
-	while (atomic_load(&bip_probes_ran) < BIP_PROBES - 1 && now_s() < dl)
-		sleep_ms(0.2);
+	double dl = test_now_s() + 30;
+	while (atomic_load(&bip_probes_ran) < BIP_PROBES - 1 && test_now_s() < dl)
+		test_sleep_ms(0.2);
 	atomic_store(&bip_others_ran, atomic_load(&bip_probes_ran) == BIP_PROBES - 1);
 }
 
@@ -1493,7 +1459,7 @@ EDO_ASYNC(lifo_x, lifo_x_frame, NULL)
 	atomic_store(&lifo_x_thread, my_tok());
 	atomic_store(&lifo_x_in_poll, true);
 	/* Let the other workers go to sleep first: the hard case. */
-	busy_wait_ms(self->settle_ms);
+	test_spin_ms(self->settle_ms);
 	if (self->box)
 		mb_signal(self->box); /* Y goes into this worker's LIFO slot */
 	else
@@ -1501,10 +1467,10 @@ EDO_ASYNC(lifo_x, lifo_x_frame, NULL)
 	/* The long poll: up to 2 s of work (ten times the ~200 ms of the
 	 * issue's example, for loaded machines and sanitizers), which ends
 	 * early once Y has run.  Y must run before it ends. */
-	double t0 = now_s();
-	while (!atomic_load(&lifo_y_ran) && now_s() - t0 < 2.0)
+	double t0 = test_now_s();
+	while (!atomic_load(&lifo_y_ran) && test_now_s() - t0 < 2.0)
 		__asm__ volatile("" ::: "memory");
-	self->waited_ms = (now_s() - t0) * 1000;
+	self->waited_ms = (test_now_s() - t0) * 1000;
 	atomic_store(&lifo_x_in_poll, false);
 	EDO_END();
 }
@@ -1522,7 +1488,7 @@ static void run_lifo_steal(bool by_wake, double settle_ms)
 	edo_join *yj = NULL, *xj;
 	if (by_wake) {
 		CHECK_EQ(EDO_SPAWN_ON(h, &yj, lifo_y, .box = &box), 0);
-		sleep_ms(20); /* Y is waiting on the mailbox */
+		test_sleep_ms(20); /* Y is waiting on the mailbox */
 	}
 	CHECK_EQ(EDO_SPAWN_ON(h, &xj, lifo_x, .box = by_wake ? &box : NULL, .settle_ms = settle_ms),
 		 0);
@@ -1673,10 +1639,10 @@ TEST(shutdown_with_a_million_pending_tasks)
 	edo_handle *h = edo_runtime_handle(rt);
 	edo_join **joins = malloc((size_t)n * sizeof *joins);
 	CHECK(joins != NULL);
-	double t0 = now_s();
+	double t0 = test_now_s();
 	for (long i = 0; i < n; i++)
 		CHECK_EQ(spawn_pend(h, (int)(i % PEND_KINDS), &joins[i]), 0);
-	double t1 = now_s();
+	double t1 = test_now_s();
 	/* Let the workers get through some of them: the rest stay queued. */
 	WAIT_UNTIL(atomic_load(&pend_polled) >= n / 2, 120);
 	edo_runtime_metrics m;
@@ -1691,10 +1657,10 @@ TEST(shutdown_with_a_million_pending_tasks)
 		CHECK(la[i].joins != NULL);
 		CHECK_EQ(pthread_create(&lt[i], NULL, late_spawner_main, &la[i]), 0);
 	}
-	sleep_ms(5);
-	double t2 = now_s();
+	test_sleep_ms(5);
+	double t2 = test_now_s();
 	CHECK_EQ(edo_runtime_free(rt), 0);
-	double t3 = now_s();
+	double t3 = test_now_s();
 	for (int i = 0; i < 2; i++)
 		CHECK_EQ(pthread_join(lt[i], NULL), 0);
 
@@ -2214,7 +2180,7 @@ typedef struct busy_frame {
 EDO_ASYNC(busy, busy_frame, NULL)
 {
 	EDO_BEGIN();
-	busy_wait_ms(self->ms);
+	test_spin_ms(self->ms);
 	EDO_END();
 }
 

@@ -25,12 +25,6 @@ static edo_runtime *rt_new(void)
 	return rt;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 /* A future whose waker is kept in a mutex-guarded slot; READY once released.
  * Counts its polls and drops. */
 typedef struct slot {
@@ -488,7 +482,7 @@ static void *remote_waker_main(void *arg)
 	for (int r = 0; r < rw->rounds; r++) {
 		/* Wait until the runtime thread sleeps, then wake it. */
 		while (atomic_load(&rw->p->park) <= r)
-			sleep_ms(1);
+			test_sleep_ms(1);
 		if (r + 1 == rw->rounds) {
 			slot_release(rw->s, r & 1);
 		} else {

@@ -2019,10 +2019,8 @@ typedef struct late_waker {
 static void *late_wake_thread(void *arg)
 {
 	late_waker *lw = arg;
-	while (atomic_load(lw->parks) < 1) {
-		struct timespec ts = {0, 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
+	while (atomic_load(lw->parks) < 1)
+		test_sleep_ms(1);
 	atomic_store(lw->flag, 1);
 	edo_waker_wake(lw->w);
 	return NULL;

@@ -34,13 +34,6 @@ static edo_runtime *make_rt(edo_rt_flavor flavor, unsigned workers, bool paused)
 	return rt;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* xorshift64*, deterministic per seed. */
 static uint64_t rnd(uint64_t *s)
 {
@@ -98,10 +91,10 @@ EDO_ASYNC(not_early, not_early_frame, NULL)
 	EDO_BEGIN();
 	for (self->i = 0; self->i < NDUR; self->i++) {
 		for (self->rep = 0; self->rep < 5; self->rep++) {
-			self->t0 = mono_ns();
+			self->t0 = test_now_ns();
 			EDO_AWAIT_SLEEP(&self->s, EDO_MS(durations_ms[self->i]));
 			CHECK_EQ(self->s.result, 0);
-			uint64_t took = mono_ns() - self->t0;
+			uint64_t took = test_now_ns() - self->t0;
 			CHECK_GE(took, EDO_MS(durations_ms[self->i]));
 			uint64_t late = took - EDO_MS(durations_ms[self->i]);
 			self->late_sum += late;
@@ -222,9 +215,9 @@ static void check_order(bool paused, long n, uint64_t offset, uint64_t spread)
 	nfired = 0;
 	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD, 0, paused);
 	order_frame f = {EDO_FRAME_INIT(order_main), .n = n, .offset = offset, .spread = spread};
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = test_now_ns();
 	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
-	uint64_t wall = mono_ns() - t0;
+	uint64_t wall = test_now_ns() - t0;
 	CHECK_EQ(nfired, n);
 	uint64_t late_max = 0, late_sum = 0;
 	long inversions = 0, unfiled = 0;
@@ -407,20 +400,20 @@ typedef struct reset_real_frame {
 EDO_ASYNC(reset_real, reset_real_frame, NULL)
 {
 	EDO_BEGIN();
-	self->t0 = mono_ns();
+	self->t0 = test_now_ns();
 	edo_sleep_init(&self->s, EDO_MS(5));
 	CHECK_EQ(edo_future_poll(&self->s.base, cx), EDO_PENDING);
 	edo_sleep_reset(&self->s, edo_sleep_deadline(&self->s) + EDO_MS(30));
 	EDO_AWAIT(&self->s);
-	CHECK_GE(mono_ns() - self->t0, EDO_MS(35));
+	CHECK_GE(test_now_ns() - self->t0, EDO_MS(35));
 	printf("  reset later: fired %.3f ms after the new deadline\n",
-	       (double)(mono_ns() - self->t0 - EDO_MS(35)) / 1e6);
-	self->t0 = mono_ns();
+	       (double)(test_now_ns() - self->t0 - EDO_MS(35)) / 1e6);
+	self->t0 = test_now_ns();
 	edo_sleep_init(&self->s, EDO_SEC(3600));
 	CHECK_EQ(edo_future_poll(&self->s.base, cx), EDO_PENDING);
 	edo_sleep_reset(&self->s, edo_instant_now() + EDO_MS(5));
 	EDO_AWAIT(&self->s);
-	CHECK_GE(mono_ns() - self->t0, EDO_MS(5));
+	CHECK_GE(test_now_ns() - self->t0, EDO_MS(5));
 	EDO_END();
 }
 
@@ -482,11 +475,11 @@ TEST(reset_from_other_thread_unparks_owner)
 		remote_arg a = {&f.s, &published};
 		pthread_t th;
 		CHECK_EQ(pthread_create(&th, NULL, remote_resetter, &a), 0);
-		uint64_t t0 = mono_ns();
+		uint64_t t0 = test_now_ns();
 		CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
 		printf("  %s: done %.1f ms after start (reset at ~50 ms, +10 ms)\n",
 		       flavor == EDO_RT_CURRENT_THREAD ? "current-thread" : "multi-thread",
-		       (double)(mono_ns() - t0) / 1e6);
+		       (double)(test_now_ns() - t0) / 1e6);
 		pthread_join(th, NULL);
 		CHECK_EQ(edo_runtime_free(rt), 0);
 	}
@@ -739,9 +732,9 @@ typedef struct mt_sleeper_frame {
 EDO_ASYNC(mt_sleeper, mt_sleeper_frame, NULL)
 {
 	EDO_BEGIN();
-	self->t0 = mono_ns();
+	self->t0 = test_now_ns();
 	EDO_AWAIT_SLEEP(&self->s, EDO_MS(self->ms));
-	if (mono_ns() - self->t0 < EDO_MS(self->ms))
+	if (test_now_ns() - self->t0 < EDO_MS(self->ms))
 		atomic_fetch_add(&mt_early, 1);
 	atomic_fetch_add(&mt_fired, 1);
 	EDO_END();
@@ -905,10 +898,10 @@ EDO_ASYNC(hog_main, hog_frame, NULL)
 {
 	EDO_BEGIN();
 	self->h = (hog){{&hog_vt}, 0};
-	self->t0 = mono_ns();
+	self->t0 = test_now_ns();
 	EDO_AWAIT_TIMEOUT(&self->to, &self->h.base, EDO_MS(20));
 	CHECK_EQ(self->to.result, -ETIMEDOUT);
-	CHECK_GE(mono_ns() - self->t0, EDO_MS(20));
+	CHECK_GE(test_now_ns() - self->t0, EDO_MS(20));
 	CHECK_GT(self->h.polls, 1);
 	EDO_END();
 }
@@ -1023,11 +1016,11 @@ typedef struct interval_real_frame {
 EDO_ASYNC(interval_real, interval_real_frame, NULL)
 {
 	EDO_BEGIN();
-	self->t0 = mono_ns();
+	self->t0 = test_now_ns();
 	CHECK_EQ(edo_interval_init(&self->iv, EDO_MS(5), EDO_MISSED_TICK_SKIP), 0);
 	for (self->n = 0; self->n < 10; self->n++) {
 		EDO_AWAIT(&self->iv);
-		CHECK_GE(mono_ns() - self->t0, (uint64_t)self->n * EDO_MS(5));
+		CHECK_GE(test_now_ns() - self->t0, (uint64_t)self->n * EDO_MS(5));
 		CHECK_GE(edo_instant_now(), self->iv.tick);
 	}
 	edo_interval_reset(&self->iv);
@@ -1057,7 +1050,7 @@ EDO_ASYNC(paused_main, paused_frame, NULL)
 {
 	EDO_BEGIN();
 	CHECK(edo_time_is_paused());
-	self->wall0 = mono_ns();
+	self->wall0 = test_now_ns();
 	self->t0 = edo_instant_now();
 	CHECK_EQ(edo_instant_now(), self->t0); /* frozen */
 	/* An hour passes at once: auto-advance. */
@@ -1091,7 +1084,7 @@ EDO_ASYNC(paused_main, paused_frame, NULL)
 	CHECK_GE(edo_instant_now() - self->t0, EDO_SEC(86400));
 	CHECK_LT(edo_instant_now() - self->t0, EDO_SEC(86400) + EDO_MS(1));
 	printf("  %.0f virtual seconds in %.1f ms of real time\n", 3600.0 + 10 + 86400,
-	       (double)(mono_ns() - self->wall0) / 1e6);
+	       (double)(test_now_ns() - self->wall0) / 1e6);
 	EDO_END();
 }
 
