@@ -18,8 +18,9 @@
 #
 # Each round runs every server once, in the order given, on a fresh port.
 # Printed: one line per run (rate, p99 and worst round-trip latency in ms,
-# spread for echo), then per server the median over the rounds of its rate ÷
-# REF's rate in the same round, its median rate and median p99.  Runs a
+# spread for echo, and the server's CPU time per request in µs, user + system,
+# from /proc), then per server the median over the rounds of its rate ÷ REF's
+# rate in the same round, its median rate, p99 and CPU time per request.  Runs a
 # minute apart on this 2-core VM moved one binary's rate by up to 2x; taking
 # each ratio within a round, and the median over rounds, is what makes the
 # comparison usable.  Not `make bench`: no CPU accounting, no report.
@@ -85,11 +86,12 @@ trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; exit 130' INT TERM
 
 # name bin round -> one result line
 run_one() {
-	local name=$1 bin=$2 r=$3 port out rate p99 max spread
+	local name=$1 bin=$2 r=$3 port out rate p99 max spread cpu0 cpu1 cpu
 	port=$(free_port)
 	taskset -c "$SCPU" "$bin" --port "$port" --threads "$THREADS" >/dev/null 2>&1 &
 	PID=$!
 	wait_listen "$port"
+	cpu0=$(cpu_ticks "$PID")
 	if [ $kind = echo ]; then
 		out=$(taskset -c 1 "$PBIN/echo_client" --port "$port" --conns "$conns" --seconds "$SECS" 2>&1)
 		rate=$(sed -n 's/.*rate=\([0-9.]*\).*/\1/p' <<<"$out")
@@ -108,10 +110,14 @@ run_one() {
 		max=$(awk '$1 == "Latency" && NF >= 4 {v = $4; m = 1; if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1e3;
 			else if (v ~ /s$/) m = 1e6; sub(/[a-z]+$/, "", v); printf "%d", v * m}' <<<"$out")
 	fi
+	cpu1=$(cpu_ticks "$PID")
 	if ! kill -0 "$PID" 2>/dev/null; then
 		echo "interleave: $name exited during its run" >&2
 		rate=
 	fi
+	# CPU µs per request over the load's run (connection set-up included).
+	cpu=$(awk -v a="${cpu0:-0}" -v b="${cpu1:-0}" -v hz="$HZ" -v r="${rate:-0}" -v s="$SECS" \
+		'BEGIN { if (r > 0 && b > a) printf "%.2f", (b - a) / hz * 1e6 / (r * s); else print "-" }')
 	kill "$PID" 2>/dev/null
 	wait "$PID" 2>/dev/null
 	PID=
@@ -119,10 +125,17 @@ run_one() {
 		echo "interleave: $name failed in round $r" >&2
 		return 1
 	}
-	printf 'round %d %s rate=%.0f p99_ms=%.1f max_ms=%.1f spread=%s\n' "$r" "$name" "$rate" \
-		"$(awk -v x="${p99:-0}" 'BEGIN {print x / 1000}')" \
-		"$(awk -v x="${max:-0}" 'BEGIN {print x / 1000}')" "${spread:--}"
+	printf 'round %d %s rate=%.0f p99_ms=%.1f max_ms=%.1f spread=%s cpu_us=%s\n' "$r" "$name" \
+		"$rate" "$(awk -v x="${p99:-0}" 'BEGIN {print x / 1000}')" \
+		"$(awk -v x="${max:-0}" 'BEGIN {print x / 1000}')" "${spread:--}" "$cpu"
 }
+
+# user + system clock ticks of process $1 so far (fields 14 and 15 of
+# /proc/PID/stat; the name in field 2 is in parentheses and may hold spaces).
+cpu_ticks() {
+	sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'
+}
+HZ=$(getconf CLK_TCK)
 
 echo "interleave: $LOAD, $ROUNDS rounds of $SECS s, --threads $THREADS (CPU $SCPU), load on CPU 1"
 RUNS=$(mktemp)
@@ -140,17 +153,18 @@ function med(a, n,   i, j, t) {
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
 {
-	split($4, x, "="); split($5, y, "=")
-	rate[$2, $3] = x[2]; p99[$2, $3] = y[2]
+	split($4, x, "="); split($5, y, "="); split($8, z, "=")
+	rate[$2, $3] = x[2]; p99[$2, $3] = y[2]; cpu[$2, $3] = z[2]
 	if (!($3 in seen)) { seen[$3] = 1; order[++ns] = $3 }
 	if ($2 > nr) nr = $2
 }
 END {
 	for (s = 1; s <= ns; s++) {
-		n = order[s]; k = 0
+		n = order[s]; k = 0; kc = 0
 		for (r = 1; r <= nr; r++) if (rate[r, ref] > 0 && rate[r, n] > 0) {
 			k++; q[k] = rate[r, n] / rate[r, ref]; v[k] = rate[r, n]; l[k] = p99[r, n]
+			if (cpu[r, n] > 0) c[++kc] = cpu[r, n]
 		}
-		printf "%-12s %s/%s median %.3f, rate median %.0f/s, p99 median %.1f ms (%d rounds)\n", n, n, ref, med(q, k), med(v, k), med(l, k), k
+		printf "%-12s %s/%s median %.3f, rate median %.0f/s, p99 median %.1f ms, CPU %s us/request (%d rounds)\n", n, n, ref, med(q, k), med(v, k), med(l, k), kc ? sprintf("%.2f", med(c, kc)) : "-", k
 	}
 }' "$RUNS"
