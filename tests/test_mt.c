@@ -1423,6 +1423,163 @@ TEST(block_in_place_releases_the_inject_burst)
 	leak_check();
 }
 
+/* The same setting, but the first probe does not block in place: it spins
+ * in one long poll, as a CPU-heavy task that forgot edo_block_in_place
+ * would.  B, freed, finds nothing in any queue; the other probes wait in
+ * A's burst behind that poll.  A thief takes them on its last pass, as it
+ * takes a LIFO task, when their worker is still in the same poll after a
+ * pause; without that they waited for the whole poll (30 s here). */
+static atomic_bool lp_long_poll_done;
+
+typedef struct lp_probe_frame {
+	EDO_FRAME;
+} lp_probe_frame;
+
+EDO_ASYNC(lp_probe, lp_probe_frame, NULL)
+{
+	EDO_BEGIN();
+	if (!atomic_exchange(&bip_first_taken, true)) {
+		atomic_store(&bip_first_worker, edo_worker_id());
+		atomic_store(&bip_hogs_stop, true);
+		atomic_store(&bip_spin_free, true);
+		double dl = test_now_s() + 30;
+		while (atomic_load(&bip_probes_ran) < BIP_PROBES - 1 && test_now_s() < dl)
+			__asm__ volatile("" ::: "memory");
+		atomic_store(&bip_others_ran, atomic_load(&bip_probes_ran) == BIP_PROBES - 1);
+		atomic_store(&lp_long_poll_done, true);
+	} else {
+		/* Not on A: A is inside the long poll until every probe ran. */
+		if (!atomic_load(&lp_long_poll_done))
+			CHECK_NE(edo_worker_id(), atomic_load(&bip_first_worker));
+		atomic_fetch_add(&bip_probes_ran, 1);
+	}
+	EDO_END();
+}
+
+TEST(thief_takes_the_burst_of_a_worker_stuck_in_a_long_poll)
+{
+	atomic_store(&bip_spin_free, false);
+	atomic_store(&bip_spinning, false);
+	atomic_store(&bip_fiber_spinning, false);
+	atomic_store(&bip_probes_spawned, false);
+	atomic_store(&bip_hogs_stop, false);
+	atomic_store(&bip_fiber_stop, false);
+	atomic_store(&bip_first_taken, false);
+	atomic_store(&bip_others_ran, false);
+	atomic_store(&lp_long_poll_done, false);
+	atomic_store(&bip_probes_ran, 0);
+	atomic_store(&bip_hog_polls, 0);
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
+	b.worker_threads = 2;
+	b.global_queue_interval = 61;
+	b.inject_wait_factor = 1;
+	edo_runtime *rt = NULL;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	edo_handle *h = edo_runtime_handle(rt);
+	xparker *p = xparker_get();
+	edo_join *sj, *fj, *pj[BIP_PROBES];
+	CHECK_EQ(EDO_SPAWN_ON(h, &sj, bip_spinner), 0);
+	WAIT_UNTIL(atomic_load(&bip_spinning), 60);
+	CHECK_EQ(edo_fiber_spawn_on(h, bip_fiber, NULL, NULL, &fj), 0);
+	WAIT_UNTIL(atomic_load(&bip_fiber_spinning), 60);
+	int a = atomic_load(&bip_fiber_worker);
+	CHECK_NE(a, atomic_load(&bip_spinner_worker));
+	double t0 = test_now_s();
+	for (int i = 0; i < BIP_PROBES; i++)
+		CHECK_EQ(EDO_SPAWN_ON(h, &pj[i], lp_probe), 0);
+	atomic_store(&bip_probes_spawned, true);
+	for (int i = 0; i < BIP_PROBES; i++) {
+		CHECK_EQ(xjoin(p, pj[i]), 0);
+		edo_join_detach(pj[i]);
+	}
+	double secs = test_now_s() - t0;
+	CHECK_EQ(atomic_load(&bip_first_worker), a);
+	CHECK(atomic_load(&bip_others_ran));
+	atomic_store(&bip_fiber_stop, true);
+	CHECK_EQ(xjoin(p, fj), 0);
+	edo_join_detach(fj);
+	CHECK_EQ(xjoin(p, sj), 0);
+	edo_join_detach(sj);
+	printf("  %d probes ran on the thief during the first one's long poll (%.1f ms)\n",
+	       BIP_PROBES - 1, secs * 1000);
+	edo_handle_drop(h);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	leak_check();
+}
+
+/* Bursts on a real runtime: owners take their bursts' tasks one by one
+ * while idle workers, woken when a burst is taken, take what is left of
+ * them.  Tasks spawned from outside in batches of 32 spin 64-319 us each
+ * (longer than a thief's pause, which timer slack makes ~60 us), on three
+ * workers (more than this machine's cores, so that a preempted worker is
+ * stuck too).  Every task runs exactly once.  The protocol itself is
+ * hammered millions of times in test_queue (burst_owner_against_thieves). */
+#define BS_BATCH 32
+
+typedef struct bs_shared {
+	atomic_uchar *ran;
+	atomic_long done;
+} bs_shared;
+
+typedef struct bs_task_frame {
+	EDO_FRAME;
+	bs_shared *sh;
+	long i;
+	unsigned spin_us;
+} bs_task_frame;
+
+EDO_ASYNC(bs_task, bs_task_frame, NULL)
+{
+	EDO_BEGIN();
+	test_spin_ms((double)self->spin_us / 1000);
+	atomic_fetch_add(&self->sh->ran[self->i], 1);
+	atomic_fetch_add(&self->sh->done, 1);
+	EDO_END();
+}
+
+TEST(burst_steal_stress)
+{
+	long n = test_scale(10000) / BS_BATCH * BS_BATCH + BS_BATCH;
+	bs_shared sh = {.ran = calloc((size_t)n, 1)};
+	CHECK(sh.ran);
+	atomic_init(&sh.done, 0);
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
+	b.worker_threads = 3;
+	b.global_queue_interval = 61;
+	b.inject_wait_factor = 1;
+	edo_runtime *rt = NULL;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	edo_handle *h = edo_runtime_handle(rt);
+	uint64_t rng = 0x9e3779b97f4a7c15u;
+	for (long sent = 0; sent < n; sent += BS_BATCH) {
+		for (long i = sent; i < sent + BS_BATCH; i++)
+			CHECK_EQ(EDO_SPAWN_ON(h, NULL, bs_task, .sh = &sh, .i = i,
+					      .spin_us = 64 + (unsigned)(xorshift(&rng) % 256)),
+				 0);
+		/* Every other batch waits for all to finish: the workers go
+		 * idle and park, and are woken to search while bursts wait. */
+		long upto = sent / BS_BATCH % 2 ? sent + BS_BATCH : sent;
+		WAIT_UNTIL(atomic_load(&sh.done) >= upto, 60);
+	}
+	WAIT_UNTIL(atomic_load(&sh.done) == n, 60);
+	for (long i = 0; i < n; i++)
+		if (atomic_load(&sh.ran[i]) != 1)
+			TEST_FAIL_AT("task %ld ran %d times", i, (int)atomic_load(&sh.ran[i]));
+	uint64_t steals = 0;
+	for (uint32_t k = 0; k < 3; k++) {
+		edo_worker_metrics wm;
+		CHECK_EQ(edo_worker_metrics_get(rt, k, &wm), 0);
+		steals += wm.steals;
+	}
+	printf("  %ld tasks, %llu stolen\n", n, (unsigned long long)steals);
+	edo_handle_drop(h);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	free(sh.ran);
+	leak_check();
+}
+
 /* ==== 4. the LIFO slot can be stolen from a worker stuck in a long poll =============== */
 
 static atomic_bool lifo_y_ran;

@@ -8,6 +8,9 @@
  * when a block cannot be allocated, closing, and several pushers against
  * several poppers.
  *
+ * Then a worker's burst (burst.h): its order, and an owner taking tasks one
+ * by one against thieves taking all that wait.
+ *
  * The queue only stores edo__task pointers and hands them to the overflow
  * sink as an array, so the tests use fake cells: an edo__task header followed
  * by an id and counters.  Nothing here runs a task.
@@ -19,6 +22,7 @@
 
 #include "harness.h"
 #include "runtime/scheduler/inject.h"
+#include "runtime/scheduler/multi_thread/burst.h"
 #include "runtime/scheduler/multi_thread/queue.h"
 
 #define CAP EDO__LOCAL_QUEUE_CAPACITY
@@ -602,6 +606,138 @@ TEST(inject_concurrent_pushers_and_poppers)
 	CHECK(edo__inject_is_empty(&I.q));
 	edo__inject_destroy(&I.q);
 	free(I.cells);
+}
+
+/* ---- a worker's burst (burst.h) -------------------------------------------------- */
+
+TEST(burst_order)
+{
+	fake *f = fakes_new(32);
+	edo__burst b;
+	edo__burst_init(&b);
+	edo__task *out[EDO__BURST_MAX];
+	CHECK(edo__burst_pop(&b) == NULL);
+	CHECK_EQ(edo__burst_take_all(&b, out), 0u);
+	edo__task *in[EDO__BURST_MAX];
+	for (uint32_t i = 0; i < 5; i++)
+		in[i] = &f[i].hdr;
+	edo__burst_load(&b, in, 5); /* in[0] runs at once: 1..4 wait */
+	CHECK_EQ(edo__burst_waiting(&b), 4u);
+	CHECK_EQ(id_of(edo__burst_pop(&b)), 1u);
+	CHECK_EQ(id_of(edo__burst_pop(&b)), 2u);
+	CHECK_EQ(edo__burst_take_all(&b, out), 2u);
+	CHECK_EQ(id_of(out[0]), 3u);
+	CHECK_EQ(id_of(out[1]), 4u);
+	CHECK(edo__burst_pop(&b) == NULL);
+	CHECK_EQ(edo__burst_waiting(&b), 0u);
+	/* A full burst, emptied by the owner. */
+	for (uint32_t i = 0; i < EDO__BURST_MAX; i++)
+		in[i] = &f[10 + i].hdr;
+	edo__burst_load(&b, in, EDO__BURST_MAX);
+	for (uint32_t i = 1; i < EDO__BURST_MAX; i++)
+		CHECK_EQ(id_of(edo__burst_pop(&b)), 10u + i);
+	CHECK(edo__burst_pop(&b) == NULL);
+	CHECK_EQ(edo__burst_take_all(&b, out), 0u);
+	free(f);
+}
+
+#define BT_THIEVES 2
+#define BT_POOL 256u
+
+static struct {
+	edo__burst b;
+	fake *cells;
+	atomic_bool done;
+	atomic_uint_fast64_t consumed, taken, takes;
+} BT;
+
+static void bt_consume(edo__task *t)
+{
+	fake *f = (fake *)t;
+	CHECK(f >= BT.cells && f < BT.cells + BT_POOL);
+	uint64_t p = atomic_load_explicit(&f->pushed, memory_order_acquire);
+	uint64_t c = atomic_fetch_add_explicit(&f->consumed, 1, memory_order_acq_rel) + 1;
+	if (c != p)
+		TEST_FAIL_AT("task %u consumed %" PRIu64 " times but pushed %" PRIu64, f->id, c, p);
+	atomic_fetch_add_explicit(&BT.consumed, 1, memory_order_relaxed);
+}
+
+static void *bt_owner(void *arg)
+{
+	long rounds = *(long *)arg, pushed = 0;
+	uint64_t rng = 0x2545f4914f6cdd1dull;
+	uint32_t cursor = 0;
+	for (long r = 0; r < rounds; r++) {
+		uint32_t n = 2 + (uint32_t)(xorshift(&rng) % (EDO__BURST_MAX - 1));
+		edo__task *in[EDO__BURST_MAX];
+		for (uint32_t i = 0; i < n; i++) {
+			fake *f;
+			do
+				f = &BT.cells[cursor++ % BT_POOL];
+			while (atomic_load_explicit(&f->consumed, memory_order_acquire) !=
+			       atomic_load_explicit(&f->pushed, memory_order_relaxed));
+			atomic_store_explicit(&f->pushed,
+					      atomic_load_explicit(&f->pushed,
+								   memory_order_relaxed) +
+						      1,
+					      memory_order_release);
+			in[i] = &f->hdr;
+		}
+		pushed += n;
+		edo__burst_load(&BT.b, in, n);
+		bt_consume(in[0]); /* the one the owner runs at once */
+		/* Run the rest one per "tick", sometimes slowly: a thief may take
+		 * what is left at any point. */
+		for (edo__task *t; (t = edo__burst_pop(&BT.b));) {
+			bt_consume(t);
+			if (xorshift(&rng) % 4 == 0)
+				for (int k = (int)(xorshift(&rng) % 200); k > 0; k--)
+					__asm__ volatile("" ::: "memory");
+		}
+	}
+	atomic_store(&BT.done, true);
+	return (void *)pushed;
+}
+
+static void *bt_thief(void *arg)
+{
+	(void)arg;
+	edo__task *out[EDO__BURST_MAX];
+	while (!atomic_load_explicit(&BT.done, memory_order_relaxed)) {
+		uint32_t n = edo__burst_take_all(&BT.b, out);
+		for (uint32_t i = 0; i < n; i++)
+			bt_consume(out[i]);
+		if (n) {
+			atomic_fetch_add_explicit(&BT.taken, n, memory_order_relaxed);
+			atomic_fetch_add_explicit(&BT.takes, 1, memory_order_relaxed);
+		}
+	}
+	return NULL;
+}
+
+TEST(burst_owner_against_thieves)
+{
+	BT.cells = fakes_new(BT_POOL);
+	edo__burst_init(&BT.b);
+	atomic_init(&BT.done, false);
+	long rounds = test_scale(2000000);
+	pthread_t owner, thieves[BT_THIEVES];
+	for (int i = 0; i < BT_THIEVES; i++)
+		CHECK_EQ(pthread_create(&thieves[i], NULL, bt_thief, NULL), 0);
+	CHECK_EQ(pthread_create(&owner, NULL, bt_owner, &rounds), 0);
+	void *pushed;
+	CHECK_EQ(pthread_join(owner, &pushed), 0);
+	for (int i = 0; i < BT_THIEVES; i++)
+		CHECK_EQ(pthread_join(thieves[i], NULL), 0);
+	CHECK_EQ(edo__burst_waiting(&BT.b), 0u);
+	CHECK_EQ((uint64_t)atomic_load(&BT.consumed), (uint64_t)(long)pushed);
+	for (uint32_t i = 0; i < BT_POOL; i++)
+		CHECK_EQ(atomic_load(&BT.cells[i].consumed), atomic_load(&BT.cells[i].pushed));
+	printf("  %ld bursts, %ld tasks; thieves took %" PRIu64 " tasks in %" PRIu64 " takes\n",
+	       rounds, (long)pushed, (uint64_t)atomic_load(&BT.taken),
+	       (uint64_t)atomic_load(&BT.takes));
+	CHECK_GT((uint64_t)atomic_load(&BT.takes), 0u);
+	free(BT.cells);
 }
 
 TEST_MAIN()

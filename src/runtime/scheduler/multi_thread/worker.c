@@ -24,9 +24,9 @@
  *            the burst); else LIFO slot, local queue, then a batch from the
  *            inject queue
  *     none → steal: become a searcher (at most half the workers search),
- *            steal half of a random victim's queue; on the last pass take a
- *            victim's LIFO task if it has sat there through a whole poll;
- *            then the inject queue
+ *            steal half of a random victim's queue; then the inject queue;
+ *            on the last pass take what waits in a victim's burst, else its
+ *            LIFO task, if it has sat there through a whole poll
  *     none → park (the last searcher to park re-checks every queue first)
  *     run the task with a budget of 128, then up to 3 LIFO tasks on the same
  *     budget; a task that leaves the searching state while it was the last
@@ -93,6 +93,7 @@
 #include "runtime/driver.h"
 #include "runtime/sched.h"
 #include "runtime/scheduler/inject.h"
+#include "runtime/scheduler/multi_thread/burst.h"
 #include "runtime/scheduler/multi_thread/idle.h"
 #include "runtime/scheduler/multi_thread/queue.h"
 #include "runtime/trace/trace.h"
@@ -101,7 +102,6 @@
 #define DEFAULT_EVENT_INTERVAL 61
 #define MAX_INJECT_BATCH 128
 #define DEFAULT_INJECT_WAIT 2
-#define MAX_INJECT_BURST 16
 
 typedef struct edo__worker edo__worker;
 typedef struct edo__mt edo__mt;
@@ -121,9 +121,9 @@ struct edo__worker {
 	uint32_t inject_tick;  /* the tick of the next look at the inject queue */
 	uint32_t inject_round; /* looks so far: which inject shard comes first */
 	/* Inject tasks taken in one go when the interval is short: run next,
-	 * one per tick, before anything else (burst[burst_next..burst_len)). */
-	uint32_t burst_next, burst_len;
-	edo__task *burst[MAX_INJECT_BURST];
+	 * one per tick, before anything else (burst.h).  A thief takes them
+	 * from a worker stuck in one poll (steal_stuck). */
+	edo__burst burst;
 	bool is_searching;
 	bool lifo_enabled;
 	bool is_shutdown;
@@ -412,39 +412,49 @@ static edo__task *look_at_inject(edo__worker *w)
 	if (inject_is_empty(mt))
 		return NULL;
 	uint32_t n = w->gqi / every;
-	if (n > MAX_INJECT_BURST)
-		n = MAX_INJECT_BURST;
+	if (n > EDO__BURST_MAX)
+		n = EDO__BURST_MAX;
 	if (n == 0)
 		n = 1;
 	/* Each look starts at the next shard: a worker's own overflow goes to
 	 * its own shard, which would otherwise always come first. */
+	edo__task *got_tasks[EDO__BURST_MAX];
 	uint32_t got =
-		edo__inject_set_pop_n(&mt->inject, w->index + w->inject_round++, n, w->burst);
+		edo__inject_set_pop_n(&mt->inject, w->index + w->inject_round++, n, got_tasks);
 	if (!got)
 		return NULL;
 	EDO__COUNT(&w->counts, remote_schedules, got);
 	w->inject_tick = w->tick + got * every;
-	w->burst_next = 1;
-	w->burst_len = got;
-	return w->burst[0];
+	if (got > 1) {
+		edo__burst_load(&w->burst, got_tasks, got);
+		/* As for a LIFO task: only a thief's last pass can reach the
+		 * burst, so wake one to look in case this worker gets stuck. */
+		notify_parked(mt);
+	}
+	return got_tasks[0];
 }
 
 /* Give the burst's waiting tasks to the local queue, where thieves can take
  * them: this worker is about to block. */
 static void release_burst(edo__worker *w)
 {
-	if (w->burst_next >= w->burst_len)
+	edo__task *tasks[EDO__BURST_MAX] = {0};
+	uint32_t n = edo__burst_take_all(&w->burst, tasks);
+	if (!n)
 		return;
-	while (w->burst_next < w->burst_len)
-		push_local(w, w->burst[w->burst_next++]);
+	for (uint32_t i = 0; i < n; i++)
+		push_local(w, tasks[i]);
 	notify_parked(w->mt);
 }
 
 static edo__task *next_task(edo__worker *w)
 {
 	edo__task *t;
-	if (__builtin_expect(w->burst_next < w->burst_len, 0))
-		return w->burst[w->burst_next++];
+	if (__builtin_expect(edo__burst_waiting(&w->burst) != 0, 0)) {
+		t = edo__burst_pop(&w->burst);
+		if (t)
+			return t;
+	}
 	if ((int32_t)(w->tick - w->inject_tick) >= 0) {
 		t = look_at_inject(w);
 		if (t)
@@ -468,24 +478,39 @@ static edo__task *next_task(edo__worker *w)
 	return pop_inject_batch(w);
 }
 
-/* Steal a LIFO task only from a worker stuck in one poll: look, pause
- * briefly (the owner normally runs its LIFO task within a microsecond), and
- * take it only if the worker is still in the same poll.  The pause is a
- * sleep, as Go's before it steals runnext (usleep(3)): sched_yield() on a
- * loaded machine gives away a whole time slice per call. */
-static edo__task *steal_lifo(edo__worker *victim)
+/* Take work that no thief sees in a queue -- the tasks waiting in a burst,
+ * else the LIFO task (if @lifo) -- only from a worker stuck in one poll:
+ * look, pause briefly (the owner normally gets to them within a
+ * microsecond), and take them only if the worker is still in the same poll.
+ * The pause is a sleep, as Go's before it steals runnext (usleep(3)):
+ * sched_yield() on a loaded machine gives away a whole time slice per call.
+ * A burst's tasks go to @w's local queue but the first, which is returned. */
+static edo__task *steal_stuck(edo__worker *w, edo__worker *victim, bool lifo)
 {
-	if (!atomic_load_explicit(&victim->lifo, memory_order_relaxed))
+	bool has_lifo = lifo && atomic_load_explicit(&victim->lifo, memory_order_relaxed);
+	if (!has_lifo && !edo__burst_waiting(&victim->burst))
 		return NULL;
 	uint32_t seq = atomic_load_explicit(&victim->poll_seq, memory_order_acquire);
 	nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 5000}, NULL);
 	if (atomic_load_explicit(&victim->poll_seq, memory_order_acquire) != seq)
 		return NULL;
+	edo__task *tasks[EDO__BURST_MAX] = {0};
+	uint32_t n = edo__burst_take_all(&victim->burst, tasks);
+	if (n) {
+		EDO__COUNT(&w->counts, steals, n);
+		for (uint32_t i = 1; i < n; i++)
+			push_local(w, tasks[i]);
+		return tasks[0];
+	}
+	if (!lifo)
+		return NULL;
 	edo__task *t = atomic_load_explicit(&victim->lifo, memory_order_acquire);
 	if (t &&
 	    atomic_compare_exchange_strong_explicit(&victim->lifo, &t, NULL, memory_order_acq_rel,
-						    memory_order_relaxed))
+						    memory_order_relaxed)) {
+		EDO__COUNT(&w->counts, steals, 1);
 		return t;
+	}
 	return NULL;
 }
 
@@ -513,15 +538,13 @@ static edo__task *steal_work(edo__worker *w)
 	edo__task *t = pop_inject_batch(w);
 	if (t)
 		return t;
-	for (uint32_t i = 0; i < n && mt->lifo_stealing; i++) {
+	for (uint32_t i = 0; i < n; i++) {
 		uint32_t v = (start + i) % n;
 		if (v == w->index)
 			continue;
-		t = steal_lifo(&mt->workers[v]);
-		if (t) {
-			EDO__COUNT(&w->counts, steals, 1);
+		t = steal_stuck(w, &mt->workers[v], mt->lifo_stealing);
+		if (t)
 			return t;
-		}
 	}
 	return NULL;
 }
@@ -599,7 +622,7 @@ static void publish_stats(edo__worker *w, bool busy_now)
 		return;
 	/* The burst's waiting tasks are this worker's queued work too. */
 	EDO__STAT_SET(&w->stats, local_queue_depth,
-		      edo__local_queue_len(&w->queue) + (w->burst_len - w->burst_next));
+		      edo__local_queue_len(&w->queue) + edo__burst_waiting(&w->burst));
 	EDO__STAT_SET(&w->stats, budget_forced_yields, edo__ctx.forced_yields);
 	edo__tw *tw = edo__ctx.tw;
 	if (tw && tw->timing)
@@ -768,8 +791,8 @@ static void worker_shutdown(edo__worker *w)
 	/* Every task is complete now; what is queued are stale notifications.
 	 * A wake from outside that comes later finds `pinned` closed. */
 	edo__inject_close(&w->pinned);
-	while (w->burst_next < w->burst_len)
-		edo__task_drop_notified(w->burst[w->burst_next++]);
+	while ((t = edo__burst_pop(&w->burst)))
+		edo__task_drop_notified(t);
 	while ((t = take_lifo(w)) || (t = edo__local_queue_pop(&w->queue)) || (t = pop_mine(w)) ||
 	       (t = edo__inject_pop(&w->pinned)))
 		edo__task_drop_notified(t);
@@ -1081,6 +1104,7 @@ int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
 		edo__local_queue_init(&w->queue);
 		atomic_init(&w->lifo, NULL);
 		atomic_init(&w->poll_seq, 0);
+		edo__burst_init(&w->burst);
 		edo__inject_init(&w->pinned);
 		atomic_init(&w->forwarded, NULL);
 		w->mt = mt;
