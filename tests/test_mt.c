@@ -1276,10 +1276,12 @@ TEST(overloaded_worker_bounds_inject_wait)
 /* ==== 3c. edo_block_in_place hands a burst over to the other workers ================= */
 
 /* A worker that takes tasks from the inject queue in a burst holds them where
- * no thief can see them until it runs them.  When one of them blocks in
- * edo_block_in_place on a worker that hosts a fiber (which blocks the worker
- * itself: the fiber could not move to a new thread), the rest of the burst
- * must be given to the local queue first, or nothing can run them.
+ * only a thief's last pass reaches them (and, with disable_lifo_stealing, no
+ * thief at all).  When one of them blocks in edo_block_in_place on a worker
+ * that hosts a fiber (which blocks the worker itself: the fiber could not
+ * move to a new thread), the rest of the burst must be given to the local
+ * queue first.  The runtime here disables stealing from a stuck worker, so
+ * that release_burst is the only way out (the next test covers the thief).
  *
  * Worker B spins in `bip_spinner` so that it takes nothing.  Worker A runs
  * the fiber `bip_fiber`, which spawns self-waking hogs (A's local queue is
@@ -1389,6 +1391,9 @@ TEST(block_in_place_releases_the_inject_burst)
 	b.worker_threads = 2;
 	b.global_queue_interval = 61;
 	b.inject_wait_factor = 1;
+	/* Only release_burst can hand the burst over: no thief takes it from
+	 * the worker stuck in the blocked probe's poll. */
+	b.disable_lifo_stealing = true;
 	edo_runtime *rt = NULL;
 	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
 	edo_handle *h = edo_runtime_handle(rt);
@@ -1509,8 +1514,9 @@ TEST(thief_takes_the_burst_of_a_worker_stuck_in_a_long_poll)
 }
 
 /* Bursts on a real runtime: owners take their bursts' tasks one by one
- * while idle workers, woken when a burst is taken, take what is left of
- * them.  Tasks spawned from outside in batches of 32 spin 64-319 us each
+ * while idle workers, woken when a burst is loaded, take what is left of
+ * them (some tens of times per run; the count is not asserted, as it
+ * depends on timing).  Tasks spawned from outside in batches of 32 spin 64-319 us each
  * (longer than a thief's pause, which timer slack makes ~60 us), on three
  * workers (more than this machine's cores, so that a preempted worker is
  * stuck too).  Every task runs exactly once.  The protocol itself is

@@ -22,6 +22,11 @@
 
 #include "harness.h"
 #include "runtime/scheduler/inject.h"
+/* A thief's take sometimes pauses between reading the slots and its CAS, so
+ * that the owner finishes the burst and loads the next one meanwhile: the
+ * generation must make that CAS fail. */
+static void bt_take_hook(void);
+#define EDO__BURST_TAKE_HOOK() bt_take_hook()
 #include "runtime/scheduler/multi_thread/burst.h"
 #include "runtime/scheduler/multi_thread/queue.h"
 
@@ -650,6 +655,15 @@ static struct {
 	atomic_bool done;
 	atomic_uint_fast64_t consumed, taken, takes;
 } BT;
+
+static void bt_take_hook(void)
+{
+	static _Thread_local uint64_t rng = 0x853c49e6748fea9bull;
+	uint64_t r = xorshift(&rng);
+	if (r % 4 == 0)
+		for (int k = (int)(r >> 32) % 2000; k > 0; k--)
+			__asm__ volatile("" ::: "memory");
+}
 
 static void bt_consume(edo__task *t)
 {

@@ -115,9 +115,10 @@ typedef struct edo_runtime_builder {
 	unsigned max_blocking_threads;
 	/** Idle blocking threads exit after this many milliseconds; 0 = 10000. */
 	unsigned blocking_keep_alive_ms;
-	/** Multi-thread: never let idle workers take a busy worker's LIFO task
-	 *  (Tokio's behaviour; for comparison).  Default: they may, on their
-	 *  last pass, when the owner is stuck in one poll. */
+	/** Multi-thread: never let idle workers take a busy worker's LIFO task,
+	 *  nor the inject tasks it took in one go to run next (Tokio's
+	 *  behaviour, which has no such batch; for comparison).  Default: they
+	 *  may, on their last pass, when the owner is stuck in one poll. */
 	bool disable_lifo_stealing;
 	/** Start with the clock paused (a test clock, see edo/time.h): time moves
 	 *  only by edo_time_advance() or, on the current-thread runtime, by

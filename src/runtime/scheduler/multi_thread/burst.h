@@ -23,6 +23,12 @@
 
 #define EDO__BURST_MAX 16u
 
+/* Run by edo__burst_take_all between reading the slots and its CAS: a test
+ * widens that window with it (tests/test_queue.c). */
+#ifndef EDO__BURST_TAKE_HOOK
+#define EDO__BURST_TAKE_HOOK() ((void)0)
+#endif
+
 typedef struct edo__burst {
 	_Atomic(uint64_t) pos;
 	_Atomic(edo__task *) tasks[EDO__BURST_MAX];
@@ -79,6 +85,7 @@ static inline uint32_t edo__burst_take_all(edo__burst *b, edo__task **out)
 			return 0;
 		for (uint32_t i = next; i < len; i++)
 			out[i - next] = atomic_load_explicit(&b->tasks[i], memory_order_relaxed);
+		EDO__BURST_TAKE_HOOK();
 		uint64_t taken = (pos & ~(uint64_t)0xffff0000u) | ((uint64_t)len << 16);
 		if (atomic_compare_exchange_weak_explicit(&b->pos, &pos, taken,
 							  memory_order_acq_rel,
@@ -91,9 +98,11 @@ static inline uint32_t edo__burst_take_all(edo__burst *b, edo__task **out)
  * of which the caller runs @tasks[0] now and the rest wait. */
 static inline void edo__burst_load(edo__burst *b, edo__task *const *tasks, uint32_t n)
 {
+	/* Acquire: the CAS of the thief that emptied the last burst comes
+	 * before these writes to its slots. */
+	uint64_t gen = (atomic_load_explicit(&b->pos, memory_order_acquire) >> 32) + 1;
 	for (uint32_t i = 1; i < n; i++)
 		atomic_store_explicit(&b->tasks[i], tasks[i], memory_order_relaxed);
-	uint64_t gen = (atomic_load_explicit(&b->pos, memory_order_relaxed) >> 32) + 1;
 	atomic_store_explicit(&b->pos, (gen << 32) | (1u << 16) | n, memory_order_release);
 }
 

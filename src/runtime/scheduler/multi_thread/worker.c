@@ -37,7 +37,8 @@
  *     into the slot waits behind however long the current poll takes).  As
  *     Go does with runnext, a thief takes it only on its last pass and only
  *     if the victim is still inside the same poll after a short pause, so
- *     ping-pong pairs are not split across cores.
+ *     ping-pong pairs are not split across cores.  The same holds for the
+ *     inject tasks waiting in a burst (below).
  *   - The global queue interval shrinks while the inject queue holds a
  *     backlog, so that the backlog drains within a few times as many ticks
  *     as strict FIFO order would take (inject_wait, the builder's
@@ -227,11 +228,14 @@ static void notify_parked(edo__mt *mt)
 		edo__parker_unpark(&mt->workers[i].parker);
 }
 
-/* Tasks of @w that any worker may run (its local queue and LIFO slot). */
+/* Tasks of @w that any worker may run (its local queue, LIFO slot and,
+ * unless stealing from a stuck worker is off, its burst: a searcher woken
+ * for it could never take it then). */
 static bool worker_has_stealable_tasks(edo__worker *w)
 {
 	return !edo__local_queue_is_empty(&w->queue) ||
-	       atomic_load_explicit(&w->lifo, memory_order_acquire) != NULL;
+	       atomic_load_explicit(&w->lifo, memory_order_acquire) != NULL ||
+	       (w->mt->lifo_stealing && edo__burst_waiting(&w->burst) != 0);
 }
 
 /* Tasks @w itself may run next (the stealable ones and those pinned to it,
@@ -479,16 +483,16 @@ static edo__task *next_task(edo__worker *w)
 }
 
 /* Take work that no thief sees in a queue -- the tasks waiting in a burst,
- * else the LIFO task (if @lifo) -- only from a worker stuck in one poll:
+ * else the LIFO task -- only from a worker stuck in one poll:
  * look, pause briefly (the owner normally gets to them within a
  * microsecond), and take them only if the worker is still in the same poll.
  * The pause is a sleep, as Go's before it steals runnext (usleep(3)):
  * sched_yield() on a loaded machine gives away a whole time slice per call.
  * A burst's tasks go to @w's local queue but the first, which is returned. */
-static edo__task *steal_stuck(edo__worker *w, edo__worker *victim, bool lifo)
+static edo__task *steal_stuck(edo__worker *w, edo__worker *victim)
 {
-	bool has_lifo = lifo && atomic_load_explicit(&victim->lifo, memory_order_relaxed);
-	if (!has_lifo && !edo__burst_waiting(&victim->burst))
+	if (!atomic_load_explicit(&victim->lifo, memory_order_relaxed) &&
+	    !edo__burst_waiting(&victim->burst))
 		return NULL;
 	uint32_t seq = atomic_load_explicit(&victim->poll_seq, memory_order_acquire);
 	nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 5000}, NULL);
@@ -502,8 +506,6 @@ static edo__task *steal_stuck(edo__worker *w, edo__worker *victim, bool lifo)
 			push_local(w, tasks[i]);
 		return tasks[0];
 	}
-	if (!lifo)
-		return NULL;
 	edo__task *t = atomic_load_explicit(&victim->lifo, memory_order_acquire);
 	if (t &&
 	    atomic_compare_exchange_strong_explicit(&victim->lifo, &t, NULL, memory_order_acq_rel,
@@ -538,11 +540,11 @@ static edo__task *steal_work(edo__worker *w)
 	edo__task *t = pop_inject_batch(w);
 	if (t)
 		return t;
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; i < n && mt->lifo_stealing; i++) {
 		uint32_t v = (start + i) % n;
 		if (v == w->index)
 			continue;
-		t = steal_stuck(w, &mt->workers[v], mt->lifo_stealing);
+		t = steal_stuck(w, &mt->workers[v]);
 		if (t)
 			return t;
 	}
