@@ -1374,7 +1374,17 @@ EDO_ASYNC(bip_probe, bip_probe_frame, NULL)
 	EDO_END();
 }
 
-TEST(block_in_place_releases_the_inject_burst)
+/* The scene both tests share: worker B spins, worker A hosts the fiber and
+ * its hogs; the caller then spawns the probes into the inject queue, sets
+ * bip_probes_spawned, and joins them.  Returns A's id. */
+typedef struct bip_scene {
+	edo_runtime *rt;
+	edo_handle *h;
+	xparker *p;
+	edo_join *sj, *fj;
+} bip_scene;
+
+static int bip_scene_start(bip_scene *sc, bool no_stuck_stealing)
 {
 	atomic_store(&bip_spin_free, false);
 	atomic_store(&bip_spinning, false);
@@ -1391,41 +1401,53 @@ TEST(block_in_place_releases_the_inject_burst)
 	b.worker_threads = 2;
 	b.global_queue_interval = 61;
 	b.inject_wait_factor = 1;
-	/* Only release_burst can hand the burst over: no thief takes it from
-	 * the worker stuck in the blocked probe's poll. */
-	b.disable_lifo_stealing = true;
-	edo_runtime *rt = NULL;
-	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
-	edo_handle *h = edo_runtime_handle(rt);
-	xparker *p = xparker_get();
-	edo_join *sj, *fj, *pj[BIP_PROBES];
-	CHECK_EQ(EDO_SPAWN_ON(h, &sj, bip_spinner), 0);
+	b.disable_lifo_stealing = no_stuck_stealing;
+	sc->rt = NULL;
+	CHECK_EQ(edo_runtime_build(&b, &sc->rt), 0);
+	sc->h = edo_runtime_handle(sc->rt);
+	sc->p = xparker_get();
+	CHECK_EQ(EDO_SPAWN_ON(sc->h, &sc->sj, bip_spinner), 0);
 	WAIT_UNTIL(atomic_load(&bip_spinning), 60);
-	CHECK_EQ(edo_fiber_spawn_on(h, bip_fiber, NULL, NULL, &fj), 0);
+	CHECK_EQ(edo_fiber_spawn_on(sc->h, bip_fiber, NULL, NULL, &sc->fj), 0);
 	WAIT_UNTIL(atomic_load(&bip_fiber_spinning), 60);
 	int a = atomic_load(&bip_fiber_worker);
 	CHECK_NE(a, atomic_load(&bip_spinner_worker));
+	return a;
+}
+
+static void bip_scene_finish(bip_scene *sc)
+{
+	atomic_store(&bip_fiber_stop, true);
+	CHECK_EQ(xjoin(sc->p, sc->fj), 0);
+	edo_join_detach(sc->fj);
+	CHECK_EQ(xjoin(sc->p, sc->sj), 0);
+	edo_join_detach(sc->sj);
+	edo_handle_drop(sc->h);
+	CHECK_EQ(edo_runtime_free(sc->rt), 0);
+	leak_check();
+}
+
+TEST(block_in_place_releases_the_inject_burst)
+{
+	/* Only release_burst can hand the burst over: no thief takes it from
+	 * the worker stuck in the blocked probe's poll. */
+	bip_scene sc;
+	int a = bip_scene_start(&sc, true);
+	edo_join *pj[BIP_PROBES];
 	for (int i = 0; i < BIP_PROBES; i++)
-		CHECK_EQ(EDO_SPAWN_ON(h, &pj[i], bip_probe), 0);
+		CHECK_EQ(EDO_SPAWN_ON(sc.h, &pj[i], bip_probe), 0);
 	atomic_store(&bip_probes_spawned, true);
 	for (int i = 0; i < BIP_PROBES; i++) {
-		CHECK_EQ(xjoin(p, pj[i]), 0);
+		CHECK_EQ(xjoin(sc.p, pj[i]), 0);
 		edo_join_detach(pj[i]);
 	}
 	/* Only A could take the probes: B was spinning until the blocked probe
 	 * freed it. */
 	CHECK_EQ(atomic_load(&bip_first_worker), a);
 	CHECK(atomic_load(&bip_others_ran));
-	atomic_store(&bip_fiber_stop, true);
-	CHECK_EQ(xjoin(p, fj), 0);
-	edo_join_detach(fj);
-	CHECK_EQ(xjoin(p, sj), 0);
-	edo_join_detach(sj);
 	printf("  %d probes ran while the first blocked in place (%ld hog polls)\n", BIP_PROBES - 1,
 	       atomic_load(&bip_hog_polls));
-	edo_handle_drop(h);
-	CHECK_EQ(edo_runtime_free(rt), 0);
-	leak_check();
+	bip_scene_finish(&sc);
 }
 
 /* The same setting, but the first probe does not block in place: it spins
@@ -1463,54 +1485,24 @@ EDO_ASYNC(lp_probe, lp_probe_frame, NULL)
 
 TEST(thief_takes_the_burst_of_a_worker_stuck_in_a_long_poll)
 {
-	atomic_store(&bip_spin_free, false);
-	atomic_store(&bip_spinning, false);
-	atomic_store(&bip_fiber_spinning, false);
-	atomic_store(&bip_probes_spawned, false);
-	atomic_store(&bip_hogs_stop, false);
-	atomic_store(&bip_fiber_stop, false);
-	atomic_store(&bip_first_taken, false);
-	atomic_store(&bip_others_ran, false);
 	atomic_store(&lp_long_poll_done, false);
-	atomic_store(&bip_probes_ran, 0);
-	atomic_store(&bip_hog_polls, 0);
-	edo_runtime_builder b;
-	edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
-	b.worker_threads = 2;
-	b.global_queue_interval = 61;
-	b.inject_wait_factor = 1;
-	edo_runtime *rt = NULL;
-	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
-	edo_handle *h = edo_runtime_handle(rt);
-	xparker *p = xparker_get();
-	edo_join *sj, *fj, *pj[BIP_PROBES];
-	CHECK_EQ(EDO_SPAWN_ON(h, &sj, bip_spinner), 0);
-	WAIT_UNTIL(atomic_load(&bip_spinning), 60);
-	CHECK_EQ(edo_fiber_spawn_on(h, bip_fiber, NULL, NULL, &fj), 0);
-	WAIT_UNTIL(atomic_load(&bip_fiber_spinning), 60);
-	int a = atomic_load(&bip_fiber_worker);
-	CHECK_NE(a, atomic_load(&bip_spinner_worker));
+	bip_scene sc;
+	int a = bip_scene_start(&sc, false);
+	edo_join *pj[BIP_PROBES];
 	double t0 = test_now_s();
 	for (int i = 0; i < BIP_PROBES; i++)
-		CHECK_EQ(EDO_SPAWN_ON(h, &pj[i], lp_probe), 0);
+		CHECK_EQ(EDO_SPAWN_ON(sc.h, &pj[i], lp_probe), 0);
 	atomic_store(&bip_probes_spawned, true);
 	for (int i = 0; i < BIP_PROBES; i++) {
-		CHECK_EQ(xjoin(p, pj[i]), 0);
+		CHECK_EQ(xjoin(sc.p, pj[i]), 0);
 		edo_join_detach(pj[i]);
 	}
 	double secs = test_now_s() - t0;
 	CHECK_EQ(atomic_load(&bip_first_worker), a);
 	CHECK(atomic_load(&bip_others_ran));
-	atomic_store(&bip_fiber_stop, true);
-	CHECK_EQ(xjoin(p, fj), 0);
-	edo_join_detach(fj);
-	CHECK_EQ(xjoin(p, sj), 0);
-	edo_join_detach(sj);
 	printf("  %d probes ran on the thief during the first one's long poll (%.1f ms)\n",
 	       BIP_PROBES - 1, secs * 1000);
-	edo_handle_drop(h);
-	CHECK_EQ(edo_runtime_free(rt), 0);
-	leak_check();
+	bip_scene_finish(&sc);
 }
 
 /* Bursts on a real runtime: owners take their bursts' tasks one by one

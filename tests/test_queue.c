@@ -288,11 +288,12 @@ typedef struct stress {
 
 static stress S;
 
-/* Take a task out of the system: it must be in flight exactly once. */
-static void consume(edo__task *t)
+/* Take a task of @cells out of the system: it must be in flight exactly
+ * once. */
+static void consume_from(fake *cells, uint32_t pool, atomic_uint_fast64_t *total, edo__task *t)
 {
 	fake *f = (fake *)t;
-	CHECK(f >= S.cells && f < S.cells + POOL);
+	CHECK(f >= cells && f < cells + pool);
 	/* Read pushed before counting this consumption: while the cell is in
 	 * flight the owner cannot push it again, but once consumed is bumped it
 	 * may, many times over, before a preempted thread here reads pushed. */
@@ -300,7 +301,12 @@ static void consume(edo__task *t)
 	uint64_t c = atomic_fetch_add_explicit(&f->consumed, 1, memory_order_acq_rel) + 1;
 	if (c != p)
 		TEST_FAIL_AT("task %u consumed %" PRIu64 " times but pushed %" PRIu64, f->id, c, p);
-	atomic_fetch_add_explicit(&S.consumed_total, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(total, 1, memory_order_relaxed);
+}
+
+static void consume(edo__task *t)
+{
+	consume_from(S.cells, POOL, &S.consumed_total, t);
 }
 
 static void stress_overflow(void *ctx, edo__task *const *tasks, uint32_t n)
@@ -667,13 +673,7 @@ static void bt_take_hook(void)
 
 static void bt_consume(edo__task *t)
 {
-	fake *f = (fake *)t;
-	CHECK(f >= BT.cells && f < BT.cells + BT_POOL);
-	uint64_t p = atomic_load_explicit(&f->pushed, memory_order_acquire);
-	uint64_t c = atomic_fetch_add_explicit(&f->consumed, 1, memory_order_acq_rel) + 1;
-	if (c != p)
-		TEST_FAIL_AT("task %u consumed %" PRIu64 " times but pushed %" PRIu64, f->id, c, p);
-	atomic_fetch_add_explicit(&BT.consumed, 1, memory_order_relaxed);
+	consume_from(BT.cells, BT_POOL, &BT.consumed, t);
 }
 
 static void *bt_owner(void *arg)
