@@ -245,10 +245,7 @@ TEST(idle_threads_exit_after_keep_alive)
 	       m->jobs);
 	CHECK_LE(m->fewest, 1u);
 	/* With no jobs at all, every thread leaves. */
-	double deadline = test_now_s() + 20;
-	while (pool_threads(rt) > 0 && test_now_s() < deadline)
-		usleep(10000);
-	CHECK_EQ(pool_threads(rt), 0u);
+	WAIT_UNTIL(pool_threads(rt) == 0, 20);
 	free(m);
 	CHECK_EQ(edo_runtime_free(rt), 0);
 }
