@@ -94,8 +94,16 @@ edo__task *edo__local_queue_pop(edo__local_queue *q)
 		uint64_t next = steal == real ? pack(next_real, next_real) : pack(steal, next_real);
 		if (atomic_compare_exchange_weak_explicit(&q->head, &head, next,
 							  memory_order_acq_rel,
-							  memory_order_acquire))
+							  memory_order_acquire)) {
+			/* The task after this one is most likely the next to
+			 * run, and with many tasks its cell has gone cold: ask
+			 * for its first lines (header, cold part, the future's
+			 * start) while this one runs.  A thief may take it
+			 * first; a prefetch of a freed cell is harmless. */
+			if (next_real != tail)
+				edo__task_prefetch(slot_get(q, next_real));
 			return slot_get(q, real);
+		}
 	}
 }
 
