@@ -1405,7 +1405,10 @@ static int bip_scene_start(bip_scene *sc, bool no_stuck_stealing)
 	sc->rt = NULL;
 	CHECK_EQ(edo_runtime_build(&b, &sc->rt), 0);
 	sc->h = edo_runtime_handle(sc->rt);
-	sc->p = xparker_get();
+	static xparker *p; /* one for every scene: a process has only NXPARKERS */
+	if (!p)
+		p = xparker_get();
+	sc->p = p;
 	CHECK_EQ(EDO_SPAWN_ON(sc->h, &sc->sj, bip_spinner), 0);
 	WAIT_UNTIL(atomic_load(&bip_spinning), 60);
 	CHECK_EQ(edo_fiber_spawn_on(sc->h, bip_fiber, NULL, NULL, &sc->fj), 0);
@@ -1503,6 +1506,92 @@ TEST(thief_takes_the_burst_of_a_worker_stuck_in_a_long_poll)
 	printf("  %d probes ran on the thief during the first one's long poll (%.1f ms)\n",
 	       BIP_PROBES - 1, secs * 1000);
 	bip_scene_finish(&sc);
+}
+
+/* The same setting again, but the probe that gets stuck is a later one of
+ * the burst, after the other worker has parked.  The sleeper woken when the
+ * burst was loaded has looked and gone back to sleep, so only a wake at the
+ * stuck probe's pop brings a thief (as a wake at every LIFO push does).  The
+ * first probe frees B; the next ones spin briefly (under a thief's pause) and
+ * return, until one of them, on A, sees that B has parked since: that one
+ * spins until the rest have run.  A round in which B did not park before
+ * the burst ran out proves nothing and is repeated. */
+#define LB_ROUNDS 20
+static edo_runtime *lb_rt;
+static atomic_int lb_b_worker;
+static atomic_ullong lb_b_parks;
+static atomic_bool lb_stuck_chosen, lb_stuck_done, lb_all_ran_in_stuck;
+
+static uint64_t lb_parks_of(int worker)
+{
+	edo_worker_metrics m;
+	CHECK_EQ(edo_worker_metrics_get(lb_rt, (uint32_t)worker, &m), 0);
+	return m.parks;
+}
+
+typedef struct lb_probe_frame {
+	EDO_FRAME;
+} lb_probe_frame;
+
+EDO_ASYNC(lb_probe, lb_probe_frame, NULL)
+{
+	EDO_BEGIN();
+	if (!atomic_exchange(&bip_first_taken, true)) {
+		atomic_store(&bip_first_worker, edo_worker_id());
+		atomic_store(&lb_b_parks, lb_parks_of(atomic_load(&lb_b_worker)));
+		atomic_store(&bip_hogs_stop, true);
+		atomic_store(&bip_spin_free, true);
+	} else if (edo_worker_id() == atomic_load(&bip_first_worker) &&
+		   lb_parks_of(atomic_load(&lb_b_worker)) > atomic_load(&lb_b_parks) &&
+		   !atomic_exchange(&lb_stuck_chosen, true)) {
+		double dl = test_now_s() + 30;
+		while (atomic_load(&bip_probes_ran) < BIP_PROBES - 2 && test_now_s() < dl)
+			__asm__ volatile("" ::: "memory");
+		atomic_store(&lb_all_ran_in_stuck, atomic_load(&bip_probes_ran) == BIP_PROBES - 2);
+		atomic_store(&lb_stuck_done, true);
+		EDO_RETURN();
+	} else {
+		test_spin_ms(0.02);
+	}
+	if (atomic_load(&lb_stuck_chosen) && !atomic_load(&lb_stuck_done))
+		CHECK_NE(edo_worker_id(), atomic_load(&bip_first_worker));
+	atomic_fetch_add(&bip_probes_ran, 1);
+	EDO_END();
+}
+
+TEST(thief_takes_the_rest_of_a_burst_stuck_in_a_later_task)
+{
+	int conclusive = 0, round;
+	for (round = 0; round < LB_ROUNDS && conclusive < 3; round++) {
+		atomic_store(&lb_stuck_chosen, false);
+		atomic_store(&lb_stuck_done, false);
+		atomic_store(&lb_all_ran_in_stuck, false);
+		bip_scene sc;
+		int a = bip_scene_start(&sc, false);
+		lb_rt = sc.rt;
+		atomic_store(&lb_b_worker, atomic_load(&bip_spinner_worker));
+		edo_join *pj[BIP_PROBES];
+		double t0 = test_now_s();
+		for (int i = 0; i < BIP_PROBES; i++)
+			CHECK_EQ(EDO_SPAWN_ON(sc.h, &pj[i], lb_probe), 0);
+		atomic_store(&bip_probes_spawned, true);
+		for (int i = 0; i < BIP_PROBES; i++) {
+			CHECK_EQ(xjoin(sc.p, pj[i]), 0);
+			edo_join_detach(pj[i]);
+		}
+		double secs = test_now_s() - t0;
+		CHECK_EQ(atomic_load(&bip_first_worker), a);
+		if (atomic_load(&lb_stuck_chosen)) {
+			CHECK(atomic_load(&lb_all_ran_in_stuck));
+			conclusive++;
+			printf("  round %d: a later probe got stuck after B parked; the rest ran on B "
+			       "(%.1f ms)\n",
+			       round, secs * 1000);
+		}
+		bip_scene_finish(&sc);
+	}
+	printf("  %d of %d rounds conclusive\n", conclusive, round);
+	CHECK(conclusive > 0);
 }
 
 /* Bursts on a real runtime: owners take their bursts' tasks one by one
