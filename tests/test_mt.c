@@ -1430,20 +1430,34 @@ static void bip_scene_finish(bip_scene *sc)
 	leak_check();
 }
 
+/* Spawn the probes from outside with @spawn (A takes them in one burst:
+ * B spins), let the fiber on A go on, join them all; the seconds it took. */
+static double bip_run_probes(bip_scene *sc, int (*spawn)(edo_handle *h, edo_join **j))
+{
+	edo_join *pj[BIP_PROBES];
+	double t0 = test_now_s();
+	for (int i = 0; i < BIP_PROBES; i++)
+		CHECK_EQ(spawn(sc->h, &pj[i]), 0);
+	atomic_store(&bip_probes_spawned, true);
+	for (int i = 0; i < BIP_PROBES; i++) {
+		CHECK_EQ(xjoin(sc->p, pj[i]), 0);
+		edo_join_detach(pj[i]);
+	}
+	return test_now_s() - t0;
+}
+
+static int spawn_bip_probe(edo_handle *h, edo_join **j)
+{
+	return EDO_SPAWN_ON(h, j, bip_probe);
+}
+
 TEST(block_in_place_releases_the_inject_burst)
 {
 	/* Only release_burst can hand the burst over: no thief takes it from
 	 * the worker stuck in the blocked probe's poll. */
 	bip_scene sc;
 	int a = bip_scene_start(&sc, true);
-	edo_join *pj[BIP_PROBES];
-	for (int i = 0; i < BIP_PROBES; i++)
-		CHECK_EQ(EDO_SPAWN_ON(sc.h, &pj[i], bip_probe), 0);
-	atomic_store(&bip_probes_spawned, true);
-	for (int i = 0; i < BIP_PROBES; i++) {
-		CHECK_EQ(xjoin(sc.p, pj[i]), 0);
-		edo_join_detach(pj[i]);
-	}
+	bip_run_probes(&sc, spawn_bip_probe);
 	/* Only A could take the probes: B was spinning until the blocked probe
 	 * freed it. */
 	CHECK_EQ(atomic_load(&bip_first_worker), a);
@@ -1486,21 +1500,17 @@ EDO_ASYNC(lp_probe, lp_probe_frame, NULL)
 	EDO_END();
 }
 
+static int spawn_lp_probe(edo_handle *h, edo_join **j)
+{
+	return EDO_SPAWN_ON(h, j, lp_probe);
+}
+
 TEST(thief_takes_the_burst_of_a_worker_stuck_in_a_long_poll)
 {
 	atomic_store(&lp_long_poll_done, false);
 	bip_scene sc;
 	int a = bip_scene_start(&sc, false);
-	edo_join *pj[BIP_PROBES];
-	double t0 = test_now_s();
-	for (int i = 0; i < BIP_PROBES; i++)
-		CHECK_EQ(EDO_SPAWN_ON(sc.h, &pj[i], lp_probe), 0);
-	atomic_store(&bip_probes_spawned, true);
-	for (int i = 0; i < BIP_PROBES; i++) {
-		CHECK_EQ(xjoin(sc.p, pj[i]), 0);
-		edo_join_detach(pj[i]);
-	}
-	double secs = test_now_s() - t0;
+	double secs = bip_run_probes(&sc, spawn_lp_probe);
 	CHECK_EQ(atomic_load(&bip_first_worker), a);
 	CHECK(atomic_load(&bip_others_ran));
 	printf("  %d probes ran on the thief during the first one's long poll (%.1f ms)\n",
@@ -1563,6 +1573,11 @@ EDO_ASYNC(lb_probe, lb_probe_frame, NULL)
 	EDO_END();
 }
 
+static int spawn_lb_probe(edo_handle *h, edo_join **j)
+{
+	return EDO_SPAWN_ON(h, j, lb_probe);
+}
+
 TEST(thief_takes_the_rest_of_a_burst_stuck_in_a_later_task)
 {
 	int conclusive = 0, round;
@@ -1574,16 +1589,7 @@ TEST(thief_takes_the_rest_of_a_burst_stuck_in_a_later_task)
 		int a = bip_scene_start(&sc, false);
 		lb_rt = sc.rt;
 		atomic_store(&lb_b_worker, atomic_load(&bip_spinner_worker));
-		edo_join *pj[BIP_PROBES];
-		double t0 = test_now_s();
-		for (int i = 0; i < BIP_PROBES; i++)
-			CHECK_EQ(EDO_SPAWN_ON(sc.h, &pj[i], lb_probe), 0);
-		atomic_store(&bip_probes_spawned, true);
-		for (int i = 0; i < BIP_PROBES; i++) {
-			CHECK_EQ(xjoin(sc.p, pj[i]), 0);
-			edo_join_detach(pj[i]);
-		}
-		double secs = test_now_s() - t0;
+		double secs = bip_run_probes(&sc, spawn_lb_probe);
 		CHECK_EQ(atomic_load(&bip_first_worker), a);
 		if (atomic_load(&lb_stuck_chosen)) {
 			CHECK(atomic_load(&lb_all_ran_in_stuck));
