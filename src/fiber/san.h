@@ -9,20 +9,7 @@
 #ifndef EDO_FIBER_SAN_H
 #define EDO_FIBER_SAN_H
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EDO__ASAN 1
-#endif
-#if __has_feature(thread_sanitizer)
-#define EDO__TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define EDO__ASAN 1
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define EDO__TSAN 1
-#endif
+#include "util/sanitizer.h"
 
 #ifdef EDO__ASAN
 #include <sanitizer/asan_interface.h>

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "edo/error.h"
+#include "util/sanitizer.h"
 
 #define MAX_EVENTS 1024
 #define WAKE_BATCH 32
@@ -336,19 +337,7 @@ void edo__reactor_wake(edo__reactor *r)
 #define PREFETCH_SIO 8
 #define PREFETCH_WAKER 4
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define EDO__NO_TSAN __attribute__((no_sanitize("thread")))
-#endif
-#endif
-#if !defined(EDO__NO_TSAN) && defined(__SANITIZE_THREAD__)
-#define EDO__NO_TSAN __attribute__((no_sanitize_thread))
-#endif
-#ifndef EDO__NO_TSAN
-#define EDO__NO_TSAN
-#endif
-
-EDO__NO_TSAN static inline void prefetch_waker_target(const edo__scheduled_io *io)
+EDO__NO_TSAN static void prefetch_waker_target(const edo__scheduled_io *io)
 {
 	if (!io)
 		return;

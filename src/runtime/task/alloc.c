@@ -18,15 +18,11 @@
 #include <stdlib.h>
 
 #include "runtime/task/task.h"
+#include "util/sanitizer.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef EDO__ASAN
 #define EDO__TASK_CACHE 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EDO__TASK_CACHE 0
-#endif
-#endif
-#ifndef EDO__TASK_CACHE
+#else
 #define EDO__TASK_CACHE 1
 #endif
 

@@ -20,6 +20,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util/sanitizer.h"
+
 typedef struct edo__idle {
 	_Atomic(uint32_t) state;
 	uint32_t num_workers;
@@ -67,14 +69,9 @@ static inline uint32_t edo__idle_unparked(uint32_t state)
  * model fences (gcc refuses them under -fsanitize=thread), so there it is a
  * read-modify-write of @word, which TSan understands; that is also what
  * Tokio does everywhere (fetch_add(0)). */
-#if defined(__SANITIZE_THREAD__)
+#ifdef EDO__TSAN
 #define EDO__FULL_FENCE(word) ((void)atomic_fetch_add_explicit((word), 0, memory_order_seq_cst))
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define EDO__FULL_FENCE(word) ((void)atomic_fetch_add_explicit((word), 0, memory_order_seq_cst))
-#endif
-#endif
-#ifndef EDO__FULL_FENCE
+#else
 #define EDO__FULL_FENCE(word) atomic_thread_fence(memory_order_seq_cst)
 #endif
 
