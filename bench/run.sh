@@ -21,6 +21,10 @@
 #   BENCH_AB_REPS=n      runs of Edo's cells in the metrics A/B workloads, those that
 #                        list edo-nometrics (default 15; QUICK: 5); peers keep BENCH_REPS
 #                        (BENCH_REPS=0 BENCH=spawn_many: that A/B alone)
+#   BENCH_SERVER_REPS=n  runs of the server cells' target columns (BENCH_SERVER_IMPLS,
+#                        default "edo tokio epoll") in tcp_echo and http_hello
+#                        (default 7; QUICK: BENCH_REPS); the other columns keep
+#                        BENCH_REPS. The report pairs each round's runs (servers.awk)
 #   BENCH_AB_INSTR=x     instruction counts of those cells, in extra runs (one at
 #                        threads 0, where they are exact; 3 on workers, QUICK: 1):
 #                        perf, valgrind (cachegrind), 0 = none; default: perf if its
@@ -73,6 +77,9 @@ fi
 if [ -n "$QUICK" ]; then REDIS_N=${BENCH_REDIS_N:-200000}; else REDIS_N=${BENCH_REDIS_N:-1000000}; fi
 # The metrics A/B (bench/README.md, edo-nometrics): more runs, instructions.
 if [ -n "$QUICK" ]; then AB_REPS=${BENCH_AB_REPS:-5} AB_INSTR_REPS=1; else AB_REPS=${BENCH_AB_REPS:-15} AB_INSTR_REPS=3; fi
+# The servers' target columns (bench/README.md, "Servers, paired"): more runs.
+if [ -n "$QUICK" ]; then SERVER_REPS=${BENCH_SERVER_REPS:-$REPS}; else SERVER_REPS=${BENCH_SERVER_REPS:-7}; fi
+SERVER_IMPLS=${BENCH_SERVER_IMPLS:-edo tokio epoll}
 AB_INSTR=${BENCH_AB_INSTR:-}
 if [ -z "$AB_INSTR" ]; then
 	if perf stat -x, -e instructions:u true 2>&1 | grep -q '^[0-9]*,,instructions'; then
@@ -90,7 +97,7 @@ RES=$ROOT/build/bench-results
 RAW=$RES/raw.txt
 LOGS=$RES/logs
 MANIFEST=$ROOT/bench/workloads.txt
-COMMAND="EDO_BUILD=$EDO_BUILD${BENCH:+ BENCH=$BENCH}${QUICK:+ QUICK=1}${BENCH_REPS:+ BENCH_REPS=$BENCH_REPS}${BENCH_SECONDS:+ BENCH_SECONDS=$BENCH_SECONDS}${BENCH_AB_REPS:+ BENCH_AB_REPS=$BENCH_AB_REPS} bash bench/run.sh"
+COMMAND="EDO_BUILD=$EDO_BUILD${BENCH:+ BENCH=$BENCH}${QUICK:+ QUICK=1}${BENCH_REPS:+ BENCH_REPS=$BENCH_REPS}${BENCH_SECONDS:+ BENCH_SECONDS=$BENCH_SECONDS}${BENCH_AB_REPS:+ BENCH_AB_REPS=$BENCH_AB_REPS}${BENCH_SERVER_REPS:+ BENCH_SERVER_REPS=$BENCH_SERVER_REPS} bash bench/run.sh"
 
 # Invoked by the top-level Makefile (`make bench`), say so.
 if [ -n "${MAKELEVEL:-}" ]; then
@@ -409,16 +416,22 @@ say "open files limit: $(ulimit -n)"
 [ -x "$EDO/bench/edo_bench" ] || say "no $EDO/bench/edo_bench: every Edo task cell is missing"
 mkdir -p "$LOGS"
 rm -f "$RAW" "$META" "$LOGS"/*.log
-say "mode: ${QUICK:+QUICK, }$REPS run(s) per cell ($AB_REPS for Edo in the metrics A/B, instructions: $AB_INSTR), ${SECONDS_LOAD} s load runs${BENCH:+, only $BENCH}"
+say "mode: ${QUICK:+QUICK, }$REPS run(s) per cell ($AB_REPS for Edo in the metrics A/B, instructions: $AB_INSTR; $SERVER_REPS for $SERVER_IMPLS in the servers), ${SECONDS_LOAD} s load runs${BENCH:+, only $BENCH}"
 
 for wl in "${WORKLOADS[@]}"; do
 	[ -n "$BENCH" ] && [ "$wl" != "$BENCH" ] && continue
 	kind=${KIND[$wl]}
-	# The metrics A/B workloads run Edo's columns AB_REPS times.
-	nreps=$REPS ab=
+	# The metrics A/B workloads run Edo's columns AB_REPS times, the
+	# echo and HTTP servers their target columns SERVER_REPS times.
+	nreps=$REPS ab= more=
 	case " ${IMPLS[$wl]} " in *" edo-nometrics "*)
 		ab=1
 		[ "$AB_REPS" -gt "$nreps" ] && nreps=$AB_REPS
+		;;
+	esac
+	case $kind in echo | http)
+		more=" $SERVER_IMPLS "
+		[ "$SERVER_REPS" -gt "$nreps" ] && nreps=$SERVER_REPS
 		;;
 	esac
 	for t in ${THREADS[$wl]}; do
@@ -431,7 +444,13 @@ for wl in "${WORKLOADS[@]}"; do
 			for spec in $specs; do
 				impl=${spec%@*}
 				if [ "$spec" != "$impl" ] && [ "${spec#*@}" != "$t" ]; then continue; fi
-				case $impl in edo | edo-*) ;; *) [ "$rep" -gt "$REPS" ] && continue ;; esac
+				if [ "$rep" -gt "$REPS" ]; then
+					if [ -n "$more" ]; then
+						case $more in *" $impl "*) ;; *) continue ;; esac
+					else
+						case $impl in edo | edo-*) ;; *) continue ;; esac
+					fi
+				fi
 				if [ "$kind" = task ]; then
 					run_task "$wl" "$impl" "$t" "$rep"
 				else
@@ -451,7 +470,7 @@ done
 ELAPSED=$(($(date +%s) - START))
 LOAD_AT_END=$(cut -d' ' -f1-3 /proc/loadavg)
 # What the report needs besides raw.txt, so BENCH_REPORT_ONLY=1 can redo it.
-for v in COMMAND RUN_DATE EDO_COMMIT REPS AB_REPS AB_INSTR SECONDS_LOAD REDIS_N QUICK BENCH EDO_BUILD ELAPSED LOAD_AT_START LOAD_AT_END PIN NCPU; do
+for v in COMMAND RUN_DATE EDO_COMMIT REPS AB_REPS AB_INSTR SERVER_REPS SERVER_IMPLS SECONDS_LOAD REDIS_N QUICK BENCH EDO_BUILD ELAPSED LOAD_AT_START LOAD_AT_END PIN NCPU; do
 	printf '%s=%q\n' "$v" "${!v}"
 done >"$META"
 fi
@@ -464,7 +483,12 @@ CHART_DATA=$RES/chart.dat
 TABLE=$(awk -v order="${WORKLOADS[*]}" -v impls="${impls# }" -v reps="$REPS" -v chart="$CHART_DATA" \
 	-f "$ROOT/bench/report.awk" "$RAW")
 # The metrics A/B: paired ratios, with their spread (bench/ab.awk).
-AB_TABLE=$(awk -f "$ROOT/bench/ab.awk" "$RAW")
+AB_TABLE=$(awk -f "$ROOT/bench/paired.awk" -f "$ROOT/bench/ab.awk" "$RAW")
+# The servers: Edo ÷ each peer in paired runs (bench/servers.awk).
+servers="" peers=""
+for k in "${WORKLOADS[@]}"; do [ "${KIND[$k]}" = echo ] || [ "${KIND[$k]}" = http ] && servers="$servers $k"; done
+for i in ${impls# }; do case $i in edo | edo-*) ;; *) peers="$peers $i" ;; esac; done
+SERVER_TABLE=$(awk -v servers="$servers" -v peers="$peers" -f "$ROOT/bench/paired.awk" -f "$ROOT/bench/servers.awk" "$RAW")
 echo
 echo "$TABLE"
 echo
@@ -474,6 +498,11 @@ if [ -n "$AB_TABLE" ]; then
 	echo
 	echo "Metrics cost: median of the ratios of paired runs (middle half, pairs); _cpu = process CPU time, _instr = instructions ($AB_INSTR):"
 	echo "$AB_TABLE"
+fi
+if [ -n "$SERVER_TABLE" ]; then
+	echo
+	echo "Servers, paired: median of the ratios edo ÷ peer of runs in the same round (middle half, pairs):"
+	echo "$SERVER_TABLE"
 fi
 echo "Suite time: ${ELAPSED:-unknown} s."
 
@@ -568,7 +597,7 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo "- peers (Debian 12 packages):"
 	sed 's/^/  - /' "$PEERS/versions.txt" 2>/dev/null
 	[ -n "$(cat "$PEERS/failed.txt" 2>/dev/null)" ] && echo "  - peers that failed to build: $(cat "$PEERS/failed.txt")"
-	echo "- runs: ${REPS} per cell (Edo's columns of the metrics A/B: ${AB_REPS:-$REPS}), fresh process each, interleaved; the median is shown${QUICK:+ (QUICK mode: reduced, not for publication)}; a \`*\` marks a median of fewer runs than planned (some failed)"
+	echo "- runs: ${REPS} per cell (Edo's columns of the metrics A/B: ${AB_REPS:-$REPS}; the servers' ${SERVER_IMPLS:-edo tokio epoll} columns in tcp_echo and http_hello: ${SERVER_REPS:-$REPS}), fresh process each, interleaved; the median is shown${QUICK:+ (QUICK mode: reduced, not for publication)}; a \`*\` marks a median of fewer runs than planned (some failed)"
 	loads=""
 	grep -q " wl=http_hello " "$RAW" && loads="$loads; \`wrk -t1 -c256\` and \`-c1000\`, ${SECONDS_LOAD} s each (http_hello)"
 	grep -q " wl=tcp_echo " "$RAW" && loads="$loads; \`echo_client\` with 100 and 1,000 connections, 64-byte messages, ${SECONDS_LOAD} s each (tcp_echo)"
@@ -596,6 +625,14 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo "![Edo's advantage over each peer]($(basename "$PNG"))"
 	echo
 	echo "The chart plots, for each row where Edo has a result, Edo's advantage over each peer: the ratio above turned so that over 1 always means Edo is better (log scale; the \`_cpu\`, \`_instr\`, \`_p99\` and \`_spread\` rows are left out of it)."
+	if [ -n "$SERVER_TABLE" ]; then
+		echo
+		echo "## Servers, paired"
+		echo
+		echo "Each round of a server cell runs every column once, one right after the other, so a change of load on the machine (which moved one binary's requests/s by up to 1.7x between runs a minute apart) hits the runs of one round alike. Below, each ratio is the median over the rounds of Edo's result ÷ the peer's in the same round, with the middle half of those ratios and the number of rounds; the columns ${SERVER_IMPLS:-edo tokio epoll} run ${SERVER_REPS:-$REPS} rounds, the others ${REPS}. Over 1 is better for Edo in the requests/s (\`_cN\`) and requests per CPU second (\`_per_cpu\`) rows; under 1 in the p99 (\`_p99\`) rows. The table above gives the ratio of the medians instead."
+		echo
+		echo "$SERVER_TABLE"
+	fi
 	if [ -n "$AB_TABLE" ]; then
 		echo
 		echo "## What the metrics cost"
