@@ -398,8 +398,11 @@ fi
 if [ "${BENCH_REPORT_ONLY:-0}" = 1 ]; then
 	[ -s "$RAW" ] || { say "no $RAW to report on"; exit 1; }
 	LOAD_AT_START= RUN_DATE= EDO_COMMIT=
+	SERVER_REPS=
 	# shellcheck disable=SC1090
 	[ -f "$META" ] && . "$META"
+	# A run from before the servers' extra rounds ran them REPS times.
+	SERVER_REPS=${SERVER_REPS:-$REPS}
 	say "report only, from $RAW"
 else
 
@@ -597,7 +600,7 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo "- peers (Debian 12 packages):"
 	sed 's/^/  - /' "$PEERS/versions.txt" 2>/dev/null
 	[ -n "$(cat "$PEERS/failed.txt" 2>/dev/null)" ] && echo "  - peers that failed to build: $(cat "$PEERS/failed.txt")"
-	echo "- runs: ${REPS} per cell (Edo's columns of the metrics A/B: ${AB_REPS:-$REPS}; the servers' ${SERVER_IMPLS:-edo tokio epoll} columns in tcp_echo and http_hello: ${SERVER_REPS:-$REPS}), fresh process each, interleaved; the median is shown${QUICK:+ (QUICK mode: reduced, not for publication)}; a \`*\` marks a median of fewer runs than planned (some failed)"
+	echo "- runs: ${REPS} per cell (Edo's columns of the metrics A/B: ${AB_REPS:-$REPS}; the servers' $(echo ${SERVER_IMPLS:-edo tokio epoll} | sed "s/ /, /g") columns in tcp_echo and http_hello: ${SERVER_REPS:-$REPS}), fresh process each, interleaved; the median is shown${QUICK:+ (QUICK mode: reduced, not for publication)}; a \`*\` marks a median of fewer runs than planned (some failed)"
 	loads=""
 	grep -q " wl=http_hello " "$RAW" && loads="$loads; \`wrk -t1 -c256\` and \`-c1000\`, ${SECONDS_LOAD} s each (http_hello)"
 	grep -q " wl=tcp_echo " "$RAW" && loads="$loads; \`echo_client\` with 100 and 1,000 connections, 64-byte messages, ${SECONDS_LOAD} s each (tcp_echo)"
@@ -629,7 +632,7 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 		echo
 		echo "## Servers, paired"
 		echo
-		echo "Each round of a server cell runs every column once, one right after the other, so a change of load on the machine (which moved one binary's requests/s by up to 1.7x between runs a minute apart) hits the runs of one round alike. Below, each ratio is the median over the rounds of Edo's result ÷ the peer's in the same round, with the middle half of those ratios and the number of rounds; the columns ${SERVER_IMPLS:-edo tokio epoll} run ${SERVER_REPS:-$REPS} rounds, the others ${REPS}. Over 1 is better for Edo in the requests/s (\`_cN\`) and requests per CPU second (\`_per_cpu\`) rows; under 1 in the p99 (\`_p99\`) rows. The table above gives the ratio of the medians instead."
+		echo "Each round of a server cell runs every column once, one right after the other, so a change of load on the machine (which moved one binary's requests/s by up to 1.7x between runs a minute apart) hits the runs of one round alike. Below, each ratio is the median over the rounds of Edo's result ÷ the peer's in the same round, with the middle half of those ratios and the number of rounds; the columns $(echo ${SERVER_IMPLS:-edo tokio epoll} | sed "s/ /, /g") run ${SERVER_REPS:-$REPS} rounds, the others ${REPS}. Over 1 is better for Edo in the requests/s (\`_cN\`) and requests per CPU second (\`_per_cpu\`) rows; under 1 in the p99 (\`_p99\`) rows. The table above gives the ratio of the medians instead."
 		echo
 		echo "$SERVER_TABLE"
 	fi
