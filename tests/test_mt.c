@@ -1347,15 +1347,26 @@ static void *bip_fiber(void *arg)
 	return NULL;
 }
 
+/* Wait up to 30 s until the other BIP_PROBES - 1 probes have run, sleeping
+ * (blocked in place) or spinning (stuck in one poll); whether they all did. */
+static bool bip_others_run(bool spin)
+{
+	double dl = test_now_s() + 30;
+	while (atomic_load(&bip_probes_ran) < BIP_PROBES - 1 && test_now_s() < dl) {
+		if (spin)
+			__asm__ volatile("" ::: "memory");
+		else
+			test_sleep_ms(0.2);
+	}
+	return atomic_load(&bip_probes_ran) == BIP_PROBES - 1;
+}
+
 static void bip_wait_for_others(void *arg)
 {
 	(void)arg;
 	atomic_store(&bip_hogs_stop, true);
 	atomic_store(&bip_spin_free, true);
-	double dl = test_now_s() + 30;
-	while (atomic_load(&bip_probes_ran) < BIP_PROBES - 1 && test_now_s() < dl)
-		test_sleep_ms(0.2);
-	atomic_store(&bip_others_ran, atomic_load(&bip_probes_ran) == BIP_PROBES - 1);
+	atomic_store(&bip_others_ran, bip_others_run(false));
 }
 
 typedef struct bip_probe_frame {
@@ -1486,10 +1497,7 @@ EDO_ASYNC(lp_probe, lp_probe_frame, NULL)
 		atomic_store(&bip_first_worker, edo_worker_id());
 		atomic_store(&bip_hogs_stop, true);
 		atomic_store(&bip_spin_free, true);
-		double dl = test_now_s() + 30;
-		while (atomic_load(&bip_probes_ran) < BIP_PROBES - 1 && test_now_s() < dl)
-			__asm__ volatile("" ::: "memory");
-		atomic_store(&bip_others_ran, atomic_load(&bip_probes_ran) == BIP_PROBES - 1);
+		atomic_store(&bip_others_ran, bip_others_run(true));
 		atomic_store(&lp_long_poll_done, true);
 	} else {
 		/* Not on A: A is inside the long poll until every probe ran. */
@@ -1555,11 +1563,8 @@ EDO_ASYNC(lb_probe, lb_probe_frame, NULL)
 	} else if (edo_worker_id() == atomic_load(&bip_first_worker) &&
 		   lb_parks_of(atomic_load(&lb_b_worker)) > atomic_load(&lb_b_parks) &&
 		   !atomic_exchange(&lb_stuck_chosen, true)) {
-		double dl = test_now_s() + 30;
 		/* The other 15, the first included, count themselves. */
-		while (atomic_load(&bip_probes_ran) < BIP_PROBES - 1 && test_now_s() < dl)
-			__asm__ volatile("" ::: "memory");
-		atomic_store(&lb_all_ran_in_stuck, atomic_load(&bip_probes_ran) == BIP_PROBES - 1);
+		atomic_store(&lb_all_ran_in_stuck, bip_others_run(true));
 		atomic_store(&lb_stuck_done, true);
 		EDO_RETURN();
 	} else {
