@@ -6,11 +6,12 @@
 # bench/paired.awk -f bench/servers.awk RAW); prints a markdown table, or
 # nothing when no server row has Edo and a peer. Portable awk.
 
-function is_server(w,    i, n, S) {
+BEGIN {
 	n = split(servers, S, " ")
-	for (i = 1; i <= n; i++) if (S[i] == w) return 1
-	return 0
+	for (i = 1; i <= n; i++) server[S[i]] = 1
 }
+
+function is_server(w) { return w in server }
 
 END {
 	np = split(peers, P, " ")
