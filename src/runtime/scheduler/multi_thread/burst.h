@@ -69,8 +69,15 @@ static inline edo__task *edo__burst_pop(edo__burst *b)
 		edo__task *t = atomic_load_explicit(&b->tasks[next], memory_order_relaxed);
 		if (atomic_compare_exchange_weak_explicit(&b->pos, &pos, pos + (1u << 16),
 							  memory_order_acq_rel,
-							  memory_order_relaxed))
+							  memory_order_relaxed)) {
+			/* The next one runs after this one: ask for its cell now,
+			 * as the local queue does (a thief may take it; a
+			 * prefetch is only a hint). */
+			if (next + 1 < edo__burst_len_of(pos))
+				edo__task_prefetch(atomic_load_explicit(&b->tasks[next + 1],
+									memory_order_relaxed));
 			return t;
+		}
 	}
 }
 

@@ -430,6 +430,7 @@ static edo__task *look_at_inject(edo__worker *w)
 	EDO__COUNT(&w->counts, remote_schedules, got);
 	w->inject_tick = w->tick + got * every;
 	if (got > 1) {
+		edo__task_prefetch(got_tasks[1]); /* it runs next */
 		edo__burst_load(&w->burst, got_tasks, got);
 		/* As for a LIFO task: only a thief's last pass can reach the
 		 * burst, so wake one to look in case this worker gets stuck. */
