@@ -130,11 +130,6 @@ run_one() {
 		"$(awk -v x="${max:-0}" 'BEGIN {print x / 1000}')" "${spread:--}" "$cpu"
 }
 
-# user + system clock ticks of process $1 so far (fields 14 and 15 of
-# /proc/PID/stat; the name in field 2 is in parentheses and may hold spaces).
-cpu_ticks() {
-	sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'
-}
 HZ=$(getconf CLK_TCK)
 
 echo "interleave: $LOAD, $ROUNDS rounds of $SECS s, --threads $THREADS (CPU $SCPU), load on CPU 1"

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Helpers shared by bench/side_by_side.sh and bench/interleave.sh (sourced).
+# Helpers shared by bench/run.sh, bench/side_by_side.sh and bench/interleave.sh
+# (sourced).
 
 # A free TCP port on 127.0.0.1, below the ephemeral range (32768 up), where
 # the load generators' own connections take their ports.
@@ -22,4 +23,17 @@ wait_listen() {
 		sleep 0.05
 	done
 	return 1
+}
+
+# User + system clock ticks of process $1 so far, all its threads (fields 14
+# and 15 of /proc/PID/stat; the name in field 2 is in parentheses and may hold
+# spaces); 0 if it is gone.
+cpu_ticks() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || {
+		echo 0
+		return
+	}
+	s=${s##*) }
+	echo "$s" | awk '{print $12 + $13}'
 }

@@ -37,6 +37,8 @@ set -u
 {
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 cd "$ROOT" || exit 1
 EDO_BUILD=${EDO_BUILD:-build}
 case $EDO_BUILD in /*) EDO=$EDO_BUILD ;; *) EDO=$ROOT/$EDO_BUILD ;; esac
@@ -217,13 +219,6 @@ run_instr() { # wl impl threads rep
 		;;
 	esac
 	emit "${wl}_instr" "$impl" "$t" "$n" instr "$wl" "$rep"
-}
-
-cpu_ticks() { # pid -> utime+stime in clock ticks, all threads
-	local s
-	s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-	s=${s##*) }
-	echo "$s" | awk '{print $12 + $13}'
 }
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
