@@ -19,9 +19,12 @@ static inline uint64_t state_load(const edo_sleep *s)
 	return __atomic_load_n(&s->state_, __ATOMIC_ACQUIRE);
 }
 
+/* In a wheel: filed at a tick, or expired and waiting on its pending list
+ * (PENDING_FIRE: the wheel fires a tick's timers in batches, and wakes each
+ * batch outside its lock). */
 static inline bool is_registered(uint64_t state)
 {
-	return state < EDO__TIMER_UNREGISTERED;
+	return state != EDO__TIMER_UNREGISTERED && state != EDO__TIMER_FIRED;
 }
 
 /* ---- sleep ------------------------------------------------------------------------- */
