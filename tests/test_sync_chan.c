@@ -974,6 +974,52 @@ TEST(broadcast_receiver_dropped_while_waiting)
 	edo_broadcast_rx_drop(rx);
 }
 
+/* The last sender's drop wakes the waiting receivers in batches of 32,
+ * dropping the lock in between.  If the woken tasks drop every receiver
+ * meanwhile (here, the first wake does), the channel must outlive the wake
+ * (ASan reports a use after free otherwise). */
+enum { BD_N = 40 };
+static edo_broadcast_rx *bd_rx[BD_N];
+static int bd_wakes;
+static edo_waker bd_clone(const void *d);
+static void bd_wake_by_ref(const void *d)
+{
+	(void)d;
+	if (bd_wakes++ == 0)
+		for (int i = 0; i < BD_N; i++)
+			edo_broadcast_rx_drop(bd_rx[i]);
+}
+static void bd_drop(const void *d)
+{
+	(void)d;
+}
+static void bd_wake(const void *d)
+{
+	bd_wake_by_ref(d);
+}
+static const edo_waker_vtable bd_vt = {bd_clone, bd_wake, bd_wake_by_ref, bd_drop};
+static edo_waker bd_clone(const void *d)
+{
+	return (edo_waker){&bd_vt, d};
+}
+
+TEST(broadcast_receivers_dropped_while_last_sender_wakes)
+{
+	edo_broadcast_tx *tx;
+	CHECK_EQ(edo_broadcast_new(4, sizeof(int), &tx, &bd_rx[0]), 0);
+	for (int i = 1; i < BD_N; i++)
+		CHECK(bd_rx[i] = edo_broadcast_subscribe(tx));
+	edo_waker w = {&bd_vt, NULL};
+	edo_cx cx = {&w};
+	int out, rc;
+	for (int i = 0; i < BD_N; i++)
+		CHECK_EQ(edo_broadcast_poll_recv(bd_rx[i], &cx, &out, &rc), EDO_PENDING);
+	edo_broadcast_tx_drop(tx);
+	/* The first batch was woken; the rest were dropped before their turn. */
+	CHECK_GT(bd_wakes, 0);
+	CHECK_LT(bd_wakes, BD_N);
+}
+
 TEST(broadcast_bad_input)
 {
 	edo_broadcast_tx *tx = NULL;

@@ -195,17 +195,24 @@ void edo_broadcast_tx_drop(edo_broadcast_tx *tx)
 		return;
 	shared *sh = of_tx(tx);
 	edo__spin_lock(&sh->tail_lock);
-	if (--sh->tx_cnt > 0) {
+	if (sh->tx_cnt > 1) {
+		sh->tx_cnt--;
 		edo__spin_unlock(&sh->tail_lock);
 		return;
 	}
+	/* The last sender closes the channel and wakes the waiting receivers.
+	 * It keeps its count until they are all woken: the wake goes out in
+	 * batches with the lock dropped in between, and a receiver dropped
+	 * meanwhile (by a woken task) must not free the channel under it. */
 	sh->closed = true;
-	if (sh->rx_cnt == 0) {
-		edo__spin_unlock(&sh->tail_lock);
-		shared_free(sh);
-		return;
+	if (sh->rx_cnt > 0) {
+		wake_all_unlock(sh);
+		edo__spin_lock(&sh->tail_lock);
 	}
-	wake_all_unlock(sh);
+	bool last = --sh->tx_cnt == 0 && sh->rx_cnt == 0;
+	edo__spin_unlock(&sh->tail_lock);
+	if (last)
+		shared_free(sh);
 }
 
 int edo_broadcast_send(edo_broadcast_tx *tx, const void *value)

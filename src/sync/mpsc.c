@@ -153,9 +153,17 @@ static block *find_block(chan *c, size_t slot)
 			if (atomic_compare_exchange_strong_explicit(&c->block_tail, &expected, next,
 								    memory_order_release,
 								    memory_order_relaxed)) {
+				/* A read-modify-write, not a load (Tokio's
+				 * fetch_add(0, Release)): a sender whose fetch_add
+				 * took a slot in b and that then read the old
+				 * block_tail is either seen here, or its fetch_add
+				 * comes after this one and it then sees the new
+				 * tail.  A plain load could miss it (store
+				 * buffering), and the receiver would recycle b
+				 * under its write. */
 				b->observed_tail_position =
-					atomic_load_explicit(&c->tail_position,
-							     memory_order_acquire);
+					atomic_fetch_add_explicit(&c->tail_position, 0,
+								  memory_order_release);
 				atomic_fetch_or_explicit(&b->ready_slots, RELEASED,
 							 memory_order_release);
 			} else {

@@ -64,6 +64,16 @@ static void add_permits_locked(edo__bsem *s, size_t rem)
 	edo__wake_list wl;
 	wl.n = 0;
 	for (;;) {
+		if (atomic_load_explicit(&s->permits, memory_order_relaxed) & CLOSED) {
+			/* Closed: close() fails every waiter, even those it has
+			 * not unlinked yet (it wakes them in batches, dropping the
+			 * lock in between), so none is served; the permits go to
+			 * the word. */
+			atomic_fetch_add_explicit(&s->permits, rem << SHIFT, memory_order_release);
+			edo__spin_unlock(&s->lock);
+			edo__wake_list_wake(&wl);
+			return;
+		}
 		edo__slink *l;
 		while (rem && !edo__wake_list_full(&wl) && (l = edo__list_front(&s->waiters))) {
 			edo__bsem_waiter *w = waiter_of(l);
