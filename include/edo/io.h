@@ -77,9 +77,12 @@ int edo_async_fd_fd(const edo_async_fd *a);
 
 /**
  * edo_async_fd_free() - deregister and free; returns the descriptor, which
- * is not closed.  Tasks waiting on it are woken (their polls then fail with
- * -EBADF).  NULL returns -EINVAL.  Thread-safe against pollers on other
- * threads only in that they are woken; do not poll after freeing.
+ * is not closed.  NULL returns -EINVAL.  The memory is gone when it
+ * returns, so free it only when no task will poll it again and no
+ * edo_readiness on it is alive: as with sockets, @a must outlive every poll
+ * and future on it.  To stop a task that waits on it, abort that task (or
+ * tell it through a channel) and free after it is done.  Tasks still
+ * waiting are woken, but their next poll would read freed memory.
  */
 int edo_async_fd_free(edo_async_fd *a);
 
@@ -124,9 +127,9 @@ typedef struct edo_io_waiter_ {
 /**
  * edo_readiness - a future that completes when @fd has any of @interest's
  * readiness; any number of them may wait on one fd.  Its output `ready` holds
- * the EDO_READY_* bits (0 if the runtime shut down or the fd was freed).
- * Initialise with edo_readiness_init(); dropping it while pending removes it
- * from the fd's waiter list (cancel-safe).
+ * the EDO_READY_* bits (0 if the runtime shut down).  Initialise with
+ * edo_readiness_init(); dropping it while pending removes it from the fd's
+ * waiter list (cancel-safe).  The fd must outlive it.
  */
 typedef struct edo_readiness {
 	edo_future base;
