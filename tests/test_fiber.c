@@ -1242,6 +1242,64 @@ TEST(shutdown_with_busy_fibers)
 	}
 }
 
+/* Shutdown while a fiber is running (not suspended) on one worker: another
+ * worker's sweep marks its task cancelled and leaves it to its poller.  A
+ * fiber handles its own cancellation, so the poller must still cancel it
+ * once shutdown began: here the fiber runs until it is marked, then
+ * suspends (shielded), and must be resumed cancelled before the runtime is
+ * freed.  Before, it went idle, was never resumed, and its join handle
+ * never finished. */
+static atomic_int rs_started, rs_cleaned, rs_rc;
+
+static void *running_at_shutdown(void *arg)
+{
+	(void)arg;
+	atomic_store(&rs_started, 1);
+	while (!edo_fiber_is_cancelled()) /* the sweep marks it while it runs */
+		sched_yield();
+	edo_fiber_shield(true);
+	atomic_store(&rs_rc, edo_fiber_sleep(EDO_SEC(3600)));
+	atomic_fetch_add(&rs_cleaned, 1);
+	return NULL;
+}
+
+typedef struct rs_frame {
+	EDO_FRAME;
+	bool migrate;
+	edo_join *h;
+} rs_frame;
+
+EDO_ASYNC(rs_main, rs_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_fiber_opts o = {.migrate = self->migrate};
+	CHECK_EQ(edo_fiber_spawn(running_at_shutdown, NULL, &o, &self->h), 0);
+	while (!atomic_load(&rs_started))
+		EDO_YIELD();
+	EDO_END();
+}
+
+TEST(shutdown_cancels_a_fiber_running_elsewhere)
+{
+	for (int migrate = 0; migrate <= 1; migrate++) {
+		atomic_store(&rs_started, 0);
+		atomic_store(&rs_cleaned, 0);
+		atomic_store(&rs_rc, 1);
+		edo_runtime *rt = rt_build(2);
+		rs_frame f = {EDO_FRAME_INIT(rs_main), .migrate = migrate};
+		CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+		CHECK_EQ(atomic_load(&rs_cleaned), 1);
+		CHECK_EQ(atomic_load(&rs_rc), -ECANCELED);
+		CHECK(edo_join_is_finished(f.h));
+		int rc = 1;
+		edo_cx cx = {edo_noop_waker()};
+		CHECK_EQ(edo_join_poll(f.h, &cx, &rc), EDO_READY);
+		CHECK_EQ(rc, -ECANCELED);
+		edo_join_detach(f.h);
+	}
+}
+
 /* ---- 100,000 concurrent fibers ----------------------------------------------------------- */
 
 static void *gate_then_return(void *arg)

@@ -125,13 +125,21 @@ typedef enum edo__to_idle {
 /* After a poll returned PENDING; the caller holds the notification ref.
  * @stop_if_cancelled is false for a task whose poll handles cancellation
  * itself (EDO__TASK_POLL_CANCELLED): it goes idle as usual, and is polled
- * again when woken. */
-static inline edo__to_idle edo__st_transition_to_idle(edo__state *st, bool stop_if_cancelled)
+ * again when woken (an abort also notifies).  Except once @shutting_down
+ * is set: the shutdown sweep marks a task it finds running CANCELLED
+ * without notifying it and leaves it to its poller, so the poller cancels
+ * it here whatever its kind.  The sweep sets the flag before it marks, and
+ * the flag is read after CANCELLED is seen, so a task marked by the sweep
+ * always sees the flag. */
+static inline edo__to_idle edo__st_transition_to_idle(edo__state *st, bool stop_if_cancelled,
+						      const atomic_bool *shutting_down)
 {
 	uint64_t cur = atomic_load_explicit(st, memory_order_acquire);
 	for (;;) {
 		assert(cur & EDO__ST_RUNNING);
-		if ((cur & EDO__ST_CANCELLED) && stop_if_cancelled)
+		if ((cur & EDO__ST_CANCELLED) &&
+		    (stop_if_cancelled ||
+		     atomic_load_explicit(shutting_down, memory_order_acquire)))
 			return EDO__IDLE_CANCELLED;
 		uint64_t next = cur & ~EDO__ST_RUNNING;
 		edo__to_idle r;

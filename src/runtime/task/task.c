@@ -235,7 +235,8 @@ void edo__task_run(edo__task *t)
 		task_complete(t, 1);
 		return;
 	}
-	switch (edo__st_transition_to_idle(&t->state, !(t->flags & EDO__TASK_POLL_CANCELLED))) {
+	switch (edo__st_transition_to_idle(&t->state, !(t->flags & EDO__TASK_POLL_CANCELLED),
+					   &s->shutdown)) {
 	case EDO__IDLE_OK:
 		break;
 	case EDO__IDLE_OK_NOTIFIED:
@@ -250,12 +251,24 @@ void edo__task_run(edo__task *t)
 	}
 }
 
-void edo__task_shutdown(edo__task *t)
+bool edo__task_shutdown_begin(edo__task *t)
 {
 	if (edo__st_transition_to_shutdown(&t->state))
-		task_cancel(t, 1); /* the owned ref we were handed */
-	else
-		task_drop_ref(t); /* running elsewhere: its poller cancels it */
+		return true;
+	task_drop_ref(t); /* running elsewhere: its poller cancels it
+			     (edo__st_transition_to_idle) */
+	return false;
+}
+
+void edo__task_shutdown_finish(edo__task *t)
+{
+	task_cancel(t, 1); /* the owned ref we were handed */
+}
+
+void edo__task_shutdown(edo__task *t)
+{
+	if (edo__task_shutdown_begin(t))
+		edo__task_shutdown_finish(t);
 }
 
 void edo__task_drop_notified(edo__task *t)

@@ -159,6 +159,14 @@ void edo__task_run(edo__task *t);
  * caller popped it with. */
 void edo__task_shutdown(edo__task *t);
 
+/* The same in two steps, for a sweep that must cancel a pinned task on its
+ * own worker.  _begin() marks @t cancelled.  If @t was idle it returns true
+ * and the caller owns it (RUNNING; t->pin, set by the first poll, is
+ * visible): cancel it with _finish(), here or on its worker.  Otherwise @t
+ * runs elsewhere and its poller cancels it; the reference is dropped. */
+bool edo__task_shutdown_begin(edo__task *t);
+void edo__task_shutdown_finish(edo__task *t);
+
 /* Drop a notification reference without running the task (queue drains). */
 void edo__task_drop_notified(edo__task *t);
 

@@ -769,9 +769,9 @@ static void maintenance(edo__worker *w)
 
 /* Shutdown: hand a task pinned to another worker to that worker to cancel.
  * Off the owned list, owned_next is free to link it. */
-static void forward_for_shutdown(edo__mt *mt, edo__task *t)
+static void forward_for_shutdown(edo__mt *mt, edo__task *t, uint16_t pin)
 {
-	edo__worker *owner = &mt->workers[t->pin - 1];
+	edo__worker *owner = &mt->workers[pin - 1];
 	edo__task *head = atomic_load_explicit(&owner->forwarded, memory_order_relaxed);
 	do
 		t->owned_next = head;
@@ -786,10 +786,17 @@ static void worker_shutdown(edo__worker *w)
 	for (uint32_t k = 0; k <= mt->base.owned.mask; k++) {
 		edo__task *t;
 		while ((t = edo__owned_pop(&mt->base.owned, w->index + k))) {
-			if (t->pin && t->pin != w->index + 1)
-				forward_for_shutdown(mt, t);
+			/* Mark it first, read its pin after: a fiber's first
+			 * poll (on another worker, now) sets the pin.  A task
+			 * found running is cancelled by its poller, on its
+			 * worker. */
+			if (!edo__task_shutdown_begin(t))
+				continue;
+			uint16_t pin = t->pin;
+			if (pin && pin != w->index + 1)
+				forward_for_shutdown(mt, t, pin);
 			else
-				edo__task_shutdown(t);
+				edo__task_shutdown_finish(t);
 		}
 	}
 	pthread_barrier_wait(&mt->shutdown_barrier);
@@ -799,7 +806,7 @@ static void worker_shutdown(edo__worker *w)
 	while (t) {
 		edo__task *next = t->owned_next;
 		t->owned_next = NULL;
-		edo__task_shutdown(t);
+		edo__task_shutdown_finish(t);
 		t = next;
 	}
 	pthread_barrier_wait(&mt->shutdown_barrier);
