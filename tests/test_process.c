@@ -643,6 +643,7 @@ typedef struct pipes_frame {
 	char buf[16];
 	ssize_t n;
 	int rc;
+	int sv[2];
 } pipes_frame;
 
 static void pipes_cleanup(pipes_frame *self)
@@ -682,6 +683,36 @@ EDO_ASYNC(pipes, pipes_frame, pipes_cleanup)
 		CHECK(!sigismember(&pend, SIGPIPE));
 	}
 	CHECK_EQ(edo_pipe_from_fd(-1, &self->r), -EINVAL);
+	edo_stream_drop(self->w);
+	self->w = NULL;
+	/* A read-write end (a socket here; a pty master is another): shutting
+	 * it down ends what the other side reads, but its own reading goes on
+	 * (copy_bidirectional shuts one direction down while the other still
+	 * flows).  Before, the shutdown closed the descriptor under it. */
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, self->sv), 0);
+	CHECK_EQ(edo_pipe_from_fd(self->sv[0], &self->r), 0);
+	EDO_AWAIT_POLL(edo_stream_poll_write(self->r, cx, "ping", 4, &self->n));
+	CHECK_EQ(self->n, 4);
+	EDO_AWAIT_POLL(edo_stream_poll_shutdown(self->r, cx, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	EDO_AWAIT_POLL(edo_stream_poll_write(self->r, cx, "x", 1, &self->n));
+	CHECK_EQ(self->n, -EPIPE);
+	CHECK_EQ(read(self->sv[1], self->buf, sizeof self->buf), 4);
+	CHECK_EQ(read(self->sv[1], self->buf, sizeof self->buf), 0); /* end of file */
+	CHECK_EQ(write(self->sv[1], "pong", 4), 4);
+	close(self->sv[1]);
+	EDO_AWAIT_POLL(edo_stream_poll_read(self->r, cx, self->buf, sizeof self->buf, &self->n));
+	CHECK_EQ(self->n, 4);
+	CHECK(memcmp(self->buf, "pong", 4) == 0);
+	EDO_AWAIT_POLL(edo_stream_poll_read(self->r, cx, self->buf, sizeof self->buf, &self->n));
+	CHECK_EQ(self->n, 0);
+	/* One-way ends refuse the other direction. */
+	edo_stream_drop(self->r);
+	CHECK_EQ(edo_pipe_new(&self->r, &self->w), 0);
+	EDO_AWAIT_POLL(edo_stream_poll_read(self->w, cx, self->buf, sizeof self->buf, &self->n));
+	CHECK_EQ(self->n, -EBADF);
+	EDO_AWAIT_POLL(edo_stream_poll_write(self->r, cx, "x", 1, &self->n));
+	CHECK_EQ(self->n, -EBADF);
 	EDO_END();
 }
 

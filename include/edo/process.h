@@ -75,6 +75,11 @@ int edo_pipe_new(edo_stream **rd, edo_stream **wr);
  * edo_pipe_from_fd() - a stream over the pipe (or FIFO, or character
  * device that epoll accepts) @fd, which the stream then owns: dropping it
  * closes @fd.  @fd is made non-blocking.  On failure @fd is left open.
+ * Its access mode decides the directions: reading a write-only end, or
+ * writing a read-only one, fails with -EBADF.  Shutting down a write-only
+ * end closes it (the other end reads end of file); a read-write end (a
+ * pty master, say) stays open for its reader until dropped, and only
+ * writes fail (-EPIPE) after the shutdown.
  */
 int edo_pipe_from_fd(int fd, edo_stream **out);
 

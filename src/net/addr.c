@@ -292,7 +292,19 @@ static edo_poll lookup_poll(edo_future *base, edo_cx *cx)
 {
 	edo_lookup_fut *f = (edo_lookup_fut *)base;
 	if (f->rc < 0 || f->addrs)
-		return EDO_READY; /* finished at init: a literal, or bad input */
+		return EDO_READY; /* bad input, or finished before */
+	edo_addr a;
+	if (!f->job_ && edo_addr_ip(&a, f->host_, f->port_) == 0) {
+		/* An IP literal needs no resolver (nor a thread). */
+		f->addrs = malloc(sizeof a);
+		if (!f->addrs) {
+			f->rc = -ENOMEM;
+		} else {
+			f->addrs[0] = a;
+			f->count = 1;
+		}
+		goto done;
+	}
 	if (!f->job_) {
 		lookup_job *j = calloc(1, sizeof *j);
 		if (!j) {
@@ -341,18 +353,9 @@ edo_future *edo_lookup_host(edo_lookup_fut *f, const char *host, uint16_t port)
 		f->rc = -EINVAL;
 		return &f->base;
 	}
-	/* An IP literal needs no resolver (nor a thread). */
-	edo_addr a;
-	if (edo_addr_ip(&a, host, port) == 0) {
-		f->addrs = malloc(sizeof a);
-		if (!f->addrs) {
-			f->rc = -ENOMEM;
-			return &f->base;
-		}
-		f->addrs[0] = a;
-		f->count = 1;
-		return &f->base;
-	}
+	/* Nothing but the name until the first poll, so that dropping a
+	 * future never polled frees all it holds (an IP literal is turned
+	 * into its address then, without a thread). */
 	f->host_ = strdup(host);
 	if (!f->host_)
 		f->rc = -ENOMEM;

@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "edo/error.h"
@@ -28,8 +29,10 @@
 
 typedef struct pipe_stream {
 	edo_stream base;
-	edo_async_fd *afd; /* NULL once shut down */
+	edo_async_fd *afd; /* NULL once a write-only end is shut down */
 	int fd;
+	bool readable, writable; /* the descriptor's access mode */
+	bool write_shut;         /* shut down (a readable end stays open) */
 } pipe_stream;
 
 static ssize_t write_nosigpipe(int fd, const void *buf, size_t len)
@@ -54,7 +57,7 @@ static ssize_t write_nosigpipe(int fd, const void *buf, size_t len)
 static edo_poll pipe_poll_read(edo_stream *s, edo_cx *cx, void *buf, size_t len, ssize_t *n)
 {
 	pipe_stream *p = (pipe_stream *)s;
-	if (!p->afd) {
+	if (!p->readable) {
 		*n = -EBADF;
 		return EDO_READY;
 	}
@@ -64,8 +67,8 @@ static edo_poll pipe_poll_read(edo_stream *s, edo_cx *cx, void *buf, size_t len,
 static edo_poll pipe_poll_write(edo_stream *s, edo_cx *cx, const void *buf, size_t len, ssize_t *n)
 {
 	pipe_stream *p = (pipe_stream *)s;
-	if (!p->afd) {
-		*n = -EPIPE;
+	if (!p->writable || p->write_shut) {
+		*n = p->writable ? -EPIPE : -EBADF;
 		return EDO_READY;
 	}
 	for (;;) {
@@ -101,13 +104,24 @@ static void pipe_close(pipe_stream *p)
 	}
 }
 
-/* Shutting a pipe end down closes it: the reader of a write end sees end
- * of file at once (a pipe has no half-close short of that). */
+/* Shutting a write-only end down closes it: the reader at the other end
+ * sees end of file at once (a pipe has no half-close short of that).  A
+ * write-only end has no reader task, so nothing else can be using it.  An
+ * end that is also readable (a pty, a FIFO opened read-write, a socket)
+ * stays open for its reader until it is dropped: writes fail with EPIPE
+ * from now on, and a socket is shut down for writing. */
 static edo_poll pipe_poll_shutdown(edo_stream *s, edo_cx *cx, int *rc)
 {
 	(void)cx;
-	pipe_close((pipe_stream *)s);
+	pipe_stream *p = (pipe_stream *)s;
 	*rc = 0;
+	if (!p->writable || p->write_shut)
+		return EDO_READY;
+	p->write_shut = true;
+	if (!p->readable)
+		pipe_close(p);
+	else if (shutdown(p->fd, SHUT_WR) < 0 && errno != ENOTSOCK)
+		*rc = -errno;
 	return EDO_READY;
 }
 
@@ -144,6 +158,9 @@ int edo__pipe_wrap(edo_handle *h, int fd, edo_stream **out)
 	}
 	p->base.vt = &pipe_vt;
 	p->fd = fd;
+	p->readable = interest & EDO_INTEREST_READABLE;
+	p->writable = interest & EDO_INTEREST_WRITABLE;
+	p->write_shut = false;
 	*out = &p->base;
 	return 0;
 }
