@@ -928,4 +928,55 @@ TEST(stdin_to_stdout)
 	CHECK_EQ(edo_stdin(NULL), -EINVAL);
 }
 
+/* A read of stdin still queued on the blocking pool when the runtime shuts
+ * down (the pool's one thread is busy) is cancelled, not run: stdin reads
+ * may wait forever.  Its hold on the file's state is released even though
+ * the file was dropped first (the ASan build's leak check reported it). */
+static void *busy_job(void *arg)
+{
+	(void)arg;
+	usleep(1000000); /* until well after the runtime began to shut down */
+	return NULL;
+}
+
+typedef struct queued_frame {
+	EDO_FRAME;
+	edo_stream *in;
+	char b[8];
+	ssize_t n;
+} queued_frame;
+
+EDO_ASYNC(stdin_queued, queued_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_join *j;
+	CHECK_EQ(edo_spawn_blocking_on(NULL, busy_job, NULL, EDO_BLOCKING_MANDATORY, &j), 0);
+	edo_join_detach(j);
+	CHECK_EQ(edo_stdin(&self->in), 0);
+	CHECK_EQ(edo_stream_poll_read(self->in, cx, self->b, sizeof self->b, &self->n),
+		 EDO_PENDING);
+	edo_stream_drop(self->in);
+	EDO_END();
+}
+
+TEST(stdin_read_queued_at_shutdown)
+{
+	int p[2];
+	CHECK_EQ(pipe(p), 0); /* empty, and the write end open: a read waits */
+	int saved_in = dup(0);
+	CHECK_EQ(dup2(p[0], 0), 0);
+	close(p[0]);
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_CURRENT_THREAD);
+	b.max_blocking_threads = 1;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	queued_frame f = {EDO_FRAME_INIT(stdin_queued)};
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	close(p[1]);
+	dup2(saved_in, 0);
+	close(saved_in);
+}
+
 TEST_MAIN()

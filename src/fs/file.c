@@ -27,7 +27,6 @@
  * runtime shuts down.
  */
 #define _GNU_SOURCE
-#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +35,7 @@
 
 #include "edo/error.h"
 #include "fs/job.h"
+#include "runtime/blocking/pool.h"
 
 enum { OP_NONE, OP_READ, OP_WRITE, OP_SEEK, OP_SYNC_ALL, OP_SYNC_DATA, OP_SET_LEN, OP_FSTAT };
 
@@ -65,14 +65,6 @@ struct edo_file {
 	unsigned nowait_skip;    /* reads to go before trying RWF_NOWAIT again */
 	unsigned nowait_backoff; /* the skip after the next miss */
 };
-
-/* Drop the reference of a job that never ran; the caller still holds its own. */
-static void core_put_job(file_core *c)
-{
-	unsigned prev = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_relaxed);
-	assert(prev > 1);
-	(void)prev;
-}
 
 static void core_put(file_core *c)
 {
@@ -141,6 +133,17 @@ static void *file_job(void *arg)
 	return NULL;
 }
 
+/* A job cancelled before it ran (only at shutdown, and only reads of
+ * stdin, which are not mandatory): the pool drops its reference here, even
+ * if the file was dropped first. */
+static void job_cancelled(void *arg)
+{
+	file_core *c = arg;
+	c->res = EDO_ESHUTDOWN;
+	c->pos = c->len = 0;
+	core_put(c);
+}
+
 /* Start the job set up in the core. */
 static int start(edo_file *f, int kind)
 {
@@ -148,7 +151,7 @@ static int start(edo_file *f, int kind)
 	c->kind = kind;
 	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 	unsigned flags = kind == OP_READ && !f->mandatory_reads ? 0 : EDO_BLOCKING_MANDATORY;
-	int rc = edo_spawn_blocking_on(NULL, file_job, c, flags, &f->join);
+	int rc = edo__spawn_blocking_cleanup(NULL, file_job, c, flags, job_cancelled, &f->join);
 	if (rc < 0) {
 		atomic_fetch_sub_explicit(&c->refs, 1, memory_order_relaxed);
 		f->join = NULL;
@@ -170,13 +173,6 @@ static edo_poll wait_job(edo_file *f, edo_cx *cx, int *kind)
 	edo_join_detach(f->join);
 	f->join = NULL;
 	file_core *c = f->c;
-	if (res < 0) {
-		/* Cancelled before it ran (only at shutdown, and only reads of
-		 * stdin): its reference was never released. */
-		c->res = EDO_ESHUTDOWN;
-		c->pos = c->len = 0;
-		core_put_job(c);
-	}
 	*kind = c->kind;
 	c->kind = OP_NONE;
 	return EDO_READY;

@@ -82,8 +82,10 @@ typedef struct blocking_fut {
 	edo_future base;
 	void *(*fn)(void *);
 	void *arg;
+	void (*on_cancel)(void *arg); /* if cancelled before it ran */
 	void *result;
 	bool mandatory;
+	bool ran;
 } blocking_fut;
 
 /* The pool a pool thread belongs to, and whether it is counted in that
@@ -95,6 +97,7 @@ static edo_poll blocking_poll(edo_future *f, edo_cx *cx)
 {
 	(void)cx;
 	blocking_fut *b = (blocking_fut *)f;
+	b->ran = true;
 	b->result = b->fn(b->arg);
 	/* What is left (completing the task, waking its joiner) is short,
 	 * unless it runs user code that may itself wait: runtime hooks or
@@ -108,7 +111,14 @@ static edo_poll blocking_poll(edo_future *f, edo_cx *cx)
 	return EDO_READY;
 }
 
-static const edo_future_vtable blocking_vt = {.poll = blocking_poll, .drop = NULL};
+static void blocking_drop(edo_future *f)
+{
+	blocking_fut *b = (blocking_fut *)f;
+	if (!b->ran && b->on_cancel)
+		b->on_cancel(b->arg);
+}
+
+static const edo_future_vtable blocking_vt = {.poll = blocking_poll, .drop = blocking_drop};
 
 static edo__pool *pool_of(edo__sched *s)
 {
@@ -395,6 +405,12 @@ size_t edo__pool_queue_depth(edo__sched *s)
 int edo_spawn_blocking_on(edo_handle *h, void *(*fn)(void *), void *arg, unsigned flags,
 			  edo_join **out)
 {
+	return edo__spawn_blocking_cleanup(h, fn, arg, flags, NULL, out);
+}
+
+int edo__spawn_blocking_cleanup(edo_handle *h, void *(*fn)(void *), void *arg, unsigned flags,
+				void (*on_cancel)(void *), edo_join **out)
+{
 	edo__sched *s = h ? h : edo__ctx.sched;
 	if (!s)
 		return EDO_ENORUNTIME;
@@ -407,6 +423,7 @@ int edo_spawn_blocking_on(edo_handle *h, void *(*fn)(void *), void *arg, unsigne
 	blocking_fut f = {.base = {&blocking_vt},
 			  .fn = fn,
 			  .arg = arg,
+			  .on_cancel = on_cancel,
 			  .mandatory = (flags & EDO_BLOCKING_MANDATORY) != 0};
 	return edo__sched_spawn(s->blocking, &f.base, sizeof f, NULL, out);
 }

@@ -16,6 +16,12 @@ int edo__pool_new(const edo_runtime_builder *b, edo__sched *runtime, edo__sched 
  * threads (@timeout_ms < 0: forever).  0, or -ETIMEDOUT if threads remain. */
 int edo__pool_shutdown(edo__sched *pool, int64_t timeout_ms);
 
+/* edo_spawn_blocking_on(), and @on_cancel(@arg) runs if the job is
+ * cancelled before it ran (a non-mandatory job still queued at shutdown),
+ * so that whatever @arg holds is released.  @on_cancel may be NULL. */
+int edo__spawn_blocking_cleanup(edo_handle *h, void *(*fn)(void *), void *arg, unsigned flags,
+				void (*on_cancel)(void *), edo_join **out);
+
 size_t edo__pool_threads(edo__sched *pool);
 size_t edo__pool_idle_threads(edo__sched *pool);
 size_t edo__pool_queue_depth(edo__sched *pool);
