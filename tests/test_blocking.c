@@ -1,4 +1,5 @@
 /* The blocking pool: spawn_blocking, results, mandatory tasks, shutdown. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -493,6 +494,96 @@ TEST(block_in_place_hands_off_the_worker)
 	bip_main_frame m = {EDO_FRAME_INIT(bip_main), .c = &c};
 	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
 	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+/* A cancelled task's cleanup that blocks in place: the worker moves to a
+ * new thread during the drop, and the old thread must stop being that
+ * worker when the drop returns.  Before, task_cancel put the whole thread
+ * context back, so two threads ran the one worker (and its queues stopped
+ * being served). */
+static atomic_int cd_polled, cd_dropped;
+
+static void cd_block(void *arg)
+{
+	(void)arg;
+	usleep(10000);
+}
+
+static edo_poll cd_poll(edo_future *f, edo_cx *cx)
+{
+	(void)f;
+	(void)cx;
+	atomic_store(&cd_polled, 1);
+	return EDO_PENDING;
+}
+
+static void cd_drop(edo_future *f)
+{
+	(void)f;
+	CHECK_EQ(edo_block_in_place(cd_block, NULL), 0); /* a cleanup that blocks */
+	atomic_store(&cd_dropped, 1);
+}
+
+static const edo_future_vtable cd_vt = {.poll = cd_poll, .drop = cd_drop};
+
+enum { CD_PROBES = 200 };
+static pid_t cd_tid[CD_PROBES];
+
+typedef struct cd_probe_frame {
+	EDO_FRAME;
+	int i;
+} cd_probe_frame;
+
+EDO_ASYNC(cd_probe, cd_probe_frame, NULL)
+{
+	EDO_BEGIN();
+	cd_tid[self->i] = gettid();
+	EDO_END();
+}
+
+typedef struct cd_main_frame {
+	EDO_FRAME;
+	edo_join *h[CD_PROBES];
+	int i, rc;
+} cd_main_frame;
+
+EDO_ASYNC(cd_main, cd_main_frame, NULL)
+{
+	EDO_BEGIN();
+	{
+		edo_future f = {&cd_vt};
+		CHECK_EQ(edo_spawn(&f, sizeof f, &self->h[0]), 0);
+	}
+	while (!atomic_load(&cd_polled))
+		EDO_YIELD();
+	edo_join_abort(self->h[0]);
+	EDO_AWAIT_JOIN(self->h[0], &self->rc);
+	CHECK_EQ(self->rc, -ECANCELED);
+	CHECK_EQ(atomic_load(&cd_dropped), 1);
+	edo_join_detach(self->h[0]);
+	for (self->i = 0; self->i < CD_PROBES; self->i++)
+		CHECK_EQ(EDO_SPAWN(&self->h[self->i], cd_probe, .i = self->i), 0);
+	for (self->i = 0; self->i < CD_PROBES; self->i++) {
+		EDO_AWAIT_JOIN(self->h[self->i], &self->rc);
+		CHECK_EQ(self->rc, 0);
+		edo_join_detach(self->h[self->i]);
+	}
+	EDO_END();
+}
+
+TEST(block_in_place_in_a_cancelled_tasks_cleanup)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
+	b.worker_threads = 1;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	cd_main_frame m = {EDO_FRAME_INIT(cd_main)};
+	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	/* One worker: every probe ran on the one thread that runs it now. */
+	for (int i = 1; i < CD_PROBES; i++)
+		CHECK_EQ(cd_tid[i], cd_tid[0]);
 }
 
 static void set_int(void *arg)

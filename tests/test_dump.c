@@ -597,6 +597,56 @@ EDO_ASYNC(busy_park, busy_park_frame, NULL)
 	EDO_END();
 }
 
+/* A dump during shutdown (from a task's cleanup, run by the shutdown sweep)
+ * is refused: a task the dump held would look running to the sweep, and
+ * the dump would then queue it where nothing runs any more. */
+static edo_runtime *sd_rt;
+static atomic_int sd_rc = 1;
+
+typedef struct sd_frame {
+	EDO_FRAME;
+	int unused;
+} sd_frame;
+
+static void sd_cleanup(sd_frame *self)
+{
+	(void)self;
+	edo_task_info *v = NULL;
+	size_t n = 0;
+	atomic_store(&sd_rc, edo_runtime_tasks(sd_rt, &v, &n));
+	free(v);
+}
+
+EDO_ASYNC(sd_forever, sd_frame, sd_cleanup)
+{
+	EDO_BEGIN();
+	EDO_AWAIT_POLL(EDO_PENDING);
+	EDO_END();
+}
+
+EDO_ASYNC(sd_main, sd_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(EDO_SPAWN(NULL, sd_forever), 0);
+	EDO_YIELD();
+	EDO_END();
+}
+
+TEST(dump_refused_once_shutdown_began)
+{
+	for (int mt = 0; mt < 2; mt++) {
+		edo_runtime_builder b;
+		edo_runtime_builder_init(&b, mt ? EDO_RT_MULTI_THREAD : EDO_RT_CURRENT_THREAD);
+		b.worker_threads = 2;
+		CHECK_EQ(edo_runtime_build(&b, &sd_rt), 0);
+		sd_frame f = {EDO_FRAME_INIT(sd_main)};
+		CHECK_EQ(edo_block_on(sd_rt, &f.edo_base), 0);
+		atomic_store(&sd_rc, 1);
+		CHECK_EQ(edo_runtime_free(sd_rt), 0);
+		CHECK_EQ(atomic_load(&sd_rc), EDO_ESHUTDOWN);
+	}
+}
+
 TEST(dump_with_poll_timing)
 {
 	edo_runtime_builder b;

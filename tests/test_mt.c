@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -2291,6 +2292,77 @@ TEST(free_during_block_on_is_ebusy)
 	CHECK_EQ(edo_runtime_free(rt), 0);
 	mb_clear(&box);
 	leak_check();
+}
+
+/* edo_block_on entering while edo_runtime_free runs on another thread:
+ * either free sees it (-EBUSY) or it sees free (EDO_ESHUTDOWN, its future
+ * never polled).  Both once read the other's flag before setting their own,
+ * so both could pass.  A handle keeps the memory for the late block_on,
+ * which goes through the scheduler the way edo_block_on does. */
+int edo__mt_block_on(edo_handle *s, edo_future *fut);
+
+static atomic_int bf_go, bf_polls, bf_rc, bf_release;
+static edo_handle *bf_h;
+
+/* Done only once the main thread says so: after its free returned. */
+static edo_poll bf_poll(edo_future *f, edo_cx *cx)
+{
+	(void)f;
+	atomic_fetch_add(&bf_polls, 1);
+	if (atomic_load(&bf_release))
+		return EDO_READY;
+	edo_waker_wake_by_ref(cx->waker);
+	return EDO_PENDING;
+}
+
+static const edo_future_vtable bf_vt = {.poll = bf_poll};
+
+static void *bf_main(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&bf_go))
+		;
+	edo_future f = {&bf_vt};
+	atomic_store(&bf_rc, edo__mt_block_on(bf_h, &f));
+	return NULL;
+}
+
+TEST(block_on_racing_free_enters_or_is_refused)
+{
+	int iters = (int)test_scale(300), busy = 0, refused = 0;
+	for (int i = 0; i < iters; i++) {
+		atomic_store(&bf_go, 0);
+		atomic_store(&bf_polls, 0);
+		atomic_store(&bf_rc, 1);
+		atomic_store(&bf_release, 0);
+		edo_runtime_builder b;
+		edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
+		b.worker_threads = 1;
+		b.dump_signal = SIGUSR2; /* a trace thread: the free takes longer */
+		edo_runtime *rt;
+		CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+		bf_h = edo_runtime_handle(rt);
+		pthread_t t;
+		CHECK_EQ(pthread_create(&t, NULL, bf_main, NULL), 0);
+		atomic_store(&bf_go, 1);
+		for (volatile int k = 0; k < (i * 7919) % 20000; k++) /* vary who goes first */
+			;
+		int rc = edo_runtime_free(rt);
+		atomic_store(&bf_release, 1);
+		CHECK_EQ(pthread_join(t, NULL), 0);
+		if (rc == -EBUSY) {
+			busy++;
+			CHECK_EQ(atomic_load(&bf_rc), 0);
+			CHECK_EQ(edo_runtime_free(rt), 0);
+		} else {
+			refused++;
+			CHECK_EQ(rc, 0);
+			CHECK_EQ(atomic_load(&bf_rc), EDO_ESHUTDOWN);
+			CHECK_EQ(atomic_load(&bf_polls), 0);
+		}
+		edo_handle_drop(bf_h);
+	}
+	printf("  %d frees refused (block_on inside), %d block_ons refused\n", busy, refused);
 }
 
 /* -- worker count, thread names, hooks, metrics -- */

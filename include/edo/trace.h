@@ -122,15 +122,17 @@ typedef struct edo_task_info {
  *
  * Strings other than `name` point at spawn sites and coroutine metadata:
  * string literals that live as long as the program.  Returns 0, -EINVAL,
- * or -ENOMEM.
+ * -ENOMEM, or EDO_ESHUTDOWN once the runtime began to shut down (a dump
+ * called then, from a task or a blocking job, would hold up the shutdown
+ * sweep; one in progress when shutdown begins is waited for).
  */
 int edo_runtime_tasks(edo_runtime *rt, edo_task_info **out, size_t *n);
 
 /**
  * edo_runtime_dump() - write a task dump of @rt to @out, as text: a
  * header line with the runtime's shape, then each task as in the example
- * above.  Returns the number of tasks listed, -EINVAL, -ENOMEM, or -EIO
- * if writing failed.
+ * above.  Returns the number of tasks listed, -EINVAL, -ENOMEM,
+ * EDO_ESHUTDOWN (as edo_runtime_tasks()), or -EIO if writing failed.
  */
 int edo_runtime_dump(edo_runtime *rt, FILE *out);
 

@@ -249,6 +249,10 @@ static edo_poll fiber_poll(edo_future *base, edo_cx *cx)
 	edo_future *fut = f->parked;
 	if (fut && !fiber_park_poll(f, fut, &rc))
 		return EDO_PENDING;
+	/* This thread may resume fibers it never started (a migrating one,
+	 * or a worker handed over by edo_block_in_place): it needs the
+	 * alternate stack that reports a stack overflow too. */
+	edo__guard_thread_init();
 	fiber_resume(f, rc);
 	if (__builtin_expect(f->status == EDO__FIBER_DONE, 0))
 		return fiber_poll_cold(f);

@@ -27,6 +27,7 @@ int edo__sched_init(edo__sched *s, const edo__sched_vt *vt, const edo_runtime_bu
 	s->blocking = NULL;
 	s->has_driver = false;
 	s->trace = NULL;
+	s->dumps_closed = false;
 	int rc = edo__owned_init(&s->owned, nshards);
 	if (rc < 0 || !with_driver)
 		return rc;

@@ -37,6 +37,9 @@ struct edo_handle {
 	/* Opt-in observability (src/runtime/trace/): NULL unless the builder
 	 * asked for poll timing, stall detection, a dump signal or a console. */
 	struct edo__trace *trace;
+	/* Set (under dump.c's lock) before shutdown begins: task dumps, which
+	 * hold tasks for a moment, must not overlap the shutdown sweep. */
+	bool dumps_closed;
 };
 
 void edo__trace_free(struct edo__trace *tr);

@@ -172,10 +172,18 @@ static void task_complete(edo__task *t, uint64_t refs)
 /* Drop the future of a task we hold RUNNING on, then complete it. */
 static void task_cancel(edo__task *t, uint64_t refs)
 {
-	edo__context saved = edo__ctx;
+	/* Restore only what is the caller's: the drop may hand this thread's
+	 * worker to another thread (edo_block_in_place in a cleanup), or
+	 * finish a pinned fiber, and those changes stand. */
+	edo__task *outer = edo__ctx.task;
+	bool constrained = edo__ctx.constrained, took_unit = edo__ctx.took_unit;
+	uint16_t budget = edo__ctx.budget;
 	edo__ctx.task = t;
 	edo_future_drop(edo__task_future(t));
-	edo__ctx = saved;
+	edo__ctx.task = outer;
+	edo__ctx.constrained = constrained;
+	edo__ctx.took_unit = took_unit;
+	edo__ctx.budget = budget;
 	t->stage = EDO__STAGE_CANCELLED;
 	task_complete(t, refs);
 }

@@ -25,9 +25,12 @@
  *                     │ wake/abort meanwhile               │
  *                     └──────── NOTIFIED set ──▶ schedule(task) with the dump's ref
  *
- * Dumps are serialised by one mutex, so two never race for a task.  The
- * dump must not run concurrently with the runtime's shutdown: the runtime's
- * own dumpers (the edo-trace thread) stop before shutdown begins.
+ * Dumps are serialised by one mutex, so two never race for a task.  A dump
+ * must not overlap the runtime's shutdown: a task it holds would look
+ * running to the shutdown sweep, which leaves such a task to its poller,
+ * and the dump's hand-back would queue it where nothing runs any more.  So
+ * shutdown closes dumps first (edo__trace_close_dumps, under the mutex):
+ * it waits for the one in progress, and later ones fail.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -37,6 +40,7 @@
 #include <string.h>
 
 #include "edo/async.h"
+#include "edo/error.h"
 #include "edo/trace.h"
 #include "runtime/sched.h"
 #include "runtime/scheduler/multi_thread/multi_thread.h"
@@ -227,6 +231,13 @@ static bool inspect(edo__sched *s, edo__task *t, edo_task_info *ti, uint64_t now
 	return true;
 }
 
+void edo__trace_close_dumps(edo__sched *s)
+{
+	pthread_mutex_lock(&dump_lock);
+	s->dumps_closed = true;
+	pthread_mutex_unlock(&dump_lock);
+}
+
 static int by_id(const void *a, const void *b)
 {
 	uint64_t x = ((const edo_task_info *)a)->id, y = ((const edo_task_info *)b)->id;
@@ -238,6 +249,10 @@ int edo__trace_tasks(edo__sched *s, edo_task_info **out, size_t *n)
 	*out = NULL;
 	*n = 0;
 	pthread_mutex_lock(&dump_lock);
+	if (s->dumps_closed) {
+		pthread_mutex_unlock(&dump_lock);
+		return EDO_ESHUTDOWN;
+	}
 	task_list l = {0};
 	int rc = collect(s, &l);
 	edo_task_info *v = NULL;

@@ -804,6 +804,7 @@ fail:
 
 void edo__trace_stop(edo__sched *s)
 {
+	edo__trace_close_dumps(s);
 	edo__trace *tr = s->trace;
 	if (!tr || tr->stopped)
 		return;

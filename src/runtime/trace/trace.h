@@ -243,6 +243,10 @@ int edo__metrics_worker(struct edo_handle *s, uint32_t worker, edo_worker_metric
 /* The task snapshot of edo_runtime_tasks(), on a scheduler. */
 int edo__trace_tasks(struct edo_handle *s, edo_task_info **out, size_t *n);
 
+/* No more task dumps of @s: waits for one in progress, later ones fail
+ * with EDO_ESHUTDOWN (edo__trace_stop, before the shutdown sweep). */
+void edo__trace_close_dumps(struct edo_handle *s);
+
 /* The text dump of edo_runtime_dump(). */
 int edo__trace_dump(struct edo_handle *s, FILE *out);
 

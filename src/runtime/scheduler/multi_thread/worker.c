@@ -153,6 +153,10 @@ struct edo__worker {
 	edo__worker_stats stats;
 } __attribute__((aligned(64)));
 
+/* block_on_count: set by edo_runtime_free once no thread is in
+ * edo_block_on; later calls fail with EDO_ESHUTDOWN. */
+#define BLOCK_ON_CLOSED (1u << 31)
+
 struct edo__mt {
 	edo__sched base;
 	uint32_t num_workers;
@@ -160,7 +164,7 @@ struct edo__mt {
 	edo__inject_set inject;
 	edo__idle idle;
 	atomic_bool closing;
-	atomic_uint block_on_count;
+	atomic_uint block_on_count; /* threads in edo_block_on, | BLOCK_ON_CLOSED */
 	pthread_barrier_t shutdown_barrier;
 	unsigned event_interval;
 	unsigned fixed_gqi;   /* 0 = adaptive */
@@ -908,9 +912,12 @@ int edo__mt_block_in_place(edo__sched *s, void (*fn)(void *), void *arg)
 	}
 	/* The burst must not wait behind the blocking call. */
 	release_burst(w);
-	if (edo__ctx.fibers_pinned) {
+	if (edo__ctx.fibers_pinned || closing(mt)) {
 		/* Fibers pinned to this thread would resume on the new one
-		 * (src/fiber/fiber.h): block this worker instead. */
+		 * (src/fiber/fiber.h): block this worker instead.  So too once
+		 * the runtime is shutting down: the shutdown sweep (a fiber's
+		 * cleanup runs inside it) holds this worker in a local, and
+		 * there is nothing left to keep running. */
 		fn(arg);
 		return 0;
 	}
@@ -989,11 +996,13 @@ int edo__mt_block_on(edo__sched *s, edo_future *fut)
 	edo__mt *mt = mt_of(s);
 	if (edo__ctx.sched)
 		return -EBUSY;
-	atomic_fetch_add(&mt->block_on_count, 1);
-	if (atomic_load(&s->shutdown)) {
-		atomic_fetch_sub(&mt->block_on_count, 1);
-		return EDO_ESHUTDOWN;
-	}
+	/* Enter unless shutdown has begun, in one step with the shutdown's
+	 * check (edo__mt_shutdown): either it sees us, or we see it. */
+	unsigned cur = atomic_load(&mt->block_on_count);
+	do {
+		if (cur & BLOCK_ON_CLOSED)
+			return EDO_ESHUTDOWN;
+	} while (!atomic_compare_exchange_weak(&mt->block_on_count, &cur, cur + 1));
 	bo_parker *p = malloc(sizeof *p);
 	if (!p) {
 		atomic_fetch_sub(&mt->block_on_count, 1);
@@ -1188,8 +1197,9 @@ int edo__mt_shutdown(edo__sched *s)
 	edo__mt *mt = mt_of(s);
 	if (edo__ctx.sched)
 		return -EBUSY;
-	if (atomic_load(&mt->block_on_count))
-		return -EBUSY;
+	unsigned none = 0;
+	if (!atomic_compare_exchange_strong(&mt->block_on_count, &none, BLOCK_ON_CLOSED))
+		return -EBUSY; /* a thread is in edo_block_on */
 	edo__trace_stop(s);
 	mt_stop_threads(mt, mt->num_workers);
 	edo__sched_unref(s);
