@@ -3,8 +3,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "edo.h"
@@ -584,6 +587,133 @@ TEST(block_in_place_in_a_cancelled_tasks_cleanup)
 	/* One worker: every probe ran on the one thread that runs it now. */
 	for (int i = 1; i < CD_PROBES; i++)
 		CHECK_EQ(cd_tid[i], cd_tid[0]);
+}
+
+/* A blocking spawn through a handle that binds its task before the pool's
+ * shutdown and schedules it after edo_runtime_free returned: a late spawn,
+ * so it is cancelled.  Before, it started a pool thread after free had
+ * returned (thread hooks and a mandatory job ran after the runtime was
+ * gone). */
+static atomic_bool ls_freed, ls_in_hook;
+static atomic_int ls_starts_after, ls_jobs_after;
+static __thread bool ls_is_spawner;
+
+static void ls_on_spawn(void *ud, uint64_t id)
+{
+	(void)ud;
+	(void)id;
+	if (!ls_is_spawner)
+		return;
+	atomic_store(&ls_in_hook, true);
+	while (!atomic_load(&ls_freed)) /* bound, not yet scheduled */
+		usleep(1000);
+}
+
+static void ls_on_start(void *ud)
+{
+	(void)ud;
+	if (atomic_load(&ls_freed))
+		atomic_fetch_add(&ls_starts_after, 1);
+}
+
+static void *ls_job(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&ls_jobs_after, 1);
+	return NULL;
+}
+
+static void *ls_spawn(void *h)
+{
+	ls_is_spawner = true;
+	CHECK_EQ(edo_spawn_blocking_on(h, ls_job, NULL, EDO_BLOCKING_MANDATORY, NULL), 0);
+	return NULL;
+}
+
+TEST(spawn_blocking_racing_free_is_cancelled)
+{
+	for (int mt = 0; mt < 2; mt++) {
+		atomic_store(&ls_freed, false);
+		atomic_store(&ls_in_hook, false);
+		atomic_store(&ls_starts_after, 0);
+		atomic_store(&ls_jobs_after, 0);
+		edo_runtime_builder b;
+		edo_runtime_builder_init(&b, mt ? EDO_RT_MULTI_THREAD : EDO_RT_CURRENT_THREAD);
+		b.worker_threads = 1;
+		b.hooks.on_task_spawn = ls_on_spawn;
+		b.hooks.on_thread_start = ls_on_start;
+		edo_runtime *rt;
+		CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+		edo_handle *h = edo_runtime_handle(rt);
+		pthread_t spawner;
+		CHECK_EQ(pthread_create(&spawner, NULL, ls_spawn, h), 0);
+		while (!atomic_load(&ls_in_hook))
+			usleep(1000);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+		atomic_store(&ls_freed, true);
+		CHECK_EQ(pthread_join(spawner, NULL), 0);
+		edo_handle_drop(h);
+		CHECK_EQ(atomic_load(&ls_starts_after), 0);
+		CHECK_EQ(atomic_load(&ls_jobs_after), 0);
+	}
+}
+
+/* A mandatory job queued while no pool thread can be started (here: a
+ * 4 GiB stack under an address-space limit, in a child process) runs at
+ * shutdown on the freeing thread.  Before, it was dropped unrun: its join
+ * never finished and what it held leaked. */
+static atomic_int nt_ran;
+
+static void *nt_job(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&nt_ran, 1);
+	return NULL;
+}
+
+static void nt_child(void)
+{
+	struct rlimit rl;
+	CHECK_EQ(getrlimit(RLIMIT_AS, &rl), 0);
+	/* What is mapped now, and 1 GiB more: room for everything but the
+	 * pool thread's stack. */
+	FILE *f = fopen("/proc/self/statm", "r");
+	CHECK(f != NULL);
+	unsigned long pages = 0;
+	CHECK_EQ(fscanf(f, "%lu", &pages), 1);
+	fclose(f);
+	rl.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)1 << 30);
+	CHECK_EQ(setrlimit(RLIMIT_AS, &rl), 0);
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_CURRENT_THREAD);
+	b.thread_stack_size = (size_t)1 << 32;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	edo_handle *h = edo_runtime_handle(rt);
+	edo_join *j;
+	CHECK_EQ(edo_spawn_blocking_on(h, nt_job, NULL, EDO_BLOCKING_MANDATORY, &j), 0);
+	usleep(20000);
+	CHECK_EQ(atomic_load(&nt_ran), 0); /* no thread to run it */
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	CHECK_EQ(atomic_load(&nt_ran), 1);
+	CHECK(edo_join_is_finished(j));
+	edo_join_detach(j);
+	edo_handle_drop(h);
+}
+
+TEST(mandatory_job_without_a_thread_runs_at_shutdown)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		nt_child();
+		_exit(0);
+	}
+	int st;
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK(WIFEXITED(st));
+	CHECK_EQ(WEXITSTATUS(st), 0);
 }
 
 static void set_int(void *arg)

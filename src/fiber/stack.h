@@ -78,8 +78,8 @@ size_t edo__stack_round(size_t size);
 edo__stack *edo__stack_get(size_t size);
 
 /* Give @s back (from any thread): into this thread's cache; the cache
- * spills to the depot, which trims above its watermark.  Checks the canary
- * of an unguarded stack first (aborting with a message if it is broken). */
+ * spills to the depot, which trims above its watermark.  (The canary of an
+ * unguarded stack is checked by the fiber when it returns, not here.) */
 void edo__stack_put(edo__stack *s);
 
 /* Whether the canary of an unguarded stack is intact (always true for a

@@ -166,6 +166,14 @@ static void pool_schedule(edo__sched *s, edo__task *t, bool yield)
 	edo__pool *p = pool_of(s);
 	t->next = NULL;
 	pthread_mutex_lock(&p->lock);
+	if (p->closed) {
+		/* A spawn that got past the shutdown checks and bound its task
+		 * before the sweep, but schedules after it: a late spawn,
+		 * cancelled (no thread starts after shutdown). */
+		pthread_mutex_unlock(&p->lock);
+		edo__task_cancel_notified(t);
+		return;
+	}
 	if (p->tail)
 		p->tail->next = t;
 	else
@@ -361,11 +369,16 @@ int edo__pool_shutdown(edo__sched *s, int64_t timeout_ms)
 			rc = pthread_cond_timedwait(&p->exited, &p->lock, &deadline);
 	}
 	bool done = p->threads == 0;
-	/* No thread left to run what is still queued: drop it. */
+	/* No thread left to run what is still queued (the threads could not
+	 * be started): a mandatory job runs here, as it would have on a pool
+	 * thread; the others were cancelled above, or are cancelled now. */
 	edo__task *t;
 	while (done && (t = pop_locked(p))) {
 		pthread_mutex_unlock(&p->lock);
-		edo__task_drop_notified(t);
+		if (is_mandatory(t))
+			edo__task_run(t);
+		else
+			edo__task_cancel_notified(t);
 		pthread_mutex_lock(&p->lock);
 	}
 	pthread_mutex_unlock(&p->lock);

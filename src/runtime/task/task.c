@@ -279,6 +279,21 @@ void edo__task_shutdown(edo__task *t)
 		edo__task_shutdown_finish(t);
 }
 
+void edo__task_cancel_notified(edo__task *t)
+{
+	switch (edo__st_transition_to_running(&t->state)) {
+	case EDO__RUN_SUCCESS:
+	case EDO__RUN_CANCELLED:
+		task_cancel(t, 1);
+		return;
+	case EDO__RUN_FAILED:
+		return;
+	case EDO__RUN_DEALLOC:
+		edo__task_dealloc(t);
+		return;
+	}
+}
+
 void edo__task_drop_notified(edo__task *t)
 {
 	task_drop_ref(t);

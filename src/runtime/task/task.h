@@ -167,6 +167,10 @@ void edo__task_shutdown(edo__task *t);
 bool edo__task_shutdown_begin(edo__task *t);
 void edo__task_shutdown_finish(edo__task *t);
 
+/* Cancel @t instead of running it (a scheduler that has shut down);
+ * consumes the notification reference. */
+void edo__task_cancel_notified(edo__task *t);
+
 /* Drop a notification reference without running the task (queue drains). */
 void edo__task_drop_notified(edo__task *t);
 

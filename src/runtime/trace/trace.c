@@ -298,13 +298,21 @@ static int sig_register(int sig, int fd)
 		sa.sa_sigaction = on_dump_signal;
 		sa.sa_flags = SA_SIGINFO | SA_RESTART;
 		sigemptyset(&sa.sa_mask);
+		/* The action to chain to is in place before our handler is,
+		 * which may run at once. */
 		struct sigaction old;
-		if (sigaction(sig, &sa, &old) < 0) {
+		if (sigaction(sig, NULL, &old) < 0) {
 			int e = -errno;
 			pthread_mutex_unlock(&sig_lock);
 			return e;
 		}
 		sig_old[sig] = old.sa_sigaction == on_dump_signal ? (struct sigaction){0} : old;
+		if (sigaction(sig, &sa, NULL) < 0) {
+			int e = -errno;
+			sig_old[sig] = (struct sigaction){0};
+			pthread_mutex_unlock(&sig_lock);
+			return e;
+		}
 	}
 	sig_users[sig]++;
 	atomic_store(&sig_slots[slot].fd, fd);
