@@ -51,6 +51,7 @@ typedef struct tcache {
 	edo__stack *head[NCLASS];
 	uint32_t n[NCLASS];
 	bool registered;
+	bool released; /* the thread is exiting: its cache went to the depot */
 } tcache;
 
 static __thread tcache cache;
@@ -225,6 +226,9 @@ static void cache_flush(void *unused)
 		cache.head[c] = NULL;
 		cache.n[c] = 0;
 	}
+	/* A stack put later on this thread (another key's destructor) goes
+	 * straight to the depot: this destructor does not run again. */
+	cache.released = true;
 }
 
 static void make_cache_key(void)
@@ -295,6 +299,11 @@ void edo__stack_put(edo__stack *s)
 	/* The frames of a fiber that ended by switching away never returned:
 	 * their ASan poisoning must not greet the next fiber. */
 	EDO__ASAN_UNPOISON(s->lo, s->size);
+	if (__builtin_expect(cache.released, 0)) {
+		s->next = NULL;
+		depot_put(c, s, 1);
+		return;
+	}
 	if (!cache.registered)
 		cache_register();
 	s->next = cache.head[c];

@@ -127,10 +127,10 @@ static edo__pool *pool_of(edo__sched *s)
 
 static void *pool_thread(void *arg);
 
-static void timespec_after_ms(struct timespec *ts, unsigned ms)
+static void timespec_after_ms(struct timespec *ts, uint64_t ms)
 {
 	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
+	ts->tv_sec += (time_t)(ms / 1000);
 	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
 	if (ts->tv_nsec >= 1000000000L) {
 		ts->tv_sec++;
@@ -364,7 +364,7 @@ int edo__pool_shutdown(edo__sched *s, int64_t timeout_ms)
 			pthread_cond_wait(&p->exited, &p->lock);
 	} else {
 		struct timespec deadline;
-		timespec_after_ms(&deadline, (unsigned)timeout_ms);
+		timespec_after_ms(&deadline, (uint64_t)timeout_ms);
 		while (p->threads && rc != ETIMEDOUT)
 			rc = pthread_cond_timedwait(&p->exited, &p->lock, &deadline);
 	}

@@ -45,6 +45,7 @@ typedef struct task_cache {
 	free_cell *head[NCLASSES];
 	uint32_t count[NCLASSES];
 	bool registered;
+	bool released; /* the thread is exiting: its cache was emptied */
 } task_cache;
 
 static __thread task_cache cache __attribute__((tls_model("initial-exec")));
@@ -62,6 +63,9 @@ static void cache_release(void *arg)
 		}
 		c->count[i] = 0;
 	}
+	/* A cell freed later on this thread (another key's destructor) goes
+	 * straight back to malloc: this destructor does not run again. */
+	c->released = true;
 }
 
 static void cache_key_init(void)
@@ -120,7 +124,8 @@ void edo__task_free(void *p, uint32_t alloc_size)
 	}
 	uint32_t rounded;
 	unsigned c = class_of(alloc_size, &rounded);
-	if (cache.count[c] >= (c < NSMALL ? SMALL_KEEP : LARGE_KEEP)) {
+	if (cache.count[c] >= (c < NSMALL ? SMALL_KEEP : LARGE_KEEP) ||
+	    __builtin_expect(cache.released, 0)) {
 		free(p);
 		return;
 	}
