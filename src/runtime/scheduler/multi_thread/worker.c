@@ -912,12 +912,14 @@ int edo__mt_block_in_place(edo__sched *s, void (*fn)(void *), void *arg)
 	}
 	/* The burst must not wait behind the blocking call. */
 	release_burst(w);
-	if (edo__ctx.fibers_pinned || closing(mt)) {
+	if (edo__ctx.fibers_pinned || w->in_park || closing(mt)) {
 		/* Fibers pinned to this thread would resume on the new one
-		 * (src/fiber/fiber.h): block this worker instead.  So too once
-		 * the runtime is shutting down: the shutdown sweep (a fiber's
-		 * cleanup runs inside it) holds this worker in a local, and
-		 * there is nothing left to keep running. */
+		 * (src/fiber/fiber.h): block this worker instead.  So too
+		 * inside a park (a waker run by the driver turn or the deferred
+		 * wakes), which goes on with this worker when the waker
+		 * returns, and once the runtime is shutting down: the shutdown
+		 * sweep (a fiber's cleanup runs inside it) holds this worker in
+		 * a local, and there is nothing left to keep running. */
 		fn(arg);
 		return 0;
 	}
