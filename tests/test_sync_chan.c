@@ -980,27 +980,12 @@ TEST(broadcast_receiver_dropped_while_waiting)
  * (ASan reports a use after free otherwise). */
 enum { BD_N = 40 };
 static edo_broadcast_rx *bd_rx[BD_N];
-static int bd_wakes;
-static edo_waker bd_clone(const void *d);
-static void bd_wake_by_ref(const void *d)
+
+static void bd_on_wake(test_waker *t)
 {
-	(void)d;
-	if (bd_wakes++ == 0)
+	if (atomic_load(&t->wakes) == 1)
 		for (int i = 0; i < BD_N; i++)
 			edo_broadcast_rx_drop(bd_rx[i]);
-}
-static void bd_drop(const void *d)
-{
-	(void)d;
-}
-static void bd_wake(const void *d)
-{
-	bd_wake_by_ref(d);
-}
-static const edo_waker_vtable bd_vt = {bd_clone, bd_wake, bd_wake_by_ref, bd_drop};
-static edo_waker bd_clone(const void *d)
-{
-	return (edo_waker){&bd_vt, d};
 }
 
 TEST(broadcast_receivers_dropped_while_last_sender_wakes)
@@ -1009,15 +994,17 @@ TEST(broadcast_receivers_dropped_while_last_sender_wakes)
 	CHECK_EQ(edo_broadcast_new(4, sizeof(int), &tx, &bd_rx[0]), 0);
 	for (int i = 1; i < BD_N; i++)
 		CHECK(bd_rx[i] = edo_broadcast_subscribe(tx));
-	edo_waker w = {&bd_vt, NULL};
-	edo_cx cx = {&w};
+	test_waker t;
+	tw_init(&t);
+	t.on_wake = bd_on_wake;
 	int out, rc;
 	for (int i = 0; i < BD_N; i++)
-		CHECK_EQ(edo_broadcast_poll_recv(bd_rx[i], &cx, &out, &rc), EDO_PENDING);
+		CHECK_EQ(edo_broadcast_poll_recv(bd_rx[i], &t.cx, &out, &rc), EDO_PENDING);
 	edo_broadcast_tx_drop(tx);
 	/* The first batch was woken; the rest were dropped before their turn. */
-	CHECK_GT(bd_wakes, 0);
-	CHECK_LT(bd_wakes, BD_N);
+	CHECK_GT(atomic_load(&t.wakes), 0);
+	CHECK_LT(atomic_load(&t.wakes), BD_N);
+	CHECK_EQ(atomic_load(&t.refs), 0);
 }
 
 TEST(broadcast_bad_input)

@@ -268,26 +268,11 @@ TEST(semaphore_close_with_many_waiters)
  * A release in that window (here, from the first wake) must not serve a
  * waiter close() has not reached yet: every pending acquire fails. */
 static edo_semaphore cr_sem;
-static int cr_wakes;
-static edo_waker cr_clone(const void *d);
-static void cr_wake_by_ref(const void *d)
+
+static void cr_on_wake(test_waker *t)
 {
-	(void)d;
-	if (cr_wakes++ == 0)
+	if (atomic_load(&t->wakes) == 1)
 		CHECK_EQ(edo_semaphore_release(&cr_sem, 3), 0);
-}
-static void cr_drop(const void *d)
-{
-	(void)d;
-}
-static void cr_wake(const void *d)
-{
-	cr_wake_by_ref(d);
-}
-static const edo_waker_vtable cr_vt = {cr_clone, cr_wake, cr_wake_by_ref, cr_drop};
-static edo_waker cr_clone(const void *d)
-{
-	return (edo_waker){&cr_vt, d};
 }
 
 TEST(semaphore_release_while_close_wakes)
@@ -295,16 +280,18 @@ TEST(semaphore_release_while_close_wakes)
 	edo_semaphore_init(&cr_sem, 0);
 	enum { N = 40 };
 	static edo_acquire_fut a[N];
-	edo_waker w = {&cr_vt, NULL};
-	edo_cx cx = {&w};
+	test_waker t;
+	tw_init(&t);
+	t.on_wake = cr_on_wake;
 	for (int i = 0; i < N; i++)
-		CHECK_EQ(edo_future_poll(edo_semaphore_acquire(&a[i], &cr_sem), &cx), EDO_PENDING);
+		CHECK_EQ(tw_poll(&t, edo_semaphore_acquire(&a[i], &cr_sem)), EDO_PENDING);
 	edo_semaphore_close(&cr_sem);
-	CHECK_EQ(cr_wakes, N);
+	CHECK_EQ(atomic_load(&t.wakes), N);
 	for (int i = 0; i < N; i++) {
-		CHECK_EQ(edo_future_poll(&a[i].base, &cx), EDO_READY);
+		CHECK_EQ(tw_poll(&t, &a[i].base), EDO_READY);
 		CHECK_EQ(a[i].rc, EDO_ECLOSED);
 	}
+	CHECK_EQ(atomic_load(&t.refs), 0);
 	/* The released permits are not lost: they are there, though closed. */
 	CHECK_EQ(edo_semaphore_available_permits(&cr_sem), 3u);
 	CHECK_EQ(edo_semaphore_try_acquire(&cr_sem), EDO_ECLOSED);

@@ -15,6 +15,9 @@ typedef struct test_waker {
 	atomic_int refs; /* clones alive (must be 0 when the test ends) */
 	edo_waker w;
 	edo_cx cx;
+	/* Optional: run at each wake, after counting it, to do what races
+	 * with the waker's caller (which may be in the middle of a batch). */
+	void (*on_wake)(struct test_waker *t);
 } test_waker;
 
 static edo_waker tw_clone(const void *d)
@@ -26,7 +29,10 @@ static edo_waker tw_clone(const void *d)
 
 static void tw_wake_by_ref(const void *d)
 {
-	atomic_fetch_add(&((test_waker *)(uintptr_t)d)->wakes, 1);
+	test_waker *t = (test_waker *)(uintptr_t)d;
+	atomic_fetch_add(&t->wakes, 1);
+	if (t->on_wake)
+		t->on_wake(t);
 }
 
 static void tw_drop(const void *d)
@@ -48,6 +54,7 @@ static inline void tw_init(test_waker *t)
 	atomic_init(&t->refs, 0);
 	t->w = (edo_waker){&test_waker_vt, t};
 	t->cx.waker = &t->w;
+	t->on_wake = NULL;
 }
 
 /* Woken since the last call? (resets the count) */

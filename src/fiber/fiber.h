@@ -91,8 +91,15 @@ extern __thread edo__fiber *edo__fiber_cur __attribute__((tls_model("initial-exe
 /* guard.c: overflow reports. */
 
 /* Set up what overflow reports need on this thread (an alternate signal
- * stack; the process-wide SIGSEGV handler once).  Cheap after the first call. */
-void edo__guard_thread_init(void);
+ * stack; the process-wide SIGSEGV handler once).  After the first call,
+ * a thread-local test (fiber_poll calls it at every resume). */
+extern __thread bool edo__guard_ready __attribute__((tls_model("initial-exec")));
+void edo__guard_thread_setup(void);
+static inline void edo__guard_thread_init(void)
+{
+	if (__builtin_expect(!edo__guard_ready, 0))
+		edo__guard_thread_setup();
+}
 
 /* The canary of @f's unguarded stack is broken: report and abort. */
 _Noreturn void edo__guard_canary_broken(const edo__fiber *f);

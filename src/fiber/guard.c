@@ -28,7 +28,7 @@ static struct sigaction previous;
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
 static pthread_key_t altstack_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static __thread bool thread_ready;
+__thread bool edo__guard_ready __attribute__((tls_model("initial-exec")));
 
 /* ---- the message ----------------------------------------------------------------- */
 
@@ -130,11 +130,11 @@ static void make_key(void)
 	(void)pthread_key_create(&altstack_key, altstack_free);
 }
 
-void edo__guard_thread_init(void)
+void edo__guard_thread_setup(void)
 {
-	if (thread_ready)
+	if (edo__guard_ready)
 		return;
-	thread_ready = true;
+	edo__guard_ready = true;
 	pthread_once(&handler_once, install_handler);
 	stack_t old;
 	if (sigaltstack(NULL, &old) != 0 || !(old.ss_flags & SS_DISABLE))

@@ -64,16 +64,6 @@ static void add_permits_locked(edo__bsem *s, size_t rem)
 	edo__wake_list wl;
 	wl.n = 0;
 	for (;;) {
-		if (atomic_load_explicit(&s->permits, memory_order_relaxed) & CLOSED) {
-			/* Closed: close() fails every waiter, even those it has
-			 * not unlinked yet (it wakes them in batches, dropping the
-			 * lock in between), so none is served; the permits go to
-			 * the word. */
-			atomic_fetch_add_explicit(&s->permits, rem << SHIFT, memory_order_release);
-			edo__spin_unlock(&s->lock);
-			edo__wake_list_wake(&wl);
-			return;
-		}
 		edo__slink *l;
 		while (rem && !edo__wake_list_full(&wl) && (l = edo__list_front(&s->waiters))) {
 			edo__bsem_waiter *w = waiter_of(l);
@@ -169,24 +159,30 @@ void edo__bsem_close(edo__bsem *s)
 	edo__wake_list wl;
 	wl.n = 0;
 	edo__spin_lock(&s->lock);
+	/* Every waiter leaves the queue in this one hold (to a guard list on
+	 * this stack, woken in batches with the lock dropped in between, as
+	 * broadcast and barrier do): a release meanwhile finds no waiter to
+	 * serve, and its permits go to the word.  A waiter polled or dropped
+	 * before its turn unlinks itself from the guard list. */
 	atomic_fetch_or_explicit(&s->permits, CLOSED, memory_order_release);
+	edo__slink guard;
+	edo__list_move_all(&s->waiters, &guard);
+	atomic_fetch_and_explicit(&s->permits, ~WAITERS, memory_order_relaxed);
 	for (;;) {
 		edo__slink *l;
-		while (!edo__wake_list_full(&wl) && (l = edo__list_front(&s->waiters))) {
+		while (!edo__wake_list_full(&wl) && (l = edo__list_front(&guard))) {
 			edo__bsem_waiter *w = waiter_of(l);
 			edo__list_remove(l);
 			edo__wake_list_push(&wl, edo_waker_take(&w->waker));
 		}
-		if (edo__list_empty(&s->waiters)) {
-			atomic_fetch_and_explicit(&s->permits, ~WAITERS, memory_order_relaxed);
-			edo__spin_unlock(&s->lock);
-			edo__wake_list_wake(&wl);
-			return;
-		}
+		if (edo__list_empty(&guard))
+			break;
 		edo__spin_unlock(&s->lock);
 		edo__wake_list_wake(&wl);
 		edo__spin_lock(&s->lock);
 	}
+	edo__spin_unlock(&s->lock);
+	edo__wake_list_wake(&wl);
 }
 
 /* ---- the acquire future ----------------------------------------------------------- */

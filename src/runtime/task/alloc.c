@@ -45,7 +45,6 @@ typedef struct task_cache {
 	free_cell *head[NCLASSES];
 	uint32_t count[NCLASSES];
 	bool registered;
-	bool released; /* the thread is exiting: its cache was emptied */
 } task_cache;
 
 static __thread task_cache cache __attribute__((tls_model("initial-exec")));
@@ -61,11 +60,11 @@ static void cache_release(void *arg)
 			c->head[i] = f->next;
 			free(f);
 		}
-		c->count[i] = 0;
+		/* Full for good: a cell freed later on this thread (by
+		 * another key's destructor) goes straight back to malloc,
+		 * as this destructor does not run again. */
+		c->count[i] = UINT32_MAX;
 	}
-	/* A cell freed later on this thread (another key's destructor) goes
-	 * straight back to malloc: this destructor does not run again. */
-	c->released = true;
 }
 
 static void cache_key_init(void)
@@ -124,8 +123,7 @@ void edo__task_free(void *p, uint32_t alloc_size)
 	}
 	uint32_t rounded;
 	unsigned c = class_of(alloc_size, &rounded);
-	if (cache.count[c] >= (c < NSMALL ? SMALL_KEEP : LARGE_KEEP) ||
-	    __builtin_expect(cache.released, 0)) {
+	if (cache.count[c] >= (c < NSMALL ? SMALL_KEEP : LARGE_KEEP)) {
 		free(p);
 		return;
 	}
