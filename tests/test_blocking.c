@@ -752,4 +752,101 @@ TEST(block_in_place_current_thread_refused)
 	CHECK_EQ(edo_runtime_free(rt), 0);
 }
 
+/* A paused clock on the current-thread runtime does not auto-advance while a
+ * blocking job is in flight (Tokio's test-util inhibits it the same way):
+ * the runtime being idle says nothing about the pool thread, whose result
+ * may be what the timers were set to wait for.  Once the job has finished
+ * (or was cancelled before it ran), auto-advance goes on. */
+typedef struct paused_sleeper_frame {
+	EDO_FRAME;
+	edo_sleep s;
+	atomic_bool *fired;
+} paused_sleeper_frame;
+
+EDO_ASYNC(paused_sleeper, paused_sleeper_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_AWAIT_SLEEP(&self->s, EDO_SEC(10));
+	atomic_store(self->fired, true);
+	EDO_END();
+}
+
+static void *slow_job(void *arg)
+{
+	usleep(30000);
+	return arg;
+}
+
+typedef struct paused_blocking_frame {
+	EDO_FRAME;
+	edo_join *sleeper, *job, *queued;
+	atomic_bool fired;
+	edo_instant t0;
+	int rc, round;
+	bool abort_queued; /* also spawn a job that is aborted before it runs */
+} paused_blocking_frame;
+
+EDO_ASYNC(paused_blocking_main, paused_blocking_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK(edo_time_is_paused());
+	for (self->round = 0; self->round < 3; self->round++) {
+		atomic_store(&self->fired, false);
+		self->t0 = edo_instant_now();
+		CHECK_EQ(EDO_SPAWN(&self->sleeper, paused_sleeper, .fired = &self->fired), 0);
+		CHECK_EQ(edo_spawn_blocking(slow_job, (void *)7L, &self->job), 0);
+		if (self->abort_queued) {
+			/* One pool thread: this one waits behind slow_job and is
+			 * cancelled before it runs. */
+			CHECK_EQ(edo_spawn_blocking(slow_job, NULL, &self->queued), 0);
+			edo_join_abort(self->queued);
+		}
+		EDO_AWAIT_JOIN(self->job, &self->rc);
+		CHECK_EQ(self->rc, 0);
+		CHECK_EQ((long)edo_join_blocking_result(self->job), 7L);
+		edo_join_detach(self->job);
+		/* The runtime idled for 30 ms of real time, with a timer due in
+		 * 10 virtual seconds: the clock waited for the job. */
+		CHECK_EQ(edo_instant_now(), self->t0);
+		CHECK(!atomic_load(&self->fired));
+		if (self->abort_queued) {
+			EDO_AWAIT_JOIN(self->queued, &self->rc);
+			CHECK_EQ(self->rc, -ECANCELED);
+			edo_join_detach(self->queued);
+		}
+		/* Nothing in flight any more: the sleeper's timer is reached by
+		 * auto-advance (a job that kept inhibiting it would hang here). */
+		EDO_AWAIT_JOIN(self->sleeper, &self->rc);
+		CHECK_EQ(self->rc, 0);
+		edo_join_detach(self->sleeper);
+		CHECK(atomic_load(&self->fired));
+		CHECK_EQ(edo_instant_now() - self->t0, EDO_SEC(10));
+	}
+	EDO_END();
+}
+
+static void run_paused_blocking(bool abort_queued)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_CURRENT_THREAD);
+	b.start_paused = true;
+	b.max_blocking_threads = 1;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	paused_blocking_frame f = {EDO_FRAME_INIT(paused_blocking_main),
+				   .abort_queued = abort_queued};
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+TEST(paused_clock_waits_for_blocking_jobs)
+{
+	run_paused_blocking(false);
+}
+
+TEST(paused_clock_goes_on_after_a_job_cancelled_before_it_ran)
+{
+	run_paused_blocking(true);
+}
+
 TEST_MAIN()

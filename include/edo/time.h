@@ -52,7 +52,11 @@
  * told to (edo_time_advance()) or, on the current-thread runtime, by
  * itself: when no task can run, the paused clock jumps to the next timer's
  * deadline (auto-advance), so a test of a one-hour timeout runs instantly and
- * deterministically.  On the multi-thread runtime a paused clock does not
+ * deterministically.  Auto-advance waits while a blocking job of that runtime
+ * is in flight (edo_spawn_blocking(), and the file-system and name-lookup
+ * jobs built on it): an idle runtime may be idle because it waits for the
+ * job, so the clock stays put until the job has finished and its joiner has
+ * been woken (Tokio's test-util does the same).  On the multi-thread runtime a paused clock does not
  * auto-advance (whether *every* worker is idle is not knowable without
  * serialising them); it moves by edo_time_advance() only.
  *

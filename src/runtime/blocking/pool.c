@@ -50,6 +50,7 @@
 #include "runtime/context.h"
 #include "runtime/sched.h"
 #include "runtime/task/task.h"
+#include "runtime/time/time.h"
 
 /* An idle thread, on its own stack while it waits. */
 typedef struct pool_idler {
@@ -83,6 +84,7 @@ typedef struct blocking_fut {
 	void *(*fn)(void *);
 	void *arg;
 	void (*on_cancel)(void *arg); /* if cancelled before it ran */
+	edo__clock *inhibits;         /* auto-advance held back until done */
 	void *result;
 	bool mandatory;
 	bool ran;
@@ -92,6 +94,9 @@ typedef struct blocking_fut {
  * pool's `finishing`. */
 static __thread struct edo__pool *tl_pool;
 static __thread bool tl_finishing;
+/* The clock whose auto-advance the job that just ran on this thread held
+ * back: released once the task has completed (its joiner woken). */
+static __thread edo__clock *tl_allow;
 
 static edo_poll blocking_poll(edo_future *f, edo_cx *cx)
 {
@@ -99,6 +104,7 @@ static edo_poll blocking_poll(edo_future *f, edo_cx *cx)
 	blocking_fut *b = (blocking_fut *)f;
 	b->ran = true;
 	b->result = b->fn(b->arg);
+	tl_allow = b->inhibits;
 	/* What is left (completing the task, waking its joiner) is short,
 	 * unless it runs user code that may itself wait: runtime hooks or
 	 * task-local destructors (a waker must not block: edo/future.h). */
@@ -114,8 +120,12 @@ static edo_poll blocking_poll(edo_future *f, edo_cx *cx)
 static void blocking_drop(edo_future *f)
 {
 	blocking_fut *b = (blocking_fut *)f;
-	if (!b->ran && b->on_cancel)
+	if (b->ran)
+		return;
+	if (b->on_cancel)
 		b->on_cancel(b->arg);
+	if (b->inhibits)
+		edo__clock_allow_auto_advance(b->inhibits);
 }
 
 static const edo_future_vtable blocking_vt = {.poll = blocking_poll, .drop = blocking_drop};
@@ -126,6 +136,19 @@ static edo__pool *pool_of(edo__sched *s)
 }
 
 static void *pool_thread(void *arg);
+
+/* Run a job's task (on a pool thread, or at shutdown on the freeing
+ * thread).  Auto-advance is allowed again only now that the task has
+ * completed: a park of the runtime that sees the count drop also sees the
+ * joiner's wake (edo__clock_allow_auto_advance). */
+static void run_job(edo__task *t)
+{
+	edo__task_run(t);
+	if (tl_allow) {
+		edo__clock_allow_auto_advance(tl_allow);
+		tl_allow = NULL;
+	}
+}
 
 static void timespec_after_ms(struct timespec *ts, uint64_t ms)
 {
@@ -233,7 +256,7 @@ static void *pool_thread(void *arg)
 		edo__task *t = pop_locked(p);
 		if (t) {
 			pthread_mutex_unlock(&p->lock);
-			edo__task_run(t);
+			run_job(t);
 			pthread_mutex_lock(&p->lock);
 			if (tl_finishing) {
 				tl_finishing = false;
@@ -376,7 +399,7 @@ int edo__pool_shutdown(edo__sched *s, int64_t timeout_ms)
 	while (done && (t = pop_locked(p))) {
 		pthread_mutex_unlock(&p->lock);
 		if (is_mandatory(t))
-			edo__task_run(t);
+			run_job(t);
 		else
 			edo__task_cancel_notified(t);
 		pthread_mutex_lock(&p->lock);
@@ -433,12 +456,21 @@ int edo__spawn_blocking_cleanup(edo_handle *h, void *(*fn)(void *), void *arg, u
 		return -ENOTSUP;
 	if (atomic_load_explicit(&s->shutdown, memory_order_relaxed))
 		return EDO_ESHUTDOWN;
+	/* On a runtime whose paused clock auto-advances, the clock waits for
+	 * the job (as Tokio's test-util does): idle does not mean done. */
+	edo__clock *c = s->has_driver && s->driver.clock->auto_advance ? s->driver.clock : NULL;
 	blocking_fut f = {.base = {&blocking_vt},
 			  .fn = fn,
 			  .arg = arg,
 			  .on_cancel = on_cancel,
+			  .inhibits = c,
 			  .mandatory = (flags & EDO_BLOCKING_MANDATORY) != 0};
-	return edo__sched_spawn(s->blocking, &f.base, sizeof f, NULL, out);
+	if (c)
+		edo__clock_inhibit_auto_advance(c);
+	int rc = edo__sched_spawn(s->blocking, &f.base, sizeof f, NULL, out);
+	if (rc < 0 && c)
+		edo__clock_allow_auto_advance(c); /* no task: nothing dropped */
+	return rc;
 }
 
 int edo_spawn_blocking(void *(*fn)(void *), void *arg, edo_join **out)

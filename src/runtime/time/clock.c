@@ -52,6 +52,7 @@ int edo__clock_new(edo__clock **out, bool start_paused)
 	c->paused = start_paused;
 	c->frozen = c->base;
 	atomic_init(&c->controlled, start_paused);
+	atomic_init(&c->inhibit, 0);
 	*out = c;
 	return 0;
 }
@@ -89,6 +90,23 @@ void edo__clock_advance_to(edo__clock *c, uint64_t t)
 	pthread_mutex_lock(&c->lock);
 	if (c->paused && t > c->frozen)
 		c->frozen = t;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void edo__clock_inhibit_auto_advance(edo__clock *c)
+{
+	atomic_fetch_add_explicit(&c->inhibit, 1, memory_order_relaxed);
+}
+
+void edo__clock_allow_auto_advance(edo__clock *c)
+{
+	/* Under the lock: a park that saw the clock paused (under this lock)
+	 * before this either sees the count drop or is unparked here. */
+	pthread_mutex_lock(&c->lock);
+	atomic_fetch_sub_explicit(&c->inhibit, 1, memory_order_release);
+	if (c->paused)
+		for (edo__time *t = c->wheels; t; t = t->clock_next)
+			edo__parker_unpark(t->parker);
 	pthread_mutex_unlock(&c->lock);
 }
 

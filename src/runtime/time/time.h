@@ -41,11 +41,15 @@ struct edo__clock {
 	uint64_t coarse_slack;  /* CLOCK_MONOTONIC_COARSE lags by less than this */
 	atomic_bool controlled; /* ever paused: read the fields below under lock */
 	bool auto_advance;      /* jump to the next timer when idle (current-thread) */
-	pthread_mutex_t lock;   /* guards the fields below */
-	bool paused;            /* now() returns `frozen` */
-	uint64_t frozen;        /* the paused instant */
-	int64_t offset;         /* unpaused: now = CLOCK_MONOTONIC + offset */
-	edo__time *wheels;      /* every live wheel, for edo_time_advance's unpark */
+	/* Blocking jobs in flight on an auto-advancing clock's runtime: while
+	 * any is, the paused clock does not auto-advance (an idle runtime may
+	 * be waiting for a pool thread). */
+	atomic_uint inhibit;
+	pthread_mutex_t lock; /* guards the fields below */
+	bool paused;          /* now() returns `frozen` */
+	uint64_t frozen;      /* the paused instant */
+	int64_t offset;       /* unpaused: now = CLOCK_MONOTONIC + offset */
+	edo__time *wheels;    /* every live wheel, for edo_time_advance's unpark */
 };
 
 /* CLOCK_MONOTONIC in nanoseconds. */
@@ -61,6 +65,13 @@ uint64_t edo__clock_now(edo__clock *c);
 bool edo__clock_is_paused(edo__clock *c);
 /* The paused clock jumps forward to @t (no-op if it is already there). */
 void edo__clock_advance_to(edo__clock *c, uint64_t t);
+
+/* A blocking job starts / has finished (or was cancelled before it ran):
+ * auto-advance waits while any is in flight.  The allow side runs after
+ * the job's completion has woken its joiner, and unparks the runtime's
+ * threads if the clock is paused, so that an idle park looks again. */
+void edo__clock_inhibit_auto_advance(edo__clock *c);
+void edo__clock_allow_auto_advance(edo__clock *c);
 
 /* Instant → tick, rounded down (the tick that has elapsed at @t). */
 static inline uint64_t edo__clock_tick_floor(const edo__clock *c, uint64_t t)

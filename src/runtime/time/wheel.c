@@ -368,8 +368,9 @@ int64_t edo__time_park_timeout(edo__time *t, int64_t timeout_ns, bool *auto_adva
 	edo__clock *c = t->clock;
 	if (edo__clock_is_paused(c)) {
 		/* Real time does not move a paused clock: either jump to the
-		 * expiry when the runtime is idle, or wait for an advance. */
-		if (!c->auto_advance)
+		 * expiry when the runtime is idle, or wait for an advance (or
+		 * for the blocking jobs in flight, which unpark when done). */
+		if (!c->auto_advance || atomic_load_explicit(&c->inhibit, memory_order_acquire))
 			return timeout_ns;
 		t->advance_to = exp.deadline;
 		*auto_advance = true;
