@@ -1640,4 +1640,38 @@ TEST(overflow_breaks_the_canary)
 	CHECK(strstr(err, "canary") != NULL);
 }
 
+/* A fault that is not an overflow goes to the action that was there before
+ * the guard's handler.  SIG_IGN cannot ignore a fault (the kernel would kill
+ * the process): it must end the same way, not return into the fault again
+ * and again. */
+static void *faulting_fiber(void *arg)
+{
+	/* An address no mapping has (the caller passes 8), written to. */
+	*(volatile int *)arg = 1;
+	return NULL;
+}
+
+TEST(fault_with_sigsegv_ignored_is_fatal)
+{
+	if (EDO__RUNNING_ON_VALGRIND())
+		SKIP("valgrind reports the fault itself");
+#if defined(EDO__ASAN)
+	SKIP("AddressSanitizer reports the fault itself");
+#endif
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK_GE(pid, 0);
+	if (pid == 0) {
+		(void)signal(SIGSEGV, SIG_IGN);
+		alarm(5); /* a handler that loops is killed by SIGALRM instead */
+		void *arg = (void *)(uintptr_t)8;
+		run_many(0, faulting_fiber, &arg, 1, NULL, NULL);
+		_exit(0);
+	}
+	int st;
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK(WIFSIGNALED(st));
+	CHECK_EQ(WTERMSIG(st), SIGSEGV);
+}
+
 TEST_MAIN()

@@ -97,13 +97,15 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
 		(void)signal(SIGSEGV, SIG_DFL);
 		return; /* the fault repeats, now fatal */
 	}
-	if (previous.sa_flags & SA_SIGINFO) {
+	/* Not ours: the action that was there before.  A fault cannot be
+	 * ignored (the kernel kills a process that ignores or blocks it), so
+	 * SIG_IGN ends as SIG_DFL does: the fault repeats, now fatal. */
+	if (previous.sa_flags & SA_SIGINFO)
 		previous.sa_sigaction(sig, si, uc);
-	} else if (previous.sa_handler == SIG_DFL) {
+	else if (previous.sa_handler == SIG_DFL || previous.sa_handler == SIG_IGN)
 		(void)signal(SIGSEGV, SIG_DFL);
-	} else if (previous.sa_handler != SIG_IGN) {
+	else
 		previous.sa_handler(sig);
-	}
 }
 
 static void install_handler(void)
