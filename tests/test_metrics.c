@@ -390,6 +390,84 @@ TEST(poll_time_histogram_sampled)
 	CHECK_EQ(edo_runtime_build(&b, &rt), -EINVAL);
 }
 
+/* A poll that hands its worker to another thread (edo_block_in_place) is
+ * not the worker's any more: its time is not counted, and the worker's next
+ * poll on the new thread must not be timed from that poll's start.  One
+ * poll in 2 is timed, so in each round the handing-off poll is the timed
+ * one about half the time; it first spins for 150 ms, which a stale start
+ * would add to the next poll. */
+static atomic_bool handoff_done;
+
+static void handoff_nothing(void *arg)
+{
+	(void)arg;
+}
+
+typedef struct handoff_frame {
+	EDO_FRAME;
+	int round;
+} handoff_frame;
+
+EDO_ASYNC(handoff_spinner, handoff_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->round = 0; self->round < 8; self->round++) {
+		uint64_t t0 = test_now_ns();
+		while (test_now_ns() - t0 < 150 * 1000000ull)
+			;
+		CHECK_EQ(edo_block_in_place(handoff_nothing, NULL), 0);
+		EDO_YIELD();
+	}
+	atomic_store(&handoff_done, true);
+	EDO_END();
+}
+
+EDO_ASYNC(handoff_ticker, handoff_frame, NULL)
+{
+	EDO_BEGIN();
+	while (!atomic_load(&handoff_done))
+		EDO_YIELD();
+	EDO_END();
+}
+
+typedef struct handoff_main_frame {
+	EDO_FRAME;
+	edo_join *spinner, *ticker;
+	int rc;
+} handoff_main_frame;
+
+EDO_ASYNC(handoff_main, handoff_main_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(EDO_SPAWN(&self->ticker, handoff_ticker), 0);
+	CHECK_EQ(EDO_SPAWN(&self->spinner, handoff_spinner), 0);
+	EDO_AWAIT_JOIN(self->spinner, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	EDO_AWAIT_JOIN(self->ticker, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->spinner);
+	edo_join_detach(self->ticker);
+	EDO_END();
+}
+
+TEST(poll_time_after_block_in_place_hand_off)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
+	b.worker_threads = 1;
+	b.poll_time_histogram = true;
+	b.poll_time_sample = 2;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	handoff_main_frame m = {EDO_FRAME_INIT(handoff_main)};
+	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
+	uint64_t hist[EDO_POLL_HISTOGRAM_BUCKETS];
+	CHECK_EQ(edo_worker_poll_histogram(rt, 0, hist), 0);
+	/* No poll but the spinner's (not counted) took anywhere near 150 ms. */
+	CHECK_EQ(polls_at_least(hist, 100 * 1000000ull), 0u);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
 /* ---- the multi-thread runtime ---------------------------------------------------------------- */
 
 /* Spawns @n tasks in one poll, tells the test, and holds the worker until

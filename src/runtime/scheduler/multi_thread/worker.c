@@ -931,8 +931,14 @@ int edo__mt_block_in_place(edo__sched *s, void (*fn)(void *), void *arg)
 	/* The worker's observability slot goes with it: this poll is not the
 	 * worker's any more (and a blocking call here is no stall). */
 	edo__tw *tw = edo__ctx.tw;
-	if (tw)
+	bool timed = false;
+	if (tw) {
 		edo__tw_unwatch(tw);
+		/* Nor is its time the worker's: the worker's next poll must not
+		 * be timed from this one's start. */
+		timed = tw->timed;
+		tw->timed = false;
+	}
 	/* Hand the worker (queue, LIFO slot, parker, deferred wakes) to a new
 	 * thread; this one keeps only a reference to the runtime. */
 	edo__sched_ref(s);
@@ -946,6 +952,8 @@ int edo__mt_block_in_place(edo__sched *s, void (*fn)(void *), void *arg)
 		edo__ctx.defer = &w->defer;
 		edo__ctx.worker = (uint16_t)(w->index + 1);
 		edo__ctx.tw = tw;
+		if (tw)
+			tw->timed = timed;
 		edo__sched_unref(s);
 		fn(arg);
 		return 0;
