@@ -1651,6 +1651,94 @@ static void *faulting_fiber(void *arg)
 	return NULL;
 }
 
+/* A migrating fiber that overflows on a worker thread that never started a
+ * fiber is reported too: that thread gets its alternate signal stack when it
+ * first resumes one.  The fiber starts on one worker, spawns a task that
+ * keeps that worker busy, and waits for a gate opened from outside: the
+ * other worker resumes it.  If the same worker resumed it after all, the
+ * round says so (exit 2) and runs again. */
+typedef struct spin_frame {
+	EDO_FRAME;
+} spin_frame;
+
+EDO_ASYNC(spin_300ms, spin_frame, NULL)
+{
+	EDO_BEGIN();
+	uint64_t t0 = test_now_ns();
+	while (test_now_ns() - t0 < 300 * 1000000ull)
+		;
+	EDO_END();
+}
+
+static void *migrating_overflow_fiber(void *arg)
+{
+	gate *g = arg;
+	pid_t started = gettid();
+	spin_frame sp = {EDO_FRAME_INIT(spin_300ms)};
+	CHECK_EQ(edo_spawn(&sp.edo_base, sizeof sp, NULL), 0); /* next on this worker */
+	CHECK_EQ(gate_await(g), 0);
+	if (gettid() == started)
+		_exit(2);
+	return (void *)(intptr_t)recurse(0, 1 << 20);
+}
+
+static void *open_gate_later(void *arg)
+{
+	gate *g = arg;
+	while (gate_waiting(g) < 1)
+		usleep(200);
+	usleep(50000); /* the spinner holds the fiber's first worker */
+	gate_open(g);
+	return NULL;
+}
+
+static int migrating_overflow_child(char *err, size_t errlen)
+{
+	int p[2];
+	CHECK_EQ(pipe(p), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK_GE(pid, 0);
+	if (pid == 0) {
+		dup2(p[1], 2);
+		close(p[0]);
+		gate g;
+		gate_init(&g, 1);
+		pthread_t opener;
+		CHECK_EQ(pthread_create(&opener, NULL, open_gate_later, &g), 0);
+		edo_fiber_opts o = {.name = "deep-recursion", .migrate = true};
+		void *arg = &g;
+		run_many(2, migrating_overflow_fiber, &arg, 1, &o, NULL);
+		_exit(0);
+	}
+	close(p[1]);
+	size_t len = 0;
+	ssize_t n;
+	while (len < errlen - 1 && (n = read(p[0], err + len, errlen - 1 - len)) > 0)
+		len += (size_t)n;
+	err[len] = 0;
+	close(p[0]);
+	int st;
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+TEST(overflow_after_migrating_to_a_fresh_thread)
+{
+	if (EDO__RUNNING_ON_VALGRIND())
+		SKIP("valgrind reports the overflow itself");
+	char err[4096];
+	for (int round = 0; round < 10; round++) {
+		int st = migrating_overflow_child(err, sizeof err);
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 2)
+			continue; /* resumed where it started: try again */
+		expect_overflow_report(st, err, SIGSEGV);
+		printf("  reported after migrating (round %d)\n", round + 1);
+		return;
+	}
+	SKIP("the fiber was resumed on its first worker in every round");
+}
+
 TEST(fault_with_sigsegv_ignored_is_fatal)
 {
 	if (EDO__RUNNING_ON_VALGRIND())
