@@ -849,4 +849,55 @@ TEST(paused_clock_goes_on_after_a_job_cancelled_before_it_ran)
 	run_paused_blocking(true);
 }
 
+/* A blocking job is inside its runtime: it reads the runtime's clock,
+ * paused and advanced, as a task does. */
+typedef struct clock_seen {
+	edo_instant now;
+	bool paused;
+} clock_seen;
+
+static void *read_clock(void *arg)
+{
+	clock_seen *c = arg;
+	c->now = edo_instant_now();
+	c->paused = edo_time_is_paused();
+	return NULL;
+}
+
+typedef struct job_clock_frame {
+	EDO_FRAME;
+	edo_join *h;
+	clock_seen seen;
+	int rc;
+} job_clock_frame;
+
+EDO_ASYNC(job_clock_main, job_clock_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_time_advance(EDO_SEC(3600)), 0);
+	CHECK_EQ(edo_spawn_blocking(read_clock, &self->seen, &self->h), 0);
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->h);
+	CHECK(self->seen.paused);
+	CHECK_EQ(self->seen.now, edo_instant_now());
+	EDO_END();
+}
+
+TEST(blocking_job_reads_the_runtime_clock)
+{
+	edo_rt_flavor flavors[] = {EDO_RT_CURRENT_THREAD, EDO_RT_MULTI_THREAD};
+	for (int i = 0; i < 2; i++) {
+		edo_runtime_builder b;
+		edo_runtime_builder_init(&b, flavors[i]);
+		b.worker_threads = 2;
+		b.start_paused = true;
+		edo_runtime *rt;
+		CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+		job_clock_frame f = {EDO_FRAME_INIT(job_clock_main)};
+		CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+	}
+}
+
 TEST_MAIN()

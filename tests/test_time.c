@@ -11,6 +11,7 @@
  * lands on the millisecond tick of each deadline. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -1319,6 +1320,100 @@ EDO_ASYNC(spawn_doomed, spawn_doomed_frame, NULL)
 	EDO_YIELD(); /* let them register */
 	EDO_YIELD();
 	EDO_END();
+}
+
+/* A sleep "forever" (its deadline saturated to UINT64_MAX) is beyond any
+ * instant the paused clock can show: auto-advance has nothing to jump to,
+ * so a runtime waiting on it (and on a message from another thread) parks
+ * instead of turning without end. */
+static edo_oneshot_tx *never_tx;
+
+static void *never_sender(void *arg)
+{
+	(void)arg;
+	test_sleep_ms(100);
+	int v = 1;
+	CHECK_EQ(edo_oneshot_send(never_tx, &v), 0);
+	return NULL;
+}
+
+typedef struct never_frame {
+	EDO_FRAME;
+	edo_oneshot_rx *rx;
+	edo_sleep s;
+	int v, rc;
+	edo_instant t0;
+} never_frame;
+
+static edo_poll never_or_message(never_frame *self, edo_cx *cx)
+{
+	if (edo_future_poll(&self->s.base, cx) == EDO_READY)
+		TEST_FAIL_AT("the sleep forever fired");
+	return edo_oneshot_poll_recv(self->rx, cx, &self->v, &self->rc);
+}
+
+EDO_ASYNC(never_main, never_frame, NULL)
+{
+	EDO_BEGIN();
+	self->t0 = edo_instant_now();
+	edo_sleep_init(&self->s, UINT64_MAX);
+	EDO_AWAIT_POLL(never_or_message(self, cx));
+	CHECK_EQ(self->rc, 0);
+	CHECK_EQ(self->v, 1);
+	CHECK_EQ(edo_instant_now(), self->t0);
+	edo_future_drop(&self->s.base);
+	EDO_END();
+}
+
+TEST(paused_clock_parks_on_a_sleep_forever)
+{
+	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD, 0, true);
+	never_frame f = {EDO_FRAME_INIT(never_main)};
+	CHECK_EQ(edo_oneshot_new(sizeof(int), &never_tx, &f.rx), 0);
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, never_sender, NULL), 0);
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	CHECK_EQ(pthread_join(th, NULL), 0);
+	edo_oneshot_rx_drop(f.rx);
+	edo_worker_metrics w;
+	CHECK_EQ(edo_worker_metrics_get(rt, 0, &w), 0);
+	/* Before the fix every turn was a "park" that returned at once:
+	 * hundreds of thousands in the 100 ms.  Now: one or two. */
+	printf("  %" PRIu64 " parks while waiting\n", w.parks);
+	CHECK_LT(w.parks, 100u);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+/* edo_time_advance refuses to take the clock past INT64_MAX ns (changing
+ * nothing), and a resume from the latest instant never goes back. */
+typedef struct overflow_frame {
+	EDO_FRAME;
+	edo_instant t0;
+} overflow_frame;
+
+EDO_ASYNC(overflow_main, overflow_frame, NULL)
+{
+	EDO_BEGIN();
+	self->t0 = edo_instant_now();
+	CHECK_EQ(edo_time_advance(UINT64_MAX), -EOVERFLOW);
+	CHECK_EQ(edo_time_advance((uint64_t)1 << 63), -EOVERFLOW);
+	CHECK_EQ(edo_instant_now(), self->t0);
+	CHECK_EQ(edo_time_advance((uint64_t)INT64_MAX - self->t0), 0);
+	CHECK_EQ(edo_instant_now(), (uint64_t)INT64_MAX);
+	CHECK_EQ(edo_time_advance(1), -EOVERFLOW);
+	CHECK_EQ(edo_time_resume(), 0);
+	CHECK_GE(edo_instant_now(), (uint64_t)INT64_MAX);
+	CHECK_EQ(edo_time_pause(), 0);
+	CHECK_GE(edo_instant_now(), (uint64_t)INT64_MAX);
+	EDO_END();
+}
+
+TEST(paused_clock_advance_overflow_refused)
+{
+	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD, 0, true);
+	overflow_frame f = {EDO_FRAME_INIT(overflow_main)};
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
 }
 
 TEST(shutdown_fires_pending_timers_as_cancelled)

@@ -56,8 +56,8 @@
  * is in flight (edo_spawn_blocking(), and the file-system and name-lookup
  * jobs built on it): an idle runtime may be idle because it waits for the
  * job, so the clock stays put until the job has finished and its joiner has
- * been woken (Tokio's test-util does the same).  On the multi-thread runtime a paused clock does not
- * auto-advance (whether *every* worker is idle is not knowable without
+ * been woken (Tokio's test-util does the same).  On the multi-thread
+ * runtime a paused clock does not auto-advance (whether *every* worker is idle is not knowable without
  * serialising them); it moves by edo_time_advance() only.
  *
  * Thread-safety.  A sleep, timeout or interval is polled, reset and
@@ -92,8 +92,8 @@ typedef uint64_t edo_instant;
 
 /**
  * edo_instant_now() - the current time of the runtime the calling thread is
- * inside (which may be a paused test clock), or CLOCK_MONOTONIC outside a
- * runtime.  Thread-safe.
+ * inside (a task, edo_block_on(), or a job on its blocking pool; which may be
+ * a paused test clock), or CLOCK_MONOTONIC outside a runtime.  Thread-safe.
  */
 edo_instant edo_instant_now(void);
 
@@ -282,7 +282,11 @@ int edo_time_pause(void);
  * edo_time_advance() - move the paused clock of the current runtime forward
  * by @duration_ns.  Timers that expire fire at the runtime's next driver
  * turn (yield, or await something, to let them run).  Returns 0, -EINVAL if
- * the clock is not paused, or EDO_ENORUNTIME outside a runtime.
+ * the clock is not paused, -EOVERFLOW if the clock would pass INT64_MAX
+ * nanoseconds (about 292 years of uptime; the clock does not move), or
+ * EDO_ENORUNTIME outside a runtime.  A timer whose deadline lies beyond
+ * that ("never", e.g. edo_sleep_init(s, UINT64_MAX)) is never reached by
+ * auto-advance either: a runtime that waits only for it parks.
  */
 int edo_time_advance(uint64_t duration_ns);
 

@@ -19,6 +19,7 @@
 #include "edo/error.h"
 #include "runtime/context.h"
 #include "runtime/driver.h"
+#include "runtime/sched.h"
 #include "runtime/time/time.h"
 
 uint64_t edo__mono_ns(void)
@@ -70,7 +71,7 @@ uint64_t edo__clock_now(edo__clock *c)
 	if (!atomic_load_explicit(&c->controlled, memory_order_acquire))
 		return edo__mono_ns();
 	pthread_mutex_lock(&c->lock);
-	uint64_t now = c->paused ? c->frozen : (uint64_t)((int64_t)edo__mono_ns() + c->offset);
+	uint64_t now = c->paused ? c->frozen : edo__mono_ns() + (uint64_t)c->offset;
 	pthread_mutex_unlock(&c->lock);
 	return now;
 }
@@ -87,6 +88,8 @@ bool edo__clock_is_paused(edo__clock *c)
 
 void edo__clock_advance_to(edo__clock *c, uint64_t t)
 {
+	if (t > EDO__CLOCK_MAX)
+		t = EDO__CLOCK_MAX;
 	pthread_mutex_lock(&c->lock);
 	if (c->paused && t > c->frozen)
 		c->frozen = t;
@@ -114,7 +117,12 @@ void edo__clock_allow_auto_advance(edo__clock *c)
 
 static edo__clock *current_clock(void)
 {
-	return edo__ctx.time ? edo__ctx.time->clock : NULL;
+	if (edo__ctx.time)
+		return edo__ctx.time->clock;
+	/* A thread inside the runtime without a wheel of its own (a blocking
+	 * pool thread) reads the runtime's clock. */
+	edo__sched *s = edo__ctx.sched;
+	return s && s->has_driver ? s->driver.clock : NULL;
 }
 
 edo_instant edo_instant_now(void)
@@ -133,7 +141,7 @@ int edo_time_pause(void)
 	if (c->paused) {
 		rc = -EALREADY;
 	} else {
-		c->frozen = (uint64_t)((int64_t)edo__mono_ns() + c->offset);
+		c->frozen = edo__mono_ns() + (uint64_t)c->offset;
 		c->paused = true;
 		atomic_store_explicit(&c->controlled, true, memory_order_release);
 	}
@@ -151,7 +159,11 @@ int edo_time_advance(uint64_t duration_ns)
 		pthread_mutex_unlock(&c->lock);
 		return -EINVAL;
 	}
-	c->frozen = edo_instant_add(c->frozen, duration_ns);
+	if (duration_ns > EDO__CLOCK_MAX - c->frozen) {
+		pthread_mutex_unlock(&c->lock);
+		return -EOVERFLOW;
+	}
+	c->frozen += duration_ns;
 	/* Every parker recomputes its wait: a parked worker of a multi-thread
 	 * runtime sleeps without a timer bound while the clock is paused. */
 	for (edo__time *t = c->wheels; t; t = t->clock_next)

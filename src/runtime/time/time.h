@@ -52,6 +52,10 @@ struct edo__clock {
 	edo__time *wheels;    /* every live wheel, for edo_time_advance's unpark */
 };
 
+/* The latest instant a paused clock shows (advances stop here), so that
+ * resuming from it stays within the signed offset: about 292 years. */
+#define EDO__CLOCK_MAX ((uint64_t)INT64_MAX)
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t edo__mono_ns(void);
 /* CLOCK_MONOTONIC_COARSE in nanoseconds: cheaper, and behind the precise

@@ -156,6 +156,21 @@ static bool next_expiration(const edo__time *t, expiration *out)
 	return false;
 }
 
+/* The lowest tick an entry of the top level is filed at (a lower bound on
+ * its deadline: a lazily extended one is later).  Walks every entry there;
+ * only the paused clock's auto-advance asks, and only when the next expiry
+ * is a top-level slot. */
+static uint64_t top_level_min_when(const edo__time *t)
+{
+	const edo__wheel_level *l = &t->levels[EDO__WHEEL_LEVELS - 1];
+	uint64_t min = UINT64_MAX;
+	for (uint64_t occ = l->occupied; occ; occ &= occ - 1)
+		for (const edo_sleep *e = l->slot[__builtin_ctzll(occ)]; e; e = e->next_)
+			if (e->when_ < min)
+				min = e->when_;
+	return min;
+}
+
 /* ---- the wheel --------------------------------------------------------------------- */
 
 static void set_earliest(edo__time *t, uint64_t tick)
@@ -361,6 +376,13 @@ int64_t edo__time_park_timeout(edo__time *t, int64_t timeout_ns, bool *auto_adva
 	pthread_mutex_lock(&t->lock);
 	bool any = next_expiration(t, &exp);
 	t->next_wake = any ? exp.deadline : UINT64_MAX;
+	/* The earliest tick an entry of the top level is filed at: when the
+	 * next expiry is there, a paused clock may have nothing it can reach
+	 * (every entry "never"), though the slot itself is reachable. */
+	uint64_t top_min = UINT64_MAX;
+	if (any && exp.level == EDO__WHEEL_LEVELS - 1 &&
+	    atomic_load_explicit(&t->clock->controlled, memory_order_relaxed))
+		top_min = top_level_min_when(t);
 	pthread_mutex_unlock(&t->lock);
 	t->parked = true;
 	if (!any)
@@ -371,6 +393,11 @@ int64_t edo__time_park_timeout(edo__time *t, int64_t timeout_ns, bool *auto_adva
 		 * expiry when the runtime is idle, or wait for an advance (or
 		 * for the blocking jobs in flight, which unpark when done). */
 		if (!c->auto_advance || atomic_load_explicit(&c->inhibit, memory_order_acquire))
+			return timeout_ns;
+		/* Deadlines the clock cannot show ("never"): nothing to jump to,
+		 * not even the cascade points on the way. */
+		uint64_t reachable = (EDO__CLOCK_MAX - c->base) / EDO__NS_PER_TICK;
+		if (exp.deadline > reachable || (top_min != UINT64_MAX && top_min > reachable))
 			return timeout_ns;
 		t->advance_to = exp.deadline;
 		*auto_advance = true;
