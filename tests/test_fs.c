@@ -177,6 +177,98 @@ TEST(whole_file_round_trip)
 	RUN_BOTH(whole);
 }
 
+/* Copying a file onto itself (the same path, a hard link of it, through a
+ * symlink) is refused before anything is written: it used to truncate the
+ * file to nothing and report success.  Onto another, longer file, the copy
+ * still replaces the old contents. */
+typedef struct copy_self_frame {
+	EDO_FRAME;
+	char p[PATH_MAX], q[PATH_MAX];
+	edo_fs_fut op;
+} copy_self_frame;
+
+static void copy_self_cleanup(copy_self_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+}
+
+#define PRECIOUS "important data\n"
+
+EDO_ASYNC(copy_self, copy_self_frame, copy_self_cleanup)
+{
+	EDO_BEGIN();
+	FS(edo_fs_write(&self->op, P("f", tmp_root), PRECIOUS, 15));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_copy(&self->op, P("f", tmp_root), Q("f", tmp_root)));
+	CHECK_EQ(self->op.rc, -EINVAL);
+	CHECK_EQ(self->op.n, 0u);
+	CHECK_EQ(link(P("f", tmp_root), Q("hard", tmp_root)), 0);
+	FS(edo_fs_copy(&self->op, P("f", tmp_root), Q("hard", tmp_root)));
+	CHECK_EQ(self->op.rc, -EINVAL);
+	FS(edo_fs_copy(&self->op, P("hard", tmp_root), Q("f", tmp_root)));
+	CHECK_EQ(self->op.rc, -EINVAL);
+	CHECK_EQ(symlink(P("f", tmp_root), Q("soft", tmp_root)), 0);
+	FS(edo_fs_copy(&self->op, P("f", tmp_root), Q("soft", tmp_root)));
+	CHECK_EQ(self->op.rc, -EINVAL);
+	FS(edo_fs_read(&self->op, P("f", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK_EQ(self->op.data.len, 15u);
+	CHECK(memcmp(self->op.data.data, PRECIOUS, 15) == 0);
+	/* Onto a different, longer file: truncated, then copied. */
+	FS(edo_fs_write(&self->op, P("long", tmp_root), "a file much longer than f\n", 26));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_copy(&self->op, P("f", tmp_root), Q("long", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK_EQ(self->op.n, 15u);
+	FS(edo_fs_read(&self->op, P("long", tmp_root)));
+	CHECK_EQ(self->op.data.len, 15u);
+	CHECK(memcmp(self->op.data.data, PRECIOUS, 15) == 0);
+	CHECK_EQ(unlink(P("f", tmp_root)), 0);
+	CHECK_EQ(unlink(P("hard", tmp_root)), 0);
+	CHECK_EQ(unlink(P("soft", tmp_root)), 0);
+	CHECK_EQ(unlink(P("long", tmp_root)), 0);
+	EDO_END();
+}
+
+TEST(copy_onto_itself_is_refused)
+{
+	RUN_BOTH(copy_self);
+}
+
+/* A read that fails hands back no buffer (it used to return the one it had
+ * allocated, which a caller that frees only after success leaked). */
+typedef struct read_fail_frame {
+	EDO_FRAME;
+	char p[PATH_MAX];
+	edo_fs_fut op;
+} read_fail_frame;
+
+static void read_fail_cleanup(read_fail_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+}
+
+EDO_ASYNC(read_fail, read_fail_frame, read_fail_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(mkdir(P("dir", tmp_root), 0755), 0);
+	FS(edo_fs_read(&self->op, P("dir", tmp_root)));
+	CHECK_EQ(self->op.rc, -EISDIR);
+	CHECK(self->op.data.data == NULL);
+	CHECK_EQ(self->op.data.len, 0u);
+	CHECK_EQ(self->op.data.cap, 0u);
+	FS(edo_fs_read(&self->op, P("missing", tmp_root)));
+	CHECK_EQ(self->op.rc, -ENOENT);
+	CHECK(self->op.data.data == NULL);
+	CHECK_EQ(rmdir(P("dir", tmp_root)), 0);
+	EDO_END();
+}
+
+TEST(fs_read_failure_returns_no_buffer)
+{
+	RUN_BOTH(read_fail);
+}
+
 /* ---- files as streams -------------------------------------------------------------------------------- */
 
 typedef struct stream_frame {
@@ -386,6 +478,129 @@ TEST(file_over_a_pipe)
 	}
 }
 
+/* A seek that fails changes nothing: the bytes read ahead are still served
+ * next (they used to be dropped before the seek ran, so the next read
+ * skipped them), and a SEEK_CUR offset that would overflow once the
+ * read-ahead is taken into account is refused.  A seek that succeeds, even
+ * one whose future was dropped while pending, drops the read-ahead. */
+typedef struct seek_fail_frame {
+	EDO_FRAME;
+	char p[PATH_MAX];
+	edo_fs_fut op;
+	edo_file_op_fut fo;
+	edo_file_open_fut of;
+	edo_file *f;
+	char buf[128];
+	ssize_t n;
+	int tries, round;
+} seek_fail_frame;
+
+static void seek_fail_cleanup(seek_fail_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+	edo_file_close(self->f);
+}
+
+/* 100 bytes: what a pool read brings in one go. */
+#define SEEK_TEST_BYTES                                                                            \
+	"0123456789abcdefghijKLMNOPQRST"                                                           \
+	"......................................................................"
+
+EDO_ASYNC(seek_fail, seek_fail_frame, seek_fail_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(sizeof SEEK_TEST_BYTES - 1, 100u);
+	FS(edo_fs_write(&self->op, P("f", tmp_root), SEEK_TEST_BYTES, 100));
+	CHECK_EQ(self->op.rc, 0);
+	EDO_AWAIT(edo_file_open(&self->of, P("f", tmp_root), NULL));
+	CHECK_EQ(self->of.rc, 0);
+	self->f = self->of.file;
+	for (self->round = 0; self->round < 2; self->round++) {
+		/* Read-ahead: a 100-byte read goes to the pool (every read does
+		 * here); a 10-byte read then takes the first 10 of its bytes
+		 * and leaves 90 in the buffer.  (Should the pool finish before
+		 * the first poll looks, rewind and try again.) */
+		for (self->tries = 0;; self->tries++) {
+			CHECK_LT(self->tries, 1000);
+			EDO_AWAIT(edo_file_seek(&self->fo, self->f, 0, SEEK_SET));
+			CHECK_EQ(self->fo.rc, 0);
+			if (edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf, 100,
+						 &self->n) == EDO_PENDING)
+				break;
+		}
+		EDO_AWAIT_POLL(edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf, 10,
+						    &self->n));
+		CHECK_EQ(self->n, 10);
+		CHECK(memcmp(self->buf, "0123456789", 10) == 0);
+		if (self->round == 1)
+			break;
+		/* Seeks that fail. */
+		EDO_AWAIT(edo_file_seek(&self->fo, self->f, -1000, SEEK_CUR));
+		CHECK_EQ(self->fo.rc, -EINVAL);
+		EDO_AWAIT(edo_file_seek(&self->fo, self->f, (off_t)INT64_MIN + 5, SEEK_CUR));
+		CHECK_EQ(self->fo.rc, -EINVAL);
+		EDO_AWAIT(edo_file_seek(&self->fo, self->f, (off_t)INT64_MIN, SEEK_CUR));
+		CHECK_EQ(self->fo.rc, -EINVAL);
+		EDO_AWAIT(edo_file_seek(&self->fo, self->f, -1, SEEK_SET));
+		CHECK_EQ(self->fo.rc, -EINVAL);
+		EDO_AWAIT_POLL(edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf, 10,
+						    &self->n));
+		CHECK_EQ(self->n, 10);
+		CHECK(memcmp(self->buf, "abcdefghij", 10) == 0);
+		/* One that succeeds is relative to what was read. */
+		EDO_AWAIT(edo_file_seek(&self->fo, self->f, -5, SEEK_CUR));
+		CHECK_EQ(self->fo.rc, 0);
+		CHECK_EQ(self->fo.pos, 15);
+		EDO_AWAIT_POLL(
+			edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf, 5, &self->n));
+		CHECK_EQ(self->n, 5);
+		CHECK(memcmp(self->buf, "fghij", 5) == 0);
+	}
+	/* A seek dropped after its first poll may still take place; the next
+	 * read is then from the new position, not from the read-ahead. */
+	edo_file_seek(&self->fo, self->f, 20, SEEK_SET);
+	(void)edo_future_poll(&self->fo.base, cx);
+	edo_future_drop(&self->fo.base);
+	EDO_AWAIT_POLL(edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf, 10, &self->n));
+	CHECK_EQ(self->n, 10);
+	CHECK(memcmp(self->buf, "KLMNOPQRST", 10) == 0);
+	edo_file_close(self->f);
+	self->f = NULL;
+	CHECK_EQ(unlink(P("f", tmp_root)), 0);
+	EDO_END();
+}
+
+TEST(failed_seek_keeps_the_read_ahead)
+{
+	edo__fs_force_pool(true);
+	RUN_BOTH(seek_fail);
+	edo__fs_force_pool(false);
+}
+
+/* edo_file_from_fd() takes only an open descriptor: a closed one used to
+ * be accepted, and closed again (by then perhaps someone else's) when the
+ * file was.  On failure the descriptor stays open, the caller's. */
+TEST(file_from_fd_rejects_a_descriptor_that_is_not_open)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	CHECK_GE(fd, 0);
+	CHECK_EQ(close(fd), 0);
+	edo_file *f = NULL;
+	CHECK_EQ(edo_file_from_fd(fd, &f), -EBADF);
+	CHECK(f == NULL);
+	CHECK_LT(fcntl(4000, F_GETFD), 0);
+	CHECK_EQ(edo_file_from_fd(4000, &f), -EBADF);
+	CHECK_EQ(edo_file_from_fd(-1, &f), -EINVAL);
+	CHECK(f == NULL);
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	CHECK_GE(fd, 0);
+	CHECK_EQ(edo_file_from_fd(fd, NULL), -EINVAL);
+	CHECK_GE(fcntl(fd, F_GETFD), 0); /* still open */
+	CHECK_EQ(edo_file_from_fd(fd, &f), 0);
+	edo_file_close(f);
+	CHECK_LT(fcntl(fd, F_GETFD), 0); /* the file owned it */
+}
+
 /* ---- error paths ------------------------------------------------------------------------------------- */
 
 typedef struct errs_frame {
@@ -502,6 +717,138 @@ EDO_ASYNC(errs, errs_frame, errs_cleanup)
 TEST(error_paths)
 {
 	RUN_BOTH(errs);
+}
+
+/* edo_file_open's rules cannot be bypassed through opts.flags: the bits
+ * that have their own fields (access mode, O_CREAT, O_EXCL, O_TRUNC,
+ * O_APPEND) are refused there; {.read, .flags = O_TRUNC} used to truncate. */
+typedef struct open_flags_frame {
+	EDO_FRAME;
+	char p[PATH_MAX];
+	edo_fs_fut op;
+	edo_file_open_fut of;
+	int i;
+} open_flags_frame;
+
+static void open_flags_cleanup(open_flags_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+}
+
+static const edo_open_opts bad_flags[] = {
+	{.read = true, .flags = O_TRUNC},          {.append = true, .flags = O_TRUNC},
+	{.write = true, .flags = O_TRUNC},         {.read = true, .flags = O_CREAT},
+	{.read = true, .flags = O_CREAT | O_EXCL}, {.write = true, .flags = O_EXCL},
+	{.read = true, .flags = O_APPEND},         {.read = true, .flags = O_WRONLY},
+	{.read = true, .flags = O_RDWR},           {.write = true, .flags = O_RDWR},
+};
+
+EDO_ASYNC(open_flags, open_flags_frame, open_flags_cleanup)
+{
+	EDO_BEGIN();
+	FS(edo_fs_write(&self->op, P("file", tmp_root), "important\n", 10));
+	CHECK_EQ(self->op.rc, 0);
+	for (self->i = 0; self->i < (int)(sizeof bad_flags / sizeof bad_flags[0]); self->i++) {
+		EDO_AWAIT(edo_file_open(&self->of, P("file", tmp_root), &bad_flags[self->i]));
+		CHECK_EQ(self->of.rc, -EINVAL);
+		EDO_AWAIT(edo_file_open(&self->of, P("new", tmp_root), &bad_flags[self->i]));
+		CHECK_EQ(self->of.rc, -EINVAL);
+	}
+	FS(edo_fs_metadata(&self->op, P("file", tmp_root)));
+	CHECK_EQ(self->op.st.st_size, 10); /* not truncated */
+	FS(edo_fs_try_exists(&self->op, P("new", tmp_root)));
+	CHECK_EQ(self->op.rc, 0); /* not created */
+	/* Other flags still pass. */
+	EDO_AWAIT(edo_file_open(&self->of, P("file", tmp_root),
+				&(edo_open_opts){.read = true, .flags = O_NOFOLLOW | O_NOATIME}));
+	CHECK_EQ(self->of.rc, 0);
+	edo_file_close(self->of.file);
+	CHECK_EQ(unlink(P("file", tmp_root)), 0);
+	EDO_END();
+}
+
+TEST(open_flags_cannot_bypass_the_options)
+{
+	RUN_BOTH(open_flags);
+}
+
+/* Opening a FIFO does not wait for its other end (it used to block a
+ * mandatory pool job, and so edo_runtime_free(), until one came): with no
+ * writer a read sees the end at once, with no reader opening for writing
+ * fails with -ENXIO.  Once open, the descriptor blocks as usual: a read
+ * waits on the pool for the writer's bytes. */
+typedef struct fifo_frame {
+	EDO_FRAME;
+	char p[PATH_MAX], q[PATH_MAX];
+	edo_fs_fut op;
+	edo_file_open_fut of;
+	edo_file *f;
+	int wfd;
+	char buf[64];
+	ssize_t n;
+} fifo_frame;
+
+static void fifo_cleanup(fifo_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+	edo_file_close(self->f);
+}
+
+EDO_ASYNC(fifo, fifo_frame, fifo_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(mkfifo(P("fifo", tmp_root), 0644), 0);
+	FS(edo_fs_read(&self->op, P("fifo", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK_EQ(self->op.data.len, 0u);
+	FS(edo_fs_write(&self->op, P("fifo", tmp_root), "x", 1));
+	CHECK_EQ(self->op.rc, -ENXIO);
+	FS(edo_fs_copy(&self->op, P("fifo", tmp_root), Q("copy", tmp_root)));
+	CHECK_EQ(self->op.rc, -EINVAL); /* not a regular file */
+	FS(edo_fs_write(&self->op, P("file", tmp_root), "x", 1));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_copy(&self->op, P("file", tmp_root), Q("fifo", tmp_root)));
+	CHECK_EQ(self->op.rc, -ENXIO);
+	EDO_AWAIT(edo_file_open(&self->of, P("fifo", tmp_root), &(edo_open_opts){.write = true}));
+	CHECK_EQ(self->of.rc, -ENXIO);
+	EDO_AWAIT(edo_file_open(&self->of, P("fifo", tmp_root), NULL));
+	CHECK_EQ(self->of.rc, 0);
+	self->f = self->of.file;
+	EDO_AWAIT_POLL(edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf,
+					    sizeof self->buf, &self->n));
+	CHECK_EQ(self->n, 0); /* no writer */
+	/* A writer comes. */
+	self->wfd = open(P("fifo", tmp_root), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	CHECK_GE(self->wfd, 0);
+	CHECK_EQ(write(self->wfd, "ping", 4), 4);
+	EDO_AWAIT_POLL(edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf,
+					    sizeof self->buf, &self->n));
+	CHECK_EQ(self->n, 4);
+	CHECK(memcmp(self->buf, "ping", 4) == 0);
+	/* Nothing to read, the writer still there: the read waits for it
+	 * (a descriptor left non-blocking would fail with -EAGAIN). */
+	CHECK_EQ(edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf, sizeof self->buf,
+				      &self->n),
+		 EDO_PENDING);
+	CHECK_EQ(write(self->wfd, "pong", 4), 4);
+	CHECK_EQ(close(self->wfd), 0);
+	EDO_AWAIT_POLL(edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf,
+					    sizeof self->buf, &self->n));
+	CHECK_EQ(self->n, 4);
+	CHECK(memcmp(self->buf, "pong", 4) == 0);
+	EDO_AWAIT_POLL(edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf,
+					    sizeof self->buf, &self->n));
+	CHECK_EQ(self->n, 0);
+	edo_file_close(self->f);
+	self->f = NULL;
+	CHECK_EQ(unlink(P("fifo", tmp_root)), 0);
+	CHECK_EQ(unlink(P("file", tmp_root)), 0);
+	EDO_END();
+}
+
+TEST(opening_a_fifo_does_not_wait_for_the_other_end)
+{
+	RUN_BOTH(fifo);
 }
 
 /* ---- directories -------------------------------------------------------------------------------------- */
@@ -684,6 +1031,103 @@ EDO_ASYNC(links, links_frame, links_cleanup)
 TEST(links)
 {
 	RUN_BOTH(links);
+}
+
+/* remove_dir_all never goes through its last component when that is a
+ * symlink, however the path is spelt: "link/" and "link//" remove the link
+ * alone; a path whose last component is "." or ".." is refused before
+ * anything is touched.  ("link/." and "dir/." used to empty the directory
+ * and then fail.) */
+typedef struct rmall_frame {
+	EDO_FRAME;
+	char p[PATH_MAX], q[PATH_MAX];
+	edo_fs_fut op;
+	int i, cwd;
+} rmall_frame;
+
+static void rmall_cleanup(rmall_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+}
+
+/* target/file, target/sub/f, and link -> target. */
+static void rmall_make(rmall_frame *self)
+{
+	CHECK(mkdir(P("target", tmp_root), 0755) == 0 || errno == EEXIST);
+	CHECK(mkdir(P("target/sub", tmp_root), 0755) == 0 || errno == EEXIST);
+	CHECK_EQ(close(open(P("target/file", tmp_root), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+	CHECK_EQ(close(open(P("target/sub/f", tmp_root), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+	CHECK(symlink("target", P("link", tmp_root)) == 0 || errno == EEXIST);
+}
+
+static bool rmall_target_intact(rmall_frame *self)
+{
+	struct stat st;
+	return stat(P("target/file", tmp_root), &st) == 0 &&
+	       stat(P("target/sub/f", tmp_root), &st) == 0;
+}
+
+static bool rmall_link_exists(rmall_frame *self)
+{
+	struct stat st;
+	return lstat(P("link", tmp_root), &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+static const char *const rmall_refused[] = {
+	"link/.",    "link/./",   "link/..",       "link/sub/..",  "target/.",
+	"target/./", "target/..", "target/sub/..", "target/sub/.",
+};
+
+EDO_ASYNC(rmall, rmall_frame, rmall_cleanup)
+{
+	EDO_BEGIN();
+	rmall_make(self);
+	FS(edo_fs_remove_dir_all(&self->op, P("link/", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK(!rmall_link_exists(self));
+	CHECK(rmall_target_intact(self));
+	rmall_make(self);
+	FS(edo_fs_remove_dir_all(&self->op, P("link//", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK(!rmall_link_exists(self));
+	CHECK(rmall_target_intact(self));
+	rmall_make(self);
+	for (self->i = 0; self->i < (int)(sizeof rmall_refused / sizeof rmall_refused[0]);
+	     self->i++) {
+		FS(edo_fs_remove_dir_all(&self->op, P("%s", tmp_root, rmall_refused[self->i])));
+		CHECK_EQ(self->op.rc, -EINVAL);
+		CHECK(rmall_link_exists(self));
+		CHECK(rmall_target_intact(self));
+	}
+	/* Relative to the working directory. */
+	self->cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK_GE(self->cwd, 0);
+	CHECK_EQ(chdir(P("target/sub", tmp_root)), 0);
+	FS(edo_fs_remove_dir_all(&self->op, "."));
+	CHECK_EQ(self->op.rc, -EINVAL);
+	FS(edo_fs_remove_dir_all(&self->op, "./"));
+	CHECK_EQ(self->op.rc, -EINVAL);
+	FS(edo_fs_remove_dir_all(&self->op, ".."));
+	CHECK_EQ(self->op.rc, -EINVAL);
+	CHECK_EQ(fchdir(self->cwd), 0);
+	CHECK_EQ(close(self->cwd), 0);
+	CHECK(rmall_link_exists(self));
+	CHECK(rmall_target_intact(self));
+	/* A directory with a trailing slash is removed, whole. */
+	FS(edo_fs_remove_dir_all(&self->op, P("target/", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_try_exists(&self->op, P("target", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK(rmall_link_exists(self)); /* dangling now */
+	FS(edo_fs_remove_dir_all(&self->op, P("link", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK(!rmall_link_exists(self));
+	EDO_END();
+}
+
+TEST(remove_dir_all_never_follows_the_last_component)
+{
+	RUN_BOTH(rmall);
 }
 
 /* ---- writes survive the runtime's shutdown; abandoned operations -------------------------------------- */

@@ -21,10 +21,14 @@
  * need not outlive the call.  Nothing happens until the first poll.  When
  * READY, rc is 0 (or a count, where said) or a negative errno from the
  * system call (-ENOENT, -EEXIST, -ENOTDIR, -EISDIR, -ENOTEMPTY, -EACCES,
- * -ENAMETOOLONG, ...), and the operation's outputs are in its fields.
+ * -ENAMETOOLONG, ...), and the operation's outputs are in its fields (a
+ * failed operation has none: data is empty and path NULL).
  * Dropping one while pending abandons it: the system call still finishes
  * on the pool, and whatever it made (bytes read, an open descriptor) is
- * released there.  Release outputs with edo_fs_fut_clear().
+ * released there.  Release outputs with edo_fs_fut_clear().  Opening a file
+ * (edo_fs_read, edo_fs_write, edo_fs_copy, edo_file_open) never waits for
+ * the other end of a FIFO: with no writer a FIFO reads as empty at once,
+ * and with no reader opening one for writing fails with -ENXIO.
  *
  * Files (edo_file) are streams (edo/stream.h) with Tokio's buffering:
  *
@@ -96,7 +100,7 @@ typedef struct edo_fs_fut {
 /** edo_fs_fut_clear() - free the outputs (data, path) of a finished or dropped @f. */
 void edo_fs_fut_clear(edo_fs_fut *f);
 
-/** edo_fs_read() - the whole file @path into data. */
+/** edo_fs_read() - the whole file @path into data (left empty if it fails). */
 edo_future *edo_fs_read(edo_fs_fut *f, const char *path);
 
 /** edo_fs_write() - make @path contain exactly @len bytes of @data (created
@@ -128,14 +132,22 @@ edo_future *edo_fs_remove_file(edo_fs_fut *f, const char *path);
 edo_future *edo_fs_remove_dir(edo_fs_fut *f, const char *path);
 
 /** edo_fs_remove_dir_all() - remove @path and everything under it, never
- *  following a symlink (a symlink named by @path is itself removed). */
+ *  following a symlink: a symlink named by @path is itself removed, also
+ *  when spelt with trailing slashes ("link/" removes the link, not what it
+ *  points to); symlinks found under @path are removed, not followed.  The
+ *  components before the last are resolved as usual.  -EINVAL, with
+ *  nothing removed, if the last component is "." or ".." (or @path is the
+ *  root). */
 edo_future *edo_fs_remove_dir_all(edo_fs_fut *f, const char *path);
 
 /** edo_fs_rename() - rename(2), replacing @to if it exists. */
 edo_future *edo_fs_rename(edo_fs_fut *f, const char *from, const char *to);
 
 /** edo_fs_copy() - copy the contents and permission bits of file @from to
- *  @to (created or truncated).  n = bytes copied. */
+ *  @to (created or truncated).  n = bytes copied.  -EISDIR if @from is a
+ *  directory, -EINVAL if it is not a regular file, and -EINVAL, with
+ *  nothing written, if @to is @from itself (the same path, a hard link of
+ *  it, a symlink to it). */
 edo_future *edo_fs_copy(edo_fs_fut *f, const char *from, const char *to);
 
 /** edo_fs_canonicalize() - the absolute path with every symlink, "." and
@@ -164,7 +176,9 @@ typedef struct edo_file edo_file;
  * access (or append, for create); truncate and append exclude each other;
  * create_new (O_CREAT | O_EXCL) overrides create and truncate.  @mode is
  * the permission for a created file (0: 0666), less the umask.  @flags are
- * more open(2) flags (O_NOFOLLOW, O_DIRECT, ...).
+ * more open(2) flags (O_NOFOLLOW, O_DIRECT, ...), but not those with fields
+ * of their own: O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC and
+ * O_APPEND in @flags make the open fail with -EINVAL.
  */
 typedef struct edo_open_opts {
 	bool read, write, append, truncate, create, create_new;
@@ -175,8 +189,10 @@ typedef struct edo_open_opts {
 /**
  * edo_file_open() - open @path (copied).  @o NULL: read only.  Outputs:
  * rc = 0 with file, or -ENOENT, -EEXIST (create_new), -EISDIR, -EACCES,
- * -EINVAL (options that contradict each other), ...  Dropping it while
- * pending closes the file it would have returned.
+ * -EINVAL (options that contradict each other, or flags that @o may not
+ * hold), -ENXIO (a FIFO opened for writing that has no reader: opening
+ * never waits for a FIFO's other end), ...  Dropping it while pending
+ * closes the file it would have returned.
  */
 typedef struct edo_file_open_fut {
 	edo_future base;
@@ -194,8 +210,10 @@ edo_future *edo_file_create(edo_file_open_fut *f, const char *path);
 /**
  * edo_file_from_fd() - a file over the open descriptor @fd, which it then
  * owns (closing it when the file is closed).  Its operations run on the
- * blocking pool of the runtime of the task that polls them.  0, -EINVAL,
- * -ENOMEM.
+ * blocking pool of the runtime of the task that polls them.  Returns 0,
+ * -EINVAL (@fd negative, @out NULL), -EBADF (@fd is not an open
+ * descriptor) or -ENOMEM; on failure @fd is left as it was (still the
+ * caller's, open if it was).
  */
 int edo_file_from_fd(int fd, edo_file **out);
 
@@ -230,7 +248,8 @@ typedef struct edo_file_op_fut {
 } edo_file_op_fut;
 
 /** edo_file_seek() - lseek(2): move to @offset from @whence (SEEK_SET, SEEK_CUR,
- *  SEEK_END); pos = the new position.  -EINVAL for a negative result. */
+ *  SEEK_END); pos = the new position.  -EINVAL for a negative result.  A
+ *  seek that fails changes nothing: bytes read ahead are still read next. */
 edo_future *edo_file_seek(edo_file_op_fut *f, edo_file *file, off_t offset, int whence);
 
 /** edo_file_sync_all() - flush, then fsync(2): data and metadata on the device. */

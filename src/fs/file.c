@@ -28,6 +28,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -175,6 +176,11 @@ static edo_poll wait_job(edo_file *f, edo_cx *cx, int *kind)
 	file_core *c = f->c;
 	*kind = c->kind;
 	c->kind = OP_NONE;
+	/* A seek that took place leaves the read-ahead behind (one that failed
+	 * changed nothing).  Done here, not by the seek's future, which may
+	 * have been dropped meanwhile. */
+	if (*kind == OP_SEEK && c->res >= 0)
+		c->pos = c->len = 0;
 	return EDO_READY;
 }
 
@@ -403,6 +409,8 @@ int edo_file_from_fd(int fd, edo_file **out)
 {
 	if (fd < 0 || !out)
 		return -EINVAL;
+	if (fcntl(fd, F_GETFD) < 0)
+		return -EBADF; /* not open: closing it later might close another's */
 	return edo__file_new(fd, true, true, out);
 }
 
@@ -435,9 +443,16 @@ static edo_poll op_poll(edo_future *base, edo_cx *cx)
 			return EDO_READY;
 		size_t unread = c->len - c->pos;
 		if (o->kind_ == OP_SEEK) {
-			c->arg = o->arg_ - (o->whence_ == SEEK_CUR ? (off_t)unread : 0);
+			/* The read-ahead stays until the seek took place (wait_job):
+			 * a seek that fails changes nothing. */
+			off_t arg = o->arg_;
+			if (o->whence_ == SEEK_CUR &&
+			    __builtin_sub_overflow(arg, (off_t)unread, &arg)) {
+				o->rc = -EINVAL; /* before the start of the file */
+				return EDO_READY;
+			}
+			c->arg = arg;
 			c->whence = o->whence_;
-			c->pos = c->len = 0;
 		} else if (o->kind_ == OP_SET_LEN) {
 			c->arg = o->arg_;
 			c->seek_first = -(off_t)unread;

@@ -52,6 +52,33 @@ static int err(void)
 	return -errno;
 }
 
+/*
+ * open(2) that never waits for the other end of a FIFO (nor for a device's
+ * carrier): a job that did would hold a mandatory pool thread, and so
+ * edo_runtime_free(), until a writer or reader came, perhaps never.  Opened
+ * with O_NONBLOCK, which is then cleared unless @flags asked for it: a
+ * FIFO without a writer opens for reading (and reads the end at once), one
+ * without a reader fails to open for writing with ENXIO.  A regular file's
+ * lease held elsewhere fails a non-blocking open with EWOULDBLOCK: that
+ * one is opened again plainly, to wait for the lease's break as before.
+ */
+static int open_nowait(const char *path, int flags, mode_t mode)
+{
+	int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC, mode);
+	if (fd < 0 && errno == EWOULDBLOCK && !(flags & O_NONBLOCK))
+		return open(path, flags | O_CLOEXEC, mode);
+	if (fd < 0 || (flags & O_NONBLOCK))
+		return fd;
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
 static ssize_t read_retry(int fd, void *buf, size_t len)
 {
 	ssize_t r;
@@ -79,7 +106,7 @@ int edo__fs_write_all(int fd, const char *buf, size_t len)
 
 static int read_all(edo__fs_job *j)
 {
-	int fd = open(j->a, O_RDONLY | O_CLOEXEC);
+	int fd = open_nowait(j->a, O_RDONLY, 0);
 	if (fd < 0)
 		return err();
 	struct stat st;
@@ -101,7 +128,7 @@ static int read_all(edo__fs_job *j)
 
 static int write_file(edo__fs_job *j)
 {
-	int fd = open(j->a, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	int fd = open_nowait(j->a, O_WRONLY | O_CREAT | O_TRUNC, 0666);
 	if (fd < 0)
 		return err();
 	int rc = edo__fs_write_all(fd, j->in, j->in_len);
@@ -150,8 +177,11 @@ static int mkdir_all(char *path)
 	return err();
 }
 
-/* Remove @name under @dirfd and everything below it, never following a
- * symlink; entries that vanish meanwhile are not errors. */
+/* Remove @name under @at and everything below it, never following a
+ * symlink (@name's last component included: it is checked with
+ * AT_SYMLINK_NOFOLLOW and opened with O_NOFOLLOW, so @name must not end in
+ * "/" or "/.", which make the kernel resolve it); entries that vanish
+ * meanwhile are not errors. */
 static int rm_tree_at(int at, const char *name)
 {
 	struct stat st;
@@ -189,9 +219,36 @@ static int rm_tree_at(int at, const char *name)
 	return rc;
 }
 
+/*
+ * remove_dir_all's path, checked before anything is touched.  Trailing
+ * slashes are stripped: "link/" names the symlink itself (removed, never
+ * followed), as "link" does; the kernel would resolve "link/" to the
+ * link's target.  A last component "." or ".." (and the root) is refused
+ * with EINVAL: the directory it names could not be removed at the end, so
+ * nothing under it may be removed first.  Components before the last are
+ * resolved as usual.  @path (the job's copy) is edited in place.
+ */
+static int rm_all(char *path)
+{
+	size_t len = strlen(path);
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	path[len] = 0;
+	if (len == 0)
+		return -ENOENT;
+	const char *name = strrchr(path, '/');
+	name = name ? name + 1 : path;
+	if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return -EINVAL;
+	return rm_tree_at(AT_FDCWD, path);
+}
+
+/* Copy as Rust's fs::copy, except that a @to that is @from itself (the same
+ * path, a hard link, a symlink to it) is refused with EINVAL before it is
+ * truncated. */
 static int copy_file(edo__fs_job *j)
 {
-	int in = open(j->a, O_RDONLY | O_CLOEXEC);
+	int in = open_nowait(j->a, O_RDONLY, 0);
 	if (in < 0)
 		return err();
 	struct stat st;
@@ -204,13 +261,25 @@ static int copy_file(edo__fs_job *j)
 		close(in);
 		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 	}
-	int out = open(j->b, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 07777);
+	/* Not O_TRUNC: @to may be @from. */
+	int out = open_nowait(j->b, O_WRONLY | O_CREAT, st.st_mode & 07777);
 	if (out < 0) {
 		int e = err();
 		close(in);
 		return e;
 	}
-	int rc = 0;
+	struct stat ost;
+	int rc = fstat(out, &ost) < 0 ? err() : 0;
+	if (rc == 0 && ost.st_dev == st.st_dev && ost.st_ino == st.st_ino)
+		rc = -EINVAL;
+	/* Truncate as O_TRUNC would have: regular files only. */
+	if (rc == 0 && S_ISREG(ost.st_mode) && ftruncate(out, 0) < 0)
+		rc = err();
+	if (rc < 0) {
+		close(out);
+		close(in);
+		return rc;
+	}
 	bool plain = false;
 	for (;;) {
 		ssize_t r = plain ? 0 : copy_file_range(in, NULL, out, NULL, (size_t)1 << 30, 0);
@@ -297,7 +366,7 @@ void edo__fs_job_run(edo__fs_job *j)
 		rc = rmdir(j->a) < 0 ? err() : 0;
 		break;
 	case EDO__FS_RMDIR_ALL:
-		rc = rm_tree_at(AT_FDCWD, j->a);
+		rc = rm_all(j->a);
 		break;
 	case EDO__FS_RENAME:
 		rc = rename(j->a, j->b) < 0 ? err() : 0;
@@ -322,7 +391,7 @@ void edo__fs_job_run(edo__fs_job *j)
 		rc = chmod(j->a, j->mode) < 0 ? err() : 0;
 		break;
 	case EDO__FS_OPEN:
-		j->fd = open(j->a, j->flags | O_CLOEXEC, j->mode);
+		j->fd = open_nowait(j->a, j->flags, j->mode);
 		rc = j->fd < 0 ? err() : 0;
 		break;
 	case EDO__FS_OPENDIR:
@@ -332,6 +401,13 @@ void edo__fs_job_run(edo__fs_job *j)
 	default:
 		rc = -EINVAL;
 		break;
+	}
+	if (rc < 0) {
+		/* A failed operation outputs nothing (a read may have allocated
+		 * its buffer before it failed). */
+		edo_buf_free(&j->data);
+		free(j->path);
+		j->path = NULL;
 	}
 	j->rc = rc;
 }

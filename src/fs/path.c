@@ -207,9 +207,12 @@ edo_future *edo_fs_set_permissions(edo_fs_fut *f, const char *path, mode_t mode)
 
 /* ---- opening files -------------------------------------------------------------------------- */
 
-/* Rust's OpenOptions rules; -EINVAL for combinations that contradict. */
+/* Rust's OpenOptions rules; -EINVAL for combinations that contradict, and
+ * for flags that have fields of their own (they would bypass the rules). */
 static int open_flags(const edo_open_opts *o, int *flags)
 {
+	if (o->flags & (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND))
+		return -EINVAL;
 	int acc;
 	if (o->read && !o->write && !o->append)
 		acc = O_RDONLY;
@@ -234,7 +237,7 @@ static int open_flags(const edo_open_opts *o, int *flags)
 			return -EINVAL;
 		cr = (o->create ? O_CREAT : 0) | (o->truncate ? O_TRUNC : 0);
 	}
-	*flags = acc | cr | (o->flags & ~O_ACCMODE);
+	*flags = acc | cr | o->flags;
 	return 0;
 }
 
