@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -2481,5 +2482,616 @@ static void parked_case(edo_rt_flavor fl)
 	CHECK_EQ(count_fds(), before);
 }
 BOTH(shutdown_with_parked_sockets, parked_case)
+
+/* ---- failures that leave nothing behind ---------------------------------------------------------- */
+
+static bool file_exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+static edo_poll never_ready(void)
+{
+	return EDO_PENDING;
+}
+
+typedef struct late_bind_frame {
+	EDO_FRAME;
+	const char *lpath, *dpath;
+	int *lrc, *drc;
+} late_bind_frame;
+
+/* Runs when the runtime cancels the task at shutdown: in a runtime, but one
+ * shutting down. */
+static void late_bind_cleanup(late_bind_frame *self)
+{
+	edo_unix_listener *l = NULL;
+	edo_unix_datagram *d = NULL;
+	*self->lrc = edo_unix_listener_bind(self->lpath, 0, &l);
+	*self->drc = edo_unix_datagram_bind(self->dpath, &d);
+	if (*self->lrc == 0)
+		edo_unix_listener_close(l);
+	if (*self->drc == 0)
+		edo_unix_datagram_close(d);
+}
+
+EDO_ASYNC(late_bind, late_bind_frame, late_bind_cleanup)
+{
+	EDO_BEGIN();
+	EDO_AWAIT_POLL(never_ready());
+	EDO_END();
+}
+
+typedef struct late_main_frame {
+	EDO_FRAME;
+	const char *lpath, *dpath;
+	int *lrc, *drc;
+	int i;
+} late_main_frame;
+
+EDO_ASYNC(late_main, late_main_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(EDO_SPAWN(NULL, late_bind, .lpath = self->lpath, .dpath = self->dpath,
+			   .lrc = self->lrc, .drc = self->drc),
+		 0);
+	for (self->i = 0; self->i < 3; self->i++)
+		EDO_YIELD();
+	EDO_END();
+}
+
+typedef struct bind_ok_frame {
+	EDO_FRAME;
+	const char *lpath, *dpath;
+} bind_ok_frame;
+
+EDO_ASYNC(bind_ok, bind_ok_frame, NULL)
+{
+	EDO_BEGIN();
+	{
+		edo_unix_listener *l;
+		edo_unix_datagram *d;
+		CHECK_EQ(edo_unix_listener_bind(self->lpath, 0, &l), 0);
+		CHECK_EQ(edo_unix_datagram_bind(self->dpath, &d), 0);
+		CHECK(file_exists(self->lpath));
+		CHECK(file_exists(self->dpath));
+		edo_unix_listener_close(l);
+		edo_unix_datagram_close(d);
+	}
+	EDO_END();
+}
+
+/* A Unix bind that fails (no runtime, or one shutting down) leaves no
+ * socket file that would make the next bind fail with -EADDRINUSE. */
+TEST(unix_failed_bind_leaves_no_file)
+{
+	int before = count_fds();
+	char dir[] = "/tmp/edo-test-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char lpath[64], dpath[64];
+	snprintf(lpath, sizeof lpath, "%s/l.sock", dir);
+	snprintf(dpath, sizeof dpath, "%s/d.sock", dir);
+	edo_unix_listener *l = NULL;
+	edo_unix_datagram *d = NULL;
+	CHECK_EQ(edo_unix_listener_bind(lpath, 0, &l), EDO_ENORUNTIME);
+	CHECK(!file_exists(lpath));
+	CHECK_EQ(edo_unix_datagram_bind(dpath, &d), EDO_ENORUNTIME);
+	CHECK(!file_exists(dpath));
+	CHECK(l == NULL && d == NULL);
+	CHECK_EQ(count_fds(), before);
+	/* During shutdown: EDO_ESHUTDOWN, and still no file. */
+	int lrc = 1, drc = 1;
+	late_main_frame m = {EDO_FRAME_INIT(late_main), .lpath = lpath, .dpath = dpath, .lrc = &lrc,
+			     .drc = &drc};
+	run(EDO_RT_CURRENT_THREAD, &m.edo_base);
+	CHECK_EQ(lrc, EDO_ESHUTDOWN);
+	CHECK_EQ(drc, EDO_ESHUTDOWN);
+	CHECK(!file_exists(lpath));
+	CHECK(!file_exists(dpath));
+	/* The same binds in a runtime succeed. */
+	bind_ok_frame ok = {EDO_FRAME_INIT(bind_ok), .lpath = lpath, .dpath = dpath};
+	run(EDO_RT_CURRENT_THREAD, &ok.edo_base);
+	unlink(lpath);
+	unlink(dpath);
+	CHECK_EQ(rmdir(dir), 0);
+	CHECK_EQ(count_fds(), before);
+}
+
+typedef struct phantom_frame {
+	EDO_FRAME;
+	char path[64];
+	edo_addr taddr;
+	edo_unix_listener *ul;
+	edo_tcp_listener *tl;
+	edo_unix_stream *uc, *us;
+	edo_tcp_connect_fut c;
+	edo_tcp_stream *ts;
+	ssize_t n;
+	int rc;
+	char b[4];
+} phantom_frame;
+
+EDO_ASYNC(phantom_setup, phantom_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_unix_listener_bind(self->path, 0, &self->ul), 0);
+	self->tl = listen_local(&self->taddr);
+	EDO_END();
+}
+
+/* The first connection each listener accepts is the one made here: the
+ * connects tried without a runtime never reached it. */
+EDO_ASYNC(phantom_check, phantom_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_unix_stream_connect(self->path, &self->uc), 0);
+	CHECK_EQ(edo_unix_stream_try_write(self->uc, "u", 1), (ssize_t)1);
+	EDO_AWAIT_POLL(edo_unix_listener_poll_accept(self->ul, cx, &self->us, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	EDO_AWAIT_POLL(edo_unix_stream_poll_read(self->us, cx, self->b, 1, &self->n));
+	CHECK_EQ(self->n, (ssize_t)1);
+	CHECK_EQ(self->b[0], 'u');
+	edo_unix_stream_close(self->uc);
+	edo_unix_stream_close(self->us);
+	edo_unix_listener_close(self->ul);
+
+	EDO_AWAIT(edo_tcp_connect(&self->c, &self->taddr));
+	CHECK_EQ(self->c.rc, 0);
+	EDO_AWAIT_POLL(edo_tcp_stream_poll_write(self->c.stream, cx, "t", 1, &self->n));
+	CHECK_EQ(self->n, (ssize_t)1);
+	EDO_AWAIT_POLL(edo_tcp_listener_poll_accept(self->tl, cx, &self->ts, NULL, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	EDO_AWAIT_POLL(edo_tcp_stream_poll_read(self->ts, cx, self->b, 1, &self->n));
+	CHECK_EQ(self->n, (ssize_t)1);
+	CHECK_EQ(self->b[0], 't');
+	edo_tcp_stream_close(self->c.stream);
+	edo_tcp_stream_close(self->ts);
+	edo_tcp_listener_close(self->tl);
+	EDO_END();
+}
+
+/* A connect without a runtime fails before connecting: no phantom client. */
+TEST(connect_without_runtime_connects_nothing)
+{
+	int before = count_fds();
+	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD);
+	phantom_frame m = {EDO_FRAME_INIT(phantom_setup)};
+	snprintf(m.path, sizeof m.path, "@edo-test-phantom-%d", (int)getpid());
+	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
+	/* Outside the runtime. */
+	edo_unix_stream *s = NULL;
+	CHECK_EQ(edo_unix_stream_connect(m.path, &s), EDO_ENORUNTIME);
+	CHECK(s == NULL);
+	edo_tcp_connect_fut c;
+	edo_cx cx = {edo_noop_waker()};
+	CHECK_EQ(edo_future_poll(edo_tcp_connect(&c, &m.taddr), &cx), EDO_READY);
+	CHECK_EQ(c.rc, EDO_ENORUNTIME);
+	CHECK(c.stream == NULL);
+	phantom_frame m2 = {EDO_FRAME_INIT(phantom_check), .ul = m.ul, .tl = m.tl,
+			    .taddr = m.taddr};
+	memcpy(m2.path, m.path, sizeof m2.path);
+	CHECK_EQ(edo_block_on(rt, &m2.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	CHECK_EQ(count_fds(), before);
+}
+
+/* ---- closed handles ------------------------------------------------------------------------------- */
+
+typedef struct closed_frame {
+	EDO_FRAME;
+	edo_addr addr;
+	edo_tcp_listener *l;
+	edo_tcp_connect_fut c;
+	edo_tcp_stream *ss;
+	int rc;
+} closed_frame;
+
+EDO_ASYNC(closed_main, closed_frame, NULL)
+{
+	EDO_BEGIN();
+	{
+		/* A UDP socket closed through one handle: its clone fails too. */
+		edo_addr a, pa, la;
+		edo_udp_socket *u, *u2, *peer;
+		CHECK_EQ(edo_addr_parse(&a, "127.0.0.1:0"), 0);
+		CHECK_EQ(edo_udp_bind(&a, &u), 0);
+		CHECK_EQ(edo_udp_bind(&a, &peer), 0);
+		CHECK_EQ(edo_udp_local_addr(peer, &pa), 0);
+		u2 = edo_udp_clone(u);
+		edo_udp_close(u);
+		CHECK_EQ(edo_udp_connect(u2, &pa), -EBADF);
+		CHECK_EQ(edo_udp_set_broadcast(u2, true), -EBADF);
+		CHECK_EQ(edo_udp_broadcast(u2), -EBADF);
+		CHECK_EQ(edo_udp_set_ttl(u2, 9), -EBADF);
+		CHECK_EQ(edo_udp_join_multicast_v4(u2, "239.1.2.3", NULL), -EBADF);
+		CHECK_EQ(edo_udp_leave_multicast_v4(u2, "239.1.2.3", NULL), -EBADF);
+		CHECK_EQ(edo_udp_set_multicast_loop_v4(u2, true), -EBADF);
+		CHECK_EQ(edo_udp_set_multicast_ttl_v4(u2, 2), -EBADF);
+		CHECK_EQ(edo_udp_join_multicast_v6(u2, "ff02::1", 0), -EBADF);
+		CHECK_EQ(edo_udp_leave_multicast_v6(u2, "ff02::1", 0), -EBADF);
+		CHECK_EQ(edo_udp_set_multicast_loop_v6(u2, true), -EBADF);
+		CHECK_EQ(edo_udp_local_addr(u2, &la), -EBADF);
+		CHECK_EQ(edo_udp_peer_addr(u2, &la), -EBADF);
+		CHECK_EQ(edo_udp_fd(u2), -EBADF);
+		CHECK_EQ(edo_udp_try_send_to(u2, "x", 1, &pa), (ssize_t)-EBADF);
+		edo_udp_drop(u2);
+		edo_udp_close(peer);
+	}
+	{
+		/* Listeners. */
+		edo_addr a, la;
+		edo_tcp_listener *l, *l2;
+		CHECK_EQ(edo_addr_ip(&a, "127.0.0.1", 0), 0);
+		CHECK_EQ(edo_tcp_listener_bind(&a, NULL, &l), 0);
+		l2 = edo_tcp_listener_clone(l);
+		edo_tcp_listener_close(l);
+		CHECK_EQ(edo_tcp_listener_local_addr(l2, &la), -EBADF);
+		CHECK_EQ(edo_tcp_listener_fd(l2), -EBADF);
+		edo_tcp_listener_drop(l2);
+		char path[64];
+		snprintf(path, sizeof path, "@edo-test-closed-%d", (int)getpid());
+		edo_unix_listener *ul, *ul2;
+		CHECK_EQ(edo_unix_listener_bind(path, 0, &ul), 0);
+		ul2 = edo_unix_listener_clone(ul);
+		edo_unix_listener_close(ul);
+		CHECK_EQ(edo_unix_listener_local_addr(ul2, &la), -EBADF);
+		edo_unix_listener_drop(ul2);
+	}
+	{
+		/* Unix datagram sockets. */
+		edo_addr la;
+		edo_unix_datagram *d1, *d2, *c;
+		CHECK_EQ(edo_unix_datagram_pair(&d1, &d2), 0);
+		c = edo_unix_datagram_clone(d1);
+		edo_unix_datagram_close(d1);
+		CHECK_EQ(edo_unix_datagram_connect(c, "@edo-test-nobody"), -EBADF);
+		CHECK_EQ(edo_unix_datagram_local_addr(c, &la), -EBADF);
+		CHECK_EQ(edo_unix_datagram_peer_addr(c, &la), -EBADF);
+		edo_unix_datagram_drop(c);
+		edo_unix_datagram_close(d2);
+	}
+	{
+		/* A Unix stream's read half, once the write half closed it. */
+		edo_addr la;
+		edo_unix_stream *x, *y, *rd, *wr;
+		char b[4];
+		pid_t pid = 0;
+		CHECK_EQ(edo_unix_stream_pair(&x, &y), 0);
+		CHECK_EQ(edo_unix_stream_into_split(x, &rd, &wr), 0);
+		edo_unix_stream_close(wr);
+		CHECK_EQ(edo_unix_stream_try_read(rd, b, sizeof b), (ssize_t)-EBADF);
+		CHECK_EQ(edo_unix_stream_peer_cred(rd, &pid, NULL, NULL), -EBADF);
+		CHECK_EQ(pid, 0);
+		CHECK_EQ(edo_unix_stream_local_addr(rd, &la), -EBADF);
+		CHECK_EQ(edo_unix_stream_peer_addr(rd, &la), -EBADF);
+		CHECK_EQ(edo_unix_stream_shutdown(rd, SHUT_RD), -EBADF);
+		edo_unix_stream_drop(rd);
+		edo_unix_stream_close(y);
+	}
+	/* A TCP stream's read half, once the write half closed it. */
+	self->l = listen_local(&self->addr);
+	EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
+	CHECK_EQ(self->c.rc, 0);
+	EDO_AWAIT_POLL(edo_tcp_listener_poll_accept(self->l, cx, &self->ss, NULL, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	{
+		edo_addr la;
+		edo_tcp_stream *rd, *wr;
+		CHECK_EQ(edo_tcp_stream_into_split(self->c.stream, &rd, &wr), 0);
+		edo_tcp_stream_close(wr);
+		CHECK_EQ(edo_tcp_stream_set_nodelay(rd, true), -EBADF);
+		CHECK_EQ(edo_tcp_stream_nodelay(rd), -EBADF);
+		CHECK_EQ(edo_tcp_stream_set_keepalive(rd, true, 10), -EBADF);
+		CHECK_EQ(edo_tcp_stream_set_linger(rd, 0), -EBADF);
+		CHECK_EQ(edo_tcp_stream_set_ttl(rd, 9), -EBADF);
+		CHECK_EQ(edo_tcp_stream_local_addr(rd, &la), -EBADF);
+		CHECK_EQ(edo_tcp_stream_peer_addr(rd, &la), -EBADF);
+		CHECK_EQ(edo_tcp_stream_fd(rd), -EBADF);
+		CHECK_EQ(edo_tcp_stream_shutdown(rd, SHUT_RD), -EBADF);
+		edo_tcp_stream_drop(rd);
+	}
+	edo_tcp_stream_close(self->ss);
+	edo_tcp_listener_close(self->l);
+	EDO_END();
+}
+
+/* After _close() through one handle, every later operation through the
+ * others fails with -EBADF, the option and address functions included. */
+TEST(closed_handle_ebadf_everywhere)
+{
+	int before = count_fds();
+	closed_frame m = {EDO_FRAME_INIT(closed_main)};
+	run(EDO_RT_CURRENT_THREAD, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+
+/* ---- NULL buffers and outputs ---------------------------------------------------------------------- */
+
+typedef struct nullbuf_frame {
+	EDO_FRAME;
+	edo_unix_stream *ua, *ub;
+	ssize_t n;
+	edo_addr addr;
+	edo_tcp_listener *l;
+	edo_tcp_connect_fut c;
+	edo_tcp_stream *ss;
+	int rc;
+} nullbuf_frame;
+
+EDO_ASYNC(nullbuf_main, nullbuf_frame, NULL)
+{
+	EDO_BEGIN();
+	{
+		/* Unix streams, directly and as edo_streams. */
+		edo_unix_stream *a, *b;
+		ssize_t n;
+		char buf[4];
+		CHECK_EQ(edo_unix_stream_pair(&a, &b), 0);
+		CHECK_EQ(edo_unix_stream_try_write(a, "z", 1), (ssize_t)1);
+		edo_stream *sa = edo_unix_stream_io(a), *sb = edo_unix_stream_io(b);
+		CHECK_EQ(edo_unix_stream_poll_write(a, cx, NULL, 5, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_unix_stream_poll_read(b, cx, NULL, 5, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_unix_stream_try_write(a, NULL, 5), (ssize_t)-EINVAL);
+		CHECK_EQ(edo_unix_stream_try_read(b, NULL, 5), (ssize_t)-EINVAL);
+		CHECK_EQ(edo_stream_poll_write(sa, cx, NULL, 5, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_stream_poll_read(sb, cx, NULL, 5, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_stream_poll_write_vectored(sa, cx, NULL, 1, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		struct iovec iov[2] = {{.iov_base = "ok", .iov_len = 2},
+				       {.iov_base = NULL, .iov_len = 3}};
+		CHECK_EQ(edo_stream_poll_write_vectored(sa, cx, iov, 2, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		/* Zero bytes from NULL is no error. */
+		CHECK_EQ(edo_unix_stream_try_write(a, NULL, 0), (ssize_t)0);
+		/* A NULL @n: nothing to report through, nothing done (the byte
+		 * written above is still there). */
+		CHECK_EQ(edo_unix_stream_poll_read(b, cx, buf, 1, NULL), EDO_READY);
+		CHECK_EQ(edo_unix_stream_poll_write(a, cx, "w", 1, NULL), EDO_READY);
+		CHECK_EQ(edo_unix_stream_poll_read(NULL, cx, buf, 1, NULL), EDO_READY);
+		CHECK_EQ(edo_unix_stream_poll_write(NULL, cx, "w", 1, NULL), EDO_READY);
+		CHECK_EQ(edo_stream_poll_read(sb, cx, buf, 1, NULL), EDO_READY);
+		CHECK_EQ(edo_stream_poll_write(sa, cx, "w", 1, NULL), EDO_READY);
+		CHECK_EQ(edo_stream_poll_write_vectored(sa, cx, iov, 1, NULL), EDO_READY);
+		CHECK_EQ(edo_unix_stream_try_read(b, buf, sizeof buf), (ssize_t)1);
+		CHECK_EQ(buf[0], 'z');
+		self->ua = a;
+		self->ub = b;
+	}
+	EDO_AWAIT_POLL(edo_stream_poll_write_vectored(edo_unix_stream_io(self->ua), cx, NULL, 0,
+						      &self->n));
+	CHECK_EQ(self->n, (ssize_t)0);
+	edo_unix_stream_close(self->ua);
+	edo_unix_stream_close(self->ub);
+	{
+		/* UDP. */
+		edo_addr a, pa, from;
+		edo_udp_socket *u, *p;
+		ssize_t n;
+		char buf[4];
+		CHECK_EQ(edo_addr_parse(&a, "127.0.0.1:0"), 0);
+		CHECK_EQ(edo_udp_bind(&a, &u), 0);
+		CHECK_EQ(edo_udp_bind(&a, &p), 0);
+		CHECK_EQ(edo_udp_local_addr(p, &pa), 0);
+		CHECK_EQ(edo_udp_connect(u, &pa), 0);
+		CHECK_EQ(edo_udp_poll_send(u, cx, NULL, 5, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_udp_poll_send_to(u, cx, NULL, 5, &pa, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_udp_poll_recv(p, cx, NULL, 5, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_udp_poll_recv_from(p, cx, NULL, 5, &from, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_udp_try_send_to(u, NULL, 5, &pa), (ssize_t)-EINVAL);
+		CHECK_EQ(edo_udp_try_recv_from(p, NULL, 5, &from), (ssize_t)-EINVAL);
+		CHECK_EQ(edo_udp_poll_send(u, cx, "x", 1, NULL), EDO_READY);
+		CHECK_EQ(edo_udp_poll_send_to(u, cx, "x", 1, &pa, NULL), EDO_READY);
+		CHECK_EQ(edo_udp_poll_recv(p, cx, buf, 1, NULL), EDO_READY);
+		CHECK_EQ(edo_udp_poll_recv_from(p, cx, buf, 1, &from, NULL), EDO_READY);
+		CHECK_EQ(edo_udp_poll_recv(NULL, cx, buf, 1, NULL), EDO_READY);
+		/* Nothing was sent. */
+		CHECK_EQ(edo_udp_try_recv_from(p, buf, sizeof buf, NULL), (ssize_t)-EAGAIN);
+		edo_udp_close(u);
+		edo_udp_close(p);
+	}
+	{
+		/* Unix datagrams. */
+		edo_unix_datagram *a, *b;
+		edo_addr from;
+		ssize_t n;
+		char buf[4];
+		CHECK_EQ(edo_unix_datagram_pair(&a, &b), 0);
+		CHECK_EQ(edo_unix_datagram_poll_send(a, cx, NULL, 5, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_unix_datagram_poll_send_to(a, cx, NULL, 5, "@edo-test-nobody", &n),
+			 EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_unix_datagram_poll_recv(b, cx, NULL, 5, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_unix_datagram_poll_recv_from(b, cx, NULL, 5, &from, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_unix_datagram_poll_send(a, cx, "x", 1, NULL), EDO_READY);
+		CHECK_EQ(edo_unix_datagram_poll_send_to(a, cx, "x", 1, "@edo-test-nobody", NULL),
+			 EDO_READY);
+		CHECK_EQ(edo_unix_datagram_poll_recv(b, cx, buf, 1, NULL), EDO_READY);
+		CHECK_EQ(edo_unix_datagram_poll_recv_from(b, cx, buf, 1, &from, NULL), EDO_READY);
+		edo_unix_datagram_close(a);
+		edo_unix_datagram_close(b);
+	}
+	/* TCP. */
+	self->l = listen_local(&self->addr);
+	EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
+	CHECK_EQ(self->c.rc, 0);
+	EDO_AWAIT_POLL(edo_tcp_listener_poll_accept(self->l, cx, &self->ss, NULL, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	{
+		edo_tcp_stream *s = self->c.stream;
+		ssize_t n;
+		char buf[4];
+		CHECK_EQ(edo_tcp_stream_poll_write_vectored(s, cx, NULL, 1, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_tcp_stream_poll_write(s, cx, NULL, 5, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_tcp_stream_poll_read(self->ss, cx, NULL, 5, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_tcp_stream_try_write(s, NULL, 5), (ssize_t)-EINVAL);
+		CHECK_EQ(edo_tcp_stream_try_read(self->ss, NULL, 5), (ssize_t)-EINVAL);
+		CHECK_EQ(edo_tcp_stream_poll_write_vectored(s, cx, NULL, 1, NULL), EDO_READY);
+		CHECK_EQ(edo_tcp_stream_poll_write(s, cx, "x", 1, NULL), EDO_READY);
+		CHECK_EQ(edo_tcp_stream_poll_read(self->ss, cx, buf, 1, NULL), EDO_READY);
+		CHECK_EQ(edo_tcp_stream_poll_read(NULL, cx, buf, 1, NULL), EDO_READY);
+		CHECK_EQ(edo_tcp_stream_poll_write_vectored(NULL, cx, NULL, 1, NULL), EDO_READY);
+		/* Nothing was written. */
+		CHECK_EQ(edo_tcp_stream_try_read(self->ss, buf, sizeof buf), (ssize_t)-EAGAIN);
+	}
+	edo_tcp_stream_close(self->c.stream);
+	edo_tcp_stream_close(self->ss);
+	edo_tcp_listener_close(self->l);
+	EDO_END();
+}
+
+/* A NULL buffer with a length, or a NULL iovec array with a count, is
+ * -EINVAL on every socket; a NULL @n makes a poll do nothing. */
+TEST(null_buffers_einval)
+{
+	int before = count_fds();
+	nullbuf_frame m = {EDO_FRAME_INIT(nullbuf_main)};
+	run(EDO_RT_CURRENT_THREAD, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+
+/* ---- address syntax and limits ---------------------------------------------------------------------- */
+
+static void check_parse_fails(const char *s)
+{
+	edo_addr a, junk;
+	memset(&a, 0x5a, sizeof a);
+	memset(&junk, 0x5a, sizeof junk);
+	if (edo_addr_parse(&a, s) != -EINVAL)
+		TEST_FAIL_AT("edo_addr_parse(\"%s\") accepted", s);
+	CHECK(memcmp(&a, &junk, sizeof a) == 0); /* untouched */
+}
+
+static void check_parse(const char *s, const char *formatted)
+{
+	edo_addr a;
+	char txt[EDO_ADDR_STRLEN];
+	if (edo_addr_parse(&a, s) != 0)
+		TEST_FAIL_AT("edo_addr_parse(\"%s\") refused", s);
+	CHECK_EQ(edo_addr_format(&a, txt, sizeof txt), 0);
+	CHECK_STREQ(txt, formatted);
+}
+
+TEST(address_syntax_strict)
+{
+	/* A port is digits only; brackets only around IPv6. */
+	check_parse_fails("1.2.3.4: 80");
+	check_parse_fails("1.2.3.4:\t80");
+	check_parse_fails("1.2.3.4:\n80");
+	check_parse_fails("1.2.3.4:+80");
+	check_parse_fails("1.2.3.4:-0");
+	check_parse_fails("1.2.3.4:");
+	check_parse_fails("1.2.3.4:80 ");
+	check_parse_fails("1.2.3.4:0x50");
+	check_parse_fails("1.2.3.4:99999999999999999999999");
+	check_parse_fails("[1.2.3.4]:80");
+	check_parse_fails("[::1]: 80");
+	check_parse_fails("[::1]x:80");
+	check_parse_fails("[]:80");
+	check_parse_fails("[fe80::1% 1]:80");
+	/* Still valid. */
+	check_parse("1.2.3.4:080", "1.2.3.4:80");
+	check_parse("0.0.0.0:65535", "0.0.0.0:65535");
+	check_parse("[::1]:0", "[::1]:0");
+	check_parse("[::ffff:1.2.3.4]:80", "[::ffff:1.2.3.4]:80");
+	check_parse("[fe80::1%7]:80", "[fe80::1%7]:80");
+	unsigned lo = if_nametoindex("lo");
+	if (lo) {
+		char want[64];
+		snprintf(want, sizeof want, "[fe80::1%%%u]:80", lo);
+		check_parse("[fe80::1%lo]:80", want);
+	}
+	/* A scope id is an interface name or digits, without sign or space. */
+	edo_addr a;
+	CHECK_EQ(edo_addr_ip(&a, "fe80::1% 1", 1), -EINVAL);
+	CHECK_EQ(edo_addr_ip(&a, "fe80::1%+1", 1), -EINVAL);
+	CHECK_EQ(edo_addr_ip(&a, "fe80::1%-1", 1), -EINVAL);
+	CHECK_EQ(edo_addr_ip(&a, "fe80::1%\t1", 1), -EINVAL);
+	CHECK_EQ(edo_addr_ip(&a, "fe80::1%", 1), -EINVAL);
+	CHECK_EQ(edo_addr_ip(&a, "fe80::1%1x", 1), -EINVAL);
+	CHECK_EQ(edo_addr_ip(&a, "fe80::1%4294967296", 1), -EINVAL);
+	CHECK_EQ(edo_addr_ip(&a, "fe80::1%4294967295", 1), 0);
+	CHECK_EQ(a.u.in6.sin6_scope_id, 4294967295u);
+	CHECK_EQ(edo_addr_ip(&a, "fe80::1%12", 1), 0);
+	CHECK_EQ(a.u.in6.sin6_scope_id, 12u);
+}
+
+typedef struct abstract_frame {
+	EDO_FRAME;
+	const char *name;
+} abstract_frame;
+
+EDO_ASYNC(abstract_main, abstract_frame, NULL)
+{
+	EDO_BEGIN();
+	{
+		edo_unix_listener *l;
+		edo_unix_stream *s;
+		edo_addr a;
+		char txt[EDO_ADDR_STRLEN];
+		CHECK_EQ(edo_unix_listener_bind(self->name, 0, &l), 0);
+		CHECK_EQ(edo_unix_listener_local_addr(l, &a), 0);
+		CHECK_EQ(edo_addr_format(&a, txt, sizeof txt), 0);
+		CHECK_STREQ(txt, self->name);
+		CHECK_EQ(edo_unix_stream_connect(self->name, &s), 0);
+		edo_unix_stream_close(s);
+		edo_unix_listener_close(l);
+	}
+	EDO_END();
+}
+
+/* sun_path holds 108 bytes: a path of up to 107 and its NUL, or an
+ * abstract name's leading NUL and up to 107 bytes. */
+TEST(unix_address_limits)
+{
+	enum { cap = sizeof(((struct sockaddr_un *)0)->sun_path) };
+	const socklen_t off = (socklen_t)offsetof(struct sockaddr_un, sun_path);
+	CHECK_EQ((int)cap, 108);
+	char p[cap + 2], txt[EDO_ADDR_STRLEN];
+	edo_addr a;
+	/* Paths. */
+	memset(p, 'p', sizeof p);
+	p[0] = '/';
+	p[cap - 1] = 0; /* 107 bytes */
+	CHECK_EQ(edo_addr_unix(&a, p), 0);
+	CHECK_EQ(a.len, off + (socklen_t)cap);
+	CHECK_EQ(edo_addr_format(&a, txt, sizeof txt), 0);
+	CHECK_STREQ(txt, p);
+	p[cap - 1] = 'p';
+	p[cap] = 0; /* 108 bytes: no room for the NUL */
+	CHECK_EQ(edo_addr_unix(&a, p), -EINVAL);
+	/* Abstract names. */
+	memset(p, 'n', sizeof p);
+	int k = snprintf(p, sizeof p, "@edo-test-%d-", (int)getpid());
+	p[k] = 'n';
+	p[cap] = 0; /* '@' and 107 bytes */
+	CHECK_EQ(edo_addr_unix(&a, p), 0);
+	CHECK_EQ(a.len, off + (socklen_t)cap);
+	CHECK_EQ(a.u.un.sun_path[0], 0);
+	CHECK_EQ(edo_addr_format(&a, txt, sizeof txt), 0);
+	CHECK_STREQ(txt, p);
+	abstract_frame m = {EDO_FRAME_INIT(abstract_main), .name = p};
+	run(EDO_RT_CURRENT_THREAD, &m.edo_base);
+	p[cap] = 'n';
+	p[cap + 1] = 0; /* '@' and 108 bytes */
+	CHECK_EQ(edo_addr_unix(&a, p), -EINVAL);
+	CHECK_EQ(edo_addr_unix(&a, "@"), -EINVAL);
+	CHECK_EQ(edo_addr_unix(&a, "@x"), 0);
+	CHECK_EQ(a.len, off + 2);
+}
 
 TEST_MAIN()

@@ -14,13 +14,20 @@
  * Every socket is non-blocking, close-on-exec, and registered once with
  * the reactor of the runtime it was made in (edge-triggered epoll).  Making
  * one needs a runtime context: a task, or edo_block_on (else
- * EDO_ENORUNTIME).  Streams are edo_streams (edo/stream.h), so every
- * stream utility works on them.
+ * EDO_ENORUNTIME; EDO_ESHUTDOWN once the runtime is shutting down).  That
+ * is checked first: a bind, connect or listen that fails so does nothing
+ * (no socket file is created, no listener sees a connection), and a Unix
+ * bind that fails later removes the file it created.  Streams are
+ * edo_streams (edo/stream.h), so every stream utility works on them.
  *
  * Errors are negative: -errno from the system call (-ECONNREFUSED,
  * -ECONNRESET, -EPIPE, -EADDRINUSE, ...; writing to a reset connection
  * never raises SIGPIPE), -EBADF for a socket that was closed, EDO_ESHUTDOWN
- * once the runtime shut down, -EINVAL for bad input (which changes nothing).
+ * once the runtime shut down, -EINVAL for bad input (which changes nothing):
+ * a NULL handle, a NULL buffer with a nonzero length, a NULL iovec array
+ * with a nonzero count (or an iovec with a NULL base and a length).  A poll
+ * function given a NULL result pointer (@n, @rc) has nowhere to report the
+ * error: it returns READY at once and does nothing.
  *
  * Lifetime.  A socket is reference-counted: each handle holds a reference
  * and the descriptor is closed when the last one is released, so a task
@@ -28,8 +35,10 @@
  *   _drop()   releases one handle.
  *   _close()  closes the socket for every handle now -- operations pending
  *             on other handles (another task's read, accept or recv) wake
- *             up and fail with -EBADF, as do later ones -- and releases this
- *             handle.  For a socket with a single handle the two are the same.
+ *             up and fail with -EBADF, as do later ones, the option,
+ *             address, connect and _fd() functions included -- and releases
+ *             this handle.  For a socket with a single handle the two are
+ *             the same.
  * edo_tcp_stream_into_split() makes two handles of a stream (a read half
  * and a write half) for two tasks; the listener and datagram sockets are
  * shared through _clone() (another reference to the same socket).
@@ -85,15 +94,27 @@ typedef struct edo_addr {
 /** Longest text edo_addr_format() writes, with its NUL ("[v6%scope]:port", a Unix path). */
 #define EDO_ADDR_STRLEN 128
 
-/** edo_addr_ip() - @ip ("127.0.0.1", "::1", "fe80::1%lo") and @port.  0 or -EINVAL. */
+/**
+ * edo_addr_ip() - @ip ("127.0.0.1", "::1", "fe80::1%lo", "fe80::1%2") and
+ * @port.  An IPv6 scope is an interface name or a decimal index (digits
+ * only: no sign, no space).  0 or -EINVAL.
+ */
 int edo_addr_ip(edo_addr *a, const char *ip, uint16_t port);
 
-/** edo_addr_parse() - "1.2.3.4:80" or "[::1]:80".  0 or -EINVAL. */
+/**
+ * edo_addr_parse() - "1.2.3.4:80" or "[::1]:80" ("[fe80::1%lo]:80").
+ * Brackets go around an IPv6 address and only there; the port is decimal
+ * digits only (no sign, no space), at most 65535.  0, or -EINVAL (and *@a
+ * is untouched).
+ */
 int edo_addr_parse(edo_addr *a, const char *s);
 
 /**
  * edo_addr_unix() - a Unix socket path; a leading '@' names an address in
- * the abstract namespace (Linux).  0, or -EINVAL if it is empty or too long.
+ * the abstract namespace (Linux).  sun_path holds 108 bytes: a path of 1 to
+ * 107 bytes (and its NUL), or '@' and a name of 1 to 107 bytes (the '@'
+ * becomes the leading NUL; no NUL follows the name).  0, or -EINVAL if it
+ * is empty or too long.
  */
 int edo_addr_unix(edo_addr *a, const char *path);
 
@@ -197,7 +218,7 @@ void edo_tcp_listener_close(edo_tcp_listener *l);
 /** edo_tcp_listener_drop() - release @l.  NULL: no-op. */
 void edo_tcp_listener_drop(edo_tcp_listener *l);
 
-/** edo_tcp_listener_fd() - the descriptor (for options Edo has no function for). */
+/** edo_tcp_listener_fd() - the descriptor (for options Edo has no function for); -EBADF once closed. */
 int edo_tcp_listener_fd(const edo_tcp_listener *l);
 
 /**
@@ -206,7 +227,9 @@ int edo_tcp_listener_fd(const edo_tcp_listener *l);
  * edo_tcp_connect_host() to @host:@port, resolved on the blocking pool
  * (edo_lookup_host), then each of its addresses in turn.  Outputs: rc = 0
  * with stream the connected stream, or the error (the last address's;
- * -EINVAL at once for a NULL, empty or non-IP address list).  Cancel-safe:
+ * -EINVAL at once for a NULL, empty or non-IP address list; EDO_ENORUNTIME
+ * or EDO_ESHUTDOWN, before any connection is tried, when polled outside a
+ * runtime or in one shutting down).  Cancel-safe:
  * a dropped connect closes its half-made socket.
  */
 typedef struct edo_tcp_connect_fut {
@@ -270,7 +293,7 @@ int edo_tcp_stream_set_ttl(edo_tcp_stream *s, int ttl);
 int edo_tcp_stream_local_addr(edo_tcp_stream *s, edo_addr *out);
 /** edo_tcp_stream_peer_addr() - the peer's address.  0 or -errno (-ENOTCONN). */
 int edo_tcp_stream_peer_addr(edo_tcp_stream *s, edo_addr *out);
-/** edo_tcp_stream_fd() - the descriptor (for options Edo has no function for). */
+/** edo_tcp_stream_fd() - the descriptor (for options Edo has no function for); -EBADF once closed. */
 int edo_tcp_stream_fd(const edo_tcp_stream *s);
 
 /**
@@ -341,7 +364,7 @@ int edo_udp_set_multicast_loop_v6(edo_udp_socket *u, bool on);
 int edo_udp_local_addr(edo_udp_socket *u, edo_addr *out);
 /** edo_udp_peer_addr() - the connected peer.  0 or -errno (-ENOTCONN). */
 int edo_udp_peer_addr(edo_udp_socket *u, edo_addr *out);
-/** edo_udp_fd() - the descriptor (for options Edo has no function for). */
+/** edo_udp_fd() - the descriptor (for options Edo has no function for); -EBADF once closed. */
 int edo_udp_fd(const edo_udp_socket *u);
 /** edo_udp_clone() - another reference to @u (for another task). */
 edo_udp_socket *edo_udp_clone(edo_udp_socket *u);
@@ -359,7 +382,9 @@ typedef struct edo_unix_datagram edo_unix_datagram;
 /**
  * edo_unix_listener_bind() - listen on the Unix socket @path ('@name':
  * abstract namespace).  A file left at @path is not removed: unlink it
- * first if that is wanted.  @backlog 0 = 1024.
+ * first if that is wanted.  @backlog 0 = 1024.  A bind that fails leaves
+ * no file at @path (EDO_ENORUNTIME and EDO_ESHUTDOWN are found before
+ * anything is made; a later failure removes the file the bind created).
  */
 int edo_unix_listener_bind(const char *path, int backlog, edo_unix_listener **out);
 /** edo_unix_listener_poll_accept() - as edo_tcp_listener_poll_accept(), EMFILE back-off included. */
@@ -377,7 +402,9 @@ void edo_unix_listener_drop(edo_unix_listener *l);
 /**
  * edo_unix_stream_connect() - connect to the listener at @path.  A Unix
  * connect completes at once on Linux, so this does not wait: 0, or -errno
- * (-ECONNREFUSED, -ENOENT, -EAGAIN when the listener's backlog is full).
+ * (-ECONNREFUSED, -ENOENT, -EAGAIN when the listener's backlog is full),
+ * or EDO_ENORUNTIME / EDO_ESHUTDOWN (found before connecting: the listener
+ * sees nothing).
  */
 int edo_unix_stream_connect(const char *path, edo_unix_stream **out);
 /** edo_unix_stream_pair() - two connected streams (socketpair(2)). */
@@ -402,7 +429,7 @@ int edo_unix_stream_shutdown(edo_unix_stream *s, int how);
 int edo_unix_stream_local_addr(edo_unix_stream *s, edo_addr *out);
 /** edo_unix_stream_peer_addr() - the peer's address.  0 or -errno. */
 int edo_unix_stream_peer_addr(edo_unix_stream *s, edo_addr *out);
-/** edo_unix_stream_peer_cred() - the peer's pid, uid and gid (SO_PEERCRED); any may be NULL. */
+/** edo_unix_stream_peer_cred() - the peer's pid, uid and gid (SO_PEERCRED); any may be NULL.  0 or -errno. */
 int edo_unix_stream_peer_cred(edo_unix_stream *s, pid_t *pid, uid_t *uid, gid_t *gid);
 /** edo_unix_stream_into_split() - as edo_tcp_stream_into_split(). */
 int edo_unix_stream_into_split(edo_unix_stream *s, edo_unix_stream **rd, edo_unix_stream **wr);
@@ -411,7 +438,11 @@ void edo_unix_stream_close(edo_unix_stream *s);
 /** edo_unix_stream_drop() - release @s (a write half shuts writing down first).  NULL: no-op. */
 void edo_unix_stream_drop(edo_unix_stream *s);
 
-/** edo_unix_datagram_bind() - a datagram socket bound to @path (NULL: unbound). */
+/**
+ * edo_unix_datagram_bind() - a datagram socket bound to @path (NULL:
+ * unbound).  A bind that fails leaves no file at @path, as
+ * edo_unix_listener_bind().
+ */
 int edo_unix_datagram_bind(const char *path, edo_unix_datagram **out);
 /** edo_unix_datagram_pair() - two connected datagram sockets. */
 int edo_unix_datagram_pair(edo_unix_datagram **a, edo_unix_datagram **b);

@@ -18,6 +18,11 @@
 
 /* ---- addresses ---------------------------------------------------------------------------- */
 
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
 int edo_addr_ip(edo_addr *a, const char *ip, uint16_t port)
 {
 	if (!a || !ip)
@@ -43,6 +48,10 @@ int edo_addr_ip(edo_addr *a, const char *ip, uint16_t port)
 	if (pct) {
 		unsigned idx = if_nametoindex(pct + 1);
 		if (!idx) {
+			/* Or a number: digits only (strtoul would also take
+			 * leading space and a sign). */
+			if (!is_digit(pct[1]))
+				return -EINVAL;
 			char *end;
 			unsigned long v = strtoul(pct + 1, &end, 10);
 			if (*end || end == pct + 1 || v > 0xffffffffUL)
@@ -61,7 +70,8 @@ int edo_addr_ip(edo_addr *a, const char *ip, uint16_t port)
 static int parse_port(const char *s, uint16_t *port)
 {
 	char *end;
-	if (!*s || *s == '-' || *s == '+')
+	/* Digits only: strtoul would also take leading space and a sign. */
+	if (!is_digit(*s))
 		return -EINVAL;
 	unsigned long v = strtoul(s, &end, 10);
 	if (*end || v > 65535)
@@ -77,7 +87,8 @@ int edo_addr_parse(edo_addr *a, const char *s)
 	char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
 	const char *colon;
 	size_t n;
-	if (*s == '[') {
+	bool bracketed = *s == '[';
+	if (bracketed) {
 		const char *close = strchr(s, ']');
 		if (!close || close[1] != ':')
 			return -EINVAL;
@@ -99,7 +110,14 @@ int edo_addr_parse(edo_addr *a, const char *s)
 	uint16_t port;
 	if (parse_port(colon + 1, &port) < 0)
 		return -EINVAL;
-	return edo_addr_ip(a, host, port);
+	edo_addr t;
+	if (edo_addr_ip(&t, host, port) < 0)
+		return -EINVAL;
+	/* Brackets go around an IPv6 address, and only there. */
+	if (bracketed != (edo_addr_family(&t) == AF_INET6))
+		return -EINVAL;
+	*a = t;
+	return 0;
 }
 
 int edo_addr_unix(edo_addr *a, const char *path)
@@ -109,11 +127,16 @@ int edo_addr_unix(edo_addr *a, const char *path)
 	size_t n = strlen(path);
 	edo_addr t;
 	memset(&t, 0, sizeof t);
-	if (n == 0 || n >= sizeof t.u.un.sun_path || (path[0] == '@' && n == 1))
+	/* sun_path (108 bytes) holds a path and its NUL (so at most 107
+	 * bytes), or an abstract name's leading NUL -- the '@' here -- and up
+	 * to 107 bytes, with no NUL after them. */
+	bool abstract = n > 0 && path[0] == '@';
+	size_t max = abstract ? sizeof t.u.un.sun_path : sizeof t.u.un.sun_path - 1;
+	if (n == 0 || n > max || (abstract && n == 1))
 		return -EINVAL;
 	t.u.un.sun_family = AF_UNIX;
 	memcpy(t.u.un.sun_path, path, n);
-	if (path[0] == '@') {
+	if (abstract) {
 		/* Abstract: a leading NUL, and the length says where it ends. */
 		t.u.un.sun_path[0] = 0;
 		t.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);

@@ -20,7 +20,7 @@ int edo__sock_socket(int domain, int type, int protocol)
 	return fd < 0 ? -errno : fd;
 }
 
-int edo__sock_init(edo__sock *s, int fd)
+int edo__sock_check_runtime(void)
 {
 	edo__sched *sched = edo__ctx.sched;
 	if (!sched)
@@ -29,8 +29,17 @@ int edo__sock_init(edo__sock *s, int fd)
 		return -ENOTSUP;
 	if (atomic_load_explicit(&sched->shutdown, memory_order_relaxed))
 		return EDO_ESHUTDOWN;
-	int rc = edo__reactor_register(sched->driver.io, fd,
-				       EDO_INTEREST_READABLE | EDO_INTEREST_WRITABLE, &s->io);
+	return 0;
+}
+
+int edo__sock_init(edo__sock *s, int fd)
+{
+	int rc = edo__sock_check_runtime();
+	if (rc < 0)
+		return rc;
+	edo__sched *sched = edo__ctx.sched;
+	rc = edo__reactor_register(sched->driver.io, fd,
+				   EDO_INTEREST_READABLE | EDO_INTEREST_WRITABLE, &s->io);
 	if (rc < 0)
 		return rc;
 	edo__sched_ref(sched);
@@ -88,6 +97,8 @@ int edo__sock_name(edo__sock *s, edo_addr *out, bool peer)
 {
 	if (!out)
 		return -EINVAL;
+	if (edo__sock_is_closed(s))
+		return -EBADF;
 	memset(out, 0, sizeof *out);
 	out->len = sizeof out->u;
 	int r = peer ? getpeername(s->fd, &out->u.sa, &out->len) :
@@ -95,13 +106,22 @@ int edo__sock_name(edo__sock *s, edo_addr *out, bool peer)
 	return r < 0 ? -errno : 0;
 }
 
+int edo__sock_setopt_raw(edo__sock *s, int level, int name, const void *val, socklen_t len)
+{
+	if (edo__sock_is_closed(s))
+		return -EBADF;
+	return setsockopt(s->fd, level, name, val, len) < 0 ? -errno : 0;
+}
+
 int edo__sock_setopt(edo__sock *s, int level, int name, int value)
 {
-	return setsockopt(s->fd, level, name, &value, sizeof value) < 0 ? -errno : 0;
+	return edo__sock_setopt_raw(s, level, name, &value, sizeof value);
 }
 
 int edo__sock_getopt(edo__sock *s, int level, int name)
 {
+	if (edo__sock_is_closed(s))
+		return -EBADF;
 	int v = 0;
 	socklen_t len = sizeof v;
 	if (getsockopt(s->fd, level, name, &v, &len) < 0)
@@ -361,6 +381,8 @@ static ssize_t do_sendmsg(int fd, void *ctx)
 
 edo_poll edo__sstream_poll_read(edo__sstream *h, edo_cx *cx, void *buf, size_t len, ssize_t *n)
 {
+	if (!n || (!buf && len))
+		return edo__poll_einval(n);
 	if (!(h->mode & EDO__SS_READ)) {
 		*n = -EBADF;
 		return EDO_READY;
@@ -372,6 +394,8 @@ edo_poll edo__sstream_poll_read(edo__sstream *h, edo_cx *cx, void *buf, size_t l
 edo_poll edo__sstream_poll_write(edo__sstream *h, edo_cx *cx, const void *buf, size_t len,
 				 ssize_t *n)
 {
+	if (!n || (!buf && len))
+		return edo__poll_einval(n);
 	if (!(h->mode & EDO__SS_WRITE)) {
 		*n = -EBADF;
 		return EDO_READY;
@@ -383,21 +407,28 @@ edo_poll edo__sstream_poll_write(edo__sstream *h, edo_cx *cx, const void *buf, s
 edo_poll edo__sstream_poll_writev(edo__sstream *h, edo_cx *cx, const struct iovec *iov, int iovcnt,
 				  ssize_t *n)
 {
-	if (!(h->mode & EDO__SS_WRITE) || iovcnt < 0) {
-		*n = !(h->mode & EDO__SS_WRITE) ? -EBADF : -EINVAL;
+	if (!n || iovcnt < 0 || (!iov && iovcnt))
+		return edo__poll_einval(n);
+	if (!(h->mode & EDO__SS_WRITE)) {
+		*n = -EBADF;
 		return EDO_READY;
 	}
 	if (iovcnt > IOV_MAX)
 		iovcnt = IOV_MAX; /* a short write; the caller continues */
 	size_t total = 0;
-	for (int i = 0; i < iovcnt; i++)
+	for (int i = 0; i < iovcnt; i++) {
+		if (!iov[i].iov_base && iov[i].iov_len)
+			return edo__poll_einval(n);
 		total += iov[i].iov_len;
+	}
 	struct msghdr m = {.msg_iov = (struct iovec *)(uintptr_t)iov, .msg_iovlen = (size_t)iovcnt};
 	return edo__sock_poll_io(h->sock, cx, EDO_INTEREST_WRITABLE, do_sendmsg, &m, total, n);
 }
 
 ssize_t edo__sstream_try_read(edo__sstream *h, void *buf, size_t len)
 {
+	if (!buf && len)
+		return -EINVAL;
 	if (!(h->mode & EDO__SS_READ))
 		return -EBADF;
 	rw_ctx c = {buf, len};
@@ -406,6 +437,8 @@ ssize_t edo__sstream_try_read(edo__sstream *h, void *buf, size_t len)
 
 ssize_t edo__sstream_try_write(edo__sstream *h, const void *buf, size_t len)
 {
+	if (!buf && len)
+		return -EINVAL;
 	if (!(h->mode & EDO__SS_WRITE))
 		return -EBADF;
 	rw_ctx c = {(void *)(uintptr_t)buf, len};

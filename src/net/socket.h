@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "edo/net.h"
@@ -43,6 +44,13 @@ typedef struct edo__sock {
 /* socket(2) with SOCK_NONBLOCK | SOCK_CLOEXEC; -errno on failure. */
 int edo__sock_socket(int domain, int type, int protocol);
 
+/* Whether a socket could be registered now: 0, or the error
+ * edo__sock_init() would return (EDO_ENORUNTIME, -ENOTSUP, EDO_ESHUTDOWN).
+ * Constructors call it before socket(2), so that a call that must fail does
+ * nothing visible first (a bind that creates a file, a connect that reaches
+ * a listener). */
+int edo__sock_check_runtime(void);
+
 /* Register the non-blocking @fd with the current runtime's reactor; one
  * reference.  On failure the fd is left to the caller (not closed). */
 int edo__sock_init(edo__sock *s, int fd);
@@ -57,9 +65,24 @@ void edo__sock_close(edo__sock *s);
  * and the caller frees the memory that holds @s. */
 bool edo__sock_release(edo__sock *s);
 
-static inline bool edo__sock_is_closed(edo__sock *s)
+static inline bool edo__sock_is_closed(const edo__sock *s)
 {
-	return atomic_load_explicit(&s->closed, memory_order_acquire);
+	return atomic_load_explicit((atomic_bool *)(uintptr_t)&s->closed, memory_order_acquire);
+}
+
+/* The descriptor, for the _fd() functions: -EBADF once closed. */
+static inline int edo__sock_fd(const edo__sock *s)
+{
+	return edo__sock_is_closed(s) ? -EBADF : s->fd;
+}
+
+/* Bad input to a poll function: READY at once with *n = -EINVAL, or with
+ * nothing written when @n itself is NULL. */
+static inline edo_poll edo__poll_einval(ssize_t *n)
+{
+	if (n)
+		*n = -EINVAL;
+	return EDO_READY;
 }
 
 /* Wait for @dir readiness: 0 ready (*ev filled, one budget unit taken), 1
@@ -126,9 +149,11 @@ static inline ssize_t edo__sock_try_io(edo__sock *s, uint32_t dir, edo__sock_op 
 /* Readiness futures over a socket. */
 edo_future *edo__sock_ready(edo_net_ready_fut *f, edo__sock *s, uint32_t interest);
 
-/* getsockname / getpeername into an edo_addr. */
+/* getsockname / getpeername into an edo_addr.  -EBADF once closed. */
 int edo__sock_name(edo__sock *s, edo_addr *out, bool peer);
-/* setsockopt / getsockopt of an int. */
+/* setsockopt of @len bytes at @val.  -EBADF once closed. */
+int edo__sock_setopt_raw(edo__sock *s, int level, int name, const void *val, socklen_t len);
+/* setsockopt / getsockopt of an int.  -EBADF once closed. */
 int edo__sock_setopt(edo__sock *s, int level, int name, int value);
 int edo__sock_getopt(edo__sock *s, int level, int name);
 
@@ -166,7 +191,12 @@ typedef struct edo__sstream {
 } edo__sstream;
 
 /* A new stream over the non-blocking connected @fd (registered here); on
- * failure @fd is closed. */
+ * failure @fd is closed.
+ *
+ * The poll and try functions below check their arguments: a NULL @buf
+ * with a nonzero @len, a NULL @iov with a nonzero @iovcnt (or an iovec with
+ * a NULL base and a length) is -EINVAL, and a NULL @n makes a poll return
+ * READY at once, doing nothing. */
 int edo__sstream_new(int fd, edo__sstream **out);
 
 edo_poll edo__sstream_poll_read(edo__sstream *h, edo_cx *cx, void *buf, size_t len, ssize_t *n);

@@ -42,10 +42,18 @@ int edo_tcp_listener_bind(const edo_addr *addr, const edo_tcp_bind_opts *opts,
 	edo_tcp_bind_opts o = opts ? *opts : (edo_tcp_bind_opts){0};
 	if (o.backlog < 0)
 		return -EINVAL;
+	int rc = edo__sock_check_runtime(); /* before anything is bound */
+	if (rc < 0)
+		return rc;
+	edo_tcp_listener *l = calloc(1, sizeof *l);
+	if (!l)
+		return -ENOMEM;
 	int fd = edo__sock_socket(addr->u.sa.sa_family, SOCK_STREAM, 0);
-	if (fd < 0)
+	if (fd < 0) {
+		free(l);
 		return fd;
-	int one = 1, rc = 0;
+	}
+	int one = 1;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
 	    (o.reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0))
 		rc = -errno;
@@ -56,9 +64,6 @@ int edo_tcp_listener_bind(const edo_addr *addr, const edo_tcp_bind_opts *opts,
 	if (!rc &&
 	    (bind(fd, &addr->u.sa, addr->len) < 0 || listen(fd, o.backlog ? o.backlog : 1024) < 0))
 		rc = -errno;
-	edo_tcp_listener *l = NULL;
-	if (!rc && !(l = calloc(1, sizeof *l)))
-		rc = -ENOMEM;
 	if (!rc)
 		rc = edo__sock_init(&l->l.sock, fd);
 	if (rc < 0) {
@@ -101,7 +106,7 @@ int edo_tcp_listener_fd(const edo_tcp_listener *l)
 {
 	if (!l)
 		return -EINVAL;
-	return l->l.sock.fd;
+	return edo__sock_fd(&l->l.sock);
 }
 
 edo_tcp_listener *edo_tcp_listener_clone(edo_tcp_listener *l)
@@ -146,6 +151,11 @@ static int connect_start(edo_tcp_connect_fut *f, const edo_addr *a)
 {
 	if (!is_ip(a))
 		return -EINVAL;
+	/* Checked before connecting: a connect that must fail reaches no
+	 * listener (which would accept a client that is already gone). */
+	int rc = edo__sock_check_runtime();
+	if (rc < 0)
+		return rc;
 	int fd = edo__sock_socket(a->u.sa.sa_family, SOCK_STREAM, 0);
 	if (fd < 0)
 		return fd;
@@ -161,7 +171,7 @@ static int connect_start(edo_tcp_connect_fut *f, const edo_addr *a)
 	/* Registered only now: an unconnected TCP socket reports hang-up,
 	 * which the reactor would keep as a sticky "closed". */
 	edo__sstream *h;
-	int rc = edo__sstream_new(fd, &h);
+	rc = edo__sstream_new(fd, &h);
 	if (rc < 0)
 		return rc;
 	f->pending_ = (edo_tcp_stream *)h;
@@ -204,7 +214,10 @@ static edo_poll connect_poll(edo_future *base, edo_cx *cx)
 				break;
 			}
 			int r = connect_start(f, a);
-			if (r < 0) {
+			if (r == EDO_ENORUNTIME || r == EDO_ESHUTDOWN || r == -ENOTSUP) {
+				f->rc = r; /* no other address would do better */
+				f->state_ = C_DONE;
+			} else if (r < 0) {
 				f->rc = r;
 			} else if (r == 0) {
 				f->rc = 0;
@@ -295,30 +308,24 @@ edo_stream *edo_tcp_stream_io(edo_tcp_stream *s)
 
 edo_poll edo_tcp_stream_poll_read(edo_tcp_stream *s, edo_cx *cx, void *buf, size_t len, ssize_t *n)
 {
-	if (!s) {
-		*n = -EINVAL;
-		return EDO_READY;
-	}
+	if (!s)
+		return edo__poll_einval(n);
 	return edo__sstream_poll_read(H(s), cx, buf, len, n);
 }
 
 edo_poll edo_tcp_stream_poll_write(edo_tcp_stream *s, edo_cx *cx, const void *buf, size_t len,
 				   ssize_t *n)
 {
-	if (!s) {
-		*n = -EINVAL;
-		return EDO_READY;
-	}
+	if (!s)
+		return edo__poll_einval(n);
 	return edo__sstream_poll_write(H(s), cx, buf, len, n);
 }
 
 edo_poll edo_tcp_stream_poll_write_vectored(edo_tcp_stream *s, edo_cx *cx, const struct iovec *iov,
 					    int iovcnt, ssize_t *n)
 {
-	if (!s) {
-		*n = -EINVAL;
-		return EDO_READY;
-	}
+	if (!s)
+		return edo__poll_einval(n);
 	return edo__sstream_poll_writev(H(s), cx, iov, iovcnt, n);
 }
 
@@ -378,7 +385,7 @@ int edo_tcp_stream_set_linger(edo_tcp_stream *s, int seconds)
 	if (!s)
 		return -EINVAL;
 	struct linger l = {.l_onoff = seconds >= 0, .l_linger = seconds >= 0 ? seconds : 0};
-	return setsockopt(H(s)->sock->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) < 0 ? -errno : 0;
+	return edo__sock_setopt_raw(H(s)->sock, SOL_SOCKET, SO_LINGER, &l, sizeof l);
 }
 
 int edo_tcp_stream_set_ttl(edo_tcp_stream *s, int ttl)
@@ -412,7 +419,7 @@ int edo_tcp_stream_fd(const edo_tcp_stream *s)
 {
 	if (!s)
 		return -EINVAL;
-	return s->h.sock->fd;
+	return edo__sock_fd(s->h.sock);
 }
 
 int edo_tcp_stream_into_split(edo_tcp_stream *s, edo_tcp_stream **rd, edo_tcp_stream **wr)

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ static ssize_t do_recvfrom(int fd, void *ctx)
 static edo_poll poll_send(edo__sock *s, edo_cx *cx, const void *buf, size_t len, const edo_addr *to,
 			  ssize_t *n)
 {
+	if (!n || (!buf && len))
+		return edo__poll_einval(n);
 	dgram_ctx c = {.buf = (void *)(uintptr_t)buf, .len = len, .to = to};
 	return edo__sock_poll_io(s, cx, EDO_INTEREST_WRITABLE, do_sendto, &c, 0, n);
 }
@@ -64,6 +67,8 @@ static edo_poll poll_send(edo__sock *s, edo_cx *cx, const void *buf, size_t len,
 static edo_poll poll_recv(edo__sock *s, edo_cx *cx, void *buf, size_t len, edo_addr *from,
 			  ssize_t *n)
 {
+	if (!n || (!buf && len))
+		return edo__poll_einval(n);
 	dgram_ctx c = {.buf = buf, .len = len, .from = from};
 	return edo__sock_poll_io(s, cx, EDO_INTEREST_READABLE, do_recvfrom, &c, 0, n);
 }
@@ -72,25 +77,41 @@ static int sock_connect(edo__sock *s, const edo_addr *a)
 {
 	if (!a)
 		return -EINVAL;
+	if (edo__sock_is_closed(s))
+		return -EBADF;
 	return connect(s->fd, &a->u.sa, a->len) < 0 ? -errno : 0;
 }
 
 /* A datagram socket object of @size bytes whose first member is the core,
- * over a new socket of @domain, bound to @addr if not NULL. */
+ * over a new socket of @domain, bound to @addr if not NULL.  A failure
+ * leaves nothing behind: no socket, and no file at a Unix path (nothing
+ * is made without a runtime to register it with, and the file a bind
+ * created is removed if a later step fails). */
 static int dgram_new(int domain, const edo_addr *addr, size_t size, void **out)
 {
+	int rc = edo__sock_check_runtime();
+	if (rc < 0)
+		return rc;
+	void *obj = calloc(1, size);
+	if (!obj)
+		return -ENOMEM;
 	int fd = edo__sock_socket(domain, SOCK_DGRAM, 0);
-	if (fd < 0)
+	if (fd < 0) {
+		free(obj);
 		return fd;
-	int rc = 0;
-	if (addr && bind(fd, &addr->u.sa, addr->len) < 0)
-		rc = -errno;
-	void *obj = NULL;
-	if (!rc && !(obj = calloc(1, size)))
-		rc = -ENOMEM;
+	}
+	bool bound = false;
+	if (addr) {
+		if (bind(fd, &addr->u.sa, addr->len) < 0)
+			rc = -errno;
+		else
+			bound = true;
+	}
 	if (!rc)
 		rc = edo__sock_init(obj, fd);
 	if (rc < 0) {
+		if (bound && edo_addr_family(addr) == AF_UNIX && addr->u.un.sun_path[0])
+			(void)unlink(addr->u.un.sun_path);
 		free(obj);
 		close(fd);
 		return rc;
@@ -132,45 +153,37 @@ int edo_udp_connect(edo_udp_socket *u, const edo_addr *addr)
 
 edo_poll edo_udp_poll_send(edo_udp_socket *u, edo_cx *cx, const void *buf, size_t len, ssize_t *n)
 {
-	if (!u) {
-		*n = -EINVAL;
-		return EDO_READY;
-	}
+	if (!u)
+		return edo__poll_einval(n);
 	return poll_send(&u->sock, cx, buf, len, NULL, n);
 }
 
 edo_poll edo_udp_poll_recv(edo_udp_socket *u, edo_cx *cx, void *buf, size_t len, ssize_t *n)
 {
-	if (!u) {
-		*n = -EINVAL;
-		return EDO_READY;
-	}
+	if (!u)
+		return edo__poll_einval(n);
 	return poll_recv(&u->sock, cx, buf, len, NULL, n);
 }
 
 edo_poll edo_udp_poll_send_to(edo_udp_socket *u, edo_cx *cx, const void *buf, size_t len,
 			      const edo_addr *to, ssize_t *n)
 {
-	if (!u || !to) {
-		*n = -EINVAL;
-		return EDO_READY;
-	}
+	if (!u || !to)
+		return edo__poll_einval(n);
 	return poll_send(&u->sock, cx, buf, len, to, n);
 }
 
 edo_poll edo_udp_poll_recv_from(edo_udp_socket *u, edo_cx *cx, void *buf, size_t len,
 				edo_addr *from, ssize_t *n)
 {
-	if (!u) {
-		*n = -EINVAL;
-		return EDO_READY;
-	}
+	if (!u)
+		return edo__poll_einval(n);
 	return poll_recv(&u->sock, cx, buf, len, from, n);
 }
 
 ssize_t edo_udp_try_send_to(edo_udp_socket *u, const void *buf, size_t len, const edo_addr *to)
 {
-	if (!u)
+	if (!u || (!buf && len))
 		return -EINVAL;
 	dgram_ctx c = {.buf = (void *)(uintptr_t)buf, .len = len, .to = to};
 	return edo__sock_try_io(&u->sock, EDO_INTEREST_WRITABLE, do_sendto, &c);
@@ -178,7 +191,7 @@ ssize_t edo_udp_try_send_to(edo_udp_socket *u, const void *buf, size_t len, cons
 
 ssize_t edo_udp_try_recv_from(edo_udp_socket *u, void *buf, size_t len, edo_addr *from)
 {
-	if (!u)
+	if (!u || (!buf && len))
 		return -EINVAL;
 	dgram_ctx c = {.buf = buf, .len = len, .from = from};
 	return edo__sock_try_io(&u->sock, EDO_INTEREST_READABLE, do_recvfrom, &c);
@@ -225,7 +238,7 @@ static int mcast_v4(edo_udp_socket *u, const char *group, const char *iface, int
 	if (!group || inet_pton(AF_INET, group, &m.imr_multiaddr) != 1 ||
 	    (iface && inet_pton(AF_INET, iface, &m.imr_interface) != 1))
 		return -EINVAL;
-	return setsockopt(u->sock.fd, IPPROTO_IP, opt, &m, sizeof m) < 0 ? -errno : 0;
+	return edo__sock_setopt_raw(&u->sock, IPPROTO_IP, opt, &m, sizeof m);
 }
 
 int edo_udp_join_multicast_v4(edo_udp_socket *u, const char *group, const char *iface)
@@ -259,7 +272,7 @@ static int mcast_v6(edo_udp_socket *u, const char *group, unsigned ifindex, int 
 	struct ipv6_mreq m = {.ipv6mr_interface = ifindex};
 	if (!group || inet_pton(AF_INET6, group, &m.ipv6mr_multiaddr) != 1)
 		return -EINVAL;
-	return setsockopt(u->sock.fd, IPPROTO_IPV6, opt, &m, sizeof m) < 0 ? -errno : 0;
+	return edo__sock_setopt_raw(&u->sock, IPPROTO_IPV6, opt, &m, sizeof m);
 }
 
 int edo_udp_join_multicast_v6(edo_udp_socket *u, const char *group, unsigned ifindex)
@@ -297,7 +310,7 @@ int edo_udp_fd(const edo_udp_socket *u)
 {
 	if (!u)
 		return -EINVAL;
-	return u->sock.fd;
+	return edo__sock_fd(&u->sock);
 }
 
 edo_udp_socket *edo_udp_clone(edo_udp_socket *u)
@@ -369,20 +382,16 @@ int edo_unix_datagram_connect(edo_unix_datagram *d, const char *path)
 edo_poll edo_unix_datagram_poll_send(edo_unix_datagram *d, edo_cx *cx, const void *buf, size_t len,
 				     ssize_t *n)
 {
-	if (!d) {
-		*n = -EINVAL;
-		return EDO_READY;
-	}
+	if (!d)
+		return edo__poll_einval(n);
 	return poll_send(&d->sock, cx, buf, len, NULL, n);
 }
 
 edo_poll edo_unix_datagram_poll_recv(edo_unix_datagram *d, edo_cx *cx, void *buf, size_t len,
 				     ssize_t *n)
 {
-	if (!d) {
-		*n = -EINVAL;
-		return EDO_READY;
-	}
+	if (!d)
+		return edo__poll_einval(n);
 	return poll_recv(&d->sock, cx, buf, len, NULL, n);
 }
 
@@ -390,20 +399,16 @@ edo_poll edo_unix_datagram_poll_send_to(edo_unix_datagram *d, edo_cx *cx, const 
 					size_t len, const char *path, ssize_t *n)
 {
 	edo_addr a;
-	if (!d || !path || edo_addr_unix(&a, path) < 0) {
-		*n = -EINVAL;
-		return EDO_READY;
-	}
+	if (!d || !path || edo_addr_unix(&a, path) < 0)
+		return edo__poll_einval(n);
 	return poll_send(&d->sock, cx, buf, len, &a, n);
 }
 
 edo_poll edo_unix_datagram_poll_recv_from(edo_unix_datagram *d, edo_cx *cx, void *buf, size_t len,
 					  edo_addr *from, ssize_t *n)
 {
-	if (!d) {
-		*n = -EINVAL;
-		return EDO_READY;
-	}
+	if (!d)
+		return edo__poll_einval(n);
 	return poll_recv(&d->sock, cx, buf, len, from, n);
 }
 

@@ -2,6 +2,7 @@
  * Unix datagram sockets are in udp.c with the other datagram code. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,23 +27,42 @@ static edo__sstream *H(edo_unix_stream *s)
 
 /* ---- listener -------------------------------------------------------------------------------- */
 
+/* A Unix address that names a file (not the abstract namespace): bind(2)
+ * created it, and a bind that fails after that removes it. */
+static bool names_file(const edo_addr *a)
+{
+	return a->u.un.sun_path[0] != 0;
+}
+
 int edo_unix_listener_bind(const char *path, int backlog, edo_unix_listener **out)
 {
 	edo_addr a;
 	if (!out || !path || backlog < 0 || edo_addr_unix(&a, path) < 0)
 		return -EINVAL;
+	/* Nothing is created (no socket, no file) unless it can be registered. */
+	int rc = edo__sock_check_runtime();
+	if (rc < 0)
+		return rc;
+	edo_unix_listener *l = calloc(1, sizeof *l);
+	if (!l)
+		return -ENOMEM;
 	int fd = edo__sock_socket(AF_UNIX, SOCK_STREAM, 0);
-	if (fd < 0)
+	if (fd < 0) {
+		free(l);
 		return fd;
-	int rc = 0;
-	if (bind(fd, &a.u.sa, a.len) < 0 || listen(fd, backlog ? backlog : 1024) < 0)
+	}
+	bool bound = false;
+	if (bind(fd, &a.u.sa, a.len) < 0)
 		rc = -errno;
-	edo_unix_listener *l = NULL;
-	if (!rc && !(l = calloc(1, sizeof *l)))
-		rc = -ENOMEM;
+	else
+		bound = true;
+	if (!rc && listen(fd, backlog ? backlog : 1024) < 0)
+		rc = -errno;
 	if (!rc)
 		rc = edo__sock_init(&l->l.sock, fd);
 	if (rc < 0) {
+		if (bound && names_file(&a))
+			(void)unlink(a.u.un.sun_path);
 		free(l);
 		close(fd);
 		return rc;
@@ -111,6 +131,11 @@ int edo_unix_stream_connect(const char *path, edo_unix_stream **out)
 	edo_addr a;
 	if (!out || !path || edo_addr_unix(&a, path) < 0)
 		return -EINVAL;
+	/* Checked before connecting: a connect that must fail reaches no
+	 * listener (which would accept a client that is already gone). */
+	int rc = edo__sock_check_runtime();
+	if (rc < 0)
+		return rc;
 	int fd = edo__sock_socket(AF_UNIX, SOCK_STREAM, 0);
 	if (fd < 0)
 		return fd;
@@ -124,7 +149,7 @@ int edo_unix_stream_connect(const char *path, edo_unix_stream **out)
 		return e;
 	}
 	edo__sstream *h;
-	int rc = edo__sstream_new(fd, &h);
+	rc = edo__sstream_new(fd, &h);
 	if (rc == 0)
 		*out = (edo_unix_stream *)h;
 	return rc;
@@ -163,20 +188,16 @@ edo_stream *edo_unix_stream_io(edo_unix_stream *s)
 edo_poll edo_unix_stream_poll_read(edo_unix_stream *s, edo_cx *cx, void *buf, size_t len,
 				   ssize_t *n)
 {
-	if (!s) {
-		*n = -EINVAL;
-		return EDO_READY;
-	}
+	if (!s)
+		return edo__poll_einval(n);
 	return edo__sstream_poll_read(H(s), cx, buf, len, n);
 }
 
 edo_poll edo_unix_stream_poll_write(edo_unix_stream *s, edo_cx *cx, const void *buf, size_t len,
 				    ssize_t *n)
 {
-	if (!s) {
-		*n = -EINVAL;
-		return EDO_READY;
-	}
+	if (!s)
+		return edo__poll_einval(n);
 	return edo__sstream_poll_write(H(s), cx, buf, len, n);
 }
 
@@ -224,6 +245,8 @@ int edo_unix_stream_peer_cred(edo_unix_stream *s, pid_t *pid, uid_t *uid, gid_t 
 {
 	if (!s)
 		return -EINVAL;
+	if (edo__sock_is_closed(H(s)->sock))
+		return -EBADF;
 	struct ucred c;
 	socklen_t len = sizeof c;
 	if (getsockopt(H(s)->sock->fd, SOL_SOCKET, SO_PEERCRED, &c, &len) < 0)
