@@ -294,6 +294,79 @@ TEST(bad_input)
 	CHECK_EQ(edo_runtime_free(rt), 0);
 }
 
+/* A readiness future whose interest nothing can satisfy (no bit, or a bit
+ * that is not an EDO_INTEREST_*), or that has no fd, completes at once
+ * with ready == 0 instead of waiting for ever; a valid one on the same
+ * readable pipe completes with the readiness. */
+typedef struct bad_ready_frame {
+	EDO_FRAME;
+	int fds[2];
+	edo_async_fd *afd;
+	edo_readiness r;
+	int i;
+} bad_ready_frame;
+
+EDO_ASYNC(bad_ready_main, bad_ready_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(pipe2(self->fds, O_CLOEXEC), 0);
+	CHECK_EQ(write(self->fds[1], "x", 1), 1);
+	CHECK_EQ(edo_async_fd_new(self->fds[0], EDO_INTEREST_READABLE, &self->afd), 0);
+	/* Let the reactor see the byte first. */
+	edo_readiness_init(&self->r, self->afd, EDO_INTEREST_READABLE);
+	EDO_AWAIT(&self->r);
+	CHECK_EQ(self->r.ready & EDO_READY_READABLE, EDO_READY_READABLE);
+	{
+		static const uint32_t bad[] = {0, 0x80, EDO_INTEREST_READABLE | 0x80, 0x100};
+		for (self->i = 0; self->i < 4; self->i++) {
+			edo_readiness_init(&self->r, self->afd, bad[self->i]);
+			CHECK_EQ(edo_future_poll(&self->r.base, cx), EDO_READY);
+			CHECK_EQ(self->r.ready, 0u);
+			edo_future_drop(&self->r.base);
+		}
+	}
+	/* No fd: the same, and dropping one never polled is fine too. */
+	edo_readiness_init(&self->r, NULL, EDO_INTEREST_READABLE);
+	CHECK_EQ(edo_future_poll(&self->r.base, cx), EDO_READY);
+	CHECK_EQ(self->r.ready, 0u);
+	edo_future_drop(&self->r.base);
+	edo_readiness_init(&self->r, NULL, EDO_INTEREST_READABLE);
+	edo_future_drop(&self->r.base);
+	close(edo_async_fd_free(self->afd));
+	close(self->fds[1]);
+	EDO_END();
+}
+
+TEST(readiness_bad_interest)
+{
+	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD);
+	bad_ready_frame m = {EDO_FRAME_INIT(bad_ready_main)};
+	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+/* The poll functions on a NULL handle report bad input instead of crashing. */
+TEST(null_async_fd)
+{
+	edo_cx cx = {edo_noop_waker()};
+	edo_ready_guard g = {.ready = 0xff};
+	CHECK_EQ(edo_async_fd_poll_read_ready(NULL, &cx, &g), EDO_READY);
+	CHECK_EQ(g.ready, 0u);
+	g.ready = 0xff;
+	CHECK_EQ(edo_async_fd_poll_write_ready(NULL, &cx, &g), EDO_READY);
+	CHECK_EQ(g.ready, 0u);
+	edo_async_fd_clear_ready(NULL, &g);
+	CHECK(!edo_async_fd_is_shutdown(NULL));
+	char c;
+	ssize_t n = 0;
+	CHECK_EQ(edo_async_fd_poll_read(NULL, &cx, &c, 1, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)-EINVAL);
+	n = 0;
+	CHECK_EQ(edo_async_fd_poll_write(NULL, &cx, "x", 1, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)-EINVAL);
+	CHECK_EQ(edo_async_fd_fd(NULL), -EINVAL);
+}
+
 /* Wakes from a plain thread through an eventfd-like pipe reach a task on
  * the multi-thread runtime: many rounds, no lost edge. */
 typedef struct pingpong_frame {

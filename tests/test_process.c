@@ -214,6 +214,25 @@ TEST(spawn_errors)
 	CHECK_EQ(after, before);
 }
 
+/* A NULL child: the handle's functions report -EINVAL instead of crashing. */
+TEST(null_child)
+{
+	edo_cx cx = {edo_noop_waker()};
+	int status = 12345, rc = 0;
+	CHECK_EQ(edo_child_poll_wait(NULL, &cx, &status, &rc), EDO_READY);
+	CHECK_EQ(rc, -EINVAL);
+	CHECK_EQ(status, 12345);
+	CHECK_EQ(edo_child_try_wait(NULL, &status), -EINVAL);
+	CHECK_EQ(edo_child_kill(NULL), -EINVAL);
+	CHECK_EQ(edo_child_id(NULL), 0);
+	CHECK(edo_child_take_stdout(NULL) == NULL);
+	edo_child_wait_fut w;
+	edo_child_wait(&w, NULL);
+	CHECK_EQ(edo_future_poll(&w.base, &cx), EDO_READY);
+	CHECK_EQ(w.rc, -EINVAL);
+	edo_child_drop(NULL);
+}
+
 /* ---- cat round trip --------------------------------------------------------------------------- */
 
 #define CAT_BYTES (1 << 20)

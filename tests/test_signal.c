@@ -4,6 +4,7 @@
  * refused signals, chaining to a handler installed before. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -11,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "edo.h"
@@ -61,6 +64,98 @@ TEST(refused_signals)
 	refuse_frame f = {EDO_FRAME_INIT(refuse)};
 	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
 	edo_runtime_free(rt);
+}
+
+/* A NULL listener: -EINVAL, not a crash. */
+TEST(null_listener)
+{
+	edo_cx cx = {edo_noop_waker()};
+	int rc = 0;
+	CHECK_EQ(edo_signal_poll_recv(NULL, &cx, &rc), EDO_READY);
+	CHECK_EQ(rc, -EINVAL);
+	CHECK_EQ(edo_signal_try_recv(NULL), -EINVAL);
+	CHECK_EQ(edo_signal_signum(NULL), -EINVAL);
+	edo_signal_recv_fut f;
+	edo_signal_recv(&f, NULL);
+	CHECK_EQ(edo_future_poll(&f.base, &cx), EDO_READY);
+	CHECK_EQ(f.rc, -EINVAL);
+}
+
+/* ---- a failed edo_signal_new changes nothing ------------------------------------------------ */
+
+/* In a child: exit with @code when @cond fails (CHECK would abort, and the
+ * parent must tell that from the SIGUSR1 it expects). */
+#define CHILD_CHECK(cond, code)                                                                    \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			_exit(code);                                                               \
+	} while (0)
+
+static void failed_new_child(void)
+{
+	edo_runtime *a, *b;
+	CHILD_CHECK(edo_runtime_new_current_thread(&a) == 0, 10);
+	CHILD_CHECK(edo_runtime_new_current_thread(&b) == 0, 10);
+	edo_handle *ha = edo_runtime_handle(a), *hb = edo_runtime_handle(b);
+	/* The self-pipe exists (runtime A listens): runtime B's first listener
+	 * only needs its reader, a dup of the pipe, to fail. */
+	edo_signal *keep = NULL, *s = NULL;
+	CHILD_CHECK(edo_signal_new_on(ha, SIGUSR2, &keep) == 0, 11);
+	struct rlimit old, lim;
+	CHILD_CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0, 12);
+	lim = old;
+	lim.rlim_cur = 64;
+	CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &lim) == 0, 12);
+	static int fill[4096];
+	int nf = 0;
+	while (nf < 4096) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			break;
+		fill[nf++] = fd;
+	}
+	int rc = edo_signal_new_on(hb, SIGUSR1, &s);
+	for (int i = 0; i < nf; i++)
+		close(fill[i]);
+	CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0, 12);
+	CHILD_CHECK(rc == -EMFILE, 13);
+	CHILD_CHECK(s == NULL, 14);
+	/* SIGUSR1's action is still the default one. */
+	struct sigaction sa;
+	CHILD_CHECK(sigaction(SIGUSR1, NULL, &sa) == 0, 15);
+	CHILD_CHECK(!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL, 16);
+	/* Runtime B can listen now that descriptors are back. */
+	CHILD_CHECK(edo_signal_new_on(hb, SIGUSR2, &s) == 0, 17);
+	CHILD_CHECK(raise(SIGUSR2) == 0, 18);
+	CHILD_CHECK(edo_signal_try_recv(s) == 1, 19);
+	CHILD_CHECK(edo_signal_try_recv(keep) == 1, 19);
+	edo_signal_drop(s);
+	edo_signal_drop(keep);
+	edo_handle_drop(ha);
+	edo_handle_drop(hb);
+	CHILD_CHECK(edo_runtime_free(b) == 0, 20);
+	CHILD_CHECK(edo_runtime_free(a) == 0, 20);
+	/* The default action: this ends the child. */
+	raise(SIGUSR1);
+	_exit(21);
+}
+
+/* A edo_signal_new that fails out of descriptors leaves the signal's action
+ * alone (it used to install the handler first, for good).  In a child, so
+ * this process's dispositions and descriptor limit stay as they are. */
+TEST(failed_new_leaves_action)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK_GE(pid, 0);
+	if (pid == 0)
+		failed_new_child();
+	int st;
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	if (WIFEXITED(st))
+		TEST_FAIL_AT("child exited with %d (see failed_new_child)", WEXITSTATUS(st));
+	CHECK(WIFSIGNALED(st));
+	CHECK_EQ(WTERMSIG(st), SIGUSR1);
 }
 
 /* ---- several listeners, several runtimes ---------------------------------------------------- */

@@ -598,6 +598,128 @@ TEST(copy_cancelled)
 	run(EDO_RT_CURRENT_THREAD, &m.edo_base);
 }
 
+/* A NULL buffer with a nonzero length, a NULL iovec array with a nonzero
+ * count or a negative count: -EINVAL from every stream and utility here,
+ * with nothing written or consumed.  No runtime is needed for the duplex. */
+TEST(null_buffers)
+{
+	edo_cx cx = {edo_noop_waker()};
+	edo_stream *a, *b;
+	CHECK_EQ(edo_duplex(64, &a, &b), 0);
+	ssize_t n = 0;
+	char buf[8];
+	CHECK_EQ(edo_stream_poll_write(a, &cx, NULL, 5, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)-EINVAL);
+	CHECK_EQ(edo_stream_poll_write(a, &cx, "hello", 5, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)5);
+	n = 0;
+	CHECK_EQ(edo_stream_poll_read(b, &cx, NULL, 5, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)-EINVAL);
+	/* Empty buffers: nothing to do, no memcpy from NULL. */
+	CHECK_EQ(edo_stream_poll_write(a, &cx, NULL, 0, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)0);
+	/* Vectored, through the default (the duplex has no vectored entry). */
+	n = 0;
+	CHECK_EQ(edo_stream_poll_write_vectored(a, &cx, NULL, 1, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)-EINVAL);
+	n = 0;
+	struct iovec iov[2] = {{NULL, 3}, {"xyz", 3}};
+	CHECK_EQ(edo_stream_poll_write_vectored(a, &cx, iov + 1, -1, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)-EINVAL);
+	n = 0;
+	CHECK_EQ(edo_stream_poll_write_vectored(a, &cx, iov, 2, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)-EINVAL);
+	n = 1;
+	CHECK_EQ(edo_stream_poll_write_vectored(a, &cx, NULL, 0, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)0);
+	/* The futures report it at once. */
+	edo_write_all_vectored_fut wv;
+	edo_write_all_vectored(&wv, a, NULL, 1);
+	CHECK_EQ(edo_future_poll(&wv.base, &cx), EDO_READY);
+	CHECK_EQ(wv.rc, -EINVAL);
+	edo_write_all_vectored(&wv, a, NULL, 0);
+	CHECK_EQ(edo_future_poll(&wv.base, &cx), EDO_READY);
+	CHECK_EQ(wv.rc, 0);
+	CHECK_EQ(wv.n, (size_t)0);
+	edo_write_all_fut wa;
+	edo_write_all(&wa, a, NULL, 5);
+	CHECK_EQ(edo_future_poll(&wa.base, &cx), EDO_READY);
+	CHECK_EQ(wa.rc, -EINVAL);
+	CHECK_EQ(wa.n, (size_t)0);
+	edo_read_exact_fut re;
+	edo_read_exact(&re, b, NULL, 5);
+	CHECK_EQ(edo_future_poll(&re.base, &cx), EDO_READY);
+	CHECK_EQ(re.rc, -EINVAL);
+	CHECK_EQ(re.n, (size_t)0);
+	/* The buffered reader and writer. */
+	edo_buf_reader r;
+	CHECK_EQ(edo_buf_reader_init(&r, b, 16), 0);
+	n = 0;
+	CHECK_EQ(edo_stream_poll_read(&r.base, &cx, NULL, 5, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)-EINVAL);
+	edo_buf_writer w;
+	CHECK_EQ(edo_buf_writer_init(&w, a, 16), 0);
+	n = 0;
+	CHECK_EQ(edo_stream_poll_write(&w.base, &cx, NULL, 5, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)-EINVAL);
+	n = 0;
+	CHECK_EQ(edo_stream_poll_write_vectored(&w.base, &cx, NULL, 1, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)-EINVAL);
+	n = 0;
+	CHECK_EQ(edo_stream_poll_write_vectored(&w.base, &cx, iov, 2, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)-EINVAL);
+	CHECK_EQ(edo_buf_writer_buffered(&w), (size_t)0);
+	/* Nothing was written or consumed: only "hello" is there. */
+	edo_stream_drop(a);
+	CHECK_EQ(edo_stream_poll_read(&r.base, &cx, buf, sizeof buf, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)5);
+	CHECK(memcmp(buf, "hello", 5) == 0);
+	CHECK_EQ(edo_stream_poll_read(&r.base, &cx, buf, sizeof buf, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)0);
+	edo_buf_writer_deinit(&w);
+	edo_buf_reader_deinit(&r);
+	edo_stream_drop(b);
+}
+
+/* A write to a buffered writer so large that "buffered + len" wraps must
+ * still write the buffered bytes out first: the bytes stay in order.  (The
+ * duplex below takes only what fits, so it reads no further than big[].) */
+TEST(buf_writer_huge_len_keeps_order)
+{
+	edo_cx cx = {edo_noop_waker()};
+	edo_stream *a, *b;
+	CHECK_EQ(edo_duplex(64, &a, &b), 0);
+	edo_buf_writer w;
+	CHECK_EQ(edo_buf_writer_init(&w, a, 16), 0);
+	static char big[64];
+	memset(big, 'Z', sizeof big);
+	char got[64];
+	ssize_t n = 0;
+	for (int vectored = 0; vectored < 2; vectored++) {
+		CHECK_EQ(edo_stream_poll_write(&w.base, &cx, "abc", 3, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)3);
+		CHECK_EQ(edo_buf_writer_buffered(&w), (size_t)3);
+		if (!vectored) {
+			CHECK_EQ(edo_stream_poll_write(&w.base, &cx, big, SIZE_MAX - 1, &n),
+				 EDO_READY);
+		} else {
+			/* The lengths' sum wraps too. */
+			struct iovec iov[2] = {{big, SIZE_MAX - 1}, {big, 2}};
+			CHECK_EQ(edo_stream_poll_write_vectored(&w.base, &cx, iov, 2, &n),
+				 EDO_READY);
+		}
+		CHECK_EQ(n, (ssize_t)61); /* what fitted after "abc" */
+		CHECK_EQ(edo_buf_writer_buffered(&w), (size_t)0);
+		CHECK_EQ(edo_stream_poll_read(b, &cx, got, sizeof got, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)64);
+		CHECK(memcmp(got, "abc", 3) == 0);
+		CHECK(memcmp(got + 3, big, 61) == 0);
+	}
+	edo_buf_writer_deinit(&w);
+	edo_stream_drop(a);
+	edo_stream_drop(b);
+}
+
 TEST(buf_helpers)
 {
 	edo_buf b = {0};

@@ -63,16 +63,18 @@ typedef struct edo_ready_guard {
  * edo_async_fd_new() - register @fd with the current runtime's reactor.
  * @fd:       an open descriptor; it is switched to non-blocking mode.  It
  *            stays owned by the caller (edo_async_fd_free() does not close it).
- * @interest: EDO_INTEREST_* bits (at least one).
- * Returns 0, -EINVAL (bad fd or interest), EDO_ENORUNTIME, EDO_ESHUTDOWN,
- * -ENOMEM, or the -errno of epoll_ctl (-EPERM for a regular file).
+ * @interest: EDO_INTEREST_* bits (at least one, and no other bit).
+ * Returns 0, -EINVAL (a negative fd, a bad interest or a NULL @out),
+ * -EBADF (@fd is not open), EDO_ENORUNTIME, EDO_ESHUTDOWN, -ENOMEM, or the
+ * -errno of fcntl or epoll_ctl (-EPERM for a regular file).  On failure
+ * @fd is left as it was.
  */
 int edo_async_fd_new(int fd, uint32_t interest, edo_async_fd **out);
 
 /** edo_async_fd_new_on() - edo_async_fd_new() on the runtime of @h, from any thread. */
 int edo_async_fd_new_on(edo_handle *h, int fd, uint32_t interest, edo_async_fd **out);
 
-/** edo_async_fd_fd() - the registered descriptor. */
+/** edo_async_fd_fd() - the registered descriptor (-EINVAL for NULL). */
 int edo_async_fd_fd(const edo_async_fd *a);
 
 /**
@@ -91,7 +93,8 @@ int edo_async_fd_free(edo_async_fd *a);
  * closed, or in error): *g tells which.  PENDING: the task is woken when
  * that changes.  On runtime shutdown, READY with g->ready == 0 and the
  * function returns READY; check edo_async_fd_is_shutdown().  Consumes one
- * unit of coop budget when ready.
+ * unit of coop budget when ready.  A NULL @a gives READY with g->ready == 0
+ * at once.
  */
 edo_poll edo_async_fd_poll_read_ready(edo_async_fd *a, edo_cx *cx, edo_ready_guard *g);
 
@@ -99,16 +102,16 @@ edo_poll edo_async_fd_poll_read_ready(edo_async_fd *a, edo_cx *cx, edo_ready_gua
 edo_poll edo_async_fd_poll_write_ready(edo_async_fd *a, edo_cx *cx, edo_ready_guard *g);
 
 /** edo_async_fd_clear_ready() - forget the readiness in @g (after EAGAIN), unless a
- *  new event arrived since @g was taken. */
+ *  new event arrived since @g was taken.  A NULL @a or @g: no-op. */
 void edo_async_fd_clear_ready(edo_async_fd *a, const edo_ready_guard *g);
 
-/** edo_async_fd_is_shutdown() - whether the runtime behind @a has shut down. */
+/** edo_async_fd_is_shutdown() - whether the runtime behind @a has shut down (false for NULL). */
 bool edo_async_fd_is_shutdown(const edo_async_fd *a);
 
 /**
  * edo_async_fd_poll_read() - read(2) up to @len bytes once the fd is
  * readable.  *@n: bytes read (0 at end of file), or a negative errno
- * (EDO_ESHUTDOWN if the runtime shut down).
+ * (EDO_ESHUTDOWN if the runtime shut down; -EINVAL at once for a NULL @a).
  */
 edo_poll edo_async_fd_poll_read(edo_async_fd *a, edo_cx *cx, void *buf, size_t len, ssize_t *n);
 
@@ -127,7 +130,11 @@ typedef struct edo_io_waiter_ {
 /**
  * edo_readiness - a future that completes when @fd has any of @interest's
  * readiness; any number of them may wait on one fd.  Its output `ready` holds
- * the EDO_READY_* bits (0 if the runtime shut down).  Initialise with
+ * the EDO_READY_* bits, or 0 if the runtime shut down or the input was bad:
+ * a NULL @fd, or an @interest with no EDO_INTEREST_* bit or with any other
+ * bit (as edo_async_fd_new() refuses), completes at the first poll with
+ * ready == 0 (nothing could ever satisfy it).  So ready == 0 with
+ * edo_async_fd_is_shutdown() false means bad input.  Initialise with
  * edo_readiness_init(); dropping it while pending removes it from the fd's
  * waiter list (cancel-safe).  The fd must outlive it.
  */

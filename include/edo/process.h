@@ -158,7 +158,8 @@ edo_stream *edo_child_take_stderr(edo_child *c);
  * edo_child_poll_wait() - wait for the child to exit and reap it.  READY
  * with *@rc = 0 and *@status its wait status (WIFEXITED, WEXITSTATUS,
  * WIFSIGNALED, WTERMSIG from <sys/wait.h>), or *@rc < 0 (EDO_ESHUTDOWN,
- * -ECHILD if someone else reaped it).  The child's stdin, if the handle
+ * -ECHILD if someone else reaped it, -EINVAL at once for a NULL @c or
+ * @status).  The child's stdin, if the handle
  * still holds it, is closed first, so a child reading it is not left
  * waiting for input.  Polling again after READY gives the same status.
  * Cancel-safe.

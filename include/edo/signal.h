@@ -62,9 +62,11 @@ typedef struct edo_signal edo_signal;
  * edo_signal_new() - listen for @signum (SIGHUP, SIGTERM, SIGUSR1, SIGRTMIN+n,
  * ...) on the current runtime.  Deliveries are counted from now on.
  * Returns 0, -EINVAL for SIGKILL, SIGSTOP, SIGSEGV, SIGILL, SIGFPE, a
- * number out of range or one reserved by the C library (then nothing
- * changed), EDO_ENORUNTIME outside a runtime, EDO_ESHUTDOWN, -ENOMEM, or the
- * -errno of a failed system call.
+ * number out of range or one reserved by the C library, EDO_ENORUNTIME
+ * outside a runtime, EDO_ESHUTDOWN, -ENOMEM, or the -errno of a failed
+ * system call (-EMFILE out of descriptors).  A failed call changes nothing:
+ * the handler is installed only by a call that succeeds, so the signal
+ * keeps its action (the default one, say) after any error.
  */
 int edo_signal_new(int signum, edo_signal **out);
 
@@ -76,13 +78,14 @@ int edo_signal_new_on(edo_handle *h, int signum, edo_signal **out);
  * the number of deliveries since the last receive (or since the listener
  * was made), or *@rc = EDO_ESHUTDOWN once the runtime shut down (after any
  * deliveries still unreported).  PENDING: the task is woken on delivery.
- * Cancel-safe: a dropped wait loses nothing.  One task at a time.
+ * Cancel-safe: a dropped wait loses nothing.  One task at a time.  A NULL
+ * @s gives READY with *@rc = -EINVAL.
  */
 edo_poll edo_signal_poll_recv(edo_signal *s, edo_cx *cx, int *rc);
 
 /**
  * edo_signal_try_recv() - the deliveries not yet received (>= 1), marking
- * them received, or 0 if there are none.  Never waits.
+ * them received, or 0 if there are none (-EINVAL for NULL).  Never waits.
  */
 int edo_signal_try_recv(edo_signal *s);
 

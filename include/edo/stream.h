@@ -18,6 +18,12 @@
  * sockets: -ECONNRESET, -EPIPE, ...), -EBADF when the stream was closed,
  * EDO_ESHUTDOWN when the runtime shut down.
  *
+ * Bad buffers: a NULL buffer with a nonzero length, a NULL iovec array with
+ * a nonzero count, or a negative count give -EINVAL at once, with nothing
+ * read or written, from edo_stream_poll_write_vectored(), the duplex, the
+ * buffered reader and writer, and the futures below (rc).  Sockets and
+ * pipes hand a NULL buffer to the kernel, which reports -EFAULT.
+ *
  * Two ways to use them, as everywhere in Edo:
  *
  *  - Single operations are poll functions, called again until READY:
@@ -88,7 +94,8 @@ static inline edo_poll edo_stream_poll_write(edo_stream *s, edo_cx *cx, const vo
 	return s->vt->poll_write(s, cx, buf, len, n);
 }
 
-/** edo_stream_poll_write_vectored() - write from @iovcnt buffers; *@n as poll_write. */
+/** edo_stream_poll_write_vectored() - write from @iovcnt buffers; *@n as poll_write
+ *  (-EINVAL for a negative @iovcnt, or a NULL @iov with @iovcnt > 0). */
 edo_poll edo_stream_poll_write_vectored(edo_stream *s, edo_cx *cx, const struct iovec *iov,
 					int iovcnt, ssize_t *n);
 
@@ -127,7 +134,8 @@ void edo_buf_free(edo_buf *b);
 /**
  * edo_read_exact() - read exactly @len bytes into @buf.
  * Outputs: rc = 0, EDO_EEOF if the stream ended first (n bytes were read),
- * or the read's error; n = bytes read.  Not cancel-safe: bytes read before a
+ * or the read's error (-EINVAL at once for a NULL @buf with @len > 0);
+ * n = bytes read.  Not cancel-safe: bytes read before a
  * drop are lost to the caller (they are in @buf[0..n)).
  */
 typedef struct edo_read_exact_fut {
@@ -143,8 +151,8 @@ edo_future *edo_read_exact(edo_read_exact_fut *f, edo_stream *s, void *buf, size
 
 /**
  * edo_write_all() - write all @len bytes of @buf, however many writes it
- * takes (short writes are continued).  Outputs: rc = 0 or the error; n =
- * bytes written.  Not cancel-safe: after a drop, n bytes were written.
+ * takes (short writes are continued).  Outputs: rc = 0 or the error
+ * (-EINVAL at once for a NULL @buf with @len > 0); n = bytes written.  Not cancel-safe: after a drop, n bytes were written.
  */
 typedef struct edo_write_all_fut {
 	edo_future base;
@@ -160,7 +168,8 @@ edo_future *edo_write_all(edo_write_all_fut *f, edo_stream *s, const void *buf, 
 /**
  * edo_write_all_vectored() - write every byte of @iovcnt buffers (at most
  * 64), with vectored writes.  @iov is copied; the bytes must stay valid.
- * Outputs as edo_write_all.
+ * Outputs as edo_write_all; rc = -EINVAL at once for a count below 0 or
+ * above 64, or a NULL @iov with @iovcnt > 0.
  */
 #define EDO_WRITE_ALL_MAX_IOV 64
 typedef struct edo_write_all_vectored_fut {

@@ -22,6 +22,10 @@
 static edo_poll reader_read(edo_stream *s, edo_cx *cx, void *buf, size_t len, ssize_t *n)
 {
 	edo_buf_reader *r = (edo_buf_reader *)s;
+	if (!buf && len) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	if (r->pos_ == r->filled_ && len >= r->cap_) {
 		r->pos_ = r->filled_ = 0;
 		return edo_stream_poll_read(r->inner_, cx, buf, len, n);
@@ -36,7 +40,8 @@ static edo_poll reader_read(edo_stream *s, edo_cx *cx, void *buf, size_t len, ss
 		return EDO_READY;
 	}
 	size_t take = avail < len ? avail : len;
-	memcpy(buf, data, take);
+	if (take)
+		memcpy(buf, data, take);
 	edo_buf_reader_consume(r, take);
 	*n = (ssize_t)take;
 	return EDO_READY;
@@ -285,7 +290,13 @@ static edo_poll writer_flush_buf(edo_buf_writer *w, edo_cx *cx, int *err)
 static edo_poll writer_write(edo_stream *s, edo_cx *cx, const void *buf, size_t len, ssize_t *n)
 {
 	edo_buf_writer *w = (edo_buf_writer *)s;
-	if (w->len_ + len > w->cap_) {
+	if (!buf && len) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
+	/* Not w->len_ + len > w->cap_: that wraps for a huge len, which would
+	 * then go straight through ahead of the bytes still buffered. */
+	if (len > w->cap_ - w->len_) {
 		int err;
 		if (writer_flush_buf(w, cx, &err) == EDO_PENDING)
 			return EDO_PENDING;
@@ -296,7 +307,8 @@ static edo_poll writer_write(edo_stream *s, edo_cx *cx, const void *buf, size_t 
 	}
 	if (len >= w->cap_)
 		return edo_stream_poll_write(w->inner_, cx, buf, len, n);
-	memcpy(w->buf_ + w->len_, buf, len);
+	if (len)
+		memcpy(w->buf_ + w->len_, buf, len);
 	w->len_ += len;
 	*n = (ssize_t)len;
 	return EDO_READY;
@@ -306,10 +318,21 @@ static edo_poll writer_writev(edo_stream *s, edo_cx *cx, const struct iovec *iov
 			      ssize_t *n)
 {
 	edo_buf_writer *w = (edo_buf_writer *)s;
+	if (cnt < 0 || (!iov && cnt)) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
+	/* The total saturates: a sum that wrapped would look small and be
+	 * copied into the buffer. */
 	size_t total = 0;
-	for (int i = 0; i < cnt; i++)
-		total += iov[i].iov_len;
-	if (w->len_ + total > w->cap_) {
+	for (int i = 0; i < cnt; i++) {
+		if (!iov[i].iov_base && iov[i].iov_len) {
+			*n = -EINVAL;
+			return EDO_READY;
+		}
+		total = iov[i].iov_len > SIZE_MAX - total ? SIZE_MAX : total + iov[i].iov_len;
+	}
+	if (total > w->cap_ - w->len_) {
 		int err;
 		if (writer_flush_buf(w, cx, &err) == EDO_PENDING)
 			return EDO_PENDING;
@@ -321,7 +344,8 @@ static edo_poll writer_writev(edo_stream *s, edo_cx *cx, const struct iovec *iov
 	if (total >= w->cap_)
 		return edo_stream_poll_write_vectored(w->inner_, cx, iov, cnt, n);
 	for (int i = 0; i < cnt; i++) {
-		memcpy(w->buf_ + w->len_, iov[i].iov_base, iov[i].iov_len);
+		if (iov[i].iov_len)
+			memcpy(w->buf_ + w->len_, iov[i].iov_base, iov[i].iov_len);
 		w->len_ += iov[i].iov_len;
 	}
 	*n = (ssize_t)total;

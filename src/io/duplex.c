@@ -45,6 +45,10 @@ static edo_poll duplex_read(edo_stream *s, edo_cx *cx, void *buf, size_t len, ss
 {
 	duplex_end *e = (duplex_end *)s;
 	pipe_dir *d = &e->sh->dir[1 - e->side];
+	if (!buf && len) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	if (edo_coop_poll_proceed(cx) == EDO_PENDING)
 		return EDO_PENDING;
 	pthread_mutex_lock(&e->sh->lock);
@@ -56,8 +60,10 @@ static edo_poll duplex_read(edo_stream *s, edo_cx *cx, void *buf, size_t len, ss
 	}
 	size_t take = d->len < len ? d->len : len;
 	size_t first = d->cap - d->head < take ? d->cap - d->head : take;
-	memcpy(buf, d->buf + d->head, first);
-	memcpy((char *)buf + first, d->buf, take - first);
+	if (take) {
+		memcpy(buf, d->buf + d->head, first);
+		memcpy((char *)buf + first, d->buf, take - first);
+	}
 	d->head = (d->head + take) % d->cap;
 	d->len -= take;
 	edo_waker w = take ? edo_waker_take(&d->writer) : (edo_waker){0};
@@ -71,6 +77,10 @@ static edo_poll duplex_write(edo_stream *s, edo_cx *cx, const void *buf, size_t 
 {
 	duplex_end *e = (duplex_end *)s;
 	pipe_dir *d = &e->sh->dir[e->side];
+	if (!buf && len) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	if (edo_coop_poll_proceed(cx) == EDO_PENDING)
 		return EDO_PENDING;
 	pthread_mutex_lock(&e->sh->lock);
@@ -89,8 +99,10 @@ static edo_poll duplex_write(edo_stream *s, edo_cx *cx, const void *buf, size_t 
 	size_t take = space < len ? space : len;
 	size_t tail = (d->head + d->len) % d->cap;
 	size_t first = d->cap - tail < take ? d->cap - tail : take;
-	memcpy(d->buf + tail, buf, first);
-	memcpy(d->buf, (const char *)buf + first, take - first);
+	if (take) {
+		memcpy(d->buf + tail, buf, first);
+		memcpy(d->buf, (const char *)buf + first, take - first);
+	}
 	d->len += take;
 	edo_waker w = take ? edo_waker_take(&d->reader) : (edo_waker){0};
 	pthread_mutex_unlock(&e->sh->lock);

@@ -18,6 +18,10 @@
 edo_poll edo_stream_poll_write_vectored(edo_stream *s, edo_cx *cx, const struct iovec *iov,
 					int iovcnt, ssize_t *n)
 {
+	if (iovcnt < 0 || (!iov && iovcnt)) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	if (s->vt->poll_write_vectored)
 		return s->vt->poll_write_vectored(s, cx, iov, iovcnt, n);
 	for (int i = 0; i < iovcnt; i++)
@@ -65,6 +69,8 @@ void edo_buf_free(edo_buf *b)
 static edo_poll read_exact_poll(edo_future *base, edo_cx *cx)
 {
 	edo_read_exact_fut *f = (edo_read_exact_fut *)base;
+	if (f->rc < 0)
+		return EDO_READY; /* bad input, reported at once */
 	while (f->n < f->len_) {
 		ssize_t r;
 		if (edo_stream_poll_read(f->s_, cx, f->buf_ + f->n, f->len_ - f->n, &r) ==
@@ -85,6 +91,8 @@ static const edo_future_vtable read_exact_vt = {.poll = read_exact_poll};
 edo_future *edo_read_exact(edo_read_exact_fut *f, edo_stream *s, void *buf, size_t len)
 {
 	*f = (edo_read_exact_fut){.base = {&read_exact_vt}, .s_ = s, .buf_ = buf, .len_ = len};
+	if (!buf && len)
+		f->rc = -EINVAL;
 	return &f->base;
 }
 
@@ -93,6 +101,8 @@ edo_future *edo_read_exact(edo_read_exact_fut *f, edo_stream *s, void *buf, size
 static edo_poll write_all_poll(edo_future *base, edo_cx *cx)
 {
 	edo_write_all_fut *f = (edo_write_all_fut *)base;
+	if (f->rc < 0)
+		return EDO_READY; /* bad input, reported at once */
 	while (f->n < f->len_) {
 		ssize_t r;
 		if (edo_stream_poll_write(f->s_, cx, f->buf_ + f->n, f->len_ - f->n, &r) ==
@@ -114,6 +124,8 @@ static const edo_future_vtable write_all_vt = {.poll = write_all_poll};
 edo_future *edo_write_all(edo_write_all_fut *f, edo_stream *s, const void *buf, size_t len)
 {
 	*f = (edo_write_all_fut){.base = {&write_all_vt}, .s_ = s, .buf_ = buf, .len_ = len};
+	if (!buf && len)
+		f->rc = -EINVAL;
 	return &f->base;
 }
 
@@ -160,13 +172,14 @@ edo_future *edo_write_all_vectored(edo_write_all_vectored_fut *f, edo_stream *s,
 				   const struct iovec *iov, int iovcnt)
 {
 	*f = (edo_write_all_vectored_fut){.base = {&write_all_vectored_vt}, .s_ = s};
-	if (iovcnt < 0 || iovcnt > EDO_WRITE_ALL_MAX_IOV) {
+	if (iovcnt < 0 || iovcnt > EDO_WRITE_ALL_MAX_IOV || (!iov && iovcnt)) {
 		/* Bad input: complete at once with the error. */
 		f->rc = -EINVAL;
 		return &f->base;
 	}
 	f->cnt_ = iovcnt;
-	memcpy(f->iov_, iov, (size_t)iovcnt * sizeof *iov);
+	if (iovcnt)
+		memcpy(f->iov_, iov, (size_t)iovcnt * sizeof *iov);
 	return &f->base;
 }
 

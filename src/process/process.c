@@ -748,6 +748,10 @@ int edo_child_try_wait(edo_child *c, int *status)
 
 edo_poll edo_child_poll_wait(edo_child *c, edo_cx *cx, int *status, int *rc)
 {
+	if (!c || !status) {
+		*rc = -EINVAL;
+		return EDO_READY;
+	}
 	if (c->reaped) {
 		*status = c->status;
 		*rc = 0;

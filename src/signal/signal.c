@@ -325,15 +325,34 @@ int edo_signal_new_on(edo_handle *h, int signum, edo_signal **out)
 	reader *rd = NULL;
 	bool fresh = false;
 	pthread_mutex_lock(&g.lock);
+	/* The handler goes in last, once nothing else can fail: a failed call
+	 * changes nothing, and the signal keeps its action (its default one
+	 * terminates the process; a handler, once in, stays in for good). */
+	bool new_pipe = g.rfd < 0;
 	int rc = ensure_pipe_locked();
 	if (rc == 0)
-		rc = install_locked(signum);
-	if (rc == 0)
 		rc = reader_get_locked(s, &rd, &fresh);
-	if (rc < 0 || !rd) {
+	if (rc == 0)
+		rc = install_locked(signum);
+	if (rc < 0) {
+		if (fresh) {
+			/* Unmade: never armed, no listener; reader_retire below. */
+			g.readers = rd->next;
+		} else {
+			rd = NULL;
+		}
+		if (new_pipe && !g.readers && !g.installed) {
+			/* Made by this call and used by no one: no handler can write. */
+			int wfd = atomic_exchange(&pipe_wfd, -1);
+			close(wfd);
+			close(g.rfd);
+			g.rfd = -1;
+		}
 		pthread_mutex_unlock(&g.lock);
+		if (rd)
+			reader_retire(rd);
 		free(l);
-		return rc < 0 ? rc : -ENOMEM;
+		return rc;
 	}
 	rd->listeners++;
 	l->signum = signum;
@@ -402,6 +421,10 @@ int edo_signal_try_recv(edo_signal *s)
 
 edo_poll edo_signal_poll_recv(edo_signal *s, edo_cx *cx, int *rc)
 {
+	if (!s) {
+		*rc = -EINVAL;
+		return EDO_READY;
+	}
 	if (edo_coop_poll_proceed(cx) == EDO_PENDING)
 		return EDO_PENDING;
 	for (int pass = 0; pass < 2; pass++) {

@@ -11,6 +11,14 @@
 #include "runtime/io/reactor.h"
 #include "runtime/sched.h"
 
+#define INTEREST_ALL (EDO_INTEREST_READABLE | EDO_INTEREST_WRITABLE | EDO_INTEREST_PRIORITY)
+
+/* At least one EDO_INTEREST_* bit and nothing else. */
+static bool interest_ok(uint32_t interest)
+{
+	return (interest & INTEREST_ALL) && !(interest & ~INTEREST_ALL);
+}
+
 struct edo_async_fd {
 	edo__scheduled_io *io;
 	edo__sched *sched; /* a reference: keeps the reactor alive */
@@ -22,9 +30,7 @@ int edo_async_fd_new_on(edo_handle *h, int fd, uint32_t interest, edo_async_fd *
 	edo__sched *s = h ? h : edo__ctx.sched;
 	if (!s)
 		return EDO_ENORUNTIME;
-	if (!out || fd < 0 ||
-	    !(interest & (EDO_INTEREST_READABLE | EDO_INTEREST_WRITABLE | EDO_INTEREST_PRIORITY)) ||
-	    (interest & ~(EDO_INTEREST_READABLE | EDO_INTEREST_WRITABLE | EDO_INTEREST_PRIORITY)))
+	if (!out || fd < 0 || !interest_ok(interest))
 		return -EINVAL;
 	if (!s->has_driver || !s->driver.io)
 		return -ENOTSUP;
@@ -78,11 +84,17 @@ int edo_async_fd_free(edo_async_fd *a)
 
 bool edo_async_fd_is_shutdown(const edo_async_fd *a)
 {
+	if (!a)
+		return false;
 	return edo__sio_readiness(a->io, EDO_INTEREST_READABLE).shutdown;
 }
 
 static edo_poll poll_ready(edo_async_fd *a, edo_cx *cx, uint32_t direction, edo_ready_guard *g)
 {
+	if (!a) {
+		*g = (edo_ready_guard){0}; /* bad input: nothing is ready, at once */
+		return EDO_READY;
+	}
 	if (edo_coop_poll_proceed(cx) == EDO_PENDING)
 		return EDO_PENDING;
 	edo__ready_event ev;
@@ -107,12 +119,18 @@ edo_poll edo_async_fd_poll_write_ready(edo_async_fd *a, edo_cx *cx, edo_ready_gu
 
 void edo_async_fd_clear_ready(edo_async_fd *a, const edo_ready_guard *g)
 {
+	if (!a || !g)
+		return;
 	edo__sio_clear_readiness(a->io, (edo__ready_event){.ready = g->ready, .tick = g->tick_});
 }
 
 /* The readiness loop around one syscall (Tokio's poll_io). */
 edo_poll edo_async_fd_poll_read(edo_async_fd *a, edo_cx *cx, void *buf, size_t len, ssize_t *n)
 {
+	if (!a) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	for (;;) {
 		edo_ready_guard g;
 		if (poll_ready(a, cx, EDO_INTEREST_READABLE, &g) == EDO_PENDING)
@@ -142,6 +160,10 @@ edo_poll edo_async_fd_poll_read(edo_async_fd *a, edo_cx *cx, void *buf, size_t l
 edo_poll edo_async_fd_poll_write(edo_async_fd *a, edo_cx *cx, const void *buf, size_t len,
 				 ssize_t *n)
 {
+	if (!a) {
+		*n = -EINVAL;
+		return EDO_READY;
+	}
 	for (;;) {
 		edo_ready_guard g;
 		if (poll_ready(a, cx, EDO_INTEREST_WRITABLE, &g) == EDO_PENDING)
@@ -172,6 +194,10 @@ edo_poll edo_async_fd_poll_write(edo_async_fd *a, edo_cx *cx, const void *buf, s
 static edo_poll readiness_poll(edo_future *f, edo_cx *cx)
 {
 	edo_readiness *r = (edo_readiness *)f;
+	if (!r->fd_) {
+		r->ready = 0; /* bad input (see edo_readiness_init), reported at once */
+		return EDO_READY;
+	}
 	if (edo_coop_poll_proceed(cx) == EDO_PENDING)
 		return EDO_PENDING;
 	edo__ready_event ev;
@@ -187,7 +213,8 @@ static void readiness_drop(edo_future *f)
 {
 	edo_readiness *r = (edo_readiness *)f;
 	/* Under the registration's lock: the reactor may be unlinking it. */
-	edo__sio_remove_waiter(r->fd_->io, &r->waiter_);
+	if (r->fd_)
+		edo__sio_remove_waiter(r->fd_->io, &r->waiter_);
 }
 
 static const edo_future_vtable readiness_vt = {.poll = readiness_poll, .drop = readiness_drop};
@@ -196,4 +223,7 @@ void edo_readiness_init(edo_readiness *r, edo_async_fd *a, uint32_t interest)
 {
 	*r = (edo_readiness){.base = {&readiness_vt}, .fd_ = a, .interest_ = interest};
 	r->waiter_.interest_ = interest;
+	/* Nothing could ever satisfy a bad interest: complete at once. */
+	if (!interest_ok(interest))
+		r->fd_ = NULL;
 }
