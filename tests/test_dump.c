@@ -1080,7 +1080,17 @@ TEST(console_socket)
 	snap = console_snap(path);
 	CHECK(strstr(snap, "alive=0 ") != NULL);
 	free(snap);
+	/* A second runtime on the same path replaces the socket; freeing the
+	 * first then leaves the second's socket alone. */
+	edo_runtime *rt2;
+	CHECK_EQ(edo_runtime_build(&b, &rt2), 0);
 	CHECK_EQ(edo_runtime_free(rt), 0);
+	CHECK_EQ(lstat(path, &st), 0);
+	snap = console_snap(path);
+	CHECK(strstr(snap, "alive=0 ") != NULL);
+	free(snap);
+	CHECK_EQ(edo_runtime_free(rt2), 0);
+	CHECK_NE(lstat(path, &st), 0);
 	rmdir(dir);
 }
 
@@ -1113,6 +1123,15 @@ TEST(builder_checks)
 	CHECK_LT(edo_runtime_build(&b, &rt), 0);
 	CHECK(rt == NULL);
 	CHECK_EQ(edo_runtime_tasks(NULL, NULL, NULL), -EINVAL);
+	/* A task info with more frames than it can hold is refused. */
+	edo_task_info bad;
+	memset(&bad, 0, sizeof bad);
+	memset(bad.name, 'n', sizeof bad.name); /* no terminating NUL either */
+	bad.nframes = 1000;
+	char text[256];
+	CHECK_EQ(edo_task_info_format(&bad, text, sizeof text), -EINVAL);
+	bad.nframes = 0;
+	CHECK_GT(edo_task_info_format(&bad, text, sizeof text), 0);
 	CHECK_EQ(edo_runtime_dump(NULL, stdout), -EINVAL);
 	CHECK_EQ(edo_runtime_stalls(NULL, NULL, 0), -EINVAL);
 }

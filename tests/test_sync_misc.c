@@ -895,6 +895,16 @@ TEST(select_skips_empty_slots_and_keeps_others)
 	edo_future *none[3] = {NULL, NULL, NULL};
 	CHECK_EQ(tw_poll(&t, edo_select(&s, none, 3, 0)), EDO_READY);
 	CHECK_EQ(s.index, -1L);
+	/* Unknown flags: refused at once, the futures untouched. */
+	edo_notify bad;
+	edo_notify_init(&bad);
+	edo_notified_fut badf;
+	edo_future *one[1] = {edo_notify_notified(&badf, &bad)};
+	CHECK_EQ(tw_poll(&t, edo_select(&s, one, 1, 0xff00u)), EDO_READY);
+	CHECK_EQ(s.index, (long)-EINVAL);
+	edo_future_drop(&s.base);
+	CHECK(one[0]->vt != NULL); /* neither polled to completion nor dropped */
+	edo_future_drop(one[0]);
 	edo_notify n[2];
 	edo_notified_fut nf[2];
 	edo_future *futs[3];

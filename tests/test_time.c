@@ -1458,6 +1458,12 @@ TEST(outside_a_runtime)
 	edo_instant a = edo_instant_now(), b = edo_instant_now();
 	CHECK_LE(a, b);
 	CHECK_EQ(edo_instant_add(UINT64_MAX - 5, 10), UINT64_MAX);
+	/* A timeout around no future: refused at once, not "completed". */
+	edo_timeout to;
+	edo_timeout_init(&to, NULL, EDO_MS(1));
+	CHECK_EQ(edo_future_poll(&to.base, &cx), EDO_READY);
+	CHECK_EQ(to.result, -EINVAL);
+	edo_future_drop(&to.base);
 	/* A never-polled sleep costs nothing and drops as a no-op. */
 	edo_sleep_init(&s, EDO_SEC(1));
 	edo_future_drop(&s.base);

@@ -256,15 +256,15 @@ int edo_fiber_yield(void);
  * edo_fiber_join() - wait for the task of @h (any task: a fiber, a
  * coroutine, a blocking task) to finish.  Returns 0 if it completed,
  * -ECANCELED if it was cancelled or if this fiber was cancelled while
- * waiting (edo_fiber_is_cancelled() tells which), -EPERM outside a fiber.
- * The handle stays the caller's (edo_join_detach() it).
+ * waiting (edo_fiber_is_cancelled() tells which), -EPERM outside a fiber,
+ * -EINVAL for a NULL @h.  The handle stays the caller's (edo_join_detach() it).
  */
 int edo_fiber_join(edo_join *h);
 
 /**
  * edo_fiber_read() - read(2) from @a once it is readable.  Returns the
- * bytes read (0 at end of file), a negative errno, EDO_ESHUTDOWN, or
- * -ECANCELED.
+ * bytes read (0 at end of file), a negative errno (-EINVAL for a NULL @a),
+ * EDO_ESHUTDOWN, or -ECANCELED.
  */
 ssize_t edo_fiber_read(edo_async_fd *a, void *buf, size_t len);
 
@@ -275,14 +275,16 @@ ssize_t edo_fiber_write(edo_async_fd *a, const void *buf, size_t len);
 /**
  * edo_fiber_wait_ready() - wait until @a has any of @interest's readiness
  * (an edo_readiness future).  Returns the EDO_READY_* bits (0 if the
- * runtime shut down or @a was freed), or -ECANCELED.
+ * runtime shut down or @a was freed), -ECANCELED, or -EINVAL (a NULL @a; an
+ * @interest that is 0 or has bits other than EDO_INTEREST_*).
  */
 int edo_fiber_wait_ready(edo_async_fd *a, uint32_t interest);
 
 /**
  * edo_fiber_stream_read() - read up to @len bytes from the stream @s (TCP,
  * Unix, pipes, duplex, buffered readers: any edo_stream).  Returns the
- * bytes read (0 at end of stream), a negative error, or -ECANCELED.
+ * bytes read (0 at end of stream), a negative error (-EINVAL for a NULL @s),
+ * or -ECANCELED.
  */
 ssize_t edo_fiber_stream_read(edo_stream *s, void *buf, size_t len);
 
@@ -303,7 +305,8 @@ ssize_t edo_fiber_stream_write_all(edo_stream *s, const void *buf, size_t len);
 int edo_fiber_tcp_accept(edo_tcp_listener *l, edo_tcp_stream **out, edo_addr *peer);
 
 /** edo_fiber_tcp_connect() - connect to @addr: 0 with *@out, a negative
- *  error, or -ECANCELED. */
+ *  error (-EINVAL for a NULL @addr or @out, before connecting), or
+ *  -ECANCELED. */
 int edo_fiber_tcp_connect(const edo_addr *addr, edo_tcp_stream **out);
 
 /**

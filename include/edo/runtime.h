@@ -153,7 +153,9 @@ typedef struct edo_runtime_builder {
 	int dump_signal;
 	/** Serve metrics, tasks and stalls for `edo-console PATH` on a Unix
 	 *  socket created at this path with mode 0600 (an existing socket there
-	 *  is replaced; any other file is an error, -EEXIST); NULL = off. */
+	 *  is replaced; any other file is an error, -EEXIST); NULL = off.
+	 *  Freeing the runtime removes the socket file, unless another one has
+	 *  replaced it there since. */
 	const char *console_path;
 } edo_runtime_builder;
 

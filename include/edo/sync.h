@@ -443,7 +443,10 @@ typedef struct edo_mpsc_permit {
  * slot and edo_mpsc_permit_send() sends into it without waiting.  Dropping
  * @p (edo_future_drop()) while pending gives up the place in the queue;
  * dropping it while it holds the slot gives the slot back.  Takes a unit of
- * budget when READY (bounded).
+ * budget when READY (bounded).  A permit that holds a slot must be sent or
+ * dropped before @p is initialised again (by this or edo_mpsc_try_reserve()):
+ * initialising it again cannot tell a held slot from fresh memory, and
+ * the slot would be lost for good.
  */
 edo_future *edo_mpsc_reserve(edo_mpsc_permit *p, edo_mpsc_tx *tx);
 
@@ -912,7 +915,8 @@ typedef struct edo_select_fut {
 	unsigned flags_;
 	uint8_t done_;
 	/** Output: index of the future that completed (its outputs are valid;
-	 * it is not touched again), or -1 if every slot was empty. */
+	 * it is not touched again), -1 if every slot was empty, or -EINVAL if
+	 * the flags had unknown bits (then no future was polled or dropped). */
 	long index;
 } edo_select_fut;
 

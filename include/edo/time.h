@@ -200,7 +200,8 @@ extern const edo_future_vtable edo_sleep_vt;
  */
 typedef struct edo_timeout {
 	edo_future base;
-	int result; /**< output: 0, -ETIMEDOUT, EDO_ESHUTDOWN or EDO_ENORUNTIME */
+	int result; /**< output: 0, -ETIMEDOUT, EDO_ESHUTDOWN, EDO_ENORUNTIME, or
+		     *   -EINVAL (a NULL inner future: completes at once) */
 	edo_future *inner_;
 	edo_sleep sleep_;
 } edo_timeout;

@@ -138,7 +138,8 @@ int edo_runtime_dump(edo_runtime *rt, FILE *out);
 
 /** edo_task_info_format() - the text of one task of a dump, as
  *  edo_runtime_dump() writes it, into @buf (truncated to @len).  Returns
- *  the length it needed, as snprintf. */
+ *  the length it needed, as snprintf, -EINVAL (NULL @t, NULL @buf with a
+ *  @len, nframes above EDO_TASK_FRAMES_MAX) or -ENOMEM. */
 int edo_task_info_format(const edo_task_info *t, char *buf, size_t len);
 
 /* ---- the stall detector ------------------------------------------------- */

@@ -599,6 +599,8 @@ int edo_fiber_yield(void)
 
 int edo_fiber_join(edo_join *h)
 {
+	if (!h)
+		return -EINVAL;
 	int result = 0;
 	int rc = FIBER_AWAIT_POLL_AS("edo_fiber_join", edo_join_poll(h, cx, &result));
 	return rc < 0 ? rc : result;
@@ -606,6 +608,8 @@ int edo_fiber_join(edo_join *h)
 
 ssize_t edo_fiber_read(edo_async_fd *a, void *buf, size_t len)
 {
+	if (!a)
+		return -EINVAL;
 	ssize_t n = 0;
 	int rc = FIBER_AWAIT_POLL_AS("edo_fiber_read", edo_async_fd_poll_read(a, cx, buf, len, &n));
 	return rc < 0 ? rc : n;
@@ -613,6 +617,8 @@ ssize_t edo_fiber_read(edo_async_fd *a, void *buf, size_t len)
 
 ssize_t edo_fiber_write(edo_async_fd *a, const void *buf, size_t len)
 {
+	if (!a)
+		return -EINVAL;
 	ssize_t n = 0;
 	int rc = FIBER_AWAIT_POLL_AS("edo_fiber_write",
 				     edo_async_fd_poll_write(a, cx, buf, len, &n));
@@ -621,6 +627,10 @@ ssize_t edo_fiber_write(edo_async_fd *a, const void *buf, size_t len)
 
 int edo_fiber_wait_ready(edo_async_fd *a, uint32_t interest)
 {
+	if (!a || !interest ||
+	    (interest &
+	     ~(uint32_t)(EDO_INTEREST_READABLE | EDO_INTEREST_WRITABLE | EDO_INTEREST_PRIORITY)))
+		return -EINVAL;
 	edo_readiness r;
 	edo_readiness_init(&r, a, interest);
 	int rc = fiber_await(&r.base, "edo_fiber_wait_ready");
@@ -629,6 +639,8 @@ int edo_fiber_wait_ready(edo_async_fd *a, uint32_t interest)
 
 ssize_t edo_fiber_stream_read(edo_stream *s, void *buf, size_t len)
 {
+	if (!s)
+		return -EINVAL;
 	ssize_t n = 0;
 	int rc = FIBER_AWAIT_POLL_AS("edo_fiber_stream_read",
 				     edo_stream_poll_read(s, cx, buf, len, &n));
@@ -637,6 +649,8 @@ ssize_t edo_fiber_stream_read(edo_stream *s, void *buf, size_t len)
 
 ssize_t edo_fiber_stream_write(edo_stream *s, const void *buf, size_t len)
 {
+	if (!s)
+		return -EINVAL;
 	ssize_t n = 0;
 	int rc = FIBER_AWAIT_POLL_AS("edo_fiber_stream_write",
 				     edo_stream_poll_write(s, cx, buf, len, &n));
@@ -645,6 +659,8 @@ ssize_t edo_fiber_stream_write(edo_stream *s, const void *buf, size_t len)
 
 ssize_t edo_fiber_stream_write_all(edo_stream *s, const void *buf, size_t len)
 {
+	if (!s || (!buf && len))
+		return -EINVAL;
 	size_t done = 0;
 	while (done < len) {
 		ssize_t n = edo_fiber_stream_write(s, (const char *)buf + done, len - done);
@@ -667,6 +683,8 @@ int edo_fiber_tcp_connect(const edo_addr *addr, edo_tcp_stream **out)
 {
 	if (!edo__fiber_cur)
 		return -EPERM;
+	if (!addr || !out)
+		return -EINVAL;
 	edo_tcp_connect_fut c;
 	int rc = fiber_await(edo_tcp_connect(&c, addr), "edo_fiber_tcp_connect");
 	if (rc < 0)

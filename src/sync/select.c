@@ -6,6 +6,8 @@
  * when the task's budget is spent: the branches are what consume budget,
  * and a select whose branches are all out of budget would otherwise spin.
  */
+#include <errno.h>
+
 #include "sync/internal.h"
 
 static bool armed(edo_future *f)
@@ -76,6 +78,12 @@ edo_future *edo_select(edo_select_fut *f, edo_future **futs, size_t n, unsigned 
 	f->flags_ = flags;
 	f->done_ = 0;
 	f->index = -1;
+	if (flags & ~(EDO_SELECT_BIASED | EDO_SELECT_KEEP_OTHERS)) {
+		/* Bad input: complete at once, touching none of the futures. */
+		f->n_ = 0;
+		f->done_ = 1;
+		f->index = -EINVAL;
+	}
 	return &f->base;
 }
 

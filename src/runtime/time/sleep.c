@@ -174,7 +174,7 @@ static const edo_future_vtable timeout_vt = {.poll = timeout_poll, .drop = timeo
 void edo_timeout_at_init(edo_timeout *t, edo_future *inner, edo_instant deadline)
 {
 	t->base.vt = &timeout_vt;
-	t->result = 0;
+	t->result = inner ? 0 : -EINVAL; /* no future: completes at once, so */
 	t->inner_ = inner;
 	edo_sleep_until_init(&t->sleep_, deadline);
 }

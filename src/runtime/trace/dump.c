@@ -307,7 +307,7 @@ __attribute__((format(printf, 2, 3))) static void put(FILE *f, const char *fmt, 
 
 int edo_task_info_format(const edo_task_info *t, char *buf, size_t len)
 {
-	if (!t || (!buf && len))
+	if (!t || (!buf && len) || t->nframes > EDO_TASK_FRAMES_MAX)
 		return -EINVAL;
 	char *text = NULL;
 	size_t size = 0;
@@ -316,7 +316,7 @@ int edo_task_info_format(const edo_task_info *t, char *buf, size_t len)
 		return -ENOMEM;
 	put(f, "task %" PRIu64, t->id);
 	if (t->name[0])
-		put(f, " \"%s\"", t->name);
+		put(f, " \"%.*s\"", (int)sizeof t->name, t->name);
 	put(f, " %s, %u poll%s", state_text(t->state), t->polls, t->polls == 1 ? "" : "s");
 	if (t->idle_ms < 0)
 		put(f, ", never polled");

@@ -485,6 +485,20 @@ int edo_runtime_stalls(edo_runtime *rt, edo_stall_info *out, size_t max)
 /* Bind the socket where only we can reach it, then move it into place: a
  * socket file takes the process's umask at bind(2), and chmod after it
  * leaves a window; a 0700 directory closes the window. */
+/* Remove the console's socket file, if the path still names the one this
+ * runtime put there: another runtime given the same path has replaced it,
+ * and its socket is not ours to remove. */
+static void console_unlink(edo__trace *tr)
+{
+	if (!tr->console_bound || !tr->console_path)
+		return;
+	tr->console_bound = false;
+	struct stat st;
+	if (lstat(tr->console_path, &st) == 0 && st.st_dev == tr->console_dev &&
+	    st.st_ino == tr->console_ino)
+		unlink(tr->console_path);
+}
+
 static int console_listen(edo__trace *tr)
 {
 	const char *path = tr->console_path;
@@ -513,8 +527,10 @@ static int console_listen(edo__trace *tr)
 		rmdir(dir);
 		return rc;
 	}
+	/* The file's identity is taken before it moves into place (a rename
+	 * keeps it): only that file is removed when the runtime goes. */
 	if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || chmod(a.sun_path, 0600) < 0 ||
-	    listen(fd, 16) < 0 || rename(a.sun_path, path) < 0) {
+	    listen(fd, 16) < 0 || lstat(a.sun_path, &st) < 0 || rename(a.sun_path, path) < 0) {
 		rc = -errno;
 		close(fd);
 		unlink(a.sun_path);
@@ -522,6 +538,8 @@ static int console_listen(edo__trace *tr)
 		return rc;
 	}
 	rmdir(dir);
+	tr->console_dev = st.st_dev;
+	tr->console_ino = st.st_ino;
 	tr->listen_fd = fd;
 	tr->console_bound = true;
 	return 0;
@@ -800,10 +818,7 @@ fail:
 		close(tr->listen_fd);
 		tr->listen_fd = -1;
 	}
-	if (tr->console_bound && tr->console_path) {
-		unlink(tr->console_path);
-		tr->console_bound = false;
-	}
+	console_unlink(tr);
 	close(tr->pipe_rd);
 	close(tr->pipe_wr);
 	tr->pipe_rd = tr->pipe_wr = -1;
@@ -828,9 +843,7 @@ void edo__trace_stop(edo__sched *s)
 	if (tr->listen_fd >= 0)
 		close(tr->listen_fd);
 	tr->listen_fd = -1;
-	if (tr->console_bound && tr->console_path)
-		unlink(tr->console_path);
-	tr->console_bound = false;
+	console_unlink(tr);
 	close(tr->pipe_rd);
 	close(tr->pipe_wr);
 	tr->pipe_rd = tr->pipe_wr = -1;

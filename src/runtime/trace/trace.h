@@ -44,6 +44,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
+#include <sys/types.h>
 
 #include "edo/metrics.h"
 #include "edo/runtime.h"
@@ -115,7 +116,9 @@ typedef struct edo__trace {
 	bool stopped;
 	int pipe_rd, pipe_wr; /* self-pipe: 'D' dump (signal), 'Q' quit */
 	int listen_fd;
-	bool console_bound; /* console_path is ours to unlink */
+	bool console_bound; /* console_path is ours to unlink, while it is */
+	dev_t console_dev;  /* the socket file we put there */
+	ino_t console_ino;
 } edo__trace;
 
 static inline uint64_t edo__mono_ns(void)
