@@ -248,6 +248,41 @@ TEST(outside_a_fiber)
 	CHECK(edo_join_fiber_result(NULL) == NULL);
 }
 
+/* Inside a fiber, the blocking-style wrappers refuse NULL handles (and a
+ * connect with nowhere to put its stream connects nothing). */
+static void *null_handles_fiber(void *arg)
+{
+	(void)arg;
+	char b[4];
+	CHECK_EQ(edo_fiber_join(NULL), -EINVAL);
+	CHECK_EQ(edo_fiber_read(NULL, b, sizeof b), -EINVAL);
+	CHECK_EQ(edo_fiber_write(NULL, b, sizeof b), -EINVAL);
+	CHECK_EQ(edo_fiber_wait_ready(NULL, EDO_INTEREST_READABLE), -EINVAL);
+	CHECK_EQ(edo_fiber_stream_read(NULL, b, sizeof b), -EINVAL);
+	CHECK_EQ(edo_fiber_stream_write(NULL, b, sizeof b), -EINVAL);
+	CHECK_EQ(edo_fiber_stream_write_all(NULL, b, sizeof b), -EINVAL);
+	edo_addr a;
+	CHECK_EQ(edo_addr_parse(&a, "127.0.0.1:9"), 0);
+	CHECK_EQ(edo_fiber_tcp_connect(&a, NULL), -EINVAL);
+	edo_tcp_stream *st;
+	CHECK_EQ(edo_fiber_tcp_connect(NULL, &st), -EINVAL);
+	int p[2];
+	CHECK_EQ(pipe(p), 0);
+	edo_async_fd *afd;
+	CHECK_EQ(edo_async_fd_new(p[0], EDO_INTEREST_READABLE, &afd), 0);
+	CHECK_EQ(edo_fiber_wait_ready(afd, 0), -EINVAL);
+	CHECK_EQ(edo_fiber_wait_ready(afd, 0x80), -EINVAL);
+	CHECK_EQ(edo_async_fd_free(afd), p[0]); /* gives the fd back */
+	close(p[0]);
+	close(p[1]);
+	return NULL;
+}
+
+TEST(null_handles_refused)
+{
+	run_fiber(0, null_handles_fiber, NULL);
+}
+
 /* ---- edo_fiber_block_on ----------------------------------------------------------------- */
 
 static atomic_int block_on_runs;
