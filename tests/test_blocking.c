@@ -658,10 +658,12 @@ TEST(spawn_blocking_racing_free_is_cancelled)
 	}
 }
 
-/* A mandatory job queued while no pool thread can be started (here: a
- * 4 GiB stack under an address-space limit, in a child process) runs at
- * shutdown on the freeing thread.  Before, it was dropped unrun: its join
- * never finished and what it held leaked. */
+/* Jobs scheduled while no pool thread can be started and none is running
+ * (here: a 4 GiB stack under an address-space limit, in a child process)
+ * would wait for ever.  A mandatory one runs on the scheduling thread at
+ * once; another is cancelled, its join reporting -ECANCELED.  (Before, both
+ * waited: the join of a plain job never finished, and a mandatory one ran
+ * only at shutdown.) */
 static atomic_int nt_ran;
 
 static void *nt_job(void *arg)
@@ -690,18 +692,26 @@ static void nt_child(void)
 	edo_runtime *rt;
 	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
 	edo_handle *h = edo_runtime_handle(rt);
-	edo_join *j;
+	edo_join *j, *k;
 	CHECK_EQ(edo_spawn_blocking_on(h, nt_job, NULL, EDO_BLOCKING_MANDATORY, &j), 0);
-	usleep(20000);
-	CHECK_EQ(atomic_load(&nt_ran), 0); /* no thread to run it */
-	CHECK_EQ(edo_runtime_free(rt), 0);
-	CHECK_EQ(atomic_load(&nt_ran), 1);
+	CHECK_EQ(atomic_load(&nt_ran), 1); /* ran here, before the spawn returned */
 	CHECK(edo_join_is_finished(j));
+	CHECK_EQ(edo_spawn_blocking_on(h, nt_job, NULL, 0, &k), 0);
+	CHECK(edo_join_is_finished(k));
+	edo_cx cx = {edo_noop_waker()};
+	int rc = 0;
+	CHECK_EQ(edo_join_poll(j, &cx, &rc), EDO_READY);
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(edo_join_poll(k, &cx, &rc), EDO_READY);
+	CHECK_EQ(rc, -ECANCELED);
+	CHECK_EQ(atomic_load(&nt_ran), 1);
+	CHECK_EQ(edo_runtime_free(rt), 0);
 	edo_join_detach(j);
+	edo_join_detach(k);
 	edo_handle_drop(h);
 }
 
-TEST(mandatory_job_without_a_thread_runs_at_shutdown)
+TEST(jobs_without_a_pool_thread_do_not_wait_for_ever)
 {
 	fflush(NULL);
 	pid_t pid = fork();

@@ -198,10 +198,13 @@ int edo_tcp_listener_bind(const edo_addr *addr, const edo_tcp_bind_opts *opts,
  * with *@out the new stream and *@peer its address (@peer may be NULL), or
  * *@rc < 0.  Transient errors (a connection aborted before it was
  * accepted) are skipped.  When the process or system is out of
- * descriptors (EMFILE, ENFILE) or memory, the listener backs off (a
- * timer of 1 ms, doubling up to 100 ms) and retries by itself until
- * descriptors are freed: the poll stays PENDING meanwhile, and never spins.
- * Cancel-safe.
+ * descriptors (EMFILE, ENFILE) or kernel memory (accept(2)'s ENOMEM,
+ * ENOBUFS), the listener backs off (a timer of 1 ms, doubling up to
+ * 100 ms) and retries by itself until descriptors are freed: the poll stays
+ * PENDING meanwhile, and never spins.  If the new stream's own memory
+ * cannot be allocated after accept(2), that connection is closed (the
+ * client sees a reset) and the poll completes with *@rc = -ENOMEM; the
+ * listener stays usable.  Cancel-safe.
  */
 edo_poll edo_tcp_listener_poll_accept(edo_tcp_listener *l, edo_cx *cx, edo_tcp_stream **out,
 				      edo_addr *peer, int *rc);

@@ -104,7 +104,8 @@ void edo_command_free(edo_command *c);
 /** edo_command_arg() - append one argument (argv[0] is the program as given).  0 or -ENOMEM. */
 int edo_command_arg(edo_command *c, const char *arg);
 
-/** edo_command_args() - append the NULL-terminated @args.  0 or -ENOMEM. */
+/** edo_command_args() - append the NULL-terminated @args: all of them, 0, or
+ *  none (-ENOMEM, -EINVAL). */
 int edo_command_args(edo_command *c, const char *const *args);
 
 /** edo_command_env() - set @key=@value in the child's environment.  0, -EINVAL, -ENOMEM. */

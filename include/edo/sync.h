@@ -381,6 +381,13 @@ typedef struct edo_mpsc_rx edo_mpsc_rx;
  * edo_mpsc_new() - a bounded channel holding at most @capacity values of
  * @elem_size bytes.  Returns 0, -EINVAL (capacity 0 or above
  * EDO_SEMAPHORE_MAX_PERMITS, absurd size, NULL outputs) or -ENOMEM.
+ *
+ * Memory: values live in blocks of 32 slots, allocated as the queue grows
+ * and recycled as it drains.  A send (or the last sender's drop, which
+ * marks the end in a slot) that needs a new block and cannot allocate one
+ * aborts the process, as Rust's allocator does under Tokio: the slot is
+ * already claimed by then, and the channel could not stay consistent.
+ * Not yet an -ENOMEM return (it would need a spare block kept ahead).
  */
 int edo_mpsc_new(size_t capacity, size_t elem_size, edo_mpsc_tx **tx, edo_mpsc_rx **rx);
 

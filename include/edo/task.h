@@ -142,6 +142,11 @@ void edo_abort_handle_drop(edo_abort_handle *a);
  * while queued.  At shutdown, queued tasks are cancelled unless mandatory,
  * and running ones finish.  Returns like edo_spawn(), and -EINVAL for a NULL
  * @fn.  Thread-safe.
+ *
+ * If no pool thread can be started (pthread_create fails: RLIMIT_NPROC,
+ * memory) while none is running to take the job, it cannot wait: a
+ * mandatory job then runs at once on the calling thread, and any other is
+ * cancelled (its join reports -ECANCELED).
  */
 int edo_spawn_blocking(void *(*fn)(void *), void *arg, edo_join **out);
 

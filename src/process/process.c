@@ -140,10 +140,16 @@ int edo_command_args(edo_command *c, const char *const *args)
 {
 	if (!c || !args)
 		return -EINVAL;
+	size_t argc = c->argc;
 	for (; *args; args++) {
 		int rc = edo_command_arg(c, *args);
-		if (rc < 0)
+		if (rc < 0) {
+			/* All or nothing: take back what this call added. */
+			while (c->argc > argc)
+				free(c->argv[--c->argc]);
+			c->argv[c->argc] = NULL;
 			return rc;
+		}
 	}
 	return 0;
 }

@@ -136,6 +136,7 @@ static edo__pool *pool_of(edo__sched *s)
 }
 
 static void *pool_thread(void *arg);
+static bool is_mandatory(edo__task *t);
 
 /* Run a job's task (on a pool thread, or at shutdown on the freeing
  * thread).  Auto-advance is allowed again only now that the task has
@@ -183,6 +184,19 @@ static void spawn_thread_locked(edo__pool *p)
 	pthread_attr_destroy(&attr);
 }
 
+static edo__task *pop_locked(edo__pool *p)
+{
+	edo__task *t = p->head;
+	if (t) {
+		p->head = t->next;
+		if (!p->head)
+			p->tail = NULL;
+		t->next = NULL;
+		p->queued--;
+	}
+	return t;
+}
+
 static void pool_schedule(edo__sched *s, edo__task *t, bool yield)
 {
 	(void)yield;
@@ -223,20 +237,29 @@ static void pool_schedule(edo__sched *s, edo__task *t, bool yield)
 	} else if (p->threads - p->exiting < p->max_threads) {
 		spawn_thread_locked(p);
 	}
-	pthread_mutex_unlock(&p->lock);
-}
-
-static edo__task *pop_locked(edo__pool *p)
-{
-	edo__task *t = p->head;
-	if (t) {
-		p->head = t->next;
-		if (!p->head)
-			p->tail = NULL;
-		t->next = NULL;
-		p->queued--;
+	if (p->threads - p->exiting > 0) {
+		pthread_mutex_unlock(&p->lock);
+		return;
 	}
-	return t;
+	/* No thread could be started and none is left to take the queue
+	 * (thread creation failed: RLIMIT_NPROC, memory): the jobs would wait
+	 * for ever.  A mandatory one runs here, on the scheduling thread, as
+	 * at shutdown; the others are cancelled (their joins report
+	 * -ECANCELED). */
+	edo__task *q = NULL, **tail = &q;
+	while ((t = pop_locked(p))) {
+		*tail = t;
+		tail = &t->next;
+	}
+	pthread_mutex_unlock(&p->lock);
+	while ((t = q)) {
+		q = t->next;
+		t->next = NULL;
+		if (is_mandatory(t))
+			run_job(t);
+		else
+			edo__task_cancel_notified(t);
+	}
 }
 
 static void *pool_thread(void *arg)

@@ -373,11 +373,12 @@ int edo__trace_dump(edo__sched *s, FILE *out)
 			s->flavor == EDO_RT_MULTI_THREAD ? "multi-thread" : "current-thread",
 			workers, workers == 1 ? "" : "s", n, n == 1 ? "" : "s", idle, sched,
 			running);
+	int err = 0;
 	for (size_t i = 0; i < n && w >= 0; i++) {
 		char line[2048];
 		int len = edo_task_info_format(&v[i], line, sizeof line);
 		if (len < 0) {
-			w = -1;
+			err = len; /* -ENOMEM: not a failed write */
 			break;
 		}
 		w = fputs(line, out);
@@ -385,7 +386,7 @@ int edo__trace_dump(edo__sched *s, FILE *out)
 	free(v);
 	if (w < 0 || fflush(out) != 0)
 		return -EIO;
-	return (int)n;
+	return err < 0 ? err : (int)n;
 }
 
 int edo_runtime_tasks(edo_runtime *rt, edo_task_info **out, size_t *n)

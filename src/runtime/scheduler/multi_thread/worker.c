@@ -1154,9 +1154,14 @@ int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
 		w->gqi = mt->fixed_gqi ? mt->fixed_gqi : DEFAULT_EVENT_INTERVAL;
 		w->ewma_poll_ns = 200000.0 / DEFAULT_EVENT_INTERVAL;
 		w->lifo_enabled = true;
-		edo__parker_init(&w->parker, &mt->base.driver);
+		/* Every worker is initialised (the destroy path walks them all);
+		 * the first failure (a wheel's allocation) fails the build. */
+		int prc = edo__parker_init(&w->parker, &mt->base.driver);
+		if (prc < 0 && rc == 0)
+			rc = prc;
 	}
-	rc = edo__trace_new(&mt->base, b, n);
+	if (rc == 0)
+		rc = edo__trace_new(&mt->base, b, n);
 	if (rc < 0) {
 		mt_stop_threads(mt, 0);
 		edo__sched_unref(&mt->base);
