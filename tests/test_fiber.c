@@ -1598,9 +1598,9 @@ static void *overflow_fiber(void *arg)
 	return (void *)(intptr_t)r;
 }
 
-/* Run an overflowing fiber in a child process with @guard forced; returns
- * the child's wait status and its stderr in @err. */
-static int overflow_child(int guard, size_t stack, int limit, char *err, size_t errlen)
+/* Run @body(@arg) in a child process whose stderr goes to @err; returns
+ * the child's wait status.  The child exits 0 if @body returns. */
+static int in_child(void (*body)(void *), void *arg, char *err, size_t errlen)
 {
 	int p[2];
 	CHECK_EQ(pipe(p), 0);
@@ -1610,10 +1610,7 @@ static int overflow_child(int guard, size_t stack, int limit, char *err, size_t 
 	if (pid == 0) {
 		dup2(p[1], 2);
 		close(p[0]);
-		edo__stack_force_guard(guard);
-		edo_fiber_opts o = {.stack_size = stack, .name = "deep-recursion"};
-		void *arg = (void *)(intptr_t)limit;
-		run_many(0, overflow_fiber, &arg, 1, &o, NULL);
+		body(arg);
 		_exit(0);
 	}
 	close(p[1]);
@@ -1626,6 +1623,29 @@ static int overflow_child(int guard, size_t stack, int limit, char *err, size_t 
 	int st;
 	CHECK_EQ(waitpid(pid, &st, 0), pid);
 	return st;
+}
+
+typedef struct overflow_args {
+	int guard;
+	size_t stack;
+	int limit;
+} overflow_args;
+
+static void overflow_body(void *arg)
+{
+	overflow_args *a = arg;
+	edo__stack_force_guard(a->guard);
+	edo_fiber_opts o = {.stack_size = a->stack, .name = "deep-recursion"};
+	void *farg = (void *)(intptr_t)a->limit;
+	run_many(0, overflow_fiber, &farg, 1, &o, NULL);
+}
+
+/* Run an overflowing fiber in a child process with @guard forced; returns
+ * the child's wait status and its stderr in @err. */
+static int overflow_child(int guard, size_t stack, int limit, char *err, size_t errlen)
+{
+	overflow_args a = {guard, stack, limit};
+	return in_child(overflow_body, &a, err, errlen);
 }
 
 static void expect_overflow_report(int st, const char *err, int sig)
@@ -1727,35 +1747,16 @@ static void *open_gate_later(void *arg)
 	return NULL;
 }
 
-static int migrating_overflow_child(char *err, size_t errlen)
+static void migrating_overflow_body(void *unused)
 {
-	int p[2];
-	CHECK_EQ(pipe(p), 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	CHECK_GE(pid, 0);
-	if (pid == 0) {
-		dup2(p[1], 2);
-		close(p[0]);
-		gate g;
-		gate_init(&g, 1);
-		pthread_t opener;
-		CHECK_EQ(pthread_create(&opener, NULL, open_gate_later, &g), 0);
-		edo_fiber_opts o = {.name = "deep-recursion", .migrate = true};
-		void *arg = &g;
-		run_many(2, migrating_overflow_fiber, &arg, 1, &o, NULL);
-		_exit(0);
-	}
-	close(p[1]);
-	size_t len = 0;
-	ssize_t n;
-	while (len < errlen - 1 && (n = read(p[0], err + len, errlen - 1 - len)) > 0)
-		len += (size_t)n;
-	err[len] = 0;
-	close(p[0]);
-	int st;
-	CHECK_EQ(waitpid(pid, &st, 0), pid);
-	return st;
+	(void)unused;
+	gate g;
+	gate_init(&g, 1);
+	pthread_t opener;
+	CHECK_EQ(pthread_create(&opener, NULL, open_gate_later, &g), 0);
+	edo_fiber_opts o = {.name = "deep-recursion", .migrate = true};
+	void *arg = &g;
+	run_many(2, migrating_overflow_fiber, &arg, 1, &o, NULL);
 }
 
 TEST(overflow_after_migrating_to_a_fresh_thread)
@@ -1764,7 +1765,7 @@ TEST(overflow_after_migrating_to_a_fresh_thread)
 		SKIP("valgrind reports the overflow itself");
 	char err[4096];
 	for (int round = 0; round < 10; round++) {
-		int st = migrating_overflow_child(err, sizeof err);
+		int st = in_child(migrating_overflow_body, NULL, err, sizeof err);
 		if (WIFEXITED(st) && WEXITSTATUS(st) == 2)
 			continue; /* resumed where it started: try again */
 		expect_overflow_report(st, err, SIGSEGV);
@@ -1774,6 +1775,15 @@ TEST(overflow_after_migrating_to_a_fresh_thread)
 	SKIP("the fiber was resumed on its first worker in every round");
 }
 
+static void fault_ignored_body(void *unused)
+{
+	(void)unused;
+	(void)signal(SIGSEGV, SIG_IGN);
+	alarm(5); /* a handler that loops is killed by SIGALRM instead */
+	void *arg = (void *)(uintptr_t)8;
+	run_many(0, faulting_fiber, &arg, 1, NULL, NULL);
+}
+
 TEST(fault_with_sigsegv_ignored_is_fatal)
 {
 	if (EDO__RUNNING_ON_VALGRIND())
@@ -1781,18 +1791,8 @@ TEST(fault_with_sigsegv_ignored_is_fatal)
 #if defined(EDO__ASAN)
 	SKIP("AddressSanitizer reports the fault itself");
 #endif
-	fflush(NULL);
-	pid_t pid = fork();
-	CHECK_GE(pid, 0);
-	if (pid == 0) {
-		(void)signal(SIGSEGV, SIG_IGN);
-		alarm(5); /* a handler that loops is killed by SIGALRM instead */
-		void *arg = (void *)(uintptr_t)8;
-		run_many(0, faulting_fiber, &arg, 1, NULL, NULL);
-		_exit(0);
-	}
-	int st;
-	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	char err[4096];
+	int st = in_child(fault_ignored_body, NULL, err, sizeof err);
 	CHECK(WIFSIGNALED(st));
 	CHECK_EQ(WTERMSIG(st), SIGSEGV);
 }
