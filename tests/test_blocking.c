@@ -673,12 +673,12 @@ static void *nt_job(void *arg)
 	return NULL;
 }
 
-static void nt_child(void)
+/* What is mapped now, and 1 GiB more: room for everything but a pool
+ * thread's 4 GiB stack. */
+static void limit_address_space(void)
 {
 	struct rlimit rl;
 	CHECK_EQ(getrlimit(RLIMIT_AS, &rl), 0);
-	/* What is mapped now, and 1 GiB more: room for everything but the
-	 * pool thread's stack. */
 	FILE *f = fopen("/proc/self/statm", "r");
 	CHECK(f != NULL);
 	unsigned long pages = 0;
@@ -686,6 +686,11 @@ static void nt_child(void)
 	fclose(f);
 	rl.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)1 << 30);
 	CHECK_EQ(setrlimit(RLIMIT_AS, &rl), 0);
+}
+
+static void nt_child(void)
+{
+	limit_address_space();
 	edo_runtime_builder b;
 	edo_runtime_builder_init(&b, EDO_RT_CURRENT_THREAD);
 	b.thread_stack_size = (size_t)1 << 32;
@@ -718,6 +723,58 @@ TEST(jobs_without_a_pool_thread_do_not_wait_for_ever)
 	CHECK(pid >= 0);
 	if (pid == 0) {
 		nt_child();
+		_exit(0);
+	}
+	int st;
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK(WIFEXITED(st));
+	CHECK_EQ(WEXITSTATUS(st), 0);
+}
+
+/* A job run inline (no pool thread) whose completion runs user code that
+ * runs another job inline: each gives back its hold on the paused clock's
+ * auto-advance (the nested run used to clear the outer one's). */
+static edo_handle *nest_h;
+static atomic_int nest_depth;
+
+static void nest_on_terminate(void *ud, uint64_t id)
+{
+	(void)ud;
+	(void)id;
+	if (atomic_fetch_add(&nest_depth, 1) == 0)
+		CHECK_EQ(edo_spawn_blocking_on(nest_h, nt_job, NULL, EDO_BLOCKING_MANDATORY, NULL),
+			 0);
+}
+
+static void nest_child(void)
+{
+	limit_address_space();
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_CURRENT_THREAD);
+	b.thread_stack_size = (size_t)1 << 32;
+	b.start_paused = true;
+	b.hooks.on_task_terminate = nest_on_terminate;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	nest_h = edo_runtime_handle(rt);
+	CHECK_EQ(edo_spawn_blocking_on(nest_h, nt_job, NULL, EDO_BLOCKING_MANDATORY, NULL), 0);
+	CHECK_EQ(atomic_load(&nt_ran), 2); /* both ran, one inside the other */
+	alarm(20);                         /* a clock held back for good would wait for ever */
+	edo_sleep sl;
+	edo_sleep_init(&sl, EDO_SEC(1000));
+	CHECK_EQ(edo_block_on(rt, &sl.base), 0);
+	CHECK_EQ(sl.result, 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	edo_handle_drop(nest_h);
+}
+
+TEST(nested_inline_jobs_release_the_paused_clock)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		nest_child();
 		_exit(0);
 	}
 	int st;

@@ -763,6 +763,11 @@ EDO_ASYNC(open_flags, open_flags_frame, open_flags_cleanup)
 				&(edo_open_opts){.read = true, .flags = O_NOFOLLOW | O_NOATIME}));
 	CHECK_EQ(self->of.rc, 0);
 	edo_file_close(self->of.file);
+	/* O_PATH (which takes no F_SETFL) still opens. */
+	EDO_AWAIT(edo_file_open(&self->of, P("file", tmp_root),
+				&(edo_open_opts){.read = true, .flags = O_PATH}));
+	CHECK_EQ(self->of.rc, 0);
+	edo_file_close(self->of.file);
 	CHECK_EQ(unlink(P("file", tmp_root)), 0);
 	EDO_END();
 }
@@ -1113,6 +1118,14 @@ EDO_ASYNC(rmall, rmall_frame, rmall_cleanup)
 	CHECK_EQ(close(self->cwd), 0);
 	CHECK(rmall_link_exists(self));
 	CHECK(rmall_target_intact(self));
+	/* A file is not removed through "file/" (it names no directory). */
+	FS(edo_fs_write(&self->op, P("plain", tmp_root), "keep\n", 5));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_remove_dir_all(&self->op, P("plain/", tmp_root)));
+	CHECK_EQ(self->op.rc, -ENOTDIR);
+	FS(edo_fs_metadata(&self->op, P("plain", tmp_root)));
+	CHECK_EQ(self->op.st.st_size, 5);
+	CHECK_EQ(unlink(P("plain", tmp_root)), 0);
 	/* A directory with a trailing slash is removed, whole. */
 	FS(edo_fs_remove_dir_all(&self->op, P("target/", tmp_root)));
 	CHECK_EQ(self->op.rc, 0);

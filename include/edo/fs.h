@@ -137,7 +137,8 @@ edo_future *edo_fs_remove_dir(edo_fs_fut *f, const char *path);
  *  points to); symlinks found under @path are removed, not followed.  The
  *  components before the last are resolved as usual.  -EINVAL, with
  *  nothing removed, if the last component is "." or ".." (or @path is the
- *  root). */
+ *  root); -ENOTDIR if @path has a trailing slash and names a file that is
+ *  neither a directory nor a symlink (it is not removed). */
 edo_future *edo_fs_remove_dir_all(edo_fs_fut *f, const char *path);
 
 /** edo_fs_rename() - rename(2), replacing @to if it exists. */

@@ -20,9 +20,9 @@
  *
  * Bad buffers: a NULL buffer with a nonzero length, a NULL iovec array with
  * a nonzero count, or a negative count give -EINVAL at once, with nothing
- * read or written, from edo_stream_poll_write_vectored(), the duplex, the
- * buffered reader and writer, and the futures below (rc).  Sockets and
- * pipes hand a NULL buffer to the kernel, which reports -EFAULT.
+ * read or written, from edo_stream_poll_write_vectored(), the sockets, the
+ * duplex, the buffered reader and writer, and the futures below (rc).
+ * Process pipes hand a NULL buffer to the kernel, which reports -EFAULT.
  *
  * Two ways to use them, as everywhere in Edo:
  *

@@ -134,13 +134,13 @@ static void *file_job(void *arg)
 	return NULL;
 }
 
-/* A job cancelled before it ran (only at shutdown, and only reads of
- * stdin, which are not mandatory): the pool drops its reference here, even
- * if the file was dropped first. */
+/* A job cancelled before it ran (only reads of stdin, which are not
+ * mandatory: at shutdown, or when no pool thread could be started): the
+ * pool drops its reference here, even if the file was dropped first. */
 static void job_cancelled(void *arg)
 {
 	file_core *c = arg;
-	c->res = EDO_ESHUTDOWN;
+	c->res = -ECANCELED;
 	c->pos = c->len = 0;
 	core_put(c);
 }

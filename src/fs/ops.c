@@ -64,6 +64,8 @@ static int err(void)
  */
 static int open_nowait(const char *path, int flags, mode_t mode)
 {
+	if (flags & O_PATH) /* opens nothing, waits for nothing, takes no F_SETFL */
+		return open(path, flags | O_CLOEXEC, mode);
 	int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC, mode);
 	if (fd < 0 && errno == EWOULDBLOCK && !(flags & O_NONBLOCK))
 		return open(path, flags | O_CLOEXEC, mode);
@@ -230,7 +232,7 @@ static int rm_tree_at(int at, const char *name)
  */
 static int rm_all(char *path)
 {
-	size_t len = strlen(path);
+	size_t len = strlen(path), full = len;
 	while (len > 1 && path[len - 1] == '/')
 		len--;
 	path[len] = 0;
@@ -240,6 +242,12 @@ static int rm_all(char *path)
 	name = name ? name + 1 : path;
 	if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return -EINVAL;
+	/* "file/" names a directory that is not there (POSIX, and Rust's
+	 * remove_dir_all): a file is not removed through it. */
+	struct stat st;
+	if (len < full && fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+		return -ENOTDIR;
 	return rm_tree_at(AT_FDCWD, path);
 }
 

@@ -334,8 +334,10 @@ int edo_signal_new_on(edo_handle *h, int signum, edo_signal **out)
 		rc = reader_get_locked(s, &rd, &fresh);
 	if (rc == 0)
 		rc = install_locked(signum);
-	if (rc < 0) {
-		if (fresh) {
+	if (rc < 0 || !rd) {
+		if (rc == 0)
+			rc = -ENOMEM; /* not reached: a reader comes with 0 */
+		if (fresh && rd) {
 			/* Unmade: never armed, no listener; reader_retire below. */
 			g.readers = rd->next;
 		} else {

@@ -144,11 +144,14 @@ static bool is_mandatory(edo__task *t);
  * joiner's wake (edo__clock_allow_auto_advance). */
 static void run_job(edo__task *t)
 {
+	/* Saved: a job run inline (no pool thread) may complete into user
+	 * code that runs another inline, nested in this one. */
+	edo__clock *outer = tl_allow;
+	tl_allow = NULL;
 	edo__task_run(t);
-	if (tl_allow) {
+	if (tl_allow)
 		edo__clock_allow_auto_advance(tl_allow);
-		tl_allow = NULL;
-	}
+	tl_allow = outer;
 }
 
 static void timespec_after_ms(struct timespec *ts, uint64_t ms)
