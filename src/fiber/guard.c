@@ -143,11 +143,14 @@ void edo__guard_thread_setup(void)
 		return; /* the thread has one already */
 	void *p = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
 		       0);
-	if (p == MAP_FAILED)
+	if (p == MAP_FAILED) {
+		edo__guard_ready = false; /* out of memory now: try again next resume */
 		return;
+	}
 	stack_t ss = {.ss_sp = p, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
 	if (sigaltstack(&ss, NULL) != 0) {
 		munmap(p, ALTSTACK_SIZE);
+		edo__guard_ready = false;
 		return;
 	}
 	pthread_once(&key_once, make_key);
