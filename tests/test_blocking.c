@@ -673,6 +673,23 @@ static void *nt_job(void *arg)
 	return NULL;
 }
 
+/* Run @body in a child process (its address-space limit stays there, also
+ * under --no-fork) and expect it to exit 0. */
+static void in_child_ok(void (*body)(void))
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		body();
+		_exit(0);
+	}
+	int st;
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK(WIFEXITED(st));
+	CHECK_EQ(WEXITSTATUS(st), 0);
+}
+
 /* What is mapped now, and 1 GiB more: room for everything but a pool
  * thread's 4 GiB stack. */
 static void limit_address_space(void)
@@ -718,17 +735,7 @@ static void nt_child(void)
 
 TEST(jobs_without_a_pool_thread_do_not_wait_for_ever)
 {
-	fflush(NULL);
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		nt_child();
-		_exit(0);
-	}
-	int st;
-	CHECK_EQ(waitpid(pid, &st, 0), pid);
-	CHECK(WIFEXITED(st));
-	CHECK_EQ(WEXITSTATUS(st), 0);
+	in_child_ok(nt_child);
 }
 
 /* A job run inline (no pool thread) whose completion runs user code that
@@ -770,17 +777,7 @@ static void nest_child(void)
 
 TEST(nested_inline_jobs_release_the_paused_clock)
 {
-	fflush(NULL);
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		nest_child();
-		_exit(0);
-	}
-	int st;
-	CHECK_EQ(waitpid(pid, &st, 0), pid);
-	CHECK(WIFEXITED(st));
-	CHECK_EQ(WEXITSTATUS(st), 0);
+	in_child_ok(nest_child);
 }
 
 static void set_int(void *arg)
