@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "edo/error.h"
@@ -74,23 +75,6 @@ bool edo__sock_release(edo__sock *s)
 	close(s->fd);
 	edo__sched_unref(s->sched);
 	return true;
-}
-
-int edo__sock_wait(edo__sock *s, edo_cx *cx, uint32_t dir, edo__ready_event *ev)
-{
-	if (edo__sock_is_closed(s))
-		return -EBADF;
-	if (edo_coop_poll_proceed(cx) == EDO_PENDING)
-		return 1;
-	if (edo__sio_poll_ready(s->io, cx, dir, ev) == EDO_PENDING) {
-		edo_coop_refund();
-		return 1;
-	}
-	if (ev->shutdown) {
-		edo_coop_refund();
-		return edo__sock_is_closed(s) ? -EBADF : EDO_ESHUTDOWN;
-	}
-	return 0;
 }
 
 int edo__sock_name(edo__sock *s, edo_addr *out, bool peer)
@@ -360,22 +344,26 @@ static ssize_t do_read(int fd, void *ctx)
 {
 	rw_ctx *c = ctx;
 	/* recv, not read: the socket call skips the VFS layer (about 110 ns
-	 * less per read of a loopback TCP message here). */
-	ssize_t r = recv(fd, c->buf, c->len, 0);
+	 * less per read of a loopback TCP message here).  Made with syscall(2),
+	 * not libc's recv: that one is a cancellation point, and entering and
+	 * leaving one costs two atomic compare-and-swaps per call, for a
+	 * pthread_cancel() that cannot be used on a runtime's threads. */
+	ssize_t r = syscall(SYS_recvfrom, fd, c->buf, c->len, 0, NULL, NULL);
 	return r < 0 ? -errno : r;
 }
 
 static ssize_t do_send(int fd, void *ctx)
 {
 	rw_ctx *c = ctx;
-	/* send(MSG_NOSIGNAL): a reset peer is -EPIPE, never SIGPIPE. */
-	ssize_t r = send(fd, c->buf, c->len, MSG_NOSIGNAL);
+	/* send(MSG_NOSIGNAL): a reset peer is -EPIPE, never SIGPIPE.  By
+	 * syscall(2), as do_read. */
+	ssize_t r = syscall(SYS_sendto, fd, c->buf, c->len, MSG_NOSIGNAL, NULL, 0);
 	return r < 0 ? -errno : r;
 }
 
 static ssize_t do_sendmsg(int fd, void *ctx)
 {
-	ssize_t r = sendmsg(fd, ctx, MSG_NOSIGNAL);
+	ssize_t r = syscall(SYS_sendmsg, fd, ctx, MSG_NOSIGNAL);
 	return r < 0 ? -errno : r;
 }
 

@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "edo/error.h"
 #include "edo/net.h"
 #include "edo/task.h"
 #include "edo/time.h"
@@ -88,7 +89,22 @@ static inline edo_poll edo__poll_einval(ssize_t *n)
 /* Wait for @dir readiness: 0 ready (*ev filled, one budget unit taken), 1
  * pending (waker registered), or a negative error (-EBADF closed,
  * EDO_ESHUTDOWN). */
-int edo__sock_wait(edo__sock *s, edo_cx *cx, uint32_t dir, edo__ready_event *ev);
+static inline int edo__sock_wait(edo__sock *s, edo_cx *cx, uint32_t dir, edo__ready_event *ev)
+{
+	if (edo__sock_is_closed(s))
+		return -EBADF;
+	if (edo_coop_poll_proceed(cx) == EDO_PENDING)
+		return 1;
+	if (edo__sio_poll_ready(s->io, cx, dir, ev) == EDO_PENDING) {
+		edo_coop_refund();
+		return 1;
+	}
+	if (ev->shutdown) {
+		edo_coop_refund();
+		return edo__sock_is_closed(s) ? -EBADF : EDO_ESHUTDOWN;
+	}
+	return 0;
+}
 
 /* One syscall attempt: >= 0 or -errno. */
 typedef ssize_t (*edo__sock_op)(int fd, void *ctx);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "edo/error.h"
+#include "sync/internal.h"
 #include "util/sanitizer.h"
 
 #define MAX_EVENTS 1024
@@ -61,34 +62,6 @@ static uint32_t to_ready(uint32_t epev)
 	return r;
 }
 
-/* The bits that satisfy an interest: closed and error states count as ready,
- * so the operation runs and reports them. */
-static uint32_t mask_for(uint32_t interest)
-{
-	uint32_t m = EDO_READY_ERROR;
-	if (interest & EDO_INTEREST_READABLE)
-		m |= EDO_READY_READABLE | EDO_READY_READ_CLOSED;
-	if (interest & EDO_INTEREST_WRITABLE)
-		m |= EDO_READY_WRITABLE | EDO_READY_WRITE_CLOSED;
-	if (interest & EDO_INTEREST_PRIORITY)
-		m |= EDO_READY_PRIORITY | EDO_READY_READ_CLOSED;
-	return m;
-}
-
-static edo__ready_event event_of(uint64_t word, uint32_t interest)
-{
-	return (edo__ready_event){
-		.ready = (uint32_t)(word & EDO__IO_READY_MASK) & mask_for(interest),
-		.tick = (uint32_t)((word & EDO__IO_TICK_MASK) >> EDO__IO_TICK_SHIFT),
-		.shutdown = (word & EDO__IO_SHUTDOWN) != 0,
-	};
-}
-
-edo__ready_event edo__sio_readiness(edo__scheduled_io *io, uint32_t interest)
-{
-	return event_of(atomic_load_explicit(&io->readiness, memory_order_acquire), interest);
-}
-
 /* Add @ready and bump the tick (an event delivery). */
 static void set_readiness(edo__scheduled_io *io, uint32_t ready)
 {
@@ -131,15 +104,15 @@ static void wake(edo__scheduled_io *io, uint32_t ready, bool all)
 	for (;;) {
 		size_t n = 0;
 		bool more = false;
-		pthread_mutex_lock(&io->lock);
-		if ((all || (ready & mask_for(EDO_INTEREST_READABLE))) && io->reader.vt)
+		edo__spin_lock(&io->lock);
+		if ((all || (ready & edo__sio_mask_for(EDO_INTEREST_READABLE))) && io->reader.vt)
 			batch[n++] = edo_waker_take(&io->reader);
-		if ((all || (ready & mask_for(EDO_INTEREST_WRITABLE))) && io->writer.vt)
+		if ((all || (ready & edo__sio_mask_for(EDO_INTEREST_WRITABLE))) && io->writer.vt)
 			batch[n++] = edo_waker_take(&io->writer);
 		edo__io_waiter *w = io->waiters;
 		while (w) {
 			edo__io_waiter *next = w->next_;
-			if (all || (ready & mask_for(w->interest_))) {
+			if (all || (ready & edo__sio_mask_for(w->interest_))) {
 				if (n == WAKE_BATCH) {
 					more = true;
 					break;
@@ -158,7 +131,7 @@ static void wake(edo__scheduled_io *io, uint32_t ready, bool all)
 			}
 			w = next;
 		}
-		pthread_mutex_unlock(&io->lock);
+		edo__spin_unlock(&io->lock);
 		for (size_t i = 0; i < n; i++)
 			edo_waker_wake(batch[i]);
 		if (!more)
@@ -168,28 +141,25 @@ static void wake(edo__scheduled_io *io, uint32_t ready, bool all)
 
 /* ---- polling -------------------------------------------------------------------------- */
 
-edo_poll edo__sio_poll_ready(edo__scheduled_io *io, edo_cx *cx, uint32_t direction,
-			     edo__ready_event *ev)
+edo_poll edo__sio_poll_ready_slow(edo__scheduled_io *io, edo_cx *cx, uint32_t direction,
+				  edo__ready_event *ev)
 {
-	*ev = edo__sio_readiness(io, direction);
-	if (ev->ready || ev->shutdown)
-		return EDO_READY;
-	pthread_mutex_lock(&io->lock);
+	edo__spin_lock(&io->lock);
 	/* Re-check under the lock: the turn sets readiness before taking it. */
 	*ev = edo__sio_readiness(io, direction);
 	if (ev->ready || ev->shutdown) {
-		pthread_mutex_unlock(&io->lock);
+		edo__spin_unlock(&io->lock);
 		return EDO_READY;
 	}
 	edo_waker_set(direction & EDO_INTEREST_WRITABLE ? &io->writer : &io->reader, cx->waker);
-	pthread_mutex_unlock(&io->lock);
+	edo__spin_unlock(&io->lock);
 	return EDO_PENDING;
 }
 
 edo_poll edo__sio_poll_waiter(edo__scheduled_io *io, edo__io_waiter *w, edo_cx *cx,
 			      edo__ready_event *ev)
 {
-	pthread_mutex_lock(&io->lock);
+	edo__spin_lock(&io->lock);
 	*ev = edo__sio_readiness(io, w->interest_);
 	if (ev->ready || ev->shutdown || w->ready_) {
 		if (w->linked_) {
@@ -203,7 +173,7 @@ edo_poll edo__sio_poll_waiter(edo__scheduled_io *io, edo__io_waiter *w, edo_cx *
 			w->linked_ = false;
 		}
 		edo_waker old = edo_waker_take(&w->waker_);
-		pthread_mutex_unlock(&io->lock);
+		edo__spin_unlock(&io->lock);
 		edo_waker_drop(old);
 		if (!ev->ready && !ev->shutdown) {
 			/* Woken for readiness that someone else consumed: wait again. */
@@ -221,13 +191,13 @@ edo_poll edo__sio_poll_waiter(edo__scheduled_io *io, edo__io_waiter *w, edo_cx *
 		io->waiters = w;
 		w->linked_ = true;
 	}
-	pthread_mutex_unlock(&io->lock);
+	edo__spin_unlock(&io->lock);
 	return EDO_PENDING;
 }
 
 void edo__sio_remove_waiter(edo__scheduled_io *io, edo__io_waiter *w)
 {
-	pthread_mutex_lock(&io->lock);
+	edo__spin_lock(&io->lock);
 	if (w->linked_) {
 		if (w->prev_)
 			w->prev_->next_ = w->next_;
@@ -239,7 +209,7 @@ void edo__sio_remove_waiter(edo__scheduled_io *io, edo__io_waiter *w)
 		w->linked_ = false;
 	}
 	edo_waker old = edo_waker_take(&w->waker_);
-	pthread_mutex_unlock(&io->lock);
+	edo__spin_unlock(&io->lock);
 	edo_waker_drop(old);
 }
 
@@ -279,7 +249,6 @@ int edo__reactor_new(edo__reactor **out)
 
 static void free_sio(edo__scheduled_io *io)
 {
-	pthread_mutex_destroy(&io->lock);
 	free(io);
 }
 
@@ -421,8 +390,7 @@ int edo__reactor_register(edo__reactor *r, int fd, uint32_t interest, edo__sched
 	atomic_init(&io->readiness, 0);
 	io->fd = fd;
 	io->interest = interest;
-	io->reactor = r;
-	pthread_mutex_init(&io->lock, NULL);
+	io->reactor = r; /* calloc: io->lock is unlocked */
 	uint32_t ev = EPOLLET;
 	if (interest & EDO_INTEREST_READABLE)
 		ev |= EPOLLIN | EPOLLRDHUP;

@@ -32,6 +32,7 @@
 
 #include "edo/future.h"
 #include "edo/io.h"
+#include "edo/sync.h"
 
 typedef struct edo__scheduled_io edo__scheduled_io;
 
@@ -42,7 +43,10 @@ struct edo__scheduled_io {
 	_Atomic(uint64_t) readiness;
 	int fd;
 	uint32_t interest;
-	pthread_mutex_t lock; /* guards the wakers and the waiter list */
+	/* Guards the wakers and the waiter list: a few pointer writes, so a
+	 * spin lock (sync/internal.h), not a mutex; wakers are called after it
+	 * is released. */
+	edo__lock lock;
 	edo_waker reader, writer;
 	edo__io_waiter *waiters;
 	edo__scheduled_io *all_prev, *all_next; /* the reactor's registration set */
@@ -85,11 +89,48 @@ int edo__reactor_register(edo__reactor *r, int fd, uint32_t interest, edo__sched
  * waiters (they see the registration gone).  Thread-safe. */
 void edo__reactor_deregister(edo__reactor *r, edo__scheduled_io *io);
 
+/* The readiness bits that satisfy an interest: closed and error states
+ * count as ready, so the operation runs and reports them. */
+static inline uint32_t edo__sio_mask_for(uint32_t interest)
+{
+	uint32_t m = EDO_READY_ERROR;
+	if (interest & EDO_INTEREST_READABLE)
+		m |= EDO_READY_READABLE | EDO_READY_READ_CLOSED;
+	if (interest & EDO_INTEREST_WRITABLE)
+		m |= EDO_READY_WRITABLE | EDO_READY_WRITE_CLOSED;
+	if (interest & EDO_INTEREST_PRIORITY)
+		m |= EDO_READY_PRIORITY | EDO_READY_READ_CLOSED;
+	return m;
+}
+
+/* Snapshot without registering anything. */
+static inline edo__ready_event edo__sio_readiness(edo__scheduled_io *io, uint32_t interest)
+{
+	uint64_t word = atomic_load_explicit(&io->readiness, memory_order_acquire);
+	return (edo__ready_event){
+		.ready = (uint32_t)(word & EDO__IO_READY_MASK) & edo__sio_mask_for(interest),
+		.tick = (uint32_t)((word & EDO__IO_TICK_MASK) >> EDO__IO_TICK_SHIFT),
+		.shutdown = (word & EDO__IO_SHUTDOWN) != 0,
+	};
+}
+
+/* edo__sio_poll_ready's path when the snapshot is not ready: under the
+ * lock, look again, then store the waker. */
+edo_poll edo__sio_poll_ready_slow(edo__scheduled_io *io, edo_cx *cx, uint32_t direction,
+				  edo__ready_event *ev);
+
 /* Current readiness for a direction (EDO_INTEREST_READABLE or _WRITABLE);
  * stores cx's waker in the direction's slot when not ready.  PENDING or
- * READY with *ev filled (ev->shutdown means the runtime is gone). */
-edo_poll edo__sio_poll_ready(edo__scheduled_io *io, edo_cx *cx, uint32_t direction,
-			     edo__ready_event *ev);
+ * READY with *ev filled (ev->shutdown means the runtime is gone).  Inline:
+ * the ready case is a load on every socket read and write. */
+static inline edo_poll edo__sio_poll_ready(edo__scheduled_io *io, edo_cx *cx, uint32_t direction,
+					   edo__ready_event *ev)
+{
+	*ev = edo__sio_readiness(io, direction);
+	if (ev->ready || ev->shutdown)
+		return EDO_READY;
+	return edo__sio_poll_ready_slow(io, cx, direction, ev);
+}
 
 /* Clear @ev's bits if the tick is unchanged (after an EAGAIN). */
 void edo__sio_clear_readiness(edo__scheduled_io *io, edo__ready_event ev);
@@ -103,8 +144,5 @@ void edo__sio_remove_waiter(edo__scheduled_io *io, edo__io_waiter *w);
  * events dispatched.  Thread-safe (relaxed reads). */
 void edo__reactor_counts(edo__reactor *r, uint64_t *registered, uint64_t *deregistered,
 			 uint64_t *events);
-
-/* Snapshot without registering anything. */
-edo__ready_event edo__sio_readiness(edo__scheduled_io *io, uint32_t interest);
 
 #endif /* EDO_REACTOR_H */
