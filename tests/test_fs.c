@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "edo.h"
@@ -233,6 +234,77 @@ EDO_ASYNC(copy_self, copy_self_frame, copy_self_cleanup)
 TEST(copy_onto_itself_is_refused)
 {
 	RUN_BOTH(copy_self);
+}
+
+/* Copying onto something that is not a regular file (a FIFO with a reader,
+ * a null device) writes the bytes and leaves its mode alone: like Rust's
+ * fs::copy, only a regular destination takes the source's permission bits.
+ * (fchmod used to give them all the source's 0600: as root, /dev/null
+ * too, whose mode this test puts back before it fails.) */
+typedef struct copy_special_frame {
+	EDO_FRAME;
+	char p[PATH_MAX], q[PATH_MAX];
+	edo_fs_fut op;
+	int rfd;
+	char buf[16];
+	mode_t before;
+} copy_special_frame;
+
+static void copy_special_cleanup(copy_special_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+}
+
+static mode_t mode_of(const char *path)
+{
+	struct stat st;
+	CHECK_EQ(stat(path, &st), 0);
+	return st.st_mode;
+}
+
+EDO_ASYNC(copy_special, copy_special_frame, copy_special_cleanup)
+{
+	EDO_BEGIN();
+	FS(edo_fs_write(&self->op, P("src", tmp_root), "data\n", 5));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK_EQ(chmod(P("src", tmp_root), 0600), 0);
+	/* A FIFO, its reader already there (so the open does not fail). */
+	CHECK_EQ(mkfifo(Q("fifo", tmp_root), 0644), 0);
+	CHECK_EQ(chmod(Q("fifo", tmp_root), 0644), 0); /* whatever the umask */
+	self->rfd = open(Q("fifo", tmp_root), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	CHECK_GE(self->rfd, 0);
+	FS(edo_fs_copy(&self->op, P("src", tmp_root), Q("fifo", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK_EQ(self->op.n, 5u);
+	CHECK_EQ(read(self->rfd, self->buf, sizeof self->buf), 5);
+	CHECK(memcmp(self->buf, "data\n", 5) == 0);
+	CHECK_EQ(close(self->rfd), 0);
+	CHECK_EQ(mode_of(Q("fifo", tmp_root)), (mode_t)(S_IFIFO | 0644));
+	CHECK_EQ(unlink(Q("fifo", tmp_root)), 0);
+	/* A null device of our own, where we may make one. */
+	if (mknod(Q("null", tmp_root), S_IFCHR | 0644, makedev(1, 3)) == 0) {
+		CHECK_EQ(chmod(Q("null", tmp_root), 0644), 0);
+		FS(edo_fs_copy(&self->op, P("src", tmp_root), Q("null", tmp_root)));
+		CHECK_EQ(self->op.rc, 0);
+		CHECK_EQ(self->op.n, 5u);
+		CHECK_EQ(mode_of(Q("null", tmp_root)), (mode_t)(S_IFCHR | 0644));
+		CHECK_EQ(unlink(Q("null", tmp_root)), 0);
+	}
+	/* The system's /dev/null. */
+	self->before = mode_of("/dev/null");
+	FS(edo_fs_copy(&self->op, P("src", tmp_root), "/dev/null"));
+	if (mode_of("/dev/null") != self->before)
+		CHECK_EQ(chmod("/dev/null", self->before & 07777), 0);
+	CHECK_EQ(self->op.rc, 0);
+	CHECK_EQ(self->op.n, 5u);
+	CHECK_EQ(mode_of("/dev/null"), self->before);
+	CHECK_EQ(unlink(P("src", tmp_root)), 0);
+	EDO_END();
+}
+
+TEST(copy_leaves_a_special_destination_s_mode_alone)
+{
+	RUN_BOTH(copy_special);
 }
 
 /* A read that fails hands back no buffer (it used to return the one it had
@@ -1141,6 +1213,76 @@ EDO_ASYNC(rmall, rmall_frame, rmall_cleanup)
 TEST(remove_dir_all_never_follows_the_last_component)
 {
 	RUN_BOTH(rmall);
+}
+
+/* remove_dir_all removes a directory or a symlink, as Rust's: anything else
+ * it names (a file, a FIFO), however the path is spelt, is refused with
+ * -ENOTDIR and left alone; a symlink to a file, or a dangling one, is
+ * removed and its target kept.  ("file" without a slash used to be
+ * removed.) */
+typedef struct rmall_nondir_frame {
+	EDO_FRAME;
+	char p[PATH_MAX], q[PATH_MAX];
+	edo_fs_fut op;
+	int i;
+} rmall_nondir_frame;
+
+static void rmall_nondir_cleanup(rmall_nondir_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+}
+
+static const char *const rmall_nondirs[] = {"plain", "plain/", "fifo", "fifo/", "dir/plain"};
+
+EDO_ASYNC(rmall_nondir, rmall_nondir_frame, rmall_nondir_cleanup)
+{
+	EDO_BEGIN();
+	FS(edo_fs_write(&self->op, P("plain", tmp_root), "keep\n", 5));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK_EQ(mkfifo(P("fifo", tmp_root), 0644), 0);
+	CHECK_EQ(mkdir(P("dir", tmp_root), 0755), 0);
+	FS(edo_fs_write(&self->op, P("dir/plain", tmp_root), "keep\n", 5));
+	CHECK_EQ(self->op.rc, 0);
+	for (self->i = 0; self->i < (int)(sizeof rmall_nondirs / sizeof rmall_nondirs[0]);
+	     self->i++) {
+		FS(edo_fs_remove_dir_all(&self->op, P("%s", tmp_root, rmall_nondirs[self->i])));
+		CHECK_EQ(self->op.rc, -ENOTDIR);
+	}
+	FS(edo_fs_metadata(&self->op, P("plain", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK_EQ(self->op.st.st_size, 5);
+	FS(edo_fs_symlink_metadata(&self->op, P("fifo", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK(S_ISFIFO(self->op.st.st_mode));
+	FS(edo_fs_metadata(&self->op, P("dir/plain", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK_EQ(self->op.st.st_size, 5);
+	/* Symlinks: to a file, dangling.  The link goes, the file stays. */
+	CHECK_EQ(symlink("plain", P("flink", tmp_root)), 0);
+	CHECK_EQ(symlink("nowhere", P("dangling", tmp_root)), 0);
+	FS(edo_fs_remove_dir_all(&self->op, P("flink", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_remove_dir_all(&self->op, P("dangling", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_symlink_metadata(&self->op, P("flink", tmp_root)));
+	CHECK_EQ(self->op.rc, -ENOENT);
+	FS(edo_fs_symlink_metadata(&self->op, P("dangling", tmp_root)));
+	CHECK_EQ(self->op.rc, -ENOENT);
+	FS(edo_fs_metadata(&self->op, P("plain", tmp_root)));
+	CHECK_EQ(self->op.st.st_size, 5);
+	/* A directory still goes, whole, the files in it too. */
+	FS(edo_fs_remove_dir_all(&self->op, P("dir", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	FS(edo_fs_try_exists(&self->op, P("dir", tmp_root)));
+	CHECK_EQ(self->op.rc, 0);
+	CHECK_EQ(unlink(P("plain", tmp_root)), 0);
+	CHECK_EQ(unlink(P("fifo", tmp_root)), 0);
+	EDO_END();
+}
+
+TEST(remove_dir_all_refuses_what_is_not_a_directory)
+{
+	RUN_BOTH(rmall_nondir);
 }
 
 /* ---- writes survive the runtime's shutdown; abandoned operations -------------------------------------- */

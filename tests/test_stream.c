@@ -720,6 +720,157 @@ TEST(buf_writer_huge_len_keeps_order)
 	edo_stream_drop(b);
 }
 
+/* A NULL stream, a stream without a vtable, or one whose vtable lacks a
+ * required operation: every poll function gives -EINVAL at once instead
+ * of crashing (and does nothing with a NULL result pointer). */
+TEST(null_stream_poll_functions)
+{
+	edo_cx cx = {edo_noop_waker()};
+	static const edo_stream_vtable empty_vt = {0};
+	edo_stream novt = {NULL}, empty = {&empty_vt};
+	edo_stream *bad[] = {NULL, &novt, &empty};
+	char buf[4] = "abc";
+	struct iovec iov = {buf, 3};
+	for (int i = 0; i < 3; i++) {
+		ssize_t n = 0;
+		int rc = 0;
+		CHECK_EQ(edo_stream_poll_read(bad[i], &cx, buf, 3, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		n = 0;
+		CHECK_EQ(edo_stream_poll_write(bad[i], &cx, buf, 3, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		n = 0;
+		CHECK_EQ(edo_stream_poll_write_vectored(bad[i], &cx, &iov, 1, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		CHECK_EQ(edo_stream_poll_shutdown(bad[i], &cx, &rc), EDO_READY);
+		CHECK_EQ(rc, -EINVAL);
+		rc = 1;
+		CHECK_EQ(edo_stream_poll_flush(bad[i], &cx, &rc), EDO_READY);
+		/* A vtable without poll_flush buffers nothing: flushing it is fine. */
+		CHECK_EQ(rc, bad[i] == &empty ? 0 : -EINVAL);
+		CHECK_EQ(edo_stream_poll_read(bad[i], &cx, buf, 3, NULL), EDO_READY);
+		CHECK_EQ(edo_stream_poll_write(bad[i], &cx, buf, 3, NULL), EDO_READY);
+		CHECK_EQ(edo_stream_poll_write_vectored(bad[i], &cx, &iov, 1, NULL), EDO_READY);
+		CHECK_EQ(edo_stream_poll_flush(bad[i], &cx, NULL), EDO_READY);
+		CHECK_EQ(edo_stream_poll_shutdown(bad[i], &cx, NULL), EDO_READY);
+		edo_stream_drop(bad[i]);
+	}
+	CHECK_STREQ(buf, "abc");
+}
+
+/* The futures over streams report a NULL stream (or reader, or output
+ * buffer) with rc = -EINVAL at once, touching nothing: a copy or
+ * copy_bidirectional with one good stream reads nothing from it.  The
+ * buffered reader and writer refuse a stream without a vtable, and their
+ * helpers treat NULL as empty. */
+TEST(null_stream_futures_and_helpers)
+{
+	edo_cx cx = {edo_noop_waker()};
+	edo_stream novt = {NULL};
+	edo_stream *a, *b;
+	CHECK_EQ(edo_duplex(64, &a, &b), 0);
+	ssize_t n = 0;
+	CHECK_EQ(edo_stream_poll_write(a, &cx, "hello", 5, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)5);
+	char buf[8];
+	struct iovec iov = {buf, 1};
+	edo_stream *bad[] = {NULL, &novt};
+	for (int i = 0; i < 2; i++) {
+		edo_read_exact_fut re;
+		edo_read_exact(&re, bad[i], buf, 0); /* even with nothing to read */
+		CHECK_EQ(edo_future_poll(&re.base, &cx), EDO_READY);
+		CHECK_EQ(re.rc, -EINVAL);
+		edo_write_all_fut wa;
+		edo_write_all(&wa, bad[i], "x", 1);
+		CHECK_EQ(edo_future_poll(&wa.base, &cx), EDO_READY);
+		CHECK_EQ(wa.rc, -EINVAL);
+		CHECK_EQ(wa.n, (size_t)0);
+		edo_write_all_vectored_fut wv;
+		edo_write_all_vectored(&wv, bad[i], &iov, 1);
+		CHECK_EQ(edo_future_poll(&wv.base, &cx), EDO_READY);
+		CHECK_EQ(wv.rc, -EINVAL);
+		edo_buf out = {0};
+		edo_read_to_end_fut rte;
+		edo_read_to_end(&rte, bad[i], &out);
+		CHECK_EQ(edo_future_poll(&rte.base, &cx), EDO_READY);
+		CHECK_EQ(rte.rc, -EINVAL);
+		CHECK(out.data == NULL); /* nothing allocated */
+		/* A copy from or to a bad stream reads nothing from the good one. */
+		edo_copy_fut cp;
+		edo_copy(&cp, b, bad[i]);
+		CHECK_EQ(edo_future_poll(&cp.base, &cx), EDO_READY);
+		CHECK_EQ(cp.rc, -EINVAL);
+		CHECK_EQ(cp.n, (uint64_t)0);
+		edo_future_drop(&cp.base);
+		edo_copy(&cp, bad[i], a);
+		CHECK_EQ(edo_future_poll(&cp.base, &cx), EDO_READY);
+		CHECK_EQ(cp.rc, -EINVAL);
+		edo_future_drop(&cp.base);
+		edo_copy_bidi_fut bd;
+		edo_copy_bidirectional(&bd, b, bad[i]);
+		CHECK_EQ(edo_future_poll(&bd.base, &cx), EDO_READY);
+		CHECK_EQ(bd.rc, -EINVAL);
+		CHECK_EQ(edo_future_poll(&bd.base, &cx), EDO_READY);
+		CHECK_EQ(bd.rc, -EINVAL);
+		edo_future_drop(&bd.base);
+		edo_copy_bidirectional(&bd, bad[i], b);
+		CHECK_EQ(edo_future_poll(&bd.base, &cx), EDO_READY);
+		CHECK_EQ(bd.rc, -EINVAL);
+		edo_future_drop(&bd.base);
+	}
+	/* read_to_end into no buffer. */
+	edo_read_to_end_fut rte;
+	edo_read_to_end(&rte, b, NULL);
+	CHECK_EQ(edo_future_poll(&rte.base, &cx), EDO_READY);
+	CHECK_EQ(rte.rc, -EINVAL);
+	/* The buffered reader and writer. */
+	edo_buf_reader r;
+	CHECK_EQ(edo_buf_reader_init(&r, &novt, 16), -EINVAL);
+	edo_buf_writer w;
+	CHECK_EQ(edo_buf_writer_init(&w, &novt, 16), -EINVAL);
+	CHECK_EQ(edo_buf_reader_init(NULL, b, 16), -EINVAL);
+	CHECK_EQ(edo_buf_writer_init(NULL, a, 16), -EINVAL);
+	const char *data = buf;
+	size_t len = 1;
+	int rc = 0;
+	CHECK_EQ(edo_buf_reader_poll_fill_buf(NULL, &cx, &data, &len, &rc), EDO_READY);
+	CHECK_EQ(rc, -EINVAL);
+	CHECK_EQ(len, (size_t)0);
+	CHECK(data == NULL);
+	edo_buf_reader_consume(NULL, 1);
+	CHECK_EQ(edo_buf_reader_buffered(NULL), (size_t)0);
+	edo_buf_reader_deinit(NULL);
+	CHECK_EQ(edo_buf_writer_buffered(NULL), (size_t)0);
+	edo_buf_writer_deinit(NULL);
+	edo_lines_deinit(NULL);
+	edo_buf_free(NULL);
+	CHECK_EQ(edo_buf_reserve(NULL, 1), -EINVAL);
+	edo_read_until_fut ru;
+	edo_buf out = {0};
+	edo_read_until(&ru, NULL, '\n', &out);
+	CHECK_EQ(edo_future_poll(&ru.base, &cx), EDO_READY);
+	CHECK_EQ(ru.rc, -EINVAL);
+	edo_read_line(&ru, NULL, &out);
+	CHECK_EQ(edo_future_poll(&ru.base, &cx), EDO_READY);
+	CHECK_EQ(ru.rc, -EINVAL);
+	CHECK_EQ(edo_buf_reader_init(&r, b, 16), 0);
+	edo_read_until(&ru, &r, '\n', NULL);
+	CHECK_EQ(edo_future_poll(&ru.base, &cx), EDO_READY);
+	CHECK_EQ(ru.rc, -EINVAL);
+	CHECK_EQ(edo_buf_reader_buffered(&r), (size_t)0); /* nothing read */
+	/* Nothing was read from b: "hello" is all still there. */
+	CHECK_EQ(edo_stream_poll_read(b, &cx, buf, sizeof buf, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)5);
+	CHECK(memcmp(buf, "hello", 5) == 0);
+	/* ...and nothing was written through b either: a has nothing to read. */
+	CHECK_EQ(edo_stream_poll_read(a, &cx, buf, sizeof buf, &n), EDO_PENDING);
+	edo_stream_drop(a);
+	CHECK_EQ(edo_stream_poll_read(b, &cx, buf, sizeof buf, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)0);
+	edo_buf_reader_deinit(&r);
+	edo_stream_drop(b);
+}
+
 TEST(buf_helpers)
 {
 	edo_buf b = {0};

@@ -395,6 +395,50 @@ TEST(barrier_dropped_waiter_still_counts)
 	CHECK(c.is_leader);
 }
 
+/* A future with no error output, made on a NULL primitive, has nowhere to
+ * report it: it completes at its first poll and does nothing (no waker
+ * kept, no wake, no leader); polling it again and dropping it, polled or
+ * not, are no-ops.  A NULL future pointer gives NULL. */
+TEST(null_primitive_futures_complete_at_once)
+{
+	test_waker t;
+	tw_init(&t);
+	edo_notified_fut nf;
+	CHECK_EQ(tw_poll(&t, edo_notify_notified(&nf, NULL)), EDO_READY);
+	CHECK_EQ(tw_poll(&t, &nf.base), EDO_READY);
+	edo_future_drop(&nf.base);
+	edo_notify_notified(&nf, NULL);
+	edo_future_drop(&nf.base);
+	edo_barrier_wait_fut bf;
+	CHECK_EQ(tw_poll(&t, edo_barrier_wait(&bf, NULL)), EDO_READY);
+	CHECK(!bf.is_leader);
+	CHECK_EQ(tw_poll(&t, &bf.base), EDO_READY);
+	edo_future_drop(&bf.base);
+	edo_barrier_wait(&bf, NULL);
+	edo_future_drop(&bf.base);
+	/* The same rule as the other such futures of sync.h. */
+	edo_watch_closed_fut wc;
+	CHECK_EQ(tw_poll(&t, edo_watch_closed(&wc, NULL)), EDO_READY);
+	edo_future_drop(&wc.base);
+	edo_joinset_shutdown_fut js;
+	CHECK_EQ(tw_poll(&t, edo_joinset_shutdown(&js, NULL)), EDO_READY);
+	edo_future_drop(&js.base);
+	CHECK_EQ(tw_woken(&t), 0);
+	CHECK_EQ(atomic_load(&t.refs), 0);
+	/* The notify and barrier functions on NULL are no-ops. */
+	edo_notify_init(NULL);
+	edo_notify_one(NULL);
+	edo_notify_last(NULL);
+	edo_notify_waiters(NULL);
+	edo_barrier_init(NULL, 2);
+	edo_notify n;
+	edo_notify_init(&n);
+	edo_barrier b;
+	edo_barrier_init(&b, 1);
+	CHECK(edo_notify_notified(NULL, &n) == NULL);
+	CHECK(edo_barrier_wait(NULL, &b) == NULL);
+}
+
 typedef struct bparty_frame {
 	EDO_FRAME;
 	edo_barrier *b;

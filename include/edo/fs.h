@@ -131,24 +131,27 @@ edo_future *edo_fs_remove_file(edo_fs_fut *f, const char *path);
 /** edo_fs_remove_dir() - rmdir(2) of an empty directory.  -ENOTEMPTY. */
 edo_future *edo_fs_remove_dir(edo_fs_fut *f, const char *path);
 
-/** edo_fs_remove_dir_all() - remove @path and everything under it, never
- *  following a symlink: a symlink named by @path is itself removed, also
- *  when spelt with trailing slashes ("link/" removes the link, not what it
- *  points to); symlinks found under @path are removed, not followed.  The
- *  components before the last are resolved as usual.  -EINVAL, with
- *  nothing removed, if the last component is "." or ".." (or @path is the
- *  root); -ENOTDIR if @path has a trailing slash and names a file that is
- *  neither a directory nor a symlink (it is not removed). */
+/** edo_fs_remove_dir_all() - remove the directory @path and everything
+ *  under it, never following a symlink: a symlink named by @path is itself
+ *  removed, also when spelt with trailing slashes ("link/" removes the
+ *  link, not what it points to); symlinks found under @path are removed,
+ *  not followed.  The components before the last are resolved as usual.
+ *  -EINVAL, with nothing removed, if the last component is "." or ".." (or
+ *  @path is the root); -ENOTDIR, with nothing removed, if @path names
+ *  something that is neither a directory nor a symlink (a regular file, a
+ *  FIFO, a device, a socket), as Rust's std::fs::remove_dir_all. */
 edo_future *edo_fs_remove_dir_all(edo_fs_fut *f, const char *path);
 
 /** edo_fs_rename() - rename(2), replacing @to if it exists. */
 edo_future *edo_fs_rename(edo_fs_fut *f, const char *from, const char *to);
 
 /** edo_fs_copy() - copy the contents and permission bits of file @from to
- *  @to (created or truncated).  n = bytes copied.  -EISDIR if @from is a
- *  directory, -EINVAL if it is not a regular file, and -EINVAL, with
- *  nothing written, if @to is @from itself (the same path, a hard link of
- *  it, a symlink to it). */
+ *  @to (created or truncated).  n = bytes copied.  The permission bits are
+ *  set only when @to is a regular file (as Rust's std::fs::copy): copying
+ *  onto a FIFO or a device such as /dev/null writes the bytes and leaves
+ *  its mode alone.  -EISDIR if @from is a directory, -EINVAL if it is not
+ *  a regular file, and -EINVAL, with nothing written, if @to is @from
+ *  itself (the same path, a hard link of it, a symlink to it). */
 edo_future *edo_fs_copy(edo_fs_fut *f, const char *from, const char *to);
 
 /** edo_fs_canonicalize() - the absolute path with every symlink, "." and

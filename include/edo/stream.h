@@ -24,6 +24,14 @@
  * duplex, the buffered reader and writer, and the futures below (rc).
  * Process pipes hand a NULL buffer to the kernel, which reports -EFAULT.
  *
+ * Bad streams: a NULL stream, one without a vtable, or one whose vtable
+ * lacks poll_read, poll_write or poll_shutdown gives -EINVAL at once from
+ * the edo_stream_poll_*() functions below (edo_stream_drop() does nothing);
+ * the futures below report a NULL stream or one without a vtable (or a
+ * NULL reader, or output buffer) in rc, -EINVAL at once, before touching
+ * any stream.  A poll function given a NULL result pointer (@n, @rc) with
+ * a bad stream has nowhere to report it: it returns READY and does nothing.
+ *
  * Two ways to use them, as everywhere in Edo:
  *
  *  - Single operations are poll functions, called again until READY:
@@ -46,6 +54,7 @@
 #ifndef EDO_STREAM_H
 #define EDO_STREAM_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -80,38 +89,62 @@ struct edo_stream {
 	const edo_stream_vtable *vt;
 };
 
-/** edo_stream_poll_read() - read up to @len bytes into @buf; *@n: bytes (0: end of stream) or error. */
+/**
+ * edo_stream_poll_read() - read up to @len bytes into @buf; *@n: bytes (0:
+ * end of stream) or error (-EINVAL at once for a bad stream, see above).
+ */
 static inline edo_poll edo_stream_poll_read(edo_stream *s, edo_cx *cx, void *buf, size_t len,
 					    ssize_t *n)
 {
+	if (!s || !s->vt || !s->vt->poll_read) {
+		if (n)
+			*n = -EINVAL;
+		return EDO_READY;
+	}
 	return s->vt->poll_read(s, cx, buf, len, n);
 }
 
-/** edo_stream_poll_write() - write up to @len bytes; *@n: bytes written (> 0 unless @len is 0) or error. */
+/**
+ * edo_stream_poll_write() - write up to @len bytes; *@n: bytes written (> 0
+ * unless @len is 0) or error (-EINVAL at once for a bad stream).
+ */
 static inline edo_poll edo_stream_poll_write(edo_stream *s, edo_cx *cx, const void *buf, size_t len,
 					     ssize_t *n)
 {
+	if (!s || !s->vt || !s->vt->poll_write) {
+		if (n)
+			*n = -EINVAL;
+		return EDO_READY;
+	}
 	return s->vt->poll_write(s, cx, buf, len, n);
 }
 
 /** edo_stream_poll_write_vectored() - write from @iovcnt buffers; *@n as poll_write
- *  (-EINVAL for a negative @iovcnt, or a NULL @iov with @iovcnt > 0). */
+ *  (-EINVAL for a bad stream, a negative @iovcnt, or a NULL @iov with @iovcnt > 0). */
 edo_poll edo_stream_poll_write_vectored(edo_stream *s, edo_cx *cx, const struct iovec *iov,
 					int iovcnt, ssize_t *n);
 
-/** edo_stream_poll_flush() - push out buffered bytes; *@rc: 0 or error. */
+/** edo_stream_poll_flush() - push out buffered bytes; *@rc: 0 or error
+ *  (-EINVAL for a NULL stream or one without a vtable). */
 edo_poll edo_stream_poll_flush(edo_stream *s, edo_cx *cx, int *rc);
 
-/** edo_stream_poll_shutdown() - flush, then end the write direction; *@rc: 0 or error. */
+/** edo_stream_poll_shutdown() - flush, then end the write direction; *@rc: 0
+ *  or error (-EINVAL at once for a bad stream). */
 static inline edo_poll edo_stream_poll_shutdown(edo_stream *s, edo_cx *cx, int *rc)
 {
+	if (!s || !s->vt || !s->vt->poll_shutdown) {
+		if (rc)
+			*rc = -EINVAL;
+		return EDO_READY;
+	}
 	return s->vt->poll_shutdown(s, cx, rc);
 }
 
-/** edo_stream_drop() - release @s (see its type for what that closes).  NULL is a no-op. */
+/** edo_stream_drop() - release @s (see its type for what that closes).  NULL,
+ *  or a stream without a vtable, is a no-op. */
 static inline void edo_stream_drop(edo_stream *s)
 {
-	if (s && s->vt->drop)
+	if (s && s->vt && s->vt->drop)
 		s->vt->drop(s);
 }
 
@@ -123,10 +156,10 @@ typedef struct edo_buf {
 	size_t len, cap;
 } edo_buf;
 
-/** edo_buf_reserve() - make room for @extra more bytes.  0 or -ENOMEM. */
+/** edo_buf_reserve() - make room for @extra more bytes.  0, -ENOMEM, or -EINVAL for NULL. */
 int edo_buf_reserve(edo_buf *b, size_t extra);
 
-/** edo_buf_free() - free the bytes and zero @b. */
+/** edo_buf_free() - free the bytes and zero @b.  NULL is a no-op. */
 void edo_buf_free(edo_buf *b);
 
 /* ---- futures over a stream ------------------------------------------------------------ */
@@ -186,7 +219,8 @@ edo_future *edo_write_all_vectored(edo_write_all_vectored_fut *f, edo_stream *s,
 
 /**
  * edo_read_to_end() - read until end of stream, appending to @out.
- * Outputs: rc = 0 or the error (-ENOMEM too); n = bytes appended.
+ * Outputs: rc = 0 or the error (-ENOMEM too; -EINVAL at once for a NULL
+ * @out); n = bytes appended.
  * Cancel-safe: what was read before a drop is in @out.
  */
 typedef struct edo_read_to_end_fut {
@@ -248,31 +282,33 @@ typedef struct edo_buf_reader {
 	size_t pos_, filled_, cap_;
 } edo_buf_reader;
 
-/** edo_buf_reader_init() - a reader over @inner with a @cap byte buffer (0: 8 KiB).  0 or -ENOMEM. */
+/** edo_buf_reader_init() - a reader over @inner with a @cap byte buffer (0: 8 KiB).
+ *  0, -ENOMEM, or -EINVAL (NULL @r, NULL @inner or one without a vtable). */
 int edo_buf_reader_init(edo_buf_reader *r, edo_stream *inner, size_t cap);
 
-/** edo_buf_reader_deinit() - free the buffer (buffered bytes are lost). */
+/** edo_buf_reader_deinit() - free the buffer (buffered bytes are lost).  NULL is a no-op. */
 void edo_buf_reader_deinit(edo_buf_reader *r);
 
 /**
  * edo_buf_reader_poll_fill_buf() - the buffered bytes, reading more from
  * the inner stream if there are none.  READY: *@data/@len are the bytes
  * (*@len == 0 at end of stream), *@rc is 0 or an error.  Consume what was
- * used with edo_buf_reader_consume().
+ * used with edo_buf_reader_consume().  A NULL @r: READY at once with
+ * *@data NULL, *@len 0 and *@rc -EINVAL.
  */
 edo_poll edo_buf_reader_poll_fill_buf(edo_buf_reader *r, edo_cx *cx, const char **data, size_t *len,
 				      int *rc);
 
-/** edo_buf_reader_consume() - mark @n buffered bytes as used. */
+/** edo_buf_reader_consume() - mark @n buffered bytes as used.  NULL is a no-op. */
 void edo_buf_reader_consume(edo_buf_reader *r, size_t n);
 
-/** edo_buf_reader_buffered() - how many bytes are buffered. */
+/** edo_buf_reader_buffered() - how many bytes are buffered (0 for NULL). */
 size_t edo_buf_reader_buffered(const edo_buf_reader *r);
 
 /**
  * edo_read_until() - append bytes to @out up to and including @delim, or
- * until end of stream.  Outputs: rc = 0 or the error; n = bytes appended
- * (0: end of stream).  Cancel-safe: bytes already read are in @out and the
+ * until end of stream.  Outputs: rc = 0 or the error (-EINVAL at once for
+ * a NULL @r or @out); n = bytes appended (0: end of stream).  Cancel-safe: bytes already read are in @out and the
  * rest stays buffered.  edo_read_line() is edo_read_until() with '\n'.
  */
 typedef struct edo_read_until_fut {
@@ -304,7 +340,7 @@ typedef struct edo_lines {
 /** edo_lines_init() - lines of @r.  0, or -EINVAL for NULL (@l is then untouched). */
 int edo_lines_init(edo_lines *l, edo_buf_reader *r);
 
-/** edo_lines_deinit() - free the line buffer (the reader is left as it is). */
+/** edo_lines_deinit() - free the line buffer (the reader is left as it is).  NULL is a no-op. */
 void edo_lines_deinit(edo_lines *l);
 
 /**
@@ -338,13 +374,14 @@ typedef struct edo_buf_writer {
 	size_t pos_, len_, cap_;
 } edo_buf_writer;
 
-/** edo_buf_writer_init() - a writer over @inner with a @cap byte buffer (0: 8 KiB).  0 or -ENOMEM. */
+/** edo_buf_writer_init() - a writer over @inner with a @cap byte buffer (0: 8 KiB).
+ *  0, -ENOMEM, or -EINVAL (NULL @w, NULL @inner or one without a vtable). */
 int edo_buf_writer_init(edo_buf_writer *w, edo_stream *inner, size_t cap);
 
-/** edo_buf_writer_deinit() - free the buffer; unflushed bytes are lost. */
+/** edo_buf_writer_deinit() - free the buffer; unflushed bytes are lost.  NULL is a no-op. */
 void edo_buf_writer_deinit(edo_buf_writer *w);
 
-/** edo_buf_writer_buffered() - bytes waiting to be written. */
+/** edo_buf_writer_buffered() - bytes waiting to be written (0 for NULL). */
 size_t edo_buf_writer_buffered(const edo_buf_writer *w);
 
 /* ---- in-memory duplex pipe ---------------------------------------------------------------- */

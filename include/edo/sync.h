@@ -51,7 +51,12 @@
  * flavours; a future is polled and dropped by one thread at a time (its
  * owner).  Errors are negative: -EINVAL for bad input (nothing is changed),
  * EDO_ECLOSED for a closed primitive, EDO_ELAGGED for a lagging broadcast
- * receiver, -EAGAIN / -EBUSY where a try_* would have to wait.
+ * receiver, -EAGAIN / -EBUSY where a try_* would have to wait.  A future
+ * made on a NULL primitive completes at its first poll: with f->rc =
+ * -EINVAL where it has an `rc`; the futures without an error output
+ * (notified, barrier wait, watch closed, JoinSet shutdown) have nowhere to
+ * report it, so they complete doing nothing (as net.h's poll functions do
+ * when given a NULL result pointer).  A NULL future gives NULL.
  */
 #ifndef EDO_SYNC_H
 #define EDO_SYNC_H
@@ -548,7 +553,8 @@ typedef struct edo_notified_fut {
 	edo_waker waker_;
 } edo_notified_fut;
 
-/** edo_notify_init() - a Notify with no permit and no waiter. */
+/** edo_notify_init() - a Notify with no permit and no waiter.  NULL is a no-op
+ * (so are the edo_notify_one/_last/_waiters of NULL). */
 void edo_notify_init(edo_notify *n);
 
 /**
@@ -557,7 +563,9 @@ void edo_notify_init(edo_notify *n);
  * edo_notify_one() / edo_notify_last() that picks it, or on an
  * edo_notify_waiters() called after this call.  Waiters are woken in FIFO
  * order by edo_notify_one().  Dropping it while pending gives up its place
- * (and passes on a notify_one it had received but not yet returned).
+ * (and passes on a notify_one it had received but not yet returned).  A
+ * NULL @n is bad input the future has no output to report: it completes at
+ * its first poll, doing nothing.  Returns NULL for a NULL @f.
  */
 edo_future *edo_notify_notified(edo_notified_fut *f, edo_notify *n);
 
@@ -597,11 +605,16 @@ typedef struct edo_barrier_wait_fut {
 	bool is_leader;
 } edo_barrier_wait_fut;
 
-/** edo_barrier_init() - a barrier for @n tasks (0 is taken as 1). */
+/** edo_barrier_init() - a barrier for @n tasks (0 is taken as 1).  NULL is a no-op. */
 void edo_barrier_init(edo_barrier *b, size_t n);
 
-/** edo_barrier_wait() - initialise @f to arrive at @b and wait; returns it
- * as a future.  Takes a unit of budget when READY. */
+/**
+ * edo_barrier_wait() - initialise @f to arrive at @b and wait; returns it
+ * as a future.  Takes a unit of budget when READY.  A NULL @b is bad input
+ * the future has no output to report: it completes at its first poll,
+ * doing nothing (no arrival, no budget, is_leader false).  Returns NULL
+ * for a NULL @f.
+ */
 edo_future *edo_barrier_wait(edo_barrier_wait_fut *f, edo_barrier *b);
 
 /* ==== once_cell =========================================================================== */

@@ -183,12 +183,17 @@ static int mkdir_all(char *path)
  * symlink (@name's last component included: it is checked with
  * AT_SYMLINK_NOFOLLOW and opened with O_NOFOLLOW, so @name must not end in
  * "/" or "/.", which make the kernel resolve it); entries that vanish
- * meanwhile are not errors. */
-static int rm_tree_at(int at, const char *name)
+ * meanwhile are not errors.  The @top of the tree must be a directory or a
+ * symlink (Rust's remove_dir_all): anything else there is refused with
+ * ENOTDIR, and a directory that turns into one after it was checked fails
+ * the O_DIRECTORY open the same way. */
+static int rm_tree_at(int at, const char *name, bool top)
 {
 	struct stat st;
 	if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return err();
+	if (top && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+		return -ENOTDIR;
 	if (!S_ISDIR(st.st_mode))
 		return unlinkat(at, name, 0) < 0 ? err() : 0;
 	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -207,9 +212,9 @@ static int rm_tree_at(int at, const char *name)
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
 		if (e->d_type == DT_DIR || e->d_type == DT_UNKNOWN)
-			rc = rm_tree_at(dirfd(d), e->d_name);
+			rc = rm_tree_at(dirfd(d), e->d_name, false);
 		else if (unlinkat(dirfd(d), e->d_name, 0) < 0)
-			rc = errno == EISDIR ? rm_tree_at(dirfd(d), e->d_name) : err();
+			rc = errno == EISDIR ? rm_tree_at(dirfd(d), e->d_name, false) : err();
 		if (rc == -ENOENT)
 			rc = 0;
 	}
@@ -227,12 +232,14 @@ static int rm_tree_at(int at, const char *name)
  * followed), as "link" does; the kernel would resolve "link/" to the
  * link's target.  A last component "." or ".." (and the root) is refused
  * with EINVAL: the directory it names could not be removed at the end, so
- * nothing under it may be removed first.  Components before the last are
- * resolved as usual.  @path (the job's copy) is edited in place.
+ * nothing under it may be removed first.  What is left must name a
+ * directory or a symlink ("file" and "file/" are ENOTDIR: see rm_tree_at).
+ * Components before the last are resolved as usual.  @path (the job's
+ * copy) is edited in place.
  */
 static int rm_all(char *path)
 {
-	size_t len = strlen(path), full = len;
+	size_t len = strlen(path);
 	while (len > 1 && path[len - 1] == '/')
 		len--;
 	path[len] = 0;
@@ -242,13 +249,7 @@ static int rm_all(char *path)
 	name = name ? name + 1 : path;
 	if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return -EINVAL;
-	/* "file/" names a directory that is not there (POSIX, and Rust's
-	 * remove_dir_all): a file is not removed through it. */
-	struct stat st;
-	if (len < full && fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
-		return -ENOTDIR;
-	return rm_tree_at(AT_FDCWD, path);
+	return rm_tree_at(AT_FDCWD, path, true);
 }
 
 /* Copy as Rust's fs::copy, except that a @to that is @from itself (the same
@@ -313,7 +314,9 @@ static int copy_file(edo__fs_job *j)
 			break;
 		j->n += (uint64_t)r;
 	}
-	if (rc == 0 && fchmod(out, st.st_mode & 07777) < 0)
+	/* Only a regular file takes @from's permission bits (as Rust's
+	 * fs::copy): a FIFO or a device written to keeps its own mode. */
+	if (rc == 0 && S_ISREG(ost.st_mode) && fchmod(out, st.st_mode & 07777) < 0)
 		rc = err();
 	if (close(out) < 0 && rc == 0 && errno != EINTR)
 		rc = err();

@@ -84,7 +84,7 @@ static const edo_stream_vtable reader_vt = {
 
 int edo_buf_reader_init(edo_buf_reader *r, edo_stream *inner, size_t cap)
 {
-	if (!r || !inner)
+	if (!r || !inner || !inner->vt)
 		return -EINVAL;
 	if (!cap)
 		cap = DEFAULT_CAP;
@@ -97,6 +97,8 @@ int edo_buf_reader_init(edo_buf_reader *r, edo_stream *inner, size_t cap)
 
 void edo_buf_reader_deinit(edo_buf_reader *r)
 {
+	if (!r)
+		return;
 	free(r->buf_);
 	r->buf_ = NULL;
 	r->pos_ = r->filled_ = r->cap_ = 0;
@@ -105,6 +107,12 @@ void edo_buf_reader_deinit(edo_buf_reader *r)
 edo_poll edo_buf_reader_poll_fill_buf(edo_buf_reader *r, edo_cx *cx, const char **data, size_t *len,
 				      int *rc)
 {
+	if (!r) {
+		*data = NULL;
+		*len = 0;
+		*rc = -EINVAL;
+		return EDO_READY;
+	}
 	if (r->pos_ == r->filled_) {
 		ssize_t n;
 		if (edo_stream_poll_read(r->inner_, cx, r->buf_, r->cap_, &n) == EDO_PENDING)
@@ -126,13 +134,15 @@ edo_poll edo_buf_reader_poll_fill_buf(edo_buf_reader *r, edo_cx *cx, const char 
 
 void edo_buf_reader_consume(edo_buf_reader *r, size_t n)
 {
+	if (!r)
+		return;
 	size_t avail = r->filled_ - r->pos_;
 	r->pos_ += n < avail ? n : avail;
 }
 
 size_t edo_buf_reader_buffered(const edo_buf_reader *r)
 {
-	return r->filled_ - r->pos_;
+	return r ? r->filled_ - r->pos_ : 0;
 }
 
 /* ---- read_until ----------------------------------------------------------------------------- */
@@ -140,6 +150,8 @@ size_t edo_buf_reader_buffered(const edo_buf_reader *r)
 static edo_poll read_until_poll(edo_future *base, edo_cx *cx)
 {
 	edo_read_until_fut *f = (edo_read_until_fut *)base;
+	if (f->rc < 0)
+		return EDO_READY; /* bad input, reported at once */
 	for (;;) {
 		const char *data;
 		size_t len;
@@ -174,7 +186,8 @@ edo_future *edo_read_until(edo_read_until_fut *f, edo_buf_reader *r, int delim, 
 	*f = (edo_read_until_fut){.base = {&read_until_vt},
 				  .r_ = r,
 				  .out_ = out,
-				  .delim_ = (unsigned char)delim};
+				  .delim_ = (unsigned char)delim,
+				  .rc = r && out ? 0 : -EINVAL};
 	return &f->base;
 }
 
@@ -195,6 +208,8 @@ int edo_lines_init(edo_lines *l, edo_buf_reader *r)
 
 void edo_lines_deinit(edo_lines *l)
 {
+	if (!l)
+		return;
 	edo_buf_free(&l->line);
 	l->partial_ = false;
 }
@@ -393,7 +408,7 @@ static const edo_stream_vtable writer_vt = {
 
 int edo_buf_writer_init(edo_buf_writer *w, edo_stream *inner, size_t cap)
 {
-	if (!w || !inner)
+	if (!w || !inner || !inner->vt)
 		return -EINVAL;
 	if (!cap)
 		cap = DEFAULT_CAP;
@@ -406,6 +421,8 @@ int edo_buf_writer_init(edo_buf_writer *w, edo_stream *inner, size_t cap)
 
 void edo_buf_writer_deinit(edo_buf_writer *w)
 {
+	if (!w)
+		return;
 	free(w->buf_);
 	w->buf_ = NULL;
 	w->pos_ = w->len_ = w->cap_ = 0;
@@ -413,5 +430,5 @@ void edo_buf_writer_deinit(edo_buf_writer *w)
 
 size_t edo_buf_writer_buffered(const edo_buf_writer *w)
 {
-	return w->len_ - w->pos_;
+	return w ? w->len_ - w->pos_ : 0;
 }

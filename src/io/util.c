@@ -13,13 +13,21 @@
 #include "edo/error.h"
 #include "edo/stream.h"
 
+/* A stream no operation can be called on: the futures refuse it up front. */
+static bool bad_stream(const edo_stream *s)
+{
+	return !s || !s->vt;
+}
+
 /* ---- dispatch with defaults ------------------------------------------------------------ */
 
 edo_poll edo_stream_poll_write_vectored(edo_stream *s, edo_cx *cx, const struct iovec *iov,
 					int iovcnt, ssize_t *n)
 {
-	if (iovcnt < 0 || (!iov && iovcnt)) {
-		*n = -EINVAL;
+	if (bad_stream(s) || (!s->vt->poll_write_vectored && !s->vt->poll_write) || iovcnt < 0 ||
+	    (!iov && iovcnt)) {
+		if (n)
+			*n = -EINVAL;
 		return EDO_READY;
 	}
 	if (s->vt->poll_write_vectored)
@@ -33,9 +41,15 @@ edo_poll edo_stream_poll_write_vectored(edo_stream *s, edo_cx *cx, const struct 
 
 edo_poll edo_stream_poll_flush(edo_stream *s, edo_cx *cx, int *rc)
 {
+	if (bad_stream(s)) {
+		if (rc)
+			*rc = -EINVAL;
+		return EDO_READY;
+	}
 	if (s->vt->poll_flush)
 		return s->vt->poll_flush(s, cx, rc);
-	*rc = 0;
+	if (rc)
+		*rc = 0;
 	return EDO_READY;
 }
 
@@ -43,6 +57,8 @@ edo_poll edo_stream_poll_flush(edo_stream *s, edo_cx *cx, int *rc)
 
 int edo_buf_reserve(edo_buf *b, size_t extra)
 {
+	if (!b)
+		return -EINVAL;
 	if (b->cap - b->len >= extra)
 		return 0;
 	if (extra > SIZE_MAX / 2 - b->len)
@@ -60,6 +76,8 @@ int edo_buf_reserve(edo_buf *b, size_t extra)
 
 void edo_buf_free(edo_buf *b)
 {
+	if (!b)
+		return;
 	free(b->data);
 	*b = (edo_buf){0};
 }
@@ -91,7 +109,7 @@ static const edo_future_vtable read_exact_vt = {.poll = read_exact_poll};
 edo_future *edo_read_exact(edo_read_exact_fut *f, edo_stream *s, void *buf, size_t len)
 {
 	*f = (edo_read_exact_fut){.base = {&read_exact_vt}, .s_ = s, .buf_ = buf, .len_ = len};
-	if (!buf && len)
+	if (bad_stream(s) || (!buf && len))
 		f->rc = -EINVAL;
 	return &f->base;
 }
@@ -124,7 +142,7 @@ static const edo_future_vtable write_all_vt = {.poll = write_all_poll};
 edo_future *edo_write_all(edo_write_all_fut *f, edo_stream *s, const void *buf, size_t len)
 {
 	*f = (edo_write_all_fut){.base = {&write_all_vt}, .s_ = s, .buf_ = buf, .len_ = len};
-	if (!buf && len)
+	if (bad_stream(s) || (!buf && len))
 		f->rc = -EINVAL;
 	return &f->base;
 }
@@ -172,7 +190,7 @@ edo_future *edo_write_all_vectored(edo_write_all_vectored_fut *f, edo_stream *s,
 				   const struct iovec *iov, int iovcnt)
 {
 	*f = (edo_write_all_vectored_fut){.base = {&write_all_vectored_vt}, .s_ = s};
-	if (iovcnt < 0 || iovcnt > EDO_WRITE_ALL_MAX_IOV || (!iov && iovcnt)) {
+	if (bad_stream(s) || iovcnt < 0 || iovcnt > EDO_WRITE_ALL_MAX_IOV || (!iov && iovcnt)) {
 		/* Bad input: complete at once with the error. */
 		f->rc = -EINVAL;
 		return &f->base;
@@ -188,6 +206,8 @@ edo_future *edo_write_all_vectored(edo_write_all_vectored_fut *f, edo_stream *s,
 static edo_poll read_to_end_poll(edo_future *base, edo_cx *cx)
 {
 	edo_read_to_end_fut *f = (edo_read_to_end_fut *)base;
+	if (f->rc < 0)
+		return EDO_READY; /* bad input, reported at once */
 	for (;;) {
 		/* Grow by doubling from 4 KiB, as Tokio does (adaptively). */
 		size_t want = f->out_->cap - f->out_->len;
@@ -217,6 +237,8 @@ static const edo_future_vtable read_to_end_vt = {.poll = read_to_end_poll};
 edo_future *edo_read_to_end(edo_read_to_end_fut *f, edo_stream *s, edo_buf *out)
 {
 	*f = (edo_read_to_end_fut){.base = {&read_to_end_vt}, .s_ = s, .out_ = out};
+	if (bad_stream(s) || !out)
+		f->rc = -EINVAL;
 	return &f->base;
 }
 
@@ -297,6 +319,11 @@ static const edo_future_vtable copy_vt = {.poll = copy_poll, .drop = copy_drop};
 edo_future *edo_copy(edo_copy_fut *f, edo_stream *r, edo_stream *w)
 {
 	*f = (edo_copy_fut){.base = {&copy_vt}, .r_ = r, .w_ = w};
+	if (bad_stream(r) || bad_stream(w)) {
+		/* Bad input: complete at once, nothing read from the good one. */
+		f->rc = -EINVAL;
+		f->done_ = true;
+	}
 	return &f->base;
 }
 
@@ -326,6 +353,8 @@ static edo_poll bidi_half(edo_copy_fut *c, bool *done, edo_cx *cx, int *err)
 static edo_poll copy_bidi_poll(edo_future *base, edo_cx *cx)
 {
 	edo_copy_bidi_fut *f = (edo_copy_bidi_fut *)base;
+	if (f->rc < 0)
+		return EDO_READY; /* bad input, or an error already reported */
 	int err = 0;
 	edo_poll ab = bidi_half(&f->ab_, &f->ab_done_, cx, &err);
 	edo_poll ba = err ? EDO_READY : bidi_half(&f->ba_, &f->ba_done_, cx, &err);
@@ -358,5 +387,9 @@ edo_future *edo_copy_bidirectional(edo_copy_bidi_fut *f, edo_stream *a, edo_stre
 	*f = (edo_copy_bidi_fut){.base = {&copy_bidi_vt}};
 	edo_copy(&f->ab_, a, b);
 	edo_copy(&f->ba_, b, a);
+	if (f->ab_.rc < 0) {
+		f->rc = f->ab_.rc;
+		f->ab_done_ = f->ba_done_ = true;
+	}
 	return &f->base;
 }
