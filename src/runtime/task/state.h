@@ -282,15 +282,17 @@ static inline bool edo__st_set_join_waker(edo__state *st)
 }
 
 /* The join handle takes the waker field back to replace it.  Fails (false)
- * if the task completed (the runtime owns the field then). */
+ * if the task completed (the runtime owns the field then).  COMPLETE is
+ * looked at first: the handle saw JOIN_WAKER set, but a completion since
+ * may have woken the waker and cleared the bit already (Tokio's order). */
 static inline bool edo__st_unset_waker(edo__state *st)
 {
 	uint64_t cur = atomic_load_explicit(st, memory_order_acquire);
 	for (;;) {
 		assert(cur & EDO__ST_JOIN_INTEREST);
-		assert(cur & EDO__ST_JOIN_WAKER);
 		if (cur & EDO__ST_COMPLETE)
 			return false;
+		assert(cur & EDO__ST_JOIN_WAKER);
 		if (atomic_compare_exchange_weak_explicit(st, &cur, cur & ~EDO__ST_JOIN_WAKER,
 							  memory_order_acq_rel,
 							  memory_order_acquire))
