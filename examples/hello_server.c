@@ -31,6 +31,7 @@
 
 #include "edo.h"
 #include "graceful.h"
+#include "http_head.h"
 
 static const char RESPONSE[] =
 	"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n\r\nHello world!";
@@ -68,7 +69,7 @@ static size_t take_requests(conn_frame *self)
 	size_t count = 0, start = 0;
 	size_t from = self->scanned > 3 ? self->scanned - 3 : 0;
 	for (;;) {
-		const char *end = memmem(self->buf + from, self->filled - from, "\r\n\r\n", 4);
+		const char *end = http_head_end(self->buf + from, self->filled - from);
 		if (!end)
 			break;
 		count++;

@@ -29,6 +29,7 @@
 
 #include "edo.h"
 #include "graceful.h"
+#include "http_head.h"
 
 static const char RESPONSE[] =
 	"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n\r\nHello world!";
@@ -49,7 +50,7 @@ static size_t take_requests(char *buf, size_t *filled, size_t old)
 	size_t count = 0, start = 0;
 	size_t from = old > 3 ? old - 3 : 0;
 	const char *end;
-	while ((end = memmem(buf + from, *filled - from, "\r\n\r\n", 4)) != NULL) {
+	while ((end = http_head_end(buf + from, *filled - from)) != NULL) {
 		count++;
 		start = (size_t)(end - buf) + 4;
 		from = start;
