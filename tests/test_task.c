@@ -1029,6 +1029,109 @@ TEST(unset_join_waker_after_completion_cleared_it)
 	CHECK_EQ(atomic_load(&st), EDO__ST_REF_ONE | EDO__ST_JOIN_INTEREST);
 }
 
+/* Two threads in lockstep over the state word alone: round i starts when
+ * `go` reaches i, the other thread reports with `done`. */
+typedef struct lockstep {
+	edo__state st;
+	atomic_long go, done;
+	atomic_int data;
+	atomic_bool flag;
+	long rounds;
+	int seen;
+	edo__to_shutdown swept;
+} lockstep;
+
+static void lockstep_wait(atomic_long *w, long i)
+{
+	unsigned spins = 0;
+	while (atomic_load_explicit(w, memory_order_acquire) != i)
+		backoff(&spins);
+}
+
+static void *sb_runner(void *arg)
+{
+	lockstep *ls = arg;
+	for (long i = 1; i <= ls->rounds; i++) {
+		lockstep_wait(&ls->go, i);
+		CHECK_EQ(edo__st_transition_to_running(&ls->st), EDO__RUN_SUCCESS);
+		ls->seen = atomic_load_explicit(&ls->data, memory_order_acquire); /* the poll */
+		atomic_store_explicit(&ls->done, i, memory_order_release);
+	}
+	return NULL;
+}
+
+/* A wake by reference of a task already queued must still write the state
+ * word: the runner's acquire in transition_to_running pairs with that
+ * write, so its poll sees what the waker published before waking.  With a
+ * mere load (Tokio before tokio-rs/tokio#7622) the runner cleared NOTIFIED
+ * and polled without the data in about a quarter of the rounds here: a
+ * lost wake-up. */
+TEST(wake_by_ref_of_a_queued_task_publishes_to_its_poll)
+{
+	lockstep ls = {.rounds = test_scale(200000)};
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, sb_runner, &ls), 0);
+	long lost = 0;
+	for (long i = 1; i <= ls.rounds; i++) {
+		atomic_store(&ls.st, 2 * EDO__ST_REF_ONE | EDO__ST_NOTIFIED); /* queued */
+		atomic_store(&ls.data, 0);
+		atomic_store_explicit(&ls.go, i, memory_order_release);
+		for (volatile int k = 0; k < (int)(i % 32); k++)
+			;
+		atomic_store_explicit(&ls.data, 1, memory_order_release);
+		CHECK_EQ(edo__st_transition_to_notified_by_ref(&ls.st), EDO__NOTIFY_DO_NOTHING);
+		lockstep_wait(&ls.done, i);
+		/* Either the poll saw the data or the task is notified again. */
+		if (!(atomic_load(&ls.st) & EDO__ST_NOTIFIED) && ls.seen == 0)
+			lost++;
+	}
+	CHECK_EQ(pthread_join(th, NULL), 0);
+	CHECK_EQ(lost, 0);
+}
+
+static void *sweeper(void *arg)
+{
+	lockstep *ls = arg;
+	for (long i = 1; i <= ls->rounds; i++) {
+		lockstep_wait(&ls->go, i);
+		atomic_store(&ls->flag, true); /* the runtime shuts down ... */
+		ls->swept = edo__st_transition_to_shutdown(&ls->st); /* ... and sweeps */
+		atomic_store_explicit(&ls->done, i, memory_order_release);
+	}
+	return NULL;
+}
+
+/* A fiber (a task whose poll handles cancellation) that an abort marked
+ * CANCELLED is in a poll on one worker while the shutdown sweep reaches it
+ * on another.  The sweep leaves a running task to its poller, and the
+ * poller cancels it if it sees the shutdown flag.  The sweep's mark used to
+ * write the same word back, so a poller that read the flag just before went
+ * idle just after: CANCELLED, idle, off the owned list, never cancelled (a
+ * leaked fiber, a join that never finished) in about 6% of the rounds
+ * here.  Now exactly one of the two cancels it, every round. */
+TEST(shutdown_sweep_racing_a_cancelled_fibers_poll)
+{
+	lockstep ls = {.rounds = test_scale(200000)};
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, sweeper, &ls), 0);
+	long nobody = 0;
+	for (long i = 1; i <= ls.rounds; i++) {
+		/* The poller's notification ref, the owned list's (the sweep's). */
+		atomic_store(&ls.st, 2 * EDO__ST_REF_ONE | EDO__ST_RUNNING | EDO__ST_CANCELLED);
+		atomic_store(&ls.flag, false);
+		atomic_store_explicit(&ls.go, i, memory_order_release);
+		for (volatile int k = 0; k < (int)(i % 64); k++)
+			;
+		edo__to_idle r = edo__st_transition_to_idle(&ls.st, false, &ls.flag);
+		lockstep_wait(&ls.done, i);
+		CHECK(ls.swept != EDO__SHUTDOWN_DEALLOC);
+		if (r != EDO__IDLE_CANCELLED && ls.swept != EDO__SHUTDOWN_OWN)
+			nobody++;
+	}
+	CHECK_EQ(pthread_join(th, NULL), 0);
+	CHECK_EQ(nobody, 0);
+}
+
 TEST(join_from_another_thread_stress)
 {
 	rj_runner r = {.rt = rt_new()};

@@ -128,9 +128,10 @@ typedef enum edo__to_idle {
  * again when woken (an abort also notifies).  Except once @shutting_down
  * is set: the shutdown sweep marks a task it finds running CANCELLED
  * without notifying it and leaves it to its poller, so the poller cancels
- * it here whatever its kind.  The sweep sets the flag before it marks, and
- * the flag is read after CANCELLED is seen, so a task marked by the sweep
- * always sees the flag. */
+ * it here whatever its kind.  The sweep sets the flag before it marks
+ * (and its mark always changes the word: transition_to_shutdown), and the
+ * flag is read after CANCELLED is seen, so a poller whose CAS below comes
+ * after the sweep's mark sees the flag. */
 static inline edo__to_idle edo__st_transition_to_idle(edo__state *st, bool stop_if_cancelled,
 						      const atomic_bool *shutting_down)
 {
@@ -199,8 +200,22 @@ static inline edo__to_notified edo__st_transition_to_notified_by_ref(edo__state 
 	uint64_t cur = atomic_load_explicit(st, memory_order_acquire);
 	for (;;) {
 		uint64_t next;
-		if (cur & (EDO__ST_COMPLETE | EDO__ST_NOTIFIED))
+		if (cur & EDO__ST_COMPLETE)
 			return EDO__NOTIFY_DO_NOTHING;
+		if (cur & EDO__ST_NOTIFIED) {
+			/* Already queued, but write all the same (the same value,
+			 * acq_rel): what the waker published before waking must
+			 * be seen by the poll after transition_to_running, whose
+			 * acquire only pairs with a write.  With a mere load here
+			 * a store-buffering interleaving loses the wake: the
+			 * runner clears NOTIFIED, polls, and misses the data
+			 * (Tokio fixed the same, tokio-rs/tokio#7622). */
+			if (atomic_compare_exchange_weak_explicit(st, &cur, cur,
+								  memory_order_acq_rel,
+								  memory_order_acquire))
+				return EDO__NOTIFY_DO_NOTHING;
+			continue;
+		}
 		if (cur & EDO__ST_RUNNING) {
 			next = cur | EDO__ST_NOTIFIED;
 			if (atomic_compare_exchange_weak_explicit(st, &cur, next,
@@ -240,17 +255,38 @@ static inline bool edo__st_transition_to_notified_and_cancel(edo__state *st)
 	}
 }
 
-/* Runtime shutdown: set CANCELLED; if idle, also take RUNNING.  True if the
- * caller now owns the future and must cancel it. */
-static inline bool edo__st_transition_to_shutdown(edo__state *st)
+typedef enum edo__to_shutdown {
+	EDO__SHUTDOWN_OWN,     /* was idle: the caller holds RUNNING and cancels it */
+	EDO__SHUTDOWN_DROPPED, /* running or complete: the caller's ref was dropped */
+	EDO__SHUTDOWN_DEALLOC, /* ... and it was the last: the caller frees the task */
+} edo__to_shutdown;
+
+/* Runtime shutdown, with the caller's (owned-list) reference: set
+ * CANCELLED; if idle, also take RUNNING (the reference stays the caller's);
+ * else drop the reference in the same write.  Tokio drops it after, but
+ * here a task whose poll handles cancellation (a fiber) and that an abort
+ * had already marked CANCELLED goes idle unless its poller sees the
+ * shutdown flag (transition_to_idle), and a write that changed nothing
+ * would let a poller that read the flag before it went idle after it: idle,
+ * CANCELLED, never cancelled.  The reference makes the write a change, so
+ * the poller's CAS fails and its retry sees the flag. */
+static inline edo__to_shutdown edo__st_transition_to_shutdown(edo__state *st)
 {
 	uint64_t cur = atomic_load_explicit(st, memory_order_acquire);
 	for (;;) {
-		bool own = edo__st_idle(cur);
-		uint64_t next = cur | EDO__ST_CANCELLED | (own ? EDO__ST_RUNNING : 0);
+		uint64_t next;
+		edo__to_shutdown r;
+		if (edo__st_idle(cur)) {
+			next = cur | EDO__ST_CANCELLED | EDO__ST_RUNNING;
+			r = EDO__SHUTDOWN_OWN;
+		} else {
+			assert(edo__st_refs(cur) >= 1);
+			next = (cur | EDO__ST_CANCELLED) - EDO__ST_REF_ONE;
+			r = edo__st_refs(next) == 0 ? EDO__SHUTDOWN_DEALLOC : EDO__SHUTDOWN_DROPPED;
+		}
 		if (atomic_compare_exchange_weak_explicit(st, &cur, next, memory_order_acq_rel,
 							  memory_order_acquire))
-			return own;
+			return r;
 	}
 }
 

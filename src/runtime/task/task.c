@@ -261,10 +261,17 @@ void edo__task_run(edo__task *t)
 
 bool edo__task_shutdown_begin(edo__task *t)
 {
-	if (edo__st_transition_to_shutdown(&t->state))
+	switch (edo__st_transition_to_shutdown(&t->state)) {
+	case EDO__SHUTDOWN_OWN:
 		return true;
-	task_drop_ref(t); /* running elsewhere: its poller cancels it
-			     (edo__st_transition_to_idle) */
+	case EDO__SHUTDOWN_DROPPED:
+		/* Running elsewhere: its poller cancels it
+		 * (edo__st_transition_to_idle); or complete. */
+		return false;
+	case EDO__SHUTDOWN_DEALLOC:
+		edo__task_dealloc(t);
+		return false;
+	}
 	return false;
 }
 
