@@ -1,7 +1,8 @@
 /* The task state word: one atomic 64-bit integer per task.
  *
  * This is Tokio's proven protocol (tokio/src/runtime/task/state.rs), kept bit
- * for bit so that its reasoning carries over:
+ * for bit so that its reasoning carries over, plus one bit (SHUTDOWN) for
+ * the tasks Tokio does not have, whose poll handles cancellation (fibers):
  *
  *   bit 0  RUNNING        a thread owns the future (polling or cancelling it)
  *   bit 1  COMPLETE       the future is finished or dropped; never cleared
@@ -11,7 +12,9 @@
  *   bit 4  JOIN_WAKER     the runtime (not the join handle) owns the join
  *                         waker field; see the protocol in task.c
  *   bit 5  CANCELLED      abort was requested
- *   bits 6..  reference count (REF_ONE = 1 << 6)
+ *   bit 6  SHUTDOWN       the runtime's shutdown sweep reached the task
+ *                         (with CANCELLED); never cleared
+ *   bits 7..  reference count (REF_ONE = 1 << 7)
  *
  * A new task starts with three references (the owned-tasks list, the first
  * notification, the join handle) plus JOIN_INTEREST and NOTIFIED.  Wakers
@@ -42,8 +45,9 @@
 #define EDO__ST_JOIN_INTEREST ((uint64_t)1 << 3)
 #define EDO__ST_JOIN_WAKER ((uint64_t)1 << 4)
 #define EDO__ST_CANCELLED ((uint64_t)1 << 5)
+#define EDO__ST_SHUTDOWN ((uint64_t)1 << 6)
 #define EDO__ST_LIFECYCLE (EDO__ST_RUNNING | EDO__ST_COMPLETE)
-#define EDO__ST_REF_ONE ((uint64_t)1 << 6)
+#define EDO__ST_REF_ONE ((uint64_t)1 << 7)
 #define EDO__ST_REF_MASK (~(EDO__ST_REF_ONE - 1))
 
 /* Initial state: 3 refs (owned list, first notification, join handle). */
@@ -53,7 +57,7 @@ typedef _Atomic(uint64_t) edo__state;
 
 static inline uint64_t edo__st_refs(uint64_t s)
 {
-	return s >> 6;
+	return s >> 7;
 }
 
 static inline bool edo__st_idle(uint64_t s)
@@ -125,22 +129,19 @@ typedef enum edo__to_idle {
 /* After a poll returned PENDING; the caller holds the notification ref.
  * @stop_if_cancelled is false for a task whose poll handles cancellation
  * itself (EDO__TASK_POLL_CANCELLED): it goes idle as usual, and is polled
- * again when woken (an abort also notifies).  Except once @shutting_down
- * is set: the shutdown sweep marks a task it finds running CANCELLED
+ * again when woken (an abort also notifies).  Except once SHUTDOWN is set:
+ * the shutdown sweep marks a task it finds running SHUTDOWN | CANCELLED
  * without notifying it and leaves it to its poller, so the poller cancels
- * it here whatever its kind.  The sweep sets the flag before it marks
- * (and its mark always changes the word: transition_to_shutdown), and the
- * flag is read after CANCELLED is seen, so a poller whose CAS below comes
- * after the sweep's mark sees the flag. */
-static inline edo__to_idle edo__st_transition_to_idle(edo__state *st, bool stop_if_cancelled,
-						      const atomic_bool *shutting_down)
+ * it here whatever its kind.  The bit is in the word the CAS below
+ * compares, and nothing clears it, so a poller cannot go idle past the
+ * sweep's mark (a flag read beside the word could be read just before the
+ * mark, and the CAS succeed just after). */
+static inline edo__to_idle edo__st_transition_to_idle(edo__state *st, bool stop_if_cancelled)
 {
 	uint64_t cur = atomic_load_explicit(st, memory_order_acquire);
 	for (;;) {
 		assert(cur & EDO__ST_RUNNING);
-		if ((cur & EDO__ST_CANCELLED) &&
-		    (stop_if_cancelled ||
-		     atomic_load_explicit(shutting_down, memory_order_acquire)))
+		if ((cur & EDO__ST_CANCELLED) && (stop_if_cancelled || (cur & EDO__ST_SHUTDOWN)))
 			return EDO__IDLE_CANCELLED;
 		uint64_t next = cur & ~EDO__ST_RUNNING;
 		edo__to_idle r;
@@ -262,14 +263,10 @@ typedef enum edo__to_shutdown {
 } edo__to_shutdown;
 
 /* Runtime shutdown, with the caller's (owned-list) reference: set
- * CANCELLED; if idle, also take RUNNING (the reference stays the caller's);
- * else drop the reference in the same write.  Tokio drops it after, but
- * here a task whose poll handles cancellation (a fiber) and that an abort
- * had already marked CANCELLED goes idle unless its poller sees the
- * shutdown flag (transition_to_idle), and a write that changed nothing
- * would let a poller that read the flag before it went idle after it: idle,
- * CANCELLED, never cancelled.  The reference makes the write a change, so
- * the poller's CAS fails and its retry sees the flag. */
+ * SHUTDOWN | CANCELLED; if idle, also take RUNNING (the reference stays the
+ * caller's); else drop the reference in the same write (Tokio drops it in
+ * a second one).  A running task is left to its poller, which sees
+ * SHUTDOWN in transition_to_idle and cancels it, a fiber too. */
 static inline edo__to_shutdown edo__st_transition_to_shutdown(edo__state *st)
 {
 	uint64_t cur = atomic_load_explicit(st, memory_order_acquire);
@@ -277,11 +274,11 @@ static inline edo__to_shutdown edo__st_transition_to_shutdown(edo__state *st)
 		uint64_t next;
 		edo__to_shutdown r;
 		if (edo__st_idle(cur)) {
-			next = cur | EDO__ST_CANCELLED | EDO__ST_RUNNING;
+			next = cur | EDO__ST_SHUTDOWN | EDO__ST_CANCELLED | EDO__ST_RUNNING;
 			r = EDO__SHUTDOWN_OWN;
 		} else {
 			assert(edo__st_refs(cur) >= 1);
-			next = (cur | EDO__ST_CANCELLED) - EDO__ST_REF_ONE;
+			next = (cur | EDO__ST_SHUTDOWN | EDO__ST_CANCELLED) - EDO__ST_REF_ONE;
 			r = edo__st_refs(next) == 0 ? EDO__SHUTDOWN_DEALLOC : EDO__SHUTDOWN_DROPPED;
 		}
 		if (atomic_compare_exchange_weak_explicit(st, &cur, next, memory_order_acq_rel,

@@ -243,8 +243,7 @@ void edo__task_run(edo__task *t)
 		task_complete(t, 1);
 		return;
 	}
-	switch (edo__st_transition_to_idle(&t->state, !(t->flags & EDO__TASK_POLL_CANCELLED),
-					   &s->shutdown)) {
+	switch (edo__st_transition_to_idle(&t->state, !(t->flags & EDO__TASK_POLL_CANCELLED))) {
 	case EDO__IDLE_OK:
 		break;
 	case EDO__IDLE_OK_NOTIFIED:
