@@ -88,11 +88,7 @@ static edo_poll bw_poll(edo_future *fut, edo_cx *cx)
 		f->state_ = BW_DONE;
 		return EDO_READY;
 	}
-	edo_waker old = {0};
-	if (!edo_waker_will_wake(&f->waker_, cx->waker)) {
-		old = f->waker_;
-		f->waker_ = edo_waker_clone(cx->waker);
-	}
+	edo_waker old = edo__waker_swap(&f->waker_, cx->waker);
 	edo__spin_unlock(&b->lock_);
 	edo_waker_drop(old);
 	edo__coop_refund();

@@ -323,10 +323,7 @@ static int recv(edo_broadcast_rx *rx, void *out, const edo_waker *w)
 			}
 			edo_waker old = {0};
 			if (w) {
-				if (!edo_waker_will_wake(&rx->waker, w)) {
-					old = rx->waker;
-					rx->waker = edo_waker_clone(w);
-				}
+				old = edo__waker_swap(&rx->waker, w);
 				if (!edo__link_linked(&rx->link))
 					edo__list_push_back(&sh->waiters, &rx->link);
 			}

@@ -59,6 +59,21 @@ static inline void edo__spin_unlock(edo__lock *l)
 	atomic_store_explicit(&l->v, 0, memory_order_release);
 }
 
+/* ---- wakers ---------------------------------------------------------------------- */
+
+/* Store a clone of @w in @slot unless the slot already wakes the same
+ * target, under the caller's lock; returns the waker it replaced (empty if
+ * none) for the caller to drop once the lock is released: a drop may free a
+ * task, and with it a scheduler. */
+static inline edo_waker edo__waker_swap(edo_waker *slot, const edo_waker *w)
+{
+	if (edo_waker_will_wake(slot, w))
+		return (edo_waker){0};
+	edo_waker old = *slot;
+	*slot = edo_waker_clone(w);
+	return old;
+}
+
 /* ---- the intrusive list --------------------------------------------------------- */
 
 static inline void edo__list_init(edo__slink *head)

@@ -205,10 +205,8 @@ static int join_next(edo_joinset *js, const edo_waker *w, edo_join **out, int *r
 		edo__spin_lock(&js->lock);
 		edo__slink *l = edo__list_front(&js->notified);
 		if (!l) {
-			if (w && !edo_waker_will_wake(&js->waker, w)) {
-				old = js->waker;
-				js->waker = edo_waker_clone(w);
-			}
+			if (w)
+				old = edo__waker_swap(&js->waker, w);
 			edo__spin_unlock(&js->lock);
 			edo_waker_drop(old);
 			return -EAGAIN;

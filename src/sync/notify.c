@@ -216,11 +216,7 @@ static edo_poll nf_waiting(edo_notified_fut *f, edo_cx *cx)
 		edo_waker_drop(w);
 		return nf_done(f);
 	}
-	edo_waker old = {0};
-	if (!edo_waker_will_wake(&f->waker_, cx->waker)) {
-		old = f->waker_;
-		f->waker_ = edo_waker_clone(cx->waker);
-	}
+	edo_waker old = edo__waker_swap(&f->waker_, cx->waker);
 	edo__spin_unlock(&n->lock_);
 	edo_waker_drop(old);
 	return EDO_PENDING;

@@ -269,11 +269,7 @@ static edo_poll acquire_queued(edo_acquire_fut *a, edo_cx *cx)
 		edo_waker_drop(w);
 		return acquire_done(a, EDO_ECLOSED);
 	}
-	edo_waker old = {0};
-	if (!edo_waker_will_wake(&a->node_.waker, cx->waker)) {
-		old = a->node_.waker;
-		a->node_.waker = edo_waker_clone(cx->waker);
-	}
+	edo_waker old = edo__waker_swap(&a->node_.waker, cx->waker);
 	edo__spin_unlock(&s->lock);
 	edo_waker_drop(old);
 	return EDO_PENDING;

@@ -66,11 +66,7 @@ void edo__aw_register(edo__atomic_waker *aw, const edo_waker *w)
 							  memory_order_acquire))
 			break;
 	}
-	edo_waker old = {0};
-	if (!edo_waker_will_wake(&aw->waker, w)) {
-		old = aw->waker;
-		aw->waker = edo_waker_clone(w);
-	}
+	edo_waker old = edo__waker_swap(&aw->waker, w);
 	atomic_store_explicit(&aw->state, AW_ARMED, memory_order_seq_cst);
 	edo_waker_drop(old);
 }

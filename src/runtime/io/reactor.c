@@ -141,18 +141,6 @@ static void wake(edo__scheduled_io *io, uint32_t ready, bool all)
 
 /* ---- polling -------------------------------------------------------------------------- */
 
-/* edo_waker_set() under the registration's lock, except that the waker it
- * replaces is handed back to be dropped after the lock is released: a
- * drop may free a task, and with it a scheduler. */
-static edo_waker swap_waker(edo_waker *slot, const edo_waker *w)
-{
-	if (slot->vt && edo_waker_will_wake(slot, w))
-		return (edo_waker){0};
-	edo_waker old = *slot;
-	*slot = edo_waker_clone(w);
-	return old;
-}
-
 edo_poll edo__sio_poll_ready_slow(edo__scheduled_io *io, edo_cx *cx, uint32_t direction,
 				  edo__ready_event *ev)
 {
@@ -163,8 +151,9 @@ edo_poll edo__sio_poll_ready_slow(edo__scheduled_io *io, edo_cx *cx, uint32_t di
 		edo__spin_unlock(&io->lock);
 		return EDO_READY;
 	}
-	edo_waker old = swap_waker(direction & EDO_INTEREST_WRITABLE ? &io->writer : &io->reader,
-				   cx->waker);
+	edo_waker old =
+		edo__waker_swap(direction & EDO_INTEREST_WRITABLE ? &io->writer : &io->reader,
+				cx->waker);
 	edo__spin_unlock(&io->lock);
 	edo_waker_drop(old);
 	return EDO_PENDING;
@@ -196,7 +185,7 @@ edo_poll edo__sio_poll_waiter(edo__scheduled_io *io, edo__io_waiter *w, edo_cx *
 		}
 		return EDO_READY;
 	}
-	edo_waker old = swap_waker(&w->waker_, cx->waker);
+	edo_waker old = edo__waker_swap(&w->waker_, cx->waker);
 	if (!w->linked_) {
 		w->prev_ = NULL;
 		w->next_ = io->waiters;
