@@ -281,6 +281,72 @@ TEST(delivery_while_nobody_waits)
 	edo_runtime_free(rt);
 }
 
+/* ---- a replaced waker is dropped outside the registry's lock ---------------------------- */
+
+/* A waker whose last reference drops a listener, as a task's waker does when
+ * the task's future owns one and nothing else holds the task. */
+typedef struct owning_waker {
+	int refs;
+	edo_signal *owned;
+} owning_waker;
+
+static edo_waker ow_clone(const void *d);
+static void ow_drop(const void *d)
+{
+	owning_waker *o = (owning_waker *)(uintptr_t)d;
+	if (--o->refs == 0) {
+		edo_signal_drop(o->owned);
+		o->owned = NULL;
+	}
+}
+static void ow_wake_by_ref(const void *d)
+{
+	(void)d;
+}
+static const edo_waker_vtable ow_vt = {ow_clone, ow_drop, ow_wake_by_ref, ow_drop};
+static edo_waker ow_clone(const void *d)
+{
+	((owning_waker *)(uintptr_t)d)->refs++;
+	return (edo_waker){&ow_vt, d};
+}
+
+typedef struct replace_frame {
+	EDO_FRAME;
+	owning_waker o;
+} replace_frame;
+
+EDO_ASYNC(replace_waker, replace_frame, NULL)
+{
+	EDO_BEGIN();
+	{
+		edo_signal *s1 = NULL, *s2 = NULL;
+		CHECK_EQ(edo_signal_new(SIGUSR2, &s1), 0);
+		CHECK_EQ(edo_signal_new(SIGUSR2, &s2), 0);
+		self->o = (owning_waker){.refs = 1, .owned = s2};
+		edo_waker w = {&ow_vt, &self->o};
+		edo_cx cx1 = {&w};
+		int rc = 0;
+		CHECK_EQ(edo_signal_poll_recv(s1, &cx1, &rc), EDO_PENDING);
+		CHECK_EQ(self->o.refs, 2);
+		ow_drop(&self->o); /* the listener's clone is now the only one */
+		/* Another waker replaces it: its drop drops s2, which takes the
+		 * registry's lock; under that lock, this poll deadlocked. */
+		CHECK_EQ(edo_signal_poll_recv(s1, cx, &rc), EDO_PENDING);
+		CHECK_EQ(self->o.refs, 0);
+		CHECK(self->o.owned == NULL);
+		edo_signal_drop(s1);
+	}
+	EDO_END();
+}
+
+TEST(replaced_waker_dropped_outside_the_lock)
+{
+	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD);
+	replace_frame f = {EDO_FRAME_INIT(replace_waker)};
+	CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
 /* ---- a listener made on one runtime and received on after it shut down ---------------------- */
 
 typedef struct make_frame {

@@ -216,6 +216,78 @@ TEST(duplex_dropped_peer)
 	CHECK_EQ(edo_duplex(16, NULL, NULL), -EINVAL);
 }
 
+/* A waker whose last reference drops a stream: what a task's waker does when
+ * the task's future owns that stream and nothing else holds the task. */
+typedef struct owning_waker {
+	int refs;
+	edo_stream *owned;
+} owning_waker;
+
+static edo_waker ow_clone(const void *d);
+static void ow_drop(const void *d)
+{
+	owning_waker *o = (owning_waker *)(uintptr_t)d;
+	if (--o->refs == 0) {
+		edo_stream_drop(o->owned);
+		o->owned = NULL;
+	}
+}
+static void ow_wake(const void *d)
+{
+	ow_drop(d);
+}
+static void ow_wake_by_ref(const void *d)
+{
+	(void)d;
+}
+static const edo_waker_vtable ow_vt = {ow_clone, ow_wake, ow_wake_by_ref, ow_drop};
+static edo_waker ow_clone(const void *d)
+{
+	((owning_waker *)(uintptr_t)d)->refs++;
+	return (edo_waker){&ow_vt, d};
+}
+
+/* A waiting end's waker replaced by another task's: the old one is dropped
+ * after the pipe's lock, since its drop may drop the other end of the same
+ * pipe (which takes that lock).  Dropped under it, the poll deadlocked. */
+TEST(duplex_replaced_waker_dropped_outside_the_lock)
+{
+	for (int dir = 0; dir < 2; dir++) {
+		edo_stream *a, *b;
+		CHECK_EQ(edo_duplex(1, &a, &b), 0);
+		owning_waker o = {.refs = 1, .owned = b};
+		edo_waker w = {&ow_vt, &o};
+		edo_cx cx1 = {&w}, cx2 = {edo_noop_waker()};
+		ssize_t n = 0;
+		char c = 'x';
+		if (dir == 0) {
+			CHECK_EQ(edo_stream_poll_read(a, &cx1, &c, 1, &n), EDO_PENDING);
+		} else {
+			CHECK_EQ(edo_stream_poll_write(a, &cx1, &c, 1, &n), EDO_READY);
+			CHECK_EQ(n, (ssize_t)1);
+			CHECK_EQ(edo_stream_poll_write(a, &cx1, &c, 1, &n), EDO_PENDING);
+		}
+		CHECK_EQ(o.refs, 2);
+		ow_drop(&o); /* the pipe's clone is now the only reference */
+		if (dir == 0) {
+			CHECK_EQ(edo_stream_poll_read(a, &cx2, &c, 1, &n), EDO_PENDING);
+		} else {
+			CHECK_EQ(edo_stream_poll_write(a, &cx2, &c, 1, &n), EDO_PENDING);
+		}
+		CHECK_EQ(o.refs, 0);
+		CHECK(o.owned == NULL);
+		/* b is gone: a sees the peer closed. */
+		if (dir == 0) {
+			CHECK_EQ(edo_stream_poll_read(a, &cx2, &c, 1, &n), EDO_READY);
+			CHECK_EQ(n, (ssize_t)0);
+		} else {
+			CHECK_EQ(edo_stream_poll_write(a, &cx2, &c, 1, &n), EDO_READY);
+			CHECK_EQ(n, (ssize_t)-EPIPE);
+		}
+		edo_stream_drop(a);
+	}
+}
+
 /* ---- buffered reader: lines ------------------------------------------------------------------ */
 
 typedef struct lines_writer_frame {

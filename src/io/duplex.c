@@ -17,6 +17,7 @@
 
 #include "edo/stream.h"
 #include "edo/task.h"
+#include "sync/internal.h"
 
 typedef struct pipe_dir {
 	char *buf;
@@ -53,8 +54,11 @@ static edo_poll duplex_read(edo_stream *s, edo_cx *cx, void *buf, size_t len, ss
 		return EDO_PENDING;
 	pthread_mutex_lock(&e->sh->lock);
 	if (d->len == 0 && !d->write_closed && len) {
-		edo_waker_set(&d->reader, cx->waker);
+		/* The replaced waker is dropped after the lock: a drop may free a task,
+		 * and a task's future may hold the other end of this pipe. */
+		edo_waker old = edo__waker_swap(&d->reader, cx->waker);
 		pthread_mutex_unlock(&e->sh->lock);
+		edo_waker_drop(old);
 		edo_coop_refund();
 		return EDO_PENDING;
 	}
@@ -90,8 +94,9 @@ static edo_poll duplex_write(edo_stream *s, edo_cx *cx, const void *buf, size_t 
 		return EDO_READY;
 	}
 	if (d->len == d->cap && len) {
-		edo_waker_set(&d->writer, cx->waker);
+		edo_waker old = edo__waker_swap(&d->writer, cx->waker);
 		pthread_mutex_unlock(&e->sh->lock);
+		edo_waker_drop(old);
 		edo_coop_refund();
 		return EDO_PENDING;
 	}

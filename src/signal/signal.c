@@ -49,6 +49,7 @@
 #include "runtime/io/reactor.h"
 #include "runtime/sched.h"
 #include "signal/cb_waker.h"
+#include "sync/internal.h"
 
 /* Linux numbers signals 1.._NSIG-1 (64 with the real-time ones). */
 #define NSIGS _NSIG
@@ -441,8 +442,9 @@ edo_poll edo_signal_poll_recv(edo_signal *s, edo_cx *cx, int *rc)
 		}
 		if (pass == 0) {
 			pthread_mutex_lock(&g.lock);
-			edo_waker_set(&s->waker, cx->waker);
+			edo_waker old = edo__waker_swap(&s->waker, cx->waker);
 			pthread_mutex_unlock(&g.lock);
+			edo_waker_drop(old); /* after the lock: a drop may free a task */
 		}
 	}
 	edo_coop_refund();
