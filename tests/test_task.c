@@ -1704,6 +1704,53 @@ TEST(budget_applies_to_block_on_and_refund_works)
 	CHECK(edo_coop_has_budget_remaining());
 }
 
+/* Polling a finished task's join handle spends budget, as any ready
+ * operation does: a loop over finished joins yields. */
+typedef struct join_budget_frame {
+	EDO_FRAME;
+	edo_join *child;
+	int rc, ready_polls;
+	bool refused, budget_left;
+} join_budget_frame;
+
+EDO_ASYNC(join_budget_child, looper_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_END();
+}
+
+EDO_ASYNC(join_budget_main, join_budget_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(EDO_SPAWN(&self->child, join_budget_child), 0);
+	EDO_AWAIT_JOIN(self->child, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	EDO_YIELD(); /* a fresh budget */
+	for (int i = 0; i < 1000; i++) {
+		int r = -1;
+		if (edo_join_poll(self->child, cx, &r) == EDO_PENDING) {
+			self->refused = true;
+			self->budget_left = edo_coop_has_budget_remaining();
+			break;
+		}
+		CHECK_EQ(r, 0);
+		self->ready_polls++;
+	}
+	edo_join_detach(self->child);
+	EDO_END();
+}
+
+TEST(join_of_a_finished_task_spends_budget)
+{
+	edo_runtime *rt = rt_new();
+	join_budget_frame m = {EDO_FRAME_INIT(join_budget_main)};
+	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	CHECK(m.refused);
+	CHECK(!m.budget_left);
+	CHECK_EQ(m.ready_polls, EDO_COOP_BUDGET);
+}
+
 /* A future that does @n always-ready operations in one poll. */
 typedef struct many_ops {
 	edo_future base;

@@ -321,11 +321,14 @@ edo_poll edo_join_poll(edo_join *h, edo_cx *cx, int *result)
 	}
 	edo__task *t = edo__task_of_join(h);
 	edo__task_cold *c = edo__task_cold_of(t);
+	/* The unit is taken first, also for a task that has finished: a loop
+	 * over many finished joins yields like any other ready work (Tokio's
+	 * JoinHandle does the same). */
+	if (edo_coop_poll_proceed(cx) == EDO_PENDING)
+		return EDO_PENDING;
 	uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
 	if (s & EDO__ST_COMPLETE)
 		goto ready;
-	if (edo_coop_poll_proceed(cx) == EDO_PENDING)
-		return EDO_PENDING;
 	if (s & EDO__ST_JOIN_WAKER) {
 		/* The runtime holds our waker; done if it is the same one. */
 		if (edo_waker_will_wake(&c->join_waker, cx->waker)) {
