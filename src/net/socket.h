@@ -31,6 +31,7 @@
 #include "edo/net.h"
 #include "edo/task.h"
 #include "edo/time.h"
+#include "runtime/context.h"
 #include "runtime/io/reactor.h"
 #include "runtime/sched.h"
 
@@ -93,14 +94,14 @@ static inline int edo__sock_wait(edo__sock *s, edo_cx *cx, uint32_t dir, edo__re
 {
 	if (edo__sock_is_closed(s))
 		return -EBADF;
-	if (edo_coop_poll_proceed(cx) == EDO_PENDING)
+	if (edo__coop_proceed(cx) == EDO_PENDING)
 		return 1;
 	if (edo__sio_poll_ready(s->io, cx, dir, ev) == EDO_PENDING) {
-		edo_coop_refund();
+		edo__coop_refund();
 		return 1;
 	}
 	if (ev->shutdown) {
-		edo_coop_refund();
+		edo__coop_refund();
 		return edo__sock_is_closed(s) ? -EBADF : EDO_ESHUTDOWN;
 	}
 	return 0;
@@ -133,7 +134,7 @@ static inline __attribute__((always_inline)) edo_poll edo__sock_poll_io(edo__soc
 		if (r == -EAGAIN || r == -EINTR) {
 			if (r == -EAGAIN)
 				edo__sio_clear_readiness(s->io, ev);
-			edo_coop_refund();
+			edo__coop_refund();
 			continue;
 		}
 		if (r > 0 && (size_t)r < want)

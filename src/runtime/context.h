@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "edo/future.h"
+#include "edo/task.h"
 #include "runtime/task/task.h"
 
 /* Wakes deferred until after the next driver turn (yield_now, spent budget). */
@@ -50,5 +51,29 @@ void edo__defer_push(edo__defer *d, const edo_waker *w);
 size_t edo__defer_wake_all(edo__defer *d);
 bool edo__defer_is_empty(const edo__defer *d);
 void edo__defer_free(edo__defer *d);
+
+/* edo_coop_poll_proceed() and edo_coop_refund(), inlined for the library's
+ * own leaves (sockets, sync primitives, join handles): the slow path (budget
+ * spent: defer the wake, count the yield) stays out of line. */
+static inline edo_poll edo__coop_proceed(edo_cx *cx)
+{
+	if (!edo__ctx.constrained) {
+		edo__ctx.took_unit = false;
+		return EDO_READY;
+	}
+	if (edo__ctx.budget == 0)
+		return edo_coop_poll_proceed(cx); /* defers the wake, counts the yield */
+	edo__ctx.budget--;
+	edo__ctx.took_unit = true;
+	return EDO_READY;
+}
+
+static inline void edo__coop_refund(void)
+{
+	if (edo__ctx.took_unit) {
+		edo__ctx.budget++;
+		edo__ctx.took_unit = false;
+	}
+}
 
 #endif /* EDO_CONTEXT_H */

@@ -199,31 +199,6 @@ static inline void edo__copy(void *dst, const void *src, size_t n)
 	}
 }
 
-/* ---- budget ------------------------------------------------------------------------- */
-
-/* A unit of budget for a leaf about to do ready work: edo_coop_poll_proceed(),
- * inlined on the fast path. */
-static inline edo_poll edo__coop_proceed(edo_cx *cx)
-{
-	if (!edo__ctx.constrained) {
-		edo__ctx.took_unit = false;
-		return EDO_READY;
-	}
-	if (edo__ctx.budget == 0)
-		return edo_coop_poll_proceed(cx); /* defers the wake, counts the yield */
-	edo__ctx.budget--;
-	edo__ctx.took_unit = true;
-	return EDO_READY;
-}
-
-static inline void edo__coop_refund(void)
-{
-	if (edo__ctx.took_unit) {
-		edo__ctx.budget++;
-		edo__ctx.took_unit = false;
-	}
-}
-
 /* ---- random numbers (select's random start, watch's notify shard) -------------------- */
 
 uint32_t edo__sync_rand(void);

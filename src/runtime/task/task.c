@@ -324,7 +324,7 @@ edo_poll edo_join_poll(edo_join *h, edo_cx *cx, int *result)
 	/* The unit is taken first, also for a task that has finished: a loop
 	 * over many finished joins yields like any other ready work (Tokio's
 	 * JoinHandle does the same). */
-	if (edo_coop_poll_proceed(cx) == EDO_PENDING)
+	if (edo__coop_proceed(cx) == EDO_PENDING)
 		return EDO_PENDING;
 	uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
 	if (s & EDO__ST_COMPLETE)
@@ -332,7 +332,7 @@ edo_poll edo_join_poll(edo_join *h, edo_cx *cx, int *result)
 	if (s & EDO__ST_JOIN_WAKER) {
 		/* The runtime holds our waker; done if it is the same one. */
 		if (edo_waker_will_wake(&c->join_waker, cx->waker)) {
-			edo_coop_refund();
+			edo__coop_refund();
 			return EDO_PENDING;
 		}
 		if (!edo__st_unset_waker(&t->state))
@@ -344,7 +344,7 @@ edo_poll edo_join_poll(edo_join *h, edo_cx *cx, int *result)
 		edo_waker_drop(edo_waker_take(&c->join_waker));
 		goto ready;
 	}
-	edo_coop_refund();
+	edo__coop_refund();
 	return EDO_PENDING;
 ready:
 	atomic_thread_fence(memory_order_acquire);
