@@ -281,7 +281,25 @@ emit() { # bench impl threads value unit wl rep
 	echo "  $line" >&2
 }
 
-run_server() { # kind wl impl threads rep
+# A server cell's run order: the columns of SERVER_IMPLS together, Edo in
+# their middle (each ratio the report pairs is then of neighbouring runs),
+# then the other columns.
+server_order() { # specs
+	local s before=() after=() edo= rest=() n
+	local -a tgt=()
+	for s in $1; do
+		case " $SERVER_IMPLS " in
+		*" ${s%@*} "*) if [ "${s%@*}" = edo ]; then edo=$s; else tgt+=("$s"); fi ;;
+		*) rest+=("$s") ;;
+		esac
+	done
+	n=$((${#tgt[@]} / 2))
+	before=("${tgt[@]:0:n}")
+	after=("${tgt[@]:n}")
+	echo "${before[*]} $edo ${after[*]} ${rest[*]}" | xargs
+}
+
+run_server() { # kind wl impl threads rep [conns]
 	local kind=$1 wl=$2 impl=$3 t=$4 rep=$5 prog log conns c0 c1 out rate total p99 spread cpu rc hz
 	prog=$(prog_for "$kind" "$impl")
 	if [ -z "$prog" ] || [ ! -x "$prog" ]; then
@@ -305,7 +323,13 @@ run_server() { # kind wl impl threads rep
 		run_redis_benchmark "$wl" "$impl" "$t" "$rep" "$log" "$hz"
 		return
 	fi
-	if [ "$kind" = http ]; then conns=$HTTP_CONNS; else conns=$ECHO_CONNS; fi
+	if [ -n "${6:-}" ]; then
+		conns=$6
+	elif [ "$kind" = http ]; then
+		conns=$HTTP_CONNS
+	else
+		conns=$ECHO_CONNS
+	fi
 	local ok=1
 	for c in $conns; do
 		c0=$(cpu_ticks "$SERVER_PID")
@@ -433,27 +457,43 @@ for wl in "${WORKLOADS[@]}"; do
 		;;
 	esac
 	for t in ${THREADS[$wl]}; do
+		# The echo and HTTP servers run one load at a time: every column
+		# runs the same connection count one right after the other (a fresh
+		# server each), so that the runs whose ratio is taken are seconds
+		# apart rather than a minute.
+		case $kind in
+		echo) loads=$ECHO_CONNS ;;
+		http) loads=$HTTP_CONNS ;;
+		*) loads=all ;;
+		esac
 		for rep in $(seq "$nreps"); do
 			say "$wl threads=$t run $rep/$nreps"
-			# Odd runs in the manifest's order, even runs in reverse: no
-			# column always runs right after the same one.
-			specs=${IMPLS[$wl]}
-			[ $((rep % 2)) = 0 ] && specs=$(tr ' ' '\n' <<<"$specs" | tac | paste -sd' ')
-			for spec in $specs; do
-				impl=${spec%@*}
-				if [ "$spec" != "$impl" ] && [ "${spec#*@}" != "$t" ]; then continue; fi
-				if [ "$rep" -gt "$REPS" ]; then
-					if [ -n "$more" ]; then
-						case $more in *" $impl "*) ;; *) continue ;; esac
-					else
-						case $impl in edo | edo-*) ;; *) continue ;; esac
+			li=0
+			for load in $loads; do
+				# Alternately in the manifest's order and in reverse: no
+				# column always runs right after the same one.
+				specs=${IMPLS[$wl]}
+				[ "$loads" != all ] && specs=$(server_order "$specs")
+				[ $(((rep + li) % 2)) = 0 ] && specs=$(tr ' ' '\n' <<<"$specs" | tac | paste -sd' ')
+				li=$((li + 1))
+				for spec in $specs; do
+					impl=${spec%@*}
+					if [ "$spec" != "$impl" ] && [ "${spec#*@}" != "$t" ]; then continue; fi
+					if [ "$rep" -gt "$REPS" ]; then
+						if [ -n "$more" ]; then
+							case $more in *" $impl "*) ;; *) continue ;; esac
+						else
+							case $impl in edo | edo-*) ;; *) continue ;; esac
+						fi
 					fi
-				fi
-				if [ "$kind" = task ]; then
-					run_task "$wl" "$impl" "$t" "$rep"
-				else
-					run_server "$kind" "$wl" "$impl" "$t" "$rep"
-				fi
+					if [ "$kind" = task ]; then
+						run_task "$wl" "$impl" "$t" "$rep"
+					elif [ "$load" = all ]; then
+						run_server "$kind" "$wl" "$impl" "$t" "$rep"
+					else
+						run_server "$kind" "$wl" "$impl" "$t" "$rep" "$load"
+					fi
+				done
 			done
 		done
 		if [ -n "$ab" ] && [ "$AB_INSTR" != 0 ]; then
@@ -627,7 +667,7 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 		echo
 		echo "## Servers, paired"
 		echo
-		echo "Each round of a server cell runs every column once, one right after the other, so a change of load on the machine (which moved one binary's requests/s by up to 1.7x between runs a minute apart) hits the runs of one round alike. Below, each ratio is the median over the rounds of Edo's result ÷ the peer's in the same round, with the middle half of those ratios and the number of rounds; the columns $(echo ${SERVER_IMPLS:-edo tokio epoll} | sed "s/ /, /g") run ${SERVER_REPS:-$REPS} rounds, the others ${REPS}. Over 1 is better for Edo in the requests/s (\`_cN\`) and requests per CPU second (\`_per_cpu\`) rows; under 1 in the p99 (\`_p99\`) rows. The table above gives the ratio of the medians instead."
+		echo "Each round of a server cell runs every column once on one load (connection count), one right after the other, so a change of load on the machine (which moved one binary's requests/s by up to 1.7x between runs a minute apart) hits the runs of one round alike. Below, each ratio is the median over the rounds of Edo's result ÷ the peer's in the same round, with the middle half of those ratios and the number of rounds; the columns $(echo ${SERVER_IMPLS:-edo tokio epoll} | sed "s/ /, /g") run ${SERVER_REPS:-$REPS} rounds, the others ${REPS}. Over 1 is better for Edo in the requests/s (\`_cN\`) and requests per CPU second (\`_per_cpu\`) rows; under 1 in the p99 (\`_p99\`) rows. The table above gives the ratio of the medians instead."
 		echo
 		echo "$SERVER_TABLE"
 	fi
