@@ -957,6 +957,58 @@ TEST(readiness_current_thread)
 	run(EDO_RT_CURRENT_THREAD, &m.edo_base);
 }
 
+/* ---- urgent data: a priority readiness future completes --------------------------------------- */
+
+typedef struct prio_frame {
+	EDO_FRAME;
+	edo_tcp_listener *l;
+	edo_addr addr;
+	edo_tcp_connect_fut c;
+	edo_tcp_stream *srv;
+	edo_net_ready_fut rf;
+	edo_timeout to;
+	int rc;
+} prio_frame;
+
+EDO_ASYNC(prio_main, prio_frame, NULL)
+{
+	EDO_BEGIN();
+	self->l = listen_local(&self->addr);
+	EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
+	CHECK_EQ(self->c.rc, 0);
+	EDO_AWAIT_POLL(edo_tcp_listener_poll_accept(self->l, cx, &self->srv, NULL, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	CHECK_EQ(send(edo_tcp_stream_fd(self->c.stream), "!", 1, MSG_OOB), (ssize_t)1);
+	/* The socket is registered for EPOLLPRI: the urgent byte completes the
+	 * wait (it never did; the deadline only keeps a regression from hanging). */
+	edo_timeout_init(&self->to,
+			 edo_tcp_stream_ready(&self->rf, self->srv, EDO_INTEREST_PRIORITY),
+			 EDO_SEC(30));
+	EDO_AWAIT(&self->to.base);
+	CHECK_EQ(self->to.result, 0);
+	CHECK_EQ(self->rf.rc, 0);
+	CHECK(self->rf.ready & EDO_READY_PRIORITY);
+	{
+		char b;
+		CHECK_EQ(recv(edo_tcp_stream_fd(self->srv), &b, 1, MSG_OOB), (ssize_t)1);
+		CHECK_EQ(b, '!');
+	}
+	/* An interest outside the three is refused at once. */
+	EDO_AWAIT(edo_tcp_stream_ready(&self->rf, self->srv, 0x100));
+	CHECK_EQ(self->rf.rc, -EINVAL);
+	edo_tcp_stream_close(self->srv);
+	edo_tcp_stream_close(self->c.stream);
+	edo_tcp_listener_close(self->l);
+	EDO_END();
+}
+
+static void priority_case(edo_rt_flavor fl)
+{
+	prio_frame m = {EDO_FRAME_INIT(prio_main)};
+	run(fl, &m.edo_base);
+}
+BOTH(urgent_data_wakes_a_priority_wait, priority_case)
+
 /* ---- connect/close cycles leak nothing --------------------------------------------------------- */
 
 /* Bytes the allocator has handed out and not had back: glibc's count over
@@ -1085,6 +1137,45 @@ TEST(connect_close_cycles_multi_thread)
 {
 	alarm(3600);
 	cycles_case(EDO_RT_MULTI_THREAD, cycles_count(CYCLES_MT));
+}
+
+/* A task that never lets a current-thread runtime park, opening and closing
+ * sockets with nothing else registered: every non-blocking turn skips
+ * epoll_wait, and the closed sockets' registrations must still be freed
+ * (they waited for a real turn: 94 bytes a socket, without bound). */
+typedef struct busy_pairs_frame {
+	EDO_FRAME;
+	long i, n, warm;
+	size_t heap0;
+} busy_pairs_frame;
+
+EDO_ASYNC(busy_pairs_main, busy_pairs_frame, NULL)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < self->warm + self->n; self->i++) {
+		if (self->i == self->warm)
+			self->heap0 = heap_in_use();
+		edo_unix_stream *a, *b;
+		CHECK_EQ(edo_unix_stream_pair(&a, &b), 0);
+		edo_unix_stream_close(a);
+		edo_unix_stream_close(b);
+		EDO_YIELD();
+	}
+	{
+		size_t heap = heap_in_use(), slack = (size_t)self->n * 8;
+		if (heap > self->heap0 + slack)
+			TEST_FAIL_AT("heap grew by %zu bytes over %ld socket pairs",
+				     heap - self->heap0, self->n);
+	}
+	EDO_END();
+}
+
+TEST(closed_registrations_freed_while_never_idle)
+{
+	long n = test_scale(20000);
+	busy_pairs_frame m = {EDO_FRAME_INIT(busy_pairs_main), .n = n,
+			      .warm = n / 10 > 1000 ? 1000 : n / 10};
+	run(EDO_RT_CURRENT_THREAD, &m.edo_base);
 }
 
 /* ---- EMFILE: the listener backs off and recovers --------------------------------------------------- */
@@ -1488,6 +1579,10 @@ EDO_ASYNC(opts_main, opts_frame, opts_cleanup)
 		CHECK_EQ(getopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE), 45);
 		CHECK_EQ(edo_tcp_stream_set_keepalive(self->cs, false, 0), 0);
 		CHECK_EQ(getopt_int(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
+		/* An idle time the kernel refuses changes nothing. */
+		CHECK_EQ(edo_tcp_stream_set_keepalive(self->cs, true, 40000), -EINVAL);
+		CHECK_EQ(getopt_int(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
+		CHECK_EQ(getopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE), 45);
 		struct linger lg;
 		socklen_t len = sizeof lg;
 		CHECK_EQ(edo_tcp_stream_set_linger(self->cs, 7), 0);
@@ -2096,6 +2191,13 @@ EDO_ASYNC(udp_main, udp_frame, udp_cleanup)
 			CHECK(edo_addr_equal(&from, &xa));
 			CHECK_EQ(edo_udp_set_ttl(x, 9), 0);
 			CHECK_EQ(getopt_int(edo_udp_fd(x), IPPROTO_IPV6, IPV6_UNICAST_HOPS), 9);
+			{
+				/* And IP_TTL, for the IPv4 peers of a dual-stack socket. */
+				int v = 0;
+				socklen_t vl = sizeof v;
+				if (getsockopt(edo_udp_fd(x), IPPROTO_IP, IP_TTL, &v, &vl) == 0)
+					CHECK_EQ(v, 9);
+			}
 			CHECK_EQ(edo_udp_set_multicast_loop_v6(x, false), 0);
 			CHECK_EQ(getopt_int(edo_udp_fd(x), IPPROTO_IPV6, IPV6_MULTICAST_LOOP), 0);
 			unsigned lo = if_nametoindex("lo");

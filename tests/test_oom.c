@@ -1256,7 +1256,7 @@ typedef struct tcp_frame {
 	char buf[8];
 	ssize_t n;
 	int rc;
-	bool ok;
+	bool ok, talked, reset;
 } tcp_frame;
 
 static void tcp_cleanup(tcp_frame *self)
@@ -1290,6 +1290,13 @@ EDO_ASYNC(tcp_main, tcp_frame, tcp_cleanup)
 		}
 	}
 	EDO_AWAIT(edo_tcp_connect(&self->c, &self->a));
+	if (self->c.rc == -ECONNRESET) {
+		/* The server accepted and reset before the connect completed. */
+		self->c.stream = NULL;
+		self->ok = false;
+		self->reset = true;
+		goto join;
+	}
 	if (OOM_RC(self->c.rc) < 0) {
 		self->c.stream = NULL;
 		self->ok = false;
@@ -1304,15 +1311,23 @@ EDO_ASYNC(tcp_main, tcp_frame, tcp_cleanup)
 	else
 		CHECK(peer_gone(self->rd.rc));
 	self->ok = self->ok && self->wa.rc == 0 && self->rd.rc == 0;
+	self->reset =
+		self->wa.rc == -ECONNRESET || self->wa.rc == -EPIPE || self->rd.rc == -ECONNRESET;
+	self->talked = true;
 	/* Closed before the join: a server that failed half-way must not wait
 	 * for bytes that will not come. */
 	edo_tcp_stream_close(self->c.stream);
 	self->c.stream = NULL;
 join:
 	EDO_AWAIT_JOIN(self->h, &self->rc);
-	if (self->rc == 0)
-		self->ok = self->ok && EDO_JOIN_OUTPUT(self->h, srv)->ok;
-	else
+	if (self->rc == 0) {
+		srv_frame *o = EDO_JOIN_OUTPUT(self->h, srv);
+		self->ok = self->ok && o->ok;
+		/* A connection accepted and then dropped for want of memory is
+		 * reset, not closed: the client sees an error, not an end. */
+		if ((self->talked || self->reset) && o->rc == -ENOMEM)
+			CHECK(self->reset);
+	} else
 		CHECK_EQ(self->rc, -ECANCELED);
 	edo_join_detach(self->h);
 	self->h = NULL;

@@ -159,8 +159,9 @@ edo_future *edo_lookup_host(edo_lookup_fut *f, const char *host, uint16_t port);
 
 /**
  * edo_net_ready - wait until a socket has any of @interest's readiness
- * (EDO_INTEREST_READABLE / _WRITABLE, from edo/io.h); any number may wait
- * on one socket.  Outputs: rc = 0 or an error (-EBADF closed, EDO_ESHUTDOWN);
+ * (EDO_INTEREST_READABLE / _WRITABLE / _PRIORITY, from edo/io.h: priority
+ * is a TCP socket's urgent data, EPOLLPRI); any number may wait on one
+ * socket.  Another interest bit is -EINVAL.  Outputs: rc = 0 or an error (-EBADF closed, EDO_ESHUTDOWN);
  * ready = EDO_READY_* bits.  Readiness may be spurious: follow it with a
  * try_ operation, which returns -EAGAIN if the socket was not ready after
  * all.  Cancel-safe.  The socket must outlive the future.
@@ -201,7 +202,8 @@ int edo_tcp_listener_bind(const edo_addr *addr, const edo_tcp_bind_opts *opts,
  * descriptors (EMFILE, ENFILE) or kernel memory (accept(2)'s ENOMEM,
  * ENOBUFS), the listener backs off (a timer of 1 ms, doubling up to
  * 100 ms) and retries by itself until descriptors are freed: the poll stays
- * PENDING meanwhile, and never spins.  If the new stream's own memory
+ * PENDING meanwhile, and never spins (a close of the listener meanwhile is
+ * seen when the back-off timer fires: -EBADF within 100 ms).  If the new stream's own memory
  * cannot be allocated after accept(2), that connection is closed (the
  * client sees a reset) and the poll completes with *@rc = -ENOMEM; the
  * listener stays usable.  Cancel-safe.
@@ -286,11 +288,18 @@ int edo_tcp_stream_shutdown(edo_tcp_stream *s, int how);
 int edo_tcp_stream_set_nodelay(edo_tcp_stream *s, bool on);
 /** edo_tcp_stream_nodelay() - whether TCP_NODELAY is on: 1, 0, or -errno. */
 int edo_tcp_stream_nodelay(edo_tcp_stream *s);
-/** edo_tcp_stream_set_keepalive() - SO_KEEPALIVE; @idle_s > 0 also sets TCP_KEEPIDLE. */
+/**
+ * edo_tcp_stream_set_keepalive() - SO_KEEPALIVE; with @on and @idle_s > 0
+ * also TCP_KEEPIDLE (seconds; set first: a value the kernel refuses, e.g.
+ * over 32767, gives its -errno and changes nothing).  0 or -errno.
+ */
 int edo_tcp_stream_set_keepalive(edo_tcp_stream *s, bool on, int idle_s);
 /** edo_tcp_stream_set_linger() - SO_LINGER: @seconds >= 0 enables it (0: reset on close), < 0 disables. */
 int edo_tcp_stream_set_linger(edo_tcp_stream *s, int seconds);
-/** edo_tcp_stream_set_ttl() - IP_TTL (IPV6_UNICAST_HOPS for IPv6).  0 or -errno. */
+/**
+ * edo_tcp_stream_set_ttl() - IP_TTL; on an IPv6 socket IPV6_UNICAST_HOPS,
+ * and IP_TTL too for the IPv4 peers of a dual-stack socket.  0 or -errno.
+ */
 int edo_tcp_stream_set_ttl(edo_tcp_stream *s, int ttl);
 /** edo_tcp_stream_local_addr() - this end's address.  0 or -errno. */
 int edo_tcp_stream_local_addr(edo_tcp_stream *s, edo_addr *out);
@@ -347,7 +356,10 @@ edo_future *edo_udp_ready(edo_net_ready_fut *f, edo_udp_socket *u, uint32_t inte
 int edo_udp_set_broadcast(edo_udp_socket *u, bool on);
 /** edo_udp_broadcast() - whether SO_BROADCAST is on: 1, 0, or -errno. */
 int edo_udp_broadcast(edo_udp_socket *u);
-/** edo_udp_set_ttl() - IP_TTL (IPV6_UNICAST_HOPS for IPv6).  0 or -errno. */
+/**
+ * edo_udp_set_ttl() - IP_TTL; on an IPv6 socket IPV6_UNICAST_HOPS, and
+ * IP_TTL too for the IPv4 destinations of a dual-stack socket.  0 or -errno.
+ */
 int edo_udp_set_ttl(edo_udp_socket *u, int ttl);
 /** edo_udp_join_multicast_v4() - join @group ("224.x.y.z") on the interface with address @iface (NULL: any). */
 int edo_udp_join_multicast_v4(edo_udp_socket *u, const char *group, const char *iface);

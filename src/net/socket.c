@@ -40,8 +40,12 @@ int edo__sock_init(edo__sock *s, int fd)
 	if (rc < 0)
 		return rc;
 	edo__sched *sched = edo__ctx.sched;
+	/* Priority too (EPOLLPRI: TCP urgent data), for edo_net_ready; it costs
+	 * nothing on sockets that never have any. */
 	rc = edo__reactor_register(sched->driver.io, fd,
-				   EDO_INTEREST_READABLE | EDO_INTEREST_WRITABLE, &s->io);
+				   EDO_INTEREST_READABLE | EDO_INTEREST_WRITABLE |
+					   EDO_INTEREST_PRIORITY,
+				   &s->io);
 	if (rc < 0)
 		return rc;
 	edo__sched_ref(sched);
@@ -101,6 +105,18 @@ int edo__sock_setopt_raw(edo__sock *s, int level, int name, const void *val, soc
 int edo__sock_setopt(edo__sock *s, int level, int name, int value)
 {
 	return edo__sock_setopt_raw(s, level, name, &value, sizeof value);
+}
+
+int edo__sock_set_ttl(edo__sock *s, int family, int ttl)
+{
+	if (family != AF_INET6)
+		return edo__sock_setopt(s, IPPROTO_IP, IP_TTL, ttl);
+	int rc = edo__sock_setopt(s, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl);
+	/* A dual-stack socket sends IPv4 packets to IPv4-mapped peers: those
+	 * take IP_TTL (refused on an IPv6-only socket, which has none). */
+	if (rc == 0)
+		(void)edo__sock_setopt(s, IPPROTO_IP, IP_TTL, ttl);
+	return rc;
 }
 
 int edo__sock_getopt(edo__sock *s, int level, int name)
@@ -316,16 +332,26 @@ static const edo_stream_vtable sstream_vt = {
 	.drop = vt_drop,
 };
 
+/* Close a connection we could not take on: with a reset, so that the peer
+ * sees an error rather than an orderly end of stream (a no-op linger on
+ * sockets that are not TCP). */
+static void close_reset(int fd)
+{
+	struct linger l = {.l_onoff = 1, .l_linger = 0};
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+	close(fd);
+}
+
 int edo__sstream_new(int fd, edo__sstream **out)
 {
 	sstream_block *b = malloc(sizeof *b);
 	if (!b) {
-		close(fd);
+		close_reset(fd);
 		return -ENOMEM;
 	}
 	int rc = edo__sock_init(&b->sock, fd);
 	if (rc < 0) {
-		close(fd);
+		close_reset(fd);
 		free(b);
 		return rc;
 	}

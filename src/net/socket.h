@@ -173,6 +173,9 @@ int edo__sock_setopt_raw(edo__sock *s, int level, int name, const void *val, soc
 /* setsockopt / getsockopt of an int.  -EBADF once closed. */
 int edo__sock_setopt(edo__sock *s, int level, int name, int value);
 int edo__sock_getopt(edo__sock *s, int level, int name);
+/* The unicast hop limit of a socket of @family: IP_TTL, or for AF_INET6
+ * IPV6_UNICAST_HOPS and IP_TTL (IPv4 traffic of a dual-stack socket). */
+int edo__sock_set_ttl(edo__sock *s, int family, int ttl);
 
 /* ---- listeners -------------------------------------------------------------------------- */
 

@@ -374,10 +374,13 @@ int edo_tcp_stream_set_keepalive(edo_tcp_stream *s, bool on, int idle_s)
 {
 	if (!s)
 		return -EINVAL;
-	int rc = edo__sock_setopt(H(s)->sock, SOL_SOCKET, SO_KEEPALIVE, on);
-	if (rc == 0 && on && idle_s > 0)
-		rc = edo__sock_setopt(H(s)->sock, IPPROTO_TCP, TCP_KEEPIDLE, idle_s);
-	return rc;
+	/* The idle time first: a value the kernel refuses changes nothing. */
+	if (on && idle_s > 0) {
+		int rc = edo__sock_setopt(H(s)->sock, IPPROTO_TCP, TCP_KEEPIDLE, idle_s);
+		if (rc < 0)
+			return rc;
+	}
+	return edo__sock_setopt(H(s)->sock, SOL_SOCKET, SO_KEEPALIVE, on);
 }
 
 int edo_tcp_stream_set_linger(edo_tcp_stream *s, int seconds)
@@ -396,9 +399,7 @@ int edo_tcp_stream_set_ttl(edo_tcp_stream *s, int ttl)
 	int rc = edo__sock_name(H(s)->sock, &a, false);
 	if (rc < 0)
 		return rc;
-	if (edo_addr_family(&a) == AF_INET6)
-		return edo__sock_setopt(H(s)->sock, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl);
-	return edo__sock_setopt(H(s)->sock, IPPROTO_IP, IP_TTL, ttl);
+	return edo__sock_set_ttl(H(s)->sock, edo_addr_family(&a), ttl);
 }
 
 int edo_tcp_stream_local_addr(edo_tcp_stream *s, edo_addr *out)

@@ -225,9 +225,7 @@ int edo_udp_set_ttl(edo_udp_socket *u, int ttl)
 	int rc = edo__sock_name(&u->sock, &a, false);
 	if (rc < 0)
 		return rc;
-	if (edo_addr_family(&a) == AF_INET6)
-		return edo__sock_setopt(&u->sock, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl);
-	return edo__sock_setopt(&u->sock, IPPROTO_IP, IP_TTL, ttl);
+	return edo__sock_set_ttl(&u->sock, edo_addr_family(&a), ttl);
 }
 
 static int mcast_v4(edo_udp_socket *u, const char *group, const char *iface, int opt)

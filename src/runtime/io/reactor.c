@@ -20,6 +20,9 @@ struct edo__reactor {
 	pthread_mutex_t lock; /* guards the registration set and release list */
 	edo__scheduled_io *all;
 	edo__scheduled_io *release;
+	/* The release list is not empty (written under `lock`; read without it
+	 * by a turn that skips epoll_wait). */
+	atomic_bool has_release;
 	bool shutdown;
 	/* Metrics: relaxed load + store by a single writer at a time (the
 	 * registration counters under `lock`, the event counter by the thread
@@ -261,6 +264,7 @@ static void release_pending(edo__reactor *r)
 	pthread_mutex_lock(&r->lock);
 	edo__scheduled_io *list = r->release;
 	r->release = NULL;
+	atomic_store_explicit(&r->has_release, false, memory_order_relaxed);
 	pthread_mutex_unlock(&r->lock);
 	while (list) {
 		edo__scheduled_io *next = list->release_next;
@@ -322,12 +326,16 @@ void edo__reactor_turn(edo__reactor *r, int64_t timeout_ns)
 {
 	/* A non-blocking turn with no fd registered would only drain the
 	 * eventfd: skip the syscall (a runtime used for timers and channels
-	 * pays nothing for the reactor).  Released registrations wait for the
-	 * next real turn. */
+	 * pays nothing for the reactor).  Released registrations are freed
+	 * all the same: a busy current-thread runtime that opens and closes
+	 * sockets may never make a real turn. */
 	if (timeout_ns == 0 &&
 	    atomic_load_explicit(&r->n_registered, memory_order_relaxed) ==
-		    atomic_load_explicit(&r->n_deregistered, memory_order_relaxed))
+		    atomic_load_explicit(&r->n_deregistered, memory_order_relaxed)) {
+		if (atomic_load_explicit(&r->has_release, memory_order_relaxed))
+			release_pending(r);
 		return;
+	}
 	release_pending(r);
 	int timeout_ms;
 	if (timeout_ns < 0)
@@ -441,6 +449,7 @@ void edo__reactor_deregister(edo__reactor *r, edo__scheduled_io *io)
 		io->all_next->all_prev = io->all_prev;
 	io->release_next = r->release;
 	r->release = io;
+	atomic_store_explicit(&r->has_release, true, memory_order_relaxed);
 	count(&r->n_deregistered, 1);
 	pthread_mutex_unlock(&r->lock);
 }
