@@ -2,8 +2,10 @@
 /* Child processes: spawn errors, a cat round trip through pipes, exit codes
  * and signals, kill, output collection, environment and working directory,
  * many children exiting at once, dropped children reaped in the background
- * (checked in /proc), the SIGCHLD path used where pidfd is missing, and
- * pipes as streams. */
+ * (checked in /proc), the SIGCHLD path used where pidfd is missing, status()
+ * and output() with piped stdio, execvp's PATH lookup, EMFILE, a child
+ * reaped by someone else, signals from another thread, and pipes as
+ * streams. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -652,6 +655,393 @@ TEST(orphan_after_shutdown)
 		if (sigchld)
 			sigchld_route(false);
 	}
+}
+
+/* ---- status() and output() do not deadlock on the child's stdio ------------------------------------- */
+
+/* A child writing more than a pipe holds to a piped stdout or stderr: status()
+ * closes our ends at the spawn, as Tokio does, so the writes fail instead
+ * of blocking for ever on pipes that no one reads. */
+typedef struct status_pipes_frame {
+	EDO_FRAME;
+	edo_command *cmd;
+	edo_status_fut st;
+	edo_timeout to;
+} status_pipes_frame;
+
+static void status_pipes_cleanup(status_pipes_frame *self)
+{
+	edo_command_free(self->cmd);
+}
+
+EDO_ASYNC(status_pipes, status_pipes_frame, status_pipes_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_command_new("sh", &self->cmd), 0);
+	CHECK_EQ(edo_command_args(self->cmd,
+				  (const char *const[]){"-c",
+							"head -c 1000000 /dev/zero; "
+							"head -c 1000000 /dev/zero >&2; exit 5",
+							NULL}),
+		 0);
+	CHECK_EQ(edo_command_stdin(self->cmd, EDO_STDIO_PIPE), 0);
+	CHECK_EQ(edo_command_stdout(self->cmd, EDO_STDIO_PIPE), 0);
+	CHECK_EQ(edo_command_stderr(self->cmd, EDO_STDIO_PIPE), 0);
+	edo_command_kill_on_drop(self->cmd, true);
+	/* The timeout only catches the hang (before: -ETIMEDOUT). */
+	edo_command_status(&self->st, self->cmd);
+	EDO_AWAIT_TIMEOUT(&self->to, &self->st.base, EDO_SEC(10));
+	CHECK_EQ(self->to.result, 0);
+	CHECK_EQ(self->st.rc, 0);
+	CHECK(WIFEXITED(self->st.status));
+	CHECK_EQ(WEXITSTATUS(self->st.status), 5);
+	EDO_END();
+}
+
+TEST(status_closes_pipes)
+{
+	RUN_ALL_WAYS(status_pipes, );
+}
+
+/* A child that reads its piped stdin to the end before it exits (cat):
+ * output() and wait_with_output() close stdin before they read stdout,
+ * as Tokio does. */
+typedef struct output_stdin_frame {
+	EDO_FRAME;
+	edo_command *cmd;
+	edo_child *ch;
+	edo_output_fut out;
+	edo_timeout to;
+} output_stdin_frame;
+
+static void output_stdin_cleanup(output_stdin_frame *self)
+{
+	edo_command_free(self->cmd);
+	edo_child_drop(self->ch);
+	edo_buf_free(&self->out.out);
+	edo_buf_free(&self->out.err);
+}
+
+EDO_ASYNC(output_stdin, output_stdin_frame, output_stdin_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_command_new("cat", &self->cmd), 0);
+	CHECK_EQ(edo_command_stdin(self->cmd, EDO_STDIO_PIPE), 0);
+	edo_command_kill_on_drop(self->cmd, true);
+	/* The timeouts only catch the hang (before: -ETIMEDOUT). */
+	edo_command_output(&self->out, self->cmd);
+	EDO_AWAIT_TIMEOUT(&self->to, &self->out.base, EDO_SEC(10));
+	CHECK_EQ(self->to.result, 0);
+	CHECK_EQ(self->out.rc, 0);
+	CHECK_EQ(self->out.status, 0);
+	CHECK_EQ(self->out.out.len, 0u);
+	edo_buf_free(&self->out.out);
+	edo_buf_free(&self->out.err);
+	/* The same through a handle whose stdin and stdout are piped. */
+	CHECK_EQ(edo_command_stdout(self->cmd, EDO_STDIO_PIPE), 0);
+	CHECK_EQ(edo_command_spawn(self->cmd, &self->ch), 0);
+	edo_child_wait_with_output(&self->out, self->ch);
+	EDO_AWAIT_TIMEOUT(&self->to, &self->out.base, EDO_SEC(10));
+	CHECK_EQ(self->to.result, 0);
+	CHECK_EQ(self->out.rc, 0);
+	CHECK_EQ(self->out.status, 0);
+	CHECK_EQ(self->out.out.len, 0u);
+	CHECK(edo_child_take_stdin(self->ch) == NULL); /* closed */
+	EDO_END();
+}
+
+TEST(output_closes_stdin)
+{
+	RUN_ALL_WAYS(output_stdin, );
+}
+
+/* ---- the PATH lookup is execvp's ------------------------------------------------------------------- */
+
+/* In a temporary directory @dir: a/edo_prog a directory, b/edo_prog and
+ * c/edo_prog scripts that print "b" and "c"; the test runs in c. */
+typedef struct lookup_frame {
+	EDO_FRAME;
+	const char *dir;
+	edo_command *cmd;
+	edo_output_fut out;
+	int i;
+	char path[512];
+} lookup_frame;
+
+static void lookup_cleanup(lookup_frame *self)
+{
+	edo_command_free(self->cmd);
+	edo_buf_free(&self->out.out);
+	edo_buf_free(&self->out.err);
+}
+
+/* Run edo_prog with PATH set to @fmt, in which each %1$s is the directory. */
+#define LOOKUP(fmt)                                                                                \
+	do {                                                                                       \
+		edo_command_free(self->cmd);                                                       \
+		edo_buf_free(&self->out.out);                                                      \
+		edo_buf_free(&self->out.err);                                                      \
+		snprintf(self->path, sizeof self->path, fmt, self->dir);                           \
+		CHECK_EQ(edo_command_new("edo_prog", &self->cmd), 0);                              \
+		CHECK_EQ(edo_command_env(self->cmd, "PATH", self->path), 0);                       \
+		EDO_AWAIT(edo_command_output(&self->out, self->cmd));                              \
+	} while (0)
+
+EDO_ASYNC(lookup, lookup_frame, lookup_cleanup)
+{
+	EDO_BEGIN();
+	/* An empty entry, first, last or between two, is the current
+	 * directory (before: "/edo_prog", -ENOENT). */
+	LOOKUP(":%1$s/none");
+	CHECK_EQ(self->out.rc, 0);
+	check_buf(&self->out.out, "c\n");
+	LOOKUP("%1$s/none:");
+	CHECK_EQ(self->out.rc, 0);
+	check_buf(&self->out.out, "c\n");
+	LOOKUP("%1$s/none::%1$s/b");
+	CHECK_EQ(self->out.rc, 0);
+	check_buf(&self->out.out, "c\n");
+	/* A directory of the program's name is passed over for the program
+	 * after it (before: -EACCES); alone, it is -EACCES as for execvp. */
+	LOOKUP("%1$s/a:%1$s/b");
+	CHECK_EQ(self->out.rc, 0);
+	check_buf(&self->out.out, "b\n");
+	LOOKUP("%1$s/a:%1$s/none");
+	CHECK_EQ(self->out.rc, -EACCES);
+	/* PATH removed: the default path, where sh is (before: "/sh",
+	 * -ENOENT). */
+	edo_command_free(self->cmd);
+	edo_buf_free(&self->out.out);
+	edo_buf_free(&self->out.err);
+	CHECK_EQ(edo_command_new("sh", &self->cmd), 0);
+	CHECK_EQ(edo_command_args(self->cmd, (const char *const[]){"-c", "echo ok", NULL}), 0);
+	CHECK_EQ(edo_command_env_remove(self->cmd, "PATH"), 0);
+	EDO_AWAIT(edo_command_output(&self->out, self->cmd));
+	CHECK_EQ(self->out.rc, 0);
+	check_buf(&self->out.out, "ok\n");
+	EDO_END();
+}
+
+static void lookup_file(const char *dir, const char *sub, const char *text)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s/%s", dir, sub);
+	CHECK_EQ(mkdir(p, 0700), 0);
+	snprintf(p, sizeof p, "%s/%s/edo_prog", dir, sub);
+	if (!text) {
+		CHECK_EQ(mkdir(p, 0700), 0);
+		return;
+	}
+	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+	CHECK_GE(fd, 0);
+	CHECK_EQ(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static void lookup_rm(const char *dir, const char *sub, bool is_dir)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s/%s/edo_prog", dir, sub);
+	CHECK_EQ(is_dir ? rmdir(p) : unlink(p), 0);
+	snprintf(p, sizeof p, "%s/%s", dir, sub);
+	CHECK_EQ(rmdir(p), 0);
+}
+
+TEST(path_lookup)
+{
+	char dir[] = "/tmp/edo-path-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	lookup_file(dir, "a", NULL);
+	lookup_file(dir, "b", "#!/bin/sh\necho b\n");
+	lookup_file(dir, "c", "#!/bin/sh\necho c\n");
+	int home = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK_GE(home, 0);
+	{
+		char c[512];
+		snprintf(c, sizeof c, "%s/c", dir);
+		CHECK_EQ(chdir(c), 0);
+	}
+	RUN_ALL_WAYS(lookup, .dir = dir);
+	CHECK_EQ(fchdir(home), 0);
+	close(home);
+	lookup_rm(dir, "a", true);
+	lookup_rm(dir, "b", false);
+	lookup_rm(dir, "c", false);
+	CHECK_EQ(rmdir(dir), 0);
+}
+
+/* ---- spawn's errors when descriptors run out ------------------------------------------------------- */
+
+#define EMFILE_LIMIT 1024
+
+/* With every descriptor in use, /dev/null for a stdio stream cannot be
+ * opened: -EMFILE (before: -EBADF, from the failed open's -1). */
+typedef struct emfile_frame {
+	EDO_FRAME;
+} emfile_frame;
+
+EDO_ASYNC(emfile, emfile_frame, NULL)
+{
+	EDO_BEGIN();
+	for (int i = 0; i < 3; i++) {
+		edo_command *c;
+		CHECK_EQ(edo_command_new("true", &c), 0);
+		edo_stdio how[3] = {EDO_STDIO_INHERIT, EDO_STDIO_INHERIT, EDO_STDIO_INHERIT};
+		how[i] = EDO_STDIO_NULL;
+		CHECK_EQ(edo_command_stdin(c, how[0]), 0);
+		CHECK_EQ(edo_command_stdout(c, how[1]), 0);
+		CHECK_EQ(edo_command_stderr(c, how[2]), 0);
+		struct rlimit old, lim;
+		CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+		lim = old;
+		if (lim.rlim_cur > EMFILE_LIMIT)
+			lim.rlim_cur = EMFILE_LIMIT;
+		CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
+		static int fds[EMFILE_LIMIT];
+		int n = 0;
+		while (n < EMFILE_LIMIT && (fds[n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+			n++;
+		int e = errno;
+		edo_child *ch = NULL;
+		int rc = edo_command_spawn(c, &ch);
+		while (n > 0)
+			close(fds[--n]);
+		CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+		CHECK_EQ(e, EMFILE);
+		CHECK_EQ(rc, -EMFILE);
+		CHECK(ch == NULL);
+		edo_command_free(c);
+	}
+	EDO_END();
+}
+
+TEST(spawn_emfile)
+{
+	int before = 0;
+	for (int fd = 0; fd < EMFILE_LIMIT; fd++)
+		before += fcntl(fd, F_GETFD) >= 0;
+	RUN_ALL_WAYS(emfile, );
+	int after = 0;
+	for (int fd = 0; fd < EMFILE_LIMIT; fd++)
+		after += fcntl(fd, F_GETFD) >= 0;
+	CHECK_EQ(after, before);
+}
+
+/* ---- a child reaped behind Edo's back; signals from other threads -------------------------------- */
+
+/* waitpid by someone else: the wait reports -ECHILD, for good, and the pid,
+ * no longer ours, is neither given out nor signalled (before: the pid). */
+typedef struct elsewhere_frame {
+	EDO_FRAME;
+	edo_child *ch;
+	edo_child_wait_fut wait;
+	int status;
+} elsewhere_frame;
+
+static void elsewhere_cleanup(elsewhere_frame *self)
+{
+	edo_child_drop(self->ch);
+}
+
+EDO_ASYNC(elsewhere, elsewhere_frame, elsewhere_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(spawn_simple("true", NULL, &self->ch), 0);
+	{
+		pid_t pid = edo_child_id(self->ch);
+		CHECK_GT(pid, 0);
+		int st;
+		while (waitpid(pid, &st, 0) < 0)
+			CHECK_EQ(errno, EINTR);
+	}
+	self->status = 12345;
+	CHECK_EQ(edo_child_try_wait(self->ch, &self->status), -ECHILD);
+	CHECK_EQ(self->status, 12345);
+	CHECK_EQ(edo_child_id(self->ch), 0);
+	CHECK_EQ(edo_child_signal(self->ch, 0), -ESRCH);
+	CHECK_EQ(edo_child_kill(self->ch), -ESRCH);
+	EDO_AWAIT(edo_child_wait(&self->wait, self->ch));
+	CHECK_EQ(self->wait.rc, -ECHILD);
+	EDO_AWAIT(edo_child_wait(&self->wait, self->ch));
+	CHECK_EQ(self->wait.rc, -ECHILD);
+	CHECK_EQ(edo_child_try_wait(self->ch, &self->status), -ECHILD);
+	EDO_END();
+}
+
+TEST(child_reaped_elsewhere)
+{
+	RUN_ALL_WAYS(elsewhere, );
+}
+
+/* edo_child_id and edo_child_signal from another thread while a task waits
+ * for the child: no data race (ThreadSanitizer found one on reaped), and
+ * once the id reads 0 a signal is -ESRCH, never a kill of a reused pid. */
+static edo_child *_Atomic signalled;
+static atomic_bool signaller_stop;
+static atomic_int signaller_busy;
+
+static void *signaller(void *arg)
+{
+	(void)arg;
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &s, NULL); /* SIGCHLD is the runtime's */
+	while (!atomic_load(&signaller_stop)) {
+		atomic_store(&signaller_busy, 1);
+		edo_child *c = atomic_load(&signalled);
+		if (c) {
+			pid_t id = edo_child_id(c);
+			int r = edo_child_signal(c, 0);
+			CHECK(r == 0 || r == -ESRCH);
+			if (id == 0)
+				CHECK_EQ(r, -ESRCH);
+		}
+		atomic_store(&signaller_busy, 0);
+	}
+	return NULL;
+}
+
+typedef struct signal_thread_frame {
+	EDO_FRAME;
+	edo_child *ch;
+	edo_child_wait_fut wait;
+	int i;
+} signal_thread_frame;
+
+static void signal_thread_cleanup(signal_thread_frame *self)
+{
+	atomic_store(&signalled, NULL);
+	while (atomic_load(&signaller_busy))
+		;
+	edo_child_drop(self->ch);
+}
+
+EDO_ASYNC(signal_thread, signal_thread_frame, signal_thread_cleanup)
+{
+	EDO_BEGIN();
+	for (self->i = 0; self->i < 20; self->i++) {
+		CHECK_EQ(spawn_simple("true", NULL, &self->ch), 0);
+		atomic_store(&signalled, self->ch);
+		EDO_AWAIT(edo_child_wait(&self->wait, self->ch));
+		CHECK_EQ(self->wait.rc, 0);
+		CHECK_EQ(self->wait.status, 0);
+		atomic_store(&signalled, NULL);
+		while (atomic_load(&signaller_busy))
+			; /* the signaller let go of it */
+		edo_child_drop(self->ch);
+		self->ch = NULL;
+	}
+	EDO_END();
+}
+
+TEST(child_signal_any_thread)
+{
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, signaller, NULL), 0);
+	RUN_ALL_WAYS(signal_thread, );
+	atomic_store(&signaller_stop, true);
+	CHECK_EQ(pthread_join(th, NULL), 0);
 }
 
 /* ---- pipes as streams ----------------------------------------------------------------------------- */

@@ -18,14 +18,19 @@
  *
  * or in one step: EDO_AWAIT(edo_command_output(&self->out, c)).
  *
- * Spawning.  The program is looked up in PATH (the child's PATH if the
- * command sets one, else this process's) unless its name has a '/', and
- * started with posix_spawn, which reports a failed exec as the spawn's own
- * error: a missing program is -ENOENT (-EACCES if not executable) from
- * edo_command_spawn(), never a child that dies.  The child starts with an
- * empty signal mask and every signal at its default action.  Pipes are
- * made close-on-exec, so no other child inherits them (a cat whose stdin
- * another child also holds would never see end of file).
+ * Spawning.  Unless its name has a '/', the program is looked up as
+ * execvp does: in the child's PATH if the command sets or removes PATH,
+ * else in this process's (also after edo_command_env_clear()); with no
+ * PATH, in the system's default path (confstr(_CS_PATH), "/bin:/usr/bin").
+ * The first regular file there that may be executed is run; an empty
+ * entry in PATH is the current directory.  It is started with
+ * posix_spawn, which reports a failed exec as the spawn's own error: a
+ * missing program is -ENOENT (-EACCES if only files that cannot be
+ * executed, or directories, have its name) from edo_command_spawn(),
+ * never a child that dies.  The child starts with an empty signal mask
+ * and every signal at its default action.  Pipes are made close-on-exec,
+ * so no other child inherits them (a cat whose stdin another child also
+ * holds would never see end of file).
  *
  * Waiting.  On Linux 5.3+ the child's exit is awaited through a pidfd
  * registered with the runtime's reactor.  Where pidfd_open is unavailable
@@ -41,8 +46,13 @@
  * running (as in Tokio).
  *
  * Thread-safety: a command is used by one thread at a time.  A child handle
- * is used by one task at a time; edo_child_kill and edo_child_id may be
- * called from any thread while no one drops it.
+ * is used by one task at a time; edo_child_kill, edo_child_signal and
+ * edo_child_id may be called from any thread while no one drops it.  A
+ * signal never reaches another process that reused the child's pid: with
+ * a pidfd it is sent through the pidfd, and without one under the lock
+ * that Edo's waitpid holds until the child is marked reaped (nothing can
+ * protect a pid that the application reaps itself, with waitpid(-1) or
+ * SIGCHLD set to SIG_IGN).
  */
 #ifndef EDO_PROCESS_H
 #define EDO_PROCESS_H
@@ -142,7 +152,8 @@ int edo_command_spawn(edo_command *c, edo_child **out);
 
 /* ==== children ============================================================================== */
 
-/** edo_child_id() - the child's pid, or 0 once it has been waited for. */
+/** edo_child_id() - the child's pid, or 0 once it has been waited for (or
+ *  was found reaped by someone else: -ECHILD). */
 pid_t edo_child_id(const edo_child *c);
 
 /**
@@ -160,26 +171,31 @@ edo_stream *edo_child_take_stderr(edo_child *c);
  * with *@rc = 0 and *@status its wait status (WIFEXITED, WEXITSTATUS,
  * WIFSIGNALED, WTERMSIG from <sys/wait.h>), or *@rc < 0 (EDO_ESHUTDOWN,
  * -ECHILD if someone else reaped it, -EINVAL at once for a NULL @c or
- * @status).  The child's stdin, if the handle
- * still holds it, is closed first, so a child reading it is not left
- * waiting for input.  Polling again after READY gives the same status.
+ * @status).  -ECHILD is final, as a status is: the status is lost, the
+ * pid is no longer ours, and the child counts as waited for (edo_child_id()
+ * gives 0, signals -ESRCH).  The child's stdin, if the handle still holds
+ * it, is closed first, so a child reading it is not left waiting for
+ * input.  Polling again after READY gives the same status (or -ECHILD).
  * Cancel-safe.
  */
 edo_poll edo_child_poll_wait(edo_child *c, edo_cx *cx, int *status, int *rc);
 
 /**
  * edo_child_try_wait() - reap the child if it has exited, without waiting.
- * Returns 1 with *@status set, 0 if it is still running, or -errno.
+ * Returns 1 with *@status set, 0 if it is still running, or -errno
+ * (-ECHILD, for good, if someone else reaped it: see edo_child_poll_wait).
  */
 int edo_child_try_wait(edo_child *c, int *status);
 
 /**
  * edo_child_kill() - send SIGKILL (Tokio's start_kill); await the exit with
- * edo_child_poll_wait().  Returns 0, or -ESRCH once the child was waited for.
+ * edo_child_poll_wait().  Returns 0, or -ESRCH once the child was waited for
+ * (or found reaped by someone else).
  */
 int edo_child_kill(edo_child *c);
 
-/** edo_child_signal() - send @sig; 0, -EINVAL, -ESRCH once waited for, -EPERM. */
+/** edo_child_signal() - send @sig (0: only check); 0, -EINVAL, -ESRCH once
+ *  waited for (or found reaped by someone else), -EPERM. */
 int edo_child_signal(edo_child *c, int sig);
 
 /**
@@ -200,7 +216,9 @@ typedef struct edo_child_wait_fut {
 edo_future *edo_child_wait(edo_child_wait_fut *f, edo_child *c);
 
 /**
- * edo_child_wait_with_output() - read the child's piped stdout and stderr
+ * edo_child_wait_with_output() - close the child's stdin if the handle
+ * still holds it (as Tokio does; first, so that a child reading its stdin
+ * to the end, such as cat, can finish), read its piped stdout and stderr
  * to their ends (both at once, so neither pipe fills up and stalls the
  * child), then wait for it.  Outputs: rc = 0 or the first error; status;
  * out, err = what was read (empty if not piped; free with edo_buf_free(),
@@ -232,7 +250,12 @@ edo_future *edo_command_output(edo_output_fut *f, edo_command *c);
 /**
  * edo_command_status() - run @c to completion (stdio as the command says,
  * inherited by default) and give its wait status.  Outputs as
- * edo_child_wait; the command is read at the first poll.
+ * edo_child_wait; the command is read at the first poll.  As in Tokio,
+ * the parent's ends of piped streams are closed as soon as the child is
+ * spawned, before the wait: the child reads end of file from a piped
+ * stdin, and a write to a piped stdout or stderr fails (SIGPIPE, or
+ * EPIPE if the child ignores it) instead of blocking on a pipe that no
+ * one reads.
  */
 typedef struct edo_status_fut {
 	edo_future base;

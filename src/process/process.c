@@ -1,12 +1,12 @@
 /* Child processes (edo/process.h).
  *
- * Spawning is posix_spawn of a path resolved here (PATH lookup against the
- * child's PATH when the command sets one), with the stdio pipes' child ends
- * dup2'd onto 0-2 by file actions.  glibc's posix_spawn runs the child with
- * CLONE_VFORK and reports a failed exec (or chdir) as its return value, so a
- * missing program is -ENOENT from spawn and no child is left behind; it also
- * blocks signals in the child until their handlers are reset, so Edo's own
- * signal handler never runs there.
+ * Spawning is posix_spawn of a path resolved here (execvp's PATH lookup,
+ * against the child's PATH when the command sets or removes one), with the
+ * stdio pipes' child ends dup2'd onto 0-2 by file actions.  glibc's
+ * posix_spawn runs the child with CLONE_VFORK and reports a failed exec (or
+ * chdir) as its return value, so a missing program is -ENOENT from spawn
+ * and no child is left behind; it also blocks signals in the child until
+ * their handlers are reset, so Edo's own signal handler never runs there.
  *
  * Exit notification, per child:
  *
@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -318,18 +319,29 @@ static int build_env(const edo_command *c, strvec *out)
 	return 0;
 }
 
-/* The PATH to search: the child's if the command sets one, else ours. */
-static const char *search_path(const edo_command *c)
+/* The path searched where there is no PATH (execvp's default): the
+ * system's, confstr(_CS_PATH), written into @buf. */
+static const char *default_path(char *buf, size_t len)
+{
+	size_t n = confstr(_CS_PATH, buf, len);
+	return n > 0 && n <= len ? buf : "/bin:/usr/bin";
+}
+
+/* The PATH to search: the child's if the command sets or removes one (none:
+ * the default path), else ours (the default path if we have none). */
+static const char *search_path(const edo_command *c, char *buf, size_t len)
 {
 	for (size_t i = c->nenv; i-- > 0;)
 		if (strcmp(c->env[i].key, "PATH") == 0)
-			return c->env[i].value ? c->env[i].value : "";
+			return c->env[i].value ? c->env[i].value : default_path(buf, len);
 	const char *p = getenv("PATH"); // NOLINT(concurrency-mt-unsafe): as execvp reads it
-	return p ? p : "/bin:/usr/bin";
+	return p ? p : default_path(buf, len);
 }
 
-/* Resolve the program as execvp would: -ENOENT, or -EACCES if only
- * non-executable files of that name were found. */
+/* Resolve the program as execvp would: the first regular file of that name
+ * that we may execute, an empty entry of the path meaning the current
+ * directory.  -ENOENT, or -EACCES if only files that cannot be executed
+ * (or directories) of that name were found. */
 static int resolve(const edo_command *c, char **out)
 {
 	if (strchr(c->program, '/')) {
@@ -337,19 +349,26 @@ static int resolve(const edo_command *c, char **out)
 		return *out ? 0 : -ENOMEM;
 	}
 	int err = -ENOENT;
-	const char *p = search_path(c);
+	char buf[256];
+	const char *p = search_path(c, buf, sizeof buf);
 	for (;;) {
 		const char *end = strchr(p, ':');
 		size_t dl = end ? (size_t)(end - p) : strlen(p);
 		char *cand;
-		if (asprintf(&cand, "%.*s%s%s", (int)dl, dl ? p : ".", "/", c->program) < 0)
+		int n = dl ? asprintf(&cand, "%.*s/%s", (int)dl, p, c->program) :
+			     asprintf(&cand, "./%s", c->program);
+		if (n < 0)
 			return -ENOMEM;
-		if (access(cand, X_OK) == 0) {
-			*out = cand;
-			return 0;
-		}
-		if (errno == EACCES)
+		struct stat st;
+		if (access(cand, X_OK) == 0 && stat(cand, &st) == 0) {
+			if (S_ISREG(st.st_mode)) {
+				*out = cand;
+				return 0;
+			}
+			err = -EACCES; /* a directory, say: execve refuses it */
+		} else if (errno == EACCES) {
 			err = -EACCES;
+		}
 		free(cand);
 		if (!end)
 			return err;
@@ -361,14 +380,16 @@ static int resolve(const edo_command *c, char **out)
 
 struct edo_child {
 	edo__cb_waker w;      /* first: the reaper's waker once dropped */
-	pthread_mutex_t lock; /* serialises the reaper's wakes and its release */
+	pthread_mutex_t lock; /* serialises reaping with kill(), and the
+			       * reaper's wakes with its release */
 	edo__sched *sched;    /* a reference */
 	pid_t pid;
 	int pidfd;             /* -1 without one */
 	edo__scheduled_io *io; /* the pidfd's registration */
 	edo_signal *sigchld;   /* without a pidfd */
-	int status;
-	bool reaped;
+	int status;            /* the wait status, once reaped */
+	int lost;              /* -ECHILD once someone else reaped it, else 0 */
+	atomic_bool reaped;    /* status or lost is final (stored after them) */
 	bool kill_on_drop;
 	bool done; /* the reaper finished (under lock) */
 	edo_stream *stdio[3];
@@ -424,24 +445,50 @@ void edo__process_reap_orphans(void)
 
 /* ---- reaping ---------------------------------------------------------------------------------------- */
 
-/* 1 reaped (now or before), 0 still running, or -errno. */
-static int try_reap(edo_child *c)
+/* What a reaped child's wait gives: 1 (its status is c->status), or
+ * -ECHILD if someone else reaped it. */
+static int reaped_result(const edo_child *c)
 {
-	if (c->reaped)
-		return 1;
+	return c->lost ? c->lost : 1;
+}
+
+/* 1 reaped (now or before), 0 still running, or -errno; -ECHILD (someone
+ * else reaped it) is final too: the pid is no longer ours.  Under c->lock. */
+static int try_reap_locked(edo_child *c)
+{
+	if (atomic_load_explicit(&c->reaped, memory_order_acquire))
+		return reaped_result(c);
 	for (;;) {
 		int st;
 		pid_t r = waitpid(c->pid, &st, WNOHANG);
 		if (r == c->pid) {
 			c->status = st;
-			c->reaped = true;
+			atomic_store_explicit(&c->reaped, true, memory_order_release);
 			return 1;
 		}
 		if (r == 0)
 			return 0;
+		if (errno == ECHILD) {
+			c->lost = -ECHILD;
+			atomic_store_explicit(&c->reaped, true, memory_order_release);
+			return -ECHILD;
+		}
 		if (errno != EINTR)
 			return -errno;
 	}
+}
+
+/* try_reap_locked() under the lock: the waitpid that frees the pid and the
+ * setting of reaped are one step for edo_child_signal(), whose kill(pid)
+ * must never reach a process that took the pid over. */
+static int try_reap(edo_child *c)
+{
+	if (atomic_load_explicit(&c->reaped, memory_order_acquire))
+		return reaped_result(c);
+	pthread_mutex_lock(&c->lock);
+	int r = try_reap_locked(c);
+	pthread_mutex_unlock(&c->lock);
+	return r;
 }
 
 /* Release what watches for the exit (not the memory). */
@@ -482,7 +529,7 @@ static void reaper_fire(edo__cb_waker *w)
 		return;
 	}
 	for (;;) {
-		if (try_reap(c) != 0)
+		if (try_reap_locked(c) != 0)
 			break; /* reaped, or not ours to reap (ECHILD) */
 		if (c->io) {
 			edo__ready_event ev;
@@ -495,7 +542,7 @@ static void reaper_fire(edo__cb_waker *w)
 				orphan_push(c->pid);
 				break;
 			}
-			if (try_reap(c) == 0)
+			if (try_reap_locked(c) == 0)
 				edo__sio_clear_readiness(c->io, ev);
 		} else {
 			int n;
@@ -557,10 +604,11 @@ static void plan_close(spawn_plan *p)
 	}
 }
 
-/* A descriptor above 2, so that dup2 onto 0-2 never meets itself. */
+/* A descriptor above 2, so that dup2 onto 0-2 never meets itself.  A
+ * failed open's -1 passes through with its errno. */
 static int above_stdio(int fd)
 {
-	if (fd > 2)
+	if (fd < 0 || fd > 2)
 		return fd;
 	int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	int e = errno;
@@ -683,7 +731,7 @@ int edo__command_spawn_with(edo_command *cmd, const edo_stdio stdio[3], edo_chil
 		kill(c->pid, SIGKILL);
 		while (waitpid(c->pid, &c->status, 0) < 0 && errno == EINTR)
 			;
-		c->reaped = true;
+		atomic_store_explicit(&c->reaped, true, memory_order_release);
 		edo_child_drop(c);
 		c = NULL;
 		goto out;
@@ -715,7 +763,7 @@ int edo_command_spawn(edo_command *c, edo_child **out)
 
 pid_t edo_child_id(const edo_child *c)
 {
-	return c && !c->reaped ? c->pid : 0;
+	return c && !atomic_load_explicit(&c->reaped, memory_order_acquire) ? c->pid : 0;
 }
 
 static edo_stream *take(edo_child *c, int i)
@@ -758,9 +806,10 @@ edo_poll edo_child_poll_wait(edo_child *c, edo_cx *cx, int *status, int *rc)
 		*rc = -EINVAL;
 		return EDO_READY;
 	}
-	if (c->reaped) {
-		*status = c->status;
-		*rc = 0;
+	if (atomic_load_explicit(&c->reaped, memory_order_acquire)) {
+		*rc = c->lost;
+		if (*rc == 0)
+			*status = c->status;
 		return EDO_READY;
 	}
 	edo_stream_drop(take(c, 0)); /* a child reading stdin must see its end */
@@ -807,11 +856,20 @@ int edo_child_signal(edo_child *c, int sig)
 {
 	if (!c || sig < 0 || sig >= _NSIG)
 		return -EINVAL;
-	if (c->reaped)
-		return -ESRCH;
-	int r = c->pidfd >= 0 ? (int)syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0) :
-				kill(c->pid, sig);
-	return r < 0 ? -errno : 0;
+	if (c->pidfd >= 0) {
+		/* The pidfd names our child even once it is reaped. */
+		if (atomic_load_explicit(&c->reaped, memory_order_acquire))
+			return -ESRCH;
+		return syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+	}
+	/* The pid is ours until waitpid frees it: look and kill under the
+	 * lock that try_reap() holds from waitpid until reaped is set. */
+	int r = -ESRCH;
+	pthread_mutex_lock(&c->lock);
+	if (!atomic_load_explicit(&c->reaped, memory_order_relaxed))
+		r = kill(c->pid, sig) < 0 ? -errno : 0;
+	pthread_mutex_unlock(&c->lock);
+	return r;
 }
 
 int edo_child_kill(edo_child *c)
@@ -825,8 +883,8 @@ void edo_child_drop(edo_child *c)
 		return;
 	for (int i = 0; i < 3; i++)
 		edo_stream_drop(take(c, i));
-	if (!c->reaped && c->kill_on_drop)
-		(void)edo_child_signal(c, SIGKILL);
+	if (c->kill_on_drop)
+		(void)edo_child_signal(c, SIGKILL); /* -ESRCH once reaped */
 	if (try_reap(c) != 0) {
 		release_watch(c);
 		edo__cb_waker_unref(&c->w);
@@ -905,6 +963,9 @@ static edo_poll output_poll(edo_future *base, edo_cx *cx)
 			f->rc = -EINVAL;
 		return EDO_READY;
 	}
+	/* stdin first, as Tokio's wait_with_output: a child that reads it to
+	 * its end (cat) would otherwise never close stdout. */
+	edo_stream_drop(take(c, 0));
 	edo_poll a =
 		c->stdio[1] ? drain(c->stdio[1], cx, &f->out, &f->out_done_, &f->rc) : EDO_READY;
 	edo_poll b =
@@ -955,6 +1016,10 @@ static edo_poll status_poll(edo_future *base, edo_cx *cx)
 		f->cmd_ = NULL;
 		if (f->rc < 0)
 			return EDO_READY;
+		/* As Tokio's status(): no one here reads or writes the pipes,
+		 * and a child stuck on a full one would never exit. */
+		for (int i = 0; i < 3; i++)
+			edo_stream_drop(take(f->child_, i));
 	}
 	if (!f->child_) {
 		if (f->rc == 0)
