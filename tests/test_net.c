@@ -627,6 +627,8 @@ EDO_ASYNC(split_main, split_frame, split_cleanup)
 	self->s = self->c.stream;
 	EDO_AWAIT_POLL(edo_tcp_listener_poll_accept(self->l, cx, &self->peer, NULL, &self->rc));
 	CHECK_EQ(self->rc, 0);
+	/* One pointer for both halves would lose one of them: refused. */
+	CHECK_EQ(edo_tcp_stream_into_split(self->s, &self->rd, &self->rd), -EINVAL);
 	CHECK_EQ(edo_tcp_stream_into_split(self->s, &self->rd, &self->wr), 0);
 	self->s = NULL;
 	/* The wrong direction on a half fails. */
@@ -2260,7 +2262,7 @@ typedef struct unix_frame {
 	char path[128], dpath[2][128];
 	edo_join *server;
 	edo_unix_stream *s, *p, *q;
-	edo_unix_datagram *d1, *d2;
+	edo_unix_datagram *d1, *d2, *anon;
 	edo_write_all_fut wa;
 	edo_read_exact_fut rx;
 	edo_net_ready_fut rf;
@@ -2381,6 +2383,21 @@ EDO_ASYNC(unix_main, unix_frame, NULL)
 		CHECK_EQ(edo_addr_format(&self->from, txt, sizeof txt), 0);
 		CHECK_STREQ(txt, self->dpath[0]);
 	}
+	/* An unbound sender's address is an unnamed AF_UNIX one. */
+	CHECK_EQ(edo_unix_datagram_bind(NULL, &self->anon), 0);
+	EDO_AWAIT_POLL(edo_unix_datagram_poll_send_to(self->anon, cx, "anon", 4, self->dpath[1],
+						      &self->n));
+	CHECK_EQ(self->n, (ssize_t)4);
+	EDO_AWAIT_POLL(edo_unix_datagram_poll_recv_from(self->d2, cx, self->buf, sizeof self->buf,
+							&self->from, &self->n));
+	CHECK_EQ(self->n, (ssize_t)4);
+	CHECK_EQ(edo_addr_family(&self->from), AF_UNIX);
+	{
+		char txt[EDO_ADDR_STRLEN];
+		CHECK_EQ(edo_addr_format(&self->from, txt, sizeof txt), 0);
+		CHECK_STREQ(txt, "(unnamed)");
+	}
+	edo_unix_datagram_close(self->anon);
 	CHECK_EQ(edo_unix_datagram_connect(self->d2, self->dpath[0]), 0);
 	EDO_AWAIT_POLL(edo_unix_datagram_poll_send(self->d2, cx, "back", 4, &self->n));
 	EDO_AWAIT_POLL(

@@ -314,8 +314,8 @@ int edo_tcp_stream_fd(const edo_tcp_stream *s);
  * and writes on the read half fail with -EBADF).  @s is consumed.
  * Dropping the write half shuts writing down (the peer reads end of
  * stream); the socket closes when both halves are dropped; closing either
- * (edo_tcp_stream_close) closes it for both.  0, -EINVAL or -ENOMEM (then
- * @s is untouched).
+ * (edo_tcp_stream_close) closes it for both.  0, -EINVAL (also for @rd
+ * and @wr the same pointer) or -ENOMEM (then @s is untouched).
  */
 int edo_tcp_stream_into_split(edo_tcp_stream *s, edo_tcp_stream **rd, edo_tcp_stream **wr);
 

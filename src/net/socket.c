@@ -489,7 +489,7 @@ int edo__sstream_shutdown(edo__sstream *h, int how)
 
 int edo__sstream_split(edo__sstream *h, edo__sstream **rd, edo__sstream **wr)
 {
-	if (!rd || !wr || h->mode != (EDO__SS_READ | EDO__SS_WRITE))
+	if (!rd || !wr || rd == wr || h->mode != (EDO__SS_READ | EDO__SS_WRITE))
 		return -EINVAL;
 	edo__sstream *r = malloc(sizeof *r), *w = malloc(sizeof *w);
 	if (!r || !w) {

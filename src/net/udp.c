@@ -52,7 +52,16 @@ static ssize_t do_recvfrom(int fd, void *ctx)
 		lenp = &c->from->len;
 	}
 	ssize_t r = recvfrom(fd, c->buf, c->len, 0, sa, lenp);
-	return r < 0 ? -errno : r;
+	if (r < 0)
+		return -errno;
+	/* An unbound Unix sender has no name: Linux gives just the family,
+	 * some kernels (gVisor) nothing at all; make it the former, so that
+	 * the address is an unnamed AF_UNIX one either way. */
+	if (c->from && c->from->len < sizeof(sa_family_t)) {
+		c->from->u.sa.sa_family = AF_UNIX;
+		c->from->len = sizeof(sa_family_t);
+	}
+	return r;
 }
 
 static edo_poll poll_send(edo__sock *s, edo_cx *cx, const void *buf, size_t len, const edo_addr *to,
