@@ -649,6 +649,209 @@ TEST(failed_seek_keeps_the_read_ahead)
 	edo__fs_force_pool(false);
 }
 
+/* A NULL buffer with a nonzero length is bad input: -EINVAL at once, with
+ * nothing read, written or waited for (it used to be memcpy'd into by a
+ * read served from the file's buffer, and from by a write).  A NULL result
+ * pointer has nowhere to report: READY, with nothing done. */
+typedef struct nullbuf_frame {
+	EDO_FRAME;
+	char p[PATH_MAX];
+	edo_fs_fut op;
+	edo_file_op_fut fo;
+	edo_file_open_fut of;
+	edo_file *f;
+	struct iovec iov;
+	char buf[128];
+	ssize_t n;
+	int rc, tries;
+} nullbuf_frame;
+
+static void nullbuf_cleanup(nullbuf_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+	edo_file_close(self->f);
+}
+
+/* Whether every read goes to the pool (which is what leaves bytes read ahead). */
+static bool nullbuf_pool;
+
+EDO_ASYNC(nullbuf, nullbuf_frame, nullbuf_cleanup)
+{
+	EDO_BEGIN();
+	FS(edo_fs_write(&self->op, P("f", tmp_root), SEEK_TEST_BYTES, 100));
+	CHECK_EQ(self->op.rc, 0);
+	EDO_AWAIT(edo_file_open(&self->of, P("f", tmp_root),
+				&(edo_open_opts){.read = true, .write = true}));
+	CHECK_EQ(self->of.rc, 0);
+	self->f = self->of.file;
+	/* Nothing buffered. */
+	EDO_AWAIT_POLL(edo_stream_poll_write(edo_file_stream(self->f), cx, NULL, 10, &self->n));
+	CHECK_EQ(self->n, -EINVAL);
+	self->iov = (struct iovec){NULL, 5};
+	EDO_AWAIT_POLL(edo_stream_poll_write_vectored(edo_file_stream(self->f), cx, &self->iov, 1,
+						      &self->n));
+	CHECK_EQ(self->n, -EINVAL);
+	EDO_AWAIT_POLL(edo_stream_poll_read(edo_file_stream(self->f), cx, NULL, 10, &self->n));
+	CHECK_EQ(self->n, -EINVAL);
+	CHECK_EQ(edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf, 10, NULL),
+		 EDO_READY);
+	CHECK_EQ(edo_stream_poll_write(edo_file_stream(self->f), cx, "x", 1, NULL), EDO_READY);
+	CHECK_EQ(edo_stream_poll_flush(edo_file_stream(self->f), cx, NULL), EDO_READY);
+	CHECK_EQ(edo_stream_poll_shutdown(edo_file_stream(self->f), cx, NULL), EDO_READY);
+	EDO_AWAIT(edo_file_seek(&self->fo, self->f, 0, SEEK_CUR));
+	CHECK_EQ(self->fo.rc, 0);
+	CHECK_EQ(self->fo.pos, 0); /* nothing was read or written */
+	if (nullbuf_pool) {
+		/* 90 bytes read ahead (as in seek_fail). */
+		for (self->tries = 0;; self->tries++) {
+			CHECK_LT(self->tries, 1000);
+			EDO_AWAIT(edo_file_seek(&self->fo, self->f, 0, SEEK_SET));
+			CHECK_EQ(self->fo.rc, 0);
+			if (edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf, 100,
+						 &self->n) == EDO_PENDING)
+				break;
+		}
+		EDO_AWAIT_POLL(edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf, 10,
+						    &self->n));
+		CHECK_EQ(self->n, 10);
+		EDO_AWAIT_POLL(
+			edo_stream_poll_read(edo_file_stream(self->f), cx, NULL, 10, &self->n));
+		CHECK_EQ(self->n, -EINVAL);
+		EDO_AWAIT_POLL(
+			edo_stream_poll_write(edo_file_stream(self->f), cx, NULL, 10, &self->n));
+		CHECK_EQ(self->n, -EINVAL);
+		EDO_AWAIT_POLL(edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf, 10,
+						    &self->n));
+		CHECK_EQ(self->n, 10);
+		CHECK(memcmp(self->buf, "abcdefghij", 10) == 0);
+	}
+	/* A write in flight, then a NULL one, which neither waits for it nor
+	 * takes its place. */
+	EDO_AWAIT_POLL(edo_stream_poll_write(edo_file_stream(self->f), cx, "WXYZ", 4, &self->n));
+	CHECK_EQ(self->n, 4);
+	EDO_AWAIT_POLL(edo_stream_poll_write(edo_file_stream(self->f), cx, NULL, 4, &self->n));
+	CHECK_EQ(self->n, -EINVAL);
+	EDO_AWAIT_POLL(edo_stream_poll_flush(edo_file_stream(self->f), cx, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	edo_file_close(self->f);
+	self->f = NULL;
+	FS(edo_fs_read(&self->op, P("f", tmp_root)));
+	CHECK_EQ(self->op.data.len, 100u);
+	self->n = nullbuf_pool ? 20 : 0; /* where the write went */
+	CHECK(memcmp(self->op.data.data + self->n, "WXYZ", 4) == 0);
+	CHECK_EQ(memcmp(self->op.data.data, SEEK_TEST_BYTES, (size_t)self->n), 0);
+	CHECK_EQ(memcmp(self->op.data.data + self->n + 4, SEEK_TEST_BYTES + self->n + 4,
+			(size_t)(96 - self->n)),
+		 0);
+	CHECK_EQ(unlink(P("f", tmp_root)), 0);
+	EDO_END();
+}
+
+TEST(file_null_buffer_is_einval)
+{
+	RUN_BOTH(nullbuf); /* reads served inline where the page cache has them */
+	nullbuf_pool = true;
+	edo__fs_force_pool(true);
+	RUN_BOTH(nullbuf); /* every read through the pool: bytes read ahead */
+	edo__fs_force_pool(false);
+}
+
+/* A job that cannot start (here: polled outside any runtime; at shutdown,
+ * or out of memory, alike) changes nothing: a write or set_len that fails
+ * so keeps the bytes read ahead, to be read next.  They used to be dropped
+ * without the descriptor being moved back, so the next read skipped them. */
+typedef struct nostart_frame {
+	EDO_FRAME;
+	char p[PATH_MAX];
+	edo_fs_fut op;
+	edo_file_op_fut fo;
+	edo_file_open_fut of;
+	edo_file *f;
+	char buf[128];
+	ssize_t n;
+	int tries;
+	bool check;
+} nostart_frame;
+
+static void nostart_cleanup(nostart_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+	if (self->check)
+		edo_file_close(self->f);
+}
+
+EDO_ASYNC(nostart, nostart_frame, nostart_cleanup)
+{
+	EDO_BEGIN();
+	if (self->check) {
+		/* Second run: the read-ahead is next, and the file is as it was. */
+		EDO_AWAIT_POLL(edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf, 10,
+						    &self->n));
+		CHECK_EQ(self->n, 10);
+		CHECK(memcmp(self->buf, "abcdefghij", 10) == 0);
+		EDO_AWAIT(edo_file_seek(&self->fo, self->f, 0, SEEK_CUR));
+		CHECK_EQ(self->fo.rc, 0);
+		CHECK_EQ(self->fo.pos, 20);
+		edo_file_close(self->f);
+		self->f = NULL;
+		FS(edo_fs_read(&self->op, P("f", tmp_root)));
+		CHECK_EQ(self->op.data.len, 100u);
+		CHECK(memcmp(self->op.data.data, SEEK_TEST_BYTES, 100) == 0);
+		CHECK_EQ(unlink(P("f", tmp_root)), 0);
+		EDO_RETURN();
+	}
+	/* First run: 90 bytes read ahead (as in seek_fail). */
+	FS(edo_fs_write(&self->op, P("f", tmp_root), SEEK_TEST_BYTES, 100));
+	CHECK_EQ(self->op.rc, 0);
+	EDO_AWAIT(edo_file_open(&self->of, P("f", tmp_root),
+				&(edo_open_opts){.read = true, .write = true}));
+	CHECK_EQ(self->of.rc, 0);
+	self->f = self->of.file;
+	for (self->tries = 0;; self->tries++) {
+		CHECK_LT(self->tries, 1000);
+		EDO_AWAIT(edo_file_seek(&self->fo, self->f, 0, SEEK_SET));
+		CHECK_EQ(self->fo.rc, 0);
+		if (edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf, 100, &self->n) ==
+		    EDO_PENDING)
+			break;
+	}
+	EDO_AWAIT_POLL(edo_stream_poll_read(edo_file_stream(self->f), cx, self->buf, 10, &self->n));
+	CHECK_EQ(self->n, 10);
+	CHECK(memcmp(self->buf, "0123456789", 10) == 0);
+	EDO_END();
+}
+
+TEST(a_job_that_cannot_start_keeps_the_read_ahead)
+{
+	edo__fs_force_pool(true);
+	for (int fl = EDO_RT_CURRENT_THREAD; fl <= EDO_RT_MULTI_THREAD; fl++) {
+		make_tmp();
+		int fds = open_fds();
+		edo_runtime *rt = make_rt((edo_rt_flavor)fl);
+		nostart_frame f = {EDO_FRAME_INIT(nostart)};
+		CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+		/* Outside the runtime no job can start. */
+		edo_cx cx = {edo_noop_waker()};
+		ssize_t n = 0;
+		CHECK_EQ(edo_stream_poll_write(edo_file_stream(f.f), &cx, "WXYZ", 4, &n),
+			 EDO_READY);
+		CHECK_EQ(n, EDO_ENORUNTIME);
+		edo_file_op_fut fo;
+		CHECK_EQ(edo_future_poll(edo_file_set_len(&fo, f.f, 50), &cx), EDO_READY);
+		CHECK_EQ(fo.rc, EDO_ENORUNTIME);
+		CHECK_EQ(edo_future_poll(edo_file_seek(&fo, f.f, 0, SEEK_SET), &cx), EDO_READY);
+		CHECK_EQ(fo.rc, EDO_ENORUNTIME);
+		CHECK_EQ(edo_future_poll(edo_file_sync_all(&fo, f.f), &cx), EDO_READY);
+		CHECK_EQ(fo.rc, EDO_ENORUNTIME);
+		nostart_frame g = {EDO_FRAME_INIT(nostart), .f = f.f, .check = true};
+		CHECK_EQ(edo_block_on(rt, &g.edo_base), 0);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+		CHECK_EQ(settled_fds(fds), fds);
+		CHECK_EQ(rmdir(tmp_root), 0);
+	}
+	edo__fs_force_pool(false);
+}
+
 /* edo_file_from_fd() takes only an open descriptor: a closed one used to
  * be accepted, and closed again (by then perhaps someone else's) when the
  * file was.  On failure the descriptor stays open, the caller's. */
@@ -791,6 +994,116 @@ TEST(error_paths)
 	RUN_BOTH(errs);
 }
 
+/* In a runtime: a listing polled with a NULL output lists on as before. */
+typedef struct nulldir_frame {
+	EDO_FRAME;
+	char p[PATH_MAX];
+	edo_read_dir_fut rd;
+	edo_read_dir *d;
+	edo_dir_entry e;
+	int rc;
+} nulldir_frame;
+
+static void nulldir_cleanup(nulldir_frame *self)
+{
+	edo_read_dir_close(self->d);
+}
+
+EDO_ASYNC(nulldir, nulldir_frame, nulldir_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(close(open(P("only", tmp_root), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+	EDO_AWAIT(edo_read_dir_open(&self->rd, tmp_root));
+	CHECK_EQ(self->rd.rc, 0);
+	self->d = self->rd.dir;
+	self->rc = 1;
+	EDO_AWAIT_POLL(edo_read_dir_poll_next(self->d, cx, NULL, &self->rc));
+	CHECK_EQ(self->rc, -EINVAL);
+	EDO_AWAIT_POLL(edo_read_dir_poll_next(self->d, cx, &self->e, NULL));
+	EDO_AWAIT_POLL(edo_read_dir_poll_next(self->d, cx, &self->e, &self->rc));
+	CHECK_EQ(self->rc, 1);
+	CHECK_STREQ(self->e.name, "only");
+	EDO_AWAIT_POLL(edo_read_dir_poll_next(self->d, cx, &self->e, &self->rc));
+	CHECK_EQ(self->rc, 0);
+	edo_read_dir_close(self->d);
+	self->d = NULL;
+	CHECK_EQ(unlink(P("only", tmp_root)), 0);
+	EDO_END();
+}
+
+/* NULL handles, futures and outputs: an initialiser given a NULL future
+ * returns NULL; a poll function given a NULL handle or output reports
+ * -EINVAL where it can (READY either way); nothing crashes, and a good
+ * handle polled with a NULL output is left as it was. */
+TEST(null_handles_and_outputs)
+{
+	edo_cx cx = {edo_noop_waker()};
+	edo_dir_entry e;
+	int rc = 1;
+	CHECK_EQ(edo_read_dir_poll_next(NULL, &cx, &e, &rc), EDO_READY);
+	CHECK_EQ(rc, -EINVAL);
+	CHECK_EQ(edo_read_dir_poll_next(NULL, &cx, &e, NULL), EDO_READY);
+	CHECK_EQ(edo_read_dir_poll_next(NULL, &cx, NULL, NULL), EDO_READY);
+	edo_read_dir_close(NULL);
+	edo_fs_fut_clear(NULL);
+	CHECK(edo_fs_read(NULL, "x") == NULL);
+	CHECK(edo_fs_write(NULL, "x", "a", 1) == NULL);
+	CHECK(edo_fs_metadata(NULL, "x") == NULL);
+	CHECK(edo_fs_symlink_metadata(NULL, "x") == NULL);
+	CHECK(edo_fs_try_exists(NULL, "x") == NULL);
+	CHECK(edo_fs_create_dir(NULL, "x") == NULL);
+	CHECK(edo_fs_create_dir_all(NULL, "x") == NULL);
+	CHECK(edo_fs_remove_file(NULL, "x") == NULL);
+	CHECK(edo_fs_remove_dir(NULL, "x") == NULL);
+	CHECK(edo_fs_remove_dir_all(NULL, "x") == NULL);
+	CHECK(edo_fs_rename(NULL, "x", "y") == NULL);
+	CHECK(edo_fs_copy(NULL, "x", "y") == NULL);
+	CHECK(edo_fs_canonicalize(NULL, "x") == NULL);
+	CHECK(edo_fs_symlink(NULL, "x", "y") == NULL);
+	CHECK(edo_fs_hard_link(NULL, "x", "y") == NULL);
+	CHECK(edo_fs_read_link(NULL, "x") == NULL);
+	CHECK(edo_fs_set_permissions(NULL, "x", 0600) == NULL);
+	CHECK(edo_file_open(NULL, "x", NULL) == NULL);
+	CHECK(edo_file_create(NULL, "x") == NULL);
+	CHECK(edo_read_dir_open(NULL, "x") == NULL);
+	CHECK(edo_file_seek(NULL, NULL, 0, SEEK_SET) == NULL);
+	CHECK(edo_file_sync_all(NULL, NULL) == NULL);
+	CHECK(edo_file_sync_data(NULL, NULL) == NULL);
+	CHECK(edo_file_set_len(NULL, NULL, 0) == NULL);
+	CHECK(edo_file_metadata(NULL, NULL) == NULL);
+	/* A NULL file: the future reports it. */
+	edo_file_op_fut fo;
+	CHECK_EQ(edo_future_poll(edo_file_seek(&fo, NULL, 0, SEEK_SET), &cx), EDO_READY);
+	CHECK_EQ(fo.rc, -EINVAL);
+	CHECK_EQ(edo_future_poll(edo_file_metadata(&fo, NULL), &cx), EDO_READY);
+	CHECK_EQ(fo.rc, -EINVAL);
+	CHECK(edo_file_stream(NULL) == NULL);
+	edo_file_close(NULL);
+	/* A good listing polled with a NULL output: -EINVAL, and the listing
+	 * is as it was (nothing read, nothing started). */
+	make_tmp();
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/only", tmp_root);
+	CHECK_EQ(close(open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+	DIR *dir = opendir(tmp_root);
+	CHECK(dir != NULL);
+	edo_read_dir *d;
+	CHECK_EQ(edo__read_dir_new(dir, &d), 0);
+	rc = 1;
+	CHECK_EQ(edo_read_dir_poll_next(d, &cx, NULL, &rc), EDO_READY);
+	CHECK_EQ(rc, -EINVAL);
+	CHECK_EQ(edo_read_dir_poll_next(d, &cx, &e, NULL), EDO_READY);
+	/* Outside a runtime the next poll cannot start a job: had one of the
+	 * polls above started one, this would wait for it instead. */
+	rc = 1;
+	CHECK_EQ(edo_read_dir_poll_next(d, &cx, &e, &rc), EDO_READY);
+	CHECK_EQ(rc, EDO_ENORUNTIME);
+	edo_read_dir_close(d);
+	CHECK_EQ(unlink(path), 0);
+	CHECK_EQ(rmdir(tmp_root), 0);
+	RUN_BOTH(nulldir);
+}
+
 /* edo_file_open's rules cannot be bypassed through opts.flags: the bits
  * that have their own fields (access mode, O_CREAT, O_EXCL, O_TRUNC,
  * O_APPEND) are refused there; {.read, .flags = O_TRUNC} used to truncate. */
@@ -847,6 +1160,66 @@ EDO_ASYNC(open_flags, open_flags_frame, open_flags_cleanup)
 TEST(open_flags_cannot_bypass_the_options)
 {
 	RUN_BOTH(open_flags);
+}
+
+/* O_DIRECT is refused (-EINVAL, nothing opened or created), by
+ * edo_file_open and edo_file_from_fd alike: a file's reads and writes go
+ * through its own buffer, which meets none of O_DIRECT's alignment rules,
+ * so every one of them used to fail with -EINVAL once the file was open. */
+typedef struct odirect_frame {
+	EDO_FRAME;
+	char p[PATH_MAX];
+	edo_fs_fut op;
+	edo_file_open_fut of;
+} odirect_frame;
+
+static void odirect_cleanup(odirect_frame *self)
+{
+	edo_fs_fut_clear(&self->op);
+}
+
+EDO_ASYNC(odirect, odirect_frame, odirect_cleanup)
+{
+	EDO_BEGIN();
+	EDO_AWAIT(edo_file_open(
+		&self->of, P("new", tmp_root),
+		&(edo_open_opts){.read = true, .write = true, .create = true, .flags = O_DIRECT}));
+	CHECK_EQ(self->of.rc, -EINVAL);
+	CHECK(self->of.file == NULL);
+	FS(edo_fs_try_exists(&self->op, P("new", tmp_root)));
+	CHECK_EQ(self->op.rc, 0); /* not created */
+	FS(edo_fs_write(&self->op, P("file", tmp_root), "important\n", 10));
+	CHECK_EQ(self->op.rc, 0);
+	EDO_AWAIT(edo_file_open(&self->of, P("file", tmp_root),
+				&(edo_open_opts){.read = true, .flags = O_DIRECT | O_NOFOLLOW}));
+	CHECK_EQ(self->of.rc, -EINVAL);
+	CHECK(self->of.file == NULL);
+	EDO_AWAIT(edo_file_open(
+		&self->of, P("file", tmp_root),
+		&(edo_open_opts){.write = true, .truncate = true, .flags = O_DIRECT}));
+	CHECK_EQ(self->of.rc, -EINVAL);
+	FS(edo_fs_metadata(&self->op, P("file", tmp_root)));
+	CHECK_EQ(self->op.st.st_size, 10); /* not truncated */
+	{
+		/* A descriptor opened with O_DIRECT (where the file system has it). */
+		int fd = open(P("file", tmp_root), O_RDONLY | O_DIRECT | O_CLOEXEC);
+		if (fd >= 0) {
+			edo_file *f = NULL;
+			CHECK_EQ(edo_file_from_fd(fd, &f), -EINVAL);
+			CHECK(f == NULL);
+			CHECK_GE(fcntl(fd, F_GETFD), 0); /* still open, the caller's */
+			CHECK_EQ(close(fd), 0);
+		} else {
+			CHECK_EQ(errno, EINVAL);
+		}
+	}
+	CHECK_EQ(unlink(P("file", tmp_root)), 0);
+	EDO_END();
+}
+
+TEST(o_direct_is_refused)
+{
+	RUN_BOTH(odirect);
 }
 
 /* Opening a FIFO does not wait for its other end (it used to block a

@@ -56,9 +56,24 @@
  *   - Reading after writing, or writing after reading, works as on a plain
  *     descriptor: bytes read ahead into the buffer are given back with a
  *     seek before the write.
+ *   - An operation whose pool job cannot start (no runtime, the runtime
+ *     shutting down, out of memory) fails with that error (EDO_ENORUNTIME,
+ *     EDO_ESHUTDOWN, -ENOMEM, ...) and changes nothing: bytes read ahead
+ *     are still read next.
+ *   - A NULL buffer with a nonzero length gives -EINVAL at once, with
+ *     nothing read, written or waited for (as from a socket, edo/stream.h);
+ *     a NULL result pointer (@n, @rc) has nowhere to report: READY, with
+ *     nothing done.
+ *   - No O_DIRECT (see edo_open_opts).
  *
  * One task uses a file at a time (as one would a Rust &mut File): a read
  * and a write may not be pending at once.  Different files are independent.
+ *
+ * Bad input.  A future initialiser given a NULL future does nothing and
+ * returns NULL.  A future given a NULL path or file completes at its first
+ * poll with rc = -EINVAL, touching nothing; a poll function given a NULL
+ * handle or output returns READY at once with *rc = -EINVAL (with a NULL
+ * @rc, nothing is done).
  */
 #ifndef EDO_FS_H
 #define EDO_FS_H
@@ -97,7 +112,8 @@ typedef struct edo_fs_fut {
 	struct edo_join *join_;
 } edo_fs_fut;
 
-/** edo_fs_fut_clear() - free the outputs (data, path) of a finished or dropped @f. */
+/** edo_fs_fut_clear() - free the outputs (data, path) of a finished or dropped @f.
+ *  NULL: no-op. */
 void edo_fs_fut_clear(edo_fs_fut *f);
 
 /** edo_fs_read() - the whole file @path into data (left empty if it fails). */
@@ -180,9 +196,13 @@ typedef struct edo_file edo_file;
  * access (or append, for create); truncate and append exclude each other;
  * create_new (O_CREAT | O_EXCL) overrides create and truncate.  @mode is
  * the permission for a created file (0: 0666), less the umask.  @flags are
- * more open(2) flags (O_NOFOLLOW, O_DIRECT, ...), but not those with fields
- * of their own: O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC and
- * O_APPEND in @flags make the open fail with -EINVAL.
+ * more open(2) flags (O_NOFOLLOW, O_NOATIME, O_CLOEXEC, ...), but not those
+ * with fields of their own: O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL,
+ * O_TRUNC and O_APPEND in @flags make the open fail with -EINVAL.  So does
+ * O_DIRECT: a file's reads and writes go through its own buffer, at the
+ * lengths and offsets the caller asks for, which meet none of O_DIRECT's
+ * alignment rules (every one of them would fail with -EINVAL).  For direct
+ * I/O use a descriptor of your own with edo_spawn_blocking().
  */
 typedef struct edo_open_opts {
 	bool read, write, append, truncate, create, create_new;
@@ -215,9 +235,9 @@ edo_future *edo_file_create(edo_file_open_fut *f, const char *path);
  * edo_file_from_fd() - a file over the open descriptor @fd, which it then
  * owns (closing it when the file is closed).  Its operations run on the
  * blocking pool of the runtime of the task that polls them.  Returns 0,
- * -EINVAL (@fd negative, @out NULL), -EBADF (@fd is not an open
- * descriptor) or -ENOMEM; on failure @fd is left as it was (still the
- * caller's, open if it was).
+ * -EINVAL (@fd negative, @out NULL, or @fd opened with O_DIRECT: see
+ * edo_open_opts), -EBADF (@fd is not an open descriptor) or -ENOMEM; on
+ * failure @fd is left as it was (still the caller's, open if it was).
  */
 int edo_file_from_fd(int fd, edo_file **out);
 
@@ -299,7 +319,8 @@ edo_future *edo_read_dir_open(edo_read_dir_fut *f, const char *path);
 /**
  * edo_read_dir_poll_next() - the next entry: READY with *@rc = 1 and *@out
  * filled, *@rc = 0 at the end, or a negative errno.  Cancel-safe.  One
- * task at a time.
+ * task at a time.  A NULL @d or @out: READY with *@rc = -EINVAL and the
+ * listing as it was (a NULL @rc: READY, nothing done).
  */
 edo_poll edo_read_dir_poll_next(edo_read_dir *d, edo_cx *cx, edo_dir_entry *out, int *rc);
 

@@ -111,6 +111,12 @@ int edo__read_dir_new(void *dir, edo_read_dir **out)
 
 edo_poll edo_read_dir_poll_next(edo_read_dir *d, edo_cx *cx, edo_dir_entry *out, int *rc)
 {
+	if (!d || !out || !rc) {
+		/* Bad input: nothing read, nothing waited for. */
+		if (rc)
+			*rc = -EINVAL;
+		return EDO_READY;
+	}
 	dir_core *c = d->c;
 	for (;;) {
 		if (d->join) {

@@ -281,6 +281,12 @@ static edo_poll file_poll_read(edo_stream *s, edo_cx *cx, void *dst, size_t len,
 {
 	edo_file *f = (edo_file *)s;
 	file_core *c = f->c;
+	if (!n || (!dst && len)) {
+		/* Bad input: nothing read, nothing waited for. */
+		if (n)
+			*n = -EINVAL;
+		return EDO_READY;
+	}
 	for (;;) {
 		int kind;
 		if (wait_job(f, cx, &kind) == EDO_PENDING)
@@ -293,7 +299,8 @@ static edo_poll file_poll_read(edo_stream *s, edo_cx *cx, void *dst, size_t len,
 		if (c->pos < c->len || kind == OP_READ) {
 			/* Read-ahead, or what the read just brought (0: end of file). */
 			size_t k = min_sz(len, c->len - c->pos);
-			memcpy(dst, c->buf + c->pos, k);
+			if (k)
+				memcpy(dst, c->buf + c->pos, k);
 			c->pos += k;
 			*n = (ssize_t)k;
 			return EDO_READY;
@@ -327,6 +334,12 @@ static edo_poll file_poll_write(edo_stream *s, edo_cx *cx, const void *src, size
 {
 	edo_file *f = (edo_file *)s;
 	file_core *c = f->c;
+	if (!n || (!src && len)) {
+		/* Bad input: nothing written, nothing waited for. */
+		if (n)
+			*n = -EINVAL;
+		return EDO_READY;
+	}
 	int kind;
 	if (wait_job(f, cx, &kind) == EDO_PENDING)
 		return EDO_PENDING;
@@ -341,17 +354,24 @@ static edo_poll file_poll_write(edo_stream *s, edo_cx *cx, const void *src, size
 		return EDO_READY;
 	}
 	size_t k = min_sz(len, EDO_FILE_MAX_BUF);
+	/* Bytes read ahead are given back (the job seeks back over them)
+	 * before writing.  Until the job has started they stay in the buffer,
+	 * the bytes to write after them: a job that cannot start (shutdown,
+	 * out of memory) leaves the read-ahead to be read next. */
+	size_t pos = c->pos, end = c->len;
+	size_t at = pos < end ? end : 0;
 	if (rc == 0)
-		rc = reserve(c, k);
+		rc = reserve(c, at + k);
 	if (rc == 0) {
-		/* Bytes read ahead are given back before writing. */
-		c->seek_first = -(off_t)(c->len - c->pos);
-		memcpy(c->buf, src, k);
-		c->pos = 0;
-		c->len = k;
+		c->seek_first = -(off_t)(end - pos);
+		memcpy(c->buf + at, src, k);
+		c->pos = at;
+		c->len = at + k;
 		rc = start(f, OP_WRITE);
-		if (rc < 0)
-			c->pos = c->len = 0;
+		if (rc < 0) {
+			c->pos = pos;
+			c->len = end;
+		}
 	}
 	*n = rc < 0 ? rc : (ssize_t)k;
 	return EDO_READY;
@@ -360,6 +380,8 @@ static edo_poll file_poll_write(edo_stream *s, edo_cx *cx, const void *src, size
 static edo_poll file_poll_flush(edo_stream *s, edo_cx *cx, int *rc)
 {
 	edo_file *f = (edo_file *)s;
+	if (!rc)
+		return EDO_READY; /* nowhere to report: nothing done */
 	int kind;
 	if (wait_job(f, cx, &kind) == EDO_PENDING)
 		return EDO_PENDING;
@@ -409,8 +431,11 @@ int edo_file_from_fd(int fd, edo_file **out)
 {
 	if (fd < 0 || !out)
 		return -EINVAL;
-	if (fcntl(fd, F_GETFD) < 0)
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
 		return -EBADF; /* not open: closing it later might close another's */
+	if (fl & O_DIRECT)
+		return -EINVAL; /* the file's buffer cannot meet its alignment rules */
 	return edo__file_new(fd, true, true, out);
 }
 
@@ -441,7 +466,7 @@ static edo_poll op_poll(edo_future *base, edo_cx *cx)
 		keep_write_err(f, kind);
 		if ((o->rc = take_write_err(f)) < 0)
 			return EDO_READY;
-		size_t unread = c->len - c->pos;
+		size_t pos = c->pos, end = c->len, unread = end - pos;
 		if (o->kind_ == OP_SEEK) {
 			/* The read-ahead stays until the seek took place (wait_job):
 			 * a seek that fails changes nothing. */
@@ -458,8 +483,12 @@ static edo_poll op_poll(edo_future *base, edo_cx *cx)
 			c->seek_first = -(off_t)unread;
 			c->pos = c->len = 0;
 		}
-		if ((o->rc = start(f, o->kind_)) < 0)
+		if ((o->rc = start(f, o->kind_)) < 0) {
+			/* Nothing took place: the read-ahead stays (set_len). */
+			c->pos = pos;
+			c->len = end;
 			return EDO_READY;
+		}
 		o->started_ = true;
 	}
 	if (wait_job(f, cx, &kind) == EDO_PENDING)
@@ -476,6 +505,8 @@ static const edo_future_vtable op_vt = {.poll = op_poll, .drop = NULL};
 
 static edo_future *op_init(edo_file_op_fut *o, edo_file *file, int kind, off_t arg, int whence)
 {
+	if (!o)
+		return NULL;
 	*o = (edo_file_op_fut){
 		.base = {&op_vt}, .file_ = file, .kind_ = kind, .arg_ = arg, .whence_ = whence};
 	if (!file)
@@ -485,7 +516,8 @@ static edo_future *op_init(edo_file_op_fut *o, edo_file *file, int kind, off_t a
 
 edo_future *edo_file_seek(edo_file_op_fut *f, edo_file *file, off_t offset, int whence)
 {
-	op_init(f, file, OP_SEEK, offset, whence);
+	if (!op_init(f, file, OP_SEEK, offset, whence))
+		return NULL;
 	if (whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END) {
 		f->file_ = NULL;
 		f->rc = -EINVAL;
@@ -505,7 +537,8 @@ edo_future *edo_file_sync_data(edo_file_op_fut *f, edo_file *file)
 
 edo_future *edo_file_set_len(edo_file_op_fut *f, edo_file *file, off_t len)
 {
-	op_init(f, file, OP_SET_LEN, len, 0);
+	if (!op_init(f, file, OP_SET_LEN, len, 0))
+		return NULL;
 	if (len < 0) {
 		f->file_ = NULL;
 		f->rc = -EINVAL;

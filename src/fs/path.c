@@ -87,6 +87,8 @@ static const edo_future_vtable fs_vt = {.poll = fs_poll, .drop = fs_drop};
 
 static edo_future *fs_init(edo_fs_fut *f, enum edo__fs_op op, const char *a, const char *b)
 {
+	if (!f)
+		return NULL;
 	*f = (edo_fs_fut){.base = {&fs_vt}};
 	if (!a || (op == EDO__FS_RENAME || op == EDO__FS_COPY || op == EDO__FS_SYMLINK ||
 		   op == EDO__FS_LINK) != (b != NULL)) {
@@ -101,6 +103,8 @@ static edo_future *fs_init(edo_fs_fut *f, enum edo__fs_op op, const char *a, con
 
 void edo_fs_fut_clear(edo_fs_fut *f)
 {
+	if (!f)
+		return;
 	edo_buf_free(&f->data);
 	free(f->path);
 	f->path = NULL;
@@ -113,7 +117,8 @@ edo_future *edo_fs_read(edo_fs_fut *f, const char *path)
 
 edo_future *edo_fs_write(edo_fs_fut *f, const char *path, const void *data, size_t len)
 {
-	fs_init(f, EDO__FS_WRITE, path, NULL);
+	if (!fs_init(f, EDO__FS_WRITE, path, NULL))
+		return NULL;
 	if (f->job_ && len) {
 		if (!data || !(f->job_->in = malloc(len))) {
 			f->rc = data ? -ENOMEM : -EINVAL;
@@ -199,7 +204,8 @@ edo_future *edo_fs_read_link(edo_fs_fut *f, const char *path)
 
 edo_future *edo_fs_set_permissions(edo_fs_fut *f, const char *path, mode_t mode)
 {
-	fs_init(f, EDO__FS_CHMOD, path, NULL);
+	if (!fs_init(f, EDO__FS_CHMOD, path, NULL))
+		return NULL;
 	if (f->job_)
 		f->job_->mode = mode & 07777;
 	return &f->base;
@@ -207,11 +213,13 @@ edo_future *edo_fs_set_permissions(edo_fs_fut *f, const char *path, mode_t mode)
 
 /* ---- opening files -------------------------------------------------------------------------- */
 
-/* Rust's OpenOptions rules; -EINVAL for combinations that contradict, and
- * for flags that have fields of their own (they would bypass the rules). */
+/* Rust's OpenOptions rules; -EINVAL for combinations that contradict, for
+ * flags that have fields of their own (they would bypass the rules), and
+ * for O_DIRECT (the file's buffer meets none of its alignment rules: every
+ * read and write would fail with EINVAL). */
 static int open_flags(const edo_open_opts *o, int *flags)
 {
-	if (o->flags & (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND))
+	if (o->flags & (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_DIRECT))
 		return -EINVAL;
 	int acc;
 	if (o->read && !o->write && !o->append)
@@ -271,6 +279,8 @@ static const edo_future_vtable open_vt = {.poll = open_poll, .drop = open_drop};
 
 edo_future *edo_file_open(edo_file_open_fut *f, const char *path, const edo_open_opts *o)
 {
+	if (!f)
+		return NULL;
 	*f = (edo_file_open_fut){.base = {&open_vt}};
 	static const edo_open_opts read_only = {.read = true};
 	int flags = 0;
@@ -327,6 +337,8 @@ static const edo_future_vtable opendir_vt = {.poll = opendir_poll, .drop = opend
 
 edo_future *edo_read_dir_open(edo_read_dir_fut *f, const char *path)
 {
+	if (!f)
+		return NULL;
 	*f = (edo_read_dir_fut){.base = {&opendir_vt}};
 	if (!path)
 		f->rc = -EINVAL;
