@@ -628,6 +628,84 @@ TEST(once_cell_bad_input)
 	CHECK_EQ(f.rc, -EINVAL);
 }
 
+/* A waiter that finds the value already set leaves the semaphore's queue.
+ * The initialiser stores the value and closes the semaphore, which moves
+ * every waiter to a guard list and wakes them in batches of 32.  Here the
+ * first wake polls the last waiter, still on that list: it completes, and
+ * its owner drops and frees it at once.  Before the fix its node stayed on
+ * the list, holding a clone of its waker, and close() then took the waker
+ * out of the freed node (ASan: heap-use-after-free). */
+typedef struct two_step {
+	edo_future base;
+	int polls;
+} two_step;
+
+/* An init future: PENDING on its first poll, READY on the next. */
+static edo_poll two_step_poll(edo_future *f, edo_cx *cx)
+{
+	(void)cx;
+	return ((two_step *)f)->polls++ ? EDO_READY : EDO_PENDING;
+}
+
+static const edo_future_vtable two_step_vt = {.poll = two_step_poll};
+
+#define OCW_N 40 /* more waiters than close() wakes in one batch */
+
+static struct {
+	edo_once_init_fut *f[OCW_N];
+	test_waker w[OCW_N];
+	two_step init[OCW_N];
+} ocw;
+
+static void *const ocw_value = &once_token;
+
+static void ocw_poll_last(test_waker *t)
+{
+	t->on_wake = NULL;
+	int last = OCW_N - 1;
+	CHECK_EQ(tw_woken(&ocw.w[last]), 0); /* not its batch yet */
+	CHECK_EQ(tw_poll(&ocw.w[last], &ocw.f[last]->base), EDO_READY);
+	CHECK_EQ(ocw.f[last]->rc, 0);
+	CHECK(ocw.f[last]->value == &once_token);
+	CHECK_EQ(atomic_load(&ocw.w[last].refs), 0); /* left the guard list */
+	edo_future_drop(&ocw.f[last]->base);
+	free(ocw.f[last]);
+	ocw.f[last] = NULL;
+}
+
+TEST(once_cell_waiter_done_during_close_leaves_the_queue)
+{
+	edo_once_cell c;
+	edo_once_cell_init(&c);
+	two_step init = {{&two_step_vt}, 0};
+	edo_once_init_fut first;
+	test_waker w;
+	tw_init(&w);
+	CHECK_EQ(tw_poll(&w, edo_once_cell_get_or_init(&first, &c, &init.base, &ocw_value, NULL)),
+		 EDO_PENDING); /* holds the permit, its init pending */
+	for (int i = 0; i < OCW_N; i++) {
+		tw_init(&ocw.w[i]);
+		ocw.init[i] = (two_step){{&two_step_vt}, 0};
+		ocw.f[i] = malloc(sizeof *ocw.f[i]);
+		CHECK(ocw.f[i]);
+		edo_once_cell_get_or_init(ocw.f[i], &c, &ocw.init[i].base, &ocw_value, NULL);
+		CHECK_EQ(tw_poll(&ocw.w[i], &ocw.f[i]->base), EDO_PENDING);
+	}
+	ocw.w[0].on_wake = ocw_poll_last;
+	CHECK_EQ(tw_poll(&w, &first.base), EDO_READY); /* stores, closes */
+	CHECK(ocw.f[OCW_N - 1] == NULL);               /* the hook ran */
+	for (int i = 0; i < OCW_N - 1; i++) {
+		CHECK_EQ(tw_woken(&ocw.w[i]), 1);
+		CHECK_EQ(tw_poll(&ocw.w[i], &ocw.f[i]->base), EDO_READY);
+		CHECK(ocw.f[i]->value == &once_token);
+		CHECK_EQ(ocw.init[i].polls, 0); /* no second init ran */
+		edo_future_drop(&ocw.f[i]->base);
+		free(ocw.f[i]);
+		CHECK_EQ(atomic_load(&ocw.w[i].refs), 0);
+	}
+	CHECK_EQ(atomic_load(&w.refs), 0);
+}
+
 /* ==== joinset ============================================================================= */
 
 /* A task that waits for its go signal, then returns its id. */
@@ -990,7 +1068,9 @@ TEST(join_all_waits_for_every_future)
 	CHECK_EQ(tw_poll(&t, edo_join_all(&j, futs, 3)), EDO_PENDING);
 	edo_semaphore_release(&sem, 1);
 	CHECK_EQ(tw_poll(&t, &j.base), EDO_PENDING);
-	CHECK(edo_future_is_empty(&a[0].base)); /* done, marked empty */
+	/* Done: never polled again, but left as it is (not marked empty). */
+	CHECK(!edo_future_is_empty(&a[0].base));
+	CHECK_EQ(a[0].rc, 0);
 	edo_semaphore_release(&sem, 2);
 	CHECK_EQ(tw_poll(&t, &j.base), EDO_PENDING);
 	edo_semaphore_release(&sem, 3);
@@ -1004,6 +1084,91 @@ TEST(join_all_waits_for_every_future)
 	edo_future_drop(&j.base);
 	CHECK_EQ(edo_semaphore_release(&sem, 1), 0);
 	CHECK_EQ(edo_semaphore_available_permits(&sem), 1u);
+	CHECK_EQ(atomic_load(&t.refs), 0);
+}
+
+/* join_all over mpsc reserves: the permits the completed reserves hold stay
+ * usable.  Before the fix join_all set their vt to NULL: a permit could be
+ * neither sent (-EINVAL) nor given back by dropping it (a no-op), and its
+ * channel slot was lost for good. */
+TEST(join_all_keeps_completed_permits_usable)
+{
+	edo_mpsc_tx *tx;
+	edo_mpsc_rx *rx;
+	CHECK_EQ(edo_mpsc_new(2, sizeof(int), &tx, &rx), 0);
+	edo_mpsc_permit p[3];
+	edo_future *futs[3] = {edo_mpsc_reserve(&p[0], tx), edo_mpsc_reserve(&p[1], tx)};
+	test_waker t;
+	tw_init(&t);
+	edo_join_all_fut j;
+	CHECK_EQ(tw_poll(&t, edo_join_all(&j, futs, 2)), EDO_READY);
+	CHECK_EQ(j.rc, 0);
+	CHECK_EQ(p[0].rc, 0);
+	CHECK_EQ(p[1].rc, 0);
+	CHECK_EQ(edo_mpsc_capacity(tx), 0u);
+	int v = 7, got = 0;
+	CHECK_EQ(edo_mpsc_permit_send(&p[0], &v), 0);
+	edo_future_drop(&p[1].base); /* gives its slot back */
+	CHECK_EQ(edo_mpsc_capacity(tx), 1u);
+	CHECK_EQ(edo_mpsc_try_recv(rx, &got), 0);
+	CHECK_EQ(got, 7);
+	CHECK_EQ(edo_mpsc_capacity(tx), 2u);
+	/* Dropped while one reserve still waits: that one is cancelled, the
+	 * completed ones are left to their owner. */
+	for (int i = 0; i < 3; i++)
+		futs[i] = edo_mpsc_reserve(&p[i], tx);
+	CHECK_EQ(tw_poll(&t, edo_join_all(&j, futs, 3)), EDO_PENDING);
+	CHECK_EQ(edo_mpsc_capacity(tx), 0u);
+	edo_future_drop(&j.base);
+	int held = 0;
+	for (int i = 0; i < 3; i++) {
+		if (p[i].base.vt) { /* completed: holds a slot */
+			CHECK_EQ(p[i].rc, 0);
+			held++;
+		}
+	}
+	CHECK_EQ(held, 2);
+	for (int i = 0; i < 3; i++)
+		edo_future_drop(&p[i].base);
+	CHECK_EQ(edo_mpsc_capacity(tx), 2u);
+	CHECK_EQ(atomic_load(&t.refs), 0);
+	edo_mpsc_tx_drop(tx);
+	edo_mpsc_rx_drop(rx);
+}
+
+TEST(join_all_bounds)
+{
+	/* EDO_JOIN_ALL_MAX futures: the last one's completion counts. */
+	edo_semaphore sem;
+	edo_semaphore_init(&sem, 0);
+	static edo_acquire_fut a[EDO_JOIN_ALL_MAX + 1];
+	static edo_future *futs[EDO_JOIN_ALL_MAX + 1];
+	for (int i = 0; i <= EDO_JOIN_ALL_MAX; i++)
+		futs[i] = edo_semaphore_acquire(&a[i], &sem);
+	test_waker t;
+	tw_init(&t);
+	edo_join_all_fut j;
+	CHECK_EQ(tw_poll(&t, edo_join_all(&j, futs, EDO_JOIN_ALL_MAX)), EDO_PENDING);
+	CHECK_EQ(edo_semaphore_release(&sem, EDO_JOIN_ALL_MAX - 1), 0);
+	CHECK_EQ(tw_poll(&t, &j.base), EDO_PENDING);
+	CHECK_EQ(edo_semaphore_release(&sem, 1), 0);
+	CHECK_EQ(tw_poll(&t, &j.base), EDO_READY);
+	CHECK_EQ(j.rc, 0);
+	for (int i = 0; i < EDO_JOIN_ALL_MAX; i++)
+		CHECK_EQ(a[i].rc, 0);
+	/* More: refused at once, no future polled or dropped. */
+	edo_semaphore_init(&sem, 0);
+	for (int i = 0; i <= EDO_JOIN_ALL_MAX; i++)
+		futs[i] = edo_semaphore_acquire(&a[i], &sem);
+	CHECK_EQ(tw_poll(&t, edo_join_all(&j, futs, EDO_JOIN_ALL_MAX + 1)), EDO_READY);
+	CHECK_EQ(j.rc, -EINVAL);
+	edo_future_drop(&j.base);
+	CHECK_EQ(edo_semaphore_release(&sem, 1), 0);
+	CHECK_EQ(edo_semaphore_available_permits(&sem), 1u); /* nobody queued */
+	for (int i = 0; i <= EDO_JOIN_ALL_MAX; i++) {
+		CHECK(!edo_future_is_empty(futs[i]));
+		edo_future_drop(futs[i]);
+	}
 	CHECK_EQ(atomic_load(&t.refs), 0);
 }
 

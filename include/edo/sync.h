@@ -950,19 +950,30 @@ typedef struct edo_select_fut {
  */
 edo_future *edo_select(edo_select_fut *f, edo_future **futs, size_t n, unsigned flags);
 
+/** The most futures one edo_join_all() waits for. */
+#define EDO_JOIN_ALL_MAX 64
+
 typedef struct edo_join_all_fut {
 	edo_future base;
 	edo_future **futs_;
 	size_t n_;
 	size_t start_;
+	uint64_t done_; /* bit i: futs_[i] completed (or was empty) */
+	/** Output: 0, or -EINVAL if @n was above EDO_JOIN_ALL_MAX (then no
+	 * future was polled or dropped). */
+	int rc;
 } edo_join_all_fut;
 
 /**
  * edo_join_all() - initialise @f to wait until every one of the @n futures
- * @futs[] has completed, and return it as a future (Tokio's join!).  A
- * future that completes is marked empty (its vt set to NULL) so it is not
- * polled again; its output fields stay valid.  Dropping @f drops the
- * futures still pending.  Polls them in turn from a rotating start.
+ * @futs[] (at most EDO_JOIN_ALL_MAX) has completed, and return it as a
+ * future (Tokio's join!).  NULL and empty slots count as completed.  @f
+ * records which futures completed and never polls or drops those again;
+ * each is left as it is: its outputs stay valid, and what it holds (an
+ * mpsc permit, say) is the caller's, to use, or to release by dropping it.
+ * Dropping @f drops the futures still pending.  Polls them in turn from a
+ * rotating start.  The array must stay valid until @f completes or is
+ * dropped.
  */
 edo_future *edo_join_all(edo_join_all_fut *f, edo_future **futs, size_t n);
 

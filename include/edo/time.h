@@ -257,7 +257,8 @@ typedef struct edo_interval {
 
 /**
  * edo_interval_init() - ticks every @period_ns, the first at once.
- * Returns 0, or -EINVAL (nothing done) for a zero period or unknown @missed.
+ * Returns 0, or -EINVAL (nothing done) for a NULL @iv, a zero period or
+ * unknown @missed.
  */
 int edo_interval_init(edo_interval *iv, uint64_t period_ns, edo_missed_tick missed);
 

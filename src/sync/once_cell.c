@@ -68,8 +68,13 @@ static edo_poll oi_poll(edo_future *fut, edo_cx *cx)
 	if (f->state_ == OI_DONE)
 		return EDO_READY;
 	if (f->state_ == OI_ACQUIRE) {
-		if (edo_once_cell_is_set(c))
+		if (edo_once_cell_is_set(c)) {
+			/* Set meanwhile: leave the wait queue, or close()'s guard
+			 * list, first.  A queued node would stay linked, holding
+			 * a waker, after the owner freed this finished future. */
+			edo_future_drop(&f->acq_.base);
 			return oi_ready(f, 0);
+		}
 		if (edo__acquire_poll(&f->acq_, cx) == EDO_PENDING)
 			return EDO_PENDING;
 		if (f->acq_.rc < 0 || edo_once_cell_is_set(c)) {

@@ -87,6 +87,13 @@ edo_future *edo_select(edo_select_fut *f, edo_future **futs, size_t n, unsigned 
 	return &f->base;
 }
 
+/* Whether futs_[i] has completed (or was an empty slot): never polled or
+ * dropped again. */
+static bool join_done(const edo_join_all_fut *f, size_t i)
+{
+	return (f->done_ >> i) & 1;
+}
+
 static edo_poll join_all_poll(edo_future *fut, edo_cx *cx)
 {
 	edo_join_all_fut *f = (edo_join_all_fut *)fut;
@@ -94,11 +101,14 @@ static edo_poll join_all_poll(edo_future *fut, edo_cx *cx)
 	bool pending = false;
 	for (size_t k = 0; k < n; k++) {
 		size_t i = f->start_ + k < n ? f->start_ + k : f->start_ + k - n;
-		edo_future *c = f->futs_[i];
-		if (!armed(c))
+		if (join_done(f, i))
 			continue;
-		if (edo_future_poll(c, cx) == EDO_READY)
-			c->vt = NULL; /* done: never polled or dropped again */
+		edo_future *c = f->futs_[i];
+		/* Completion is recorded here, not in the future: it keeps its
+		 * vtable, so that what it holds (an mpsc permit, say) stays
+		 * usable and its drop still releases it. */
+		if (!armed(c) || edo_future_poll(c, cx) == EDO_READY)
+			f->done_ |= (uint64_t)1 << i;
 		else
 			pending = true;
 	}
@@ -110,7 +120,9 @@ static edo_poll join_all_poll(edo_future *fut, edo_cx *cx)
 static void join_all_drop(edo_future *fut)
 {
 	edo_join_all_fut *f = (edo_join_all_fut *)fut;
-	drop_all_but(f->futs_, f->n_, f->n_);
+	for (size_t i = 0; i < f->n_; i++)
+		if (!join_done(f, i) && f->futs_[i])
+			edo_future_drop(f->futs_[i]);
 }
 
 static const edo_future_vtable join_all_vt = {.poll = join_all_poll, .drop = join_all_drop};
@@ -123,5 +135,12 @@ edo_future *edo_join_all(edo_join_all_fut *f, edo_future **futs, size_t n)
 	f->futs_ = futs;
 	f->n_ = futs ? n : 0;
 	f->start_ = 0;
+	f->done_ = 0;
+	f->rc = 0;
+	if (f->n_ > EDO_JOIN_ALL_MAX) {
+		/* Bad input: complete at once, touching none of the futures. */
+		f->n_ = 0;
+		f->rc = -EINVAL;
+	}
 	return &f->base;
 }

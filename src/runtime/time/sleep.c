@@ -232,8 +232,9 @@ static const edo_future_vtable interval_vt = {.poll = interval_poll, .drop = int
 int edo_interval_at_init(edo_interval *iv, edo_instant start, uint64_t period_ns,
 			 edo_missed_tick missed)
 {
-	if (period_ns == 0 || (missed != EDO_MISSED_TICK_BURST && missed != EDO_MISSED_TICK_DELAY &&
-			       missed != EDO_MISSED_TICK_SKIP))
+	if (!iv || period_ns == 0 ||
+	    (missed != EDO_MISSED_TICK_BURST && missed != EDO_MISSED_TICK_DELAY &&
+	     missed != EDO_MISSED_TICK_SKIP))
 		return -EINVAL;
 	iv->base.vt = &interval_vt;
 	iv->result = 0;

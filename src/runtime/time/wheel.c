@@ -15,7 +15,9 @@
  * trailing zeros.  When `elapsed` reaches the start of an occupied slot of
  * level L > 0, the slot's entries cascade to lower levels; a level-0 slot's
  * entries move to the pending list and fire.  Entries further than 2^36 ms
- * away sit in the top level, which acts as a ring.
+ * away (up to "never") sit in the top level, which acts as a ring: each is
+ * filed by the slot bits of its tick, comes up once a lap, and is re-filed
+ * until its lap comes (level_next says in which order the slots come up).
  *
  * Entries are the edo_sleep futures themselves (intrusive, no allocation).
  * The state word of an entry:
@@ -127,17 +129,40 @@ typedef struct expiration {
 	uint64_t deadline; /* the tick at which the slot starts */
 } expiration;
 
+/* The next occupied slot of @level to process, seen from @now (the wheel's
+ * elapsed), and the tick it starts at (after now).
+ *
+ * Below the top, every entry lies in a later slot of now's block of the
+ * level (level_for), so the search starts at now's slot, which is empty.
+ *
+ * The top level is a ring: it also holds the entries beyond the wheel's
+ * range (more than 2^36 ticks away, up to "never"), each filed by the slot
+ * bits of its own tick.  One that comes back to the slot now stands in:
+ * that slot's start has passed, so it is due a lap later, after every other
+ * slot.  The search there starts at the slot after now's and wraps round
+ * to now's own slot last.  (Tokio's next_occupied_slot starts at now's slot
+ * at every level.  A far entry re-filed into the top-level slot being
+ * processed is then the "next" expiry, a lap away, ahead of the next slots:
+ * their timers fired up to 2.2 years late, elapsed passed their slots'
+ * starts unprocessed, and wheel_remove then looked for their entries at the
+ * wrong level, leaving them linked after they were freed.)  Now's own slot
+ * holds no entry of this lap: one filed there while the wheel stood in an
+ * earlier slot was cascaded when the slot started, and one filed since
+ * differs from now only below the top level's bits, so it goes lower. */
 static bool level_next(const edo__wheel_level *l, unsigned level, uint64_t now, expiration *out)
 {
 	if (!l->occupied)
 		return false;
-	unsigned now_slot = (unsigned)((now / slot_range(level)) & SLOT_MASK);
-	uint64_t rotated = now_slot ? (l->occupied >> now_slot) | (l->occupied << (64 - now_slot)) :
-				      l->occupied;
-	unsigned slot = ((unsigned)__builtin_ctzll(rotated) + now_slot) & (unsigned)SLOT_MASK;
+	unsigned start = slot_for(now, level);
+	if (level == EDO__WHEEL_LEVELS - 1)
+		start = (start + 1) & (unsigned)SLOT_MASK; /* now's own slot last */
+	uint64_t rotated =
+		start ? (l->occupied >> start) | (l->occupied << (64 - start)) : l->occupied;
+	unsigned slot = ((unsigned)__builtin_ctzll(rotated) + start) & (unsigned)SLOT_MASK;
 	uint64_t deadline = (now & ~(level_range(level) - 1)) + slot * slot_range(level);
 	if (deadline <= now) {
-		/* Only the top level wraps: it holds entries beyond its range. */
+		/* Only the top level wraps: a slot at or before now's is next
+		 * lap's.  (now is a clock tick, below 2^45: no overflow.) */
 		deadline += level_range(level);
 	}
 	*out = (expiration){level, slot, deadline};
@@ -188,23 +213,34 @@ static void wheel_insert(edo__time *t, edo_sleep *e, uint64_t when)
 		set_earliest(t, when);
 }
 
+/* Unlink @e from slot @slot of @l. */
+static void slot_remove(edo__wheel_level *l, unsigned slot, edo_sleep *e)
+{
+	list_remove(&l->slot[slot], e);
+	if (!l->slot[slot])
+		l->occupied &= ~((uint64_t)1 << slot);
+}
+
+/* An entry has left the wheel. */
+static void len_dec(edo__time *t)
+{
+	/* `earliest` stays a lower bound; exact again once empty. */
+	if (--t->len == 0)
+		set_earliest(t, UINT64_MAX);
+}
+
 static void wheel_remove(edo__time *t, edo_sleep *e)
 {
 	if (e->when_ == WHEN_PENDING) {
 		list_remove(&t->pending, e);
 	} else {
 		/* Still at the level it was filed at: elapsed has not reached
-		 * the start of its slot, or the slot would have been processed. */
+		 * the start of its slot, or the slot would have been processed
+		 * (level_next finds every slot by the time it starts). */
 		unsigned level = level_for(t->elapsed, e->when_);
-		edo__wheel_level *l = &t->levels[level];
-		unsigned slot = slot_for(e->when_, level);
-		list_remove(&l->slot[slot], e);
-		if (!l->slot[slot])
-			l->occupied &= ~((uint64_t)1 << slot);
+		slot_remove(&t->levels[level], slot_for(e->when_, level), e);
 	}
-	/* `earliest` stays a lower bound; exact again once empty. */
-	if (--t->len == 0)
-		set_earliest(t, UINT64_MAX);
+	len_dec(t);
 }
 
 /* A slot's time has come: its entries that are due move to the pending
@@ -310,8 +346,12 @@ static edo_sleep *take_any(edo__time *t)
 	for (unsigned level = 0; level < EDO__WHEEL_LEVELS; level++) {
 		edo__wheel_level *l = &t->levels[level];
 		if (l->occupied) {
-			edo_sleep *e = l->slot[__builtin_ctzll(l->occupied)];
-			wheel_remove(t, e);
+			/* Unlinked from where it was found, not where its tick
+			 * says: each call takes one entry out, so shutdown ends. */
+			unsigned slot = (unsigned)__builtin_ctzll(l->occupied);
+			edo_sleep *e = l->slot[slot];
+			slot_remove(l, slot, e);
+			len_dec(t);
 			return e;
 		}
 	}
