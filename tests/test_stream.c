@@ -958,4 +958,61 @@ TEST(buf_helpers)
 	CHECK_STREQ(edo_strerror(EDO_EEOF), "unexpected end of stream");
 }
 
+/* A NULL-base iovec entry with a nonzero length after a good one: -EINVAL
+ * at once with nothing written, from the default vectored path (the
+ * duplex, the buffered reader over it) and from edo_write_all_vectored
+ * (whose first write would otherwise take the good entry). */
+TEST(vectored_null_entry_after_good_one)
+{
+	edo_cx cx = {edo_noop_waker()};
+	edo_stream *a, *b;
+	CHECK_EQ(edo_duplex(64, &a, &b), 0);
+	edo_buf_reader r;
+	CHECK_EQ(edo_buf_reader_init(&r, a, 16), 0);
+	struct iovec iov[3] = {{"hello", 5}, {"", 0}, {NULL, 5}};
+	edo_stream *through[] = {a, &r.base};
+	for (int i = 0; i < 2; i++) {
+		ssize_t n = 0;
+		CHECK_EQ(edo_stream_poll_write_vectored(through[i], &cx, iov, 3, &n), EDO_READY);
+		CHECK_EQ(n, (ssize_t)-EINVAL);
+		edo_write_all_vectored_fut wv;
+		edo_write_all_vectored(&wv, through[i], iov, 3);
+		CHECK_EQ(edo_future_poll(&wv.base, &cx), EDO_READY);
+		CHECK_EQ(wv.rc, -EINVAL);
+		CHECK_EQ(wv.n, (size_t)0);
+	}
+	/* Nothing reached the peer; the good entries alone go through. */
+	char buf[16];
+	ssize_t n = 0;
+	CHECK_EQ(edo_stream_poll_read(b, &cx, buf, sizeof buf, &n), EDO_PENDING);
+	edo_write_all_vectored_fut wv;
+	edo_write_all_vectored(&wv, a, iov, 2);
+	CHECK_EQ(edo_future_poll(&wv.base, &cx), EDO_READY);
+	CHECK_EQ(wv.rc, 0);
+	CHECK_EQ(wv.n, (size_t)5);
+	CHECK_EQ(edo_stream_poll_read(b, &cx, buf, sizeof buf, &n), EDO_READY);
+	CHECK_EQ(n, (ssize_t)5);
+	CHECK(memcmp(buf, "hello", 5) == 0);
+	edo_buf_reader_deinit(&r);
+	edo_stream_drop(a);
+	edo_stream_drop(b);
+}
+
+/* edo_duplex() with one pointer for both ends would lose one end (and with
+ * it the shared buffers, which only the last drop frees): -EINVAL, nothing
+ * written, nothing allocated (LeakSanitizer would see it). */
+TEST(duplex_same_pointer)
+{
+	edo_stream *x = NULL;
+	CHECK_EQ(edo_duplex(0, &x, &x), -EINVAL);
+	CHECK(x == NULL);
+	CHECK_EQ(edo_duplex(64, &x, &x), -EINVAL);
+	CHECK(x == NULL);
+	edo_stream *y = NULL;
+	CHECK_EQ(edo_duplex(64, &x, &y), 0);
+	CHECK(x != NULL && y != NULL && x != y);
+	edo_stream_drop(x);
+	edo_stream_drop(y);
+}
+
 TEST_MAIN()

@@ -17,7 +17,16 @@
  *
  * edo_async_fd_poll_read() / _poll_write() do exactly this for read(2) and
  * write(2).  One task may wait to read and one to write at a time through the
- * poll_*_ready functions; any number may wait through edo_readiness futures.
+ * poll_*_ready functions; any number may wait through edo_readiness futures
+ * (edo_readiness_clear() is their edo_async_fd_clear_ready()).
+ *
+ * Clear only after EAGAIN: a read or write shorter than asked does not say
+ * the fd is drained or full (a datagram socket returns one datagram per
+ * read, with the next one already queued), and the edge that made it ready
+ * will not come again, so a task that waits after clearing too early may
+ * wait for ever.
+ *
+ * The fd must stay open until edo_async_fd_free(): see there.
  *
  * When the runtime shuts down, pending and later polls complete with
  * EDO_ESHUTDOWN.
@@ -85,6 +94,20 @@ int edo_async_fd_fd(const edo_async_fd *a);
  * and future on it.  To stop a task that waits on it, abort that task (or
  * tell it through a channel) and free after it is done.  Tasks still
  * waiting are woken, but their next poll would read freed memory.
+ *
+ * Close the descriptor only after this (as `close(edo_async_fd_free(a))`
+ * does): the registration is removed from the reactor by descriptor number.
+ * If the descriptor was closed before, this function checks (fstat) whether
+ * its number still names the file registered; if it does not (closed, or
+ * reused for another file), it leaves the reactor's entry for that number
+ * alone, so other registrations are not disturbed, and the registration's
+ * few bytes of memory are kept, inert, until the runtime is freed, since
+ * the file may still be open through a dup and keep reporting events.  No
+ * crash, no leak past the runtime.  (The check compares device and inode
+ * numbers, and for eventfd-like descriptors, which all share one, looks
+ * for another registration with the same number; it cannot tell apart
+ * a new open of the same FIFO or tty under the same number, registered
+ * again: that one would lose its registration.)
  */
 int edo_async_fd_free(edo_async_fd *a);
 
@@ -101,8 +124,8 @@ edo_poll edo_async_fd_poll_read_ready(edo_async_fd *a, edo_cx *cx, edo_ready_gua
 /** edo_async_fd_poll_write_ready() - as above, for writability. */
 edo_poll edo_async_fd_poll_write_ready(edo_async_fd *a, edo_cx *cx, edo_ready_guard *g);
 
-/** edo_async_fd_clear_ready() - forget the readiness in @g (after EAGAIN), unless a
- *  new event arrived since @g was taken.  A NULL @a or @g: no-op. */
+/** edo_async_fd_clear_ready() - forget the readiness in @g (after EAGAIN, and only then:
+ *  see above), unless a new event arrived since @g was taken.  A NULL @a or @g: no-op. */
 void edo_async_fd_clear_ready(edo_async_fd *a, const edo_ready_guard *g);
 
 /** edo_async_fd_is_shutdown() - whether the runtime behind @a has shut down (false for NULL). */
@@ -112,10 +135,14 @@ bool edo_async_fd_is_shutdown(const edo_async_fd *a);
  * edo_async_fd_poll_read() - read(2) up to @len bytes once the fd is
  * readable.  *@n: bytes read (0 at end of file), or a negative errno
  * (EDO_ESHUTDOWN if the runtime shut down; -EINVAL at once for a NULL @a).
+ * Works for any kind of fd (datagrams, eventfds, ttys...): the readiness
+ * is cleared only when read(2) says EAGAIN, so after a short read the next
+ * call reads again (one more syscall when the fd has run dry).
  */
 edo_poll edo_async_fd_poll_read(edo_async_fd *a, edo_cx *cx, void *buf, size_t len, ssize_t *n);
 
-/** edo_async_fd_poll_write() - write(2) up to @len bytes once writable; *@n as above. */
+/** edo_async_fd_poll_write() - write(2) up to @len bytes once writable; *@n as above.
+ *  Readiness is cleared only on EAGAIN, as for reads. */
 edo_poll edo_async_fd_poll_write(edo_async_fd *a, edo_cx *cx, const void *buf, size_t len,
 				 ssize_t *n);
 
@@ -137,17 +164,44 @@ typedef struct edo_io_waiter_ {
  * edo_async_fd_is_shutdown() false means bad input.  Initialise with
  * edo_readiness_init(); dropping it while pending removes it from the fd's
  * waiter list (cancel-safe).  The fd must outlive it.
+ *
+ * Readiness stays set until cleared: after the operation it announced
+ * returns EAGAIN, call edo_readiness_clear(), or the next readiness future
+ * completes at once again (a busy loop):
+ *
+ *     for (;;) {
+ *         edo_readiness_init(&self->r, afd, EDO_INTEREST_READABLE);
+ *         EDO_AWAIT(&self->r);
+ *         while ((n = read(fd, buf, len)) > 0) ...;
+ *         if (n == 0 || errno != EAGAIN)
+ *             break;                          // end of file, or an error
+ *         edo_readiness_clear(&self->r);      // drained: wait for a new edge
+ *     }
  */
 typedef struct edo_readiness {
 	edo_future base;
 	uint32_t ready; /**< output */
 	edo_async_fd *fd_;
 	uint32_t interest_;
+	uint32_t tick_; /* the readiness's event count when it completed */
 	edo_io_waiter_ waiter_;
 } edo_readiness;
 
 /** edo_readiness_init() - prepare a readiness future for @a and @interest. */
 void edo_readiness_init(edo_readiness *r, edo_async_fd *a, uint32_t interest);
+
+/**
+ * edo_readiness_clear() - forget the readiness @r reported (its `ready`
+ * bits, except the closed ones, which stay), so that the next readiness
+ * future waits for a new event.  Call it after the operation returned
+ * EAGAIN (only then: a short read or write does not mean drained or full).
+ * It clears only if no new event arrived since @r completed, so an edge
+ * that came meanwhile is not lost.  Shared: it clears for every waiter on
+ * the fd, as edo_async_fd_clear_ready() does.  No-op for NULL, a future
+ * that has not completed, or one that completed with ready == 0 (shutdown
+ * or bad input).  The fd must still be alive.
+ */
+void edo_readiness_clear(edo_readiness *r);
 
 #ifdef __cplusplus
 }

@@ -120,7 +120,9 @@ static inline edo_poll edo_stream_poll_write(edo_stream *s, edo_cx *cx, const vo
 }
 
 /** edo_stream_poll_write_vectored() - write from @iovcnt buffers; *@n as poll_write
- *  (-EINVAL for a bad stream, a negative @iovcnt, or a NULL @iov with @iovcnt > 0). */
+ *  (-EINVAL for a bad stream, a negative @iovcnt, or a NULL @iov with @iovcnt > 0; for
+ *  a stream without its own poll_write_vectored, also for any entry with a NULL base and
+ *  a nonzero length, checked before anything is written). */
 edo_poll edo_stream_poll_write_vectored(edo_stream *s, edo_cx *cx, const struct iovec *iov,
 					int iovcnt, ssize_t *n);
 
@@ -201,8 +203,9 @@ edo_future *edo_write_all(edo_write_all_fut *f, edo_stream *s, const void *buf, 
 /**
  * edo_write_all_vectored() - write every byte of @iovcnt buffers (at most
  * 64), with vectored writes.  @iov is copied; the bytes must stay valid.
- * Outputs as edo_write_all; rc = -EINVAL at once for a count below 0 or
- * above 64, or a NULL @iov with @iovcnt > 0.
+ * Outputs as edo_write_all; rc = -EINVAL at once, with nothing written,
+ * for a count below 0 or above 64, a NULL @iov with @iovcnt > 0, or any
+ * entry with a NULL base and a nonzero length.
  */
 #define EDO_WRITE_ALL_MAX_IOV 64
 typedef struct edo_write_all_vectored_fut {
@@ -393,7 +396,9 @@ size_t edo_buf_writer_buffered(const edo_buf_writer *w);
  * writes down makes the other read end of stream; dropping an end (with
  * edo_stream_drop()) does the same, and writes to a dropped end fail with
  * -EPIPE.  Both ends must be dropped.  Thread-safe: the ends may live on
- * different threads and runtimes.  Returns 0, -EINVAL or -ENOMEM.
+ * different threads and runtimes.  Returns 0, -ENOMEM, or -EINVAL (a NULL
+ * @a or @b, or @a == @b: one end would be lost and the pair never freed),
+ * leaving *@a and *@b unchanged on failure.
  */
 int edo_duplex(size_t max_buf, edo_stream **a, edo_stream **b);
 

@@ -162,7 +162,7 @@ static const edo_stream_vtable duplex_vt = {
 
 int edo_duplex(size_t max_buf, edo_stream **a, edo_stream **b)
 {
-	if (!a || !b)
+	if (!a || !b || a == b) /* one pointer for both ends would lose one */
 		return -EINVAL;
 	if (!max_buf)
 		max_buf = (size_t)64 * 1024;

@@ -19,6 +19,19 @@ static bool bad_stream(const edo_stream *s)
 	return !s || !s->vt;
 }
 
+/* A negative count, a NULL array with a nonzero count, or a NULL buffer
+ * with a nonzero length anywhere in it: checked before anything is
+ * written, since a later bad entry must not leave the earlier ones sent. */
+static bool bad_iov(const struct iovec *iov, int iovcnt)
+{
+	if (iovcnt < 0 || (!iov && iovcnt))
+		return true;
+	for (int i = 0; i < iovcnt; i++)
+		if (!iov[i].iov_base && iov[i].iov_len)
+			return true;
+	return false;
+}
+
 /* ---- dispatch with defaults ------------------------------------------------------------ */
 
 edo_poll edo_stream_poll_write_vectored(edo_stream *s, edo_cx *cx, const struct iovec *iov,
@@ -32,6 +45,12 @@ edo_poll edo_stream_poll_write_vectored(edo_stream *s, edo_cx *cx, const struct 
 	}
 	if (s->vt->poll_write_vectored)
 		return s->vt->poll_write_vectored(s, cx, iov, iovcnt, n);
+	/* The default writes the first nonempty buffer: check them all first. */
+	if (bad_iov(iov, iovcnt)) {
+		if (n)
+			*n = -EINVAL;
+		return EDO_READY;
+	}
 	for (int i = 0; i < iovcnt; i++)
 		if (iov[i].iov_len)
 			return s->vt->poll_write(s, cx, iov[i].iov_base, iov[i].iov_len, n);
@@ -190,7 +209,7 @@ edo_future *edo_write_all_vectored(edo_write_all_vectored_fut *f, edo_stream *s,
 				   const struct iovec *iov, int iovcnt)
 {
 	*f = (edo_write_all_vectored_fut){.base = {&write_all_vectored_vt}, .s_ = s};
-	if (bad_stream(s) || iovcnt < 0 || iovcnt > EDO_WRITE_ALL_MAX_IOV || (!iov && iovcnt)) {
+	if (bad_stream(s) || iovcnt > EDO_WRITE_ALL_MAX_IOV || bad_iov(iov, iovcnt)) {
 		/* Bad input: complete at once with the error. */
 		f->rc = -EINVAL;
 		return &f->base;

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "edo/error.h"
@@ -23,6 +24,9 @@ struct edo_async_fd {
 	edo__scheduled_io *io;
 	edo__sched *sched; /* a reference: keeps the reactor alive */
 	int fd;
+	/* The file registered, to tell at free whether @fd still names it
+	 * (the user may have closed it, and the number may be reused). */
+	edo__file_id id;
 };
 
 int edo_async_fd_new_on(edo_handle *h, int fd, uint32_t interest, edo_async_fd **out)
@@ -39,6 +43,10 @@ int edo_async_fd_new_on(edo_handle *h, int fd, uint32_t interest, edo_async_fd *
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0)
 		return -errno;
+	edo__file_id id;
+	int rc = edo__file_id_get(s->driver.io, fd, &id);
+	if (rc < 0)
+		return rc;
 	edo_async_fd *a = malloc(sizeof *a);
 	if (!a)
 		return -ENOMEM;
@@ -47,7 +55,7 @@ int edo_async_fd_new_on(edo_handle *h, int fd, uint32_t interest, edo_async_fd *
 		free(a);
 		return e;
 	}
-	int rc = edo__reactor_register(s->driver.io, fd, interest, &a->io);
+	rc = edo__reactor_register(s->driver.io, fd, interest, &a->io);
 	if (rc < 0) {
 		if (!(fl & O_NONBLOCK))
 			(void)fcntl(fd, F_SETFL, fl); /* bad input changes nothing */
@@ -57,6 +65,7 @@ int edo_async_fd_new_on(edo_handle *h, int fd, uint32_t interest, edo_async_fd *
 	edo__sched_ref(s);
 	a->sched = s;
 	a->fd = fd;
+	a->id = id;
 	*out = a;
 	return 0;
 }
@@ -76,7 +85,7 @@ int edo_async_fd_free(edo_async_fd *a)
 	if (!a)
 		return -EINVAL;
 	int fd = a->fd;
-	edo__reactor_deregister(a->sched->driver.io, a->io);
+	edo__reactor_deregister_fd(a->sched->driver.io, a->io, &a->id);
 	edo__sched_unref(a->sched);
 	free(a);
 	return fd;
@@ -124,7 +133,13 @@ void edo_async_fd_clear_ready(edo_async_fd *a, const edo_ready_guard *g)
 	edo__sio_clear_readiness(a->io, (edo__ready_event){.ready = g->ready, .tick = g->tick_});
 }
 
-/* The readiness loop around one syscall (Tokio's poll_io). */
+/* The readiness loop around one syscall (Tokio's poll_io).  Readiness is
+ * cleared only on EAGAIN: a short read or write does not tell that the fd
+ * is drained or full.  A datagram or seqpacket socket, a semaphore
+ * eventfd, inotify or a tty returns one record per read, with the next one
+ * already queued and no new edge to come; even a pipe's writer can switch
+ * it to packet mode (O_DIRECT, with fcntl) at any time.  The cost is one
+ * more syscall, the one that says EAGAIN, each time the fd runs dry. */
 edo_poll edo_async_fd_poll_read(edo_async_fd *a, edo_cx *cx, void *buf, size_t len, ssize_t *n)
 {
 	if (!a) {
@@ -141,9 +156,6 @@ edo_poll edo_async_fd_poll_read(edo_async_fd *a, edo_cx *cx, void *buf, size_t l
 		}
 		ssize_t r = read(a->fd, buf, len);
 		if (r >= 0) {
-			/* A short read drained the fd: save the next EAGAIN. */
-			if ((size_t)r < len && r > 0)
-				edo_async_fd_clear_ready(a, &g);
 			*n = r;
 			return EDO_READY;
 		}
@@ -174,8 +186,6 @@ edo_poll edo_async_fd_poll_write(edo_async_fd *a, edo_cx *cx, const void *buf, s
 		}
 		ssize_t r = write(a->fd, buf, len);
 		if (r >= 0) {
-			if ((size_t)r < len)
-				edo_async_fd_clear_ready(a, &g);
 			*n = r;
 			return EDO_READY;
 		}
@@ -206,7 +216,17 @@ static edo_poll readiness_poll(edo_future *f, edo_cx *cx)
 		return EDO_PENDING;
 	}
 	r->ready = ev.shutdown ? 0 : ev.ready;
+	r->tick_ = ev.tick;
 	return EDO_READY;
+}
+
+void edo_readiness_clear(edo_readiness *r)
+{
+	/* Nothing to clear: not completed, shut down, or bad input. */
+	if (!r || !r->fd_ || !r->ready)
+		return;
+	edo__sio_clear_readiness(r->fd_->io,
+				 (edo__ready_event){.ready = r->ready, .tick = r->tick_});
 }
 
 static void readiness_drop(edo_future *f)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "edo/error.h"
@@ -20,6 +21,11 @@ struct edo__reactor {
 	pthread_mutex_t lock; /* guards the registration set and release list */
 	edo__scheduled_io *all;
 	edo__scheduled_io *release;
+	/* Deregistered, but a stale epoll entry may still name them: freed
+	 * with the reactor, after epfd is closed (linked by release_next). */
+	edo__scheduled_io *abandoned;
+	dev_t ev_dev; /* the eventfd's identity: the shared anonymous inode */
+	ino_t ev_ino;
 	/* The release list is not empty (written under `lock`; read without it
 	 * by a turn that skips epoll_wait). */
 	atomic_bool has_release;
@@ -249,6 +255,11 @@ int edo__reactor_new(edo__reactor **out)
 		free(r);
 		return e;
 	}
+	struct stat st;
+	if (fstat(r->evfd, &st) == 0) {
+		r->ev_dev = st.st_dev;
+		r->ev_ino = st.st_ino;
+	}
 	pthread_mutex_init(&r->lock, NULL);
 	*out = r;
 	return 0;
@@ -282,6 +293,12 @@ void edo__reactor_free(edo__reactor *r)
 	 * they were marked shut down, and edo_async_fd_free() releases them. */
 	close(r->evfd);
 	close(r->epfd);
+	/* No event can name an abandoned registration any more. */
+	while (r->abandoned) {
+		edo__scheduled_io *next = r->abandoned->release_next;
+		free_sio(r->abandoned);
+		r->abandoned = next;
+	}
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
@@ -433,6 +450,18 @@ int edo__reactor_register(edo__reactor *r, int fd, uint32_t interest, edo__sched
 	return 0;
 }
 
+/* Take @io out of the registration set.  Under r->lock. */
+static void unlink_sio(edo__reactor *r, edo__scheduled_io *io)
+{
+	if (io->all_prev)
+		io->all_prev->all_next = io->all_next;
+	else
+		r->all = io->all_next;
+	if (io->all_next)
+		io->all_next->all_prev = io->all_prev;
+	count(&r->n_deregistered, 1);
+}
+
 void edo__reactor_deregister(edo__reactor *r, edo__scheduled_io *io)
 {
 	/* Wake the waiters first: once @io is on the release list, a turn on
@@ -441,15 +470,61 @@ void edo__reactor_deregister(edo__reactor *r, edo__scheduled_io *io)
 	wake(io, 0, true);
 	pthread_mutex_lock(&r->lock);
 	(void)epoll_ctl(r->epfd, EPOLL_CTL_DEL, io->fd, NULL);
-	if (io->all_prev)
-		io->all_prev->all_next = io->all_next;
-	else
-		r->all = io->all_next;
-	if (io->all_next)
-		io->all_next->all_prev = io->all_prev;
+	unlink_sio(r, io);
 	io->release_next = r->release;
 	r->release = io;
 	atomic_store_explicit(&r->has_release, true, memory_order_relaxed);
-	count(&r->n_deregistered, 1);
+	pthread_mutex_unlock(&r->lock);
+}
+
+int edo__file_id_get(edo__reactor *r, int fd, edo__file_id *id)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	/* Anonymous inodes have no file type; the reactor's own eventfd has
+	 * the one they share. */
+	*id = (edo__file_id){
+		.dev = st.st_dev,
+		.ino = st.st_ino,
+		.shared = (st.st_mode & S_IFMT) == 0 ||
+			  (st.st_dev == r->ev_dev && st.st_ino == r->ev_ino),
+	};
+	return 0;
+}
+
+/* Whether io->fd still names the file of @id.  Under r->lock, so that no
+ * registration comes or goes meanwhile. */
+static bool same_file(edo__reactor *r, edo__scheduled_io *io, const edo__file_id *id)
+{
+	struct stat st;
+	if (fstat(io->fd, &st) < 0 || st.st_dev != id->dev || st.st_ino != id->ino)
+		return false;
+	if (!id->shared)
+		return true;
+	/* Another live registration with the same number: ours was closed
+	 * and the number reused (epoll refuses the same file twice). */
+	for (edo__scheduled_io *o = r->all; o; o = o->all_next)
+		if (o != io && o->fd == io->fd)
+			return false;
+	return true;
+}
+
+void edo__reactor_deregister_fd(edo__reactor *r, edo__scheduled_io *io, const edo__file_id *id)
+{
+	atomic_fetch_or(&io->readiness, EDO__IO_SHUTDOWN);
+	wake(io, 0, true);
+	pthread_mutex_lock(&r->lock);
+	bool deleted = same_file(r, io, id) && epoll_ctl(r->epfd, EPOLL_CTL_DEL, io->fd, NULL) == 0;
+	unlink_sio(r, io);
+	if (deleted) {
+		io->release_next = r->release;
+		r->release = io;
+		atomic_store_explicit(&r->has_release, true, memory_order_relaxed);
+	} else {
+		/* Shut down: a stale event only sets readiness nobody reads. */
+		io->release_next = r->abandoned;
+		r->abandoned = io;
+	}
 	pthread_mutex_unlock(&r->lock);
 }

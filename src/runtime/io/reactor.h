@@ -20,7 +20,13 @@
  *
  * Lifetime: epoll's event data points at the registration, so a
  * deregistered one is not freed at once but put on a release list that the
- * next reactor turn frees, after which no stale event can name it.
+ * next reactor turn frees, after which no stale event can name it.  That
+ * holds only if its epoll entry was deleted.  An edo_async_fd's user may
+ * have closed the fd first: then the entry is left alone (the number may
+ * name another file now) or cannot be deleted, and may live on (the file
+ * may still be open through a dup), so the registration goes, shut down,
+ * on an abandoned list instead, freed with the reactor after its epoll
+ * instance is closed.
  */
 #ifndef EDO_REACTOR_H
 #define EDO_REACTOR_H
@@ -29,6 +35,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "edo/future.h"
 #include "edo/io.h"
@@ -86,8 +93,32 @@ void edo__reactor_shutdown(edo__reactor *r);
 int edo__reactor_register(edo__reactor *r, int fd, uint32_t interest, edo__scheduled_io **out);
 
 /* Remove from epoll; the memory is freed after the next turn.  Wakes
- * waiters (they see the registration gone).  Thread-safe. */
+ * waiters (they see the registration gone).  Thread-safe.  The fd must
+ * still be open (sockets and the runtime's own registrations deregister
+ * before they close). */
 void edo__reactor_deregister(edo__reactor *r, edo__scheduled_io *io);
+
+/* The identity of a registered file, for edo__reactor_deregister_fd. */
+typedef struct edo__file_id {
+	dev_t dev;
+	ino_t ino;
+	/* Not unique: an anonymous inode (eventfd, timerfd, signalfd,
+	 * inotify... share one), so the identity alone cannot tell whether
+	 * the fd number still names the registered file. */
+	bool shared;
+} edo__file_id;
+
+/* fstat @fd into *@id.  0 or -errno. */
+int edo__file_id_get(edo__reactor *r, int fd, edo__file_id *id);
+
+/* edo__reactor_deregister() for an edo_async_fd, whose user may have
+ * closed the fd already (and its number may name another file now).  The
+ * epoll entry is deleted only if io->fd still names the file of @id (and,
+ * for a shared identity, no other registration of this reactor has that
+ * fd number); if it is not, or the delete fails, a stale entry may still
+ * name @io, which is then kept, shut down, until edo__reactor_free().
+ * Thread-safe. */
+void edo__reactor_deregister_fd(edo__reactor *r, edo__scheduled_io *io, const edo__file_id *id);
 
 /* The readiness bits that satisfy an interest: closed and error states
  * count as ready, so the operation runs and reports them. */
