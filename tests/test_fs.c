@@ -740,7 +740,7 @@ EDO_ASYNC(nullbuf, nullbuf_frame, nullbuf_cleanup)
 	self->n = nullbuf_pool ? 20 : 0; /* where the write went */
 	CHECK(memcmp(self->op.data.data + self->n, "WXYZ", 4) == 0);
 	CHECK_EQ(memcmp(self->op.data.data, SEEK_TEST_BYTES, (size_t)self->n), 0);
-	CHECK_EQ(memcmp(self->op.data.data + self->n + 4, SEEK_TEST_BYTES + self->n + 4,
+	CHECK_EQ(memcmp(self->op.data.data + self->n + 4, &SEEK_TEST_BYTES[self->n + 4],
 			(size_t)(96 - self->n)),
 		 0);
 	CHECK_EQ(unlink(P("f", tmp_root)), 0);
