@@ -816,6 +816,47 @@ TEST(block_in_place_current_thread_refused)
 	CHECK_EQ(edo_runtime_free(rt), 0);
 }
 
+/* From a blocking-pool job edo_block_in_place just runs @fn, on either
+ * flavour: that thread runs no worker to hand over. */
+static void *bip_in_job(void *arg)
+{
+	int *v = arg;
+	v[1] = edo_block_in_place(set_int, &v[0]);
+	return NULL;
+}
+
+typedef struct bip_job_frame {
+	EDO_FRAME;
+	edo_join *h;
+	int v[2], rc;
+} bip_job_frame;
+
+EDO_ASYNC(bip_job, bip_job_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_spawn_blocking(bip_in_job, self->v, &self->h), 0);
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	edo_join_detach(self->h);
+	EDO_END();
+}
+
+TEST(block_in_place_in_a_blocking_job_runs)
+{
+	for (int mt = 0; mt <= 1; mt++) {
+		edo_runtime_builder b;
+		edo_runtime_builder_init(&b, mt ? EDO_RT_MULTI_THREAD : EDO_RT_CURRENT_THREAD);
+		b.worker_threads = 1;
+		edo_runtime *rt;
+		CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+		bip_job_frame f = {EDO_FRAME_INIT(bip_job), .v = {0, -1}};
+		CHECK_EQ(edo_block_on(rt, &f.edo_base), 0);
+		CHECK_EQ(f.rc, 0);
+		CHECK_EQ(f.v[1], 0);
+		CHECK_EQ(f.v[0], 7);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+	}
+}
+
 /* A paused clock on the current-thread runtime does not auto-advance while a
  * blocking job is in flight (Tokio's test-util inhibits it the same way):
  * the runtime being idle says nothing about the pool thread, whose result

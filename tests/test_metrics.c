@@ -268,6 +268,90 @@ TEST(budget_forced_yields)
 	CHECK_EQ(edo_runtime_free(rt), 0);
 }
 
+/* budget_forced_yields only grows: not reset by the next block_on on the
+ * current-thread runtime, nor by a worker's hand-off in edo_block_in_place. */
+typedef struct greedy_main_frame {
+	EDO_FRAME;
+	edo_join *h;
+	int i, rc;
+	bool bip;
+} greedy_main_frame;
+
+static void bip_nothing(void *arg)
+{
+	(void)arg;
+}
+
+typedef struct bip_task_frame {
+	EDO_FRAME;
+} bip_task_frame;
+
+EDO_ASYNC(bip_task, bip_task_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_block_in_place(bip_nothing, NULL), 0);
+	EDO_END();
+}
+
+EDO_ASYNC(greedy_main, greedy_main_frame, NULL)
+{
+	EDO_BEGIN();
+	if (self->bip) {
+		CHECK_EQ(EDO_SPAWN(&self->h, bip_task), 0);
+		EDO_AWAIT_JOIN(self->h, &self->rc);
+		edo_join_detach(self->h);
+		CHECK_EQ(EDO_SPAWN(&self->h, noop), 0);
+		EDO_AWAIT_JOIN(self->h, &self->rc);
+		edo_join_detach(self->h);
+		EDO_RETURN();
+	}
+	for (self->i = 0; self->i < 3; self->i++) {
+		{
+			greedy g = {.base = {&greedy_vt}};
+			CHECK_EQ(edo_spawn(&g.base, sizeof g, &self->h), 0);
+		}
+		EDO_AWAIT_JOIN(self->h, &self->rc);
+		edo_join_detach(self->h);
+	}
+	EDO_END();
+}
+
+static edo_poll ready_poll(edo_future *f, edo_cx *cx)
+{
+	(void)f;
+	(void)cx;
+	return EDO_READY;
+}
+
+static const edo_future_vtable ready_vt = {.poll = ready_poll};
+
+TEST(budget_forced_yields_never_go_back)
+{
+	edo_runtime *rt = build(EDO_RT_CURRENT_THREAD, 0, false);
+	greedy_main_frame m = {EDO_FRAME_INIT(greedy_main)};
+	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
+	CHECK_EQ(worker(rt, 0).budget_forced_yields, 3u);
+	edo_future ready = {&ready_vt};
+	CHECK_EQ(edo_block_on(rt, &ready), 0);
+	CHECK_EQ(worker(rt, 0).budget_forced_yields, 3u);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+
+	rt = build(EDO_RT_MULTI_THREAD, 1, false);
+	greedy_main_frame m2 = {EDO_FRAME_INIT(greedy_main)};
+	CHECK_EQ(edo_block_on(rt, &m2.edo_base), 0);
+	/* Published when the worker parks. */
+	WAIT_UNTIL(worker(rt, 0).polls >= 6u, 30);
+	uint64_t before = worker(rt, 0).budget_forced_yields;
+	CHECK_GE(before, 1u);
+	greedy_main_frame m3 = {EDO_FRAME_INIT(greedy_main), .bip = true};
+	CHECK_EQ(edo_block_on(rt, &m3.edo_base), 0);
+	/* The greedy polls, the block_in_place one and the noop one after it,
+	 * run by the worker's new thread. */
+	WAIT_UNTIL(worker(rt, 0).polls >= 8u, 30);
+	CHECK_GE(worker(rt, 0).budget_forced_yields, before);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
 /* ---- busy time, mean poll time, the histogram ---------------------------------------------- */
 
 TEST(busy_and_mean_poll_time)

@@ -2629,4 +2629,106 @@ TEST(hooks_and_metrics)
 	leak_check();
 }
 
+/* ==== edo_block_in_place and shutdown ================================================ */
+
+/* edo_runtime_free waits for a thread that handed its worker away in
+ * edo_block_in_place: that thread's hooks and the task's drop have all run
+ * when free returns. */
+static atomic_bool bipf_in, bipf_freeing;
+static atomic_int bipf_stop, bipf_after, bipf_drop;
+
+static void bipf_on_stop(void *ud)
+{
+	(void)ud;
+	atomic_fetch_add(&bipf_stop, 1);
+}
+static void bipf_after_poll(void *ud, uint64_t id)
+{
+	(void)ud;
+	(void)id;
+	atomic_fetch_add(&bipf_after, 1);
+}
+static void bipf_blocker(void *arg)
+{
+	(void)arg;
+	atomic_store(&bipf_in, true);
+	while (!atomic_load(&bipf_freeing))
+		test_sleep_ms(1);
+	/* Give edo_runtime_free time to get going (no assertion hangs on it). */
+	test_sleep_ms(100);
+}
+static edo_poll bipf_poll(edo_future *f, edo_cx *cx)
+{
+	(void)f;
+	(void)cx;
+	edo_block_in_place(bipf_blocker, NULL);
+	return EDO_PENDING;
+}
+static void bipf_fut_drop(edo_future *f)
+{
+	(void)f;
+	atomic_fetch_add(&bipf_drop, 1);
+}
+static const edo_future_vtable bipf_vt = {.poll = bipf_poll, .drop = bipf_fut_drop};
+
+TEST(free_waits_for_a_thread_in_block_in_place)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
+	b.worker_threads = 1;
+	b.hooks.on_thread_stop = bipf_on_stop;
+	b.hooks.after_task_poll = bipf_after_poll;
+	edo_runtime *rt = NULL;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	edo_handle *h = edo_runtime_handle(rt);
+	edo_future f = {&bipf_vt};
+	CHECK_EQ(edo_spawn_on(h, &f, sizeof f, NULL, NULL), 0);
+	edo_handle_drop(h);
+	WAIT_UNTIL(atomic_load(&bipf_in), 60);
+	atomic_store(&bipf_freeing, true);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	/* The worker thread, its replacement and the thread that left it. */
+	CHECK_EQ(atomic_load(&bipf_stop), 2);
+	CHECK_EQ(atomic_load(&bipf_after), 1);
+	CHECK_EQ(atomic_load(&bipf_drop), 1);
+	leak_check();
+}
+
+/* A poll that hands the worker away in edo_block_in_place is counted in the
+ * worker's polls. */
+typedef struct bipc_frame {
+	EDO_FRAME;
+} bipc_frame;
+static void bipc_nothing(void *arg)
+{
+	(void)arg;
+}
+EDO_ASYNC(bipc_task, bipc_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_block_in_place(bipc_nothing, NULL), 0);
+	EDO_END();
+}
+
+TEST(block_in_place_poll_is_counted)
+{
+	hook_counts c = {0};
+	edo_runtime *rt = mt_new_hooked(1, &c, NULL);
+	edo_handle *h = edo_runtime_handle(rt);
+	const int n = 10;
+	for (int i = 0; i < n; i++) {
+		edo_join *j;
+		CHECK_EQ(EDO_SPAWN_ON(h, &j, bipc_task), 0);
+		CHECK_EQ(xjoin(xparker_get(), j), 0);
+		edo_join_detach(j);
+	}
+	CHECK_EQ(atomic_load(&c.before), n);
+	/* Counters are published when the worker parks. */
+	WAIT_UNTIL(SUM_METRIC(rt, 1, polls) >= (uint64_t)n, 30);
+	CHECK_EQ(SUM_METRIC(rt, 1, polls), (uint64_t)n);
+	edo_handle_drop(h);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	leak_check();
+}
+
 TEST_MAIN()

@@ -8,9 +8,11 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "edo.h"
 #include "harness.h"
@@ -918,6 +920,47 @@ TEST(strerror_of_every_code)
 	CHECK_STREQ(edo_strerror(INT_MAX), "unknown error");
 	CHECK_STREQ(edo_strerror(INT_MIN), "unknown error");
 	CHECK_STREQ(edo_strerror(INT_MIN + 1), "unknown error");
+}
+
+/* Builder input refused after threads started would have run hooks: these
+ * are all refused before any thread starts. */
+static atomic_int bld_started;
+
+static void bld_on_start(void *ud)
+{
+	(void)ud;
+	atomic_fetch_add(&bld_started, 1);
+}
+
+TEST(failed_build_runs_no_hook)
+{
+	char file[] = "/tmp/edo-bld-XXXXXX";
+	int fd = mkstemp(file);
+	CHECK_GE(fd, 0);
+	close(fd);
+	char missing[64];
+	(void)snprintf(missing, sizeof missing, "%s.missing/console", file);
+	struct {
+		int sig;
+		const char *path;
+	} bad[] = {{32, NULL}, {33, NULL}, {0, file}, {0, missing}};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		for (int mt = 0; mt <= 1; mt++) {
+			edo_runtime_builder b;
+			edo_runtime_builder_init(&b,
+						 mt ? EDO_RT_MULTI_THREAD : EDO_RT_CURRENT_THREAD);
+			b.worker_threads = 2;
+			b.hooks.on_thread_start = bld_on_start;
+			b.dump_signal = bad[i].sig;
+			b.console_path = bad[i].path;
+			static char sentinel;
+			edo_runtime *rt = (edo_runtime *)(void *)&sentinel;
+			CHECK_LT(edo_runtime_build(&b, &rt), 0);
+			CHECK(rt == (edo_runtime *)(void *)&sentinel);
+			CHECK_EQ(atomic_load(&bld_started), 0);
+		}
+	}
+	unlink(file);
 }
 
 TEST_MAIN()

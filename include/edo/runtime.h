@@ -149,11 +149,15 @@ typedef struct edo_runtime_builder {
 	void *stall_ud;
 	/** A signal (e.g. SIGQUIT) that makes the runtime write a task dump to
 	 *  stderr; 0 = none.  The handler is process-wide, chains to the one it
-	 *  replaced, and is removed when the runtime is freed. */
+	 *  replaced, and is removed when the runtime is freed.  Fault signals,
+	 *  SIGKILL, SIGSTOP and the C library's own (32 to SIGRTMIN - 1) are
+	 *  refused: -EINVAL. */
 	int dump_signal;
 	/** Serve metrics, tasks and stalls for `edo-console PATH` on a Unix
 	 *  socket created at this path with mode 0600 (an existing socket there
-	 *  is replaced; any other file is an error, -EEXIST); NULL = off.
+	 *  is replaced; any other file is an error, -EEXIST, as is a parent
+	 *  that is missing or not a writable directory, with its errno, all
+	 *  found before any thread starts); NULL = off.
 	 *  Freeing the runtime removes the socket file, unless another one has
 	 *  replaced it there since. */
 	const char *console_path;
@@ -198,7 +202,10 @@ int edo_block_on(edo_runtime *rt, edo_future *fut);
  * edo_runtime_free() - shut down and free @rt.
  *
  * Every task still alive is cancelled: its future is dropped (coroutine
- * cleanups run) on this thread, join handles report -ECANCELED.  Spawns and
+ * cleanups run), join handles report -ECANCELED.  On the current-thread
+ * runtime that happens on this thread; on the multi-thread runtime on the
+ * worker threads, which this call waits for (as it waits for a thread still
+ * inside edo_block_in_place(), with its hooks and drops).  Spawns and
  * wakes that race with shutdown from other threads are safe: late spawns are
  * cancelled, never leaked.  Handles stay valid (spawning through them fails).
  * Returns 0, or -EBUSY (and changes nothing) when called from inside a

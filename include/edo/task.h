@@ -171,10 +171,12 @@ void *edo_join_blocking_result(edo_join *h);
  * exits.  Unlike edo_spawn_blocking() the call is synchronous: the task's
  * poll waits for @fn, with no budget limit.
  *
- * On a multi-thread runtime's worker: as above.  On the thread of a
- * multi-thread runtime's edo_block_on(), or outside any runtime: @fn just
- * runs.  On a current-thread runtime it returns -ENOTSUP without calling
- * @fn (there is no other worker to hand the runtime to).  -EINVAL for a
+ * On a multi-thread runtime's worker: as above; freeing or shutting down
+ * the runtime waits for such a thread to finish.  On a thread that runs no
+ * worker (the thread of a multi-thread runtime's edo_block_on(), a
+ * blocking-pool job of either flavour, outside any runtime): @fn just runs.
+ * From a task of a current-thread runtime it returns -ENOTSUP without
+ * calling @fn (there is no other worker to hand the runtime to).  -EINVAL for a
  * NULL @fn.  Returns 0 once @fn has returned.
  */
 int edo_block_in_place(void (*fn)(void *), void *arg);

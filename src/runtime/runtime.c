@@ -168,7 +168,9 @@ int edo_block_in_place(void (*fn)(void *), void *arg)
 	if (!fn)
 		return -EINVAL;
 	edo__sched *s = edo__ctx.sched;
-	if (!s) {
+	/* Not running a scheduler here (outside any runtime, or a blocking-pool
+	 * thread): nothing to hand over, @fn just runs, whatever the flavour. */
+	if (!s || !edo__ctx.core) {
 		fn(arg);
 		return 0;
 	}

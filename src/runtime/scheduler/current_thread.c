@@ -209,7 +209,10 @@ static void publish(edo__ct *ct, bool exact)
 	if (!EDO__METRICS)
 		return;
 	EDO__STAT_SET(&ct->stats, local_queue_depth, ct->run_len);
-	EDO__STAT_SET(&ct->stats, budget_forced_yields, edo__ctx.forced_yields);
+	/* The thread's count since the last publish (it restarts with each
+	 * block_on and on a new thread): the counter only grows. */
+	EDO__STAT_ADD(&ct->stats, budget_forced_yields, edo__ctx.forced_yields);
+	edo__ctx.forced_yields = 0;
 	if (edo__cadence_due(&ct->clock) || exact)
 		account_busy(ct, edo__mono_ns());
 	edo__counts_publish(&ct->counts, &ct->stats);
@@ -355,6 +358,9 @@ int edo__ct_shutdown(edo__sched *s)
 	/* Wakes caused by cancellation (a dropped sender waking its receiver)
 	 * land in the local queue, which is drained below. */
 	edo__ctx = (edo__context){.sched = s, .core = ct, .defer = &ct->defer};
+	/* A timer awaited in a cleanup (a shielded await) needs the wheel: it
+	 * stays until edo__parker_destroy() below. */
+	edo__ctx.time = ct->parker.time;
 	edo__sched_cancel_all(s);
 	edo__inject_set_close(&ct->inject);
 	while (drain_queues(ct))

@@ -77,14 +77,38 @@ int edo__trace_validate(const edo_runtime_builder *b)
 {
 	if (b->stall_threshold_ms > 3600u * 1000u || b->poll_time_sample > 65536)
 		return -EINVAL;
+	/* Signals between the classic ones and SIGRTMIN are the C library's
+	 * own (glibc's thread cancellation and setxid): sigaction refuses them. */
 	if (b->dump_signal &&
-	    (b->dump_signal < 1 || b->dump_signal >= _NSIG || fault_signal(b->dump_signal)))
+	    (b->dump_signal < 1 || b->dump_signal >= _NSIG || fault_signal(b->dump_signal) ||
+	     (b->dump_signal >= 32 && b->dump_signal < SIGRTMIN)))
 		return -EINVAL;
 	if (b->console_path) {
-		if (!b->console_path[0])
+		const char *path = b->console_path;
+		if (!path[0])
 			return -EINVAL;
-		if (strlen(b->console_path) >= sizeof(((struct sockaddr_un *)0)->sun_path) - 16)
+		if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path) - 16)
 			return -ENAMETOOLONG;
+		/* What console_listen() would refuse, refused before any thread
+		 * starts: a file in the way, a parent that is not a usable
+		 * directory. */
+		struct stat st;
+		if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+			return -EEXIST;
+		char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+		const char *slash = strrchr(path, '/');
+		if (!slash)
+			(void)snprintf(dir, sizeof dir, ".");
+		else if (slash == path)
+			(void)snprintf(dir, sizeof dir, "/");
+		else
+			(void)snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+		if (stat(dir, &st) < 0)
+			return -errno;
+		if (!S_ISDIR(st.st_mode))
+			return -ENOTDIR;
+		if (access(dir, W_OK | X_OK) < 0)
+			return -errno;
 	}
 	return 0;
 }

@@ -173,10 +173,15 @@ struct edo__mt {
 	char thread_name[16];
 	size_t stack_size;
 	/* Worker threads are detached (edo_block_in_place hands a worker to a
-	 * new thread); shutdown waits for `exited` to reach the worker count. */
+	 * new thread); shutdown waits for `exited` to reach the worker count
+	 * and for `handed_off` to drop to 0. */
 	pthread_mutex_t exit_lock;
 	pthread_cond_t exit_cond;
 	unsigned exited;
+	/* Threads that handed their worker away in edo_block_in_place and have
+	 * not yet left: shutdown waits for them too (they run user code, hooks
+	 * and drops). */
+	unsigned handed_off;
 	atomic_uint threads_started;
 };
 
@@ -568,12 +573,12 @@ static bool run_one(edo__worker *w, edo__task *t)
 	atomic_store_explicit(&w->poll_seq,
 			      atomic_load_explicit(&w->poll_seq, memory_order_relaxed) + 1,
 			      memory_order_release);
-	edo__task_run(t);
-	if (edo__ctx.core != w)
-		return false;
+	/* Counted first: a poll that hands the worker away in
+	 * edo_block_in_place is a poll of this worker too. */
 	w->batch_polls++;
 	EDO__COUNT(&w->counts, polls, 1);
-	return true;
+	edo__task_run(t);
+	return edo__ctx.core == w;
 }
 
 /* Run @t and its LIFO successors; false if the worker was handed to another
@@ -631,7 +636,10 @@ static void publish_stats(edo__worker *w, bool busy_now)
 	/* The burst's waiting tasks are this worker's queued work too. */
 	EDO__STAT_SET(&w->stats, local_queue_depth,
 		      edo__local_queue_len(&w->queue) + edo__burst_waiting(&w->burst));
-	EDO__STAT_SET(&w->stats, budget_forced_yields, edo__ctx.forced_yields);
+	/* The thread's count since the last publish (it restarts with each
+	 * block_on and on a new thread): the counter only grows. */
+	EDO__STAT_ADD(&w->stats, budget_forced_yields, edo__ctx.forced_yields);
+	edo__ctx.forced_yields = 0;
 	edo__tw *tw = edo__ctx.tw;
 	if (tw && tw->timing)
 		EDO__STAT_SET(&w->stats, poll_time_ns, tw->poll_ns);
@@ -882,6 +890,10 @@ handed_off:
 	if (s->hooks.on_thread_stop)
 		s->hooks.on_thread_stop(s->hooks_ud);
 	edo__ctx = (edo__context){0};
+	pthread_mutex_lock(&mt->exit_lock);
+	mt->handed_off--;
+	pthread_cond_broadcast(&mt->exit_cond);
+	pthread_mutex_unlock(&mt->exit_lock);
 	edo__sched_unref(s);
 	return NULL;
 }
@@ -946,8 +958,16 @@ int edo__mt_block_in_place(edo__sched *s, void (*fn)(void *), void *arg)
 	edo__ctx.defer = NULL;
 	edo__ctx.worker = 0;
 	edo__ctx.tw = NULL;
+	/* Counted before the new thread can run the worker (and exit with it
+	 * at shutdown): shutdown then also waits for this thread to leave. */
+	pthread_mutex_lock(&mt->exit_lock);
+	mt->handed_off++;
+	pthread_mutex_unlock(&mt->exit_lock);
 	if (start_worker_thread(mt, w) < 0) {
 		/* No thread to hand over to: block this worker instead. */
+		pthread_mutex_lock(&mt->exit_lock);
+		mt->handed_off--;
+		pthread_mutex_unlock(&mt->exit_lock);
 		edo__ctx.core = w;
 		edo__ctx.defer = &w->defer;
 		edo__ctx.worker = (uint16_t)(w->index + 1);
@@ -1128,6 +1148,7 @@ int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
 	pthread_mutex_init(&mt->exit_lock, NULL);
 	pthread_cond_init(&mt->exit_cond, NULL);
 	mt->exited = 0;
+	mt->handed_off = 0;
 	mt->event_interval = b->event_interval ? b->event_interval : DEFAULT_EVENT_INTERVAL;
 	mt->fixed_gqi = b->global_queue_interval;
 	if (b->inject_wait_factor == EDO_INJECT_WAIT_UNBOUNDED)
@@ -1190,7 +1211,7 @@ static void mt_stop_threads(edo__mt *mt, uint32_t started)
 	for (uint32_t i = 0; i < started; i++)
 		edo__parker_unpark(&mt->workers[i].parker);
 	pthread_mutex_lock(&mt->exit_lock);
-	while (mt->exited < started)
+	while (mt->exited < started || mt->handed_off)
 		pthread_cond_wait(&mt->exit_cond, &mt->exit_lock);
 	pthread_mutex_unlock(&mt->exit_lock);
 	/* Wakes from outside the workers may have queued notifications. */
@@ -1201,8 +1222,7 @@ static void mt_stop_threads(edo__mt *mt, uint32_t started)
 	/* I/O still registered (outside tasks) fails from now on. */
 	edo__driver_shutdown(&mt->base.driver);
 	/* Timers still registered (outside tasks) fire as cancelled.  The
-	 * wheels stay allocated until mt_destroy: a thread that left a worker
-	 * in edo_block_in_place may still cancel timers in them. */
+	 * wheels stay allocated until mt_destroy. */
 	for (uint32_t i = 0; i < mt->num_workers; i++)
 		edo__parker_shutdown(&mt->workers[i].parker);
 }
