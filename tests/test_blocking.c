@@ -1005,4 +1005,287 @@ TEST(blocking_job_reads_the_runtime_clock)
 	}
 }
 
+/* ---- edo_block_on from blocking code (Tokio's Handle::block_on in
+ * spawn_blocking and block_in_place) ------------------------------------------------------- */
+
+typedef struct twice_frame {
+	EDO_FRAME;
+	long v;
+} twice_frame;
+
+EDO_ASYNC(twice, twice_frame, NULL)
+{
+	EDO_BEGIN();
+	self->v *= 2;
+	EDO_END();
+}
+
+/* The future a blocking thread blocks on: a timer, a task spawned onto the
+ * runtime and joined, and a nested edo_block_on, which stays -EBUSY. */
+typedef struct inner_frame {
+	EDO_FRAME;
+	edo_runtime *rt;
+	edo_sleep s;
+	edo_join *j;
+	int rc, nested_rc;
+	long out;
+} inner_frame;
+
+EDO_ASYNC(inner, inner_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_AWAIT_SLEEP(&self->s, EDO_MS(1));
+	CHECK_EQ(EDO_SPAWN(&self->j, twice, .v = 21), 0);
+	EDO_AWAIT_JOIN(self->j, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	self->out = EDO_JOIN_OUTPUT(self->j, twice)->v;
+	edo_join_detach(self->j);
+	{
+		twice_frame t = {EDO_FRAME_INIT(twice), .v = 1};
+		self->nested_rc = edo_block_on(self->rt, &t.edo_base);
+	}
+	EDO_END();
+}
+
+typedef struct bo_job_arg {
+	edo_runtime *rt;
+	bool through_handle;
+	int rc;
+	inner_frame f;
+} bo_job_arg;
+
+static void *block_on_job(void *arg)
+{
+	bo_job_arg *a = arg;
+	a->f = (inner_frame){EDO_FRAME_INIT(inner), .rt = a->rt};
+	if (a->through_handle) {
+		edo_handle *h = edo_handle_current();
+		CHECK(h != NULL);
+		a->rc = edo_handle_block_on(h, &a->f.edo_base);
+		edo_handle_drop(h);
+	} else {
+		a->rc = edo_block_on(a->rt, &a->f.edo_base);
+	}
+	return NULL;
+}
+
+typedef struct bo_main_frame {
+	EDO_FRAME;
+	bo_job_arg *a;
+	edo_join *h;
+	int rc;
+} bo_main_frame;
+
+EDO_ASYNC(bo_main, bo_main_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_spawn_blocking(block_on_job, self->a, &self->h), 0);
+	EDO_AWAIT_JOIN(self->h, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->h);
+	EDO_END();
+}
+
+TEST(block_on_in_a_blocking_job)
+{
+	for (int handle = 0; handle <= 1; handle++) {
+		edo_runtime_builder b;
+		edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
+		b.worker_threads = 2;
+		edo_runtime *rt;
+		CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+		bo_job_arg a = {.rt = rt, .through_handle = handle};
+		bo_main_frame m = {EDO_FRAME_INIT(bo_main), .a = &a};
+		CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
+		CHECK_EQ(a.rc, 0);
+		CHECK_EQ(a.f.out, 42);
+		CHECK_EQ(a.f.nested_rc, -EBUSY);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+	}
+}
+
+/* On the current-thread runtime the thread in edo_block_on runs every task;
+ * while it waits for the job, the job's block_on is the second: -EBUSY
+ * (edo_block_on's contract), with nothing run. */
+TEST(block_on_in_a_blocking_job_current_thread_is_busy_while_main_blocks)
+{
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_new_current_thread(&rt), 0);
+	bo_job_arg a = {.rt = rt};
+	bo_main_frame m = {EDO_FRAME_INIT(bo_main), .a = &a};
+	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
+	CHECK_EQ(a.rc, -EBUSY);
+	CHECK_EQ(a.f.out, 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+/* A job of a current-thread runtime may block on it once no other thread
+ * does: the job's thread then runs the runtime's tasks. */
+TEST(block_on_in_a_detached_job_current_thread)
+{
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_new_current_thread(&rt), 0);
+	edo_handle *h = edo_runtime_handle(rt);
+	bo_job_arg a = {.rt = rt};
+	edo_join *j;
+	CHECK_EQ(edo_spawn_blocking_on(h, block_on_job, &a, 0, &j), 0);
+	/* Wait for the job from outside the runtime (no one blocks on it). */
+	for (int i = 0; i < 100000 && !edo_join_is_finished(j); i++)
+		usleep(100);
+	CHECK(edo_join_is_finished(j));
+	edo_join_detach(j);
+	CHECK_EQ(a.rc, 0);
+	CHECK_EQ(a.f.out, 42);
+	CHECK_EQ(a.f.nested_rc, -EBUSY);
+	edo_handle_drop(h);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+typedef struct bip_bo_frame {
+	EDO_FRAME;
+	bo_job_arg *a;
+	int rc;
+} bip_bo_frame;
+
+static void bip_block_on(void *arg)
+{
+	(void)block_on_job(arg);
+}
+
+EDO_ASYNC(bip_bo, bip_bo_frame, NULL)
+{
+	EDO_BEGIN();
+	self->rc = edo_block_in_place(bip_block_on, self->a);
+	EDO_END();
+}
+
+/* edo_block_in_place on a multi-thread worker hands the worker over; its
+ * function may then block on the runtime. */
+TEST(block_on_in_block_in_place)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
+	b.worker_threads = 1;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	edo_handle *h = edo_runtime_handle(rt);
+	bo_job_arg a = {.rt = rt, .through_handle = true};
+	edo_join *j;
+	CHECK_EQ(EDO_SPAWN_ON(h, &j, bip_bo, .a = &a), 0);
+	for (int i = 0; i < 100000 && !edo_join_is_finished(j); i++)
+		usleep(100);
+	CHECK(edo_join_is_finished(j));
+	CHECK_EQ(EDO_JOIN_OUTPUT(j, bip_bo)->rc, 0);
+	edo_join_detach(j);
+	CHECK_EQ(a.rc, 0);
+	CHECK_EQ(a.f.out, 42);
+	CHECK_EQ(a.f.nested_rc, -EBUSY);
+	edo_handle_drop(h);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+}
+
+/* A job in edo_block_on does not keep the runtime's free from shutting it
+ * down: the task holding the sender the job's future waits on is
+ * cancelled, the receive completes with EDO_ECLOSED, and free waits for the
+ * job and returns 0. */
+typedef struct holder_frame {
+	EDO_FRAME;
+	edo_oneshot_tx *tx;
+	edo_sleep s;
+} holder_frame;
+
+static void holder_cleanup(holder_frame *self)
+{
+	edo_oneshot_tx_drop(self->tx);
+}
+
+EDO_ASYNC(holder, holder_frame, holder_cleanup)
+{
+	EDO_BEGIN();
+	EDO_AWAIT_SLEEP(&self->s, EDO_SEC(3600));
+	EDO_END();
+}
+
+typedef struct wait_rx_frame {
+	EDO_FRAME;
+	edo_oneshot_rx *rx;
+	atomic_bool *waiting;
+	int rc;
+} wait_rx_frame;
+
+static void wait_rx_cleanup(wait_rx_frame *self)
+{
+	edo_oneshot_rx_drop(self->rx);
+}
+
+EDO_ASYNC(wait_rx, wait_rx_frame, wait_rx_cleanup)
+{
+	EDO_BEGIN();
+	atomic_store(self->waiting, true);
+	EDO_AWAIT_POLL(edo_oneshot_poll_recv(self->rx, cx, NULL, &self->rc));
+	EDO_END();
+}
+
+typedef struct shut_job_arg {
+	edo_runtime *rt;
+	wait_rx_frame f;
+	int rc;
+} shut_job_arg;
+
+static void *shut_job(void *arg)
+{
+	shut_job_arg *a = arg;
+	a->rc = edo_block_on(a->rt, &a->f.edo_base);
+	return NULL;
+}
+
+TEST(free_while_a_blocking_job_blocks_on)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
+	b.worker_threads = 2;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	edo_handle *h = edo_runtime_handle(rt);
+	edo_oneshot_tx *tx;
+	edo_oneshot_rx *rx;
+	CHECK_EQ(edo_oneshot_new(0, &tx, &rx), 0);
+	edo_join *hj, *jj;
+	CHECK_EQ(EDO_SPAWN_ON(h, &hj, holder, .tx = tx), 0);
+	edo_join_detach(hj);
+	atomic_bool waiting = false;
+	shut_job_arg a = {.rt = rt, .f = {EDO_FRAME_INIT(wait_rx), .rx = rx, .waiting = &waiting}};
+	CHECK_EQ(edo_spawn_blocking_on(h, shut_job, &a, 0, &jj), 0);
+	edo_join_detach(jj);
+	while (!atomic_load(&waiting))
+		usleep(100);
+	edo_handle_drop(h);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	/* free waited for the job, whose future saw the sender dropped. */
+	CHECK_EQ(a.rc, 0);
+	CHECK_EQ(a.f.rc, EDO_ECLOSED);
+}
+
+/* A freed runtime's handle: EDO_ESHUTDOWN, on either flavour. */
+TEST(handle_block_on_after_free)
+{
+	for (int mt = 0; mt <= 1; mt++) {
+		edo_runtime_builder b;
+		edo_runtime_builder_init(&b, mt ? EDO_RT_MULTI_THREAD : EDO_RT_CURRENT_THREAD);
+		b.worker_threads = 1;
+		edo_runtime *rt;
+		CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+		edo_handle *h = edo_runtime_handle(rt);
+		twice_frame t = {EDO_FRAME_INIT(twice), .v = 1};
+		CHECK_EQ(edo_handle_block_on(h, &t.edo_base), 0);
+		CHECK_EQ(t.v, 2);
+		CHECK_EQ(edo_runtime_free(rt), 0);
+		twice_frame u = {EDO_FRAME_INIT(twice), .v = 1};
+		CHECK_EQ(edo_handle_block_on(h, &u.edo_base), EDO_ESHUTDOWN);
+		CHECK_EQ(u.v, 1);
+		CHECK_EQ(edo_handle_block_on(NULL, &u.edo_base), -EINVAL);
+		edo_handle_drop(h);
+	}
+}
+
 TEST_MAIN()

@@ -192,11 +192,30 @@ int edo_runtime_new_current_thread(edo_runtime **out);
  * this returns 0 it has completed and its outputs are valid.
  *
  * Returns 0, -EINVAL if @fut is NULL or empty, -EBUSY if the calling thread is
- * already inside a runtime (no nesting), or EDO_ESHUTDOWN if @rt was shut
+ * already inside a runtime (no nesting: from a task's poll, or from the
+ * future of another edo_block_on()), or EDO_ESHUTDOWN if @rt was shut
  * down.  Only one thread may block on a current-thread runtime at a time;
  * a second gets -EBUSY.
+ *
+ * Blocking code is not inside a runtime, and may call it (Tokio's
+ * Handle::block_on from spawn_blocking or block_in_place): a job of
+ * edo_spawn_blocking(), and the function of an edo_block_in_place() that
+ * handed its worker over (on a multi-thread worker; elsewhere the function
+ * runs inside the caller's poll, and this is -EBUSY).  There, on a
+ * multi-thread runtime, the call does not make edo_runtime_free() fail: the
+ * shutdown cancels the runtime's tasks (their join handles report
+ * -ECANCELED) and fails its I/O with EDO_ESHUTDOWN, and the free waits for
+ * the job as for any other, so for the future to complete (its timers run
+ * on the calling thread's own wheel and fire when due).
  */
 int edo_block_on(edo_runtime *rt, edo_future *fut);
+
+/**
+ * edo_handle_block_on() - edo_block_on() on the runtime of @h; for blocking
+ * code that holds a handle (edo_handle_current() in an edo_spawn_blocking()
+ * job) rather than the runtime.  -EINVAL for a NULL @h.
+ */
+int edo_handle_block_on(edo_handle *h, edo_future *fut);
 
 /**
  * edo_runtime_free() - shut down and free @rt.

@@ -30,6 +30,9 @@ typedef struct edo__context {
 	struct edo__time *time; /* this thread's timer wheel (its parker's), or NULL */
 	bool constrained;       /* a budget applies (false outside tasks: zeroed TLS) */
 	bool took_unit;         /* the last poll_proceed took a unit (for refund) */
+	bool blocking;          /* blocking code of the runtime (a pool thread, or a
+				   block_in_place function after its hand-off):
+				   inside no poll, so edo_block_on may run here */
 	uint16_t budget;        /* units left when constrained */
 	uint16_t worker;        /* 1 + index of the multi-thread worker this
 				   thread runs (pinning, edo_worker_id); 0 elsewhere */

@@ -85,13 +85,18 @@ int edo_runtime_new_current_thread(edo_runtime **out)
 	return edo_runtime_build(&b, out);
 }
 
+int edo_handle_block_on(edo_handle *h, edo_future *fut)
+{
+	if (!h || !fut || !fut->vt || !fut->vt->poll)
+		return -EINVAL;
+	if (h->flavor == EDO_RT_MULTI_THREAD)
+		return edo__mt_block_on(h, fut);
+	return edo__ct_block_on(h, fut);
+}
+
 int edo_block_on(edo_runtime *rt, edo_future *fut)
 {
-	if (!rt || !fut || !fut->vt || !fut->vt->poll)
-		return -EINVAL;
-	if (rt->sched->flavor == EDO_RT_MULTI_THREAD)
-		return edo__mt_block_on(rt->sched, fut);
-	return edo__ct_block_on(rt->sched, fut);
+	return edo_handle_block_on(rt ? rt->sched : NULL, fut);
 }
 
 int edo_runtime_shutdown_timeout(edo_runtime *rt, int64_t timeout_ms)

@@ -272,7 +272,7 @@ static void *pool_thread(void *arg)
 	(void)snprintf(name, sizeof name, "%s", p->thread_name); /* truncated to 15 on purpose */
 	pthread_setname_np(pthread_self(), name);
 	/* Blocking code may spawn onto the runtime (remotely) and has no budget. */
-	edo__ctx = (edo__context){.sched = p->runtime};
+	edo__ctx = (edo__context){.sched = p->runtime, .blocking = true};
 	tl_pool = p;
 	edo__sched *hs = &p->base; /* the pool has the runtime's hooks */
 	if (hs->hooks.on_thread_start)

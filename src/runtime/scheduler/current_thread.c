@@ -248,8 +248,10 @@ static void park(edo__ct *ct, bool may_block)
 int edo__ct_block_on(edo__sched *s, edo_future *fut)
 {
 	edo__ct *ct = ct_of(s);
-	if (edo__ctx.sched)
+	if (edo__ctx.sched && !edo__ctx.blocking)
 		return -EBUSY; /* already inside a runtime on this thread */
+	if (atomic_load(&s->shutdown))
+		return EDO_ESHUTDOWN; /* (a freed runtime's handle: entered stays set) */
 	if (atomic_exchange(&ct->entered, true))
 		return -EBUSY;
 	if (atomic_load(&s->shutdown)) {

@@ -980,7 +980,12 @@ int edo__mt_block_in_place(edo__sched *s, void (*fn)(void *), void *arg)
 	}
 	bool constrained = edo__ctx.constrained;
 	edo__ctx.constrained = false;
+	/* No poll of the runtime's is in progress on this thread any more:
+	 * @fn may edo_block_on(). */
+	bool blocking = edo__ctx.blocking;
+	edo__ctx.blocking = true;
 	fn(arg);
+	edo__ctx.blocking = blocking;
 	edo__ctx.constrained = constrained;
 	return 0;
 }
@@ -1024,18 +1029,30 @@ static edo_waker bo_clone(const void *data)
 int edo__mt_block_on(edo__sched *s, edo_future *fut)
 {
 	edo__mt *mt = mt_of(s);
-	if (edo__ctx.sched)
+	if (edo__ctx.sched && !edo__ctx.blocking)
 		return -EBUSY;
 	/* Enter unless shutdown has begun, in one step with the shutdown's
-	 * check (edo__mt_shutdown): either it sees us, or we see it. */
+	 * check (edo__mt_shutdown): either it sees us, or we see it.  Blocking
+	 * code of this very runtime (edo__ctx.blocking) is not counted: the
+	 * runtime's free waits for its pool threads and block_in_place threads
+	 * anyway, which keeps @s alive, and must not fail with -EBUSY because
+	 * one of them is waiting for a future (which shutdown's cancellations
+	 * are likely to complete).  Another runtime's blocking code is counted
+	 * as any thread: nothing else would keep @s alive for it. */
+	bool counted = !(edo__ctx.blocking && edo__ctx.sched == s);
 	unsigned cur = atomic_load(&mt->block_on_count);
-	do {
+	if (!counted && (cur & BLOCK_ON_CLOSED))
+		return EDO_ESHUTDOWN;
+	while (counted) {
 		if (cur & BLOCK_ON_CLOSED)
 			return EDO_ESHUTDOWN;
-	} while (!atomic_compare_exchange_weak(&mt->block_on_count, &cur, cur + 1));
+		if (atomic_compare_exchange_weak(&mt->block_on_count, &cur, cur + 1))
+			break;
+	}
 	bo_parker *p = malloc(sizeof *p);
 	if (!p) {
-		atomic_fetch_sub(&mt->block_on_count, 1);
+		if (counted)
+			atomic_fetch_sub(&mt->block_on_count, 1);
 		return -ENOMEM;
 	}
 	atomic_init(&p->refs, 1);
@@ -1044,7 +1061,8 @@ int edo__mt_block_on(edo__sched *s, edo_future *fut)
 	/* This thread's own timer wheel: the block_on future's timers. */
 	if (edo__parker_init_time(&p->parker, s->driver.clock) < 0) {
 		free(p);
-		atomic_fetch_sub(&mt->block_on_count, 1);
+		if (counted)
+			atomic_fetch_sub(&mt->block_on_count, 1);
 		return -ENOMEM;
 	}
 	edo__defer defer = {0};
@@ -1071,7 +1089,8 @@ int edo__mt_block_on(edo__sched *s, edo_future *fut)
 	 * EDO_ESHUTDOWN: nobody will drive them any more. */
 	edo__parker_shutdown(&p->parker);
 	bo_drop(p);
-	atomic_fetch_sub(&mt->block_on_count, 1);
+	if (counted)
+		atomic_fetch_sub(&mt->block_on_count, 1);
 	return 0;
 }
 
