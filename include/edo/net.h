@@ -47,15 +47,21 @@
  * keep no state: call again until READY.  Each socket has one waiter slot
  * per direction: one task at a time may wait to read (or accept, or
  * receive) and one to write (or send) through them; a second one waiting in
- * the same direction takes the slot over.  Readiness futures
- * (edo_net_ready) may wait in any number.  Every operation that finds its
- * socket ready takes a unit of the task's cooperative budget.  A poll that
- * is dropped while pending (its task cancelled, its frame dropped) leaves
- * the socket usable: the next poll from any task works.
+ * the same direction takes the slot over.  For a listener or a datagram
+ * socket that several tasks share, use the operation futures instead
+ * (edo_tcp_listener_accept(), edo_unix_listener_accept(), edo_udp_recv_from()
+ * and the other edo_dgram_fut functions: Tokio's accept(&self),
+ * recv_from(&self)): any number of them may wait on one socket, from any
+ * tasks on any threads.  Readiness futures (edo_net_ready) may also wait in
+ * any number.  Every operation that finds its socket ready takes a unit of
+ * the task's cooperative budget.  A poll that is dropped while pending (its
+ * task cancelled, its frame dropped) leaves the socket usable: the next poll
+ * from any task works.
  *
- * Thread-safety: one task per direction per socket at a time (above);
- * _close, _drop, _clone and the option functions may be called from any
- * thread.  Different sockets are independent.
+ * Thread-safety: one task per direction per socket at a time through the
+ * _poll_ functions (above); the operation and readiness futures in any
+ * number; _close, _drop, _clone and the option functions may be called from
+ * any thread.  Different sockets are independent.
  */
 #ifndef EDO_NET_H
 #define EDO_NET_H
@@ -72,6 +78,7 @@
 #include "edo/io.h"
 #include "edo/stream.h"
 #include "edo/task.h"
+#include "edo/time.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -161,8 +168,8 @@ edo_future *edo_lookup_host(edo_lookup_fut *f, const char *host, uint16_t port);
  * edo_net_ready - wait until a socket has any of @interest's readiness
  * (EDO_INTEREST_READABLE / _WRITABLE / _PRIORITY, from edo/io.h: priority
  * is a TCP socket's urgent data, EPOLLPRI); any number may wait on one
- * socket.  Another interest bit is -EINVAL.  Outputs: rc = 0 or an error (-EBADF closed, EDO_ESHUTDOWN);
- * ready = EDO_READY_* bits.  Readiness may be spurious: follow it with a
+ * socket.  No interest, or another bit, is -EINVAL.  Outputs: rc = 0 or an
+ * error (-EBADF closed, EDO_ESHUTDOWN); ready = EDO_READY_* bits.  Readiness may be spurious: follow it with a
  * try_ operation, which returns -EAGAIN if the socket was not ready after
  * all.  Cancel-safe.  The socket must outlive the future.
  */
@@ -174,6 +181,43 @@ typedef struct edo_net_ready_fut {
 	struct edo__sock *sock_;
 	edo_io_waiter_ waiter_;
 } edo_net_ready_fut;
+
+/* ==== operation futures: any number of waiters ================================================ */
+
+/* Private: an operation's wait through its socket's readiness list, and
+ * an accept's own back-off. */
+typedef struct edo_net_wait_ {
+	edo_net_ready_fut ready;
+	bool armed;
+} edo_net_wait_;
+
+typedef struct edo_net_backoff_ {
+	edo_sleep sleep;
+	unsigned ms; /* the last back-off; 0 after a successful accept */
+	bool active;
+} edo_net_backoff_;
+
+/**
+ * Operation futures.  An accept, send or receive as a future that waits
+ * through its socket's readiness list (as edo_net_ready_fut does), so that
+ * any number of them, in any tasks on any threads, may wait on one socket
+ * or its clones at once (Tokio's TcpListener::accept(&self),
+ * UdpSocket::recv_from(&self)).  When the socket becomes ready every waiter
+ * is woken; each tries its syscall, and those that find nothing left (EAGAIN)
+ * wait for the next edge.  Cancel-safe: the syscall runs only in the poll
+ * that completes, so a future dropped while pending has taken no connection
+ * and moved no datagram.  Each readiness it finds takes a unit of the task's
+ * cooperative budget.  Closing the socket (any holder's _close) completes
+ * every waiting future with -EBADF (an accept future backing off sees it
+ * when its timer fires, within 100 ms); a runtime shutting down, with
+ * EDO_ESHUTDOWN.  The futures borrow the handle they were made with: that
+ * handle, and the buffer, must outlive the future.  Since _close releases
+ * its caller's handle too, close through a handle of your own (a clone)
+ * rather than through one that other tasks' futures borrow.  Bad input
+ * completes at the first poll with -EINVAL, touching nothing.  Outputs
+ * other than the result (an accept's stream and peer, a receive's from)
+ * are written only on success.
+ */
 
 /* ==== TCP ==================================================================================== */
 
@@ -210,6 +254,28 @@ int edo_tcp_listener_bind(const edo_addr *addr, const edo_tcp_bind_opts *opts,
  */
 edo_poll edo_tcp_listener_poll_accept(edo_tcp_listener *l, edo_cx *cx, edo_tcp_stream **out,
 				      edo_addr *peer, int *rc);
+
+/**
+ * edo_tcp_listener_accept() - an operation future (above) that accepts one
+ * connection from @l; any number may wait on one listener and its clones.
+ * Outputs: rc = 0 with stream (yours to drop or close) and peer, or the
+ * error with stream NULL, as edo_tcp_listener_poll_accept(): transient
+ * errors are skipped,
+ * and out of descriptors or memory the future backs off on its own timer
+ * (1 ms, doubling up to 100 ms) and retries, staying pending meanwhile.
+ * -EINVAL at the first poll for a NULL @l.
+ */
+typedef struct edo_tcp_accept_fut {
+	edo_future base;
+	int rc;
+	edo_tcp_stream *stream;
+	edo_addr peer;
+	/* private */
+	edo_tcp_listener *l_;
+	edo_net_wait_ wait_;
+	edo_net_backoff_ backoff_;
+} edo_tcp_accept_fut;
+edo_future *edo_tcp_listener_accept(edo_tcp_accept_fut *f, edo_tcp_listener *l);
 
 /** edo_tcp_listener_local_addr() - the bound address.  0 or -errno. */
 int edo_tcp_listener_local_addr(edo_tcp_listener *l, edo_addr *out);
@@ -352,6 +418,39 @@ ssize_t edo_udp_try_recv_from(edo_udp_socket *u, void *buf, size_t len, edo_addr
 /** edo_udp_ready() - a readiness future for @u (see edo_net_ready_fut). */
 edo_future *edo_udp_ready(edo_net_ready_fut *f, edo_udp_socket *u, uint32_t interest);
 
+/**
+ * edo_dgram_fut - an operation future (above) that sends or receives one
+ * datagram on a UDP or Unix datagram socket; any number may wait on one
+ * socket and its clones.  Outputs: n = the bytes sent, or the received
+ * datagram's bytes (truncated to the buffer, as recv(2)), or -errno;
+ * from = the sender, for the _recv_from functions.  A NULL buffer with
+ * length 0 is an empty datagram.  Made by edo_udp_send(),
+ * edo_udp_recv(), edo_udp_send_to(), edo_udp_recv_from() and the
+ * edo_unix_datagram_ functions of the same names.
+ */
+typedef struct edo_dgram_fut {
+	edo_future base;
+	ssize_t n;
+	edo_addr from;
+	/* private */
+	struct edo__sock *sock_;
+	void *buf_;
+	size_t len_;
+	edo_addr to_;
+	unsigned op_;
+	edo_net_wait_ wait_;
+} edo_dgram_fut;
+
+/** edo_udp_send() - send @buf[0..@len) to the connected peer (edo_dgram_fut). */
+edo_future *edo_udp_send(edo_dgram_fut *f, edo_udp_socket *u, const void *buf, size_t len);
+/** edo_udp_recv() - receive one datagram into @buf (edo_dgram_fut). */
+edo_future *edo_udp_recv(edo_dgram_fut *f, edo_udp_socket *u, void *buf, size_t len);
+/** edo_udp_send_to() - send @buf[0..@len) to @to (copied; NULL is -EINVAL) (edo_dgram_fut). */
+edo_future *edo_udp_send_to(edo_dgram_fut *f, edo_udp_socket *u, const void *buf, size_t len,
+			    const edo_addr *to);
+/** edo_udp_recv_from() - receive one datagram into @buf, its sender into `from` (edo_dgram_fut). */
+edo_future *edo_udp_recv_from(edo_dgram_fut *f, edo_udp_socket *u, void *buf, size_t len);
+
 /** edo_udp_set_broadcast() - SO_BROADCAST (sending to a broadcast address).  0 or -errno. */
 int edo_udp_set_broadcast(edo_udp_socket *u, bool on);
 /** edo_udp_broadcast() - whether SO_BROADCAST is on: 1, 0, or -errno. */
@@ -405,6 +504,23 @@ int edo_unix_listener_bind(const char *path, int backlog, edo_unix_listener **ou
 /** edo_unix_listener_poll_accept() - as edo_tcp_listener_poll_accept(), EMFILE back-off included. */
 edo_poll edo_unix_listener_poll_accept(edo_unix_listener *l, edo_cx *cx, edo_unix_stream **out,
 				       int *rc);
+/**
+ * edo_unix_listener_accept() - an operation future (above) that accepts one
+ * connection from @l, as edo_tcp_listener_accept() (back-off included);
+ * any number may wait on one listener and its clones.  Outputs: rc = 0 with
+ * stream (yours to drop or close), or the error.
+ */
+typedef struct edo_unix_accept_fut {
+	edo_future base;
+	int rc;
+	edo_unix_stream *stream;
+	/* private */
+	edo_unix_listener *l_;
+	edo_net_wait_ wait_;
+	edo_net_backoff_ backoff_;
+} edo_unix_accept_fut;
+edo_future *edo_unix_listener_accept(edo_unix_accept_fut *f, edo_unix_listener *l);
+
 /** edo_unix_listener_local_addr() - the bound path (or abstract name).  0 or -errno. */
 int edo_unix_listener_local_addr(edo_unix_listener *l, edo_addr *out);
 /** edo_unix_listener_clone() - another reference to @l (for another task). */
@@ -475,6 +591,25 @@ edo_poll edo_unix_datagram_poll_send_to(edo_unix_datagram *d, edo_cx *cx, const 
 /** edo_unix_datagram_poll_recv_from() - receive one datagram; *@from its sender (unnamed: len <= sizeof(sa_family_t)). */
 edo_poll edo_unix_datagram_poll_recv_from(edo_unix_datagram *d, edo_cx *cx, void *buf, size_t len,
 					  edo_addr *from, ssize_t *n);
+/** edo_unix_datagram_try_send_to() - send without waiting (@path NULL: the connected peer; -ENOTCONN if none): bytes, -EAGAIN, or error. */
+ssize_t edo_unix_datagram_try_send_to(edo_unix_datagram *d, const void *buf, size_t len,
+				      const char *path);
+/** edo_unix_datagram_try_recv_from() - receive without waiting (@from may be NULL): the datagram's bytes, -EAGAIN, or error. */
+ssize_t edo_unix_datagram_try_recv_from(edo_unix_datagram *d, void *buf, size_t len,
+					edo_addr *from);
+/** edo_unix_datagram_ready() - a readiness future for @d (see edo_net_ready_fut). */
+edo_future *edo_unix_datagram_ready(edo_net_ready_fut *f, edo_unix_datagram *d, uint32_t interest);
+/** edo_unix_datagram_send() - send to the connected peer (edo_dgram_fut). */
+edo_future *edo_unix_datagram_send(edo_dgram_fut *f, edo_unix_datagram *d, const void *buf,
+				   size_t len);
+/** edo_unix_datagram_recv() - receive one datagram into @buf (edo_dgram_fut). */
+edo_future *edo_unix_datagram_recv(edo_dgram_fut *f, edo_unix_datagram *d, void *buf, size_t len);
+/** edo_unix_datagram_send_to() - send to the socket bound at @path (a NULL, empty or over-long path: -EINVAL) (edo_dgram_fut). */
+edo_future *edo_unix_datagram_send_to(edo_dgram_fut *f, edo_unix_datagram *d, const void *buf,
+				      size_t len, const char *path);
+/** edo_unix_datagram_recv_from() - receive one datagram, its sender into `from` (unnamed: len <= sizeof(sa_family_t)) (edo_dgram_fut). */
+edo_future *edo_unix_datagram_recv_from(edo_dgram_fut *f, edo_unix_datagram *d, void *buf,
+					size_t len);
 /** edo_unix_datagram_local_addr() - the bound address.  0 or -errno. */
 int edo_unix_datagram_local_addr(edo_unix_datagram *d, edo_addr *out);
 /** edo_unix_datagram_peer_addr() - the connected peer.  0 or -errno (-ENOTCONN). */

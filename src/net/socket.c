@@ -181,6 +181,46 @@ edo_future *edo__sock_ready(edo_net_ready_fut *f, edo__sock *s, uint32_t interes
 	return &f->base;
 }
 
+/* ---- operations through the readiness list --------------------------------------------------- */
+
+edo_poll edo__sock_poll_op(edo__sock *s, edo_net_wait_ *w, edo_cx *cx, uint32_t dir,
+			   edo__sock_op op, void *ctx, ssize_t *n)
+{
+	for (;;) {
+		if (!w->armed) {
+			edo__sock_ready(&w->ready, s, dir);
+			w->armed = true;
+		}
+		if (edo_future_poll(&w->ready.base, cx) == EDO_PENDING)
+			return EDO_PENDING;
+		/* Completed: unlinked from the waiter list, nothing to drop. */
+		w->armed = false;
+		if (w->ready.rc < 0) {
+			*n = w->ready.rc;
+			return EDO_READY;
+		}
+		ssize_t r = edo__sock_try_io(s, dir, op, ctx);
+		if (r == -EAGAIN) {
+			/* Another waiter took what woke us (or the readiness
+			 * was spurious): the unit of budget bought nothing. */
+			edo__coop_refund();
+			continue;
+		}
+		if (r <= 0 && edo__sock_is_closed(s))
+			r = -EBADF;
+		*n = r;
+		return EDO_READY;
+	}
+}
+
+void edo__net_wait_drop(edo_net_wait_ *w)
+{
+	if (w->armed) {
+		edo_future_drop(&w->ready.base);
+		w->armed = false;
+	}
+}
+
 /* ---- accept with back-off -------------------------------------------------------------------- */
 
 #define BACKOFF_MAX_MS 100
@@ -230,21 +270,27 @@ static bool accept_exhausted(ssize_t e)
 	return e == -EMFILE || e == -ENFILE || e == -ENOBUFS || e == -ENOMEM;
 }
 
-edo_poll edo__listener_poll_accept(edo__listener *l, edo_cx *cx, int *fd, edo_addr *peer, int *rc)
+/* Accept through the socket's waiter slot (@w NULL: _poll_accept) or
+ * through @w's readiness future, backing off on @b. */
+static edo_poll accept_poll(edo__listener *l, edo_net_wait_ *w, edo_net_backoff_ *b, edo_cx *cx,
+			    int *fd, edo_addr *peer, int *rc)
 {
 	for (;;) {
-		if (l->backing_off) {
-			if (edo_future_poll(&l->backoff.base, cx) == EDO_PENDING)
+		if (b->active) {
+			if (edo_future_poll(&b->sleep.base, cx) == EDO_PENDING)
 				return EDO_PENDING;
-			l->backing_off = false;
+			b->active = false;
 		}
 		accept_ctx a = {.peer = peer};
 		ssize_t r;
-		if (edo__sock_poll_io(&l->sock, cx, EDO_INTEREST_READABLE, do_accept, &a, 0, &r) ==
-		    EDO_PENDING)
+		edo_poll p = w ? edo__sock_poll_op(&l->sock, w, cx, EDO_INTEREST_READABLE,
+						   do_accept, &a, &r) :
+				 edo__sock_poll_io(&l->sock, cx, EDO_INTEREST_READABLE, do_accept,
+						   &a, 0, &r);
+		if (p == EDO_PENDING)
 			return EDO_PENDING;
 		if (r >= 0) {
-			l->backoff_ms = 0;
+			b->ms = 0;
 			*fd = (int)r;
 			*rc = 0;
 			return EDO_READY;
@@ -259,20 +305,36 @@ edo_poll edo__listener_poll_accept(edo__listener *l, edo_cx *cx, int *fd, edo_ad
 		 * and the socket stays readable, so retrying at once would
 		 * spin.  Sleep, doubling, and try again. */
 		atomic_fetch_add_explicit(&l->exhausted, 1, memory_order_relaxed);
-		l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : 1;
-		if (l->backoff_ms > BACKOFF_MAX_MS)
-			l->backoff_ms = BACKOFF_MAX_MS;
-		edo_sleep_init(&l->backoff, EDO_MS(l->backoff_ms));
-		l->backing_off = true;
+		b->ms = b->ms ? b->ms * 2 : 1;
+		if (b->ms > BACKOFF_MAX_MS)
+			b->ms = BACKOFF_MAX_MS;
+		edo_sleep_init(&b->sleep, EDO_MS(b->ms));
+		b->active = true;
+	}
+}
+
+edo_poll edo__listener_poll_accept(edo__listener *l, edo_cx *cx, int *fd, edo_addr *peer, int *rc)
+{
+	return accept_poll(l, NULL, &l->backoff, cx, fd, peer, rc);
+}
+
+edo_poll edo__listener_accept_op(edo__listener *l, edo_net_wait_ *w, edo_net_backoff_ *b,
+				 edo_cx *cx, int *fd, edo_addr *peer, int *rc)
+{
+	return accept_poll(l, w, b, cx, fd, peer, rc);
+}
+
+void edo__net_backoff_drop(edo_net_backoff_ *b)
+{
+	if (b->active) {
+		edo_future_drop(&b->sleep.base);
+		b->active = false;
 	}
 }
 
 void edo__listener_fini(edo__listener *l)
 {
-	if (l->backing_off) {
-		edo_future_drop(&l->backoff.base);
-		l->backing_off = false;
-	}
+	edo__net_backoff_drop(&l->backoff);
 }
 
 /* ---- stream handles ------------------------------------------------------------------------- */

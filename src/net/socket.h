@@ -166,6 +166,19 @@ static inline ssize_t edo__sock_try_io(edo__sock *s, uint32_t dir, edo__sock_op 
 /* Readiness futures over a socket. */
 edo_future *edo__sock_ready(edo_net_ready_fut *f, edo__sock *s, uint32_t interest);
 
+/*
+ * One operation of an operation future (edo/net.h): wait through the
+ * readiness list with @w's readiness future (any number may wait), then
+ * try the syscall once (edo__sock_try_io: on EAGAIN the readiness seen
+ * before it is cleared) and wait again if it found nothing.  READY with *n
+ * the syscall's result, or the wait's error (-EBADF closed, EDO_ESHUTDOWN).
+ */
+edo_poll edo__sock_poll_op(edo__sock *s, edo_net_wait_ *w, edo_cx *cx, uint32_t dir,
+			   edo__sock_op op, void *ctx, ssize_t *n);
+
+/* Drop @w's readiness future if it is waiting (a pending future's drop). */
+void edo__net_wait_drop(edo_net_wait_ *w);
+
 /* getsockname / getpeername into an edo_addr.  -EBADF once closed. */
 int edo__sock_name(edo__sock *s, edo_addr *out, bool peer);
 /* setsockopt of @len bytes at @val.  -EBADF once closed. */
@@ -179,12 +192,11 @@ int edo__sock_set_ttl(edo__sock *s, int family, int ttl);
 
 /* ---- listeners -------------------------------------------------------------------------- */
 
-/* A listening socket with its accept back-off. */
+/* A listening socket with the back-off of its _poll_accept; each accept
+ * future (edo__listener_accept_op) has a back-off of its own. */
 typedef struct edo__listener {
 	edo__sock sock;
-	edo_sleep backoff; /* the back-off sleep, while backing_off */
-	bool backing_off;
-	unsigned backoff_ms; /* the last back-off; 0 after a successful accept */
+	edo_net_backoff_ backoff;
 	/* Accepts that failed for want of descriptors or memory, each followed
 	 * by a back-off (tests read it: no retry without the timer). */
 	_Atomic(unsigned long) exhausted;
@@ -194,6 +206,14 @@ typedef struct edo__listener {
  * close-on-exec) and *peer (may be NULL), or *rc < 0.  Backs off on
  * EMFILE / ENFILE / ENOBUFS / ENOMEM. */
 edo_poll edo__listener_poll_accept(edo__listener *l, edo_cx *cx, int *fd, edo_addr *peer, int *rc);
+
+/* The same for an accept future: waits through @w (any number may) and
+ * backs off on @b. */
+edo_poll edo__listener_accept_op(edo__listener *l, edo_net_wait_ *w, edo_net_backoff_ *b,
+				 edo_cx *cx, int *fd, edo_addr *peer, int *rc);
+
+/* Cancel a back-off in progress (a pending accept future's drop). */
+void edo__net_backoff_drop(edo_net_backoff_ *b);
 
 /* Release the listener's back-off state (before freeing it). */
 void edo__listener_fini(edo__listener *l);

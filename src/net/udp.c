@@ -82,6 +82,54 @@ static edo_poll poll_recv(edo__sock *s, edo_cx *cx, void *buf, size_t len, edo_a
 	return edo__sock_poll_io(s, cx, EDO_INTEREST_READABLE, do_recvfrom, &c, 0, n);
 }
 
+/* ---- operation futures ---------------------------------------------------------------------- */
+
+enum {
+	OP_SEND = 1u,
+	OP_TO = 2u,   /* send to to_ */
+	OP_FROM = 4u, /* receive the sender into from */
+};
+
+static edo_poll dgram_fut_poll(edo_future *base, edo_cx *cx)
+{
+	edo_dgram_fut *f = (edo_dgram_fut *)base;
+	if (!f->sock_)
+		return EDO_READY; /* bad input: n set at init */
+	bool send = f->op_ & OP_SEND;
+	dgram_ctx c = {.buf = f->buf_,
+		       .len = f->len_,
+		       .to = (f->op_ & OP_TO) ? &f->to_ : NULL,
+		       .from = (f->op_ & OP_FROM) ? &f->from : NULL};
+	return edo__sock_poll_op(f->sock_, &f->wait_, cx,
+				 send ? EDO_INTEREST_WRITABLE : EDO_INTEREST_READABLE,
+				 send ? do_sendto : do_recvfrom, &c, &f->n);
+}
+
+static void dgram_fut_drop(edo_future *base)
+{
+	edo__net_wait_drop(&((edo_dgram_fut *)base)->wait_);
+}
+
+static const edo_future_vtable dgram_fut_vt = {.poll = dgram_fut_poll, .drop = dgram_fut_drop};
+
+/* @ok false: bad input, completing at the first poll with -EINVAL. */
+static edo_future *dgram_fut(edo_dgram_fut *f, edo__sock *s, unsigned op, const void *buf,
+			     size_t len, const edo_addr *to, bool ok)
+{
+	*f = (edo_dgram_fut){.base = {&dgram_fut_vt},
+			     .sock_ = s,
+			     .buf_ = (void *)(uintptr_t)buf,
+			     .len_ = len,
+			     .op_ = op};
+	if (!s || (!buf && len) || ((op & OP_TO) && !to) || !ok) {
+		f->sock_ = NULL;
+		f->n = -EINVAL;
+	} else if (op & OP_TO) {
+		f->to_ = *to;
+	}
+	return &f->base;
+}
+
 static int sock_connect(edo__sock *s, const edo_addr *a)
 {
 	if (!a)
@@ -209,6 +257,27 @@ ssize_t edo_udp_try_recv_from(edo_udp_socket *u, void *buf, size_t len, edo_addr
 edo_future *edo_udp_ready(edo_net_ready_fut *f, edo_udp_socket *u, uint32_t interest)
 {
 	return edo__sock_ready(f, u ? &u->sock : NULL, interest);
+}
+
+edo_future *edo_udp_send(edo_dgram_fut *f, edo_udp_socket *u, const void *buf, size_t len)
+{
+	return dgram_fut(f, u ? &u->sock : NULL, OP_SEND, buf, len, NULL, true);
+}
+
+edo_future *edo_udp_recv(edo_dgram_fut *f, edo_udp_socket *u, void *buf, size_t len)
+{
+	return dgram_fut(f, u ? &u->sock : NULL, 0, buf, len, NULL, true);
+}
+
+edo_future *edo_udp_send_to(edo_dgram_fut *f, edo_udp_socket *u, const void *buf, size_t len,
+			    const edo_addr *to)
+{
+	return dgram_fut(f, u ? &u->sock : NULL, OP_SEND | OP_TO, buf, len, to, true);
+}
+
+edo_future *edo_udp_recv_from(edo_dgram_fut *f, edo_udp_socket *u, void *buf, size_t len)
+{
+	return dgram_fut(f, u ? &u->sock : NULL, OP_FROM, buf, len, NULL, true);
 }
 
 int edo_udp_set_broadcast(edo_udp_socket *u, bool on)
@@ -417,6 +486,54 @@ edo_poll edo_unix_datagram_poll_recv_from(edo_unix_datagram *d, edo_cx *cx, void
 	if (!d)
 		return edo__poll_einval(n);
 	return poll_recv(&d->sock, cx, buf, len, from, n);
+}
+
+ssize_t edo_unix_datagram_try_send_to(edo_unix_datagram *d, const void *buf, size_t len,
+				      const char *path)
+{
+	edo_addr a;
+	if (!d || (!buf && len) || (path && edo_addr_unix(&a, path) < 0))
+		return -EINVAL;
+	dgram_ctx c = {.buf = (void *)(uintptr_t)buf, .len = len, .to = path ? &a : NULL};
+	return edo__sock_try_io(&d->sock, EDO_INTEREST_WRITABLE, do_sendto, &c);
+}
+
+ssize_t edo_unix_datagram_try_recv_from(edo_unix_datagram *d, void *buf, size_t len, edo_addr *from)
+{
+	if (!d || (!buf && len))
+		return -EINVAL;
+	dgram_ctx c = {.buf = buf, .len = len, .from = from};
+	return edo__sock_try_io(&d->sock, EDO_INTEREST_READABLE, do_recvfrom, &c);
+}
+
+edo_future *edo_unix_datagram_ready(edo_net_ready_fut *f, edo_unix_datagram *d, uint32_t interest)
+{
+	return edo__sock_ready(f, d ? &d->sock : NULL, interest);
+}
+
+edo_future *edo_unix_datagram_send(edo_dgram_fut *f, edo_unix_datagram *d, const void *buf,
+				   size_t len)
+{
+	return dgram_fut(f, d ? &d->sock : NULL, OP_SEND, buf, len, NULL, true);
+}
+
+edo_future *edo_unix_datagram_recv(edo_dgram_fut *f, edo_unix_datagram *d, void *buf, size_t len)
+{
+	return dgram_fut(f, d ? &d->sock : NULL, 0, buf, len, NULL, true);
+}
+
+edo_future *edo_unix_datagram_send_to(edo_dgram_fut *f, edo_unix_datagram *d, const void *buf,
+				      size_t len, const char *path)
+{
+	edo_addr a;
+	bool ok = path && edo_addr_unix(&a, path) == 0;
+	return dgram_fut(f, d ? &d->sock : NULL, OP_SEND | OP_TO, buf, len, ok ? &a : NULL, ok);
+}
+
+edo_future *edo_unix_datagram_recv_from(edo_dgram_fut *f, edo_unix_datagram *d, void *buf,
+					size_t len)
+{
+	return dgram_fut(f, d ? &d->sock : NULL, OP_FROM, buf, len, NULL, true);
 }
 
 int edo_unix_datagram_local_addr(edo_unix_datagram *d, edo_addr *out)

@@ -91,6 +91,39 @@ edo_poll edo_unix_listener_poll_accept(edo_unix_listener *l, edo_cx *cx, edo_uni
 	return EDO_READY;
 }
 
+static edo_poll accept_fut_poll(edo_future *base, edo_cx *cx)
+{
+	edo_unix_accept_fut *f = (edo_unix_accept_fut *)base;
+	if (!f->l_)
+		return EDO_READY; /* bad input: rc set at init */
+	int fd;
+	if (edo__listener_accept_op(&f->l_->l, &f->wait_, &f->backoff_, cx, &fd, NULL, &f->rc) ==
+	    EDO_PENDING)
+		return EDO_PENDING;
+	if (f->rc == 0) {
+		edo__sstream *h;
+		f->rc = edo__sstream_new(fd, &h);
+		if (f->rc == 0)
+			f->stream = (edo_unix_stream *)h;
+	}
+	return EDO_READY;
+}
+
+static void accept_fut_drop(edo_future *base)
+{
+	edo_unix_accept_fut *f = (edo_unix_accept_fut *)base;
+	edo__net_wait_drop(&f->wait_);
+	edo__net_backoff_drop(&f->backoff_);
+}
+
+static const edo_future_vtable accept_fut_vt = {.poll = accept_fut_poll, .drop = accept_fut_drop};
+
+edo_future *edo_unix_listener_accept(edo_unix_accept_fut *f, edo_unix_listener *l)
+{
+	*f = (edo_unix_accept_fut){.base = {&accept_fut_vt}, .l_ = l, .rc = l ? 0 : -EINVAL};
+	return &f->base;
+}
+
 int edo_unix_listener_local_addr(edo_unix_listener *l, edo_addr *out)
 {
 	if (!l)
