@@ -1029,8 +1029,12 @@ static edo_waker bo_clone(const void *data)
 int edo__mt_block_on(edo__sched *s, edo_future *fut)
 {
 	edo__mt *mt = mt_of(s);
-	if (edo__ctx.sched && !edo__ctx.blocking)
-		return -EBUSY;
+	bool own_blocking = false; /* blocking code of this very runtime (below) */
+	if (edo__ctx.sched) {
+		if (!edo__ctx.blocking)
+			return -EBUSY;
+		own_blocking = edo__ctx.sched == s;
+	}
 	/* Enter unless shutdown has begun, in one step with the shutdown's
 	 * check (edo__mt_shutdown): either it sees us, or we see it.  Blocking
 	 * code of this very runtime (edo__ctx.blocking) is not counted: the
@@ -1039,7 +1043,7 @@ int edo__mt_block_on(edo__sched *s, edo_future *fut)
 	 * one of them is waiting for a future (which shutdown's cancellations
 	 * are likely to complete).  Another runtime's blocking code is counted
 	 * as any thread: nothing else would keep @s alive for it. */
-	bool counted = !(edo__ctx.blocking && edo__ctx.sched == s);
+	bool counted = !own_blocking;
 	unsigned cur = atomic_load(&mt->block_on_count);
 	if (!counted && (cur & BLOCK_ON_CLOSED))
 		return EDO_ESHUTDOWN;
