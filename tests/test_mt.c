@@ -30,6 +30,7 @@
 #include "edo.h"
 #include "edo/io.h"
 #include "harness.h"
+#include "runtime/sched.h" /* the runtime's reference count */
 
 #if defined(__SANITIZE_ADDRESS__)
 #define HAVE_LSAN 1
@@ -2728,6 +2729,171 @@ TEST(block_in_place_poll_is_counted)
 	CHECK_EQ(SUM_METRIC(rt, 1, polls), (uint64_t)n);
 	edo_handle_drop(h);
 	CHECK_EQ(edo_runtime_free(rt), 0);
+	leak_check();
+}
+
+/* -- edo_runtime_shutdown_timeout bounds the wait for the worker threads -- */
+
+/* A task whose poll does not return until released (a stuck poll), and one
+ * that sleeps for ever; both count their cleanups. */
+typedef struct hang_frame {
+	EDO_FRAME;
+	atomic_bool *entered, *release;
+	atomic_int *n_cleaned;
+	edo_sleep s;
+	bool sleeper, in_place;
+} hang_frame;
+
+static void hang_cleanup(hang_frame *self)
+{
+	atomic_fetch_add(self->n_cleaned, 1);
+}
+
+static void wait_release(void *arg)
+{
+	hang_frame *self = arg;
+	atomic_store(self->entered, true);
+	while (!atomic_load(self->release))
+		usleep(1000);
+}
+
+EDO_ASYNC(hang, hang_frame, hang_cleanup)
+{
+	EDO_BEGIN();
+	if (self->sleeper) {
+		EDO_AWAIT_SLEEP(&self->s, EDO_SEC(3600));
+	} else if (self->in_place) {
+		CHECK_EQ(edo_block_in_place(wait_release, self), 0);
+	} else {
+		wait_release(self);
+	}
+	EDO_END();
+}
+
+/* mode 0: a worker stuck in a poll, freed with a timeout; 1: a thread in
+ * edo_block_in_place; 2: shutdown_background, which waits for nothing. */
+static void run_stuck_shutdown(int mode)
+{
+	edo_runtime *rt = mt_new(2);
+	edo_handle *h = edo_runtime_handle(rt); /* to see when the runtime goes */
+	atomic_bool entered = false, release = false;
+	atomic_int n_cleaned = 0;
+	edo_join *j;
+	CHECK_EQ(EDO_SPAWN_ON(h, &j, hang, .entered = &entered, .release = &release,
+			      .n_cleaned = &n_cleaned, .in_place = mode == 1),
+		 0);
+	edo_join_detach(j);
+	CHECK_EQ(EDO_SPAWN_ON(h, &j, hang, .entered = &entered, .release = &release,
+			      .n_cleaned = &n_cleaned, .sleeper = true),
+		 0);
+	edo_join_detach(j);
+	while (!atomic_load(&entered))
+		usleep(100);
+	if (mode == 2)
+		CHECK_EQ(edo_runtime_shutdown_background(rt), 0);
+	else
+		CHECK_EQ(edo_runtime_shutdown_timeout(rt, 20), -ETIMEDOUT);
+	/* Shut down all the same: nothing spawns any more. */
+	edo_join *late;
+	CHECK_EQ(EDO_SPAWN_ON(h, &late, hang, .entered = &entered, .release = &release,
+			      .n_cleaned = &n_cleaned, .sleeper = true),
+		 EDO_ESHUTDOWN);
+	atomic_store(&release, true);
+	/* The last thread out finishes the shutdown and drops the runtime's
+	 * reference: ours is then the only one. */
+	while (atomic_load(&h->refs) != 1)
+		usleep(1000);
+	CHECK_EQ(atomic_load(&n_cleaned), 2);
+	edo_handle_drop(h);
+	leak_check();
+}
+
+TEST(shutdown_timeout_gives_up_on_a_stuck_poll)
+{
+	run_stuck_shutdown(0);
+}
+
+TEST(shutdown_timeout_gives_up_on_block_in_place)
+{
+	run_stuck_shutdown(1);
+}
+
+TEST(shutdown_background_waits_for_no_worker)
+{
+	run_stuck_shutdown(2);
+}
+
+/* A timeout long enough changes nothing: 0, everything done on return. */
+TEST(shutdown_timeout_in_time)
+{
+	edo_runtime *rt = mt_new(2);
+	edo_handle *h = edo_runtime_handle(rt);
+	atomic_bool entered = false, release = true;
+	atomic_int n_cleaned = 0;
+	edo_join *j;
+	CHECK_EQ(EDO_SPAWN_ON(h, &j, hang, .entered = &entered, .release = &release,
+			      .n_cleaned = &n_cleaned, .sleeper = true),
+		 0);
+	edo_join_detach(j);
+	CHECK_EQ(edo_runtime_shutdown_timeout(rt, 60000), 0);
+	CHECK_EQ(atomic_load(&n_cleaned), 1);
+	CHECK_EQ(atomic_load(&h->refs), 1u);
+	edo_handle_drop(h);
+	leak_check();
+}
+
+/* The deadline racing the last worker's exit: a poll busy for 0-400 µs, a
+ * timeout of 0 or 1 ms.  Whichever way each round goes (0 or -ETIMEDOUT),
+ * the shutdown completes exactly once: the runtime's reference is dropped
+ * (ours is left), the task's cleanup ran once, and nothing leaks. */
+typedef struct spin_frame {
+	EDO_FRAME;
+	unsigned us;
+	atomic_int *n_cleaned;
+} spin_frame;
+
+static void spin_cleanup(spin_frame *self)
+{
+	atomic_fetch_add(self->n_cleaned, 1);
+}
+
+EDO_ASYNC(spin_poll, spin_frame, spin_cleanup)
+{
+	EDO_BEGIN();
+	{
+		uint64_t until = test_now_ns() + (uint64_t)self->us * 1000u;
+		while (test_now_ns() < until)
+			;
+	}
+	EDO_YIELD();
+	EDO_END();
+}
+
+TEST(shutdown_timeout_racing_the_last_exit)
+{
+	long rounds = test_scale(2000);
+	unsigned seed = 12345;
+	long timed_out = 0;
+	for (long i = 0; i < rounds; i++) {
+		edo_runtime *rt = mt_new(2);
+		edo_handle *h = edo_runtime_handle(rt);
+		atomic_int n_cleaned = 0;
+		seed = seed * 1103515245u + 12345u;
+		edo_join *j;
+		CHECK_EQ(EDO_SPAWN_ON(h, &j, spin_poll, .us = (seed >> 8) % 400,
+				      .n_cleaned = &n_cleaned),
+			 0);
+		edo_join_detach(j);
+		int rc = edo_runtime_shutdown_timeout(rt, (seed >> 20) & 1);
+		CHECK(rc == 0 || rc == -ETIMEDOUT);
+		timed_out += rc == -ETIMEDOUT;
+		while (atomic_load(&h->refs) != 1)
+			sched_yield();
+		CHECK_EQ(atomic_load(&n_cleaned), 1);
+		edo_handle_drop(h);
+	}
+	if (getenv("EDO_TEST_VERBOSE"))
+		fprintf(stderr, "%ld of %ld rounds timed out\n", timed_out, rounds);
 	leak_check();
 }
 

@@ -235,16 +235,23 @@ int edo_runtime_free(edo_runtime *rt);
 
 /**
  * edo_runtime_shutdown_timeout() - edo_runtime_free(), but wait at most
- * @timeout_ms for blocking-pool threads that are still running user code
+ * @timeout_ms in all for the threads still running user code: a
+ * multi-thread worker inside a long poll (or cancelling tasks after one), a
+ * thread inside edo_block_in_place(), blocking-pool threads
  * (edo_runtime_free() waits for them without limit).  Tasks are cancelled
- * as in edo_runtime_free().  Returns 0, -ETIMEDOUT if blocking threads were
- * still running at the deadline (they finish in the background; the runtime
- * is freed all the same, its memory released by the last of them), or
- * -EBUSY (nothing done) as edo_runtime_free().
+ * as in edo_runtime_free().  Returns 0, -ETIMEDOUT if such threads were
+ * still running at the deadline, or -EBUSY (nothing done) as
+ * edo_runtime_free().  After -ETIMEDOUT the runtime is shut down all the
+ * same (@rt is gone, spawns through handles fail) and those threads finish
+ * in the background: a worker cancels the tasks left to it when its poll
+ * returns, the last one out completes the shutdown and releases the
+ * runtime's memory; until then hooks (on_thread_stop) and task cleanups may
+ * still run on them, so what they use must outlive them.
  */
 int edo_runtime_shutdown_timeout(edo_runtime *rt, int64_t timeout_ms);
 
-/** edo_runtime_shutdown_background() - shutdown without waiting for blocking threads. */
+/** edo_runtime_shutdown_background() - edo_runtime_shutdown_timeout() that waits for nothing
+ *  (timeout 0; returns 0 where that returns -ETIMEDOUT). */
 int edo_runtime_shutdown_background(edo_runtime *rt);
 
 /**

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "edo/error.h"
 #include "edo/runtime.h"
@@ -106,13 +107,28 @@ int edo_runtime_shutdown_timeout(edo_runtime *rt, int64_t timeout_ms)
 	edo__sched *s = rt->sched;
 	/* Keep the scheduler (and through it the pool) alive until we are done. */
 	edo__sched_ref(s);
-	int rc = s->flavor == EDO_RT_MULTI_THREAD ? edo__mt_shutdown(s) : edo__ct_shutdown(s);
-	if (rc < 0) {
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rc = s->flavor == EDO_RT_MULTI_THREAD ? edo__mt_shutdown(s, timeout_ms) :
+						    edo__ct_shutdown(s);
+	if (rc < 0 && rc != -ETIMEDOUT) {
 		edo__sched_unref(s);
 		return rc;
 	}
-	if (s->blocking)
-		rc = edo__pool_shutdown(s->blocking, timeout_ms);
+	if (s->blocking) {
+		/* The pool gets what is left of the timeout. */
+		int64_t left = timeout_ms;
+		if (left > 0) {
+			struct timespec t1;
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			int64_t spent = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000 +
+					(t1.tv_nsec - t0.tv_nsec) / 1000000;
+			left = spent >= left ? 0 : left - spent;
+		}
+		int prc = edo__pool_shutdown(s->blocking, left);
+		if (rc == 0)
+			rc = prc;
+	}
 	edo__sched_unref(s);
 	free(rt);
 	return rc;

@@ -182,6 +182,12 @@ struct edo__mt {
 	 * not yet left: shutdown waits for them too (they run user code, hooks
 	 * and drops). */
 	unsigned handed_off;
+	/* Shutdown: the worker threads it waits for, and whether it gave up
+	 * waiting (edo_runtime_shutdown_timeout): then the last of them to
+	 * leave finishes the shutdown (mt_finish_stop) and drops the runtime's
+	 * reference.  Both under exit_lock. */
+	unsigned stopping;
+	bool finish_late;
 	atomic_uint threads_started;
 };
 
@@ -833,6 +839,9 @@ static void worker_shutdown(edo__worker *w)
 	edo__defer_wake_all(&w->defer);
 }
 
+static bool last_to_leave(edo__mt *mt);
+static void finish_late(edo__mt *mt);
+
 static void *worker_main(void *arg)
 {
 	edo__worker *w = arg;
@@ -876,11 +885,15 @@ static void *worker_main(void *arg)
 	if (s->hooks.on_thread_stop)
 		s->hooks.on_thread_stop(s->hooks_ud);
 	edo__ctx = (edo__context){0};
-	/* The last touch of the runtime by this thread. */
+	/* The last touch of the runtime by this thread, unless it is the last
+	 * to leave a shutdown that stopped waiting. */
 	pthread_mutex_lock(&mt->exit_lock);
 	mt->exited++;
+	bool finish = last_to_leave(mt);
 	pthread_cond_broadcast(&mt->exit_cond);
 	pthread_mutex_unlock(&mt->exit_lock);
+	if (finish)
+		finish_late(mt);
 	return NULL;
 
 handed_off:
@@ -892,8 +905,11 @@ handed_off:
 	edo__ctx = (edo__context){0};
 	pthread_mutex_lock(&mt->exit_lock);
 	mt->handed_off--;
+	bool last = last_to_leave(mt);
 	pthread_cond_broadcast(&mt->exit_cond);
 	pthread_mutex_unlock(&mt->exit_lock);
+	if (last)
+		finish_late(mt);
 	edo__sched_unref(s);
 	return NULL;
 }
@@ -1169,7 +1185,12 @@ int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
 	atomic_init(&mt->threads_started, 0);
 	pthread_barrier_init(&mt->shutdown_barrier, NULL, n);
 	pthread_mutex_init(&mt->exit_lock, NULL);
-	pthread_cond_init(&mt->exit_cond, NULL);
+	/* Shutdown waits on it against a CLOCK_MONOTONIC deadline. */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&mt->exit_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	mt->exited = 0;
 	mt->handed_off = 0;
 	mt->event_interval = b->event_interval ? b->event_interval : DEFAULT_EVENT_INTERVAL;
@@ -1226,17 +1247,25 @@ int edo__mt_new(const edo_runtime_builder *b, edo__sched **out)
 	return 0;
 }
 
-static void mt_stop_threads(edo__mt *mt, uint32_t started)
+/* Under exit_lock: every thread shutdown waits for has left. */
+static bool all_left(edo__mt *mt)
 {
-	atomic_store(&mt->base.shutdown, true);
-	edo__owned_close(&mt->base.owned);
-	atomic_store(&mt->closing, true);
-	for (uint32_t i = 0; i < started; i++)
-		edo__parker_unpark(&mt->workers[i].parker);
-	pthread_mutex_lock(&mt->exit_lock);
-	while (mt->exited < started || mt->handed_off)
-		pthread_cond_wait(&mt->exit_cond, &mt->exit_lock);
-	pthread_mutex_unlock(&mt->exit_lock);
+	return mt->exited >= mt->stopping && mt->handed_off == 0;
+}
+
+/* Under exit_lock, by a thread that just left: whether it is the last, of a
+ * shutdown that stopped waiting, and so must finish it. */
+static bool last_to_leave(edo__mt *mt)
+{
+	if (!mt->finish_late || !all_left(mt))
+		return false;
+	mt->finish_late = false;
+	return true;
+}
+
+/* What shutdown does once every worker thread has left. */
+static void mt_finish_stop(edo__mt *mt)
+{
 	/* Wakes from outside the workers may have queued notifications. */
 	edo__inject_set_close(&mt->inject);
 	edo__task *t;
@@ -1250,7 +1279,54 @@ static void mt_stop_threads(edo__mt *mt, uint32_t started)
 		edo__parker_shutdown(&mt->workers[i].parker);
 }
 
-int edo__mt_shutdown(edo__sched *s)
+/* A shutdown that stopped waiting: the last worker thread out finishes it
+ * and drops the runtime's own reference (the shutdown left it). */
+static void finish_late(edo__mt *mt)
+{
+	mt_finish_stop(mt);
+	edo__sched_unref(&mt->base);
+}
+
+/* Stop the @started worker threads: wait for them until @deadline_ns
+ * (mono_ns(); UINT64_MAX: no limit).  true when they have all left and the
+ * shutdown is complete; false when the deadline passed first: the last of
+ * them finishes it (finish_late). */
+static bool mt_stop_threads_until(edo__mt *mt, uint32_t started, uint64_t deadline_ns)
+{
+	atomic_store(&mt->base.shutdown, true);
+	edo__owned_close(&mt->base.owned);
+	atomic_store(&mt->closing, true);
+	for (uint32_t i = 0; i < started; i++)
+		edo__parker_unpark(&mt->workers[i].parker);
+	pthread_mutex_lock(&mt->exit_lock);
+	mt->stopping = started;
+	while (!all_left(mt)) {
+		if (deadline_ns == UINT64_MAX) {
+			pthread_cond_wait(&mt->exit_cond, &mt->exit_lock);
+			continue;
+		}
+		uint64_t now = mono_ns();
+		if (now >= deadline_ns)
+			break;
+		struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
+				      .tv_nsec = (long)(deadline_ns % 1000000000u)};
+		(void)pthread_cond_timedwait(&mt->exit_cond, &mt->exit_lock, &ts);
+	}
+	bool done = all_left(mt);
+	if (!done)
+		mt->finish_late = true;
+	pthread_mutex_unlock(&mt->exit_lock);
+	if (done)
+		mt_finish_stop(mt);
+	return done;
+}
+
+static void mt_stop_threads(edo__mt *mt, uint32_t started)
+{
+	(void)mt_stop_threads_until(mt, started, UINT64_MAX);
+}
+
+int edo__mt_shutdown(edo__sched *s, int64_t timeout_ms)
 {
 	edo__mt *mt = mt_of(s);
 	if (edo__ctx.sched)
@@ -1259,7 +1335,11 @@ int edo__mt_shutdown(edo__sched *s)
 	if (!atomic_compare_exchange_strong(&mt->block_on_count, &none, BLOCK_ON_CLOSED))
 		return -EBUSY; /* a thread is in edo_block_on */
 	edo__trace_stop(s);
-	mt_stop_threads(mt, mt->num_workers);
+	uint64_t deadline = UINT64_MAX; /* < 0, or over a year: no limit */
+	if (timeout_ms >= 0 && timeout_ms < 365LL * 24 * 3600 * 1000)
+		deadline = mono_ns() + (uint64_t)timeout_ms * 1000000u;
+	if (!mt_stop_threads_until(mt, mt->num_workers, deadline))
+		return -ETIMEDOUT; /* the last thread out drops the reference */
 	edo__sched_unref(s);
 	return 0;
 }
