@@ -12,6 +12,7 @@
 
 #include "edo.h"
 #include "harness.h"
+#include "runtime/sched.h" /* the runtime's reference count */
 
 static void *square(void *arg)
 {
@@ -1284,6 +1285,166 @@ TEST(handle_block_on_after_free)
 		CHECK_EQ(edo_handle_block_on(h, &u.edo_base), EDO_ESHUTDOWN);
 		CHECK_EQ(u.v, 1);
 		CHECK_EQ(edo_handle_block_on(NULL, &u.edo_base), -EINVAL);
+		edo_handle_drop(h);
+	}
+}
+
+/* Blocking code in edo_block_on, waiting on I/O, when the runtime is freed:
+ * once the workers are gone nothing drives the reactor, so shutdown fails
+ * the I/O (EDO_ESHUTDOWN) before it waits for such threads; before that, a
+ * block_in_place thread waited for ever, and so did the free. */
+typedef struct io_wait_frame {
+	EDO_FRAME;
+	edo_udp_socket *sock;
+	atomic_bool *waiting;
+	edo_net_ready_fut f;
+	int rc;
+} io_wait_frame;
+
+EDO_ASYNC(io_wait, io_wait_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_udp_ready(&self->f, self->sock, EDO_INTEREST_READABLE);
+	atomic_store(self->waiting, true);
+	EDO_AWAIT(&self->f.base);
+	self->rc = self->f.rc;
+	EDO_END();
+}
+
+typedef struct io_block_arg {
+	edo_udp_socket *sock;
+	atomic_bool waiting, done;
+	int bo_rc, io_rc;
+} io_block_arg;
+
+static void io_block(void *arg)
+{
+	io_block_arg *a = arg;
+	edo_handle *h = edo_handle_current();
+	io_wait_frame w = {EDO_FRAME_INIT(io_wait), .sock = a->sock, .waiting = &a->waiting};
+	a->bo_rc = edo_handle_block_on(h, &w.edo_base);
+	a->io_rc = w.rc;
+	edo_handle_drop(h);
+	atomic_store(&a->done, true);
+}
+
+static void *io_block_job(void *arg)
+{
+	io_block(arg);
+	return NULL;
+}
+
+typedef struct io_bip_frame {
+	EDO_FRAME;
+	io_block_arg *a;
+} io_bip_frame;
+
+EDO_ASYNC(io_bip, io_bip_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_block_in_place(io_block, self->a), 0);
+	EDO_END();
+}
+
+typedef struct io_setup_frame {
+	EDO_FRAME;
+	io_block_arg *a;
+	bool pool;
+} io_setup_frame;
+
+EDO_ASYNC(io_setup, io_setup_frame, NULL)
+{
+	EDO_BEGIN();
+	{
+		edo_addr addr;
+		CHECK_EQ(edo_addr_ip(&addr, "127.0.0.1", 0), 0);
+		CHECK_EQ(edo_udp_bind(&addr, &self->a->sock), 0);
+		edo_join *j;
+		if (self->pool)
+			CHECK_EQ(edo_spawn_blocking(io_block_job, self->a, &j), 0);
+		else
+			CHECK_EQ(EDO_SPAWN(&j, io_bip, .a = self->a), 0);
+		edo_join_detach(j);
+	}
+	EDO_END();
+}
+
+TEST(free_while_blocking_code_blocks_on_io)
+{
+	for (int mode = 0; mode < 4; mode++) {
+		bool pool = mode & 1, timed = mode & 2;
+		edo_runtime_builder b;
+		edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
+		b.worker_threads = 2;
+		edo_runtime *rt;
+		CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+		edo_handle *h = edo_runtime_handle(rt);
+		io_block_arg a = {.bo_rc = 1, .io_rc = 1};
+		io_setup_frame s = {EDO_FRAME_INIT(io_setup), .a = &a, .pool = pool};
+		CHECK_EQ(edo_block_on(rt, &s.edo_base), 0);
+		while (!atomic_load(&a.waiting))
+			usleep(100);
+		if (timed) {
+			/* Within a minute the I/O has failed and the thread left. */
+			CHECK_EQ(edo_runtime_shutdown_timeout(rt, 60000), 0);
+		} else {
+			CHECK_EQ(edo_runtime_free(rt), 0);
+		}
+		CHECK_EQ(a.bo_rc, 0);
+		CHECK_EQ(a.io_rc, EDO_ESHUTDOWN);
+		/* Freed after the runtime, as the last handle goes. */
+		edo_udp_drop(a.sock);
+		edo_handle_drop(h);
+	}
+}
+
+/* The same after a shutdown_timeout that gave up on a worker stuck in a
+ * poll: the last worker out fails the I/O, the block_in_place thread
+ * leaves, and the shutdown completes (the runtime's reference dropped). */
+typedef struct stuck_poll_frame {
+	EDO_FRAME;
+	atomic_bool *entered, *release;
+} stuck_poll_frame;
+
+EDO_ASYNC(stuck_poll, stuck_poll_frame, NULL)
+{
+	EDO_BEGIN();
+	atomic_store(self->entered, true);
+	while (!atomic_load(self->release))
+		usleep(1000);
+	EDO_END();
+}
+
+TEST(shutdown_timeout_gives_up_then_fails_the_io_of_blocking_code)
+{
+	for (int pool = 0; pool <= 1; pool++) {
+		edo_runtime_builder b;
+		edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
+		b.worker_threads = 2;
+		edo_runtime *rt;
+		CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+		edo_handle *h = edo_runtime_handle(rt);
+		io_block_arg a = {.bo_rc = 1, .io_rc = 1};
+		io_setup_frame s = {EDO_FRAME_INIT(io_setup), .a = &a, .pool = pool};
+		CHECK_EQ(edo_block_on(rt, &s.edo_base), 0);
+		atomic_bool entered = false, release = false;
+		edo_join *j;
+		CHECK_EQ(EDO_SPAWN_ON(h, &j, stuck_poll, .entered = &entered, .release = &release),
+			 0);
+		edo_join_detach(j);
+		while (!atomic_load(&a.waiting) || !atomic_load(&entered))
+			usleep(100);
+		CHECK_EQ(edo_runtime_shutdown_timeout(rt, 10), -ETIMEDOUT);
+		atomic_store(&release, true);
+		while (!atomic_load(&a.done))
+			usleep(1000);
+		CHECK_EQ(a.bo_rc, 0);
+		CHECK_EQ(a.io_rc, EDO_ESHUTDOWN);
+		/* The shutdown completes: the socket and our handle hold the
+		 * last references. */
+		while (atomic_load(&h->refs) != 2)
+			usleep(1000);
+		edo_udp_drop(a.sock);
 		edo_handle_drop(h);
 	}
 }

@@ -206,7 +206,9 @@ int edo_runtime_new_current_thread(edo_runtime **out);
  * shutdown cancels the runtime's tasks (their join handles report
  * -ECANCELED) and fails its I/O with EDO_ESHUTDOWN, and the free waits for
  * the job as for any other, so for the future to complete (its timers run
- * on the calling thread's own wheel and fire when due).
+ * on the calling thread's own wheel and fire when due; with a paused clock
+ * on a current-thread runtime they never do, since the job in flight holds
+ * back auto-advance).
  */
 int edo_block_on(edo_runtime *rt, edo_future *fut);
 

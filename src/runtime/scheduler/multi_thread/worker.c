@@ -188,6 +188,9 @@ struct edo__mt {
 	 * reference.  Both under exit_lock. */
 	unsigned stopping;
 	bool finish_late;
+	/* Set with finish_late when the workers had not all left: the last
+	 * worker out shuts the I/O driver down (mt_stop_threads_until). */
+	bool late_io;
 	atomic_uint threads_started;
 };
 
@@ -889,9 +892,18 @@ static void *worker_main(void *arg)
 	 * to leave a shutdown that stopped waiting. */
 	pthread_mutex_lock(&mt->exit_lock);
 	mt->exited++;
+	bool io_down = mt->late_io && mt->exited >= mt->stopping;
+	if (io_down) {
+		mt->late_io = false;
+		edo__sched_ref(s); /* the runtime, while the driver shuts down */
+	}
 	bool finish = last_to_leave(mt);
 	pthread_cond_broadcast(&mt->exit_cond);
 	pthread_mutex_unlock(&mt->exit_lock);
+	if (io_down) {
+		edo__driver_shutdown(&s->driver);
+		edo__sched_unref(s);
+	}
 	if (finish)
 		finish_late(mt);
 	return NULL;
@@ -1300,7 +1312,19 @@ static bool mt_stop_threads_until(edo__mt *mt, uint32_t started, uint64_t deadli
 		edo__parker_unpark(&mt->workers[i].parker);
 	pthread_mutex_lock(&mt->exit_lock);
 	mt->stopping = started;
+	bool io_down = false;
 	while (!all_left(mt)) {
+		if (!io_down && mt->exited >= mt->stopping) {
+			/* The workers are gone; a thread still inside
+			 * edo_block_in_place may be in an edo_block_on whose
+			 * I/O no one drives any more: fail it now, or that
+			 * thread (and this wait) would never end. */
+			io_down = true;
+			pthread_mutex_unlock(&mt->exit_lock);
+			edo__driver_shutdown(&mt->base.driver);
+			pthread_mutex_lock(&mt->exit_lock);
+			continue;
+		}
 		if (deadline_ns == UINT64_MAX) {
 			pthread_cond_wait(&mt->exit_cond, &mt->exit_lock);
 			continue;
@@ -1313,9 +1337,18 @@ static bool mt_stop_threads_until(edo__mt *mt, uint32_t started, uint64_t deadli
 		(void)pthread_cond_timedwait(&mt->exit_cond, &mt->exit_lock, &ts);
 	}
 	bool done = all_left(mt);
-	if (!done)
+	bool io_now = false;
+	if (!done) {
 		mt->finish_late = true;
+		/* Whoever brings the workers' count to `stopping` shuts the
+		 * I/O down: the last worker out, or this thread if they have
+		 * all left already (the runtime is still ours to use). */
+		io_now = !io_down && mt->exited >= mt->stopping;
+		mt->late_io = !io_down && !io_now;
+	}
 	pthread_mutex_unlock(&mt->exit_lock);
+	if (io_now)
+		edo__driver_shutdown(&mt->base.driver);
 	if (done)
 		mt_finish_stop(mt);
 	return done;
