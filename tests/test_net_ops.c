@@ -1996,4 +1996,70 @@ static void stress_udp(edo_rt_flavor fl)
 }
 BOTH(stress_udp_shared_window, stress_udp)
 
+/* A readiness that can never be cleared: a UDP socket shut down for
+ * reading reports EPOLLIN | EPOLLRDHUP for ever (READ_CLOSED stays) while a
+ * non-blocking recv still says EAGAIN.  The receive loops, but each turn
+ * spends a unit of budget, so the task yields and a timer on the same
+ * current-thread runtime fires; it used to refund the unit and never yield
+ * (both the operation future and the _poll_ function). */
+typedef struct spin_recv_frame {
+	EDO_FRAME;
+	edo_udp_socket *u;
+	edo_dgram_fut d;
+	bool op;
+	char buf[8];
+	ssize_t n;
+} spin_recv_frame;
+
+EDO_ASYNC(spin_recv, spin_recv_frame, NULL)
+{
+	EDO_BEGIN();
+	if (self->op) {
+		edo_udp_recv(&self->d, self->u, self->buf, sizeof self->buf);
+		EDO_AWAIT(&self->d.base);
+		self->n = self->d.n;
+	} else {
+		EDO_AWAIT_POLL(
+			edo_udp_poll_recv(self->u, cx, self->buf, sizeof self->buf, &self->n));
+	}
+	EDO_END();
+}
+
+typedef struct spin_main_frame {
+	EDO_FRAME;
+	edo_udp_socket *u;
+	edo_join *j;
+	edo_sleep s;
+	bool op;
+	int rc;
+} spin_main_frame;
+
+EDO_ASYNC(spin_main, spin_main_frame, NULL)
+{
+	EDO_BEGIN();
+	{
+		edo_addr a;
+		CHECK_EQ(edo_addr_ip(&a, "127.0.0.1", 0), 0);
+		CHECK_EQ(edo_udp_bind(&a, &self->u), 0);
+		/* Linux says ENOTCONN (not connected) but shuts reading down. */
+		(void)shutdown(edo_udp_fd(self->u), SHUT_RD);
+		CHECK_EQ(EDO_SPAWN(&self->j, spin_recv, .u = self->u, .op = self->op), 0);
+	}
+	EDO_AWAIT_SLEEP(&self->s, EDO_MS(20));
+	/* Reached: the receiving task yielded. */
+	edo_join_abort(self->j);
+	EDO_AWAIT_JOIN(self->j, &self->rc);
+	edo_join_detach(self->j);
+	edo_udp_drop(self->u);
+	EDO_END();
+}
+
+TEST(unclearable_readiness_still_yields)
+{
+	for (int op = 0; op <= 1; op++) {
+		spin_main_frame m = {EDO_FRAME_INIT(spin_main), .op = op};
+		run(EDO_RT_CURRENT_THREAD, &m.edo_base);
+	}
+}
+
 TEST_MAIN()

@@ -216,7 +216,7 @@ typedef struct edo_net_backoff_ {
  * rather than through one that other tasks' futures borrow.  Bad input
  * completes at the first poll with -EINVAL, touching nothing.  Outputs
  * other than the result (an accept's stream and peer, a receive's from)
- * are written only on success.
+ * are meaningful only on success.
  */
 
 /* ==== TCP ==================================================================================== */

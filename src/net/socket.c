@@ -202,8 +202,12 @@ edo_poll edo__sock_poll_op(edo__sock *s, edo_net_wait_ *w, edo_cx *cx, uint32_t 
 		ssize_t r = edo__sock_try_io(s, dir, op, ctx);
 		if (r == -EAGAIN) {
 			/* Another waiter took what woke us (or the readiness
-			 * was spurious): the unit of budget bought nothing. */
-			edo__coop_refund();
+			 * was spurious): the unit of budget bought nothing --
+			 * unless the readiness could not be cleared (a closed
+			 * state stays set: a socket shut down for reading that
+			 * still says EAGAIN), when only the budget ends the loop. */
+			if (!edo__sio_readiness(s->io, dir).ready)
+				edo__coop_refund();
 			continue;
 		}
 		if (r <= 0 && edo__sock_is_closed(s))

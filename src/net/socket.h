@@ -134,7 +134,12 @@ static inline __attribute__((always_inline)) edo_poll edo__sock_poll_io(edo__soc
 		if (r == -EAGAIN || r == -EINTR) {
 			if (r == -EAGAIN)
 				edo__sio_clear_readiness(s->io, ev);
-			edo__coop_refund();
+			/* The unit bought nothing, unless the readiness stays
+			 * (a new edge, or a closed state that is never cleared
+			 * on a socket that still says EAGAIN): then only the
+			 * budget ends this loop. */
+			if (r == -EINTR || !edo__sio_readiness(s->io, dir).ready)
+				edo__coop_refund();
 			continue;
 		}
 		if (r > 0 && (size_t)r < want)
