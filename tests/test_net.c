@@ -10,9 +10,7 @@
  * the full million), EMFILE back-off and recovery (TCP and Unix) with a lowered
  * RLIMIT_NOFILE, UDP (IPv4 and IPv6), Unix stream and datagram sockets, and
  * bad input. */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
 #include <net/if.h>
@@ -25,18 +23,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "edo.h"
 #include "harness.h"
-#include "net/socket.h" /* the listener's count of exhausted accepts */
+#include "net_helpers.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define NET_SANITIZED 1
@@ -49,76 +45,6 @@
 /* sanitizer/allocator_interface.h, which gcc does not install. */
 size_t __sanitizer_get_current_allocated_bytes(void);
 #endif
-
-static edo_runtime *make_rt(edo_rt_flavor flavor)
-{
-	edo_runtime_builder b;
-	edo_runtime_builder_init(&b, flavor);
-	b.worker_threads = 2;
-	edo_runtime *rt;
-	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
-	return rt;
-}
-
-static void run(edo_rt_flavor flavor, edo_future *main_fut)
-{
-	edo_runtime *rt = make_rt(flavor);
-	CHECK_EQ(edo_block_on(rt, main_fut), 0);
-	CHECK_EQ(edo_runtime_free(rt), 0);
-}
-
-#define BOTH(name, fn)                                                                             \
-	TEST(name##_current_thread)                                                                \
-	{                                                                                          \
-		fn(EDO_RT_CURRENT_THREAD);                                                         \
-	}                                                                                          \
-	TEST(name##_multi_thread)                                                                  \
-	{                                                                                          \
-		fn(EDO_RT_MULTI_THREAD);                                                           \
-	}
-
-/* A listener on 127.0.0.1 with a free port; *addr is where to connect. */
-static edo_tcp_listener *listen_local(edo_addr *addr)
-{
-	edo_addr a;
-	CHECK_EQ(edo_addr_ip(&a, "127.0.0.1", 0), 0);
-	edo_tcp_listener *l;
-	CHECK_EQ(edo_tcp_listener_bind(&a, NULL, &l), 0);
-	CHECK_EQ(edo_tcp_listener_local_addr(l, addr), 0);
-	CHECK_NE(edo_addr_port(addr), 0);
-	return l;
-}
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	CHECK(d != NULL);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		n++;
-		if (getenv("EDO_TEST_LIST_FDS")) {
-			char p[300], t[256] = "";
-			snprintf(p, sizeof p, "/proc/self/fd/%s", e->d_name);
-			ssize_t k = readlink(p, t, sizeof t - 1);
-			fprintf(stderr, "  fd %s -> %s\n", e->d_name, k > 0 ? t : "?");
-		}
-	}
-	closedir(d);
-	return n;
-}
-
-static void raise_nofile(rlim_t want)
-{
-	struct rlimit r;
-	CHECK_EQ(getrlimit(RLIMIT_NOFILE, &r), 0);
-	if (r.rlim_cur < want) {
-		r.rlim_cur = r.rlim_max;
-		CHECK_EQ(setrlimit(RLIMIT_NOFILE, &r), 0);
-	}
-	if (r.rlim_cur < want)
-		SKIP("RLIMIT_NOFILE hard limit too low for this test");
-}
 
 /* ---- an echo server ---------------------------------------------------------------------------- */
 
@@ -1121,7 +1047,7 @@ static long cycles_count(long dflt)
 static void cycles_case(edo_rt_flavor fl, long n)
 {
 	int before = count_fds();
-	edo_runtime *rt = make_rt(fl);
+	edo_runtime *rt = make_rt(fl, 2);
 	cycles_frame m = {EDO_FRAME_INIT(cycles_main), .rt = rt, .n = n,
 			  .warm = n / 10 > 1000 ? 1000 : n / 10};
 	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
@@ -1235,13 +1161,6 @@ EDO_ASYNC(emf_acceptor, emf_acceptor_frame, NULL)
 	EDO_END();
 }
 
-/* Accepts of @l that failed with EMFILE (internals: an edo_tcp_listener
- * starts with its edo__listener), each followed by a back-off. */
-static unsigned long exhausted_accepts(edo_tcp_listener *l)
-{
-	return atomic_load(&((edo__listener *)(void *)l)->exhausted);
-}
-
 typedef struct emf_frame {
 	EDO_FRAME;
 	int port_fd;
@@ -1259,23 +1178,8 @@ EDO_ASYNC(emf_main, emf_frame, NULL)
 	EDO_BEGIN();
 	{
 		edo_tcp_listener *l = listen_local(&self->addr);
-		uint16_t port = edo_addr_port(&self->addr);
-		CHECK_EQ(write(self->port_fd, &port, sizeof port), (ssize_t)sizeof port);
-		close(self->port_fd);
-		/* From here only EMF_HEADROOM more descriptors fit: fill the
-		 * holes below the highest one, and set the limit above it. */
-		int maxfd = 0, open_fds = 0;
-		for (int fd = 0; fd < 4096; fd++)
-			if (fcntl(fd, F_GETFD) >= 0) {
-				maxfd = fd;
-				open_fds++;
-			}
-		for (int k = open_fds; k < maxfd + 1; k++)
-			CHECK_LT(open("/dev/null", O_RDONLY | O_CLOEXEC), maxfd);
-		struct rlimit r;
-		CHECK_EQ(getrlimit(RLIMIT_NOFILE, &r), 0);
-		r.rlim_cur = (rlim_t)maxfd + 1 + EMF_HEADROOM;
-		CHECK_EQ(setrlimit(RLIMIT_NOFILE, &r), 0);
+		send_port(self->port_fd, &self->addr);
+		leave_fd_headroom(EMF_HEADROOM);
 		self->l = edo_tcp_listener_clone(l);
 		CHECK_EQ(EDO_SPAWN(&self->acc, emf_acceptor, .l = l, .accepted = &self->accepted),
 			 0);
@@ -1317,54 +1221,13 @@ EDO_ASYNC(emf_main, emf_frame, NULL)
 	EDO_END();
 }
 
-/* The client, in a child process (its descriptors are not the server's). */
-static int emf_client(int port_fd)
-{
-	uint16_t port;
-	if (read(port_fd, &port, sizeof port) != (ssize_t)sizeof port)
-		return 2;
-	int fds[EMF_CONNS];
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons(port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	for (int i = 0; i < EMF_CONNS; i++) {
-		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-		struct timeval tv = {.tv_sec = 30};
-		setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-		if (fds[i] < 0 || connect(fds[i], (struct sockaddr *)&a, sizeof a) < 0)
-			return 3;
-		if (write(fds[i], "x", 1) != 1)
-			return 4;
-	}
-	for (int i = 0; i < EMF_CONNS; i++) {
-		char c;
-		if (read(fds[i], &c, 1) != 1 || c != 'y')
-			return 5;
-		close(fds[i]);
-	}
-	return 0;
-}
-
 static void emfile_case(edo_rt_flavor fl)
 {
-	int p[2];
-	CHECK_EQ(pipe(p), 0);
-	fflush(NULL);
-	pid_t child = fork();
-	CHECK_GE(child, 0);
-	if (child == 0) {
-		close(p[1]);
-		_exit(emf_client(p[0]));
-	}
-	close(p[0]);
-	edo_runtime *rt = make_rt(fl);
-	emf_frame m = {EDO_FRAME_INIT(emf_main), .port_fd = p[1]};
-	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
-	CHECK_EQ(edo_runtime_free(rt), 0);
-	int st;
-	CHECK_EQ(waitpid(child, &st, 0), child);
-	CHECK(WIFEXITED(st));
-	CHECK_EQ(WEXITSTATUS(st), 0);
+	int port_fd;
+	pid_t child = fork_tcp_client(EMF_CONNS, &port_fd);
+	emf_frame m = {EDO_FRAME_INIT(emf_main), .port_fd = port_fd};
+	run(fl, &m.edo_base);
+	wait_child_ok(child);
 }
 BOTH(emfile_backoff_and_recovery, emfile_case)
 
@@ -1401,7 +1264,7 @@ typedef struct uemf_filler_frame {
 EDO_ASYNC(uemf_filler, uemf_filler_frame, NULL)
 {
 	EDO_BEGIN();
-	while (atomic_load(&((edo__listener *)(void *)self->m->l)->exhausted) < 3)
+	while (exhausted_accepts(self->m->l) < 3)
 		EDO_AWAIT_SLEEP(&self->nap, EDO_MS(1));
 	for (int k = 0; k < self->m->nfill; k++)
 		close(self->m->fill[k]);
@@ -1412,27 +1275,7 @@ EDO_ASYNC(uemf_main, uemf_frame, uemf_cleanup)
 {
 	EDO_BEGIN();
 	CHECK_EQ(edo_unix_listener_bind(self->name, 0, &self->l), 0);
-	{
-		/* Use up every descriptor up to a limit just above the highest
-		 * open one. */
-		int maxfd = 0;
-		for (int fd = 0; fd < 4096; fd++)
-			if (fcntl(fd, F_GETFD) >= 0)
-				maxfd = fd;
-		struct rlimit r;
-		CHECK_EQ(getrlimit(RLIMIT_NOFILE, &r), 0);
-		r.rlim_cur = (rlim_t)maxfd + 1 + 4;
-		CHECK_EQ(setrlimit(RLIMIT_NOFILE, &r), 0);
-		for (;;) {
-			int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-			if (fd < 0) {
-				CHECK_EQ(errno, EMFILE);
-				break;
-			}
-			CHECK_LT(self->nfill, UEMF_FILL);
-			self->fill[self->nfill++] = fd;
-		}
-	}
+	self->nfill = use_up_fds(self->fill, UEMF_FILL);
 	CHECK_EQ(EDO_SPAWN(NULL, uemf_filler, .m = self), 0);
 	for (self->i = 0; self->i < UEMF_CONNS; self->i++) {
 		EDO_AWAIT_POLL(edo_unix_listener_poll_accept(self->l, cx, &self->s, &self->rc));
@@ -1444,7 +1287,7 @@ EDO_ASYNC(uemf_main, uemf_frame, uemf_cleanup)
 		edo_unix_stream_close(self->s);
 		self->s = NULL;
 	}
-	CHECK_GE(atomic_load(&((edo__listener *)(void *)self->l)->exhausted), 3ul);
+	CHECK_GE(exhausted_accepts(self->l), 3ul);
 	EDO_END();
 }
 
@@ -1452,38 +1295,9 @@ TEST(unix_emfile_backoff_and_recovery)
 {
 	uemf_frame m = {EDO_FRAME_INIT(uemf_main)};
 	snprintf(m.name, sizeof m.name, "@edo-test-emfile-%d", (int)getpid());
-	fflush(NULL);
-	pid_t child = fork();
-	CHECK_GE(child, 0);
-	if (child == 0) {
-		struct sockaddr_un a = {.sun_family = AF_UNIX};
-		size_t n = strlen(m.name);
-		memcpy(a.sun_path, m.name, n);
-		a.sun_path[0] = 0;
-		socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
-		for (int i = 0; i < UEMF_CONNS; i++) {
-			int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-			char c;
-			/* The server may not listen yet: retry for 30 s. */
-			for (int t = 0; fd >= 0 && connect(fd, (struct sockaddr *)&a, len) < 0;
-			     t++) {
-				if (errno != ECONNREFUSED || t == 30000)
-					_exit(3);
-				usleep(1000);
-			}
-			if (fd < 0 || write(fd, "x", 1) != 1 || read(fd, &c, 1) != 1 || c != 'y')
-				_exit(4);
-			close(fd);
-		}
-		_exit(0);
-	}
-	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD);
-	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
-	CHECK_EQ(edo_runtime_free(rt), 0);
-	int st;
-	CHECK_EQ(waitpid(child, &st, 0), child);
-	CHECK(WIFEXITED(st));
-	CHECK_EQ(WEXITSTATUS(st), 0);
+	pid_t child = fork_unix_client(m.name, UEMF_CONNS);
+	run(EDO_RT_CURRENT_THREAD, &m.edo_base);
+	wait_child_ok(child);
 }
 
 /* ---- TCP options, shutdown of either half, vectored writes, SO_REUSEADDR ---------------------------- */
@@ -2594,9 +2408,7 @@ static void parked_case(edo_rt_flavor fl)
 {
 	int before = count_fds();
 	parked_frame m = {EDO_FRAME_INIT(parked_main)};
-	edo_runtime *rt = make_rt(fl);
-	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
-	CHECK_EQ(edo_runtime_free(rt), 0);
+	run(fl, &m.edo_base);
 	/* Every socket was released by its cancelled task. */
 	CHECK_EQ(count_fds(), before);
 }
@@ -2774,7 +2586,7 @@ EDO_ASYNC(phantom_check, phantom_frame, NULL)
 TEST(connect_without_runtime_connects_nothing)
 {
 	int before = count_fds();
-	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD);
+	edo_runtime *rt = make_rt(EDO_RT_CURRENT_THREAD, 2);
 	phantom_frame m = {EDO_FRAME_INIT(phantom_setup)};
 	snprintf(m.path, sizeof m.path, "@edo-test-phantom-%d", (int)getpid());
 	CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);

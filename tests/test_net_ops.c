@@ -20,73 +20,22 @@
  * EMFILE back-off of accept futures (TCP and Unix) and their recovery; and
  * a stress of senders and receivers sharing a Unix datagram pair and a UDP
  * socket pair through clones (exact counts, scaled by EDO_STRESS_SCALE). */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "edo.h"
 #include "harness.h"
-#include "net/socket.h" /* the listener's count of exhausted accepts */
+#include "net_helpers.h"
 
 /* ---- helpers --------------------------------------------------------------------------------- */
-
-static edo_runtime *make_rt(edo_rt_flavor flavor, unsigned workers)
-{
-	edo_runtime_builder b;
-	edo_runtime_builder_init(&b, flavor);
-	b.worker_threads = workers;
-	edo_runtime *rt;
-	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
-	return rt;
-}
-
-static void run_with(edo_rt_flavor flavor, unsigned workers, edo_future *main_fut)
-{
-	edo_runtime *rt = make_rt(flavor, workers);
-	CHECK_EQ(edo_block_on(rt, main_fut), 0);
-	CHECK_EQ(edo_runtime_free(rt), 0);
-}
-
-static void run(edo_rt_flavor flavor, edo_future *main_fut)
-{
-	run_with(flavor, 2, main_fut);
-}
-
-#define BOTH(name, fn)                                                                             \
-	TEST(name##_current_thread)                                                                \
-	{                                                                                          \
-		fn(EDO_RT_CURRENT_THREAD);                                                         \
-	}                                                                                          \
-	TEST(name##_multi_thread)                                                                  \
-	{                                                                                          \
-		fn(EDO_RT_MULTI_THREAD);                                                           \
-	}
-
-/* A listener on 127.0.0.1 with a free port; *addr is where to connect. */
-static edo_tcp_listener *listen_local(edo_addr *addr)
-{
-	edo_addr a;
-	CHECK_EQ(edo_addr_ip(&a, "127.0.0.1", 0), 0);
-	edo_tcp_listener *l;
-	CHECK_EQ(edo_tcp_listener_bind(&a, NULL, &l), 0);
-	CHECK_EQ(edo_tcp_listener_local_addr(l, addr), 0);
-	CHECK_NE(edo_addr_port(addr), 0);
-	return l;
-}
 
 /* A UDP socket on 127.0.0.1 with a free port; *addr is its address. */
 static edo_udp_socket *udp_local(edo_addr *addr)
@@ -97,29 +46,6 @@ static edo_udp_socket *udp_local(edo_addr *addr)
 	CHECK_EQ(edo_udp_local_addr(u, addr), 0);
 	CHECK_NE(edo_addr_port(addr), 0);
 	return u;
-}
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	CHECK(d != NULL);
-	int n = 0;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
-static void raise_nofile(rlim_t want)
-{
-	struct rlimit r;
-	CHECK_EQ(getrlimit(RLIMIT_NOFILE, &r), 0);
-	if (r.rlim_cur < want) {
-		r.rlim_cur = r.rlim_max;
-		CHECK_EQ(setrlimit(RLIMIT_NOFILE, &r), 0);
-	}
-	if (r.rlim_cur < want)
-		SKIP("RLIMIT_NOFILE hard limit too low for this test");
 }
 
 /* A new directory for socket files; @dir holds at least 32 bytes. */
@@ -140,13 +66,6 @@ static bool addr_is_path(const edo_addr *a, const char *path)
 static bool addr_is_unnamed(const edo_addr *a)
 {
 	return edo_addr_family(a) == AF_UNIX && a->len <= sizeof(sa_family_t);
-}
-
-/* Accepts of a listener that met EMFILE, each followed by a back-off
- * (internals: both listener types start with their edo__listener). */
-static unsigned long exhausted_accepts(void *listener)
-{
-	return atomic_load(&((edo__listener *)listener)->exhausted);
 }
 
 /* A one-character tag as a 2-byte datagram ("t" and its NUL). */
@@ -1510,25 +1429,8 @@ EDO_ASYNC(emf_main, emf_frame, NULL)
 {
 	EDO_BEGIN();
 	self->l = listen_local(&self->addr);
-	{
-		uint16_t port = edo_addr_port(&self->addr);
-		CHECK_EQ(write(self->port_fd, &port, sizeof port), (ssize_t)sizeof port);
-		close(self->port_fd);
-		/* From here only EMF_HEADROOM more descriptors fit: fill the
-		 * holes below the highest one, and set the limit above it. */
-		int maxfd = 0, open_fds = 0;
-		for (int fd = 0; fd < 4096; fd++)
-			if (fcntl(fd, F_GETFD) >= 0) {
-				maxfd = fd;
-				open_fds++;
-			}
-		for (int k = open_fds; k < maxfd + 1; k++)
-			CHECK_LT(open("/dev/null", O_RDONLY | O_CLOEXEC), maxfd);
-		struct rlimit r;
-		CHECK_EQ(getrlimit(RLIMIT_NOFILE, &r), 0);
-		r.rlim_cur = (rlim_t)maxfd + 1 + EMF_HEADROOM;
-		CHECK_EQ(setrlimit(RLIMIT_NOFILE, &r), 0);
-	}
+	send_port(self->port_fd, &self->addr);
+	leave_fd_headroom(EMF_HEADROOM);
 	CHECK_EQ(EDO_SPAWN(&self->acc[0], emf_acceptor, .l = self->l, .accepted = &self->accepted),
 		 0);
 	CHECK_EQ(EDO_SPAWN(&self->acc[1], emf_acceptor, .l = edo_tcp_listener_clone(self->l),
@@ -1577,52 +1479,13 @@ EDO_ASYNC(emf_main, emf_frame, NULL)
 	EDO_END();
 }
 
-/* The client, in a child process (its descriptors are not the server's). */
-static int emf_client(int port_fd)
-{
-	uint16_t port;
-	if (read(port_fd, &port, sizeof port) != (ssize_t)sizeof port)
-		return 2;
-	int fds[EMF_CONNS];
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons(port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	for (int i = 0; i < EMF_CONNS; i++) {
-		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-		struct timeval tv = {.tv_sec = 30};
-		setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-		if (fds[i] < 0 || connect(fds[i], (struct sockaddr *)&a, sizeof a) < 0)
-			return 3;
-		if (write(fds[i], "x", 1) != 1)
-			return 4;
-	}
-	for (int i = 0; i < EMF_CONNS; i++) {
-		char c;
-		if (read(fds[i], &c, 1) != 1 || c != 'y')
-			return 5;
-		close(fds[i]);
-	}
-	return 0;
-}
-
 static void emfile_case(edo_rt_flavor fl)
 {
-	int p[2];
-	CHECK_EQ(pipe(p), 0);
-	fflush(NULL);
-	pid_t child = fork();
-	CHECK_GE(child, 0);
-	if (child == 0) {
-		close(p[1]);
-		_exit(emf_client(p[0]));
-	}
-	close(p[0]);
-	emf_frame m = {EDO_FRAME_INIT(emf_main), .port_fd = p[1]};
+	int port_fd;
+	pid_t child = fork_tcp_client(EMF_CONNS, &port_fd);
+	emf_frame m = {EDO_FRAME_INIT(emf_main), .port_fd = port_fd};
 	run(fl, &m.edo_base);
-	int st;
-	CHECK_EQ(waitpid(child, &st, 0), child);
-	CHECK(WIFEXITED(st));
-	CHECK_EQ(WEXITSTATUS(st), 0);
+	wait_child_ok(child);
 }
 BOTH(accept_futures_emfile_backoff_and_recovery, emfile_case)
 
@@ -1704,27 +1567,7 @@ EDO_ASYNC(uemf_main, uemf_frame, NULL)
 {
 	EDO_BEGIN();
 	CHECK_EQ(edo_unix_listener_bind(self->name, 0, &self->l), 0);
-	{
-		/* Use up every descriptor up to a limit just above the highest
-		 * open one. */
-		int maxfd = 0;
-		for (int fd = 0; fd < 4096; fd++)
-			if (fcntl(fd, F_GETFD) >= 0)
-				maxfd = fd;
-		struct rlimit r;
-		CHECK_EQ(getrlimit(RLIMIT_NOFILE, &r), 0);
-		r.rlim_cur = (rlim_t)maxfd + 1 + 4;
-		CHECK_EQ(setrlimit(RLIMIT_NOFILE, &r), 0);
-		for (;;) {
-			int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-			if (fd < 0) {
-				CHECK_EQ(errno, EMFILE);
-				break;
-			}
-			CHECK_LT(self->nfill, UEMF_FILL);
-			self->fill[self->nfill++] = fd;
-		}
-	}
+	self->nfill = use_up_fds(self->fill, UEMF_FILL);
 	for (self->i = 0; self->i < 2; self->i++)
 		CHECK_EQ(EDO_SPAWN(&self->acc[self->i], uemf_acceptor,
 				   .l = edo_unix_listener_clone(self->l), .served = &self->served),
@@ -1750,36 +1593,9 @@ static void unix_emfile_case(edo_rt_flavor fl)
 	char name[64];
 	snprintf(name, sizeof name, "@edo-test-ops-emfile-%d", (int)getpid());
 	uemf_frame m = {EDO_FRAME_INIT(uemf_main), .name = name};
-	fflush(NULL);
-	pid_t child = fork();
-	CHECK_GE(child, 0);
-	if (child == 0) {
-		struct sockaddr_un a = {.sun_family = AF_UNIX};
-		size_t n = strlen(name);
-		memcpy(a.sun_path, name, n);
-		a.sun_path[0] = 0;
-		socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
-		for (int i = 0; i < UEMF_CONNS; i++) {
-			int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-			char c;
-			/* The server may not listen yet: retry for 30 s. */
-			for (int t = 0; fd >= 0 && connect(fd, (struct sockaddr *)&a, len) < 0;
-			     t++) {
-				if (errno != ECONNREFUSED || t == 30000)
-					_exit(3);
-				usleep(1000);
-			}
-			if (fd < 0 || write(fd, "x", 1) != 1 || read(fd, &c, 1) != 1 || c != 'y')
-				_exit(4);
-			close(fd);
-		}
-		_exit(0);
-	}
+	pid_t child = fork_unix_client(name, UEMF_CONNS);
 	run(fl, &m.edo_base);
-	int st;
-	CHECK_EQ(waitpid(child, &st, 0), child);
-	CHECK(WIFEXITED(st));
-	CHECK_EQ(WEXITSTATUS(st), 0);
+	wait_child_ok(child);
 }
 BOTH(unix_accept_futures_emfile_backoff_and_recovery, unix_emfile_case)
 
