@@ -248,7 +248,8 @@ int edo_runtime_free(edo_runtime *rt);
  * in the background: a worker cancels the tasks left to it when its poll
  * returns, the last one out completes the shutdown and releases the
  * runtime's memory; until then hooks (on_thread_stop) and task cleanups may
- * still run on them, so what they use must outlive them.
+ * still run on them, so what they use must outlive them (and what they
+ * spawn, blocking jobs included, fails with EDO_ESHUTDOWN).
  */
 int edo_runtime_shutdown_timeout(edo_runtime *rt, int64_t timeout_ms);
 

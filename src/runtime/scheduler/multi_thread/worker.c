@@ -1337,18 +1337,13 @@ static bool mt_stop_threads_until(edo__mt *mt, uint32_t started, uint64_t deadli
 		(void)pthread_cond_timedwait(&mt->exit_cond, &mt->exit_lock, &ts);
 	}
 	bool done = all_left(mt);
-	bool io_now = false;
 	if (!done) {
 		mt->finish_late = true;
-		/* Whoever brings the workers' count to `stopping` shuts the
-		 * I/O down: the last worker out, or this thread if they have
-		 * all left already (the runtime is still ours to use). */
-		io_now = !io_down && mt->exited >= mt->stopping;
-		mt->late_io = !io_down && !io_now;
+		/* Workers still inside (else the loop shut the I/O down
+		 * already): the last of them out does it. */
+		mt->late_io = !io_down;
 	}
 	pthread_mutex_unlock(&mt->exit_lock);
-	if (io_now)
-		edo__driver_shutdown(&mt->base.driver);
 	if (done)
 		mt_finish_stop(mt);
 	return done;
