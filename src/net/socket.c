@@ -317,15 +317,15 @@ static edo_poll accept_poll(edo__listener *l, edo_net_wait_ *w, edo_net_backoff_
 	}
 }
 
-edo_poll edo__listener_poll_accept(edo__listener *l, edo_cx *cx, int *fd, edo_addr *peer, int *rc)
+edo_poll edo__listener_accept(edo__listener *l, edo_net_wait_ *w, edo_net_backoff_ *b, edo_cx *cx,
+			      edo_addr *peer, edo__sstream **out, int *rc)
 {
-	return accept_poll(l, NULL, &l->backoff, cx, fd, peer, rc);
-}
-
-edo_poll edo__listener_accept_op(edo__listener *l, edo_net_wait_ *w, edo_net_backoff_ *b,
-				 edo_cx *cx, int *fd, edo_addr *peer, int *rc)
-{
-	return accept_poll(l, w, b, cx, fd, peer, rc);
+	int fd = -1;
+	if (accept_poll(l, w, w ? b : &l->backoff, cx, &fd, peer, rc) == EDO_PENDING)
+		return EDO_PENDING;
+	if (*rc == 0)
+		*rc = edo__sstream_new(fd, out);
+	return EDO_READY;
 }
 
 void edo__net_backoff_drop(edo_net_backoff_ *b)

@@ -197,8 +197,10 @@ int edo__sock_set_ttl(edo__sock *s, int family, int ttl);
 
 /* ---- listeners -------------------------------------------------------------------------- */
 
+struct edo__sstream; /* below */
+
 /* A listening socket with the back-off of its _poll_accept; each accept
- * future (edo__listener_accept_op) has a back-off of its own. */
+ * future (edo__listener_accept) has a back-off of its own. */
 typedef struct edo__listener {
 	edo__sock sock;
 	edo_net_backoff_ backoff;
@@ -207,15 +209,14 @@ typedef struct edo__listener {
 	_Atomic(unsigned long) exhausted;
 } edo__listener;
 
-/* Accept one connection: READY with *rc = 0 and *fd (non-blocking,
- * close-on-exec) and *peer (may be NULL), or *rc < 0.  Backs off on
- * EMFILE / ENFILE / ENOBUFS / ENOMEM. */
-edo_poll edo__listener_poll_accept(edo__listener *l, edo_cx *cx, int *fd, edo_addr *peer, int *rc);
-
-/* The same for an accept future: waits through @w (any number may) and
- * backs off on @b. */
-edo_poll edo__listener_accept_op(edo__listener *l, edo_net_wait_ *w, edo_net_backoff_ *b,
-				 edo_cx *cx, int *fd, edo_addr *peer, int *rc);
+/* Accept one connection as a stream handle: READY with *rc = 0, *out and
+ * *peer (may be NULL), or *rc < 0 (a connection whose handle cannot be made
+ * is closed with a reset).  Backs off on EMFILE / ENFILE / ENOBUFS /
+ * ENOMEM.  @w NULL (_poll_accept): waits in the waker slot and backs off
+ * on the listener's own back-off; else (an accept future) waits through
+ * @w, as any number may, and backs off on @b. */
+edo_poll edo__listener_accept(edo__listener *l, edo_net_wait_ *w, edo_net_backoff_ *b, edo_cx *cx,
+			      edo_addr *peer, struct edo__sstream **out, int *rc);
 
 /* Cancel a back-off in progress (a pending accept future's drop). */
 void edo__net_backoff_drop(edo_net_backoff_ *b);

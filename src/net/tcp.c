@@ -83,13 +83,9 @@ edo_poll edo_tcp_listener_poll_accept(edo_tcp_listener *l, edo_cx *cx, edo_tcp_s
 			*rc = -EINVAL;
 		return EDO_READY;
 	}
-	int fd;
-	if (edo__listener_poll_accept(&l->l, cx, &fd, peer, rc) == EDO_PENDING)
-		return EDO_PENDING;
-	if (*rc < 0)
-		return EDO_READY;
 	edo__sstream *h;
-	*rc = edo__sstream_new(fd, &h);
+	if (edo__listener_accept(&l->l, NULL, NULL, cx, peer, &h, rc) == EDO_PENDING)
+		return EDO_PENDING;
 	if (*rc == 0)
 		*out = (edo_tcp_stream *)h;
 	return EDO_READY;
@@ -100,16 +96,12 @@ static edo_poll accept_fut_poll(edo_future *base, edo_cx *cx)
 	edo_tcp_accept_fut *f = (edo_tcp_accept_fut *)base;
 	if (!f->l_)
 		return EDO_READY; /* bad input: rc set at init */
-	int fd;
-	if (edo__listener_accept_op(&f->l_->l, &f->wait_, &f->backoff_, cx, &fd, &f->peer,
-				    &f->rc) == EDO_PENDING)
+	edo__sstream *h;
+	if (edo__listener_accept(&f->l_->l, &f->wait_, &f->backoff_, cx, &f->peer, &h, &f->rc) ==
+	    EDO_PENDING)
 		return EDO_PENDING;
-	if (f->rc == 0) {
-		edo__sstream *h;
-		f->rc = edo__sstream_new(fd, &h);
-		if (f->rc == 0)
-			f->stream = (edo_tcp_stream *)h;
-	}
+	if (f->rc == 0)
+		f->stream = (edo_tcp_stream *)h;
 	return EDO_READY;
 }
 
