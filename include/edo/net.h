@@ -239,6 +239,24 @@ int edo_tcp_listener_bind(const edo_addr *addr, const edo_tcp_bind_opts *opts,
 			  edo_tcp_listener **out);
 
 /**
+ * edo_tcp_listener_from_fd() - a listener over @fd, a listening TCP socket
+ * made elsewhere (Tokio's from_std): one inherited across exec, passed by
+ * systemd socket activation (fd 3 on), or set up with options Edo does not
+ * set.  @fd must be an AF_INET or AF_INET6 TCP socket that listen(2) was
+ * called on.  On success the listener owns @fd (its close closes it) and
+ * @fd is in non-blocking mode (a file status flag: shared with any
+ * duplicate of @fd); its close-on-exec flag is left as it is.  Returns 0,
+ * or -EINVAL (a negative @fd, a NULL @out, a socket not listening),
+ * EDO_ENORUNTIME, EDO_ESHUTDOWN, -EBADF (@fd is not open), -ENOTSOCK (not
+ * a socket), -EPROTOTYPE (a socket of another kind: UDP, Unix, SCTP...),
+ * -EEXIST (@fd is registered with this runtime already, as an Edo socket or
+ * edo_async_fd), or -ENOMEM; on failure @fd is left as it was (open, its
+ * flags unchanged, not registered).  The same holds for every _from_fd()
+ * below, each for its own kind of socket.
+ */
+int edo_tcp_listener_from_fd(int fd, edo_tcp_listener **out);
+
+/**
  * edo_tcp_listener_poll_accept() - accept a connection.  READY: *@rc = 0
  * with *@out the new stream and *@peer its address (@peer may be NULL), or
  * *@rc < 0.  Transient errors (a connection aborted before it was
@@ -317,6 +335,13 @@ typedef struct edo_tcp_connect_fut {
 edo_future *edo_tcp_connect(edo_tcp_connect_fut *f, const edo_addr *addr);
 edo_future *edo_tcp_connect_addrs(edo_tcp_connect_fut *f, const edo_addr *addrs, size_t count);
 edo_future *edo_tcp_connect_host(edo_tcp_connect_fut *f, const char *host, uint16_t port);
+
+/**
+ * edo_tcp_stream_from_fd() - a stream over @fd, a connected TCP socket
+ * made elsewhere (not listening: -EINVAL), as edo_tcp_listener_from_fd():
+ * the stream owns @fd on success; on failure @fd is left as it was.
+ */
+int edo_tcp_stream_from_fd(int fd, edo_tcp_stream **out);
 
 /** edo_tcp_stream_io() - @s as an edo_stream (for the utilities of edo/stream.h). */
 edo_stream *edo_tcp_stream_io(edo_tcp_stream *s);
@@ -397,6 +422,13 @@ typedef struct edo_udp_socket edo_udp_socket;
 
 /** edo_udp_bind() - a UDP socket bound to @addr (port 0: any). */
 int edo_udp_bind(const edo_addr *addr, edo_udp_socket **out);
+
+/**
+ * edo_udp_from_fd() - a UDP socket over @fd, an AF_INET or AF_INET6 UDP
+ * socket made elsewhere (bound or not, connected or not), as
+ * edo_tcp_listener_from_fd(): owned on success; left as it was on failure.
+ */
+int edo_udp_from_fd(int fd, edo_udp_socket **out);
 
 /** edo_udp_connect() - set the default peer (and filter what is received).  0 or -errno. */
 int edo_udp_connect(edo_udp_socket *u, const edo_addr *addr);
@@ -501,6 +533,9 @@ typedef struct edo_unix_datagram edo_unix_datagram;
  * anything is made; a later failure removes the file the bind created).
  */
 int edo_unix_listener_bind(const char *path, int backlog, edo_unix_listener **out);
+/** edo_unix_listener_from_fd() - a listener over @fd, a listening AF_UNIX stream socket made
+ *  elsewhere, as edo_tcp_listener_from_fd(). */
+int edo_unix_listener_from_fd(int fd, edo_unix_listener **out);
 /** edo_unix_listener_poll_accept() - as edo_tcp_listener_poll_accept(), EMFILE back-off included. */
 edo_poll edo_unix_listener_poll_accept(edo_unix_listener *l, edo_cx *cx, edo_unix_stream **out,
 				       int *rc);
@@ -540,6 +575,9 @@ void edo_unix_listener_drop(edo_unix_listener *l);
 int edo_unix_stream_connect(const char *path, edo_unix_stream **out);
 /** edo_unix_stream_pair() - two connected streams (socketpair(2)). */
 int edo_unix_stream_pair(edo_unix_stream **a, edo_unix_stream **b);
+/** edo_unix_stream_from_fd() - a stream over @fd, a connected AF_UNIX stream socket made
+ *  elsewhere (one end of a socketpair(2) passed to a child...), as edo_tcp_stream_from_fd(). */
+int edo_unix_stream_from_fd(int fd, edo_unix_stream **out);
 /** edo_unix_stream_io() - @s as an edo_stream (for the utilities of edo/stream.h). */
 edo_stream *edo_unix_stream_io(edo_unix_stream *s);
 /** edo_unix_stream_poll_read() - as edo_tcp_stream_poll_read(). */
@@ -577,6 +615,9 @@ void edo_unix_stream_drop(edo_unix_stream *s);
 int edo_unix_datagram_bind(const char *path, edo_unix_datagram **out);
 /** edo_unix_datagram_pair() - two connected datagram sockets. */
 int edo_unix_datagram_pair(edo_unix_datagram **a, edo_unix_datagram **b);
+/** edo_unix_datagram_from_fd() - a datagram socket over @fd, an AF_UNIX datagram socket made
+ *  elsewhere, as edo_tcp_listener_from_fd(). */
+int edo_unix_datagram_from_fd(int fd, edo_unix_datagram **out);
 /** edo_unix_datagram_connect() - set the default peer (and filter what is received).  0 or -errno. */
 int edo_unix_datagram_connect(edo_unix_datagram *d, const char *path);
 /** edo_unix_datagram_poll_send() - send one datagram to the connected peer; *@n: bytes or error. */

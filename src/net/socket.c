@@ -4,7 +4,9 @@
 #define _GNU_SOURCE
 #include "net/socket.h"
 
+#include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +55,79 @@ int edo__sock_init(edo__sock *s, int fd)
 	s->fd = fd;
 	atomic_init(&s->refs, 1);
 	atomic_init(&s->closed, false);
+	return 0;
+}
+
+/* getsockopt of an int at SOL_SOCKET: the value, or -errno. */
+static int sol_socket_int(int fd, int name)
+{
+	int v = 0;
+	socklen_t len = sizeof v;
+	return getsockopt(fd, SOL_SOCKET, name, &v, &len) < 0 ? -errno : v;
+}
+
+int edo__sock_check_kind(int fd, const edo__sock_kind *k)
+{
+	if (fd < 0)
+		return -EINVAL;
+	int rc = edo__sock_check_runtime();
+	if (rc < 0)
+		return rc;
+	int type = sol_socket_int(fd, SO_TYPE); /* -EBADF, -ENOTSOCK */
+	if (type < 0)
+		return type;
+	int domain = sol_socket_int(fd, SO_DOMAIN);
+	if (domain < 0)
+		return domain;
+	if (type != k->type ||
+	    (k->ip ? domain != AF_INET && domain != AF_INET6 : domain != AF_UNIX))
+		return -EPROTOTYPE;
+	if (k->ip) {
+		int proto = sol_socket_int(fd, SO_PROTOCOL);
+		if (proto < 0)
+			return proto;
+		if (proto != (type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP))
+			return -EPROTOTYPE; /* SCTP, a raw socket... */
+	}
+	if (type == SOCK_STREAM) {
+		int listening = sol_socket_int(fd, SO_ACCEPTCONN);
+		if (listening < 0)
+			return listening;
+		if ((listening != 0) != k->listening)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* Switch @fd, checked, to non-blocking mode and register it; on failure
+ * its flags are restored. */
+static int sock_adopt(edo__sock *s, int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	int rc = edo__sock_init(s, fd);
+	if (rc < 0 && !(fl & O_NONBLOCK))
+		(void)fcntl(fd, F_SETFL, fl); /* as it was */
+	return rc;
+}
+
+int edo__sock_adopt(int fd, const edo__sock_kind *k, size_t size, void **out)
+{
+	int rc = edo__sock_check_kind(fd, k); /* bad input before the allocation */
+	if (rc < 0)
+		return rc;
+	void *obj = calloc(1, size);
+	if (!obj)
+		return -ENOMEM;
+	rc = sock_adopt(obj, fd);
+	if (rc < 0) {
+		free(obj);
+		return rc;
+	}
+	*out = obj;
 	return 0;
 }
 
@@ -418,6 +493,27 @@ int edo__sstream_new(int fd, edo__sstream **out)
 	int rc = edo__sock_init(&b->sock, fd);
 	if (rc < 0) {
 		close_reset(fd);
+		free(b);
+		return rc;
+	}
+	b->first = (edo__sstream){.base = {&sstream_vt},
+				  .sock = &b->sock,
+				  .mode = EDO__SS_READ | EDO__SS_WRITE};
+	*out = &b->first;
+	return 0;
+}
+
+int edo__sstream_adopt(int fd, bool ip, edo__sstream **out)
+{
+	const edo__sock_kind k = {.type = SOCK_STREAM, .ip = ip, .listening = false};
+	int rc = edo__sock_check_kind(fd, &k); /* bad input before the allocation */
+	if (rc < 0)
+		return rc;
+	sstream_block *b = malloc(sizeof *b);
+	if (!b)
+		return -ENOMEM;
+	rc = sock_adopt(&b->sock, fd);
+	if (rc < 0) {
 		free(b);
 		return rc;
 	}

@@ -57,6 +57,27 @@ int edo__sock_check_runtime(void);
  * reference.  On failure the fd is left to the caller (not closed). */
 int edo__sock_init(edo__sock *s, int fd);
 
+/* What a descriptor made elsewhere must be to be adopted: its SO_TYPE;
+ * AF_INET or AF_INET6 with TCP (a stream) or UDP (datagrams) if @ip, else
+ * AF_UNIX; and for a stream, whether it listens. */
+typedef struct edo__sock_kind {
+	int type;
+	bool ip, listening;
+} edo__sock_kind;
+
+/* Whether @fd can be adopted as @k now: 0, or -EINVAL (a negative fd; a
+ * stream that does (not) listen), EDO_ENORUNTIME / -ENOTSUP / EDO_ESHUTDOWN
+ * (as edo__sock_check_runtime), -EBADF, -ENOTSOCK, or -EPROTOTYPE (another
+ * kind of socket). */
+int edo__sock_check_kind(int fd, const edo__sock_kind *k);
+
+/* The _from_fd() constructors: check @fd as above, allocate @size zeroed
+ * bytes that begin with the edo__sock, switch @fd to non-blocking mode and
+ * register it (edo__sock_init).  0 and *out, or the check's error or
+ * -ENOMEM, and then @fd is left as it was: open, its flags restored, not
+ * registered. */
+int edo__sock_adopt(int fd, const edo__sock_kind *k, size_t size, void **out);
+
 /* Take another reference. */
 void edo__sock_ref(edo__sock *s);
 
@@ -244,6 +265,10 @@ typedef struct edo__sstream {
  * a NULL base and a length) is -EINVAL, and a NULL @n makes a poll return
  * READY at once, doing nothing. */
 int edo__sstream_new(int fd, edo__sstream **out);
+
+/* A stream over @fd, a connected stream socket made elsewhere (TCP if
+ * @ip, else Unix): edo__sock_adopt(); on failure @fd is left as it was. */
+int edo__sstream_adopt(int fd, bool ip, edo__sstream **out);
 
 edo_poll edo__sstream_poll_read(edo__sstream *h, edo_cx *cx, void *buf, size_t len, ssize_t *n);
 edo_poll edo__sstream_poll_write(edo__sstream *h, edo_cx *cx, const void *buf, size_t len,

@@ -75,6 +75,14 @@ int edo_tcp_listener_bind(const edo_addr *addr, const edo_tcp_bind_opts *opts,
 	return 0;
 }
 
+int edo_tcp_listener_from_fd(int fd, edo_tcp_listener **out)
+{
+	if (!out)
+		return -EINVAL;
+	const edo__sock_kind k = {.type = SOCK_STREAM, .ip = true, .listening = true};
+	return edo__sock_adopt(fd, &k, sizeof(edo_tcp_listener), (void **)out);
+}
+
 edo_poll edo_tcp_listener_poll_accept(edo_tcp_listener *l, edo_cx *cx, edo_tcp_stream **out,
 				      edo_addr *peer, int *rc)
 {
@@ -323,6 +331,17 @@ edo_future *edo_tcp_connect_host(edo_tcp_connect_fut *f, const char *host, uint1
 }
 
 /* ---- stream ---------------------------------------------------------------------------------- */
+
+int edo_tcp_stream_from_fd(int fd, edo_tcp_stream **out)
+{
+	if (!out)
+		return -EINVAL;
+	edo__sstream *h;
+	int rc = edo__sstream_adopt(fd, true, &h);
+	if (rc == 0)
+		*out = (edo_tcp_stream *)h;
+	return rc;
+}
 
 edo_stream *edo_tcp_stream_io(edo_tcp_stream *s)
 {

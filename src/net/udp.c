@@ -201,6 +201,14 @@ int edo_udp_bind(const edo_addr *addr, edo_udp_socket **out)
 	return dgram_new(f, addr, sizeof(edo_udp_socket), (void **)out);
 }
 
+int edo_udp_from_fd(int fd, edo_udp_socket **out)
+{
+	if (!out)
+		return -EINVAL;
+	const edo__sock_kind k = {.type = SOCK_DGRAM, .ip = true};
+	return edo__sock_adopt(fd, &k, sizeof(edo_udp_socket), (void **)out);
+}
+
 int edo_udp_connect(edo_udp_socket *u, const edo_addr *addr)
 {
 	if (!u)
@@ -445,6 +453,14 @@ int edo_unix_datagram_pair(edo_unix_datagram **a, edo_unix_datagram **b)
 	*a = x;
 	*b = y;
 	return 0;
+}
+
+int edo_unix_datagram_from_fd(int fd, edo_unix_datagram **out)
+{
+	if (!out)
+		return -EINVAL;
+	const edo__sock_kind k = {.type = SOCK_DGRAM, .ip = false};
+	return edo__sock_adopt(fd, &k, sizeof(edo_unix_datagram), (void **)out);
 }
 
 int edo_unix_datagram_connect(edo_unix_datagram *d, const char *path)

@@ -71,6 +71,14 @@ int edo_unix_listener_bind(const char *path, int backlog, edo_unix_listener **ou
 	return 0;
 }
 
+int edo_unix_listener_from_fd(int fd, edo_unix_listener **out)
+{
+	if (!out)
+		return -EINVAL;
+	const edo__sock_kind k = {.type = SOCK_STREAM, .ip = false, .listening = true};
+	return edo__sock_adopt(fd, &k, sizeof(edo_unix_listener), (void **)out);
+}
+
 edo_poll edo_unix_listener_poll_accept(edo_unix_listener *l, edo_cx *cx, edo_unix_stream **out,
 				       int *rc)
 {
@@ -201,6 +209,17 @@ int edo_unix_stream_pair(edo_unix_stream **a, edo_unix_stream **b)
 	*a = (edo_unix_stream *)x;
 	*b = (edo_unix_stream *)y;
 	return 0;
+}
+
+int edo_unix_stream_from_fd(int fd, edo_unix_stream **out)
+{
+	if (!out)
+		return -EINVAL;
+	edo__sstream *h;
+	int rc = edo__sstream_adopt(fd, false, &h);
+	if (rc == 0)
+		*out = (edo_unix_stream *)h;
+	return rc;
 }
 
 edo_stream *edo_unix_stream_io(edo_unix_stream *s)

@@ -1,0 +1,602 @@
+#define _GNU_SOURCE
+/* Sockets made elsewhere, taken over by the _from_fd() constructors of
+ * edo/net.h (Tokio's from_std): a blocking TCP listener and a connected
+ * client socket made with plain syscalls, a UDP socket, the two ends of
+ * Unix stream and datagram socketpairs and a Unix listener, each adopted
+ * and then used through the runtime (a receive that waits before the data
+ * comes, an accept, both directions of a stream), on both runtimes; each
+ * left in non-blocking mode and closed with its handle.  Bad input: a
+ * negative or closed descriptor, a pipe, every wrong kind of socket
+ * (type, family, protocol, listening or not), a descriptor registered
+ * already (made blocking again, it is left blocking), and no runtime; each fails with its error and leaves the
+ * descriptor as it was (open, blocking, not registered: it can be adopted
+ * afterwards).  No descriptor is left open after any case. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "edo.h"
+#include "harness.h"
+#include "net_helpers.h"
+
+/* ---- plain sockets ----------------------------------------------------------------------------- */
+
+/* A blocking TCP listener on 127.0.0.1 with a free port: its fd, *port. */
+static int raw_tcp_listener(uint16_t *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK_GE(fd, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	CHECK_EQ(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+	CHECK_EQ(listen(fd, 16), 0);
+	socklen_t len = sizeof a;
+	CHECK_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* A blocking TCP socket connected to 127.0.0.1:@port (the connect
+ * completes in the listener's backlog, before any accept). */
+static int raw_tcp_connect(uint16_t port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK_GE(fd, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons(port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	return fd;
+}
+
+/* A blocking UDP socket bound to 127.0.0.1 with a free port. */
+static int raw_udp(uint16_t *port)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	CHECK_GE(fd, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	CHECK_EQ(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+	socklen_t len = sizeof a;
+	CHECK_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+static bool is_nonblocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	CHECK_GE(fl, 0);
+	return (fl & O_NONBLOCK) != 0;
+}
+
+static bool is_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* ---- TCP: an adopted listener accepts from an adopted client ---------------------------------- */
+
+/* The writer of "ping", spawned once the connection is accepted, so that
+ * the server's read waits first. */
+typedef struct ping_frame {
+	EDO_FRAME;
+	edo_tcp_stream *c;
+	edo_sleep sl;
+	edo_write_all_fut wa;
+} ping_frame;
+
+EDO_ASYNC(ping_main, ping_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_AWAIT_SLEEP(&self->sl, EDO_MS(10));
+	EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->c), "ping", 4));
+	CHECK_EQ(self->wa.rc, 0);
+	EDO_END();
+}
+
+typedef struct tcp_frame {
+	EDO_FRAME;
+	int lfd, cfd;
+	uint16_t port;
+	edo_tcp_listener *l;
+	edo_tcp_stream *c, *s;
+	edo_tcp_accept_fut af;
+	edo_write_all_fut wa;
+	edo_read_exact_fut rx;
+	edo_join *j;
+	int rc;
+	char buf[8];
+} tcp_frame;
+
+static void tcp_cleanup(tcp_frame *self)
+{
+	edo_tcp_stream_close(self->c);
+	edo_tcp_stream_close(self->s);
+	edo_tcp_listener_close(self->l);
+}
+
+EDO_ASYNC(tcp_main, tcp_frame, tcp_cleanup)
+{
+	EDO_BEGIN();
+	CHECK(!is_nonblocking(self->lfd));
+	CHECK_EQ(edo_tcp_listener_from_fd(self->lfd, &self->l), 0);
+	CHECK(is_nonblocking(self->lfd));
+	CHECK_EQ(edo_tcp_listener_fd(self->l), self->lfd);
+	{
+		edo_addr a;
+		CHECK_EQ(edo_tcp_listener_local_addr(self->l, &a), 0);
+		CHECK_EQ(edo_addr_port(&a), self->port);
+	}
+	self->cfd = raw_tcp_connect(self->port);
+	CHECK_EQ(edo_tcp_stream_from_fd(self->cfd, &self->c), 0);
+	CHECK(is_nonblocking(self->cfd));
+	CHECK_EQ(edo_tcp_stream_fd(self->c), self->cfd);
+	EDO_AWAIT(edo_tcp_listener_accept(&self->af, self->l));
+	CHECK_EQ(self->af.rc, 0);
+	self->s = self->af.stream;
+	{
+		edo_addr peer, local;
+		CHECK_EQ(edo_tcp_stream_peer_addr(self->c, &peer), 0);
+		CHECK_EQ(edo_addr_port(&peer), self->port);
+		CHECK_EQ(edo_tcp_stream_local_addr(self->c, &local), 0);
+		CHECK_EQ(edo_tcp_stream_peer_addr(self->s, &peer), 0);
+		CHECK(edo_addr_equal(&local, &peer));
+	}
+	/* The server side reads before the client writes: it waits. */
+	CHECK_EQ(EDO_SPAWN(&self->j, ping_main, .c = self->c), 0);
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_tcp_stream_io(self->s), self->buf, 4));
+	CHECK_EQ(self->rx.rc, 0);
+	CHECK(memcmp(self->buf, "ping", 4) == 0);
+	EDO_AWAIT_JOIN(self->j, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->j);
+	EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->s), "pong", 4));
+	CHECK_EQ(self->wa.rc, 0);
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_tcp_stream_io(self->c), self->buf, 4));
+	CHECK_EQ(self->rx.rc, 0);
+	CHECK(memcmp(self->buf, "pong", 4) == 0);
+	/* A half-close of the adopted stream is seen by its peer. */
+	CHECK_EQ(edo_tcp_stream_shutdown(self->c, SHUT_WR), 0);
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_tcp_stream_io(self->s), self->buf, 1));
+	CHECK_EQ(self->rx.rc, EDO_EEOF);
+	edo_tcp_stream_close(self->c);
+	self->c = NULL;
+	CHECK(!is_open(self->cfd)); /* the stream owned it */
+	edo_tcp_listener_close(self->l);
+	self->l = NULL;
+	CHECK(!is_open(self->lfd));
+	EDO_END();
+}
+
+static void tcp_from_fd(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	tcp_frame m = {EDO_FRAME_INIT(tcp_main)};
+	m.lfd = raw_tcp_listener(&m.port);
+	run(fl, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(tcp_from_fd, tcp_from_fd)
+
+/* ---- UDP: a receive on an adopted socket waits for the datagram --------------------------------- */
+
+typedef struct udp_frame {
+	EDO_FRAME;
+	int fd;
+	uint16_t port;
+	edo_udp_socket *u, *v;
+	edo_dgram_fut rf, sf;
+	edo_sleep sl;
+	edo_addr to;
+	edo_join *j;
+	int rc;
+	char buf[16];
+} udp_frame;
+
+static void udp_cleanup(udp_frame *self)
+{
+	edo_udp_close(self->u);
+	edo_udp_close(self->v);
+}
+
+typedef struct send_later_frame {
+	EDO_FRAME;
+	edo_udp_socket *v;
+	edo_addr to;
+	edo_sleep sl;
+	edo_dgram_fut sf;
+} send_later_frame;
+
+EDO_ASYNC(send_later, send_later_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_AWAIT_SLEEP(&self->sl, EDO_MS(20));
+	EDO_AWAIT(edo_udp_send_to(&self->sf, self->v, "hello", 5, &self->to));
+	CHECK_EQ(self->sf.n, 5);
+	EDO_END();
+}
+
+EDO_ASYNC(udp_main, udp_frame, udp_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_udp_from_fd(self->fd, &self->u), 0);
+	CHECK(is_nonblocking(self->fd));
+	CHECK_EQ(edo_udp_fd(self->u), self->fd);
+	CHECK_EQ(edo_addr_ip(&self->to, "127.0.0.1", 0), 0);
+	CHECK_EQ(edo_udp_bind(&self->to, &self->v), 0);
+	CHECK_EQ(edo_addr_ip(&self->to, "127.0.0.1", self->port), 0);
+	CHECK_EQ(EDO_SPAWN(&self->j, send_later, .v = self->v, .to = self->to), 0);
+	EDO_AWAIT(edo_udp_recv_from(&self->rf, self->u, self->buf, sizeof self->buf));
+	CHECK_EQ(self->rf.n, 5);
+	CHECK(memcmp(self->buf, "hello", 5) == 0);
+	{
+		edo_addr va;
+		CHECK_EQ(edo_udp_local_addr(self->v, &va), 0);
+		CHECK(edo_addr_equal(&va, &self->rf.from));
+	}
+	EDO_AWAIT_JOIN(self->j, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->j);
+	/* And back, from the adopted socket. */
+	CHECK_EQ(edo_udp_local_addr(self->v, &self->to), 0);
+	EDO_AWAIT(edo_udp_send_to(&self->sf, self->u, "again", 5, &self->to));
+	CHECK_EQ(self->sf.n, 5);
+	EDO_AWAIT(edo_udp_recv(&self->rf, self->v, self->buf, sizeof self->buf));
+	CHECK_EQ(self->rf.n, 5);
+	CHECK(memcmp(self->buf, "again", 5) == 0);
+	edo_udp_close(self->u);
+	self->u = NULL;
+	CHECK(!is_open(self->fd));
+	EDO_END();
+}
+
+static void udp_from_fd(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	udp_frame m = {EDO_FRAME_INIT(udp_main)};
+	m.fd = raw_udp(&m.port);
+	run(fl, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(udp_from_fd, udp_from_fd)
+
+/* ---- Unix: socketpairs and a listener ---------------------------------------------------------- */
+
+typedef struct unix_frame {
+	EDO_FRAME;
+	int sp[2], dp[2], lfd;
+	char path[64];
+	edo_unix_stream *a, *b, *c, *s;
+	edo_unix_datagram *da, *db;
+	edo_unix_listener *l;
+	edo_unix_accept_fut af;
+	edo_dgram_fut df;
+	edo_write_all_fut wa;
+	edo_read_exact_fut rx;
+	char buf[16];
+} unix_frame;
+
+static void unix_cleanup(unix_frame *self)
+{
+	edo_unix_stream_close(self->a);
+	edo_unix_stream_close(self->b);
+	edo_unix_stream_close(self->c);
+	edo_unix_stream_close(self->s);
+	edo_unix_datagram_close(self->da);
+	edo_unix_datagram_close(self->db);
+	edo_unix_listener_close(self->l);
+}
+
+EDO_ASYNC(unix_main, unix_frame, unix_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_unix_stream_from_fd(self->sp[0], &self->a), 0);
+	CHECK_EQ(edo_unix_stream_from_fd(self->sp[1], &self->b), 0);
+	CHECK(is_nonblocking(self->sp[0]) && is_nonblocking(self->sp[1]));
+	EDO_AWAIT(edo_write_all(&self->wa, edo_unix_stream_io(self->a), "abc", 3));
+	CHECK_EQ(self->wa.rc, 0);
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_unix_stream_io(self->b), self->buf, 3));
+	CHECK_EQ(self->rx.rc, 0);
+	CHECK(memcmp(self->buf, "abc", 3) == 0);
+
+	CHECK_EQ(edo_unix_datagram_from_fd(self->dp[0], &self->da), 0);
+	CHECK_EQ(edo_unix_datagram_from_fd(self->dp[1], &self->db), 0);
+	EDO_AWAIT(edo_unix_datagram_send(&self->df, self->da, "dgram", 5));
+	CHECK_EQ(self->df.n, 5);
+	EDO_AWAIT(edo_unix_datagram_recv(&self->df, self->db, self->buf, sizeof self->buf));
+	CHECK_EQ(self->df.n, 5);
+	CHECK(memcmp(self->buf, "dgram", 5) == 0);
+
+	CHECK_EQ(edo_unix_listener_from_fd(self->lfd, &self->l), 0);
+	CHECK(is_nonblocking(self->lfd));
+	CHECK_EQ(edo_unix_stream_connect(self->path, &self->c), 0);
+	EDO_AWAIT(edo_unix_listener_accept(&self->af, self->l));
+	CHECK_EQ(self->af.rc, 0);
+	self->s = self->af.stream;
+	EDO_AWAIT(edo_write_all(&self->wa, edo_unix_stream_io(self->s), "xyz", 3));
+	CHECK_EQ(self->wa.rc, 0);
+	EDO_AWAIT(edo_read_exact(&self->rx, edo_unix_stream_io(self->c), self->buf, 3));
+	CHECK_EQ(self->rx.rc, 0);
+	CHECK(memcmp(self->buf, "xyz", 3) == 0);
+
+	unix_cleanup(self);
+	self->a = self->b = self->c = self->s = NULL;
+	self->da = self->db = NULL;
+	self->l = NULL;
+	CHECK(!is_open(self->sp[0]) && !is_open(self->sp[1]));
+	CHECK(!is_open(self->dp[0]) && !is_open(self->dp[1]));
+	CHECK(!is_open(self->lfd));
+	EDO_END();
+}
+
+static void unix_from_fd(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	unix_frame m = {EDO_FRAME_INIT(unix_main)};
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, m.sp), 0);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, m.dp), 0);
+	char dir[] = "/tmp/edo-fd-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(m.path, sizeof m.path, "%s/l.sock", dir);
+	m.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK_GE(m.lfd, 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof a.sun_path, "%s", m.path);
+	CHECK_EQ(bind(m.lfd, (struct sockaddr *)&a, sizeof a), 0);
+	CHECK_EQ(listen(m.lfd, 4), 0);
+	run(fl, &m.edo_base);
+	CHECK_EQ(unlink(m.path), 0);
+	CHECK_EQ(rmdir(dir), 0);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(unix_from_fd, unix_from_fd)
+
+/* ---- bad input --------------------------------------------------------------------------------- */
+
+/* The six constructors, by index, on @fd; *@out receives the handle. */
+#define NKINDS 6
+static const char *const kind_name[NKINDS] = {"tcp_listener",  "tcp_stream",  "udp",
+					      "unix_listener", "unix_stream", "unix_datagram"};
+
+static int adopt(int kind, int fd, void **out)
+{
+	switch (kind) {
+	case 0:
+		return edo_tcp_listener_from_fd(fd, (edo_tcp_listener **)out);
+	case 1:
+		return edo_tcp_stream_from_fd(fd, (edo_tcp_stream **)out);
+	case 2:
+		return edo_udp_from_fd(fd, (edo_udp_socket **)out);
+	case 3:
+		return edo_unix_listener_from_fd(fd, (edo_unix_listener **)out);
+	case 4:
+		return edo_unix_stream_from_fd(fd, (edo_unix_stream **)out);
+	default:
+		return edo_unix_datagram_from_fd(fd, (edo_unix_datagram **)out);
+	}
+}
+
+static void release(int kind, void *h)
+{
+	switch (kind) {
+	case 0:
+		edo_tcp_listener_close(h);
+		break;
+	case 1:
+		edo_tcp_stream_close(h);
+		break;
+	case 2:
+		edo_udp_close(h);
+		break;
+	case 3:
+		edo_unix_listener_close(h);
+		break;
+	case 4:
+		edo_unix_stream_close(h);
+		break;
+	default:
+		edo_unix_datagram_close(h);
+	}
+}
+
+/* One blocking socket of each kind the constructors take (fd[k] is right
+ * for constructor k), and kinds that none of them takes. */
+typedef struct sock_set {
+	int fd[NKINDS];
+	int seqpacket, tcp_unconnected, unix_peer, udp6;
+	uint16_t port;
+	char dir[32], path[64];
+} sock_set;
+
+static void make_set(sock_set *z)
+{
+	z->fd[0] = raw_tcp_listener(&z->port);
+	z->fd[1] = raw_tcp_connect(z->port);
+	uint16_t p;
+	z->fd[2] = raw_udp(&p);
+	memcpy(z->dir, "/tmp/edo-fd-XXXXXX", sizeof "/tmp/edo-fd-XXXXXX");
+	CHECK(mkdtemp(z->dir) != NULL);
+	snprintf(z->path, sizeof z->path, "%s/l.sock", z->dir);
+	z->fd[3] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof a.sun_path, "%s", z->path);
+	CHECK_EQ(bind(z->fd[3], (struct sockaddr *)&a, sizeof a), 0);
+	CHECK_EQ(listen(z->fd[3], 4), 0);
+	int sp[2];
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	z->fd[4] = sp[0];
+	z->unix_peer = sp[1];
+	z->fd[5] = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	CHECK_GE(z->fd[5], 0);
+	z->seqpacket = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	CHECK_GE(z->seqpacket, 0);
+	z->tcp_unconnected = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK_GE(z->tcp_unconnected, 0);
+	z->udp6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	CHECK_GE(z->udp6, 0);
+}
+
+static void close_set(sock_set *z)
+{
+	for (int k = 0; k < NKINDS; k++)
+		if (z->fd[k] >= 0)
+			CHECK_EQ(close(z->fd[k]), 0);
+	CHECK_EQ(close(z->seqpacket), 0);
+	CHECK_EQ(close(z->tcp_unconnected), 0);
+	CHECK_EQ(close(z->udp6), 0);
+	CHECK_EQ(close(z->unix_peer), 0);
+	CHECK_EQ(unlink(z->path), 0);
+	CHECK_EQ(rmdir(z->dir), 0);
+}
+
+/* @fd failed to be adopted: it is as it was (open, blocking). */
+static void check_untouched(int fd)
+{
+	CHECK(is_open(fd));
+	CHECK(!is_nonblocking(fd));
+}
+
+typedef struct bad_frame {
+	EDO_FRAME;
+	sock_set *z;
+} bad_frame;
+
+EDO_ASYNC(bad_main, bad_frame, NULL)
+{
+	EDO_BEGIN();
+	sock_set *z = self->z;
+	void *h = NULL;
+	int pipefd[2];
+	CHECK_EQ(pipe2(pipefd, O_CLOEXEC), 0);
+	int gone = dup(pipefd[0]);
+	CHECK_GE(gone, 0);
+	CHECK_EQ(close(gone), 0);
+	for (int k = 0; k < NKINDS; k++) {
+		fprintf(stderr, "  %s\n", kind_name[k]);
+		CHECK_EQ(adopt(k, -1, &h), -EINVAL);
+		CHECK_EQ(adopt(k, z->fd[k], NULL), -EINVAL);
+		check_untouched(z->fd[k]);
+		CHECK_EQ(adopt(k, gone, &h), -EBADF);
+		CHECK_EQ(adopt(k, pipefd[0], &h), -ENOTSOCK);
+		check_untouched(pipefd[0]);
+		/* Every other kind's socket is refused, and left as it was. */
+		for (int o = 0; o < NKINDS; o++) {
+			if (o == k)
+				continue;
+			bool listening_mismatch = (k == 0 && o == 1) || (k == 1 && o == 0) ||
+						  (k == 3 && o == 4) || (k == 4 && o == 3);
+			CHECK_EQ(adopt(k, z->fd[o], &h),
+				 listening_mismatch ? -EINVAL : -EPROTOTYPE);
+			check_untouched(z->fd[o]);
+		}
+		CHECK_EQ(adopt(k, z->seqpacket, &h), -EPROTOTYPE);
+		check_untouched(z->seqpacket);
+		CHECK(h == NULL);
+	}
+	/* An unconnected IPv6 TCP socket is a stream, not a listener. */
+	CHECK_EQ(edo_tcp_listener_from_fd(z->tcp_unconnected, (edo_tcp_listener **)&h), -EINVAL);
+	check_untouched(z->tcp_unconnected);
+	/* Each kind taken twice: the second is refused and the first works. */
+	for (int k = 0; k < NKINDS; k++) {
+		void *first = NULL, *again = NULL;
+		CHECK_EQ(adopt(k, z->fd[k], &first), 0);
+		CHECK(is_nonblocking(z->fd[k]));
+		CHECK_EQ(adopt(k, z->fd[k], &again), -EEXIST);
+		CHECK(again == NULL);
+		CHECK(is_open(z->fd[k]));
+		/* Made blocking again by its owner: the refusal restores that. */
+		int fl = fcntl(z->fd[k], F_GETFL);
+		CHECK_EQ(fcntl(z->fd[k], F_SETFL, fl & ~O_NONBLOCK), 0);
+		CHECK_EQ(adopt(k, z->fd[k], &again), -EEXIST);
+		check_untouched(z->fd[k]);
+		CHECK_EQ(fcntl(z->fd[k], F_SETFL, fl), 0);
+		release(k, first);
+		CHECK(!is_open(z->fd[k])); /* the handle owned it */
+		z->fd[k] = -1;
+	}
+	/* IPv6 UDP too; then the close. */
+	CHECK_EQ(edo_udp_from_fd(z->udp6, (edo_udp_socket **)&h), 0);
+	edo_udp_close(h);
+	z->udp6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0); /* close_set() closes one */
+	CHECK_GE(z->udp6, 0);
+	CHECK_EQ(close(pipefd[0]), 0);
+	CHECK_EQ(close(pipefd[1]), 0);
+	EDO_END();
+}
+
+static void from_fd_bad_input(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	sock_set z;
+	make_set(&z);
+	/* No runtime: refused before anything is looked at or changed. */
+	for (int k = 0; k < NKINDS; k++) {
+		void *h = NULL;
+		CHECK_EQ(adopt(k, z.fd[k], &h), EDO_ENORUNTIME);
+		CHECK(h == NULL);
+		check_untouched(z.fd[k]);
+	}
+	bad_frame m = {EDO_FRAME_INIT(bad_main), .z = &z};
+	run(fl, &m.edo_base);
+	close_set(&z);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(from_fd_bad_input, from_fd_bad_input)
+
+/* ---- a runtime freed under an adopted socket's waiting task ----------------------------------- */
+
+typedef struct wait_frame {
+	EDO_FRAME;
+	int fd;
+	edo_tcp_listener *l;
+	edo_tcp_accept_fut af;
+	atomic_bool *started;
+} wait_frame;
+
+static void wait_cleanup(wait_frame *self)
+{
+	edo_tcp_listener_close(self->l);
+}
+
+EDO_ASYNC(wait_main, wait_frame, wait_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_tcp_listener_from_fd(self->fd, &self->l), 0);
+	atomic_store(self->started, true);
+	EDO_AWAIT(edo_tcp_listener_accept(&self->af, self->l));
+	CHECK(false); /* nobody connects */
+	EDO_END();
+}
+
+static void freed_while_waiting(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	uint16_t port;
+	int fd = raw_tcp_listener(&port);
+	atomic_bool started = false;
+	edo_runtime *rt = make_rt(fl, 2);
+	wait_frame w = {EDO_FRAME_INIT(wait_main), .fd = fd, .started = &started};
+	edo_handle *h = edo_runtime_handle(rt);
+	CHECK_EQ(edo_spawn_on(h, &w.edo_base, sizeof w, NULL, NULL), 0);
+	edo_handle_drop(h);
+	/* Drive it (a current-thread runtime runs only inside block_on). */
+	while (!atomic_load(&started)) {
+		edo_sleep sl;
+		edo_sleep_init(&sl, EDO_MS(1));
+		CHECK_EQ(edo_block_on(rt, &sl.base), 0);
+	}
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	CHECK(!is_open(fd)); /* the cancelled task's cleanup closed it */
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(freed_while_waiting, freed_while_waiting)
+
+TEST_MAIN()
