@@ -357,6 +357,15 @@ edo_poll edo_tcp_stream_poll_write(edo_tcp_stream *s, edo_cx *cx, const void *bu
 edo_poll edo_tcp_stream_poll_write_vectored(edo_tcp_stream *s, edo_cx *cx, const struct iovec *iov,
 					    int iovcnt, ssize_t *n);
 
+/**
+ * edo_tcp_stream_poll_peek() - as edo_tcp_stream_poll_read(), but the bytes
+ * stay in the socket for the next read (recv(2) with MSG_PEEK; Tokio's
+ * poll_peek).  READY once at least one byte (or the end, 0) is there: it
+ * does not wait for @len bytes.  A read half may peek; a write half gets
+ * -EBADF.
+ */
+edo_poll edo_tcp_stream_poll_peek(edo_tcp_stream *s, edo_cx *cx, void *buf, size_t len, ssize_t *n);
+
 /** edo_tcp_stream_try_read() - read without waiting: bytes, 0 at EOF, -EAGAIN, or error. */
 ssize_t edo_tcp_stream_try_read(edo_tcp_stream *s, void *buf, size_t len);
 
@@ -447,6 +456,16 @@ edo_poll edo_udp_poll_recv_from(edo_udp_socket *u, edo_cx *cx, void *buf, size_t
 ssize_t edo_udp_try_send_to(edo_udp_socket *u, const void *buf, size_t len, const edo_addr *to);
 /** edo_udp_try_recv_from() - receive without waiting: the datagram's bytes, -EAGAIN, or error. */
 ssize_t edo_udp_try_recv_from(edo_udp_socket *u, void *buf, size_t len, edo_addr *from);
+/**
+ * edo_udp_poll_peek_from() - as edo_udp_poll_recv_from(), but the datagram
+ * stays queued: the next receive (or peek) gets it again (MSG_PEEK;
+ * Tokio's poll_peek_from).  With a @len shorter than the datagram, the
+ * first @len bytes; with @len 0, just the sender (*@n 0).
+ */
+edo_poll edo_udp_poll_peek_from(edo_udp_socket *u, edo_cx *cx, void *buf, size_t len,
+				edo_addr *from, ssize_t *n);
+/** edo_udp_try_peek_from() - peek without waiting: the datagram's bytes (it stays queued), -EAGAIN, or error. */
+ssize_t edo_udp_try_peek_from(edo_udp_socket *u, void *buf, size_t len, edo_addr *from);
 /** edo_udp_ready() - a readiness future for @u (see edo_net_ready_fut). */
 edo_future *edo_udp_ready(edo_net_ready_fut *f, edo_udp_socket *u, uint32_t interest);
 
@@ -482,6 +501,8 @@ edo_future *edo_udp_send_to(edo_dgram_fut *f, edo_udp_socket *u, const void *buf
 			    const edo_addr *to);
 /** edo_udp_recv_from() - receive one datagram into @buf, its sender into `from` (edo_dgram_fut). */
 edo_future *edo_udp_recv_from(edo_dgram_fut *f, edo_udp_socket *u, void *buf, size_t len);
+/** edo_udp_peek_from() - as edo_udp_recv_from(), but the datagram stays queued (edo_dgram_fut). */
+edo_future *edo_udp_peek_from(edo_dgram_fut *f, edo_udp_socket *u, void *buf, size_t len);
 
 /** edo_udp_set_broadcast() - SO_BROADCAST (sending to a broadcast address).  0 or -errno. */
 int edo_udp_set_broadcast(edo_udp_socket *u, bool on);
@@ -583,6 +604,9 @@ edo_stream *edo_unix_stream_io(edo_unix_stream *s);
 /** edo_unix_stream_poll_read() - as edo_tcp_stream_poll_read(). */
 edo_poll edo_unix_stream_poll_read(edo_unix_stream *s, edo_cx *cx, void *buf, size_t len,
 				   ssize_t *n);
+/** edo_unix_stream_poll_peek() - as edo_tcp_stream_poll_peek(): the bytes stay for the next read. */
+edo_poll edo_unix_stream_poll_peek(edo_unix_stream *s, edo_cx *cx, void *buf, size_t len,
+				   ssize_t *n);
 /** edo_unix_stream_poll_write() - as edo_tcp_stream_poll_write(). */
 edo_poll edo_unix_stream_poll_write(edo_unix_stream *s, edo_cx *cx, const void *buf, size_t len,
 				    ssize_t *n);
@@ -638,6 +662,12 @@ ssize_t edo_unix_datagram_try_send_to(edo_unix_datagram *d, const void *buf, siz
 /** edo_unix_datagram_try_recv_from() - receive without waiting (@from may be NULL): the datagram's bytes, -EAGAIN, or error. */
 ssize_t edo_unix_datagram_try_recv_from(edo_unix_datagram *d, void *buf, size_t len,
 					edo_addr *from);
+/** edo_unix_datagram_poll_peek_from() - as edo_udp_poll_peek_from(): the datagram stays queued. */
+edo_poll edo_unix_datagram_poll_peek_from(edo_unix_datagram *d, edo_cx *cx, void *buf, size_t len,
+					  edo_addr *from, ssize_t *n);
+/** edo_unix_datagram_try_peek_from() - as edo_udp_try_peek_from(). */
+ssize_t edo_unix_datagram_try_peek_from(edo_unix_datagram *d, void *buf, size_t len,
+					edo_addr *from);
 /** edo_unix_datagram_ready() - a readiness future for @d (see edo_net_ready_fut). */
 edo_future *edo_unix_datagram_ready(edo_net_ready_fut *f, edo_unix_datagram *d, uint32_t interest);
 /** edo_unix_datagram_send() - send to the connected peer (edo_dgram_fut). */
@@ -650,6 +680,9 @@ edo_future *edo_unix_datagram_send_to(edo_dgram_fut *f, edo_unix_datagram *d, co
 				      size_t len, const char *path);
 /** edo_unix_datagram_recv_from() - receive one datagram, its sender into `from` (unnamed: len <= sizeof(sa_family_t)) (edo_dgram_fut). */
 edo_future *edo_unix_datagram_recv_from(edo_dgram_fut *f, edo_unix_datagram *d, void *buf,
+					size_t len);
+/** edo_unix_datagram_peek_from() - as edo_unix_datagram_recv_from(), but the datagram stays queued. */
+edo_future *edo_unix_datagram_peek_from(edo_dgram_fut *f, edo_unix_datagram *d, void *buf,
 					size_t len);
 /** edo_unix_datagram_local_addr() - the bound address.  0 or -errno. */
 int edo_unix_datagram_local_addr(edo_unix_datagram *d, edo_addr *out);

@@ -554,6 +554,14 @@ static ssize_t do_read(int fd, void *ctx)
 	return r < 0 ? -errno : r;
 }
 
+/* A peek is no hot path: libc's recv. */
+static ssize_t do_peek(int fd, void *ctx)
+{
+	rw_ctx *c = ctx;
+	ssize_t r = recv(fd, c->buf, c->len, MSG_PEEK);
+	return r < 0 ? -errno : r;
+}
+
 static ssize_t do_send(int fd, void *ctx)
 {
 	rw_ctx *c = ctx;
@@ -579,6 +587,20 @@ edo_poll edo__sstream_poll_read(edo__sstream *h, edo_cx *cx, void *buf, size_t l
 	}
 	rw_ctx c = {buf, len};
 	return edo__sock_poll_io(h->sock, cx, EDO_INTEREST_READABLE, do_read, &c, len, n);
+}
+
+edo_poll edo__sstream_poll_peek(edo__sstream *h, edo_cx *cx, void *buf, size_t len, ssize_t *n)
+{
+	if (!n || (!buf && len))
+		return edo__poll_einval(n);
+	if (!(h->mode & EDO__SS_READ)) {
+		*n = -EBADF;
+		return EDO_READY;
+	}
+	rw_ctx c = {buf, len};
+	/* @want 0: a peek shorter than @len leaves the data, and so the
+	 * readiness, where they were (only EAGAIN clears it). */
+	return edo__sock_poll_io(h->sock, cx, EDO_INTEREST_READABLE, do_peek, &c, 0, n);
 }
 
 edo_poll edo__sstream_poll_write(edo__sstream *h, edo_cx *cx, const void *buf, size_t len,

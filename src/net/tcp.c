@@ -357,6 +357,13 @@ edo_poll edo_tcp_stream_poll_read(edo_tcp_stream *s, edo_cx *cx, void *buf, size
 	return edo__sstream_poll_read(H(s), cx, buf, len, n);
 }
 
+edo_poll edo_tcp_stream_poll_peek(edo_tcp_stream *s, edo_cx *cx, void *buf, size_t len, ssize_t *n)
+{
+	if (!s)
+		return edo__poll_einval(n);
+	return edo__sstream_poll_peek(H(s), cx, buf, len, n);
+}
+
 edo_poll edo_tcp_stream_poll_write(edo_tcp_stream *s, edo_cx *cx, const void *buf, size_t len,
 				   ssize_t *n)
 {

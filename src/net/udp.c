@@ -30,6 +30,7 @@ typedef struct dgram_ctx {
 	size_t len;
 	const edo_addr *to;
 	edo_addr *from;
+	int flags; /* of the receive: MSG_PEEK or 0 */
 } dgram_ctx;
 
 static ssize_t do_sendto(int fd, void *ctx)
@@ -51,7 +52,7 @@ static ssize_t do_recvfrom(int fd, void *ctx)
 		sa = &c->from->u.sa;
 		lenp = &c->from->len;
 	}
-	ssize_t r = recvfrom(fd, c->buf, c->len, 0, sa, lenp);
+	ssize_t r = recvfrom(fd, c->buf, c->len, c->flags, sa, lenp);
 	if (r < 0)
 		return -errno;
 	/* An unbound Unix sender has no name: Linux gives just the family,
@@ -74,12 +75,20 @@ static edo_poll poll_send(edo__sock *s, edo_cx *cx, const void *buf, size_t len,
 }
 
 static edo_poll poll_recv(edo__sock *s, edo_cx *cx, void *buf, size_t len, edo_addr *from,
-			  ssize_t *n)
+			  int flags, ssize_t *n)
 {
 	if (!n || (!buf && len))
 		return edo__poll_einval(n);
-	dgram_ctx c = {.buf = buf, .len = len, .from = from};
+	dgram_ctx c = {.buf = buf, .len = len, .from = from, .flags = flags};
 	return edo__sock_poll_io(s, cx, EDO_INTEREST_READABLE, do_recvfrom, &c, 0, n);
+}
+
+static ssize_t try_recv(edo__sock *s, void *buf, size_t len, edo_addr *from, int flags)
+{
+	if (!buf && len)
+		return -EINVAL;
+	dgram_ctx c = {.buf = buf, .len = len, .from = from, .flags = flags};
+	return edo__sock_try_io(s, EDO_INTEREST_READABLE, do_recvfrom, &c);
 }
 
 /* ---- operation futures ---------------------------------------------------------------------- */
@@ -88,6 +97,7 @@ enum {
 	OP_SEND = 1u,
 	OP_TO = 2u,   /* send to to_ */
 	OP_FROM = 4u, /* receive the sender into from */
+	OP_PEEK = 8u, /* receive with MSG_PEEK */
 };
 
 static edo_poll dgram_fut_poll(edo_future *base, edo_cx *cx)
@@ -99,7 +109,8 @@ static edo_poll dgram_fut_poll(edo_future *base, edo_cx *cx)
 	dgram_ctx c = {.buf = f->buf_,
 		       .len = f->len_,
 		       .to = (f->op_ & OP_TO) ? &f->to_ : NULL,
-		       .from = (f->op_ & OP_FROM) ? &f->from : NULL};
+		       .from = (f->op_ & OP_FROM) ? &f->from : NULL,
+		       .flags = (f->op_ & OP_PEEK) ? MSG_PEEK : 0};
 	return edo__sock_poll_op(f->sock_, &f->wait_, cx,
 				 send ? EDO_INTEREST_WRITABLE : EDO_INTEREST_READABLE,
 				 send ? do_sendto : do_recvfrom, &c, &f->n);
@@ -227,7 +238,7 @@ edo_poll edo_udp_poll_recv(edo_udp_socket *u, edo_cx *cx, void *buf, size_t len,
 {
 	if (!u)
 		return edo__poll_einval(n);
-	return poll_recv(&u->sock, cx, buf, len, NULL, n);
+	return poll_recv(&u->sock, cx, buf, len, NULL, 0, n);
 }
 
 edo_poll edo_udp_poll_send_to(edo_udp_socket *u, edo_cx *cx, const void *buf, size_t len,
@@ -243,7 +254,7 @@ edo_poll edo_udp_poll_recv_from(edo_udp_socket *u, edo_cx *cx, void *buf, size_t
 {
 	if (!u)
 		return edo__poll_einval(n);
-	return poll_recv(&u->sock, cx, buf, len, from, n);
+	return poll_recv(&u->sock, cx, buf, len, from, 0, n);
 }
 
 ssize_t edo_udp_try_send_to(edo_udp_socket *u, const void *buf, size_t len, const edo_addr *to)
@@ -256,10 +267,20 @@ ssize_t edo_udp_try_send_to(edo_udp_socket *u, const void *buf, size_t len, cons
 
 ssize_t edo_udp_try_recv_from(edo_udp_socket *u, void *buf, size_t len, edo_addr *from)
 {
-	if (!u || (!buf && len))
-		return -EINVAL;
-	dgram_ctx c = {.buf = buf, .len = len, .from = from};
-	return edo__sock_try_io(&u->sock, EDO_INTEREST_READABLE, do_recvfrom, &c);
+	return u ? try_recv(&u->sock, buf, len, from, 0) : -EINVAL;
+}
+
+edo_poll edo_udp_poll_peek_from(edo_udp_socket *u, edo_cx *cx, void *buf, size_t len,
+				edo_addr *from, ssize_t *n)
+{
+	if (!u)
+		return edo__poll_einval(n);
+	return poll_recv(&u->sock, cx, buf, len, from, MSG_PEEK, n);
+}
+
+ssize_t edo_udp_try_peek_from(edo_udp_socket *u, void *buf, size_t len, edo_addr *from)
+{
+	return u ? try_recv(&u->sock, buf, len, from, MSG_PEEK) : -EINVAL;
 }
 
 edo_future *edo_udp_ready(edo_net_ready_fut *f, edo_udp_socket *u, uint32_t interest)
@@ -286,6 +307,11 @@ edo_future *edo_udp_send_to(edo_dgram_fut *f, edo_udp_socket *u, const void *buf
 edo_future *edo_udp_recv_from(edo_dgram_fut *f, edo_udp_socket *u, void *buf, size_t len)
 {
 	return dgram_fut(f, u ? &u->sock : NULL, OP_FROM, buf, len, NULL, true);
+}
+
+edo_future *edo_udp_peek_from(edo_dgram_fut *f, edo_udp_socket *u, void *buf, size_t len)
+{
+	return dgram_fut(f, u ? &u->sock : NULL, OP_FROM | OP_PEEK, buf, len, NULL, true);
 }
 
 int edo_udp_set_broadcast(edo_udp_socket *u, bool on)
@@ -484,7 +510,7 @@ edo_poll edo_unix_datagram_poll_recv(edo_unix_datagram *d, edo_cx *cx, void *buf
 {
 	if (!d)
 		return edo__poll_einval(n);
-	return poll_recv(&d->sock, cx, buf, len, NULL, n);
+	return poll_recv(&d->sock, cx, buf, len, NULL, 0, n);
 }
 
 edo_poll edo_unix_datagram_poll_send_to(edo_unix_datagram *d, edo_cx *cx, const void *buf,
@@ -501,7 +527,7 @@ edo_poll edo_unix_datagram_poll_recv_from(edo_unix_datagram *d, edo_cx *cx, void
 {
 	if (!d)
 		return edo__poll_einval(n);
-	return poll_recv(&d->sock, cx, buf, len, from, n);
+	return poll_recv(&d->sock, cx, buf, len, from, 0, n);
 }
 
 ssize_t edo_unix_datagram_try_send_to(edo_unix_datagram *d, const void *buf, size_t len,
@@ -516,10 +542,20 @@ ssize_t edo_unix_datagram_try_send_to(edo_unix_datagram *d, const void *buf, siz
 
 ssize_t edo_unix_datagram_try_recv_from(edo_unix_datagram *d, void *buf, size_t len, edo_addr *from)
 {
-	if (!d || (!buf && len))
-		return -EINVAL;
-	dgram_ctx c = {.buf = buf, .len = len, .from = from};
-	return edo__sock_try_io(&d->sock, EDO_INTEREST_READABLE, do_recvfrom, &c);
+	return d ? try_recv(&d->sock, buf, len, from, 0) : -EINVAL;
+}
+
+edo_poll edo_unix_datagram_poll_peek_from(edo_unix_datagram *d, edo_cx *cx, void *buf, size_t len,
+					  edo_addr *from, ssize_t *n)
+{
+	if (!d)
+		return edo__poll_einval(n);
+	return poll_recv(&d->sock, cx, buf, len, from, MSG_PEEK, n);
+}
+
+ssize_t edo_unix_datagram_try_peek_from(edo_unix_datagram *d, void *buf, size_t len, edo_addr *from)
+{
+	return d ? try_recv(&d->sock, buf, len, from, MSG_PEEK) : -EINVAL;
 }
 
 edo_future *edo_unix_datagram_ready(edo_net_ready_fut *f, edo_unix_datagram *d, uint32_t interest)
@@ -550,6 +586,12 @@ edo_future *edo_unix_datagram_recv_from(edo_dgram_fut *f, edo_unix_datagram *d, 
 					size_t len)
 {
 	return dgram_fut(f, d ? &d->sock : NULL, OP_FROM, buf, len, NULL, true);
+}
+
+edo_future *edo_unix_datagram_peek_from(edo_dgram_fut *f, edo_unix_datagram *d, void *buf,
+					size_t len)
+{
+	return dgram_fut(f, d ? &d->sock : NULL, OP_FROM | OP_PEEK, buf, len, NULL, true);
 }
 
 int edo_unix_datagram_local_addr(edo_unix_datagram *d, edo_addr *out)
