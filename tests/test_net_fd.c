@@ -8,11 +8,18 @@
  * left in non-blocking mode and closed with its handle.  Bad input: a
  * negative or closed descriptor, a pipe, every wrong kind of socket
  * (type, family, protocol, listening or not), a descriptor registered
- * already (made blocking again, it is left blocking), and no runtime; each fails with its error and leaves the
+ * already (made blocking again, it is left blocking), and no runtime;
+ * an unconnected Unix stream (-ENOTCONN); Multipath TCP taken as TCP.
+ * Closing a taken-over listener or UDP socket while a clone waits on it
+ * wakes the waiter with -EBADF and leaves the kernel's socket alone (a dup
+ * of it still listens and receives).  Two threads taking one descriptor
+ * over at once, 20,000 times: one wins, the other gets -EEXIST and leaves
+ * the winner's descriptor non-blocking; each fails with its error and leaves the
  * descriptor as it was (open, blocking, not registered: it can be adopted
  * afterwards).  No descriptor is left open after any case. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -504,6 +511,30 @@ EDO_ASYNC(bad_main, bad_frame, NULL)
 	/* An unconnected IPv6 TCP socket is a stream, not a listener. */
 	CHECK_EQ(edo_tcp_listener_from_fd(z->tcp_unconnected, (edo_tcp_listener **)&h), -EINVAL);
 	check_untouched(z->tcp_unconnected);
+	/* A Unix stream that is not connected never will be (its reads would
+	 * say -EINVAL): refused. */
+	{
+		int u = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		CHECK_GE(u, 0);
+		CHECK_EQ(edo_unix_stream_from_fd(u, (edo_unix_stream **)&h), -ENOTCONN);
+		check_untouched(u);
+		CHECK_EQ(close(u), 0);
+	}
+	/* Multipath TCP is TCP (where the kernel has it). */
+	{
+		int m = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 262 /* IPPROTO_MPTCP */);
+		if (m >= 0) {
+			struct sockaddr_in a = {.sin_family = AF_INET,
+						.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+			CHECK_EQ(bind(m, (struct sockaddr *)&a, sizeof a), 0);
+			CHECK_EQ(listen(m, 4), 0);
+			CHECK_EQ(edo_udp_from_fd(m, (edo_udp_socket **)&h), -EPROTOTYPE);
+			CHECK_EQ(edo_tcp_listener_from_fd(m, (edo_tcp_listener **)&h), 0);
+			edo_tcp_listener_close(h);
+			CHECK(!is_open(m));
+			h = NULL;
+		}
+	}
 	/* Each kind taken twice: the second is refused and the first works. */
 	for (int k = 0; k < NKINDS; k++) {
 		void *first = NULL, *again = NULL;
@@ -550,6 +581,216 @@ static void from_fd_bad_input(edo_rt_flavor fl)
 	CHECK_EQ(count_fds(), before);
 }
 BOTH(from_fd_bad_input, from_fd_bad_input)
+
+/* ---- closing a shared socket leaves the kernel's socket alone --------------------------------- */
+
+/* Closing a listener or a UDP socket while another handle (a clone, in a
+ * task waiting on it) is alive wakes that task with -EBADF, and does not
+ * shut the socket down: another descriptor for it (systemd's copy of an
+ * activated listener; here a dup) still listens, and still receives. */
+typedef struct shared_frame {
+	EDO_FRAME;
+	int ldup, udup;
+	uint16_t lport, uport;
+	edo_tcp_listener *l;
+	edo_udp_socket *u;
+	edo_join *ja, *jr;
+	atomic_int waiting;
+	edo_sleep sl;
+	int rc;
+} shared_frame;
+
+typedef struct sh_accept_frame {
+	EDO_FRAME;
+	edo_tcp_listener *l;
+	atomic_int *waiting;
+	edo_tcp_accept_fut af;
+	int rc;
+} sh_accept_frame;
+
+static void sh_accept_cleanup(sh_accept_frame *self)
+{
+	edo_tcp_listener_drop(self->l);
+}
+
+EDO_ASYNC(sh_accept, sh_accept_frame, sh_accept_cleanup)
+{
+	EDO_BEGIN();
+	edo_tcp_listener_accept(&self->af, self->l);
+	atomic_fetch_add(self->waiting, 1);
+	EDO_AWAIT(&self->af.base);
+	self->rc = self->af.rc;
+	EDO_END();
+}
+
+typedef struct sh_recv_frame {
+	EDO_FRAME;
+	edo_udp_socket *u;
+	atomic_int *waiting;
+	edo_dgram_fut f;
+	char buf[8];
+	ssize_t n;
+} sh_recv_frame;
+
+static void sh_recv_cleanup(sh_recv_frame *self)
+{
+	edo_udp_drop(self->u);
+}
+
+EDO_ASYNC(sh_recv, sh_recv_frame, sh_recv_cleanup)
+{
+	EDO_BEGIN();
+	edo_udp_recv(&self->f, self->u, self->buf, sizeof self->buf);
+	atomic_fetch_add(self->waiting, 1);
+	EDO_AWAIT(&self->f.base);
+	self->n = self->f.n;
+	EDO_END();
+}
+
+EDO_ASYNC(shared_main, shared_frame, NULL)
+{
+	EDO_BEGIN();
+	{
+		int lfd = raw_tcp_listener(&self->lport);
+		self->ldup = dup(lfd);
+		CHECK_GE(self->ldup, 0);
+		CHECK_EQ(edo_tcp_listener_from_fd(lfd, &self->l), 0);
+		int ufd = raw_udp(&self->uport);
+		self->udup = dup(ufd);
+		CHECK_GE(self->udup, 0);
+		CHECK_EQ(edo_udp_from_fd(ufd, &self->u), 0);
+	}
+	CHECK_EQ(EDO_SPAWN(&self->ja, sh_accept, .l = edo_tcp_listener_clone(self->l),
+			   .waiting = &self->waiting),
+		 0);
+	CHECK_EQ(EDO_SPAWN(&self->jr, sh_recv, .u = edo_udp_clone(self->u),
+			   .waiting = &self->waiting),
+		 0);
+	while (atomic_load(&self->waiting) < 2)
+		EDO_AWAIT_SLEEP(&self->sl, EDO_MS(1));
+	EDO_AWAIT_SLEEP(&self->sl, EDO_MS(5));
+	edo_tcp_listener_close(self->l);
+	self->l = NULL;
+	edo_udp_close(self->u);
+	self->u = NULL;
+	EDO_AWAIT_JOIN(self->ja, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	CHECK_EQ(EDO_JOIN_OUTPUT(self->ja, sh_accept)->rc, -EBADF);
+	edo_join_detach(self->ja);
+	EDO_AWAIT_JOIN(self->jr, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	CHECK_EQ(EDO_JOIN_OUTPUT(self->jr, sh_recv)->n, -EBADF);
+	edo_join_detach(self->jr);
+	EDO_END();
+}
+
+static void close_shared(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	shared_frame m = {EDO_FRAME_INIT(shared_main)};
+	run(fl, &m.edo_base);
+	/* The dups: still listening, still receiving. */
+	int listening = 0;
+	socklen_t len = sizeof listening;
+	CHECK_EQ(getsockopt(m.ldup, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len), 0);
+	CHECK_EQ(listening, 1);
+	int c = raw_tcp_connect(m.lport);
+	int a = accept(m.ldup, NULL, NULL);
+	CHECK_GE(a, 0);
+	CHECK_EQ(close(a), 0);
+	CHECK_EQ(close(c), 0);
+	int snd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in to = {.sin_family = AF_INET,
+				 .sin_port = htons(m.uport),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	CHECK_EQ(sendto(snd, "u", 1, 0, (struct sockaddr *)&to, sizeof to), 1);
+	char b;
+	CHECK_EQ(recv(m.udup, &b, 1, 0), 1);
+	CHECK_EQ(close(snd), 0);
+	CHECK_EQ(close(m.ldup), 0);
+	CHECK_EQ(close(m.udup), 0);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(close_shared_leaves_socket_alone, close_shared)
+
+/* ---- two threads taking one descriptor over at once ------------------------------------------- */
+
+/* The loser (-EEXIST) must not touch the descriptor's flags, which the
+ * winner may have just set: a winner left blocking would block a worker. */
+typedef struct race_arg {
+	edo_runtime *rt;
+	pthread_barrier_t *bar;
+	atomic_int *fd;
+	long rounds;
+	int rc[2];
+	edo_udp_socket *u;
+} race_arg;
+
+typedef struct adopt_frame {
+	EDO_FRAME;
+	int fd;
+	int rc;
+	edo_udp_socket *u;
+} adopt_frame;
+
+EDO_ASYNC(adopt_once, adopt_frame, NULL)
+{
+	EDO_BEGIN();
+	self->rc = edo_udp_from_fd(self->fd, &self->u);
+	EDO_END();
+}
+
+typedef struct racer {
+	race_arg *a;
+	int id;
+} racer;
+
+static void *race_thread(void *p)
+{
+	racer *r = p;
+	race_arg *a = r->a;
+	for (long i = 0; i < a->rounds; i++) {
+		pthread_barrier_wait(a->bar);
+		adopt_frame f = {EDO_FRAME_INIT(adopt_once), .fd = atomic_load(a->fd)};
+		CHECK_EQ(edo_block_on(a->rt, &f.edo_base), 0);
+		a->rc[r->id] = f.rc;
+		if (f.rc == 0)
+			a->u = f.u;
+		pthread_barrier_wait(a->bar);
+	}
+	return NULL;
+}
+
+TEST(racing_takeovers_leave_the_winner_nonblocking)
+{
+	pthread_barrier_t bar;
+	CHECK_EQ(pthread_barrier_init(&bar, NULL, 3), 0);
+	atomic_int fd = -1;
+	race_arg a = {.rt = make_rt(EDO_RT_MULTI_THREAD, 2),
+		      .bar = &bar,
+		      .fd = &fd,
+		      .rounds = test_scale(20000)};
+	racer r[2] = {{&a, 0}, {&a, 1}};
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(pthread_create(&t[i], NULL, race_thread, &r[i]), 0);
+	for (long i = 0; i < a.rounds; i++) {
+		int f = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		CHECK_GE(f, 0);
+		atomic_store(&fd, f);
+		a.u = NULL;
+		pthread_barrier_wait(&bar); /* go */
+		pthread_barrier_wait(&bar); /* both done */
+		CHECK((a.rc[0] == 0 && a.rc[1] == -EEXIST) || (a.rc[1] == 0 && a.rc[0] == -EEXIST));
+		CHECK(is_nonblocking(f));
+		edo_udp_close(a.u); /* from this thread: closing needs no runtime */
+		CHECK(!is_open(f));
+	}
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(pthread_join(t[i], NULL), 0);
+	CHECK_EQ(edo_runtime_free(a.rt), 0);
+	pthread_barrier_destroy(&bar);
+}
 
 /* ---- a runtime freed under an adopted socket's waiting task ----------------------------------- */
 

@@ -11,8 +11,10 @@
  *     EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->s), self->buf, self->n));
  *     edo_tcp_stream_close(self->s);
  *
- * Every socket is non-blocking, close-on-exec, and registered once with
- * the reactor of the runtime it was made in (edge-triggered epoll).  Making
+ * Every socket is non-blocking, close-on-exec (a socket taken over by a
+ * _from_fd() constructor keeps its own close-on-exec flag), and registered
+ * once with the reactor of the runtime it was made in (edge-triggered
+ * epoll).  Making
  * one needs a runtime context: a task, or edo_block_on (else
  * EDO_ENORUNTIME; EDO_ESHUTDOWN once the runtime is shutting down).  That
  * is checked first: a bind, connect or listen that fails so does nothing
@@ -37,8 +39,13 @@
  *             on other handles (another task's read, accept or recv) wake
  *             up and fail with -EBADF, as do later ones, the option,
  *             address, connect and _fd() functions included -- and releases
- *             this handle.  For a socket with a single handle the two are
- *             the same.
+ *             this handle.  A stream's connection ends at once (shut down
+ *             both ways: the peer sees the end); a listener or datagram
+ *             socket is left to the kernel as it is (never shut down: it
+ *             may be shared with another process, as an activated
+ *             listener is with systemd) and its descriptor is closed with
+ *             the last handle.  For a socket with a single handle the two
+ *             are the same.
  * edo_tcp_stream_into_split() makes two handles of a stream (a read half
  * and a write half) for two tasks; the listener and datagram sockets are
  * shared through _clone() (another reference to the same socket).
@@ -248,11 +255,13 @@ int edo_tcp_listener_bind(const edo_addr *addr, const edo_tcp_bind_opts *opts,
  * duplicate of @fd); its close-on-exec flag is left as it is.  Returns 0,
  * or -EINVAL (a negative @fd, a NULL @out, a socket not listening),
  * EDO_ENORUNTIME, EDO_ESHUTDOWN, -EBADF (@fd is not open), -ENOTSOCK (not
- * a socket), -EPROTOTYPE (a socket of another kind: UDP, Unix, SCTP...),
- * -EEXIST (@fd is registered with this runtime already, as an Edo socket or
- * edo_async_fd), or -ENOMEM; on failure @fd is left as it was (open, its
- * flags unchanged, not registered).  The same holds for every _from_fd()
- * below, each for its own kind of socket.
+ * a socket), -EPROTOTYPE (a socket of another kind: UDP, Unix, SCTP...;
+ * Multipath TCP is TCP), -EEXIST (@fd is registered with this runtime
+ * already, as an Edo socket or edo_async_fd), or -ENOMEM; on failure @fd is
+ * left as it was (open, its flags unchanged, not registered).  The same
+ * holds for every _from_fd() below, each for its own kind of socket.  One
+ * descriptor is taken over once: by two runtimes, it would be closed twice
+ * (a second runtime cannot see the first's registration).
  */
 int edo_tcp_listener_from_fd(int fd, edo_tcp_listener **out);
 
@@ -301,7 +310,8 @@ int edo_tcp_listener_local_addr(edo_tcp_listener *l, edo_addr *out);
 /** edo_tcp_listener_clone() - another reference to @l (for another task). */
 edo_tcp_listener *edo_tcp_listener_clone(edo_tcp_listener *l);
 
-/** edo_tcp_listener_close() - stop listening for every holder; release @l.  NULL: no-op. */
+/** edo_tcp_listener_close() - end accepting for every holder (their accepts fail with -EBADF; the
+ *  descriptor closes with the last handle); release @l.  NULL: no-op. */
 void edo_tcp_listener_close(edo_tcp_listener *l);
 
 /** edo_tcp_listener_drop() - release @l.  NULL: no-op. */
@@ -337,9 +347,13 @@ edo_future *edo_tcp_connect_addrs(edo_tcp_connect_fut *f, const edo_addr *addrs,
 edo_future *edo_tcp_connect_host(edo_tcp_connect_fut *f, const char *host, uint16_t port);
 
 /**
- * edo_tcp_stream_from_fd() - a stream over @fd, a connected TCP socket
- * made elsewhere (not listening: -EINVAL), as edo_tcp_listener_from_fd():
- * the stream owns @fd on success; on failure @fd is left as it was.
+ * edo_tcp_stream_from_fd() - a stream over @fd, a TCP socket made
+ * elsewhere (a listening one: -EINVAL), as edo_tcp_listener_from_fd(): the
+ * stream owns @fd on success; on failure @fd is left as it was.  @fd is
+ * normally connected; one whose non-blocking connect is still in progress
+ * works too (the first write waits for the connection, and a connection
+ * refused is that write's error), and one never connected fails its reads
+ * with -ENOTCONN and its writes with -EPIPE.
  */
 int edo_tcp_stream_from_fd(int fd, edo_tcp_stream **out);
 
@@ -581,7 +595,7 @@ edo_future *edo_unix_listener_accept(edo_unix_accept_fut *f, edo_unix_listener *
 int edo_unix_listener_local_addr(edo_unix_listener *l, edo_addr *out);
 /** edo_unix_listener_clone() - another reference to @l (for another task). */
 edo_unix_listener *edo_unix_listener_clone(edo_unix_listener *l);
-/** edo_unix_listener_close() - stop listening for every holder; release @l.  NULL: no-op. */
+/** edo_unix_listener_close() - as edo_tcp_listener_close(); release @l.  NULL: no-op. */
 void edo_unix_listener_close(edo_unix_listener *l);
 /** edo_unix_listener_drop() - release @l.  NULL: no-op. */
 void edo_unix_listener_drop(edo_unix_listener *l);
@@ -597,7 +611,8 @@ int edo_unix_stream_connect(const char *path, edo_unix_stream **out);
 /** edo_unix_stream_pair() - two connected streams (socketpair(2)). */
 int edo_unix_stream_pair(edo_unix_stream **a, edo_unix_stream **b);
 /** edo_unix_stream_from_fd() - a stream over @fd, a connected AF_UNIX stream socket made
- *  elsewhere (one end of a socketpair(2) passed to a child...), as edo_tcp_stream_from_fd(). */
+ *  elsewhere (one end of a socketpair(2) passed to a child...), as edo_tcp_stream_from_fd();
+ *  one not connected: -ENOTCONN. */
 int edo_unix_stream_from_fd(int fd, edo_unix_stream **out);
 /** edo_unix_stream_io() - @s as an edo_stream (for the utilities of edo/stream.h). */
 edo_stream *edo_unix_stream_io(edo_unix_stream *s);

@@ -58,6 +58,9 @@ int edo__sock_init(edo__sock *s, int fd)
 	return 0;
 }
 
+/* Multipath TCP (Linux 5.6): a TCP socket to its user; older headers lack it. */
+#define EDO__IPPROTO_MPTCP 262
+
 /* getsockopt of an int at SOL_SOCKET: the value, or -errno. */
 static int sol_socket_int(int fd, int name)
 {
@@ -86,7 +89,10 @@ int edo__sock_check_kind(int fd, const edo__sock_kind *k)
 		int proto = sol_socket_int(fd, SO_PROTOCOL);
 		if (proto < 0)
 			return proto;
-		if (proto != (type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP))
+		bool ok = type == SOCK_STREAM ?
+				  proto == IPPROTO_TCP || proto == EDO__IPPROTO_MPTCP :
+				  proto == IPPROTO_UDP;
+		if (!ok)
 			return -EPROTOTYPE; /* SCTP, a raw socket... */
 	}
 	if (type == SOCK_STREAM) {
@@ -95,22 +101,35 @@ int edo__sock_check_kind(int fd, const edo__sock_kind *k)
 			return listening;
 		if ((listening != 0) != k->listening)
 			return -EINVAL;
+		/* A Unix stream is connected, or never will be (its connect
+		 * does not wait); its reads would say -EINVAL. */
+		if (!k->ip && !k->listening) {
+			struct sockaddr_storage peer;
+			socklen_t len = sizeof peer;
+			if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
+				return -errno; /* -ENOTCONN */
+		}
 	}
 	return 0;
 }
 
-/* Switch @fd, checked, to non-blocking mode and register it; on failure
- * its flags are restored. */
+/* Register @fd, checked, then switch it to non-blocking mode.  In that
+ * order: a call refused because @fd is registered already (-EEXIST) never
+ * touches its flags, which a call that succeeded at the same moment may
+ * have just set.  On failure @fd is left as it was. */
 static int sock_adopt(edo__sock *s, int fd)
 {
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0)
-		return -errno;
-	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return -errno;
 	int rc = edo__sock_init(s, fd);
-	if (rc < 0 && !(fl & O_NONBLOCK))
-		(void)fcntl(fd, F_SETFL, fl); /* as it was */
+	if (rc < 0)
+		return rc;
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		return 0;
+	if (fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0)
+		return 0;
+	rc = -errno;
+	edo__reactor_deregister(s->sched->driver.io, s->io);
+	edo__sched_unref(s->sched);
 	return rc;
 }
 
@@ -136,14 +155,26 @@ void edo__sock_ref(edo__sock *s)
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
 }
 
-void edo__sock_close(edo__sock *s)
+/* @end_connection: a stream's, which ends the connection now, for the
+ * peer too, though other handles keep the descriptor open a while. */
+static void sock_close(edo__sock *s, bool end_connection)
 {
 	if (atomic_exchange_explicit(&s->closed, true, memory_order_acq_rel))
 		return;
-	/* Others may be waiting on it: the hang-up the kernel reports for a
-	 * socket shut down both ways wakes them all through the reactor. */
-	if (atomic_load_explicit(&s->refs, memory_order_acquire) > 1)
+	if (atomic_load_explicit(&s->refs, memory_order_acquire) == 1)
+		return; /* the caller's release closes the descriptor */
+	if (end_connection)
 		(void)shutdown(s->fd, SHUT_RDWR);
+	/* Others may be waiting on it: wake them all; each sees `closed`.
+	 * Not by shutdown(2) alone, which acts on the socket itself, shared
+	 * with any other descriptor for it: systemd's own copy of an
+	 * activated listener would stop listening. */
+	edo__sio_close(s->io);
+}
+
+void edo__sock_close(edo__sock *s)
+{
+	sock_close(s, false);
 }
 
 bool edo__sock_release(edo__sock *s)
@@ -693,7 +724,7 @@ int edo__sstream_split(edo__sstream *h, edo__sstream **rd, edo__sstream **wr)
 
 void edo__sstream_close(edo__sstream *h)
 {
-	edo__sock_close(h->sock);
+	sock_close(h->sock, true);
 	handle_release(h);
 }
 

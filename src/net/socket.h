@@ -8,9 +8,11 @@
  * is closed, and the registration released, only when the last reference
  * goes, so no task that holds a handle can ever see its descriptor number
  * reused by another socket.  Closing "for everyone" (edo__sock_close) sets
- * `closed` and, if other handles exist, shuts the socket down both ways:
- * the kernel then reports hang-up through epoll, which wakes every task
- * waiting on it, and each sees `closed` and fails with -EBADF.
+ * `closed` and, if other handles exist, marks the registration shut down
+ * and wakes every task waiting on it (edo__sio_close): each sees `closed`
+ * and fails with -EBADF.  A stream's close also shuts the connection down
+ * both ways; a listener or datagram socket is never shut down (another
+ * process may hold the same socket).
  *
  * I/O follows Tokio's PollEvented: take a unit of budget, read the
  * readiness (registering the waker if not ready), try the syscall, and on

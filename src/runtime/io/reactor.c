@@ -477,6 +477,12 @@ void edo__reactor_deregister(edo__reactor *r, edo__scheduled_io *io)
 	pthread_mutex_unlock(&r->lock);
 }
 
+void edo__sio_close(edo__scheduled_io *io)
+{
+	atomic_fetch_or(&io->readiness, EDO__IO_SHUTDOWN);
+	wake(io, 0, true);
+}
+
 int edo__file_id_get(edo__reactor *r, int fd, edo__file_id *id)
 {
 	struct stat st;

@@ -98,6 +98,11 @@ int edo__reactor_register(edo__reactor *r, int fd, uint32_t interest, edo__sched
  * before they close). */
 void edo__reactor_deregister(edo__reactor *r, edo__scheduled_io *io);
 
+/* Mark @io shut down and wake all its waiters, leaving it registered: a
+ * socket closed for every handle while other handles still hold it (they
+ * see it closed when they wake; the last one deregisters).  Thread-safe. */
+void edo__sio_close(edo__scheduled_io *io);
+
 /* The identity of a registered file, for edo__reactor_deregister_fd. */
 typedef struct edo__file_id {
 	dev_t dev;
