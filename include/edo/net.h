@@ -339,12 +339,77 @@ typedef struct edo_tcp_connect_fut {
 	edo_lookup_fut lookup_;
 	edo_addr addr_;
 	edo_tcp_stream *pending_;
+	struct edo_tcp_socket *sock_;
 	size_t next_;
 	int state_;
 } edo_tcp_connect_fut;
 edo_future *edo_tcp_connect(edo_tcp_connect_fut *f, const edo_addr *addr);
 edo_future *edo_tcp_connect_addrs(edo_tcp_connect_fut *f, const edo_addr *addrs, size_t count);
 edo_future *edo_tcp_connect_host(edo_tcp_connect_fut *f, const char *host, uint16_t port);
+
+/*
+ * A TCP socket set up before it connects or listens (Tokio's TcpSocket):
+ * for what must be set first, as a local address to connect from, buffer
+ * sizes (the window scale is fixed at the handshake), SO_REUSEPORT.
+ *
+ *     edo_tcp_socket *s;
+ *     edo_tcp_socket_new(AF_INET, &s);
+ *     edo_tcp_socket_set_recv_buffer_size(s, 1 << 20);
+ *     edo_tcp_socket_bind(s, &local);              // connect from here
+ *     EDO_AWAIT(edo_tcp_socket_connect(&self->c, s, &server));
+ *     // self->c.rc, self->c.stream as for edo_tcp_connect()
+ *
+ * Making and setting one up needs no runtime (nor is it registered until
+ * it connects or listens); the functions return 0 (or the value asked
+ * for) or -errno, and -EINVAL for a NULL @s.
+ */
+typedef struct edo_tcp_socket edo_tcp_socket;
+
+/** edo_tcp_socket_new() - a TCP socket of @family (AF_INET or AF_INET6; another: -EINVAL),
+ *  non-blocking and close-on-exec. */
+int edo_tcp_socket_new(int family, edo_tcp_socket **out);
+/** edo_tcp_socket_free() - close a socket that was never connected or made a listener.  NULL: no-op. */
+void edo_tcp_socket_free(edo_tcp_socket *s);
+/** edo_tcp_socket_set_reuseaddr() - SO_REUSEADDR (a listener's port free at once after a restart). */
+int edo_tcp_socket_set_reuseaddr(edo_tcp_socket *s, bool on);
+/** edo_tcp_socket_set_reuseport() - SO_REUSEPORT (several sockets bound to one port). */
+int edo_tcp_socket_set_reuseport(edo_tcp_socket *s, bool on);
+/** edo_tcp_socket_set_v6only() - IPV6_V6ONLY on an AF_INET6 socket (before bind). */
+int edo_tcp_socket_set_v6only(edo_tcp_socket *s, bool on);
+/** edo_tcp_socket_set_nodelay() - TCP_NODELAY, inherited by the stream it connects. */
+int edo_tcp_socket_set_nodelay(edo_tcp_socket *s, bool on);
+/** edo_tcp_socket_set_keepalive() - SO_KEEPALIVE, inherited by the stream it connects. */
+int edo_tcp_socket_set_keepalive(edo_tcp_socket *s, bool on);
+/** edo_tcp_socket_set_send_buffer_size() - SO_SNDBUF (the kernel doubles it; over INT_MAX: -EINVAL). */
+int edo_tcp_socket_set_send_buffer_size(edo_tcp_socket *s, unsigned size);
+/** edo_tcp_socket_set_recv_buffer_size() - SO_RCVBUF, as above; set it before connecting. */
+int edo_tcp_socket_set_recv_buffer_size(edo_tcp_socket *s, unsigned size);
+/** edo_tcp_socket_send_buffer_size() - SO_SNDBUF as the kernel has it: bytes, or -errno. */
+int edo_tcp_socket_send_buffer_size(const edo_tcp_socket *s);
+/** edo_tcp_socket_recv_buffer_size() - SO_RCVBUF as the kernel has it: bytes, or -errno. */
+int edo_tcp_socket_recv_buffer_size(const edo_tcp_socket *s);
+/** edo_tcp_socket_bind() - bind to @addr (an IP address; port 0: any free port). */
+int edo_tcp_socket_bind(edo_tcp_socket *s, const edo_addr *addr);
+/** edo_tcp_socket_local_addr() - the bound address (0.0.0.0:0 before a bind). */
+int edo_tcp_socket_local_addr(const edo_tcp_socket *s, edo_addr *out);
+/** edo_tcp_socket_fd() - the descriptor, for an option this interface lacks. */
+int edo_tcp_socket_fd(const edo_tcp_socket *s);
+/**
+ * edo_tcp_socket_listen() - make @s a listener (@backlog 0 = 1024) on the
+ * current runtime.  On success @s is gone: its descriptor is the
+ * listener's.  On failure (-EINVAL, EDO_ENORUNTIME, EDO_ESHUTDOWN, checked
+ * before it listens; -ENOMEM; listen(2)'s -errno) @s is still the
+ * caller's, to free or use again.
+ */
+int edo_tcp_socket_listen(edo_tcp_socket *s, int backlog, edo_tcp_listener **out);
+/**
+ * edo_tcp_socket_connect() - connect @s to @addr, as edo_tcp_connect()
+ * (an edo_tcp_connect_fut, the same outputs).  The future takes @s over at
+ * once: it becomes the stream, or is closed when the connect fails or the
+ * future is dropped.  Bad input (a NULL @s, a NULL or non-IP @addr) is not
+ * taken: the future completes with -EINVAL and @s is still the caller's.
+ */
+edo_future *edo_tcp_socket_connect(edo_tcp_connect_fut *f, edo_tcp_socket *s, const edo_addr *addr);
 
 /**
  * edo_tcp_stream_from_fd() - a stream over @fd, a TCP socket made

@@ -1,6 +1,7 @@
 /* TCP listeners, connects and streams (edo/net.h), over the socket core. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -19,6 +20,12 @@ struct edo_tcp_listener {
 
 struct edo_tcp_stream {
 	edo__sstream h;
+};
+
+/* Not registered until it listens or connects: an unconnected TCP socket
+ * reports hang-up, which the reactor would keep as a sticky "closed". */
+struct edo_tcp_socket {
+	int fd;
 };
 
 static edo__sstream *H(edo_tcp_stream *s)
@@ -168,6 +175,142 @@ void edo_tcp_listener_close(edo_tcp_listener *l)
 	edo_tcp_listener_drop(l);
 }
 
+/* ---- sockets configured before they listen or connect ------------------------------------------ */
+
+int edo_tcp_socket_new(int family, edo_tcp_socket **out)
+{
+	if (!out || (family != AF_INET && family != AF_INET6))
+		return -EINVAL;
+	edo_tcp_socket *s = malloc(sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->fd = edo__sock_socket(family, SOCK_STREAM, 0);
+	if (s->fd < 0) {
+		int rc = s->fd;
+		free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void edo_tcp_socket_free(edo_tcp_socket *s)
+{
+	if (!s)
+		return;
+	close(s->fd);
+	free(s);
+}
+
+static int sock_opt(edo_tcp_socket *s, int level, int name, int v)
+{
+	if (!s)
+		return -EINVAL;
+	return setsockopt(s->fd, level, name, &v, sizeof v) < 0 ? -errno : 0;
+}
+
+static int sock_getopt(const edo_tcp_socket *s, int level, int name)
+{
+	if (!s)
+		return -EINVAL;
+	int v = 0;
+	socklen_t len = sizeof v;
+	return getsockopt(s->fd, level, name, &v, &len) < 0 ? -errno : v;
+}
+
+int edo_tcp_socket_set_reuseaddr(edo_tcp_socket *s, bool on)
+{
+	return sock_opt(s, SOL_SOCKET, SO_REUSEADDR, on);
+}
+
+int edo_tcp_socket_set_reuseport(edo_tcp_socket *s, bool on)
+{
+	return sock_opt(s, SOL_SOCKET, SO_REUSEPORT, on);
+}
+
+int edo_tcp_socket_set_v6only(edo_tcp_socket *s, bool on)
+{
+	return sock_opt(s, IPPROTO_IPV6, IPV6_V6ONLY, on);
+}
+
+int edo_tcp_socket_set_nodelay(edo_tcp_socket *s, bool on)
+{
+	return sock_opt(s, IPPROTO_TCP, TCP_NODELAY, on);
+}
+
+int edo_tcp_socket_set_keepalive(edo_tcp_socket *s, bool on)
+{
+	return sock_opt(s, SOL_SOCKET, SO_KEEPALIVE, on);
+}
+
+int edo_tcp_socket_set_send_buffer_size(edo_tcp_socket *s, unsigned size)
+{
+	if (size > INT_MAX)
+		return -EINVAL;
+	return sock_opt(s, SOL_SOCKET, SO_SNDBUF, (int)size);
+}
+
+int edo_tcp_socket_set_recv_buffer_size(edo_tcp_socket *s, unsigned size)
+{
+	if (size > INT_MAX)
+		return -EINVAL;
+	return sock_opt(s, SOL_SOCKET, SO_RCVBUF, (int)size);
+}
+
+int edo_tcp_socket_send_buffer_size(const edo_tcp_socket *s)
+{
+	return sock_getopt(s, SOL_SOCKET, SO_SNDBUF);
+}
+
+int edo_tcp_socket_recv_buffer_size(const edo_tcp_socket *s)
+{
+	return sock_getopt(s, SOL_SOCKET, SO_RCVBUF);
+}
+
+int edo_tcp_socket_bind(edo_tcp_socket *s, const edo_addr *addr)
+{
+	if (!s || !addr || !is_ip(addr))
+		return -EINVAL;
+	return bind(s->fd, &addr->u.sa, addr->len) < 0 ? -errno : 0;
+}
+
+int edo_tcp_socket_local_addr(const edo_tcp_socket *s, edo_addr *out)
+{
+	if (!s || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof *out);
+	out->len = sizeof out->u;
+	return getsockname(s->fd, &out->u.sa, &out->len) < 0 ? -errno : 0;
+}
+
+int edo_tcp_socket_fd(const edo_tcp_socket *s)
+{
+	return s ? s->fd : -EINVAL;
+}
+
+int edo_tcp_socket_listen(edo_tcp_socket *s, int backlog, edo_tcp_listener **out)
+{
+	if (!s || !out || backlog < 0)
+		return -EINVAL;
+	int rc = edo__sock_check_runtime(); /* before it listens */
+	if (rc < 0)
+		return rc;
+	edo_tcp_listener *l = calloc(1, sizeof *l);
+	if (!l)
+		return -ENOMEM;
+	if (listen(s->fd, backlog ? backlog : 1024) < 0)
+		rc = -errno;
+	else
+		rc = edo__sock_init(&l->l.sock, s->fd);
+	if (rc < 0) {
+		free(l);
+		return rc;
+	}
+	free(s); /* its descriptor is the listener's now */
+	*out = l;
+	return 0;
+}
+
 /* ---- connect ---------------------------------------------------------------------------------- */
 
 enum { C_LOOKUP, C_NEXT, C_CONNECTING, C_DONE };
@@ -189,9 +332,16 @@ static int connect_start(edo_tcp_connect_fut *f, const edo_addr *a)
 	int rc = edo__sock_check_runtime();
 	if (rc < 0)
 		return rc;
-	int fd = edo__sock_socket(a->u.sa.sa_family, SOCK_STREAM, 0);
-	if (fd < 0)
-		return fd;
+	int fd;
+	if (f->sock_) { /* edo_tcp_socket_connect(): its socket, once */
+		fd = f->sock_->fd;
+		free(f->sock_);
+		f->sock_ = NULL;
+	} else {
+		fd = edo__sock_socket(a->u.sa.sa_family, SOCK_STREAM, 0);
+		if (fd < 0)
+			return fd;
+	}
 	int r;
 	do
 		r = connect(fd, &a->u.sa, a->len);
@@ -217,6 +367,8 @@ static void connect_drop(edo_future *base)
 	edo_future_drop(&f->lookup_.base);
 	free(f->lookup_.addrs);
 	f->lookup_.addrs = NULL;
+	edo_tcp_socket_free(f->sock_); /* never connected */
+	f->sock_ = NULL;
 	if (f->pending_) {
 		edo_tcp_stream_close(f->pending_);
 		f->pending_ = NULL;
@@ -320,6 +472,16 @@ edo_future *edo_tcp_connect_addrs(edo_tcp_connect_fut *f, const edo_addr *addrs,
 	memcpy(f->lookup_.addrs, addrs, count * sizeof *addrs);
 	f->lookup_.count = count;
 	f->state_ = C_NEXT;
+	return &f->base;
+}
+
+edo_future *edo_tcp_socket_connect(edo_tcp_connect_fut *f, edo_tcp_socket *s, const edo_addr *addr)
+{
+	edo_tcp_connect(f, addr);
+	if (!s)
+		f->state_ = C_DONE; /* rc -EINVAL */
+	else if (f->state_ != C_DONE)
+		f->sock_ = s; /* good input: the future's from now on */
 	return &f->base;
 }
 
