@@ -14,7 +14,10 @@
  * wakes the waiter with -EBADF and leaves the kernel's socket alone (a dup
  * of it still listens and receives).  Two threads taking one descriptor
  * over at once, 20,000 times: one wins, the other gets -EEXIST and leaves
- * the winner's descriptor non-blocking; each fails with its error and leaves the
+ * the winner's descriptor non-blocking.  The _into_fd() functions give
+ * each kind of descriptor back (open, deregistered: taking it over again
+ * works), only from the last handle; take_error reports a refused connect
+ * of a stream taken over while connecting, once; each fails with its error and leaves the
  * descriptor as it was (open, blocking, not registered: it can be adopted
  * afterwards).  No descriptor is left open after any case. */
 #include <errno.h>
@@ -791,6 +794,177 @@ TEST(racing_takeovers_leave_the_winner_nonblocking)
 	CHECK_EQ(edo_runtime_free(a.rt), 0);
 	pthread_barrier_destroy(&bar);
 }
+
+/* ---- giving the descriptor back, and SO_ERROR --------------------------------------------------- */
+
+/* Taken over, then given back: the same descriptor, open, non-blocking,
+ * and no longer registered (taking it over again works).  Refused while
+ * another handle is alive (-EBUSY) or once closed (-EBADF). */
+typedef struct back_frame {
+	EDO_FRAME;
+	int lfd, cfd, afd;
+	uint16_t port;
+	int sp[2], dp[2];
+	char path[64];
+} back_frame;
+
+EDO_ASYNC(back_main, back_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_tcp_listener_into_fd(NULL), -EINVAL);
+	CHECK_EQ(edo_tcp_stream_into_fd(NULL), -EINVAL);
+	CHECK_EQ(edo_udp_into_fd(NULL), -EINVAL);
+	CHECK_EQ(edo_unix_listener_into_fd(NULL), -EINVAL);
+	CHECK_EQ(edo_unix_stream_into_fd(NULL), -EINVAL);
+	CHECK_EQ(edo_unix_datagram_into_fd(NULL), -EINVAL);
+	{
+		/* A listener, with a clone for a while. */
+		edo_tcp_listener *l, *c;
+		CHECK_EQ(edo_tcp_listener_from_fd(self->lfd, &l), 0);
+		c = edo_tcp_listener_clone(l);
+		CHECK_EQ(edo_tcp_listener_into_fd(l), -EBUSY);
+		edo_tcp_listener_drop(c);
+		CHECK_EQ(edo_tcp_listener_into_fd(l), self->lfd);
+		CHECK(is_open(self->lfd) && is_nonblocking(self->lfd));
+		CHECK_EQ(edo_tcp_listener_from_fd(self->lfd, &l), 0); /* not registered */
+		CHECK_EQ(edo_tcp_listener_into_fd(l), self->lfd);
+	}
+	{
+		/* A stream split in halves: the last half left gives it back. */
+		edo_tcp_stream *s, *rd, *wr;
+		self->cfd = raw_tcp_connect(self->port);
+		self->afd = accept(self->lfd, NULL, NULL);
+		CHECK_GE(self->afd, 0);
+		CHECK_EQ(edo_tcp_stream_from_fd(self->cfd, &s), 0);
+		CHECK_EQ(edo_tcp_stream_into_split(s, &rd, &wr), 0);
+		CHECK_EQ(edo_tcp_stream_into_fd(rd), -EBUSY);
+		edo_tcp_stream_drop(wr);
+		CHECK_EQ(edo_tcp_stream_into_fd(rd), self->cfd);
+		CHECK_EQ(write(self->afd, "z", 1), 1); /* still connected */
+		char c;
+		CHECK_EQ(read(self->cfd, &c, 1), 1);
+		CHECK_EQ(c, 'z');
+		CHECK_EQ(edo_tcp_stream_from_fd(self->cfd, &s), 0);
+		CHECK_EQ(edo_tcp_stream_into_fd(s), self->cfd);
+		CHECK_EQ(close(self->cfd), 0);
+		CHECK_EQ(close(self->afd), 0);
+	}
+	{
+		/* UDP: closed by one handle, the other cannot take it back. */
+		uint16_t p;
+		int fd = raw_udp(&p);
+		edo_udp_socket *u, *c;
+		CHECK_EQ(edo_udp_from_fd(fd, &u), 0);
+		c = edo_udp_clone(u);
+		edo_udp_close(u);
+		CHECK_EQ(edo_udp_into_fd(c), -EBADF);
+		edo_udp_drop(c);
+		CHECK(!is_open(fd));
+		fd = raw_udp(&p);
+		CHECK_EQ(edo_udp_from_fd(fd, &u), 0);
+		CHECK_EQ(edo_udp_into_fd(u), fd);
+		CHECK_EQ(close(fd), 0);
+	}
+	{
+		/* Unix: both kinds of pair, and a listener. */
+		edo_unix_stream *a;
+		edo_unix_datagram *d;
+		edo_unix_listener *l;
+		CHECK_EQ(edo_unix_stream_from_fd(self->sp[0], &a), 0);
+		CHECK_EQ(edo_unix_stream_into_fd(a), self->sp[0]);
+		CHECK_EQ(edo_unix_datagram_from_fd(self->dp[0], &d), 0);
+		CHECK_EQ(edo_unix_datagram_into_fd(d), self->dp[0]);
+		int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_un ua = {.sun_family = AF_UNIX};
+		snprintf(ua.sun_path, sizeof ua.sun_path, "%s", self->path);
+		CHECK_EQ(bind(lfd, (struct sockaddr *)&ua, sizeof ua), 0);
+		CHECK_EQ(listen(lfd, 4), 0);
+		CHECK_EQ(edo_unix_listener_from_fd(lfd, &l), 0);
+		CHECK_EQ(edo_unix_listener_into_fd(l), lfd);
+		CHECK(is_open(lfd));
+		CHECK_EQ(close(lfd), 0);
+		CHECK_EQ(unlink(self->path), 0);
+	}
+	EDO_END();
+}
+
+static void give_back(edo_rt_flavor fl)
+{
+	back_frame m = {EDO_FRAME_INIT(back_main)};
+	m.lfd = raw_tcp_listener(&m.port);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, m.sp), 0);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, m.dp), 0);
+	char dir[] = "/tmp/edo-fd-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(m.path, sizeof m.path, "%s/l.sock", dir);
+	int before = count_fds();
+	run(fl, &m.edo_base);
+	CHECK_EQ(count_fds(), before); /* every one given back, none closed */
+	for (int i = 0; i < 2; i++) {
+		CHECK_EQ(close(m.sp[i]), 0);
+		CHECK_EQ(close(m.dp[i]), 0);
+	}
+	CHECK_EQ(close(m.lfd), 0);
+	CHECK_EQ(rmdir(dir), 0);
+}
+BOTH(into_fd_gives_the_descriptor_back, give_back)
+
+/* A connect in progress that is refused: the stream taken over while
+ * connecting reports it through take_error, once. */
+typedef struct err_frame {
+	EDO_FRAME;
+	int fd;
+	edo_tcp_stream *s;
+	edo_net_ready_fut rf;
+} err_frame;
+
+static void err_cleanup(err_frame *self)
+{
+	edo_tcp_stream_close(self->s);
+}
+
+EDO_ASYNC(err_main, err_frame, err_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_tcp_stream_from_fd(self->fd, &self->s), 0);
+	EDO_AWAIT(edo_tcp_stream_ready(&self->rf, self->s, EDO_INTEREST_WRITABLE));
+	CHECK_EQ(self->rf.rc, 0);
+	CHECK_EQ(edo_tcp_stream_take_error(self->s), -ECONNREFUSED);
+	CHECK_EQ(edo_tcp_stream_take_error(self->s), 0); /* taken */
+	CHECK_EQ(edo_tcp_stream_take_error(NULL), -EINVAL);
+	CHECK_EQ(edo_udp_take_error(NULL), -EINVAL);
+	CHECK_EQ(edo_unix_stream_take_error(NULL), -EINVAL);
+	CHECK_EQ(edo_unix_datagram_take_error(NULL), -EINVAL);
+	{
+		edo_tcp_stream *c = NULL;
+		CHECK_EQ(edo_tcp_stream_into_split(self->s, &self->s, &c), 0);
+		edo_tcp_stream_close(c);
+		CHECK_EQ(edo_tcp_stream_take_error(self->s), -EBADF); /* closed */
+	}
+	EDO_END();
+}
+
+static void take_error_case(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	uint16_t port;
+	int l = raw_tcp_listener(&port);
+	CHECK_EQ(close(l), 0); /* nothing listens there now */
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	CHECK_GE(fd, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons(port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int r = connect(fd, (struct sockaddr *)&a, sizeof a);
+	if (r == 0 || errno != EINPROGRESS) {
+		CHECK_EQ(close(fd), 0);
+		SKIP("this kernel refuses a loopback connect at once");
+	}
+	err_frame m = {EDO_FRAME_INIT(err_main), .fd = fd};
+	run(fl, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(take_error_reports_a_refused_connect, take_error_case)
 
 /* ---- a runtime freed under an adopted socket's waiting task ----------------------------------- */
 

@@ -310,6 +310,16 @@ int edo_tcp_listener_local_addr(edo_tcp_listener *l, edo_addr *out);
 /** edo_tcp_listener_clone() - another reference to @l (for another task). */
 edo_tcp_listener *edo_tcp_listener_clone(edo_tcp_listener *l);
 
+/**
+ * edo_tcp_listener_into_fd() - give the descriptor back (Tokio's
+ * into_std): @l is deregistered and freed, and its descriptor returned,
+ * open, still non-blocking, yours to close.  Only from the last handle:
+ * -EBUSY while a clone is alive, -EBADF once closed, -EINVAL for NULL; on
+ * failure nothing changes.  The same for every _into_fd() below (a stream
+ * split in halves: the last half left).
+ */
+int edo_tcp_listener_into_fd(edo_tcp_listener *l);
+
 /** edo_tcp_listener_close() - end accepting for every holder (their accepts fail with -EBADF; the
  *  descriptor closes with the last handle); release @l.  NULL: no-op. */
 void edo_tcp_listener_close(edo_tcp_listener *l);
@@ -498,6 +508,16 @@ int edo_tcp_stream_fd(const edo_tcp_stream *s);
  */
 int edo_tcp_stream_into_split(edo_tcp_stream *s, edo_tcp_stream **rd, edo_tcp_stream **wr);
 
+/** edo_tcp_stream_into_fd() - the descriptor back, as edo_tcp_listener_into_fd(). */
+int edo_tcp_stream_into_fd(edo_tcp_stream *s);
+
+/**
+ * edo_tcp_stream_take_error() - the socket's pending error (SO_ERROR), which
+ * the kernel then clears: 0, the error as -errno (-ECONNREFUSED for a
+ * connect in progress that failed), -EBADF once closed, -EINVAL for NULL.
+ */
+int edo_tcp_stream_take_error(edo_tcp_stream *s);
+
 /** edo_tcp_stream_close() - close the connection for every handle; release @s.  NULL: no-op. */
 void edo_tcp_stream_close(edo_tcp_stream *s);
 
@@ -614,6 +634,11 @@ int edo_udp_peer_addr(edo_udp_socket *u, edo_addr *out);
 int edo_udp_fd(const edo_udp_socket *u);
 /** edo_udp_clone() - another reference to @u (for another task). */
 edo_udp_socket *edo_udp_clone(edo_udp_socket *u);
+/** edo_udp_into_fd() - the descriptor back, as edo_tcp_listener_into_fd(). */
+int edo_udp_into_fd(edo_udp_socket *u);
+/** edo_udp_take_error() - SO_ERROR, taken, as edo_tcp_stream_take_error() (an ICMP error for a
+ *  connected socket: -ECONNREFUSED...). */
+int edo_udp_take_error(edo_udp_socket *u);
 /** edo_udp_close() - close @u for every holder (their pending polls fail with -EBADF); release @u. */
 void edo_udp_close(edo_udp_socket *u);
 /** edo_udp_drop() - release @u.  NULL: no-op. */
@@ -660,6 +685,8 @@ edo_future *edo_unix_listener_accept(edo_unix_accept_fut *f, edo_unix_listener *
 int edo_unix_listener_local_addr(edo_unix_listener *l, edo_addr *out);
 /** edo_unix_listener_clone() - another reference to @l (for another task). */
 edo_unix_listener *edo_unix_listener_clone(edo_unix_listener *l);
+/** edo_unix_listener_into_fd() - the descriptor back, as edo_tcp_listener_into_fd(). */
+int edo_unix_listener_into_fd(edo_unix_listener *l);
 /** edo_unix_listener_close() - as edo_tcp_listener_close(); release @l.  NULL: no-op. */
 void edo_unix_listener_close(edo_unix_listener *l);
 /** edo_unix_listener_drop() - release @l.  NULL: no-op. */
@@ -706,6 +733,10 @@ int edo_unix_stream_peer_addr(edo_unix_stream *s, edo_addr *out);
 int edo_unix_stream_peer_cred(edo_unix_stream *s, pid_t *pid, uid_t *uid, gid_t *gid);
 /** edo_unix_stream_into_split() - as edo_tcp_stream_into_split(). */
 int edo_unix_stream_into_split(edo_unix_stream *s, edo_unix_stream **rd, edo_unix_stream **wr);
+/** edo_unix_stream_into_fd() - the descriptor back, as edo_tcp_listener_into_fd(). */
+int edo_unix_stream_into_fd(edo_unix_stream *s);
+/** edo_unix_stream_take_error() - SO_ERROR, taken, as edo_tcp_stream_take_error(). */
+int edo_unix_stream_take_error(edo_unix_stream *s);
 /** edo_unix_stream_close() - close the connection for every handle; release @s.  NULL: no-op. */
 void edo_unix_stream_close(edo_unix_stream *s);
 /** edo_unix_stream_drop() - release @s (a write half shuts writing down first).  NULL: no-op. */
@@ -770,6 +801,10 @@ int edo_unix_datagram_local_addr(edo_unix_datagram *d, edo_addr *out);
 int edo_unix_datagram_peer_addr(edo_unix_datagram *d, edo_addr *out);
 /** edo_unix_datagram_clone() - another reference to @d (for another task). */
 edo_unix_datagram *edo_unix_datagram_clone(edo_unix_datagram *d);
+/** edo_unix_datagram_into_fd() - the descriptor back, as edo_tcp_listener_into_fd(). */
+int edo_unix_datagram_into_fd(edo_unix_datagram *d);
+/** edo_unix_datagram_take_error() - SO_ERROR, taken, as edo_tcp_stream_take_error(). */
+int edo_unix_datagram_take_error(edo_unix_datagram *d);
 /** edo_unix_datagram_close() - close @d for every holder; release @d.  NULL: no-op. */
 void edo_unix_datagram_close(edo_unix_datagram *d);
 /** edo_unix_datagram_drop() - release @d.  NULL: no-op. */

@@ -188,6 +188,23 @@ bool edo__sock_release(edo__sock *s)
 	return true;
 }
 
+int edo__sock_into_fd(edo__sock *s)
+{
+	if (edo__sock_is_closed(s))
+		return -EBADF;
+	if (atomic_load_explicit(&s->refs, memory_order_acquire) != 1)
+		return -EBUSY;
+	edo__reactor_deregister(s->sched->driver.io, s->io);
+	edo__sched_unref(s->sched);
+	return s->fd;
+}
+
+int edo__sock_take_error(edo__sock *s)
+{
+	int v = edo__sock_getopt(s, SOL_SOCKET, SO_ERROR);
+	return v > 0 ? -v : v;
+}
+
 int edo__sock_name(edo__sock *s, edo_addr *out, bool peer)
 {
 	if (!out)
@@ -720,6 +737,18 @@ int edo__sstream_split(edo__sstream *h, edo__sstream **rd, edo__sstream **wr)
 	*rd = r;
 	*wr = w;
 	return 0;
+}
+
+int edo__sstream_into_fd(edo__sstream *h)
+{
+	edo__sock *s = h->sock;
+	int fd = edo__sock_into_fd(s);
+	if (fd < 0)
+		return fd;
+	if (!is_first(h))
+		free(h);
+	free(s); /* the block */
+	return fd;
 }
 
 void edo__sstream_close(edo__sstream *h)

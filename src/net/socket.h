@@ -207,6 +207,15 @@ edo_poll edo__sock_poll_op(edo__sock *s, edo_net_wait_ *w, edo_cx *cx, uint32_t 
 /* Drop @w's readiness future if it is waiting (a pending future's drop). */
 void edo__net_wait_drop(edo_net_wait_ *w);
 
+/* The _into_fd() functions: with @s's only reference, deregister it and
+ * return its descriptor (not closed; the caller frees the memory), or
+ * -EBADF (closed) or -EBUSY (other references), changing nothing. */
+int edo__sock_into_fd(edo__sock *s);
+
+/* SO_ERROR, taken (the kernel clears it): 0, the pending error as -errno,
+ * or -EBADF once closed. */
+int edo__sock_take_error(edo__sock *s);
+
 /* getsockname / getpeername into an edo_addr.  -EBADF once closed. */
 int edo__sock_name(edo__sock *s, edo_addr *out, bool peer);
 /* setsockopt of @len bytes at @val.  -EBADF once closed. */
@@ -283,6 +292,8 @@ ssize_t edo__sstream_try_read(edo__sstream *h, void *buf, size_t len);
 ssize_t edo__sstream_try_write(edo__sstream *h, const void *buf, size_t len);
 int edo__sstream_shutdown(edo__sstream *h, int how);
 int edo__sstream_split(edo__sstream *h, edo__sstream **rd, edo__sstream **wr);
+/* edo__sock_into_fd() for a stream handle; on success the handle is freed. */
+int edo__sstream_into_fd(edo__sstream *h);
 void edo__sstream_close(edo__sstream *h);
 void edo__sstream_drop(edo__sstream *h);
 

@@ -167,6 +167,18 @@ void edo_tcp_listener_drop(edo_tcp_listener *l)
 	}
 }
 
+int edo_tcp_listener_into_fd(edo_tcp_listener *l)
+{
+	if (!l)
+		return -EINVAL;
+	int fd = edo__sock_into_fd(&l->l.sock);
+	if (fd >= 0) {
+		edo__listener_fini(&l->l);
+		free(l);
+	}
+	return fd;
+}
+
 void edo_tcp_listener_close(edo_tcp_listener *l)
 {
 	if (!l)
@@ -641,6 +653,16 @@ int edo_tcp_stream_into_split(edo_tcp_stream *s, edo_tcp_stream **rd, edo_tcp_st
 	if (!s)
 		return -EINVAL;
 	return edo__sstream_split(H(s), (edo__sstream **)rd, (edo__sstream **)wr);
+}
+
+int edo_tcp_stream_into_fd(edo_tcp_stream *s)
+{
+	return s ? edo__sstream_into_fd(H(s)) : -EINVAL;
+}
+
+int edo_tcp_stream_take_error(edo_tcp_stream *s)
+{
+	return s ? edo__sock_take_error(H(s)->sock) : -EINVAL;
 }
 
 void edo_tcp_stream_close(edo_tcp_stream *s)

@@ -194,6 +194,14 @@ static void dgram_drop(edo__sock *s)
 		free(s);
 }
 
+static int dgram_into_fd(edo__sock *s)
+{
+	int fd = edo__sock_into_fd(s);
+	if (fd >= 0)
+		free(s);
+	return fd;
+}
+
 static void dgram_close(edo__sock *s)
 {
 	if (s) {
@@ -431,6 +439,16 @@ edo_udp_socket *edo_udp_clone(edo_udp_socket *u)
 	return u;
 }
 
+int edo_udp_into_fd(edo_udp_socket *u)
+{
+	return u ? dgram_into_fd(&u->sock) : -EINVAL;
+}
+
+int edo_udp_take_error(edo_udp_socket *u)
+{
+	return u ? edo__sock_take_error(&u->sock) : -EINVAL;
+}
+
 void edo_udp_close(edo_udp_socket *u)
 {
 	dgram_close(u ? &u->sock : NULL);
@@ -614,6 +632,16 @@ edo_unix_datagram *edo_unix_datagram_clone(edo_unix_datagram *d)
 		return NULL;
 	edo__sock_ref(&d->sock);
 	return d;
+}
+
+int edo_unix_datagram_into_fd(edo_unix_datagram *d)
+{
+	return d ? dgram_into_fd(&d->sock) : -EINVAL;
+}
+
+int edo_unix_datagram_take_error(edo_unix_datagram *d)
+{
+	return d ? edo__sock_take_error(&d->sock) : -EINVAL;
 }
 
 void edo_unix_datagram_close(edo_unix_datagram *d)

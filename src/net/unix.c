@@ -149,6 +149,18 @@ void edo_unix_listener_drop(edo_unix_listener *l)
 	}
 }
 
+int edo_unix_listener_into_fd(edo_unix_listener *l)
+{
+	if (!l)
+		return -EINVAL;
+	int fd = edo__sock_into_fd(&l->l.sock);
+	if (fd >= 0) {
+		edo__listener_fini(&l->l);
+		free(l);
+	}
+	return fd;
+}
+
 void edo_unix_listener_close(edo_unix_listener *l)
 {
 	if (!l)
@@ -317,6 +329,16 @@ int edo_unix_stream_into_split(edo_unix_stream *s, edo_unix_stream **rd, edo_uni
 	if (!s)
 		return -EINVAL;
 	return edo__sstream_split(H(s), (edo__sstream **)rd, (edo__sstream **)wr);
+}
+
+int edo_unix_stream_into_fd(edo_unix_stream *s)
+{
+	return s ? edo__sstream_into_fd(H(s)) : -EINVAL;
+}
+
+int edo_unix_stream_take_error(edo_unix_stream *s)
+{
+	return s ? edo__sock_take_error(H(s)->sock) : -EINVAL;
 }
 
 void edo_unix_stream_close(edo_unix_stream *s)
