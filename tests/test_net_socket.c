@@ -7,8 +7,9 @@
  * (and -EADDRINUSE without); IPv6 with IPV6_V6ONLY; a connect refused (the
  * socket closed with the future); and the ownership rules: a listen that
  * fails (no runtime, bad backlog) leaves the socket usable, bad input to
- * a connect is not taken, a connect future dropped before its first poll
- * closes the socket.  No descriptor is left open after any case. */
+ * a connect (an address of the other family included) is not taken, a
+ * connect future dropped before its first poll closes the socket, a
+ * listen whose registration fails stops listening again.  No descriptor is left open after any case. */
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -229,7 +230,49 @@ EDO_ASYNC(own_main, own_frame, own_cleanup)
 	}
 	EDO_AWAIT(edo_tcp_socket_connect(&self->c, NULL, &self->addr));
 	CHECK_EQ(self->c.rc, -EINVAL);
+	{
+		/* An address of the other family: bad input too, not taken. */
+		edo_addr v6;
+		CHECK_EQ(edo_addr_ip(&v6, "::1", edo_addr_port(&self->addr)), 0);
+		EDO_AWAIT(edo_tcp_socket_connect(&self->c, self->spare, &v6));
+		CHECK_EQ(self->c.rc, -EINVAL);
+	}
 	CHECK_EQ(edo_tcp_socket_set_nodelay(self->spare, true), 0); /* still usable */
+	{
+		edo_tcp_socket *s6;
+		CHECK_EQ(edo_tcp_socket_new(AF_INET6, &s6), 0);
+		EDO_AWAIT(edo_tcp_socket_connect(&self->c, s6, &self->addr));
+		CHECK_EQ(self->c.rc, -EINVAL);
+		CHECK_EQ(edo_tcp_socket_set_nodelay(s6, true), 0);
+		edo_tcp_socket_free(s6);
+	}
+	{
+		/* A listen whose registration fails (the descriptor is
+		 * registered already, as an edo_async_fd) stops listening
+		 * again: no client's connect completes, and it can listen
+		 * later. */
+		edo_tcp_socket *s;
+		edo_addr a;
+		edo_async_fd *afd;
+		edo_tcp_listener *l;
+		CHECK_EQ(edo_tcp_socket_new(AF_INET, &s), 0);
+		CHECK_EQ(edo_addr_ip(&a, "127.0.0.1", 0), 0);
+		CHECK_EQ(edo_tcp_socket_bind(s, &a), 0);
+		CHECK_EQ(edo_tcp_socket_local_addr(s, &a), 0);
+		CHECK_EQ(edo_async_fd_new(edo_tcp_socket_fd(s), EDO_INTEREST_READABLE, &afd), 0);
+		CHECK_EQ(edo_tcp_socket_listen(s, 4, &l), -EEXIST);
+		CHECK_EQ(fd_opt(edo_tcp_socket_fd(s), SOL_SOCKET, SO_ACCEPTCONN), 0);
+		int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		CHECK_EQ(connect(c, &a.u.sa, a.len), -1);
+		CHECK_EQ(errno, ECONNREFUSED);
+		CHECK_EQ(close(c), 0);
+		CHECK_EQ(edo_async_fd_free(afd), edo_tcp_socket_fd(s));
+		CHECK_EQ(edo_tcp_socket_listen(s, 4, &l), 0);
+		edo_addr b;
+		CHECK_EQ(edo_tcp_listener_local_addr(l, &b), 0);
+		CHECK_EQ(edo_addr_family(&b), AF_INET);
+		edo_tcp_listener_close(l);
+	}
 	/* A connect future dropped before its first poll closes its socket. */
 	edo_tcp_socket_connect(&self->c, self->spare, &self->addr);
 	self->spare = NULL;

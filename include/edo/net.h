@@ -400,24 +400,27 @@ int edo_tcp_socket_send_buffer_size(const edo_tcp_socket *s);
 int edo_tcp_socket_recv_buffer_size(const edo_tcp_socket *s);
 /** edo_tcp_socket_bind() - bind to @addr (an IP address; port 0: any free port). */
 int edo_tcp_socket_bind(edo_tcp_socket *s, const edo_addr *addr);
-/** edo_tcp_socket_local_addr() - the bound address (0.0.0.0:0 before a bind). */
+/** edo_tcp_socket_local_addr() - the bound address (0.0.0.0:0, or [::]:0, before a bind). */
 int edo_tcp_socket_local_addr(const edo_tcp_socket *s, edo_addr *out);
 /** edo_tcp_socket_fd() - the descriptor, for an option this interface lacks. */
 int edo_tcp_socket_fd(const edo_tcp_socket *s);
 /**
  * edo_tcp_socket_listen() - make @s a listener (@backlog 0 = 1024) on the
  * current runtime.  On success @s is gone: its descriptor is the
- * listener's.  On failure (-EINVAL, EDO_ENORUNTIME, EDO_ESHUTDOWN, checked
- * before it listens; -ENOMEM; listen(2)'s -errno) @s is still the
- * caller's, to free or use again.
+ * listener's.  On failure (-EINVAL, EDO_ENORUNTIME, EDO_ESHUTDOWN, -ENOTSUP,
+ * checked before it listens; -ENOMEM; listen(2)'s -errno; the reactor's
+ * -errno, after which it stops listening again) @s is still the caller's,
+ * not listening, to free or use again.
  */
 int edo_tcp_socket_listen(edo_tcp_socket *s, int backlog, edo_tcp_listener **out);
 /**
  * edo_tcp_socket_connect() - connect @s to @addr, as edo_tcp_connect()
  * (an edo_tcp_connect_fut, the same outputs).  The future takes @s over at
  * once: it becomes the stream, or is closed when the connect fails or the
- * future is dropped.  Bad input (a NULL @s, a NULL or non-IP @addr) is not
- * taken: the future completes with -EINVAL and @s is still the caller's.
+ * future is dropped (any result but the bad input below means the socket
+ * is gone).  Bad input (a NULL @s; a NULL or non-IP @addr, or one of
+ * another family than @s's) is not taken: the future completes with
+ * -EINVAL and @s is still the caller's.
  */
 edo_future *edo_tcp_socket_connect(edo_tcp_connect_fut *f, edo_tcp_socket *s, const edo_addr *addr);
 
@@ -450,8 +453,10 @@ edo_poll edo_tcp_stream_poll_write_vectored(edo_tcp_stream *s, edo_cx *cx, const
  * edo_tcp_stream_poll_peek() - as edo_tcp_stream_poll_read(), but the bytes
  * stay in the socket for the next read (recv(2) with MSG_PEEK; Tokio's
  * poll_peek).  READY once at least one byte (or the end, 0) is there: it
- * does not wait for @len bytes.  A read half may peek; a write half gets
- * -EBADF.
+ * does not wait for @len bytes (with @len 0 it is READY with 0 whenever
+ * data is there, as Tokio's).  It waits in the read direction's waker
+ * slot, shared with poll_read: one task at a time.  A read half may peek;
+ * a write half gets -EBADF.
  */
 edo_poll edo_tcp_stream_poll_peek(edo_tcp_stream *s, edo_cx *cx, void *buf, size_t len, ssize_t *n);
 
@@ -573,10 +578,11 @@ edo_future *edo_udp_ready(edo_net_ready_fut *f, edo_udp_socket *u, uint32_t inte
  * datagram on a UDP or Unix datagram socket; any number may wait on one
  * socket and its clones.  Outputs: n = the bytes sent, or the received
  * datagram's bytes (truncated to the buffer, as recv(2)), or -errno;
- * from = the sender, for the _recv_from functions.  A NULL buffer with
- * length 0 is an empty datagram.  Made by edo_udp_send(),
- * edo_udp_recv(), edo_udp_send_to(), edo_udp_recv_from() and the
- * edo_unix_datagram_ functions of the same names.
+ * from = the sender, for the _recv_from and _peek_from functions.  A NULL
+ * buffer with length 0 is an empty datagram.  Made by edo_udp_send(),
+ * edo_udp_recv(), edo_udp_send_to(), edo_udp_recv_from(),
+ * edo_udp_peek_from() and the edo_unix_datagram_ functions of the same
+ * names.
  */
 typedef struct edo_dgram_fut {
 	edo_future base;

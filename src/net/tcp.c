@@ -26,6 +26,7 @@ struct edo_tcp_stream {
  * reports hang-up, which the reactor would keep as a sticky "closed". */
 struct edo_tcp_socket {
 	int fd;
+	int family;
 };
 
 static edo__sstream *H(edo_tcp_stream *s)
@@ -196,6 +197,7 @@ int edo_tcp_socket_new(int family, edo_tcp_socket **out)
 	edo_tcp_socket *s = malloc(sizeof *s);
 	if (!s)
 		return -ENOMEM;
+	s->family = family;
 	s->fd = edo__sock_socket(family, SOCK_STREAM, 0);
 	if (s->fd < 0) {
 		int rc = s->fd;
@@ -310,10 +312,17 @@ int edo_tcp_socket_listen(edo_tcp_socket *s, int backlog, edo_tcp_listener **out
 	edo_tcp_listener *l = calloc(1, sizeof *l);
 	if (!l)
 		return -ENOMEM;
-	if (listen(s->fd, backlog ? backlog : 1024) < 0)
+	if (listen(s->fd, backlog ? backlog : 1024) < 0) {
 		rc = -errno;
-	else
+	} else {
 		rc = edo__sock_init(&l->l.sock, s->fd);
+		/* Not registered: stop listening again (on Linux a listener
+		 * shut down goes back to a closed socket; a port it was
+		 * given stays bound), so that no client's connect completes
+		 * into a queue nobody accepts from. */
+		if (rc < 0)
+			(void)shutdown(s->fd, SHUT_RD);
+	}
 	if (rc < 0) {
 		free(l);
 		return rc;
@@ -490,7 +499,7 @@ edo_future *edo_tcp_connect_addrs(edo_tcp_connect_fut *f, const edo_addr *addrs,
 edo_future *edo_tcp_socket_connect(edo_tcp_connect_fut *f, edo_tcp_socket *s, const edo_addr *addr)
 {
 	edo_tcp_connect(f, addr);
-	if (!s)
+	if (!s || (addr && edo_addr_family(addr) != s->family))
 		f->state_ = C_DONE; /* rc -EINVAL */
 	else if (f->state_ != C_DONE)
 		f->sock_ = s; /* good input: the future's from now on */
