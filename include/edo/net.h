@@ -466,6 +466,37 @@ ssize_t edo_tcp_stream_try_read(edo_tcp_stream *s, void *buf, size_t len);
 /** edo_tcp_stream_try_write() - write without waiting: bytes, -EAGAIN, or error. */
 ssize_t edo_tcp_stream_try_write(edo_tcp_stream *s, const void *buf, size_t len);
 
+/**
+ * edo_net_io_fn - a syscall of your own on a socket's descriptor, for the
+ * _try_io() and _poll_io() functions (Tokio's try_io and async_io):
+ * sendmsg or recvmsg with ancillary data (SCM_RIGHTS), MSG_ZEROCOPY,
+ * recvmmsg...  It returns its result (>= 0) or a negative errno, -EAGAIN
+ * when the socket is not ready (the descriptor is non-blocking).
+ */
+typedef ssize_t (*edo_net_io_fn)(int fd, void *ctx);
+
+/**
+ * edo_tcp_stream_try_io() - call @fn(fd, @ctx) once as an operation of
+ * @interest (EDO_INTEREST_READABLE or EDO_INTEREST_WRITABLE; another, or a
+ * NULL @fn: -EINVAL) and return what it returned; when that is -EAGAIN,
+ * the readiness seen before the call is cleared, so that a readiness
+ * future (edo_tcp_stream_ready()) waits for the next edge.  -EBADF once
+ * closed, or for a half of the other direction.  -EINTR from @fn is
+ * retried.
+ */
+ssize_t edo_tcp_stream_try_io(edo_tcp_stream *s, uint32_t interest, edo_net_io_fn fn, void *ctx);
+
+/**
+ * edo_tcp_stream_poll_io() - wait until @s is ready for @interest, then
+ * call @fn as edo_tcp_stream_try_io() does, waiting again while it says
+ * -EAGAIN; READY with *@n its result (or -EBADF, EDO_ESHUTDOWN, -EINVAL as
+ * above).  Only -EAGAIN clears the readiness.  It waits in @interest's
+ * waker slot (one task at a time, shared with poll_read or poll_write) and
+ * takes a unit of the task's budget per attempt.
+ */
+edo_poll edo_tcp_stream_poll_io(edo_tcp_stream *s, edo_cx *cx, uint32_t interest, edo_net_io_fn fn,
+				void *ctx, ssize_t *n);
+
 /** edo_tcp_stream_ready() - a readiness future for @s (see edo_net_ready_fut). */
 edo_future *edo_tcp_stream_ready(edo_net_ready_fut *f, edo_tcp_stream *s, uint32_t interest);
 
@@ -640,6 +671,11 @@ int edo_udp_peer_addr(edo_udp_socket *u, edo_addr *out);
 int edo_udp_fd(const edo_udp_socket *u);
 /** edo_udp_clone() - another reference to @u (for another task). */
 edo_udp_socket *edo_udp_clone(edo_udp_socket *u);
+/** edo_udp_try_io() - your own syscall once, as edo_tcp_stream_try_io(). */
+ssize_t edo_udp_try_io(edo_udp_socket *u, uint32_t interest, edo_net_io_fn fn, void *ctx);
+/** edo_udp_poll_io() - wait, then your own syscall, as edo_tcp_stream_poll_io(). */
+edo_poll edo_udp_poll_io(edo_udp_socket *u, edo_cx *cx, uint32_t interest, edo_net_io_fn fn,
+			 void *ctx, ssize_t *n);
 /** edo_udp_into_fd() - the descriptor back, as edo_tcp_listener_into_fd(). */
 int edo_udp_into_fd(edo_udp_socket *u);
 /** edo_udp_take_error() - SO_ERROR, taken, as edo_tcp_stream_take_error() (an ICMP error for a
@@ -739,6 +775,12 @@ int edo_unix_stream_peer_addr(edo_unix_stream *s, edo_addr *out);
 int edo_unix_stream_peer_cred(edo_unix_stream *s, pid_t *pid, uid_t *uid, gid_t *gid);
 /** edo_unix_stream_into_split() - as edo_tcp_stream_into_split(). */
 int edo_unix_stream_into_split(edo_unix_stream *s, edo_unix_stream **rd, edo_unix_stream **wr);
+/** edo_unix_stream_try_io() - your own syscall once (sendmsg with SCM_RIGHTS...), as
+ *  edo_tcp_stream_try_io(). */
+ssize_t edo_unix_stream_try_io(edo_unix_stream *s, uint32_t interest, edo_net_io_fn fn, void *ctx);
+/** edo_unix_stream_poll_io() - wait, then your own syscall, as edo_tcp_stream_poll_io(). */
+edo_poll edo_unix_stream_poll_io(edo_unix_stream *s, edo_cx *cx, uint32_t interest,
+				 edo_net_io_fn fn, void *ctx, ssize_t *n);
 /** edo_unix_stream_into_fd() - the descriptor back, as edo_tcp_listener_into_fd(). */
 int edo_unix_stream_into_fd(edo_unix_stream *s);
 /** edo_unix_stream_take_error() - SO_ERROR, taken, as edo_tcp_stream_take_error(). */
@@ -807,6 +849,12 @@ int edo_unix_datagram_local_addr(edo_unix_datagram *d, edo_addr *out);
 int edo_unix_datagram_peer_addr(edo_unix_datagram *d, edo_addr *out);
 /** edo_unix_datagram_clone() - another reference to @d (for another task). */
 edo_unix_datagram *edo_unix_datagram_clone(edo_unix_datagram *d);
+/** edo_unix_datagram_try_io() - your own syscall once, as edo_tcp_stream_try_io(). */
+ssize_t edo_unix_datagram_try_io(edo_unix_datagram *d, uint32_t interest, edo_net_io_fn fn,
+				 void *ctx);
+/** edo_unix_datagram_poll_io() - wait, then your own syscall, as edo_tcp_stream_poll_io(). */
+edo_poll edo_unix_datagram_poll_io(edo_unix_datagram *d, edo_cx *cx, uint32_t interest,
+				   edo_net_io_fn fn, void *ctx, ssize_t *n);
 /** edo_unix_datagram_into_fd() - the descriptor back, as edo_tcp_listener_into_fd(). */
 int edo_unix_datagram_into_fd(edo_unix_datagram *d);
 /** edo_unix_datagram_take_error() - SO_ERROR, taken, as edo_tcp_stream_take_error(). */

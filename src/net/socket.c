@@ -199,6 +199,54 @@ int edo__sock_into_fd(edo__sock *s)
 	return s->fd;
 }
 
+/* The user's operation for the _try_io and _poll_io functions: one
+ * direction, a function. */
+static bool user_io_ok(uint32_t interest, edo_net_io_fn fn)
+{
+	return fn && (interest == EDO_INTEREST_READABLE || interest == EDO_INTEREST_WRITABLE);
+}
+
+ssize_t edo__sock_user_try_io(edo__sock *s, uint32_t interest, edo_net_io_fn fn, void *ctx)
+{
+	if (!user_io_ok(interest, fn))
+		return -EINVAL;
+	return edo__sock_try_io(s, interest, fn, ctx);
+}
+
+edo_poll edo__sock_user_poll_io(edo__sock *s, edo_cx *cx, uint32_t interest, edo_net_io_fn fn,
+				void *ctx, ssize_t *n)
+{
+	if (!n || !user_io_ok(interest, fn))
+		return edo__poll_einval(n);
+	/* @want 0: only -EAGAIN clears the readiness. */
+	return edo__sock_poll_io(s, cx, interest, fn, ctx, 0, n);
+}
+
+/* A stream handle may run only an operation of its own direction. */
+static bool handle_may(const edo__sstream *h, uint32_t interest)
+{
+	return interest == EDO_INTEREST_READABLE ? (h->mode & EDO__SS_READ) :
+	       interest == EDO_INTEREST_WRITABLE ? (h->mode & EDO__SS_WRITE) :
+						   true; /* refused as bad input */
+}
+
+ssize_t edo__sstream_try_io(edo__sstream *h, uint32_t interest, edo_net_io_fn fn, void *ctx)
+{
+	if (!handle_may(h, interest))
+		return -EBADF;
+	return edo__sock_user_try_io(h->sock, interest, fn, ctx);
+}
+
+edo_poll edo__sstream_poll_io(edo__sstream *h, edo_cx *cx, uint32_t interest, edo_net_io_fn fn,
+			      void *ctx, ssize_t *n)
+{
+	if (n && !handle_may(h, interest)) {
+		*n = -EBADF;
+		return EDO_READY;
+	}
+	return edo__sock_user_poll_io(h->sock, cx, interest, fn, ctx, n);
+}
+
 int edo__sock_take_error(edo__sock *s)
 {
 	int v = edo__sock_getopt(s, SOL_SOCKET, SO_ERROR);

@@ -212,6 +212,17 @@ void edo__net_wait_drop(edo_net_wait_ *w);
  * -EBADF (closed) or -EBUSY (other references), changing nothing. */
 int edo__sock_into_fd(edo__sock *s);
 
+/* The public _try_io and _poll_io (edo/net.h): -EINVAL for a NULL @fn or
+ * an @interest other than READABLE or WRITABLE; the sstream forms also
+ * -EBADF for the other direction's half. */
+ssize_t edo__sock_user_try_io(edo__sock *s, uint32_t interest, edo_net_io_fn fn, void *ctx);
+edo_poll edo__sock_user_poll_io(edo__sock *s, edo_cx *cx, uint32_t interest, edo_net_io_fn fn,
+				void *ctx, ssize_t *n);
+struct edo__sstream;
+ssize_t edo__sstream_try_io(struct edo__sstream *h, uint32_t interest, edo_net_io_fn fn, void *ctx);
+edo_poll edo__sstream_poll_io(struct edo__sstream *h, edo_cx *cx, uint32_t interest,
+			      edo_net_io_fn fn, void *ctx, ssize_t *n);
+
 /* SO_ERROR, taken (the kernel clears it): 0, the pending error as -errno,
  * or -EBADF once closed. */
 int edo__sock_take_error(edo__sock *s);

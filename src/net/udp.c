@@ -439,6 +439,19 @@ edo_udp_socket *edo_udp_clone(edo_udp_socket *u)
 	return u;
 }
 
+ssize_t edo_udp_try_io(edo_udp_socket *u, uint32_t interest, edo_net_io_fn fn, void *ctx)
+{
+	return u ? edo__sock_user_try_io(&u->sock, interest, fn, ctx) : -EINVAL;
+}
+
+edo_poll edo_udp_poll_io(edo_udp_socket *u, edo_cx *cx, uint32_t interest, edo_net_io_fn fn,
+			 void *ctx, ssize_t *n)
+{
+	if (!u)
+		return edo__poll_einval(n);
+	return edo__sock_user_poll_io(&u->sock, cx, interest, fn, ctx, n);
+}
+
 int edo_udp_into_fd(edo_udp_socket *u)
 {
 	return u ? dgram_into_fd(&u->sock) : -EINVAL;
@@ -632,6 +645,20 @@ edo_unix_datagram *edo_unix_datagram_clone(edo_unix_datagram *d)
 		return NULL;
 	edo__sock_ref(&d->sock);
 	return d;
+}
+
+ssize_t edo_unix_datagram_try_io(edo_unix_datagram *d, uint32_t interest, edo_net_io_fn fn,
+				 void *ctx)
+{
+	return d ? edo__sock_user_try_io(&d->sock, interest, fn, ctx) : -EINVAL;
+}
+
+edo_poll edo_unix_datagram_poll_io(edo_unix_datagram *d, edo_cx *cx, uint32_t interest,
+				   edo_net_io_fn fn, void *ctx, ssize_t *n)
+{
+	if (!d)
+		return edo__poll_einval(n);
+	return edo__sock_user_poll_io(&d->sock, cx, interest, fn, ctx, n);
 }
 
 int edo_unix_datagram_into_fd(edo_unix_datagram *d)

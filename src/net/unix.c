@@ -331,6 +331,19 @@ int edo_unix_stream_into_split(edo_unix_stream *s, edo_unix_stream **rd, edo_uni
 	return edo__sstream_split(H(s), (edo__sstream **)rd, (edo__sstream **)wr);
 }
 
+ssize_t edo_unix_stream_try_io(edo_unix_stream *s, uint32_t interest, edo_net_io_fn fn, void *ctx)
+{
+	return s ? edo__sstream_try_io(H(s), interest, fn, ctx) : -EINVAL;
+}
+
+edo_poll edo_unix_stream_poll_io(edo_unix_stream *s, edo_cx *cx, uint32_t interest,
+				 edo_net_io_fn fn, void *ctx, ssize_t *n)
+{
+	if (!s)
+		return edo__poll_einval(n);
+	return edo__sstream_poll_io(H(s), cx, interest, fn, ctx, n);
+}
+
 int edo_unix_stream_into_fd(edo_unix_stream *s)
 {
 	return s ? edo__sstream_into_fd(H(s)) : -EINVAL;

@@ -1,0 +1,338 @@
+#define _GNU_SOURCE
+/* A syscall of the user's own through the sockets' readiness: the
+ * _try_io() and _poll_io() functions of edo/net.h (Tokio's try_io and
+ * async_io), on both runtimes.  A descriptor passed over a Unix stream
+ * pair with SCM_RIGHTS (recvmsg waiting in poll_io before the sender's
+ * try_io sendmsg); a TCP recv waiting in poll_io for a late writer; on UDP,
+ * -EAGAIN from try_io clears the readiness (the next readiness future
+ * waits) while a successful call leaves it; bad input (a NULL function, an
+ * interest that is not one direction, a half of the other direction, a
+ * closed socket, NULL handles) refused without calling the function. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "edo.h"
+#include "harness.h"
+#include "net_helpers.h"
+
+static atomic_int calls; /* of the functions below */
+
+/* ---- the user's operations --------------------------------------------------------------------- */
+
+/* sendmsg of one byte with one descriptor (SCM_RIGHTS). */
+typedef struct fd_msg {
+	int fd; /* to send, or received */
+	char byte;
+} fd_msg;
+
+static ssize_t send_fd(int sock, void *ctx)
+{
+	fd_msg *m = ctx;
+	atomic_fetch_add(&calls, 1);
+	char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+	struct iovec iov = {.iov_base = &m->byte, .iov_len = 1};
+	struct msghdr h = {.msg_iov = &iov,
+			   .msg_iovlen = 1,
+			   .msg_control = cbuf,
+			   .msg_controllen = sizeof cbuf};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&h);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &m->fd, sizeof(int));
+	ssize_t r = sendmsg(sock, &h, MSG_NOSIGNAL);
+	return r < 0 ? -errno : r;
+}
+
+static ssize_t recv_fd(int sock, void *ctx)
+{
+	fd_msg *m = ctx;
+	atomic_fetch_add(&calls, 1);
+	char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+	struct iovec iov = {.iov_base = &m->byte, .iov_len = 1};
+	struct msghdr h = {.msg_iov = &iov,
+			   .msg_iovlen = 1,
+			   .msg_control = cbuf,
+			   .msg_controllen = sizeof cbuf};
+	ssize_t r = recvmsg(sock, &h, MSG_CMSG_CLOEXEC);
+	if (r < 0)
+		return -errno;
+	m->fd = -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			memcpy(&m->fd, CMSG_DATA(c), sizeof(int));
+	return r;
+}
+
+/* recv(2) into a 16-byte buffer. */
+typedef struct buf16 {
+	char b[16];
+} buf16;
+
+static ssize_t do_recv(int sock, void *ctx)
+{
+	buf16 *b = ctx;
+	atomic_fetch_add(&calls, 1);
+	ssize_t r = recv(sock, b->b, sizeof b->b, 0);
+	return r < 0 ? -errno : r;
+}
+
+/* ---- SCM_RIGHTS over a Unix stream ---------------------------------------------------------------- */
+
+typedef struct sender_frame {
+	EDO_FRAME;
+	edo_unix_stream *s;
+	int fd;
+	edo_sleep sl;
+	fd_msg m;
+	ssize_t n;
+} sender_frame;
+
+EDO_ASYNC(fd_sender, sender_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_AWAIT_SLEEP(&self->sl, EDO_MS(10)); /* the receiver waits first */
+	self->m = (fd_msg){.fd = self->fd, .byte = 'f'};
+	self->n = edo_unix_stream_try_io(self->s, EDO_INTEREST_WRITABLE, send_fd, &self->m);
+	CHECK_EQ(self->n, 1);
+	EDO_END();
+}
+
+typedef struct rights_frame {
+	EDO_FRAME;
+	edo_unix_stream *a, *b;
+	int pipefd[2];
+	edo_join *j;
+	fd_msg m;
+	ssize_t n;
+	int rc;
+} rights_frame;
+
+static void rights_cleanup(rights_frame *self)
+{
+	edo_unix_stream_close(self->a);
+	edo_unix_stream_close(self->b);
+}
+
+EDO_ASYNC(rights_main, rights_frame, rights_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_unix_stream_pair(&self->a, &self->b), 0);
+	CHECK_EQ(pipe2(self->pipefd, O_CLOEXEC), 0);
+	CHECK_EQ(EDO_SPAWN(&self->j, fd_sender, .s = self->a, .fd = self->pipefd[1]), 0);
+	EDO_AWAIT_POLL(edo_unix_stream_poll_io(self->b, cx, EDO_INTEREST_READABLE, recv_fd,
+					       &self->m, &self->n));
+	CHECK_EQ(self->n, 1);
+	CHECK_EQ(self->m.byte, 'f');
+	CHECK_GE(self->m.fd, 0);
+	CHECK_NE(self->m.fd, self->pipefd[1]); /* a new descriptor, same pipe */
+	EDO_AWAIT_JOIN(self->j, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->j);
+	CHECK_EQ(write(self->m.fd, "hi", 2), 2);
+	{
+		char got[2];
+		CHECK_EQ(read(self->pipefd[0], got, 2), 2);
+		CHECK(memcmp(got, "hi", 2) == 0);
+	}
+	CHECK_EQ(close(self->m.fd), 0);
+	CHECK_EQ(close(self->pipefd[0]), 0);
+	CHECK_EQ(close(self->pipefd[1]), 0);
+	EDO_END();
+}
+
+static void rights_case(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	rights_frame m = {EDO_FRAME_INIT(rights_main)};
+	run(fl, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(scm_rights_over_a_unix_stream, rights_case)
+
+/* ---- TCP: poll_io waits for a late writer ------------------------------------------------------- */
+
+typedef struct late_frame {
+	EDO_FRAME;
+	edo_tcp_stream *s;
+	edo_sleep sl;
+	edo_write_all_fut wa;
+} late_frame;
+
+EDO_ASYNC(late_writer, late_frame, NULL)
+{
+	EDO_BEGIN();
+	EDO_AWAIT_SLEEP(&self->sl, EDO_MS(10));
+	EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->s), "late", 4));
+	CHECK_EQ(self->wa.rc, 0);
+	EDO_END();
+}
+
+typedef struct tcpio_frame {
+	EDO_FRAME;
+	edo_addr addr;
+	edo_tcp_listener *l;
+	edo_tcp_connect_fut c;
+	edo_tcp_accept_fut af;
+	edo_tcp_stream *client, *rd, *wr;
+	edo_join *j;
+	buf16 b;
+	ssize_t n;
+	int rc;
+} tcpio_frame;
+
+static void tcpio_cleanup(tcpio_frame *self)
+{
+	edo_tcp_stream_close(self->client);
+	edo_tcp_stream_drop(self->rd);
+	edo_tcp_stream_drop(self->wr);
+	edo_tcp_listener_close(self->l);
+}
+
+EDO_ASYNC(tcpio_main, tcpio_frame, tcpio_cleanup)
+{
+	EDO_BEGIN();
+	self->l = listen_local(&self->addr);
+	EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
+	CHECK_EQ(self->c.rc, 0);
+	self->client = self->c.stream;
+	EDO_AWAIT(edo_tcp_listener_accept(&self->af, self->l));
+	CHECK_EQ(self->af.rc, 0);
+	CHECK_EQ(edo_tcp_stream_into_split(self->af.stream, &self->rd, &self->wr), 0);
+	CHECK_EQ(EDO_SPAWN(&self->j, late_writer, .s = self->client), 0);
+	EDO_AWAIT_POLL(edo_tcp_stream_poll_io(self->rd, cx, EDO_INTEREST_READABLE, do_recv,
+					      &self->b, &self->n));
+	CHECK_EQ(self->n, 4);
+	CHECK(memcmp(self->b.b, "late", 4) == 0);
+	EDO_AWAIT_JOIN(self->j, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->j);
+	/* A half of the other direction, and bad input: the function is not
+	 * called. */
+	atomic_store(&calls, 0);
+	CHECK_EQ(edo_tcp_stream_try_io(self->wr, EDO_INTEREST_READABLE, do_recv, &self->b), -EBADF);
+	CHECK_EQ(edo_tcp_stream_poll_io(self->rd, cx, EDO_INTEREST_WRITABLE, do_recv, &self->b,
+					&self->n),
+		 EDO_READY);
+	CHECK_EQ(self->n, -EBADF);
+	CHECK_EQ(edo_tcp_stream_try_io(self->rd, EDO_INTEREST_READABLE, NULL, &self->b), -EINVAL);
+	CHECK_EQ(edo_tcp_stream_try_io(self->rd, EDO_INTEREST_PRIORITY, do_recv, &self->b),
+		 -EINVAL);
+	CHECK_EQ(edo_tcp_stream_try_io(self->rd, EDO_INTEREST_READABLE | EDO_INTEREST_WRITABLE,
+				       do_recv, &self->b),
+		 -EINVAL);
+	CHECK_EQ(edo_tcp_stream_try_io(self->rd, 0, do_recv, &self->b), -EINVAL);
+	CHECK_EQ(edo_tcp_stream_try_io(NULL, EDO_INTEREST_READABLE, do_recv, &self->b), -EINVAL);
+	CHECK_EQ(edo_tcp_stream_poll_io(NULL, cx, EDO_INTEREST_READABLE, do_recv, &self->b,
+					&self->n),
+		 EDO_READY);
+	CHECK_EQ(self->n, -EINVAL);
+	CHECK_EQ(edo_tcp_stream_poll_io(self->rd, cx, EDO_INTEREST_READABLE, do_recv, &self->b,
+					NULL),
+		 EDO_READY);
+	CHECK_EQ(edo_unix_stream_try_io(NULL, EDO_INTEREST_READABLE, do_recv, &self->b), -EINVAL);
+	CHECK_EQ(edo_udp_try_io(NULL, EDO_INTEREST_READABLE, do_recv, &self->b), -EINVAL);
+	CHECK_EQ(edo_unix_datagram_try_io(NULL, EDO_INTEREST_READABLE, do_recv, &self->b), -EINVAL);
+	CHECK_EQ(atomic_load(&calls), 0);
+	/* Closed. */
+	edo_tcp_stream_close(self->client);
+	self->client = NULL;
+	edo_tcp_stream_close(self->wr);
+	self->wr = NULL;
+	CHECK_EQ(edo_tcp_stream_try_io(self->rd, EDO_INTEREST_READABLE, do_recv, &self->b), -EBADF);
+	CHECK_EQ(atomic_load(&calls), 0);
+	EDO_END();
+}
+
+static void tcpio_case(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	tcpio_frame m = {EDO_FRAME_INIT(tcpio_main)};
+	run(fl, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(tcp_poll_io_and_bad_input, tcpio_case)
+
+/* ---- UDP: what try_io does to the readiness ------------------------------------------------------ */
+
+typedef struct clear_frame {
+	EDO_FRAME;
+	edo_udp_socket *u, *v;
+	edo_unix_datagram *d, *e;
+	edo_addr to;
+	edo_net_ready_fut rf;
+	edo_dgram_fut sf;
+	buf16 b;
+	ssize_t n;
+} clear_frame;
+
+static void clear_cleanup(clear_frame *self)
+{
+	edo_future_drop(&self->rf.base);
+	edo_udp_close(self->u);
+	edo_udp_close(self->v);
+	edo_unix_datagram_close(self->d);
+	edo_unix_datagram_close(self->e);
+}
+
+EDO_ASYNC(clear_main, clear_frame, clear_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_addr_ip(&self->to, "127.0.0.1", 0), 0);
+	CHECK_EQ(edo_udp_bind(&self->to, &self->u), 0);
+	CHECK_EQ(edo_udp_local_addr(self->u, &self->to), 0);
+	{
+		edo_addr any;
+		CHECK_EQ(edo_addr_ip(&any, "127.0.0.1", 0), 0);
+		CHECK_EQ(edo_udp_bind(&any, &self->v), 0);
+	}
+	EDO_AWAIT(edo_udp_send_to(&self->sf, self->v, "one", 3, &self->to));
+	EDO_AWAIT(edo_udp_send_to(&self->sf, self->v, "two", 3, &self->to));
+	CHECK_EQ(self->sf.n, 3);
+	EDO_AWAIT(edo_udp_ready(&self->rf, self->u, EDO_INTEREST_READABLE));
+	CHECK_EQ(self->rf.rc, 0);
+	/* A call that found something leaves the readiness: the next
+	 * readiness future completes at once. */
+	CHECK_EQ(edo_udp_try_io(self->u, EDO_INTEREST_READABLE, do_recv, &self->b), 3);
+	edo_udp_ready(&self->rf, self->u, EDO_INTEREST_READABLE);
+	CHECK_EQ(edo_future_poll(&self->rf.base, cx), EDO_READY);
+	CHECK_EQ(edo_udp_try_io(self->u, EDO_INTEREST_READABLE, do_recv, &self->b), 3);
+	/* -EAGAIN clears it: the next one waits for a new datagram. */
+	CHECK_EQ(edo_udp_try_io(self->u, EDO_INTEREST_READABLE, do_recv, &self->b), -EAGAIN);
+	edo_udp_ready(&self->rf, self->u, EDO_INTEREST_READABLE);
+	CHECK_EQ(edo_future_poll(&self->rf.base, cx), EDO_PENDING);
+	EDO_AWAIT(edo_udp_send_to(&self->sf, self->v, "three", 5, &self->to));
+	EDO_AWAIT(&self->rf.base);
+	CHECK_EQ(self->rf.rc, 0);
+	EDO_AWAIT_POLL(
+		edo_udp_poll_io(self->u, cx, EDO_INTEREST_READABLE, do_recv, &self->b, &self->n));
+	CHECK_EQ(self->n, 5);
+	/* The Unix datagram forms. */
+	CHECK_EQ(edo_unix_datagram_pair(&self->d, &self->e), 0);
+	CHECK_EQ(edo_unix_datagram_try_io(self->d, EDO_INTEREST_READABLE, do_recv, &self->b),
+		 -EAGAIN);
+	EDO_AWAIT(edo_unix_datagram_send(&self->sf, self->e, "dg", 2));
+	EDO_AWAIT_POLL(edo_unix_datagram_poll_io(self->d, cx, EDO_INTEREST_READABLE, do_recv,
+						 &self->b, &self->n));
+	CHECK_EQ(self->n, 2);
+	CHECK(memcmp(self->b.b, "dg", 2) == 0);
+	EDO_END();
+}
+
+static void clear_case(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	clear_frame m = {EDO_FRAME_INIT(clear_main)};
+	run(fl, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(udp_try_io_clears_readiness_only_on_eagain, clear_case)
+
+TEST_MAIN()
