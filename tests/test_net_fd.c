@@ -16,7 +16,8 @@
  * over at once, 20,000 times: one wins, the other gets -EEXIST and leaves
  * the winner's descriptor non-blocking.  The _into_fd() functions give
  * each kind of descriptor back (open, deregistered: taking it over again
- * works), only from the last handle; take_error reports a refused connect
+ * works), only from the last handle (one racing a close on another thread,
+ * 20,000 times, says -EBADF); take_error reports a refused connect
  * of a stream taken over while connecting, once; each fails with its error and leaves the
  * descriptor as it was (open, blocking, not registered: it can be adopted
  * afterwards).  No descriptor is left open after any case. */
@@ -908,6 +909,67 @@ static void give_back(edo_rt_flavor fl)
 	CHECK_EQ(rmdir(dir), 0);
 }
 BOTH(into_fd_gives_the_descriptor_back, give_back)
+
+/* _into_fd on a read half racing a close of its write half on another
+ * thread: the into_fd can see one reference left only after the close
+ * released its own, so it must say -EBADF, never hand the (shut down)
+ * descriptor back. */
+typedef struct pair_frame {
+	EDO_FRAME;
+	edo_unix_stream *a, *b, *rd, *wr;
+} pair_frame;
+
+EDO_ASYNC(make_pair, pair_frame, NULL)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_unix_stream_pair(&self->a, &self->b), 0);
+	CHECK_EQ(edo_unix_stream_into_split(self->a, &self->rd, &self->wr), 0);
+	EDO_END();
+}
+
+typedef struct close_race {
+	pthread_barrier_t bar;
+	pair_frame p;
+	long rounds;
+	int rc;
+} close_race;
+
+static void *closer_thread(void *arg)
+{
+	close_race *c = arg;
+	for (long i = 0; i < c->rounds; i++) {
+		pthread_barrier_wait(&c->bar);
+		edo_unix_stream_close(c->p.wr);
+		pthread_barrier_wait(&c->bar);
+	}
+	return NULL;
+}
+
+TEST(into_fd_racing_a_close_says_ebadf)
+{
+	int before = count_fds();
+	close_race c = {.rounds = test_scale(20000)};
+	CHECK_EQ(pthread_barrier_init(&c.bar, NULL, 2), 0);
+	edo_runtime *rt = make_rt(EDO_RT_MULTI_THREAD, 2);
+	pthread_t t;
+	CHECK_EQ(pthread_create(&t, NULL, closer_thread, &c), 0);
+	for (long i = 0; i < c.rounds; i++) {
+		c.p = (pair_frame){EDO_FRAME_INIT(make_pair)};
+		CHECK_EQ(edo_block_on(rt, &c.p.edo_base), 0);
+		pthread_barrier_wait(&c.bar); /* go */
+		int rc;
+		while ((rc = edo_unix_stream_into_fd(c.p.rd)) == -EBUSY)
+			;
+		CHECK_EQ(rc, -EBADF);
+		pthread_barrier_wait(&c.bar); /* the close returned */
+		edo_unix_stream_drop(c.p.rd);
+		edo_unix_stream_close(c.p.b);
+	}
+	CHECK_EQ(pthread_join(t, NULL), 0);
+	CHECK_EQ(edo_runtime_free(rt), 0);
+	pthread_barrier_destroy(&c.bar);
+	CHECK_EQ(count_fds(), before);
+}
 
 /* A connect in progress that is refused: the stream taken over while
  * connecting reports it through take_error, once. */

@@ -7,7 +7,9 @@
  * -EAGAIN from try_io clears the readiness (the next readiness future
  * waits) while a successful call leaves it; bad input (a NULL function, an
  * interest that is not one direction, a half of the other direction, a
- * closed socket, NULL handles) refused without calling the function. */
+ * closed socket, NULL handles) refused without calling the function;
+ * -EINTR handed back by try_io, and retried by poll_io at the price of a
+ * unit of budget (a task interrupted 1,000 times lets another run). */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -334,5 +336,88 @@ static void clear_case(edo_rt_flavor fl)
 	CHECK_EQ(count_fds(), before);
 }
 BOTH(udp_try_io_clears_readiness_only_on_eagain, clear_case)
+
+/* ---- -EINTR: returned by try_io, and no endless poll ------------------------------------------- */
+
+static atomic_int eintr_left;
+
+/* -EINTR while eintr_left lasts, then recv. */
+static ssize_t interrupted_recv(int sock, void *ctx)
+{
+	atomic_fetch_add(&calls, 1);
+	if (atomic_fetch_sub(&eintr_left, 1) > 0)
+		return -EINTR;
+	return do_recv(sock, ctx);
+}
+
+typedef struct bump_frame {
+	EDO_FRAME;
+	atomic_int *ran;
+} bump_frame;
+
+EDO_ASYNC(bump, bump_frame, NULL)
+{
+	EDO_BEGIN();
+	atomic_store(self->ran, 1);
+	EDO_END();
+}
+
+typedef struct eintr_frame {
+	EDO_FRAME;
+	edo_udp_socket *u, *v;
+	edo_addr to;
+	edo_net_ready_fut rf;
+	edo_dgram_fut sf;
+	edo_join *j;
+	atomic_int ran;
+	buf16 b;
+	ssize_t n;
+	int rc;
+} eintr_frame;
+
+static void eintr_cleanup(eintr_frame *self)
+{
+	edo_udp_close(self->u);
+	edo_udp_close(self->v);
+}
+
+EDO_ASYNC(eintr_main, eintr_frame, eintr_cleanup)
+{
+	EDO_BEGIN();
+	CHECK_EQ(edo_addr_ip(&self->to, "127.0.0.1", 0), 0);
+	CHECK_EQ(edo_udp_bind(&self->to, &self->u), 0);
+	CHECK_EQ(edo_udp_local_addr(self->u, &self->to), 0);
+	{
+		edo_addr any;
+		CHECK_EQ(edo_addr_ip(&any, "127.0.0.1", 0), 0);
+		CHECK_EQ(edo_udp_bind(&any, &self->v), 0);
+	}
+	EDO_AWAIT(edo_udp_send_to(&self->sf, self->v, "x", 1, &self->to));
+	EDO_AWAIT(edo_udp_ready(&self->rf, self->u, EDO_INTEREST_READABLE));
+	/* try_io hands -EINTR back, after one call. */
+	atomic_store(&calls, 0);
+	atomic_store(&eintr_left, 1);
+	CHECK_EQ(edo_udp_try_io(self->u, EDO_INTEREST_READABLE, interrupted_recv, &self->b),
+		 -EINTR);
+	CHECK_EQ(atomic_load(&calls), 1);
+	/* poll_io retries, but each retry costs budget: the other task runs
+	 * before the 1,000th interruption is over. */
+	atomic_store(&eintr_left, 1000);
+	CHECK_EQ(EDO_SPAWN(&self->j, bump, .ran = &self->ran), 0);
+	EDO_AWAIT_POLL(edo_udp_poll_io(self->u, cx, EDO_INTEREST_READABLE, interrupted_recv,
+				       &self->b, &self->n));
+	CHECK_EQ(self->n, 1);
+	CHECK_EQ(atomic_load(&self->ran), 1);
+	EDO_AWAIT_JOIN(self->j, &self->rc);
+	CHECK_EQ(self->rc, 0);
+	edo_join_detach(self->j);
+	EDO_END();
+}
+
+TEST(eintr_is_returned_by_try_io_and_yields_in_poll_io)
+{
+	eintr_frame m = {EDO_FRAME_INIT(eintr_main)};
+	run(EDO_RT_CURRENT_THREAD, &m.edo_base);
+}
 
 TEST_MAIN()

@@ -315,8 +315,11 @@ edo_tcp_listener *edo_tcp_listener_clone(edo_tcp_listener *l);
  * into_std): @l is deregistered and freed, and its descriptor returned,
  * open, still non-blocking, yours to close.  Only from the last handle:
  * -EBUSY while a clone is alive, -EBADF once closed, -EINVAL for NULL; on
- * failure nothing changes.  The same for every _into_fd() below (a stream
- * split in halves: the last half left).
+ * failure nothing changes.  No future made from it (an accept, a
+ * readiness future) may still be pending: drop them first, as before a
+ * close.  Thread-safe, and needs no runtime.  The same for every
+ * _into_fd() below (a stream split in halves: the last half left, whose
+ * direction the other half's drop may have shut down already).
  */
 int edo_tcp_listener_into_fd(edo_tcp_listener *l);
 
@@ -478,21 +481,25 @@ typedef ssize_t (*edo_net_io_fn)(int fd, void *ctx);
 /**
  * edo_tcp_stream_try_io() - call @fn(fd, @ctx) once as an operation of
  * @interest (EDO_INTEREST_READABLE or EDO_INTEREST_WRITABLE; another, or a
- * NULL @fn: -EINVAL) and return what it returned; when that is -EAGAIN,
- * the readiness seen before the call is cleared, so that a readiness
- * future (edo_tcp_stream_ready()) waits for the next edge.  -EBADF once
- * closed, or for a half of the other direction.  -EINTR from @fn is
- * retried.
+ * NULL @fn: -EINVAL) and return what it returned, -EINTR included; when
+ * that is -EAGAIN, the readiness seen before the call is cleared, so that
+ * a readiness future (edo_tcp_stream_ready()) waits for the next edge.
+ * -EBADF once closed, or for a half of the other direction (after the
+ * -EINVAL checks).  @fn is called whether or not readiness was seen.
  */
 ssize_t edo_tcp_stream_try_io(edo_tcp_stream *s, uint32_t interest, edo_net_io_fn fn, void *ctx);
 
 /**
  * edo_tcp_stream_poll_io() - wait until @s is ready for @interest, then
  * call @fn as edo_tcp_stream_try_io() does, waiting again while it says
- * -EAGAIN; READY with *@n its result (or -EBADF, EDO_ESHUTDOWN, -EINVAL as
- * above).  Only -EAGAIN clears the readiness.  It waits in @interest's
- * waker slot (one task at a time, shared with poll_read or poll_write) and
- * takes a unit of the task's budget per attempt.
+ * -EAGAIN and calling it again after -EINTR; READY with *@n its result
+ * (or -EBADF, EDO_ESHUTDOWN, -EINVAL as above; a result <= 0 on a socket
+ * closed meanwhile reads -EBADF).  Only -EAGAIN clears the readiness.  It
+ * waits in @interest's waker slot (one task at a time, shared with
+ * poll_read or poll_write) and takes a unit of the task's budget per
+ * attempt, given back for an -EAGAIN that cleared the readiness, so that a
+ * function interrupted or unready again and again still lets the task
+ * yield.
  */
 edo_poll edo_tcp_stream_poll_io(edo_tcp_stream *s, edo_cx *cx, uint32_t interest, edo_net_io_fn fn,
 				void *ctx, ssize_t *n);

@@ -190,10 +190,13 @@ bool edo__sock_release(edo__sock *s)
 
 int edo__sock_into_fd(edo__sock *s)
 {
+	/* References first: a handle closed on another thread set `closed`
+	 * before it released its reference, so once only ours is left, a
+	 * close is seen. */
+	if (atomic_load_explicit(&s->refs, memory_order_acquire) != 1)
+		return edo__sock_is_closed(s) ? -EBADF : -EBUSY;
 	if (edo__sock_is_closed(s))
 		return -EBADF;
-	if (atomic_load_explicit(&s->refs, memory_order_acquire) != 1)
-		return -EBUSY;
 	edo__reactor_deregister(s->sched->driver.io, s->io);
 	edo__sched_unref(s->sched);
 	return s->fd;
@@ -210,7 +213,7 @@ ssize_t edo__sock_user_try_io(edo__sock *s, uint32_t interest, edo_net_io_fn fn,
 {
 	if (!user_io_ok(interest, fn))
 		return -EINVAL;
-	return edo__sock_try_io(s, interest, fn, ctx);
+	return edo__sock_try_once(s, interest, fn, ctx); /* -EINTR is the user's */
 }
 
 edo_poll edo__sock_user_poll_io(edo__sock *s, edo_cx *cx, uint32_t interest, edo_net_io_fn fn,
@@ -232,7 +235,7 @@ static bool handle_may(const edo__sstream *h, uint32_t interest)
 
 ssize_t edo__sstream_try_io(edo__sstream *h, uint32_t interest, edo_net_io_fn fn, void *ctx)
 {
-	if (!handle_may(h, interest))
+	if (user_io_ok(interest, fn) && !handle_may(h, interest))
 		return -EBADF;
 	return edo__sock_user_try_io(h->sock, interest, fn, ctx);
 }
@@ -240,7 +243,7 @@ ssize_t edo__sstream_try_io(edo__sstream *h, uint32_t interest, edo_net_io_fn fn
 edo_poll edo__sstream_poll_io(edo__sstream *h, edo_cx *cx, uint32_t interest, edo_net_io_fn fn,
 			      void *ctx, ssize_t *n)
 {
-	if (n && !handle_may(h, interest)) {
+	if (n && user_io_ok(interest, fn) && !handle_may(h, interest)) {
 		*n = -EBADF;
 		return EDO_READY;
 	}

@@ -160,8 +160,10 @@ static inline __attribute__((always_inline)) edo_poll edo__sock_poll_io(edo__soc
 			/* The unit bought nothing, unless the readiness stays
 			 * (a new edge, or a closed state that is never cleared
 			 * on a socket that still says EAGAIN): then only the
-			 * budget ends this loop. */
-			if (r == -EINTR || !edo__sio_readiness(s->io, dir).ready)
+			 * budget ends this loop.  An -EINTR keeps its unit
+			 * too, so that an operation interrupted again and
+			 * again (a user's _poll_io function) still yields. */
+			if (r == -EAGAIN && !edo__sio_readiness(s->io, dir).ready)
 				edo__coop_refund();
 			continue;
 		}
@@ -174,20 +176,27 @@ static inline __attribute__((always_inline)) edo_poll edo__sock_poll_io(edo__soc
 	}
 }
 
-/* A try_ operation (Tokio's try_io): the syscall once, no waiting; on
- * EAGAIN the readiness seen before it is cleared, so that a readiness
- * future waits for the next edge. */
-static inline ssize_t edo__sock_try_io(edo__sock *s, uint32_t dir, edo__sock_op op, void *ctx)
+/* One attempt of a try_ operation (Tokio's try_io): the syscall once, no
+ * waiting; on EAGAIN the readiness seen before it is cleared, so that a
+ * readiness future waits for the next edge. */
+static inline ssize_t edo__sock_try_once(edo__sock *s, uint32_t dir, edo__sock_op op, void *ctx)
 {
 	if (edo__sock_is_closed(s))
 		return -EBADF;
 	edo__ready_event ev = edo__sio_readiness(s->io, dir);
-	ssize_t r;
-	do
-		r = op(s->fd, ctx);
-	while (r == -EINTR);
+	ssize_t r = op(s->fd, ctx);
 	if (r == -EAGAIN)
 		edo__sio_clear_readiness(s->io, ev);
+	return r;
+}
+
+/* Edo's own try_ operations: edo__sock_try_once(), again after -EINTR. */
+static inline ssize_t edo__sock_try_io(edo__sock *s, uint32_t dir, edo__sock_op op, void *ctx)
+{
+	ssize_t r;
+	do
+		r = edo__sock_try_once(s, dir, op, ctx);
+	while (r == -EINTR);
 	return r;
 }
 
