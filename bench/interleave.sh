@@ -49,23 +49,14 @@ esac
 }
 if [ "$THREADS" = 1 ]; then SCPU=0; else SCPU=0-$(($(nproc) - 1)); fi
 
-# name -> binary
-bin_of() {
-	case $kind:$1 in
-	*=*) echo "${1#*=}" ;;
-	echo:edo) echo "$EDO/examples/echo_server" ;;
-	echo:edo-fiber) echo "$EDO/examples/echo_server_fiber" ;;
-	http:edo) echo "$EDO/examples/hello_server" ;;
-	http:edo-fiber) echo "$EDO/examples/hello_server_fiber" ;;
-	*) echo "$PBIN/${1}_$kind" ;;
-	esac
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 NAMES=()
 BINS=()
 for s in "$@"; do
 	n=${s%%=*}
-	b=$(bin_of "$s")
+	b=$(server_bin "$kind" "$s")
 	[ -x "$b" ] || {
 		echo "interleave: no $kind server for '$s' ($b)" >&2
 		exit 2
@@ -81,8 +72,6 @@ printf '%s\n' "${NAMES[@]}" | grep -qx "$REF" || {
 PID=
 trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; exit 130' INT TERM
 
-# shellcheck source=bench/lib.sh
-. "$ROOT/bench/lib.sh"
 
 # name bin round -> one result line
 run_one() {

@@ -37,3 +37,17 @@ cpu_ticks() {
 	s=${s##*) }
 	echo "$s" | awk '{print $12 + $13}'
 }
+
+# The server binary for KIND (echo | http) and SPEC: edo, edo-fiber (from
+# $EDO, an Edo build directory), a peer's name (tokio, go, libuv, epoll,
+# hyper: from $PBIN, built by setup-peers.sh), or NAME=PATH.
+server_bin() {
+	case $1:$2 in
+	*=*) echo "${2#*=}" ;;
+	echo:edo) echo "$EDO/examples/echo_server" ;;
+	echo:edo-fiber) echo "$EDO/examples/echo_server_fiber" ;;
+	http:edo) echo "$EDO/examples/hello_server" ;;
+	http:edo-fiber) echo "$EDO/examples/hello_server_fiber" ;;
+	*) echo "$PBIN/${2}_$1" ;;
+	esac
+}
