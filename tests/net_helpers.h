@@ -1,5 +1,6 @@
-/* Helpers shared by the networking tests (test_net.c, test_net_ops.c):
- * runtimes and the BOTH() pair of cases, a loopback listener, descriptor
+/* Helpers shared by the networking tests (test_net*.c):
+ * runtimes and the BOTH() pair of cases, a loopback listener, a connected
+ * TCP pair (test_net_peek.c, test_net_io_fn.c), descriptor
  * counting and limits, the listener's count of accepts that met EMFILE,
  * and the client processes of the EMFILE tests.  Include it after the
  * test's `#define _GNU_SOURCE`. */
@@ -78,6 +79,28 @@ static inline edo_tcp_listener *listen_local(edo_addr *addr)
 	CHECK_EQ(edo_tcp_listener_local_addr(l, addr), 0);
 	CHECK_NE(edo_addr_port(addr), 0);
 	return l;
+}
+
+/* A connected TCP pair on 127.0.0.1, made at once (a blocking connect
+ * completes in the listener's backlog) and taken over by the runtime of
+ * the calling task: *client and *server, the accepted end. */
+static inline void tcp_pair(edo_tcp_stream **client, edo_tcp_stream **server)
+{
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK_GE(l, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof a;
+	CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+	CHECK_EQ(listen(l, 1), 0);
+	CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &len), 0);
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK_GE(c, 0);
+	CHECK_EQ(connect(c, (struct sockaddr *)&a, sizeof a), 0);
+	int s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	CHECK_GE(s, 0);
+	CHECK_EQ(close(l), 0);
+	CHECK_EQ(edo_tcp_stream_from_fd(c, client), 0);
+	CHECK_EQ(edo_tcp_stream_from_fd(s, server), 0);
 }
 
 /* The descriptors open in this process (counting the one that reads

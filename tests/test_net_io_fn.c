@@ -179,11 +179,7 @@ EDO_ASYNC(late_writer, late_frame, NULL)
 
 typedef struct tcpio_frame {
 	EDO_FRAME;
-	edo_addr addr;
-	edo_tcp_listener *l;
-	edo_tcp_connect_fut c;
-	edo_tcp_accept_fut af;
-	edo_tcp_stream *client, *rd, *wr;
+	edo_tcp_stream *client, *server, *rd, *wr;
 	edo_join *j;
 	buf16 b;
 	ssize_t n;
@@ -195,19 +191,13 @@ static void tcpio_cleanup(tcpio_frame *self)
 	edo_tcp_stream_close(self->client);
 	edo_tcp_stream_drop(self->rd);
 	edo_tcp_stream_drop(self->wr);
-	edo_tcp_listener_close(self->l);
 }
 
 EDO_ASYNC(tcpio_main, tcpio_frame, tcpio_cleanup)
 {
 	EDO_BEGIN();
-	self->l = listen_local(&self->addr);
-	EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
-	CHECK_EQ(self->c.rc, 0);
-	self->client = self->c.stream;
-	EDO_AWAIT(edo_tcp_listener_accept(&self->af, self->l));
-	CHECK_EQ(self->af.rc, 0);
-	CHECK_EQ(edo_tcp_stream_into_split(self->af.stream, &self->rd, &self->wr), 0);
+	tcp_pair(&self->client, &self->server);
+	CHECK_EQ(edo_tcp_stream_into_split(self->server, &self->rd, &self->wr), 0);
 	CHECK_EQ(EDO_SPAWN(&self->j, late_writer, .s = self->client), 0);
 	EDO_AWAIT_POLL(edo_tcp_stream_poll_io(self->rd, cx, EDO_INTEREST_READABLE, do_recv,
 					      &self->b, &self->n));

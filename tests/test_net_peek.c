@@ -137,10 +137,6 @@ static edo_poll unix_read(void *s, edo_cx *cx, void *buf, size_t len, ssize_t *n
 
 typedef struct tcp_peek_frame {
 	EDO_FRAME;
-	edo_addr addr;
-	edo_tcp_listener *l;
-	edo_tcp_connect_fut c;
-	edo_tcp_accept_fut af;
 	edo_tcp_stream *client, *server, *rd, *wr;
 	speek_frame p;
 } tcp_peek_frame;
@@ -150,20 +146,14 @@ static void tcp_peek_cleanup(tcp_peek_frame *self)
 	edo_tcp_stream_close(self->client);
 	edo_tcp_stream_drop(self->rd);
 	edo_tcp_stream_drop(self->wr);
-	edo_tcp_listener_close(self->l);
 }
 
 EDO_ASYNC(tcp_peek_main, tcp_peek_frame, tcp_peek_cleanup)
 {
 	EDO_BEGIN();
-	self->l = listen_local(&self->addr);
-	EDO_AWAIT(edo_tcp_connect(&self->c, &self->addr));
-	CHECK_EQ(self->c.rc, 0);
-	self->client = self->c.stream;
-	EDO_AWAIT(edo_tcp_listener_accept(&self->af, self->l));
-	CHECK_EQ(self->af.rc, 0);
+	tcp_pair(&self->client, &self->server);
 	/* Peek at the read half of the server's side. */
-	CHECK_EQ(edo_tcp_stream_into_split(self->af.stream, &self->rd, &self->wr), 0);
+	CHECK_EQ(edo_tcp_stream_into_split(self->server, &self->rd, &self->wr), 0);
 	self->p = (speek_frame){EDO_FRAME_INIT(stream_peeks),
 				.rd = self->rd,
 				.wr = edo_tcp_stream_io(self->client),

@@ -676,7 +676,12 @@ static ssize_t do_sendmsg(int fd, void *ctx)
 	return r < 0 ? -errno : r;
 }
 
-edo_poll edo__sstream_poll_read(edo__sstream *h, edo_cx *cx, void *buf, size_t len, ssize_t *n)
+/* A read or a peek: @want as for edo__sock_poll_io().  Inlined, so that
+ * @op is a direct call on the read path. */
+static inline __attribute__((always_inline)) edo_poll sstream_poll_in(edo__sstream *h, edo_cx *cx,
+								      void *buf, size_t len,
+								      ssize_t *n, edo__sock_op op,
+								      size_t want)
 {
 	if (!n || (!buf && len))
 		return edo__poll_einval(n);
@@ -685,21 +690,19 @@ edo_poll edo__sstream_poll_read(edo__sstream *h, edo_cx *cx, void *buf, size_t l
 		return EDO_READY;
 	}
 	rw_ctx c = {buf, len};
-	return edo__sock_poll_io(h->sock, cx, EDO_INTEREST_READABLE, do_read, &c, len, n);
+	return edo__sock_poll_io(h->sock, cx, EDO_INTEREST_READABLE, op, &c, want, n);
+}
+
+edo_poll edo__sstream_poll_read(edo__sstream *h, edo_cx *cx, void *buf, size_t len, ssize_t *n)
+{
+	return sstream_poll_in(h, cx, buf, len, n, do_read, len);
 }
 
 edo_poll edo__sstream_poll_peek(edo__sstream *h, edo_cx *cx, void *buf, size_t len, ssize_t *n)
 {
-	if (!n || (!buf && len))
-		return edo__poll_einval(n);
-	if (!(h->mode & EDO__SS_READ)) {
-		*n = -EBADF;
-		return EDO_READY;
-	}
-	rw_ctx c = {buf, len};
 	/* @want 0: a peek shorter than @len leaves the data, and so the
 	 * readiness, where they were (only EAGAIN clears it). */
-	return edo__sock_poll_io(h->sock, cx, EDO_INTEREST_READABLE, do_peek, &c, 0, n);
+	return sstream_poll_in(h, cx, buf, len, n, do_peek, 0);
 }
 
 edo_poll edo__sstream_poll_write(edo__sstream *h, edo_cx *cx, const void *buf, size_t len,
