@@ -4,7 +4,10 @@
  * again and again (a short peek leaves the readiness set: the next peek
  * and the read complete at once), then the read takes it and the next peek
  * waits again; the end of the stream peeks as 0; a write half or bad input
- * is refused.  The datagram side: edo_udp_peek_from() and
+ * is refused.  edo_tcp_stream_peek() futures: eight waiting on one stream
+ * all complete with the same bytes, which the read then takes; a dropped
+ * pending one, a write half, bad input, a close while waiting.  The
+ * datagram side: edo_udp_peek_from() and
  * edo_unix_datagram_peek_from() futures (eight at once on one socket, all
  * completing with the same datagram, which then is still there for one
  * receive), the poll and try_ forms, a short peek, and -EAGAIN once the
@@ -206,6 +209,110 @@ static void unix_peek_case(edo_rt_flavor fl)
 	CHECK_EQ(count_fds(), before);
 }
 BOTH(unix_stream_peek, unix_peek_case)
+
+/* ---- peek futures: many waiters on one stream ---------------------------------------------------- */
+
+#define NSPEEKERS 8
+
+typedef struct fpeeker_frame {
+	EDO_FRAME;
+	edo_tcp_stream *s;
+	atomic_int *waiting;
+	edo_peek_fut f;
+	char buf[16];
+	ssize_t n;
+} fpeeker_frame;
+
+EDO_ASYNC(fpeeker, fpeeker_frame, NULL)
+{
+	EDO_BEGIN();
+	edo_tcp_stream_peek(&self->f, self->s, self->buf, sizeof self->buf);
+	atomic_fetch_add(self->waiting, 1);
+	EDO_AWAIT(&self->f.base);
+	self->n = self->f.n;
+	EDO_END();
+}
+
+typedef struct fpeek_frame {
+	EDO_FRAME;
+	edo_tcp_stream *client, *server, *rd, *wr;
+	edo_join *j[NSPEEKERS];
+	atomic_int waiting;
+	edo_sleep sl;
+	edo_write_all_fut wa;
+	edo_peek_fut f;
+	int i, rc;
+	ssize_t n;
+	char buf[16];
+} fpeek_frame;
+
+static void fpeek_cleanup(fpeek_frame *self)
+{
+	edo_tcp_stream_close(self->client);
+	edo_tcp_stream_drop(self->rd);
+	edo_tcp_stream_drop(self->wr);
+}
+
+EDO_ASYNC(fpeek_main, fpeek_frame, fpeek_cleanup)
+{
+	EDO_BEGIN();
+	tcp_pair(&self->client, &self->server);
+	CHECK_EQ(edo_tcp_stream_into_split(self->server, &self->rd, &self->wr), 0);
+	/* A peek dropped while pending takes nothing with it. */
+	edo_tcp_stream_peek(&self->f, self->rd, self->buf, sizeof self->buf);
+	CHECK_EQ(edo_future_poll(&self->f.base, cx), EDO_PENDING);
+	edo_future_drop(&self->f.base);
+	/* Eight wait at once; one write completes every one. */
+	for (self->i = 0; self->i < NSPEEKERS; self->i++)
+		CHECK_EQ(EDO_SPAWN(&self->j[self->i], fpeeker, .s = self->rd,
+				   .waiting = &self->waiting),
+			 0);
+	while (atomic_load(&self->waiting) < NSPEEKERS)
+		EDO_AWAIT_SLEEP(&self->sl, EDO_MS(1));
+	EDO_AWAIT_SLEEP(&self->sl, EDO_MS(5));
+	EDO_AWAIT(edo_write_all(&self->wa, edo_tcp_stream_io(self->client), "hello", 5));
+	CHECK_EQ(self->wa.rc, 0);
+	for (self->i = 0; self->i < NSPEEKERS; self->i++) {
+		EDO_AWAIT_JOIN(self->j[self->i], &self->rc);
+		CHECK_EQ(self->rc, 0);
+		fpeeker_frame *p = EDO_JOIN_OUTPUT(self->j[self->i], fpeeker);
+		CHECK_EQ(p->n, 5);
+		CHECK(memcmp(p->buf, "hello", 5) == 0);
+		edo_join_detach(self->j[self->i]);
+	}
+	/* Still there for the read. */
+	EDO_AWAIT_POLL(
+		edo_tcp_stream_poll_read(self->rd, cx, self->buf, sizeof self->buf, &self->n));
+	CHECK_EQ(self->n, 5);
+	/* Refused: a write half, bad input. */
+	EDO_AWAIT(edo_tcp_stream_peek(&self->f, self->wr, self->buf, 1));
+	CHECK_EQ(self->f.n, -EBADF);
+	EDO_AWAIT(edo_tcp_stream_peek(&self->f, NULL, self->buf, 1));
+	CHECK_EQ(self->f.n, -EINVAL);
+	EDO_AWAIT(edo_tcp_stream_peek(&self->f, self->rd, NULL, 1));
+	CHECK_EQ(self->f.n, -EINVAL);
+	/* A close ends a waiting peek with -EBADF. */
+	atomic_store(&self->waiting, 0);
+	CHECK_EQ(EDO_SPAWN(&self->j[0], fpeeker, .s = self->rd, .waiting = &self->waiting), 0);
+	while (atomic_load(&self->waiting) < 1)
+		EDO_AWAIT_SLEEP(&self->sl, EDO_MS(1));
+	edo_tcp_stream_close(self->wr);
+	self->wr = NULL;
+	EDO_AWAIT_JOIN(self->j[0], &self->rc);
+	CHECK_EQ(self->rc, 0);
+	CHECK_EQ(EDO_JOIN_OUTPUT(self->j[0], fpeeker)->n, -EBADF);
+	edo_join_detach(self->j[0]);
+	EDO_END();
+}
+
+static void fpeek_case(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	fpeek_frame m = {EDO_FRAME_INIT(fpeek_main)};
+	run(fl, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(stream_peek_futures_share_a_stream, fpeek_case)
 
 /* ---- datagrams --------------------------------------------------------------------------------- */
 

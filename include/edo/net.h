@@ -463,6 +463,27 @@ edo_poll edo_tcp_stream_poll_write_vectored(edo_tcp_stream *s, edo_cx *cx, const
  */
 edo_poll edo_tcp_stream_poll_peek(edo_tcp_stream *s, edo_cx *cx, void *buf, size_t len, ssize_t *n);
 
+/**
+ * edo_peek_fut - an operation future (above) that peeks at a stream, as
+ * poll_peek does, waiting in the readiness list instead of the read
+ * waker slot: any number may wait on one stream, beside its reader
+ * (Tokio's peek(&self)).  Output: n = the bytes seen (they stay for the
+ * next read), 0 at the end, or -errno (-EINVAL for a NULL stream or a
+ * NULL @buf with a nonzero @len, -EBADF for a write half or once closed).
+ */
+typedef struct edo_peek_fut {
+	edo_future base;
+	ssize_t n;
+	/* private */
+	struct edo__sstream *h_;
+	void *buf_;
+	size_t len_;
+	edo_net_wait_ wait_;
+} edo_peek_fut;
+
+/** edo_tcp_stream_peek() - an edo_peek_fut on @s. */
+edo_future *edo_tcp_stream_peek(edo_peek_fut *f, edo_tcp_stream *s, void *buf, size_t len);
+
 /** edo_tcp_stream_try_read() - read without waiting: bytes, 0 at EOF, -EAGAIN, or error. */
 ssize_t edo_tcp_stream_try_read(edo_tcp_stream *s, void *buf, size_t len);
 
@@ -760,6 +781,8 @@ edo_stream *edo_unix_stream_io(edo_unix_stream *s);
 /** edo_unix_stream_poll_read() - as edo_tcp_stream_poll_read(). */
 edo_poll edo_unix_stream_poll_read(edo_unix_stream *s, edo_cx *cx, void *buf, size_t len,
 				   ssize_t *n);
+/** edo_unix_stream_peek() - an edo_peek_fut on @s, as edo_tcp_stream_peek(). */
+edo_future *edo_unix_stream_peek(edo_peek_fut *f, edo_unix_stream *s, void *buf, size_t len);
 /** edo_unix_stream_poll_peek() - as edo_tcp_stream_poll_peek(): the bytes stay for the next read. */
 edo_poll edo_unix_stream_poll_peek(edo_unix_stream *s, edo_cx *cx, void *buf, size_t len,
 				   ssize_t *n);

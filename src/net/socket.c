@@ -705,6 +705,36 @@ edo_poll edo__sstream_poll_peek(edo__sstream *h, edo_cx *cx, void *buf, size_t l
 	return sstream_poll_in(h, cx, buf, len, n, do_peek, 0);
 }
 
+static edo_poll peek_fut_poll(edo_future *base, edo_cx *cx)
+{
+	edo_peek_fut *f = (edo_peek_fut *)base;
+	if (!f->h_)
+		return EDO_READY; /* refused at init: n says why */
+	rw_ctx c = {f->buf_, f->len_};
+	return edo__sock_poll_op(f->h_->sock, &f->wait_, cx, EDO_INTEREST_READABLE, do_peek, &c,
+				 &f->n);
+}
+
+static void peek_fut_drop(edo_future *base)
+{
+	edo__net_wait_drop(&((edo_peek_fut *)base)->wait_);
+}
+
+static const edo_future_vtable peek_fut_vt = {.poll = peek_fut_poll, .drop = peek_fut_drop};
+
+edo_future *edo__sstream_peek(edo_peek_fut *f, edo__sstream *h, void *buf, size_t len)
+{
+	*f = (edo_peek_fut){.base = {&peek_fut_vt}, .h_ = h, .buf_ = buf, .len_ = len};
+	if (!h || (!buf && len)) {
+		f->h_ = NULL;
+		f->n = -EINVAL;
+	} else if (!(h->mode & EDO__SS_READ)) {
+		f->h_ = NULL;
+		f->n = -EBADF;
+	}
+	return &f->base;
+}
+
 edo_poll edo__sstream_poll_write(edo__sstream *h, edo_cx *cx, const void *buf, size_t len,
 				 ssize_t *n)
 {

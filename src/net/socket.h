@@ -302,6 +302,8 @@ int edo__sstream_new(int fd, edo__sstream **out);
 int edo__sstream_adopt(int fd, bool ip, edo__sstream **out);
 
 edo_poll edo__sstream_poll_read(edo__sstream *h, edo_cx *cx, void *buf, size_t len, ssize_t *n);
+/* The peek future over a handle (NULL: -EINVAL at the first poll). */
+edo_future *edo__sstream_peek(edo_peek_fut *f, edo__sstream *h, void *buf, size_t len);
 /* recv(MSG_PEEK): the data stays for the next read. */
 edo_poll edo__sstream_poll_peek(edo__sstream *h, edo_cx *cx, void *buf, size_t len, ssize_t *n);
 edo_poll edo__sstream_poll_write(edo__sstream *h, edo_cx *cx, const void *buf, size_t len,

@@ -547,6 +547,11 @@ edo_poll edo_tcp_stream_poll_peek(edo_tcp_stream *s, edo_cx *cx, void *buf, size
 	return edo__sstream_poll_peek(H(s), cx, buf, len, n);
 }
 
+edo_future *edo_tcp_stream_peek(edo_peek_fut *f, edo_tcp_stream *s, void *buf, size_t len)
+{
+	return edo__sstream_peek(f, s ? H(s) : NULL, buf, len);
+}
+
 edo_poll edo_tcp_stream_poll_write(edo_tcp_stream *s, edo_cx *cx, const void *buf, size_t len,
 				   ssize_t *n)
 {

@@ -249,6 +249,11 @@ edo_poll edo_unix_stream_poll_read(edo_unix_stream *s, edo_cx *cx, void *buf, si
 	return edo__sstream_poll_read(H(s), cx, buf, len, n);
 }
 
+edo_future *edo_unix_stream_peek(edo_peek_fut *f, edo_unix_stream *s, void *buf, size_t len)
+{
+	return edo__sstream_peek(f, s ? H(s) : NULL, buf, len);
+}
+
 edo_poll edo_unix_stream_poll_peek(edo_unix_stream *s, edo_cx *cx, void *buf, size_t len,
 				   ssize_t *n)
 {
