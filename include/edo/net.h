@@ -458,8 +458,8 @@ edo_poll edo_tcp_stream_poll_write_vectored(edo_tcp_stream *s, edo_cx *cx, const
  * poll_peek).  READY once at least one byte (or the end, 0) is there: it
  * does not wait for @len bytes (with @len 0 it is READY with 0 whenever
  * data is there, as Tokio's).  It waits in the read direction's waker
- * slot, shared with poll_read: one task at a time.  A read half may peek;
- * a write half gets -EBADF.
+ * slot, shared with poll_read: one task at a time (edo_tcp_stream_peek()
+ * for several).  A read half may peek; a write half gets -EBADF.
  */
 edo_poll edo_tcp_stream_poll_peek(edo_tcp_stream *s, edo_cx *cx, void *buf, size_t len, ssize_t *n);
 
