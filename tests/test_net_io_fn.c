@@ -86,6 +86,16 @@ static ssize_t do_recv(int sock, void *ctx)
 	return r < 0 ? -errno : r;
 }
 
+/* Two UDP sockets on 127.0.0.1: *u, whose address is *to, and *v. */
+static void udp_pair(edo_udp_socket **u, edo_udp_socket **v, edo_addr *to)
+{
+	edo_addr any;
+	CHECK_EQ(edo_addr_ip(&any, "127.0.0.1", 0), 0);
+	CHECK_EQ(edo_udp_bind(&any, u), 0);
+	CHECK_EQ(edo_udp_local_addr(*u, to), 0);
+	CHECK_EQ(edo_udp_bind(&any, v), 0);
+}
+
 /* ---- SCM_RIGHTS over a Unix stream ---------------------------------------------------------------- */
 
 typedef struct sender_frame {
@@ -277,14 +287,7 @@ static void clear_cleanup(clear_frame *self)
 EDO_ASYNC(clear_main, clear_frame, clear_cleanup)
 {
 	EDO_BEGIN();
-	CHECK_EQ(edo_addr_ip(&self->to, "127.0.0.1", 0), 0);
-	CHECK_EQ(edo_udp_bind(&self->to, &self->u), 0);
-	CHECK_EQ(edo_udp_local_addr(self->u, &self->to), 0);
-	{
-		edo_addr any;
-		CHECK_EQ(edo_addr_ip(&any, "127.0.0.1", 0), 0);
-		CHECK_EQ(edo_udp_bind(&any, &self->v), 0);
-	}
+	udp_pair(&self->u, &self->v, &self->to);
 	EDO_AWAIT(edo_udp_send_to(&self->sf, self->v, "one", 3, &self->to));
 	EDO_AWAIT(edo_udp_send_to(&self->sf, self->v, "two", 3, &self->to));
 	CHECK_EQ(self->sf.n, 3);
@@ -374,14 +377,7 @@ static void eintr_cleanup(eintr_frame *self)
 EDO_ASYNC(eintr_main, eintr_frame, eintr_cleanup)
 {
 	EDO_BEGIN();
-	CHECK_EQ(edo_addr_ip(&self->to, "127.0.0.1", 0), 0);
-	CHECK_EQ(edo_udp_bind(&self->to, &self->u), 0);
-	CHECK_EQ(edo_udp_local_addr(self->u, &self->to), 0);
-	{
-		edo_addr any;
-		CHECK_EQ(edo_addr_ip(&any, "127.0.0.1", 0), 0);
-		CHECK_EQ(edo_udp_bind(&any, &self->v), 0);
-	}
+	udp_pair(&self->u, &self->v, &self->to);
 	EDO_AWAIT(edo_udp_send_to(&self->sf, self->v, "x", 1, &self->to));
 	EDO_AWAIT(edo_udp_ready(&self->rf, self->u, EDO_INTEREST_READABLE));
 	/* try_io hands -EINTR back, after one call. */

@@ -582,6 +582,15 @@ static void close_reset(int fd)
 	close(fd);
 }
 
+/* The block's first handle: the whole stream. */
+static edo__sstream *block_first(sstream_block *b)
+{
+	b->first = (edo__sstream){.base = {&sstream_vt},
+				  .sock = &b->sock,
+				  .mode = EDO__SS_READ | EDO__SS_WRITE};
+	return &b->first;
+}
+
 int edo__sstream_new(int fd, edo__sstream **out)
 {
 	sstream_block *b = malloc(sizeof *b);
@@ -595,10 +604,7 @@ int edo__sstream_new(int fd, edo__sstream **out)
 		free(b);
 		return rc;
 	}
-	b->first = (edo__sstream){.base = {&sstream_vt},
-				  .sock = &b->sock,
-				  .mode = EDO__SS_READ | EDO__SS_WRITE};
-	*out = &b->first;
+	*out = block_first(b);
 	return 0;
 }
 
@@ -616,10 +622,7 @@ int edo__sstream_adopt(int fd, bool ip, edo__sstream **out)
 		free(b);
 		return rc;
 	}
-	b->first = (edo__sstream){.base = {&sstream_vt},
-				  .sock = &b->sock,
-				  .mode = EDO__SS_READ | EDO__SS_WRITE};
-	*out = &b->first;
+	*out = block_first(b);
 	return 0;
 }
 
