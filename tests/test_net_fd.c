@@ -12,7 +12,8 @@
  * an unconnected Unix stream (-ENOTCONN); Multipath TCP taken as TCP.
  * Closing a taken-over listener or UDP socket while a clone waits on it
  * wakes the waiter with -EBADF and leaves the kernel's socket alone (a dup
- * of it still listens and receives).  Two threads taking one descriptor
+ * of it still listens and receives), while a listener Edo made refuses
+ * connections at once.  Two threads taking one descriptor
  * over at once, 20,000 times: one wins, the other gets -EEXIST and leaves
  * the winner's descriptor non-blocking.  The _into_fd() functions give
  * each kind of descriptor back (open, deregistered: taking it over again
@@ -715,7 +716,40 @@ static void close_shared(edo_rt_flavor fl)
 	CHECK_EQ(close(m.udup), 0);
 	CHECK_EQ(count_fds(), before);
 }
+
+/* A listener Edo made, closed while a clone lives: shut down at once, so
+ * a client's connect is refused rather than queued for nobody. */
+typedef struct own_close_frame {
+	EDO_FRAME;
+	edo_addr addr;
+	int refused;
+} own_close_frame;
+
+EDO_ASYNC(own_close_main, own_close_frame, NULL)
+{
+	EDO_BEGIN();
+	{
+		edo_tcp_listener *l = listen_local(&self->addr);
+		edo_tcp_listener *c = edo_tcp_listener_clone(l);
+		edo_tcp_listener_close(l);
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		CHECK_GE(fd, 0);
+		self->refused =
+			connect(fd, &self->addr.u.sa, self->addr.len) < 0 && errno == ECONNREFUSED;
+		CHECK_EQ(close(fd), 0);
+		edo_tcp_listener_drop(c);
+	}
+	EDO_END();
+}
+
+static void close_own(edo_rt_flavor fl)
+{
+	own_close_frame m = {EDO_FRAME_INIT(own_close_main)};
+	run(fl, &m.edo_base);
+	CHECK(m.refused);
+}
 BOTH(close_shared_leaves_socket_alone, close_shared)
+BOTH(close_own_listener_refuses_at_once, close_own)
 
 /* ---- two threads taking one descriptor over at once ------------------------------------------- */
 

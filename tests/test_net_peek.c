@@ -314,6 +314,52 @@ static void fpeek_case(edo_rt_flavor fl)
 }
 BOTH(stream_peek_futures_share_a_stream, fpeek_case)
 
+/* A close of the half a waiting peek was made with, while the other half
+ * lives, ends the peek with -EBADF: it holds the socket, not the handle
+ * the close frees. */
+typedef struct halfclose_frame {
+	EDO_FRAME;
+	edo_tcp_stream *client, *server, *rd, *wr;
+	edo_join *j[1];
+	atomic_int waiting;
+	edo_sleep sl;
+	int rc;
+} halfclose_frame;
+
+static void halfclose_cleanup(halfclose_frame *self)
+{
+	edo_tcp_stream_close(self->client);
+	edo_tcp_stream_drop(self->rd);
+	edo_tcp_stream_drop(self->wr);
+}
+
+EDO_ASYNC(halfclose_main, halfclose_frame, halfclose_cleanup)
+{
+	EDO_BEGIN();
+	tcp_pair(&self->client, &self->server);
+	CHECK_EQ(edo_tcp_stream_into_split(self->server, &self->rd, &self->wr), 0);
+	atomic_store(&self->waiting, 0);
+	CHECK_EQ(EDO_SPAWN(&self->j[0], fpeeker, .s = self->rd, .waiting = &self->waiting), 0);
+	while (atomic_load(&self->waiting) < 1)
+		EDO_AWAIT_SLEEP(&self->sl, EDO_MS(1));
+	edo_tcp_stream_close(self->rd);
+	self->rd = NULL;
+	EDO_AWAIT_JOIN(self->j[0], &self->rc);
+	CHECK_EQ(self->rc, 0);
+	CHECK_EQ(EDO_JOIN_OUTPUT(self->j[0], fpeeker)->n, -EBADF);
+	edo_join_detach(self->j[0]);
+	EDO_END();
+}
+
+static void halfclose_case(edo_rt_flavor fl)
+{
+	int before = count_fds();
+	halfclose_frame m = {EDO_FRAME_INIT(halfclose_main)};
+	run(fl, &m.edo_base);
+	CHECK_EQ(count_fds(), before);
+}
+BOTH(peek_future_survives_closing_its_half, halfclose_case)
+
 /* ---- datagrams --------------------------------------------------------------------------------- */
 
 #define NPEEKERS 8

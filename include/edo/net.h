@@ -39,13 +39,14 @@
  *             on other handles (another task's read, accept or recv) wake
  *             up and fail with -EBADF, as do later ones, the option,
  *             address, connect and _fd() functions included -- and releases
- *             this handle.  A stream's connection ends at once (shut down
- *             both ways: the peer sees the end); a listener or datagram
- *             socket is left to the kernel as it is (never shut down: it
- *             may be shared with another process, as an activated
- *             listener is with systemd) and its descriptor is closed with
- *             the last handle.  For a socket with a single handle the two
- *             are the same.
+ *             this handle.  The socket is shut down both ways at once (a
+ *             stream's peer sees the end; a listener refuses new
+ *             connections), except a listener or datagram socket taken
+ *             over by a _from_fd() constructor: another process may hold
+ *             the same socket (systemd holds an activated listener), so it
+ *             is left as it is, and its descriptor closes with the last
+ *             handle.  For a socket with a single handle the two are the
+ *             same.
  * edo_tcp_stream_into_split() makes two handles of a stream (a read half
  * and a write half) for two tasks; the listener and datagram sockets are
  * shared through _clone() (another reference to the same socket).
@@ -323,8 +324,9 @@ edo_tcp_listener *edo_tcp_listener_clone(edo_tcp_listener *l);
  */
 int edo_tcp_listener_into_fd(edo_tcp_listener *l);
 
-/** edo_tcp_listener_close() - end accepting for every holder (their accepts fail with -EBADF; the
- *  descriptor closes with the last handle); release @l.  NULL: no-op. */
+/** edo_tcp_listener_close() - stop listening for every holder (their accepts fail with -EBADF; one
+ *  taken over from a descriptor keeps its kernel socket until the last handle goes: "Lifetime",
+ *  above); release @l.  NULL: no-op. */
 void edo_tcp_listener_close(edo_tcp_listener *l);
 
 /** edo_tcp_listener_drop() - release @l.  NULL: no-op. */
@@ -470,12 +472,17 @@ edo_poll edo_tcp_stream_poll_peek(edo_tcp_stream *s, edo_cx *cx, void *buf, size
  * (Tokio's peek(&self)).  Output: n = the bytes seen (they stay for the
  * next read), 0 at the end, or -errno (-EINVAL for a NULL stream or a
  * NULL @buf with a nonzero @len, -EBADF for a write half or once closed).
+ * It holds on to the stream's socket, not to the handle: once made, it
+ * needs the socket to live on (some handle of it), not @s itself, so
+ * closing the half it was made with, while the other half lives, ends it
+ * with -EBADF.  Closing a stream's only handle while peeks borrow it
+ * frees what they wait on: end them first, or close through another half.
  */
 typedef struct edo_peek_fut {
 	edo_future base;
 	ssize_t n;
 	/* private */
-	struct edo__sstream *h_;
+	struct edo__sock *sock_;
 	void *buf_;
 	size_t len_;
 	edo_net_wait_ wait_;

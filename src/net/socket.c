@@ -55,6 +55,7 @@ int edo__sock_init(edo__sock *s, int fd)
 	s->fd = fd;
 	atomic_init(&s->refs, 1);
 	atomic_init(&s->closed, false);
+	s->adopted = false;
 	return 0;
 }
 
@@ -122,6 +123,7 @@ static int sock_adopt(edo__sock *s, int fd)
 	int rc = edo__sock_init(s, fd);
 	if (rc < 0)
 		return rc;
+	s->adopted = true;
 	int fl = fcntl(fd, F_GETFL);
 	if (fl >= 0 && (fl & O_NONBLOCK))
 		return 0;
@@ -163,12 +165,14 @@ static void sock_close(edo__sock *s, bool end_connection)
 		return;
 	if (atomic_load_explicit(&s->refs, memory_order_acquire) == 1)
 		return; /* the caller's release closes the descriptor */
-	if (end_connection)
+	/* Shut down now, for everyone: a listener refuses new connections at
+	 * once rather than queueing them until the last handle goes.  Not a
+	 * listener or datagram socket taken over from elsewhere: shutdown(2)
+	 * acts on the socket itself, which another process may hold too
+	 * (systemd's copy of an activated listener would stop listening). */
+	if (end_connection || !s->adopted)
 		(void)shutdown(s->fd, SHUT_RDWR);
-	/* Others may be waiting on it: wake them all; each sees `closed`.
-	 * Not by shutdown(2) alone, which acts on the socket itself, shared
-	 * with any other descriptor for it: systemd's own copy of an
-	 * activated listener would stop listening. */
+	/* Others may be waiting on it: wake them all; each sees `closed`. */
 	edo__sio_close(s->io);
 }
 
@@ -711,10 +715,10 @@ edo_poll edo__sstream_poll_peek(edo__sstream *h, edo_cx *cx, void *buf, size_t l
 static edo_poll peek_fut_poll(edo_future *base, edo_cx *cx)
 {
 	edo_peek_fut *f = (edo_peek_fut *)base;
-	if (!f->h_)
+	if (!f->sock_)
 		return EDO_READY; /* refused at init: n says why */
 	rw_ctx c = {f->buf_, f->len_};
-	return edo__sock_poll_op(f->h_->sock, &f->wait_, cx, EDO_INTEREST_READABLE, do_peek, &c,
+	return edo__sock_poll_op(f->sock_, &f->wait_, cx, EDO_INTEREST_READABLE, do_peek, &c,
 				 &f->n);
 }
 
@@ -727,14 +731,13 @@ static const edo_future_vtable peek_fut_vt = {.poll = peek_fut_poll, .drop = pee
 
 edo_future *edo__sstream_peek(edo_peek_fut *f, edo__sstream *h, void *buf, size_t len)
 {
-	*f = (edo_peek_fut){.base = {&peek_fut_vt}, .h_ = h, .buf_ = buf, .len_ = len};
-	if (!h || (!buf && len)) {
-		f->h_ = NULL;
+	*f = (edo_peek_fut){.base = {&peek_fut_vt}, .buf_ = buf, .len_ = len};
+	if (!h || (!buf && len))
 		f->n = -EINVAL;
-	} else if (!(h->mode & EDO__SS_READ)) {
-		f->h_ = NULL;
+	else if (!(h->mode & EDO__SS_READ))
 		f->n = -EBADF;
-	}
+	else
+		f->sock_ = h->sock; /* not the handle: a close of it may free it */
 	return &f->base;
 }
 

@@ -10,9 +10,10 @@
  * reused by another socket.  Closing "for everyone" (edo__sock_close) sets
  * `closed` and, if other handles exist, marks the registration shut down
  * and wakes every task waiting on it (edo__sio_close): each sees `closed`
- * and fails with -EBADF.  A stream's close also shuts the connection down
- * both ways; a listener or datagram socket is never shut down (another
- * process may hold the same socket).
+ * and fails with -EBADF.  The socket is also shut down both ways (a
+ * listener refuses connections at once), unless it is a listener or
+ * datagram socket taken over from a descriptor (`adopted`): another
+ * process may hold the same socket.
  *
  * I/O follows Tokio's PollEvented: take a unit of budget, read the
  * readiness (registering the waker if not ready), try the syscall, and on
@@ -43,6 +44,7 @@ typedef struct edo__sock {
 	int fd;
 	atomic_uint refs;
 	atomic_bool closed;
+	bool adopted; /* taken over by a _from_fd() constructor */
 } edo__sock;
 
 /* socket(2) with SOCK_NONBLOCK | SOCK_CLOEXEC; -errno on failure. */

@@ -3,7 +3,8 @@
  *
  * Readiness word of a registration (Tokio's ScheduledIo):
  *
- *   bit 63     SHUTDOWN   the runtime shut down: every poll fails
+ *   bit 63     SHUTDOWN   the runtime shut down, or the socket was closed for
+ *                         every handle (edo__sio_close): every poll fails
  *   bits 16-47 tick       bumped by every event delivery
  *   bits 0-15  readiness  READABLE, WRITABLE, READ_CLOSED, WRITE_CLOSED,
  *                         PRIORITY, ERROR
@@ -157,7 +158,8 @@ edo_poll edo__sio_poll_ready_slow(edo__scheduled_io *io, edo_cx *cx, uint32_t di
 
 /* Current readiness for a direction (EDO_INTEREST_READABLE or _WRITABLE);
  * stores cx's waker in the direction's slot when not ready.  PENDING or
- * READY with *ev filled (ev->shutdown means the runtime is gone).  Inline:
+ * READY with *ev filled (ev->shutdown: the runtime is gone, or the socket
+ * was closed, which the socket's own flag tells).  Inline:
  * the ready case is a load on every socket read and write. */
 static inline edo_poll edo__sio_poll_ready(edo__scheduled_io *io, edo_cx *cx, uint32_t direction,
 					   edo__ready_event *ev)
