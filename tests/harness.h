@@ -178,6 +178,18 @@ static inline void test_spin_ms(double ms)
 
 int test_main(int argc, char **argv);
 
+/* Two cases, name_current_thread and name_multi_thread, each calling
+ * fn(flavor) (a runtime flavour of edo.h). */
+#define BOTH(name, fn)                                                                             \
+	TEST(name##_current_thread)                                                                \
+	{                                                                                          \
+		fn(EDO_RT_CURRENT_THREAD);                                                         \
+	}                                                                                          \
+	TEST(name##_multi_thread)                                                                  \
+	{                                                                                          \
+		fn(EDO_RT_MULTI_THREAD);                                                           \
+	}
+
 #define TEST_MAIN()                                                                                \
 	test_case test_cases[TEST_MAX];                                                            \
 	int test_count;                                                                            \

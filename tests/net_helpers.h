@@ -1,5 +1,5 @@
 /* Helpers shared by the networking tests (test_net*.c):
- * runtimes and the BOTH() pair of cases, a loopback listener, a connected
+ * runtimes, a loopback listener, a connected
  * TCP pair (test_net_peek.c, test_net_io_fn.c), descriptor
  * counting and limits, the listener's count of accepts that met EMFILE,
  * and the client processes of the EMFILE tests.  Include it after the
@@ -54,18 +54,6 @@ static inline void run(edo_rt_flavor flavor, edo_future *main_fut)
 {
 	run_with(flavor, 2, main_fut);
 }
-
-/* Two cases, name_current_thread and name_multi_thread, each calling
- * fn(flavor). */
-#define BOTH(name, fn)                                                                             \
-	TEST(name##_current_thread)                                                                \
-	{                                                                                          \
-		fn(EDO_RT_CURRENT_THREAD);                                                         \
-	}                                                                                          \
-	TEST(name##_multi_thread)                                                                  \
-	{                                                                                          \
-		fn(EDO_RT_MULTI_THREAD);                                                           \
-	}
 
 /* ---- sockets and descriptors ------------------------------------------------------------------- */
 

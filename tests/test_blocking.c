@@ -1087,14 +1087,21 @@ EDO_ASYNC(bo_main, bo_main_frame, NULL)
 	EDO_END();
 }
 
+/* A multi-thread runtime of two workers (the block_on and shutdown cases below). */
+static edo_runtime *mt_runtime(void)
+{
+	edo_runtime_builder b;
+	edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
+	b.worker_threads = 2;
+	edo_runtime *rt;
+	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	return rt;
+}
+
 TEST(block_on_in_a_blocking_job)
 {
 	for (int handle = 0; handle <= 1; handle++) {
-		edo_runtime_builder b;
-		edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
-		b.worker_threads = 2;
-		edo_runtime *rt;
-		CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+		edo_runtime *rt = mt_runtime();
 		bo_job_arg a = {.rt = rt, .through_handle = handle};
 		bo_main_frame m = {EDO_FRAME_INIT(bo_main), .a = &a};
 		CHECK_EQ(edo_block_on(rt, &m.edo_base), 0);
@@ -1242,11 +1249,7 @@ static void *shut_job(void *arg)
 
 TEST(free_while_a_blocking_job_blocks_on)
 {
-	edo_runtime_builder b;
-	edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
-	b.worker_threads = 2;
-	edo_runtime *rt;
-	CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+	edo_runtime *rt = mt_runtime();
 	edo_handle *h = edo_runtime_handle(rt);
 	edo_oneshot_tx *tx;
 	edo_oneshot_rx *rx;
@@ -1373,11 +1376,7 @@ TEST(free_while_blocking_code_blocks_on_io)
 {
 	for (int mode = 0; mode < 4; mode++) {
 		bool pool = mode & 1, timed = mode & 2;
-		edo_runtime_builder b;
-		edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
-		b.worker_threads = 2;
-		edo_runtime *rt;
-		CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+		edo_runtime *rt = mt_runtime();
 		edo_handle *h = edo_runtime_handle(rt);
 		io_block_arg a = {.bo_rc = 1, .io_rc = 1};
 		io_setup_frame s = {EDO_FRAME_INIT(io_setup), .a = &a, .pool = pool};
@@ -1418,11 +1417,7 @@ EDO_ASYNC(stuck_poll, stuck_poll_frame, NULL)
 TEST(shutdown_timeout_gives_up_then_fails_the_io_of_blocking_code)
 {
 	for (int pool = 0; pool <= 1; pool++) {
-		edo_runtime_builder b;
-		edo_runtime_builder_init(&b, EDO_RT_MULTI_THREAD);
-		b.worker_threads = 2;
-		edo_runtime *rt;
-		CHECK_EQ(edo_runtime_build(&b, &rt), 0);
+		edo_runtime *rt = mt_runtime();
 		edo_handle *h = edo_runtime_handle(rt);
 		io_block_arg a = {.bo_rc = 1, .io_rc = 1};
 		io_setup_frame s = {EDO_FRAME_INIT(io_setup), .a = &a, .pool = pool};

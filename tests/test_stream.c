@@ -27,16 +27,6 @@ static void run(edo_rt_flavor flavor, edo_future *main_fut)
 	CHECK_EQ(edo_runtime_free(rt), 0);
 }
 
-#define BOTH(name, fn)                                                                             \
-	TEST(name##_current_thread)                                                                \
-	{                                                                                          \
-		fn(EDO_RT_CURRENT_THREAD);                                                         \
-	}                                                                                          \
-	TEST(name##_multi_thread)                                                                  \
-	{                                                                                          \
-		fn(EDO_RT_MULTI_THREAD);                                                           \
-	}
-
 static unsigned char pattern(size_t i)
 {
 	return (unsigned char)((i * 7 + i / 251) & 0xff);
